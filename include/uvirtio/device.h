@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The device core: the virtio lifecycle as a device sees it. It keeps the
+ * device status, negotiates features, serves config space with
+ * config_generation, sets queues up, and resets. A transport (vhost-user
+ * backend, MMIO or PCI register model, loopback) turns what the driver does
+ * into calls here; a device type (rng, blk, ...) supplies uvirtio_device_ops
+ * and never sees the transport.
+ *
+ * Thread rules: every function here, and every op a device type supplies, is
+ * called on the device's control thread, one at a time. A device type that
+ * serves queues on threads of its own stops them in its reset op.
+ */
+#ifndef UVIRTIO_DEVICE_H
+#define UVIRTIO_DEVICE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "uvirtio/devq.h"
+#include "uvirtio/memory.h"
+#include "uvirtio/transport.h"
+#include "uvirtio/virtio_spec.h"
+
+struct uvirtio_device;
+
+/* Feature @feature may be accepted only together with @requires. */
+struct uvirtio_feature_dep {
+	unsigned feature;
+	unsigned requires;
+};
+
+struct uvirtio_device_ops {
+	const char *name;
+	uint32_t device_id;             /* VIRTIO_ID_* */
+	uint64_t features;              /* device-type feature bits offered */
+	const struct uvirtio_feature_dep *deps;
+	unsigned ndeps;
+	unsigned num_queues;
+	unsigned queue_max_size;        /* a power of two, at most 32768 */
+
+	/* Optional: refuse a feature set the table of deps cannot express.
+	 * Return 0 to accept or a negative errno. */
+	int (*validate_features)(struct uvirtio_device *dev, uint64_t features);
+	/* Optional: the driver set DRIVER_OK; queues are set up. A non-zero
+	 * return sets DEVICE_NEEDS_RESET. */
+	int (*start)(struct uvirtio_device *dev);
+	/* The driver notified queue @index. */
+	void (*queue_notify)(struct uvirtio_device *dev, unsigned index);
+	/* Optional: the driver wrote config space; the core has copied the bytes
+	 * into the config buffer. NULL means config space is read-only. */
+	int (*config_write)(struct uvirtio_device *dev, unsigned offset, unsigned len);
+	/* Stop serving. Return only when every request taken from a queue has
+	 * been pushed or dropped: after this the device writes no guest memory. */
+	void (*reset)(struct uvirtio_device *dev);
+};
+
+/* What the transport does for the device core. */
+struct uvirtio_device_hooks {
+	void (*notify_used)(void *opaque, unsigned index); /* used-buffer notification */
+	void (*notify_config)(void *opaque);               /* configuration change */
+	void *opaque;
+};
+
+struct uvirtio_device {
+	const struct uvirtio_device_ops *ops;
+	void *priv; /* the device type's own state */
+	struct uvirtio_mem *mem;
+	struct uvirtio_device_hooks hooks;
+
+	uint8_t status;
+	uint64_t offered;         /* what the device offers */
+	uint64_t driver_features; /* what the driver wrote */
+	uint64_t features;        /* accepted at FEATURES_OK; 0 before */
+
+	void *config;             /* the device type's config structure */
+	unsigned config_size;
+	uint32_t config_generation;
+
+	struct uvirtio_devq *queues;
+	unsigned num_queues;
+	unsigned resets;          /* completed resets, for reports */
+	const char *needs_reset_reason;
+};
+
+/**
+ * uvirtio_device_init() - set up the core for a device type.
+ * @dev:         the device, owned by the caller.
+ * @ops:         the device type; must outlive @dev.
+ * @priv:        the device type's state, for its ops.
+ * @config:      the device type's config space (may be NULL with size 0);
+ *               the caller keeps it, the core reads and writes it.
+ * @config_size: bytes.
+ * @mem:         guest memory the queues use; the transport fills it.
+ *
+ * The device offers @ops->features plus VERSION_1, INDIRECT_DESC and
+ * EVENT_IDX; uvirtio_device_set_offered() narrows that.
+ *
+ * Return: 0; -EINVAL for a bad queue count or size; -ENOMEM.
+ */
+int uvirtio_device_init(struct uvirtio_device *dev, const struct uvirtio_device_ops *ops, void *priv,
+			void *config, unsigned config_size, struct uvirtio_mem *mem);
+
+/** uvirtio_device_destroy() - reset and free what init allocated. */
+void uvirtio_device_destroy(struct uvirtio_device *dev);
+
+/** uvirtio_device_set_hooks() - how the transport notifies the driver. */
+void uvirtio_device_set_hooks(struct uvirtio_device *dev, const struct uvirtio_device_hooks *hooks);
+
+/**
+ * uvirtio_device_set_offered() - offer @features instead (VERSION_1 is always
+ * added: uvirtio has no legacy interface). Only while the status is 0.
+ * Return: 0, or -EBUSY when a driver is attached.
+ */
+int uvirtio_device_set_offered(struct uvirtio_device *dev, uint64_t features);
+
+/** uvirtio_device_get_features() - the features offered to the driver. */
+uint64_t uvirtio_device_get_features(const struct uvirtio_device *dev);
+
+/**
+ * uvirtio_device_set_driver_features() - the driver writes its features.
+ * Return: 0, or -EBUSY after FEATURES_OK (the spec forbids a change then).
+ */
+int uvirtio_device_set_driver_features(struct uvirtio_device *dev, uint64_t features);
+
+/**
+ * uvirtio_device_set_status() - the driver writes the status register.
+ *
+ * 0 resets the device (see uvirtio_device_reset()). Setting FEATURES_OK
+ * checks the driver's features: a bit not offered, VERSION_1 missing, a
+ * dependency missing, or the device type's refusal leaves FEATURES_OK clear,
+ * which the driver sees when it reads the status back. Setting DRIVER_OK
+ * starts the device. DEVICE_NEEDS_RESET is the device's to set.
+ *
+ * Return: 0; -EINVAL when the write clears a bit the driver had set, or sets
+ * DRIVER_OK without FEATURES_OK (the status is then unchanged).
+ */
+int uvirtio_device_set_status(struct uvirtio_device *dev, uint8_t status);
+
+/** uvirtio_device_get_status() - the status register. */
+uint8_t uvirtio_device_get_status(const struct uvirtio_device *dev);
+
+/**
+ * uvirtio_device_reset() - reset as the spec defines it: the device type
+ * finishes or drops every request in flight, every queue stops, negotiated
+ * state is forgotten, the status becomes 0. When it returns the device
+ * writes no guest memory and sends no notification until set up again.
+ */
+void uvirtio_device_reset(struct uvirtio_device *dev);
+
+/**
+ * uvirtio_device_config_read() / _write() - the driver's config accesses.
+ * Return: 0; -EINVAL when the range is outside config space; -EPERM for a
+ * write to a device type with read-only config; or the device type's error.
+ */
+int uvirtio_device_config_read(const struct uvirtio_device *dev, unsigned offset, void *buf,
+			       unsigned len);
+int uvirtio_device_config_write(struct uvirtio_device *dev, unsigned offset, const void *buf,
+				unsigned len);
+
+/** uvirtio_device_config_generation() - changes whenever config space does. */
+uint32_t uvirtio_device_config_generation(const struct uvirtio_device *dev);
+
+/**
+ * uvirtio_device_config_update() - the device type changes its config space:
+ * copy @len bytes at @offset, bump the generation, and notify the driver when
+ * it is running. Return: 0, or -EINVAL outside config space.
+ */
+int uvirtio_device_config_update(struct uvirtio_device *dev, unsigned offset, const void *buf,
+				 unsigned len);
+
+/** uvirtio_device_queue_max_size() - 0 for a queue that does not exist. */
+unsigned uvirtio_device_queue_max_size(const struct uvirtio_device *dev, unsigned index);
+
+/**
+ * uvirtio_device_queue_enable() - the driver has written a queue's layout
+ * and enabled it.
+ * Return: 0; -EINVAL for a queue that does not exist, a size above the
+ * maximum, or before FEATURES_OK; or uvirtio_devq_setup()'s error.
+ */
+int uvirtio_device_queue_enable(struct uvirtio_device *dev, unsigned index,
+				const struct uvirtio_queue_layout *layout);
+
+/**
+ * uvirtio_device_queue_notify() - the driver kicked queue @index. Passed to
+ * the device type only while the device runs (DRIVER_OK, no NEEDS_RESET) and
+ * the queue is ready; otherwise ignored.
+ */
+void uvirtio_device_queue_notify(struct uvirtio_device *dev, unsigned index);
+
+/* For device types. */
+
+/** uvirtio_device_queue() - queue @index (NULL when it does not exist). */
+struct uvirtio_devq *uvirtio_device_queue(struct uvirtio_device *dev, unsigned index);
+
+/**
+ * uvirtio_device_notify() - after pushing to queue @index, notify the driver
+ * if it asked for it. Nothing is sent while the device is not running.
+ */
+void uvirtio_device_notify(struct uvirtio_device *dev, unsigned index);
+
+/**
+ * uvirtio_device_needs_reset() - the device cannot go on: set
+ * DEVICE_NEEDS_RESET and send a configuration-change notification (when
+ * DRIVER_OK). @why is kept for reports (a static string).
+ */
+void uvirtio_device_needs_reset(struct uvirtio_device *dev, const char *why);
+
+/** uvirtio_device_has_feature() - whether feature @bit was accepted. */
+static inline bool uvirtio_device_has_feature(const struct uvirtio_device *dev, unsigned bit)
+{
+	return dev->features & UVIRTIO_BIT(bit);
+}
+
+/** uvirtio_device_running() - DRIVER_OK set and DEVICE_NEEDS_RESET clear. */
+static inline bool uvirtio_device_running(const struct uvirtio_device *dev)
+{
+	return (dev->status & (VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_NEEDS_RESET)) ==
+	       VIRTIO_CONFIG_S_DRIVER_OK;
+}
+
+#endif

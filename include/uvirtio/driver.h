@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The driver core: the virtio lifecycle as a driver sees it, over any
+ * transport. Probe resets the device first (as Linux has done since 2008),
+ * then ACKNOWLEDGE, DRIVER, feature negotiation, FEATURES_OK checked by
+ * reading it back, queues, DRIVER_OK. Removal resets before deleting queues,
+ * and after a reset the driver can probe again with other features.
+ *
+ * Thread rules: the lifecycle calls are made from one thread; each queue is
+ * then used by one thread at a time (see drvq.h).
+ */
+#ifndef UVIRTIO_DRIVER_H
+#define UVIRTIO_DRIVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "uvirtio/drvq.h"
+#include "uvirtio/transport.h"
+#include "uvirtio/virtio_spec.h"
+
+struct uvirtio_driver {
+	struct uvirtio_transport *t;
+	uint64_t device_features; /* offered by the device */
+	uint64_t features;        /* negotiated */
+	struct uvirtio_drvq *vqs;
+	unsigned nvqs;
+};
+
+/* Transport features the driver core knows how to use. */
+#define UVIRTIO_DRIVER_TRANSPORT_FEATURES                                             \
+	(UVIRTIO_BIT(VIRTIO_F_VERSION_1) | UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC) | \
+	 UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX))
+
+/**
+ * uvirtio_driver_probe() - reset the device and negotiate.
+ * @drv:      the driver, owned by the caller.
+ * @t:        the transport; must outlive @drv.
+ * @wanted:   features the driver would use; the negotiated set is what the
+ *            device offers of these. VERSION_1 is always asked for.
+ *
+ * On success the status is ACKNOWLEDGE | DRIVER | FEATURES_OK; set queues up
+ * with uvirtio_driver_find_vqs() and finish with uvirtio_driver_ready().
+ *
+ * Return: 0; -ENODEV when the device does not offer VERSION_1 or refuses the
+ * features (FEATURES_OK does not stick; the status is then FAILED); or the
+ * transport's error.
+ */
+int uvirtio_driver_probe(struct uvirtio_driver *drv, struct uvirtio_transport *t, uint64_t wanted);
+
+/**
+ * uvirtio_driver_find_vqs() - create @nvqs queues and give them to the device.
+ * @sizes: per queue, the size to use (0: the device's maximum, capped at 256;
+ *         any size above the maximum is lowered to it).
+ *
+ * Return: 0; -ENOENT when the device has fewer queues; -ENOMEM; or the
+ * transport's error. On failure no queue is left.
+ */
+int uvirtio_driver_find_vqs(struct uvirtio_driver *drv, unsigned nvqs, const unsigned *sizes);
+
+/** uvirtio_driver_ready() - set DRIVER_OK. Return: 0 or the transport's error. */
+int uvirtio_driver_ready(struct uvirtio_driver *drv);
+
+/** uvirtio_driver_vq() - queue @index, or NULL. */
+static inline struct uvirtio_drvq *uvirtio_driver_vq(struct uvirtio_driver *drv, unsigned index)
+{
+	return index < drv->nvqs ? &drv->vqs[index] : NULL;
+}
+
+/**
+ * uvirtio_driver_wait() - wait until the device signals used buffers on
+ * queue @index (or a config change, UVIRTIO_CONFIG_EVENT).
+ * @timeout_ms: -1 to wait for ever.
+ *
+ * Return: 1 when signalled, 0 on time-out, or a negative errno.
+ */
+int uvirtio_driver_wait(struct uvirtio_driver *drv, unsigned index, int timeout_ms);
+
+/**
+ * uvirtio_driver_config_read() - read config space consistently: retried
+ * until config_generation is the same before and after.
+ * Return: 0 or the transport's error.
+ */
+int uvirtio_driver_config_read(struct uvirtio_driver *drv, unsigned offset, void *buf, unsigned len);
+
+/** uvirtio_driver_needs_reset() - whether the device set DEVICE_NEEDS_RESET. */
+bool uvirtio_driver_needs_reset(struct uvirtio_driver *drv);
+
+/**
+ * uvirtio_driver_remove() - reset the device, then take back every buffer
+ * still in a queue (@release is called with each token, may be NULL) and
+ * delete the queues. The driver may then probe again.
+ * Return: 0 or the transport's reset error (the queues are deleted anyway).
+ */
+int uvirtio_driver_remove(struct uvirtio_driver *drv, void (*release)(void *token, void *opaque),
+			  void *opaque);
+
+/** uvirtio_driver_has_feature() - whether feature @bit was negotiated. */
+static inline bool uvirtio_driver_has_feature(const struct uvirtio_driver *drv, unsigned bit)
+{
+	return drv->features & UVIRTIO_BIT(bit);
+}
+
+#endif

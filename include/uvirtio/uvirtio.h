@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: MIT */
+/* Everything public in uvirtio, for programs that want one include. */
+#ifndef UVIRTIO_UVIRTIO_H
+#define UVIRTIO_UVIRTIO_H
+
+#include "uvirtio/virtio_spec.h"
+#include "uvirtio/memory.h"
+#include "uvirtio/dma.h"
+#include "uvirtio/devq.h"
+#include "uvirtio/drvq.h"
+#include "uvirtio/transport.h"
+#include "uvirtio/device.h"
+#include "uvirtio/driver.h"
+#include "uvirtio/loopback.h"
+#include "uvirtio/rng.h"
+
+#endif

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The few virtio constants that Debian 12's Linux UAPI headers (6.1) do not
+ * define yet. Everything else comes from <linux/virtio_*.h>; this is the one
+ * place where uvirtio adds to them.
+ */
+#ifndef UVIRTIO_VIRTIO_SPEC_H
+#define UVIRTIO_VIRTIO_SPEC_H
+
+#include <linux/virtio_config.h>
+#include <linux/virtio_ring.h>
+
+#ifndef VIRTIO_F_NOTIFICATION_DATA
+#define VIRTIO_F_NOTIFICATION_DATA 38
+#endif
+#ifndef VIRTIO_F_NOTIF_CONFIG_DATA
+#define VIRTIO_F_NOTIF_CONFIG_DATA 39
+#endif
+#ifndef VIRTIO_F_ADMIN_VQ
+#define VIRTIO_F_ADMIN_VQ 41
+#endif
+/* virtio 1.4: the device can be suspended (status bit SUSPEND). */
+#ifndef VIRTIO_F_SUSPEND
+#define VIRTIO_F_SUSPEND 43
+#endif
+#ifndef VIRTIO_CONFIG_S_SUSPEND
+#define VIRTIO_CONFIG_S_SUSPEND 16
+#endif
+
+/* The spec's limit for a split virtqueue's size. */
+#define UVIRTIO_QUEUE_SIZE_MAX 32768u
+
+#define UVIRTIO_BIT(f) (1ull << (f))
+
+#endif

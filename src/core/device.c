@@ -1,0 +1,238 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "uvirtio/device.h"
+
+/* Transport features the core implements for every device type. */
+#define CORE_FEATURES                                                                 \
+	(UVIRTIO_BIT(VIRTIO_F_VERSION_1) | UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC) | \
+	 UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX))
+
+/* Status bits the driver writes; DEVICE_NEEDS_RESET is the device's. */
+#define DRIVER_STATUS_BITS                                                          \
+	(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK | \
+	 VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_FAILED)
+
+static void queue_broken(struct uvirtio_devq *q, void *opaque)
+{
+	struct uvirtio_device *dev = opaque;
+
+	uvirtio_device_needs_reset(dev, uvirtio_devq_broken_reason(q));
+}
+
+int uvirtio_device_init(struct uvirtio_device *dev, const struct uvirtio_device_ops *ops, void *priv,
+			void *config, unsigned config_size, struct uvirtio_mem *mem)
+{
+	unsigned max = ops->queue_max_size;
+
+	memset(dev, 0, sizeof(*dev));
+	if (ops->num_queues == 0 || !max || (max & (max - 1)) || max > UVIRTIO_QUEUE_SIZE_MAX)
+		return -EINVAL;
+	if (config_size && !config)
+		return -EINVAL;
+	dev->queues = calloc(ops->num_queues, sizeof(*dev->queues));
+	if (!dev->queues)
+		return -ENOMEM;
+	for (unsigned i = 0; i < ops->num_queues; i++)
+		uvirtio_devq_set_broken_cb(&dev->queues[i], queue_broken, dev);
+
+	dev->ops = ops;
+	dev->priv = priv;
+	dev->mem = mem;
+	dev->num_queues = ops->num_queues;
+	dev->config = config;
+	dev->config_size = config_size;
+	dev->offered = ops->features | CORE_FEATURES;
+	return 0;
+}
+
+void uvirtio_device_destroy(struct uvirtio_device *dev)
+{
+	if (!dev->ops)
+		return;
+	uvirtio_device_reset(dev);
+	free(dev->queues);
+	memset(dev, 0, sizeof(*dev));
+}
+
+void uvirtio_device_set_hooks(struct uvirtio_device *dev, const struct uvirtio_device_hooks *hooks)
+{
+	dev->hooks = *hooks;
+}
+
+int uvirtio_device_set_offered(struct uvirtio_device *dev, uint64_t features)
+{
+	if (dev->status)
+		return -EBUSY;
+	dev->offered = features | UVIRTIO_BIT(VIRTIO_F_VERSION_1);
+	return 0;
+}
+
+uint64_t uvirtio_device_get_features(const struct uvirtio_device *dev)
+{
+	return dev->offered;
+}
+
+int uvirtio_device_set_driver_features(struct uvirtio_device *dev, uint64_t features)
+{
+	/* spec: the driver MUST NOT change features after FEATURES_OK. */
+	if (dev->status & VIRTIO_CONFIG_S_FEATURES_OK)
+		return -EBUSY;
+	dev->driver_features = features;
+	return 0;
+}
+
+static bool features_acceptable(struct uvirtio_device *dev, uint64_t f)
+{
+	/* spec: the driver MUST NOT accept a feature the device did not offer. */
+	if (f & ~dev->offered)
+		return false;
+	/* uvirtio has no legacy interface: a driver without VERSION_1 is legacy. */
+	if (!(f & UVIRTIO_BIT(VIRTIO_F_VERSION_1)))
+		return false;
+	/* spec: the driver MUST NOT accept a feature that depends on one it did
+	 * not accept. */
+	for (unsigned i = 0; i < dev->ops->ndeps; i++) {
+		const struct uvirtio_feature_dep *d = &dev->ops->deps[i];
+
+		if ((f & UVIRTIO_BIT(d->feature)) && !(f & UVIRTIO_BIT(d->requires)))
+			return false;
+	}
+	return !dev->ops->validate_features || dev->ops->validate_features(dev, f) == 0;
+}
+
+uint8_t uvirtio_device_get_status(const struct uvirtio_device *dev)
+{
+	return dev->status;
+}
+
+int uvirtio_device_set_status(struct uvirtio_device *dev, uint8_t status)
+{
+	uint8_t old = dev->status & DRIVER_STATUS_BITS;
+	uint8_t new = status & DRIVER_STATUS_BITS;
+	uint8_t added = new & ~old;
+
+	if (status == 0) {
+		uvirtio_device_reset(dev);
+		return 0;
+	}
+	/* spec: the driver MUST NOT clear a device status bit; only reset does. */
+	if (old & ~new)
+		return -EINVAL;
+	if ((added & VIRTIO_CONFIG_S_DRIVER_OK) && !(new & VIRTIO_CONFIG_S_FEATURES_OK))
+		return -EINVAL;
+
+	if (added & VIRTIO_CONFIG_S_FEATURES_OK) {
+		if (!features_acceptable(dev, dev->driver_features))
+			new &= (uint8_t)~VIRTIO_CONFIG_S_FEATURES_OK;
+		else
+			dev->features = dev->driver_features;
+	}
+	dev->status = (uint8_t)((dev->status & VIRTIO_CONFIG_S_NEEDS_RESET) | new);
+
+	if ((added & VIRTIO_CONFIG_S_DRIVER_OK) && dev->ops->start && dev->ops->start(dev))
+		uvirtio_device_needs_reset(dev, "device failed to start");
+	return 0;
+}
+
+void uvirtio_device_reset(struct uvirtio_device *dev)
+{
+	/* The device type drains first, while the queues still work, so a
+	 * request it finishes can still be pushed; after this nothing is. */
+	if (dev->ops->reset)
+		dev->ops->reset(dev);
+	for (unsigned i = 0; i < dev->num_queues; i++)
+		uvirtio_devq_reset(&dev->queues[i]);
+	dev->status = 0;
+	dev->driver_features = 0;
+	dev->features = 0;
+	dev->needs_reset_reason = NULL;
+	dev->resets++;
+}
+
+int uvirtio_device_config_read(const struct uvirtio_device *dev, unsigned offset, void *buf,
+			       unsigned len)
+{
+	if (offset > dev->config_size || len > dev->config_size - offset)
+		return -EINVAL;
+	memcpy(buf, (const char *)dev->config + offset, len);
+	return 0;
+}
+
+int uvirtio_device_config_write(struct uvirtio_device *dev, unsigned offset, const void *buf,
+				unsigned len)
+{
+	if (offset > dev->config_size || len > dev->config_size - offset)
+		return -EINVAL;
+	if (!dev->ops->config_write)
+		return -EPERM;
+	memcpy((char *)dev->config + offset, buf, len);
+	return dev->ops->config_write(dev, offset, len);
+}
+
+uint32_t uvirtio_device_config_generation(const struct uvirtio_device *dev)
+{
+	return dev->config_generation;
+}
+
+int uvirtio_device_config_update(struct uvirtio_device *dev, unsigned offset, const void *buf,
+				 unsigned len)
+{
+	if (offset > dev->config_size || len > dev->config_size - offset)
+		return -EINVAL;
+	memcpy((char *)dev->config + offset, buf, len);
+	dev->config_generation++;
+	if ((dev->status & VIRTIO_CONFIG_S_DRIVER_OK) && dev->hooks.notify_config)
+		dev->hooks.notify_config(dev->hooks.opaque);
+	return 0;
+}
+
+unsigned uvirtio_device_queue_max_size(const struct uvirtio_device *dev, unsigned index)
+{
+	return index < dev->num_queues ? dev->ops->queue_max_size : 0;
+}
+
+int uvirtio_device_queue_enable(struct uvirtio_device *dev, unsigned index,
+				const struct uvirtio_queue_layout *l)
+{
+	if (index >= dev->num_queues || l->num > dev->ops->queue_max_size)
+		return -EINVAL;
+	/* Ring features are known only once negotiated. */
+	if (!(dev->status & VIRTIO_CONFIG_S_FEATURES_OK))
+		return -EINVAL;
+	return uvirtio_devq_setup(&dev->queues[index], dev->mem, l->num, l->desc, l->avail, l->used,
+				  dev->features);
+}
+
+void uvirtio_device_queue_notify(struct uvirtio_device *dev, unsigned index)
+{
+	if (index >= dev->num_queues || !uvirtio_device_running(dev) || !dev->queues[index].ready)
+		return;
+	dev->ops->queue_notify(dev, index);
+}
+
+struct uvirtio_devq *uvirtio_device_queue(struct uvirtio_device *dev, unsigned index)
+{
+	return index < dev->num_queues ? &dev->queues[index] : NULL;
+}
+
+void uvirtio_device_notify(struct uvirtio_device *dev, unsigned index)
+{
+	if (index >= dev->num_queues || !(dev->status & VIRTIO_CONFIG_S_DRIVER_OK))
+		return;
+	if (uvirtio_devq_needs_notify(&dev->queues[index]) && dev->hooks.notify_used)
+		dev->hooks.notify_used(dev->hooks.opaque, index);
+}
+
+void uvirtio_device_needs_reset(struct uvirtio_device *dev, const char *why)
+{
+	if (dev->status & VIRTIO_CONFIG_S_NEEDS_RESET)
+		return;
+	dev->status |= VIRTIO_CONFIG_S_NEEDS_RESET;
+	dev->needs_reset_reason = why;
+	dev->config_generation++;
+	if ((dev->status & VIRTIO_CONFIG_S_DRIVER_OK) && dev->hooks.notify_config)
+		dev->hooks.notify_config(dev->hooks.opaque);
+}

@@ -1,0 +1,191 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "uvirtio/driver.h"
+
+#define DEFAULT_QUEUE_SIZE 256u
+
+static int add_status(struct uvirtio_driver *drv, uint8_t bits)
+{
+	uint8_t status;
+	int ret = drv->t->ops->get_status(drv->t, &status);
+
+	if (ret)
+		return ret;
+	return drv->t->ops->set_status(drv->t, (uint8_t)(status | bits));
+}
+
+static void delete_vqs(struct uvirtio_driver *drv)
+{
+	for (unsigned i = 0; i < drv->nvqs; i++)
+		uvirtio_drvq_destroy(&drv->vqs[i]);
+	free(drv->vqs);
+	drv->vqs = NULL;
+	drv->nvqs = 0;
+}
+
+int uvirtio_driver_probe(struct uvirtio_driver *drv, struct uvirtio_transport *t, uint64_t wanted)
+{
+	const struct uvirtio_transport_ops *ops = t->ops;
+	uint8_t status;
+	int ret;
+
+	memset(drv, 0, sizeof(*drv));
+	drv->t = t;
+
+	/* Reset first: the device may hold state from an earlier driver. */
+	ret = ops->reset(t);
+	if (!ret)
+		ret = add_status(drv, VIRTIO_CONFIG_S_ACKNOWLEDGE);
+	if (!ret)
+		ret = add_status(drv, VIRTIO_CONFIG_S_DRIVER);
+	if (!ret)
+		ret = ops->get_features(t, &drv->device_features);
+	if (ret)
+		return ret;
+
+	if (!(drv->device_features & UVIRTIO_BIT(VIRTIO_F_VERSION_1))) {
+		add_status(drv, VIRTIO_CONFIG_S_FAILED);
+		return -ENODEV;
+	}
+	drv->features = drv->device_features & (wanted | UVIRTIO_BIT(VIRTIO_F_VERSION_1));
+	ret = ops->set_features(t, drv->features);
+	if (!ret)
+		ret = add_status(drv, VIRTIO_CONFIG_S_FEATURES_OK);
+	if (!ret)
+		ret = ops->get_status(t, &status);
+	if (ret)
+		return ret;
+	/* spec: the driver MUST re-read status to ensure FEATURES_OK is still
+	 * set; otherwise the device does not support our subset. */
+	if (!(status & VIRTIO_CONFIG_S_FEATURES_OK)) {
+		add_status(drv, VIRTIO_CONFIG_S_FAILED);
+		return -ENODEV;
+	}
+	return 0;
+}
+
+static int notify_queue(void *opaque, unsigned index)
+{
+	struct uvirtio_transport *t = opaque;
+
+	return t->ops->notify(t, index);
+}
+
+int uvirtio_driver_find_vqs(struct uvirtio_driver *drv, unsigned nvqs, const unsigned *sizes)
+{
+	struct uvirtio_transport *t = drv->t;
+	int ret = 0;
+
+	drv->vqs = calloc(nvqs, sizeof(*drv->vqs));
+	if (!drv->vqs)
+		return -ENOMEM;
+
+	for (unsigned i = 0; i < nvqs; i++) {
+		struct uvirtio_drvq *q = &drv->vqs[i];
+		struct uvirtio_queue_layout l;
+		unsigned max, num;
+
+		ret = t->ops->queue_max_size(t, i, &max);
+		if (ret)
+			break;
+		if (max == 0) {
+			ret = -ENOENT;
+			break;
+		}
+		num = sizes && sizes[i] ? sizes[i] : DEFAULT_QUEUE_SIZE;
+		if (num > max)
+			num = max;
+		ret = uvirtio_drvq_create(q, t->ops->dma(t), i, num, drv->features, 0);
+		if (ret)
+			break;
+		drv->nvqs = i + 1;
+		uvirtio_drvq_set_notify(q, notify_queue, t);
+		l = (struct uvirtio_queue_layout){
+			.num = num, .desc = q->desc_addr, .avail = q->avail_addr, .used = q->used_addr,
+		};
+		ret = t->ops->queue_enable(t, i, &l);
+		if (ret)
+			break;
+	}
+	if (ret) {
+		/* The device may already use some rings: stop it before freeing. */
+		t->ops->reset(t);
+		delete_vqs(drv);
+	}
+	return ret;
+}
+
+int uvirtio_driver_ready(struct uvirtio_driver *drv)
+{
+	return add_status(drv, VIRTIO_CONFIG_S_DRIVER_OK);
+}
+
+int uvirtio_driver_wait(struct uvirtio_driver *drv, unsigned index, int timeout_ms)
+{
+	struct pollfd p = { .fd = drv->t->ops->event_fd(drv->t, index), .events = POLLIN };
+	uint64_t count;
+	int n;
+
+	if (p.fd < 0)
+		return p.fd;
+	do
+		n = poll(&p, 1, timeout_ms);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	if (n == 0)
+		return 0;
+	if (read(p.fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
+		return -errno;
+	return 1;
+}
+
+int uvirtio_driver_config_read(struct uvirtio_driver *drv, unsigned offset, void *buf, unsigned len)
+{
+	const struct uvirtio_transport_ops *ops = drv->t->ops;
+	uint32_t before, after;
+	int ret;
+
+	do {
+		ret = ops->config_generation(drv->t, &before);
+		if (!ret)
+			ret = ops->get_config(drv->t, offset, buf, len);
+		if (!ret)
+			ret = ops->config_generation(drv->t, &after);
+		if (ret)
+			return ret;
+	} while (before != after);
+	return 0;
+}
+
+bool uvirtio_driver_needs_reset(struct uvirtio_driver *drv)
+{
+	uint8_t status;
+
+	return drv->t->ops->get_status(drv->t, &status) == 0 &&
+	       (status & VIRTIO_CONFIG_S_NEEDS_RESET);
+}
+
+int uvirtio_driver_remove(struct uvirtio_driver *drv, void (*release)(void *token, void *opaque),
+			  void *opaque)
+{
+	/* Reset before deleting queues: until then the device may still use
+	 * the rings and buffers we are about to free. */
+	int ret = drv->t->ops->reset(drv->t);
+
+	for (unsigned i = 0; i < drv->nvqs; i++) {
+		void *token;
+
+		while ((token = uvirtio_drvq_detach_unused(&drv->vqs[i])))
+			if (release)
+				release(token, opaque);
+	}
+	delete_vqs(drv);
+	drv->features = 0;
+	return ret;
+}

@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <linux/virtio_ids.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "uvirtio/rng.h"
+
+static struct uvirtio_rng_dev *to_rng(struct uvirtio_device *dev)
+{
+	return dev->priv;
+}
+
+static uint32_t fill_random(const struct iovec *iov, unsigned n)
+{
+	uint32_t written = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		char *p = iov[i].iov_base;
+		size_t left = iov[i].iov_len;
+
+		while (left) {
+			ssize_t got = getrandom(p, left, 0);
+
+			if (got < 0) {
+				if (errno == EINTR)
+					continue;
+				return written;
+			}
+			p += got;
+			left -= (size_t)got;
+			written += (uint32_t)got;
+		}
+	}
+	return written;
+}
+
+static void rng_queue_notify(struct uvirtio_device *dev, unsigned index)
+{
+	struct uvirtio_rng_dev *r = to_rng(dev);
+	struct uvirtio_devq *q = uvirtio_device_queue(dev, index);
+	struct uvirtio_req req;
+	bool pushed = false;
+
+	uvirtio_req_init(&req, r->iov, UVIRTIO_RNG_IOV_MAX);
+	do {
+		uvirtio_devq_disable_notify(q);
+		while (uvirtio_devq_pop(q, &req) == 1) {
+			/* Readable parts are not for us; only writable ones get bytes. */
+			uint32_t len = fill_random(req.iov + req.n_out, req.n_in);
+
+			if (!len)
+				r->refused++;
+			uvirtio_devq_push(q, req.id, len);
+			r->requests++;
+			r->bytes += len;
+			pushed = true;
+		}
+	} while (uvirtio_devq_enable_notify(q));
+	if (pushed)
+		uvirtio_device_notify(dev, index);
+}
+
+static const struct uvirtio_device_ops rng_ops = {
+	.name = "rng",
+	.device_id = VIRTIO_ID_RNG,
+	.num_queues = 1,
+	.queue_max_size = UVIRTIO_RNG_QUEUE_SIZE,
+	.queue_notify = rng_queue_notify,
+};
+
+int uvirtio_rng_dev_init(struct uvirtio_rng_dev *r, struct uvirtio_mem *mem)
+{
+	memset(r, 0, sizeof(*r));
+	return uvirtio_device_init(&r->dev, &rng_ops, r, NULL, 0, mem);
+}
+
+void uvirtio_rng_dev_destroy(struct uvirtio_rng_dev *r)
+{
+	uvirtio_device_destroy(&r->dev);
+}

@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <string.h>
+
+#include "uvirtio/rng.h"
+
+#define BOUNCE_SIZE 4096u
+
+int uvirtio_rng_drv_probe(struct uvirtio_rng_drv *r, struct uvirtio_transport *t, uint64_t features)
+{
+	int ret;
+
+	memset(r, 0, sizeof(*r));
+	ret = uvirtio_driver_probe(&r->drv, t, features);
+	if (ret)
+		return ret;
+	ret = uvirtio_driver_find_vqs(&r->drv, 1, NULL);
+	if (ret)
+		return ret;
+	r->buf = uvirtio_dma_alloc(t->ops->dma(t), BOUNCE_SIZE, 64);
+	if (!r->buf) {
+		uvirtio_driver_remove(&r->drv, NULL, NULL);
+		return -ENOMEM;
+	}
+	r->buf_size = BOUNCE_SIZE;
+	return uvirtio_driver_ready(&r->drv);
+}
+
+/* One request: the bounce buffer, up to @want bytes, as a writable buffer. */
+static ssize_t read_once(struct uvirtio_rng_drv *r, size_t want, int timeout_ms)
+{
+	struct uvirtio_drvq *q = uvirtio_driver_vq(&r->drv, 0);
+	struct iovec in = { .iov_base = r->buf, .iov_len = want };
+	uint32_t len;
+	void *token;
+	int ret;
+
+	ret = uvirtio_drvq_add(q, NULL, 0, &in, 1, r->buf);
+	if (ret)
+		return ret;
+	ret = uvirtio_drvq_kick(q);
+	if (ret)
+		return ret;
+	for (;;) {
+		ret = uvirtio_drvq_get(q, &token, &len);
+		if (ret == 1)
+			break;
+		if (ret < 0)
+			return ret;
+		/* Arm the callback, then look again: a buffer used before the
+		 * device saw the request would never be signalled. */
+		if (!uvirtio_drvq_enable_cb(q))
+			continue;
+		ret = uvirtio_driver_wait(&r->drv, 0, timeout_ms);
+		if (ret < 0)
+			return ret;
+		if (ret == 0)
+			return uvirtio_driver_needs_reset(&r->drv) ? -EIO : -ETIMEDOUT;
+	}
+	r->requests++;
+	/* A device that answers with nothing would make the caller spin. */
+	return len ? (ssize_t)len : -EIO;
+}
+
+ssize_t uvirtio_rng_drv_read(struct uvirtio_rng_drv *r, void *buf, size_t len, int timeout_ms)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		size_t want = len - done < r->buf_size ? len - done : r->buf_size;
+		ssize_t got = read_once(r, want, timeout_ms);
+
+		if (got < 0)
+			return got;
+		memcpy((char *)buf + done, r->buf, (size_t)got);
+		done += (size_t)got;
+	}
+	return (ssize_t)done;
+}
+
+void uvirtio_rng_drv_remove(struct uvirtio_rng_drv *r)
+{
+	struct uvirtio_transport *t = r->drv.t;
+
+	uvirtio_driver_remove(&r->drv, NULL, NULL);
+	if (t && r->buf)
+		uvirtio_dma_free(t->ops->dma(t), r->buf);
+	r->buf = NULL;
+}

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Accessors for memory shared with the peer. The rings are little-endian (the
+ * spec, VERSION_1) and written concurrently by the other side, so every access
+ * is a single atomic load or store of the field's width: the compiler may not
+ * split, merge, or repeat it. Ordering is explicit at each call site.
+ */
+#ifndef UVIRTIO_RING_ACCESS_H
+#define UVIRTIO_RING_ACCESS_H
+
+#include <endian.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <linux/virtio_ring.h>
+
+#define ring_load16(p) le16toh(__atomic_load_n((uint16_t *)(p), __ATOMIC_RELAXED))
+#define ring_load16_acquire(p) le16toh(__atomic_load_n((uint16_t *)(p), __ATOMIC_ACQUIRE))
+#define ring_load32(p) le32toh(__atomic_load_n((uint32_t *)(p), __ATOMIC_RELAXED))
+#define ring_store16(p, v) __atomic_store_n((uint16_t *)(p), htole16(v), __ATOMIC_RELAXED)
+#define ring_store16_release(p, v) __atomic_store_n((uint16_t *)(p), htole16(v), __ATOMIC_RELEASE)
+#define ring_store32(p, v) __atomic_store_n((uint32_t *)(p), htole32(v), __ATOMIC_RELAXED)
+
+/* A full barrier: orders our earlier stores before our later loads, which
+ * acquire/release cannot do. Used where each side writes one location and
+ * then reads the other's (event index, notification flags). */
+static inline void ring_mb(void)
+{
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+/* Stops the compiler from assuming shared memory is unchanged across it. */
+static inline void compiler_barrier(void)
+{
+	__asm__ __volatile__("" ::: "memory");
+}
+
+/* A descriptor as one local copy, in host byte order. */
+struct desc_copy {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags;
+	uint16_t next;
+};
+
+/* Read a descriptor exactly once. The compiler barrier after the copy means
+ * the checks below it can only see the local copy: the driver may rewrite the
+ * table at any moment, and a second read could differ from the checked one.
+ * memcpy copes with indirect tables at any alignment. */
+static inline struct desc_copy desc_read_once(const struct vring_desc *shared)
+{
+	struct vring_desc raw;
+	struct desc_copy d;
+
+	memcpy(&raw, (const void *)shared, sizeof(raw));
+	compiler_barrier();
+	d.addr = le64toh(raw.addr);
+	d.len = le32toh(raw.len);
+	d.flags = le16toh(raw.flags);
+	d.next = le16toh(raw.next);
+	return d;
+}
+
+#endif

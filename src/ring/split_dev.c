@@ -1,0 +1,309 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Split virtqueue, device side.
+ *
+ * Memory ordering with the driver (each pair named at both ends):
+ *  - avail: the driver writes descriptors and the avail ring entry, then
+ *    release-stores avail->idx; we acquire-load avail->idx before reading
+ *    anything it covers.
+ *  - used: we write used ring entries, then release-store used->idx; the
+ *    driver acquire-loads used->idx before reading the entries.
+ *  - notifications: each side stores its index and then loads the other's
+ *    suppression field (used_event/avail_event/flags); a full barrier between
+ *    the store and the load on both sides guarantees that at least one of them
+ *    sees the other's latest value, so no notification is lost.
+ */
+#include <errno.h>
+#include <stddef.h>
+
+#include "uvirtio/devq.h"
+#include "uvirtio/virtio_spec.h"
+#include "ring_access.h"
+
+static int queue_broken(struct uvirtio_devq *q, const char *why)
+{
+	if (!q->broken) {
+		q->broken = true;
+		q->broken_reason = why;
+		q->ready = false;
+		if (q->on_broken)
+			q->on_broken(q, q->on_broken_opaque);
+	}
+	return -EIO;
+}
+
+static bool is_pow2(unsigned n)
+{
+	return n && !(n & (n - 1));
+}
+
+void uvirtio_devq_reset(struct uvirtio_devq *q)
+{
+	uvirtio_devq_broken_fn cb = q->on_broken;
+	void *cb_opaque = q->on_broken_opaque;
+
+	*q = (struct uvirtio_devq){ .on_broken = cb, .on_broken_opaque = cb_opaque };
+}
+
+int uvirtio_devq_setup(struct uvirtio_devq *q, const struct uvirtio_mem *mem, unsigned num,
+		       uint64_t desc, uint64_t avail, uint64_t used, uint64_t features)
+{
+	uvirtio_devq_reset(q);
+
+	/* spec, split virtqueues: the queue size is a power of 2, at most 32768. */
+	if (!is_pow2(num) || num > UVIRTIO_QUEUE_SIZE_MAX)
+		return -EINVAL;
+	/* spec, virtqueue part alignment: descriptors 16, avail 2, used 4. */
+	if (desc % 16 || avail % 2 || used % 4)
+		return -EINVAL;
+
+	/* The event fields sit one entry past each ring; the sizes always count
+	 * them so that turning EVENT_IDX on never reaches outside the checks. */
+	q->desc = uvirtio_mem_ptr(mem, desc, 16ull * num);
+	q->avail = uvirtio_mem_ptr(mem, avail, 6ull + 2ull * num);
+	q->used = uvirtio_mem_ptr(mem, used, 6ull + 8ull * num);
+	if (!q->desc || !q->avail || !q->used)
+		return -EFAULT;
+
+	q->mem = mem;
+	q->num = (uint16_t)num; /* 32768 fits; the mask below is num - 1 */
+	q->event_idx = features & UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX);
+	q->indirect = features & UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC);
+	q->notify_enabled = true;
+	q->ready = true;
+	return 0;
+}
+
+void uvirtio_devq_set_broken_cb(struct uvirtio_devq *q, uvirtio_devq_broken_fn fn, void *opaque)
+{
+	q->on_broken = fn;
+	q->on_broken_opaque = opaque;
+}
+
+void uvirtio_devq_set_indices(struct uvirtio_devq *q, uint16_t next_avail, uint16_t used_idx)
+{
+	q->last_avail = q->avail_seen = next_avail;
+	q->used_idx = used_idx;
+	q->signalled_used_valid = false;
+	q->inflight = 0;
+}
+
+void uvirtio_devq_stop(struct uvirtio_devq *q)
+{
+	q->ready = false;
+}
+
+static uint16_t ring_mask(const struct uvirtio_devq *q)
+{
+	return (uint16_t)(q->num - 1);
+}
+
+/* Walks one chain into req. Every value comes from a single read of the
+ * descriptor into local memory (desc_read_once) and is checked before use. */
+static int walk_chain(struct uvirtio_devq *q, uint16_t head, struct uvirtio_req *req)
+{
+	const struct vring_desc *table = q->desc;
+	unsigned table_size = q->num;
+	unsigned steps = 0, n_iov = 0;
+	uint64_t total = 0, out_len = 0;
+	bool in_indirect = false, seen_writable = false;
+	unsigned n_out = 0;
+	uint16_t idx = head;
+
+	for (;;) {
+		struct desc_copy d;
+		int n;
+
+		/* spec: descriptor indices are less than the queue (or table) size. */
+		if (idx >= table_size)
+			return queue_broken(q, "descriptor index out of range");
+		/* spec: a chain is no longer than the queue size. A chain that would
+		 * be longer must revisit an index: this also catches every loop. */
+		if (++steps > table_size)
+			return queue_broken(q, in_indirect ? "indirect descriptor chain loops"
+							   : "descriptor chain longer than the queue (loop)");
+
+		d = desc_read_once(&table[idx]);
+
+		if (d.flags & VRING_DESC_F_INDIRECT) {
+			/* spec: the driver MUST NOT set INDIRECT unless INDIRECT_DESC
+			 * was negotiated. */
+			if (!q->indirect)
+				return queue_broken(q, "indirect descriptor without VIRTIO_F_INDIRECT_DESC");
+			/* spec: the driver MUST NOT set INDIRECT within an indirect table. */
+			if (in_indirect)
+				return queue_broken(q, "nested indirect descriptor");
+			/* spec: the driver MUST NOT set INDIRECT and NEXT together. */
+			if (d.flags & VRING_DESC_F_NEXT)
+				return queue_broken(q, "indirect descriptor with NEXT set");
+			if (d.len == 0 || d.len % sizeof(struct vring_desc))
+				return queue_broken(q, "indirect table length not a non-zero multiple of 16");
+			if (d.len / sizeof(struct vring_desc) > UVIRTIO_INDIRECT_MAX)
+				return queue_broken(q, "indirect table too long");
+			table = uvirtio_mem_ptr(q->mem, d.addr, d.len);
+			if (!table)
+				return queue_broken(q, "indirect table outside guest memory");
+			table_size = d.len / sizeof(struct vring_desc);
+			in_indirect = true;
+			steps = 0;
+			idx = 0;
+			continue;
+		}
+
+		if (d.flags & VRING_DESC_F_WRITE) {
+			seen_writable = true;
+		} else if (seen_writable) {
+			/* spec: readable descriptors come before writable ones. */
+			return queue_broken(q, "readable descriptor after a writable one");
+		}
+
+		total += d.len;
+		/* The used element reports lengths in 32 bits. */
+		if (total > UINT32_MAX)
+			return queue_broken(q, "descriptor chain longer than 4 GiB");
+
+		n = uvirtio_mem_translate(q->mem, d.addr, d.len, req->iov + n_iov,
+					  req->iov_cap - n_iov);
+		if (n == -ENOBUFS)
+			return queue_broken(q, "descriptor chain needs more iovecs than the device allows");
+		if (n < 0)
+			return queue_broken(q, "buffer outside guest memory");
+		n_iov += (unsigned)n;
+		if (!seen_writable) {
+			n_out += (unsigned)n;
+			out_len += d.len;
+		}
+
+		if (!(d.flags & VRING_DESC_F_NEXT))
+			break;
+		idx = d.next;
+	}
+
+	req->id = head;
+	req->n_out = n_out;
+	req->n_in = n_iov - n_out;
+	req->out_len = (uint32_t)out_len;
+	req->in_len = (uint32_t)(total - out_len);
+	return 1;
+}
+
+int uvirtio_devq_pop(struct uvirtio_devq *q, struct uvirtio_req *req)
+{
+	uint16_t head;
+	int ret;
+
+	if (q->broken)
+		return -EIO;
+	if (!q->ready)
+		return 0;
+
+	if (q->last_avail == q->avail_seen) {
+		/* Acquire pairs with the driver's release store of avail->idx:
+		 * the ring entries and descriptors it covers are visible now. */
+		uint16_t avail = ring_load16_acquire(&q->avail->idx);
+
+		/* spec: the driver makes at most queue-size buffers available
+		 * beyond what the device has taken. */
+		if ((uint16_t)(avail - q->last_avail) > q->num)
+			return queue_broken(q, "avail index more than the queue size ahead");
+		q->avail_seen = avail;
+		if (avail == q->last_avail)
+			return 0;
+	}
+
+	head = ring_load16(&q->avail->ring[q->last_avail & ring_mask(q)]);
+	ret = walk_chain(q, head, req);
+	if (ret < 0)
+		return ret;
+
+	q->last_avail++;
+	q->inflight++;
+	/* With EVENT_IDX, a device that wants kicks keeps avail_event at the
+	 * next slot it will look at, so the driver kicks on its next add. */
+	if (q->event_idx && q->notify_enabled)
+		ring_store16(&q->used->ring[q->num], q->last_avail);
+	return 1;
+}
+
+int uvirtio_devq_push_batch(struct uvirtio_devq *q, const struct uvirtio_used *elems, unsigned n)
+{
+	uint16_t idx = q->used_idx;
+
+	if (!q->ready || q->broken)
+		return -ESHUTDOWN;
+	for (unsigned i = 0; i < n; i++)
+		if (elems[i].id >= q->num)
+			return -EINVAL;
+
+	for (unsigned i = 0; i < n; i++, idx++) {
+		struct vring_used_elem *e = &q->used->ring[idx & ring_mask(q)];
+
+		ring_store32(&e->id, elems[i].id);
+		ring_store32(&e->len, elems[i].len);
+	}
+	/* Release pairs with the driver's acquire load of used->idx: the
+	 * entries above, and our writes into the buffers, are visible first. */
+	ring_store16_release(&q->used->idx, idx);
+	q->used_idx = idx;
+	q->inflight = q->inflight >= n ? q->inflight - n : 0;
+	return 0;
+}
+
+int uvirtio_devq_push(struct uvirtio_devq *q, uint16_t id, uint32_t len)
+{
+	struct uvirtio_used e = { .id = id, .len = len };
+
+	return uvirtio_devq_push_batch(q, &e, 1);
+}
+
+bool uvirtio_devq_needs_notify(struct uvirtio_devq *q)
+{
+	uint16_t old, new;
+	bool valid;
+
+	if (!q->ready || q->broken)
+		return false;
+	/* Orders our used->idx store before the load of the driver's
+	 * suppression field; pairs with the barrier in the driver's
+	 * enable_cb between its used_event store and its used->idx load. */
+	ring_mb();
+
+	if (!q->event_idx)
+		return !(ring_load16(&q->avail->flags) & VRING_AVAIL_F_NO_INTERRUPT);
+
+	old = q->signalled_used;
+	new = q->used_idx;
+	valid = q->signalled_used_valid;
+	q->signalled_used = new;
+	q->signalled_used_valid = true;
+	if (!valid)
+		return true;
+	return vring_need_event(ring_load16(&q->avail->ring[q->num]), new, old);
+}
+
+void uvirtio_devq_disable_notify(struct uvirtio_devq *q)
+{
+	if (!q->ready || !q->notify_enabled)
+		return;
+	q->notify_enabled = false;
+	/* With EVENT_IDX, leaving avail_event where it is suppresses kicks:
+	 * the driver has already passed it. */
+	if (!q->event_idx)
+		ring_store16(&q->used->flags, VRING_USED_F_NO_NOTIFY);
+}
+
+bool uvirtio_devq_enable_notify(struct uvirtio_devq *q)
+{
+	if (!q->ready || q->broken)
+		return false;
+	q->notify_enabled = true;
+	if (q->event_idx)
+		ring_store16(&q->used->ring[q->num], q->last_avail);
+	else
+		ring_store16(&q->used->flags, 0);
+	/* Orders the store above before re-reading avail->idx; pairs with the
+	 * barrier in the driver's kick_prepare between its avail->idx store and
+	 * its load of our suppression field. */
+	ring_mb();
+	return ring_load16_acquire(&q->avail->idx) != q->last_avail;
+}
