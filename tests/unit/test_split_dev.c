@@ -1,0 +1,621 @@
+// SPDX-License-Identifier: MIT
+/* Split ring, device side: every rule the device enforces on a driver's ring. */
+#include <errno.h>
+#include <linux/hw_breakpoint.h>
+#include <linux/perf_event.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "uvirtio/devq.h"
+#include "uvirtio/virtio_spec.h"
+
+#define GA 0x100000ull /* guest address of the fixture's memory */
+#define DESC_OFF 0x0
+#define AVAIL_OFF 0x8000
+#define USED_OFF 0x10000
+#define DATA_OFF 0x20000
+#define TABLE_OFF 0x40000
+#define HUGE_GA 0x100000000ull /* a region never touched: only translated */
+
+static _Alignas(4096) char guest[1 << 20];
+
+struct fix {
+	struct uvirtio_mem mem;
+	struct uvirtio_devq q;
+	struct vring_desc *desc;
+	struct vring_avail *avail;
+	struct vring_used *used;
+	struct iovec iov[64];
+	struct uvirtio_req req;
+	unsigned broken_calls;
+};
+
+static void on_broken(struct uvirtio_devq *q, void *opaque)
+{
+	struct fix *f = opaque;
+
+	(void)q;
+	f->broken_calls++;
+}
+
+static int fix_init(struct fix *f, unsigned num, uint64_t features)
+{
+	struct uvirtio_mem_region r = { .guest_addr = GA, .size = sizeof(guest), .host_addr = guest, .fd = -1 };
+	struct uvirtio_mem_region huge = { .guest_addr = HUGE_GA, .size = 8ull << 30, .host_addr = guest, .fd = -1 };
+
+	memset(guest, 0, sizeof(guest));
+	memset(f, 0, sizeof(*f));
+	uvirtio_mem_init(&f->mem);
+	uvirtio_mem_add(&f->mem, &r);
+	uvirtio_mem_add(&f->mem, &huge);
+	f->desc = (struct vring_desc *)(guest + DESC_OFF);
+	f->avail = (struct vring_avail *)(guest + AVAIL_OFF);
+	f->used = (struct vring_used *)(guest + USED_OFF);
+	uvirtio_req_init(&f->req, f->iov, 64);
+	uvirtio_devq_set_broken_cb(&f->q, on_broken, f);
+	return uvirtio_devq_setup(&f->q, &f->mem, num, GA + DESC_OFF, GA + AVAIL_OFF, GA + USED_OFF,
+				  features);
+}
+
+static void set_desc(struct vring_desc *table, unsigned i, uint64_t addr, uint32_t len,
+		     uint16_t flags, uint16_t next)
+{
+	table[i].addr = addr;
+	table[i].len = len;
+	table[i].flags = flags;
+	table[i].next = next;
+}
+
+static void make_avail(struct fix *f, uint16_t head)
+{
+	f->avail->ring[f->avail->idx % f->q.num] = head;
+	f->avail->idx++;
+}
+
+static void test_split_pops_readable_then_writable_chain(void)
+{
+	struct fix f;
+
+	CHECK_EQ(fix_init(&f, 8, 0), 0);
+	set_desc(f.desc, 3, GA + DATA_OFF, 16, VRING_DESC_F_NEXT, 5);
+	set_desc(f.desc, 5, GA + DATA_OFF + 0x100, 512, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 1);
+	set_desc(f.desc, 1, GA + DATA_OFF + 0x400, 1, VRING_DESC_F_WRITE, 0);
+	make_avail(&f, 3);
+
+	CHECK_EQ(uvirtio_devq_pop(&f.q, &f.req), 1);
+	CHECK_EQ(f.req.id, 3);
+	CHECK_EQ(f.req.n_out, 1);
+	CHECK_EQ(f.req.n_in, 2);
+	CHECK_EQ(f.req.out_len, 16);
+	CHECK_EQ(f.req.in_len, 513);
+	CHECK(f.req.iov[0].iov_base == guest + DATA_OFF);
+	CHECK(f.req.iov[1].iov_base == guest + DATA_OFF + 0x100);
+	CHECK_EQ(uvirtio_devq_pop(&f.q, &f.req), 0);
+	CHECK_EQ(f.q.inflight, 1);
+}
+
+static void test_split_pops_indirect_chain(void)
+{
+	struct fix f;
+	struct vring_desc *table = (struct vring_desc *)(guest + TABLE_OFF);
+
+	CHECK_EQ(fix_init(&f, 8, UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC)), 0);
+	set_desc(table, 0, GA + DATA_OFF, 16, VRING_DESC_F_NEXT, 1);
+	set_desc(table, 1, GA + DATA_OFF + 0x100, 64, VRING_DESC_F_WRITE, 0);
+	/* The WRITE flag on an indirect descriptor is ignored (spec). */
+	set_desc(f.desc, 0, GA + TABLE_OFF, 2 * 16, VRING_DESC_F_INDIRECT | VRING_DESC_F_WRITE, 0);
+	make_avail(&f, 0);
+
+	CHECK_EQ(uvirtio_devq_pop(&f.q, &f.req), 1);
+	CHECK_EQ(f.req.n_out, 1);
+	CHECK_EQ(f.req.n_in, 1);
+	CHECK_EQ(f.req.in_len, 64);
+}
+
+/* Pops one malformed request and checks the queue broke for @reason. */
+#define CHECK_BROKEN(f, reason)                                         \
+	do {                                                            \
+		CHECK_EQ(uvirtio_devq_pop(&(f).q, &(f).req), -EIO);     \
+		CHECK(uvirtio_devq_is_broken(&(f).q));                  \
+		CHECK_STR(uvirtio_devq_broken_reason(&(f).q), reason); \
+		CHECK_EQ((f).broken_calls, 1);                          \
+		CHECK_EQ(uvirtio_devq_pop(&(f).q, &(f).req), -EIO);     \
+		CHECK_EQ((f).broken_calls, 1);                          \
+	} while (0)
+
+static void test_split_refuses_head_index_out_of_range(void)
+{
+	struct fix f;
+
+	CHECK_EQ(fix_init(&f, 8, 0), 0);
+	make_avail(&f, 8);
+	CHECK_BROKEN(f, "descriptor index out of range");
+}
+
+static void test_split_refuses_next_index_out_of_range(void)
+{
+	struct fix f;
+
+	CHECK_EQ(fix_init(&f, 8, 0), 0);
+	set_desc(f.desc, 0, GA + DATA_OFF, 16, VRING_DESC_F_NEXT, 200);
+	make_avail(&f, 0);
+	CHECK_BROKEN(f, "descriptor index out of range");
+}
+
+static void test_split_accepts_chain_as_long_as_queue(void)
+{
+	struct fix f;
+
+	CHECK_EQ(fix_init(&f, 8, 0), 0);
+	for (unsigned i = 0; i < 8; i++)
+		set_desc(f.desc, i, GA + DATA_OFF, 1, i < 7 ? VRING_DESC_F_NEXT : 0, (uint16_t)(i + 1));
+	make_avail(&f, 0);
+	CHECK_EQ(uvirtio_devq_pop(&f.q, &f.req), 1);
+	CHECK_EQ(f.req.n_out, 8);
+}
+
+static void test_split_refuses_chain_longer_than_queue(void)
+{
+	struct fix f;
+
+	/* Nine links in a queue of eight: the last link goes back to the start. */
+	CHECK_EQ(fix_init(&f, 8, 0), 0);
+	for (unsigned i = 0; i < 8; i++)
+		set_desc(f.desc, i, GA + DATA_OFF, 1, VRING_DESC_F_NEXT, (uint16_t)((i + 1) % 8));
+	make_avail(&f, 0);
+	CHECK_BROKEN(f, "descriptor chain longer than the queue (loop)");
+}
+
+static void test_split_refuses_descriptor_loop(void)
+{
+	struct fix f;
+
+	/* Zero-length links use no iovecs: only the loop check can stop them. */
+	CHECK_EQ(fix_init(&f, 256, 0), 0);
+	set_desc(f.desc, 4, GA + DATA_OFF, 0, VRING_DESC_F_NEXT, 9);
+	set_desc(f.desc, 9, GA + DATA_OFF, 0, VRING_DESC_F_NEXT, 4);
+	make_avail(&f, 4);
+	CHECK_BROKEN(f, "descriptor chain longer than the queue (loop)");
+}
+
+static void test_split_refuses_loop_in_indirect_table(void)
+{
+	struct fix f;
+	struct vring_desc *table = (struct vring_desc *)(guest + TABLE_OFF);
+
+	CHECK_EQ(fix_init(&f, 8, UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC)), 0);
+	set_desc(table, 0, GA + DATA_OFF, 1, VRING_DESC_F_NEXT, 1);
+	set_desc(table, 1, GA + DATA_OFF, 1, VRING_DESC_F_NEXT, 0);
+	set_desc(f.desc, 0, GA + TABLE_OFF, 2 * 16, VRING_DESC_F_INDIRECT, 0);
+	make_avail(&f, 0);
+	CHECK_BROKEN(f, "indirect descriptor chain loops");
+}
+
+static void test_split_refuses_nested_indirect(void)
+{
+	struct fix f;
+	struct vring_desc *table = (struct vring_desc *)(guest + TABLE_OFF);
+
+	CHECK_EQ(fix_init(&f, 8, UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC)), 0);
+	set_desc(table, 0, GA + TABLE_OFF + 0x100, 16, VRING_DESC_F_INDIRECT, 0);
+	set_desc(f.desc, 0, GA + TABLE_OFF, 16, VRING_DESC_F_INDIRECT, 0);
+	make_avail(&f, 0);
+	CHECK_BROKEN(f, "nested indirect descriptor");
+}
+
+static void test_split_refuses_indirect_with_next(void)
+{
+	struct fix f;
+
+	CHECK_EQ(fix_init(&f, 8, UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC)), 0);
+	set_desc(f.desc, 0, GA + TABLE_OFF, 16, VRING_DESC_F_INDIRECT | VRING_DESC_F_NEXT, 1);
+	make_avail(&f, 0);
+	CHECK_BROKEN(f, "indirect descriptor with NEXT set");
+}
+
+static void test_split_refuses_indirect_without_feature(void)
+{
+	struct fix f;
+
+	CHECK_EQ(fix_init(&f, 8, 0), 0);
+	set_desc(f.desc, 0, GA + TABLE_OFF, 16, VRING_DESC_F_INDIRECT, 0);
+	make_avail(&f, 0);
+	CHECK_BROKEN(f, "indirect descriptor without VIRTIO_F_INDIRECT_DESC");
+}
+
+static void test_split_refuses_indirect_table_length_zero(void)
+{
+	struct fix f;
+
+	CHECK_EQ(fix_init(&f, 8, UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC)), 0);
+	set_desc(f.desc, 0, GA + TABLE_OFF, 0, VRING_DESC_F_INDIRECT, 0);
+	make_avail(&f, 0);
+	CHECK_BROKEN(f, "indirect table length not a non-zero multiple of 16");
+}
+
+static void test_split_refuses_indirect_table_length_not_multiple_of_16(void)
+{
+	struct fix f;
+
+	CHECK_EQ(fix_init(&f, 8, UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC)), 0);
+	set_desc(f.desc, 0, GA + TABLE_OFF, 24, VRING_DESC_F_INDIRECT, 0);
+	make_avail(&f, 0);
+	CHECK_BROKEN(f, "indirect table length not a non-zero multiple of 16");
+}
+
+static void test_split_refuses_indirect_table_outside_memory(void)
+{
+	struct fix f;
+
+	CHECK_EQ(fix_init(&f, 8, UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC)), 0);
+	/* Starts inside guest memory, ends past it. */
+	set_desc(f.desc, 0, GA + sizeof(guest) - 16, 32, VRING_DESC_F_INDIRECT, 0);
+	make_avail(&f, 0);
+	CHECK_BROKEN(f, "indirect table outside guest memory");
+}
+
+static void test_split_refuses_indirect_table_too_long(void)
+{
+	struct fix f;
+
+	CHECK_EQ(fix_init(&f, 8, UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC)), 0);
+	set_desc(f.desc, 0, HUGE_GA, (UVIRTIO_INDIRECT_MAX + 1) * 16, VRING_DESC_F_INDIRECT, 0);
+	make_avail(&f, 0);
+	CHECK_BROKEN(f, "indirect table too long");
+}
+
+static void test_split_refuses_readable_after_writable(void)
+{
+	struct fix f;
+
+	CHECK_EQ(fix_init(&f, 8, 0), 0);
+	set_desc(f.desc, 0, GA + DATA_OFF, 16, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 1);
+	set_desc(f.desc, 1, GA + DATA_OFF, 16, 0, 0);
+	make_avail(&f, 0);
+	CHECK_BROKEN(f, "readable descriptor after a writable one");
+}
+
+static void test_split_refuses_chain_over_4gib(void)
+{
+	struct fix f;
+
+	CHECK_EQ(fix_init(&f, 8, 0), 0);
+	/* 2 GiB + 2 GiB = 4 GiB: one byte more than a used length can report. */
+	set_desc(f.desc, 0, HUGE_GA, 0x80000000u, VRING_DESC_F_NEXT, 1);
+	set_desc(f.desc, 1, HUGE_GA, 0x80000000u, 0, 0);
+	make_avail(&f, 0);
+	CHECK_BROKEN(f, "descriptor chain longer than 4 GiB");
+}
+
+static void test_split_accepts_chain_of_4gib_minus_one(void)
+{
+	struct fix f;
+
+	CHECK_EQ(fix_init(&f, 8, 0), 0);
+	set_desc(f.desc, 0, HUGE_GA, 0x80000000u, VRING_DESC_F_NEXT, 1);
+	set_desc(f.desc, 1, HUGE_GA, 0x7fffffffu, 0, 0);
+	make_avail(&f, 0);
+	CHECK_EQ(uvirtio_devq_pop(&f.q, &f.req), 1);
+	CHECK_EQ(f.req.out_len, UINT32_MAX);
+}
+
+static void test_split_refuses_avail_idx_more_than_queue_size_ahead(void)
+{
+	struct fix f;
+
+	CHECK_EQ(fix_init(&f, 8, 0), 0);
+	f.avail->idx = 9;
+	CHECK_BROKEN(f, "avail index more than the queue size ahead");
+}
+
+static void test_split_accepts_avail_idx_exactly_queue_size_ahead(void)
+{
+	struct fix f;
+
+	CHECK_EQ(fix_init(&f, 8, 0), 0);
+	for (unsigned i = 0; i < 8; i++) {
+		set_desc(f.desc, i, GA + DATA_OFF, 4, 0, 0);
+		make_avail(&f, (uint16_t)i);
+	}
+	for (unsigned i = 0; i < 8; i++)
+		CHECK_EQ(uvirtio_devq_pop(&f.q, &f.req), 1);
+	CHECK_EQ(uvirtio_devq_pop(&f.q, &f.req), 0);
+}
+
+static void test_split_refuses_buffer_outside_memory(void)
+{
+	struct fix f;
+
+	CHECK_EQ(fix_init(&f, 8, 0), 0);
+	set_desc(f.desc, 0, 0x1000, 16, 0, 0);
+	make_avail(&f, 0);
+	CHECK_BROKEN(f, "buffer outside guest memory");
+}
+
+static void test_split_refuses_chain_needing_more_iovecs_than_allowed(void)
+{
+	struct fix f;
+
+	CHECK_EQ(fix_init(&f, 8, 0), 0);
+	f.req.iov_cap = 2;
+	for (unsigned i = 0; i < 3; i++)
+		set_desc(f.desc, i, GA + DATA_OFF, 1, i < 2 ? VRING_DESC_F_NEXT : 0, (uint16_t)(i + 1));
+	make_avail(&f, 0);
+	CHECK_BROKEN(f, "descriptor chain needs more iovecs than the device allows");
+}
+
+static void test_split_accepts_zero_length_descriptor(void)
+{
+	struct fix f;
+
+	CHECK_EQ(fix_init(&f, 8, 0), 0);
+	set_desc(f.desc, 0, GA + DATA_OFF, 0, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 1);
+	set_desc(f.desc, 1, GA + DATA_OFF, 8, VRING_DESC_F_WRITE, 0);
+	make_avail(&f, 0);
+	CHECK_EQ(uvirtio_devq_pop(&f.q, &f.req), 1);
+	CHECK_EQ(f.req.n_in, 1);
+	CHECK_EQ(f.req.in_len, 8);
+}
+
+static void test_split_setup_refuses_bad_size_and_alignment(void)
+{
+	struct fix f;
+
+	CHECK_EQ(fix_init(&f, 0, 0), -EINVAL);
+	CHECK_EQ(fix_init(&f, 6, 0), -EINVAL);
+	CHECK_EQ(fix_init(&f, 65536, 0), -EINVAL);
+	CHECK_EQ(fix_init(&f, 8, 0), 0);
+	CHECK_EQ(uvirtio_devq_setup(&f.q, &f.mem, 8, GA + 8, GA + AVAIL_OFF, GA + USED_OFF, 0), -EINVAL);
+	CHECK_EQ(uvirtio_devq_setup(&f.q, &f.mem, 8, GA, GA + AVAIL_OFF + 1, GA + USED_OFF, 0), -EINVAL);
+	CHECK_EQ(uvirtio_devq_setup(&f.q, &f.mem, 8, GA, GA + AVAIL_OFF, GA + USED_OFF + 2, 0), -EINVAL);
+}
+
+static void test_split_setup_refuses_ring_outside_memory(void)
+{
+	struct fix f;
+
+	CHECK_EQ(fix_init(&f, 8, 0), 0);
+	CHECK_EQ(uvirtio_devq_setup(&f.q, &f.mem, 8, 0x1000, GA + AVAIL_OFF, GA + USED_OFF, 0), -EFAULT);
+	/* The used ring's last entry would cross the end of the region. */
+	CHECK_EQ(uvirtio_devq_setup(&f.q, &f.mem, 8, GA, GA + AVAIL_OFF, GA + sizeof(guest) - 64, 0),
+		 -EFAULT);
+}
+
+static void test_split_accepts_queue_size_32768(void)
+{
+	struct fix f;
+
+	/* 32768 descriptors take 512 KiB: place the rings behind them. */
+	CHECK_EQ(fix_init(&f, 8, 0), 0);
+	CHECK_EQ(uvirtio_devq_setup(&f.q, &f.mem, 32768, GA, GA + 0x80000, GA + 0xa0000, 0), 0);
+	CHECK_EQ(f.q.num, 32768);
+}
+
+static void test_split_push_publishes_used_entry(void)
+{
+	struct fix f;
+
+	CHECK_EQ(fix_init(&f, 8, 0), 0);
+	set_desc(f.desc, 2, GA + DATA_OFF, 8, VRING_DESC_F_WRITE, 0);
+	make_avail(&f, 2);
+	CHECK_EQ(uvirtio_devq_pop(&f.q, &f.req), 1);
+	CHECK_EQ(uvirtio_devq_push(&f.q, f.req.id, 5), 0);
+	CHECK_EQ(f.used->idx, 1);
+	CHECK_EQ(f.used->ring[0].id, 2);
+	CHECK_EQ(f.used->ring[0].len, 5);
+	CHECK_EQ(f.q.inflight, 0);
+}
+
+static void test_split_push_batch_publishes_once(void)
+{
+	struct fix f;
+	struct uvirtio_used batch[3] = { { 1, 10 }, { 2, 20 }, { 3, 30 } };
+
+	CHECK_EQ(fix_init(&f, 8, 0), 0);
+	CHECK_EQ(uvirtio_devq_push_batch(&f.q, batch, 3), 0);
+	CHECK_EQ(f.used->idx, 3);
+	CHECK_EQ(f.used->ring[2].id, 3);
+	CHECK_EQ(f.used->ring[2].len, 30);
+	/* An id outside the queue publishes nothing. */
+	batch[1].id = 8;
+	CHECK_EQ(uvirtio_devq_push_batch(&f.q, batch, 3), -EINVAL);
+	CHECK_EQ(f.used->idx, 3);
+}
+
+static void test_split_stopped_queue_writes_no_guest_memory(void)
+{
+	struct fix f;
+
+	CHECK_EQ(fix_init(&f, 8, UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX)), 0);
+	set_desc(f.desc, 0, GA + DATA_OFF, 8, VRING_DESC_F_WRITE, 0);
+	make_avail(&f, 0);
+	CHECK_EQ(uvirtio_devq_pop(&f.q, &f.req), 1);
+	uvirtio_devq_stop(&f.q);
+	memset(guest + USED_OFF, 0xa5, 0x100);
+	CHECK_EQ(uvirtio_devq_push(&f.q, 0, 8), -ESHUTDOWN);
+	CHECK(!uvirtio_devq_needs_notify(&f.q));
+	CHECK(!uvirtio_devq_enable_notify(&f.q));
+	uvirtio_devq_disable_notify(&f.q);
+	for (unsigned i = 0; i < 0x100; i++)
+		CHECK_EQ((unsigned char)guest[USED_OFF + i], 0xa5);
+	CHECK_EQ(uvirtio_devq_pop(&f.q, &f.req), 0);
+}
+
+static void test_split_broken_queue_writes_nothing(void)
+{
+	struct fix f;
+
+	CHECK_EQ(fix_init(&f, 8, 0), 0);
+	make_avail(&f, 9);
+	CHECK_EQ(uvirtio_devq_pop(&f.q, &f.req), -EIO);
+	CHECK_EQ(uvirtio_devq_push(&f.q, 0, 0), -ESHUTDOWN);
+	CHECK_EQ(f.used->idx, 0);
+}
+
+static void test_split_needs_notify_honours_no_interrupt(void)
+{
+	struct fix f;
+
+	CHECK_EQ(fix_init(&f, 8, 0), 0);
+	CHECK_EQ(uvirtio_devq_push(&f.q, 0, 0), 0);
+	CHECK(uvirtio_devq_needs_notify(&f.q));
+	f.avail->flags = VRING_AVAIL_F_NO_INTERRUPT;
+	CHECK_EQ(uvirtio_devq_push(&f.q, 0, 0), 0);
+	CHECK(!uvirtio_devq_needs_notify(&f.q));
+}
+
+static void test_split_needs_notify_honours_used_event(void)
+{
+	struct fix f;
+
+	CHECK_EQ(fix_init(&f, 8, UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX)), 0);
+	/* The flag means nothing with EVENT_IDX. */
+	f.avail->flags = VRING_AVAIL_F_NO_INTERRUPT;
+	/* The first notification always goes out. */
+	CHECK_EQ(uvirtio_devq_push(&f.q, 0, 0), 0);
+	CHECK(uvirtio_devq_needs_notify(&f.q));
+	/* The driver wants to hear when used->idx passes 2 (entry 2 used). */
+	poke16(&f.avail->ring[8], 2);
+	CHECK_EQ(uvirtio_devq_push(&f.q, 0, 0), 0); /* idx 2: entry 1 */
+	CHECK(!uvirtio_devq_needs_notify(&f.q));
+	CHECK_EQ(uvirtio_devq_push(&f.q, 0, 0), 0); /* idx 3: entry 2 */
+	CHECK(uvirtio_devq_needs_notify(&f.q));
+	CHECK_EQ(uvirtio_devq_push(&f.q, 0, 0), 0);
+	CHECK(!uvirtio_devq_needs_notify(&f.q));
+}
+
+static void test_split_disable_notify_sets_no_notify(void)
+{
+	struct fix f;
+
+	CHECK_EQ(fix_init(&f, 8, 0), 0);
+	uvirtio_devq_disable_notify(&f.q);
+	CHECK_EQ(f.used->flags, VRING_USED_F_NO_NOTIFY);
+	CHECK(!uvirtio_devq_enable_notify(&f.q));
+	CHECK_EQ(f.used->flags, 0);
+}
+
+static void test_split_enable_notify_reports_buffers_added_meanwhile(void)
+{
+	struct fix f;
+
+	CHECK_EQ(fix_init(&f, 8, 0), 0);
+	uvirtio_devq_disable_notify(&f.q);
+	set_desc(f.desc, 0, GA + DATA_OFF, 8, 0, 0);
+	make_avail(&f, 0);
+	CHECK(uvirtio_devq_enable_notify(&f.q));
+	CHECK_EQ(uvirtio_devq_pop(&f.q, &f.req), 1);
+	CHECK(!uvirtio_devq_enable_notify(&f.q));
+}
+
+static void test_split_enable_notify_writes_avail_event(void)
+{
+	struct fix f;
+
+	CHECK_EQ(fix_init(&f, 8, UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX)), 0);
+	set_desc(f.desc, 0, GA + DATA_OFF, 8, 0, 0);
+	make_avail(&f, 0);
+	make_avail(&f, 0);
+	uvirtio_devq_disable_notify(&f.q);
+	CHECK_EQ(uvirtio_devq_pop(&f.q, &f.req), 1);
+	/* Disabled: avail_event stays behind, so the driver does not kick. */
+	CHECK_EQ(peek16(&f.used->ring[8]), 0);
+	CHECK_EQ(f.used->flags, 0);
+	CHECK(uvirtio_devq_enable_notify(&f.q));
+	CHECK_EQ(peek16(&f.used->ring[8]), 1);
+	CHECK_EQ(uvirtio_devq_pop(&f.q, &f.req), 1);
+	/* Enabled: each pop moves it to the next slot the device looks at. */
+	CHECK_EQ(peek16(&f.used->ring[8]), 2);
+}
+
+static void test_split_indices_wrap_at_16_bits(void)
+{
+	struct fix f;
+
+	CHECK_EQ(fix_init(&f, 8, 0), 0);
+	set_desc(f.desc, 0, GA + DATA_OFF, 8, VRING_DESC_F_WRITE, 0);
+	uvirtio_devq_set_indices(&f.q, 65534, 65534);
+	f.avail->idx = 65534;
+	f.used->idx = 65534;
+	for (unsigned i = 0; i < 5; i++) {
+		make_avail(&f, 0);
+		CHECK_EQ(uvirtio_devq_pop(&f.q, &f.req), 1);
+		CHECK_EQ(uvirtio_devq_push(&f.q, f.req.id, 8), 0);
+	}
+	CHECK_EQ(f.used->idx, 3);
+	CHECK_EQ(uvirtio_devq_next_avail(&f.q), 3);
+}
+
+/* A hardware watchpoint on the descriptor's len field counts every read of
+ * it during one pop: a double fetch would count two. */
+static void test_split_reads_each_descriptor_once(void)
+{
+	struct perf_event_attr a = {
+		.type = PERF_TYPE_BREAKPOINT,
+		.size = sizeof(a),
+		.bp_type = HW_BREAKPOINT_RW,
+		.bp_len = HW_BREAKPOINT_LEN_4,
+		.exclude_kernel = 1,
+		.exclude_hv = 1,
+		.disabled = 1,
+	};
+	struct fix f;
+	uint64_t count = 0;
+	int fd;
+
+	CHECK_EQ(fix_init(&f, 8, 0), 0);
+	set_desc(f.desc, 0, GA + DATA_OFF, 8, VRING_DESC_F_NEXT, 1);
+	set_desc(f.desc, 1, GA + DATA_OFF, 8, VRING_DESC_F_WRITE, 0);
+	make_avail(&f, 0);
+	a.bp_addr = (uintptr_t)&f.desc[1].len;
+	fd = (int)syscall(SYS_perf_event_open, &a, 0, -1, -1, 0);
+	if (fd < 0)
+		SKIP("hardware watchpoints unavailable (perf_event_open)");
+	ioctl(fd, PERF_EVENT_IOC_ENABLE, 0);
+	CHECK_EQ(uvirtio_devq_pop(&f.q, &f.req), 1);
+	ioctl(fd, PERF_EVENT_IOC_DISABLE, 0);
+	CHECK_EQ(read(fd, &count, sizeof(count)), sizeof(count));
+	close(fd);
+	CHECK_EQ(count, 1);
+}
+
+TEST_MAIN(T(test_split_pops_readable_then_writable_chain),
+	  T(test_split_pops_indirect_chain),
+	  T(test_split_refuses_head_index_out_of_range),
+	  T(test_split_refuses_next_index_out_of_range),
+	  T(test_split_accepts_chain_as_long_as_queue),
+	  T(test_split_refuses_chain_longer_than_queue),
+	  T(test_split_refuses_descriptor_loop),
+	  T(test_split_refuses_loop_in_indirect_table),
+	  T(test_split_refuses_nested_indirect),
+	  T(test_split_refuses_indirect_with_next),
+	  T(test_split_refuses_indirect_without_feature),
+	  T(test_split_refuses_indirect_table_length_zero),
+	  T(test_split_refuses_indirect_table_length_not_multiple_of_16),
+	  T(test_split_refuses_indirect_table_outside_memory),
+	  T(test_split_refuses_indirect_table_too_long),
+	  T(test_split_refuses_readable_after_writable),
+	  T(test_split_refuses_chain_over_4gib),
+	  T(test_split_accepts_chain_of_4gib_minus_one),
+	  T(test_split_refuses_avail_idx_more_than_queue_size_ahead),
+	  T(test_split_accepts_avail_idx_exactly_queue_size_ahead),
+	  T(test_split_refuses_buffer_outside_memory),
+	  T(test_split_refuses_chain_needing_more_iovecs_than_allowed),
+	  T(test_split_accepts_zero_length_descriptor),
+	  T(test_split_setup_refuses_bad_size_and_alignment),
+	  T(test_split_setup_refuses_ring_outside_memory),
+	  T(test_split_accepts_queue_size_32768),
+	  T(test_split_push_publishes_used_entry),
+	  T(test_split_push_batch_publishes_once),
+	  T(test_split_stopped_queue_writes_no_guest_memory),
+	  T(test_split_broken_queue_writes_nothing),
+	  T(test_split_needs_notify_honours_no_interrupt),
+	  T(test_split_needs_notify_honours_used_event),
+	  T(test_split_disable_notify_sets_no_notify),
+	  T(test_split_enable_notify_reports_buffers_added_meanwhile),
+	  T(test_split_enable_notify_writes_avail_event),
+	  T(test_split_indices_wrap_at_16_bits),
+	  T(test_split_reads_each_descriptor_once))

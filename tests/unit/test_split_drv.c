@@ -1,0 +1,473 @@
+// SPDX-License-Identifier: MIT
+/* Split ring, driver side: the Linux virtqueue API and what it refuses from a device. */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "harness.h"
+#include "uvirtio/devq.h"
+#include "uvirtio/drvq.h"
+#include "uvirtio/virtio_spec.h"
+
+#define GA 0x200000ull
+#define MEM_SIZE (8u << 20)
+
+static char *shared;
+
+struct fix {
+	struct uvirtio_dma dma;
+	struct uvirtio_drvq q;
+	/* The device's view, for round trips. */
+	struct uvirtio_mem mem;
+	struct uvirtio_devq dq;
+	struct iovec iov[64];
+	struct uvirtio_req req;
+	char *buf;
+	unsigned notifies;
+};
+
+static int count_notify(void *opaque, unsigned index)
+{
+	struct fix *f = opaque;
+
+	(void)index;
+	f->notifies++;
+	return 0;
+}
+
+static int fix_init(struct fix *f, unsigned num, uint64_t features, unsigned indirect_max)
+{
+	struct uvirtio_mem_region r = { .guest_addr = GA, .size = MEM_SIZE, .fd = -1 };
+	int ret;
+
+	if (!shared)
+		shared = aligned_alloc(4096, MEM_SIZE);
+	r.host_addr = shared;
+	memset(shared, 0, MEM_SIZE);
+	memset(f, 0, sizeof(*f));
+	uvirtio_dma_init(&f->dma, shared, GA, MEM_SIZE);
+	ret = uvirtio_drvq_create(&f->q, &f->dma, 0, num, features, indirect_max);
+	if (ret)
+		return ret;
+	uvirtio_drvq_set_notify(&f->q, count_notify, f);
+	uvirtio_mem_init(&f->mem);
+	uvirtio_mem_add(&f->mem, &r);
+	uvirtio_req_init(&f->req, f->iov, 64);
+	f->buf = uvirtio_dma_alloc(&f->dma, 65536, 64);
+	return uvirtio_devq_setup(&f->dq, &f->mem, num, f->q.desc_addr, f->q.avail_addr,
+				  f->q.used_addr, features);
+}
+
+static void fix_fini(struct fix *f)
+{
+	uvirtio_drvq_destroy(&f->q);
+	uvirtio_dma_destroy(&f->dma);
+}
+
+static struct iovec part(struct fix *f, size_t off, size_t len)
+{
+	return (struct iovec){ .iov_base = f->buf + off, .iov_len = len };
+}
+
+static void test_drvq_add_and_get_round_trip_token_and_length(void)
+{
+	struct fix f;
+	struct iovec out, in;
+	void *token = NULL;
+	uint32_t len = 0;
+	int tok;
+
+	CHECK_EQ(fix_init(&f, 8, 0, 0), 0);
+	out = part(&f, 0, 16);
+	in = part(&f, 64, 100);
+	CHECK_EQ(uvirtio_drvq_add(&f.q, &out, 1, &in, 1, &tok), 0);
+	CHECK_EQ(uvirtio_drvq_num_free(&f.q), 6);
+	CHECK_EQ(uvirtio_drvq_get(&f.q, &token, &len), 0);
+
+	CHECK_EQ(uvirtio_devq_pop(&f.dq, &f.req), 1);
+	CHECK_EQ(f.req.out_len, 16);
+	CHECK_EQ(f.req.in_len, 100);
+	CHECK_EQ(uvirtio_devq_push(&f.dq, f.req.id, 42), 0);
+
+	CHECK_EQ(uvirtio_drvq_get(&f.q, &token, &len), 1);
+	CHECK(token == &tok);
+	CHECK_EQ(len, 42);
+	CHECK_EQ(uvirtio_drvq_num_free(&f.q), 8);
+	fix_fini(&f);
+}
+
+static void test_drvq_add_returns_enospc_when_ring_full(void)
+{
+	struct fix f;
+	struct iovec in;
+	int tok;
+
+	CHECK_EQ(fix_init(&f, 4, 0, 0), 0);
+	in = part(&f, 0, 8);
+	for (unsigned i = 0; i < 4; i++)
+		CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, &in, 1, &tok), 0);
+	CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, &in, 1, &tok), -ENOSPC);
+	fix_fini(&f);
+}
+
+static void test_drvq_add_uses_indirect_table_for_several_parts(void)
+{
+	struct fix f;
+	struct iovec parts[3];
+	int tok;
+
+	CHECK_EQ(fix_init(&f, 4, UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC), 8), 0);
+	parts[0] = part(&f, 0, 8);
+	parts[1] = part(&f, 8, 8);
+	parts[2] = part(&f, 16, 8);
+	CHECK_EQ(uvirtio_drvq_add(&f.q, parts, 1, parts + 1, 2, &tok), 0);
+	CHECK_EQ(uvirtio_drvq_num_free(&f.q), 3);
+	CHECK(f.q.desc[0].flags & VRING_DESC_F_INDIRECT);
+	CHECK_EQ(uvirtio_devq_pop(&f.dq, &f.req), 1);
+	CHECK_EQ(f.req.n_out, 1);
+	CHECK_EQ(f.req.n_in, 2);
+	fix_fini(&f);
+}
+
+static void test_drvq_add_falls_back_to_direct_when_indirect_table_cannot_be_had(void)
+{
+	struct fix f;
+	struct iovec parts[3];
+	int tok;
+
+	/* Tables of two descriptors: a three-part buffer cannot have one. */
+	CHECK_EQ(fix_init(&f, 4, UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC), 2), 0);
+	parts[0] = part(&f, 0, 8);
+	parts[1] = part(&f, 8, 8);
+	parts[2] = part(&f, 16, 8);
+	CHECK_EQ(uvirtio_drvq_add(&f.q, parts, 3, NULL, 0, &tok), 0);
+	CHECK_EQ(uvirtio_drvq_num_free(&f.q), 1);
+	CHECK(!(f.q.desc[0].flags & VRING_DESC_F_INDIRECT));
+	CHECK_EQ(uvirtio_devq_pop(&f.dq, &f.req), 1);
+	CHECK_EQ(f.req.n_out, 3);
+	fix_fini(&f);
+}
+
+static void test_drvq_add_returns_enomem_when_indirect_fails_and_direct_does_not_fit(void)
+{
+	struct fix f;
+	struct iovec parts[3];
+	int tok;
+
+	CHECK_EQ(fix_init(&f, 4, UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC), 2), 0);
+	parts[0] = part(&f, 0, 8);
+	parts[1] = part(&f, 8, 8);
+	parts[2] = part(&f, 16, 8);
+	CHECK_EQ(uvirtio_drvq_add(&f.q, parts, 1, NULL, 0, &tok), 0);
+	CHECK_EQ(uvirtio_drvq_add(&f.q, parts, 1, NULL, 0, &tok), 0);
+	CHECK_EQ(uvirtio_drvq_add(&f.q, parts, 3, NULL, 0, &tok), -ENOMEM);
+	/* Two parts still fit a table. */
+	CHECK_EQ(uvirtio_drvq_add(&f.q, parts, 2, NULL, 0, &tok), 0);
+	fix_fini(&f);
+}
+
+static void test_drvq_add_refuses_memory_the_device_cannot_reach(void)
+{
+	struct fix f;
+	char outside[16];
+	struct iovec in = { .iov_base = outside, .iov_len = sizeof(outside) };
+	int tok;
+
+	CHECK_EQ(fix_init(&f, 4, 0, 0), 0);
+	CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, &in, 1, &tok), -EFAULT);
+	CHECK_EQ(uvirtio_drvq_num_free(&f.q), 4);
+	CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, &in, 0, &tok), -EINVAL);
+	in = part(&f, 0, 8);
+	CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, &in, 1, NULL), -EINVAL);
+	fix_fini(&f);
+}
+
+static void test_drvq_sizes_are_powers_of_two_up_to_32768(void)
+{
+	struct fix f;
+
+	CHECK_EQ(fix_init(&f, 3, 0, 0), -EINVAL);
+	CHECK_EQ(fix_init(&f, 65536, 0, 0), -EINVAL);
+	CHECK_EQ(fix_init(&f, 32768, 0, 0), 0);
+	CHECK_EQ(uvirtio_drvq_num_free(&f.q), 32768);
+	fix_fini(&f);
+}
+
+static void test_drvq_kick_prepare_honours_no_notify(void)
+{
+	struct fix f;
+	struct iovec in;
+	int tok;
+
+	CHECK_EQ(fix_init(&f, 8, 0, 0), 0);
+	in = part(&f, 0, 8);
+	CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, &in, 1, &tok), 0);
+	CHECK(uvirtio_drvq_kick_prepare(&f.q));
+	uvirtio_devq_disable_notify(&f.dq);
+	CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, &in, 1, &tok), 0);
+	CHECK(!uvirtio_drvq_kick_prepare(&f.q));
+	CHECK_EQ(uvirtio_drvq_kick(&f.q), 0);
+	CHECK_EQ(f.notifies, 0);
+	uvirtio_devq_enable_notify(&f.dq);
+	CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, &in, 1, &tok), 0);
+	CHECK_EQ(uvirtio_drvq_kick(&f.q), 0);
+	CHECK_EQ(f.notifies, 1);
+	fix_fini(&f);
+}
+
+static void test_drvq_kick_prepare_honours_avail_event(void)
+{
+	struct fix f;
+	struct iovec in;
+	int tok;
+
+	CHECK_EQ(fix_init(&f, 8, UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX), 0), 0);
+	in = part(&f, 0, 8);
+	/* avail_event 0: the device wants a kick when entry 0 is added. */
+	CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, &in, 1, &tok), 0);
+	CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, &in, 1, &tok), 0);
+	CHECK(uvirtio_drvq_kick_prepare(&f.q));
+	/* Not moved: the device is still busy with what it was told of. */
+	CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, &in, 1, &tok), 0);
+	CHECK(!uvirtio_drvq_kick_prepare(&f.q));
+	/* The device asks for a kick at entry 3. */
+	poke16(&f.q.used->ring[8], 3);
+	CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, &in, 1, &tok), 0);
+	CHECK(uvirtio_drvq_kick_prepare(&f.q));
+	fix_fini(&f);
+}
+
+static void test_drvq_disable_cb_sets_no_interrupt(void)
+{
+	struct fix f;
+
+	CHECK_EQ(fix_init(&f, 8, 0, 0), 0);
+	uvirtio_drvq_disable_cb(&f.q);
+	CHECK_EQ(f.q.avail->flags, VRING_AVAIL_F_NO_INTERRUPT);
+	CHECK(uvirtio_drvq_enable_cb(&f.q));
+	CHECK_EQ(f.q.avail->flags, 0);
+	fix_fini(&f);
+}
+
+static void test_drvq_enable_cb_returns_false_when_used_buffers_pending(void)
+{
+	struct fix f;
+	struct iovec in;
+	void *token;
+	uint32_t len;
+	int tok;
+
+	CHECK_EQ(fix_init(&f, 8, UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX), 0), 0);
+	in = part(&f, 0, 8);
+	uvirtio_drvq_disable_cb(&f.q);
+	CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, &in, 1, &tok), 0);
+	CHECK_EQ(uvirtio_devq_pop(&f.dq, &f.req), 1);
+	CHECK_EQ(uvirtio_devq_push(&f.dq, f.req.id, 8), 0);
+	/* The device pushed while callbacks were off and will not notify: the
+	 * driver must learn from enable_cb that it has to collect first. */
+	CHECK(!uvirtio_drvq_enable_cb(&f.q));
+	CHECK_EQ(peek16(&f.q.avail->ring[8]), 0);
+	CHECK_EQ(uvirtio_drvq_get(&f.q, &token, &len), 1);
+	CHECK(uvirtio_drvq_enable_cb(&f.q));
+	CHECK_EQ(peek16(&f.q.avail->ring[8]), 1);
+	fix_fini(&f);
+}
+
+static void test_drvq_enable_cb_delayed_asks_at_three_quarters(void)
+{
+	struct fix f;
+	struct iovec in;
+	int tok;
+
+	CHECK_EQ(fix_init(&f, 8, UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX), 0), 0);
+	in = part(&f, 0, 8);
+	for (unsigned i = 0; i < 8; i++)
+		CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, &in, 1, &tok), 0);
+	CHECK(uvirtio_drvq_enable_cb_delayed(&f.q));
+	CHECK_EQ(peek16(&f.q.avail->ring[8]), 6);
+	for (unsigned i = 0; i < 7; i++) {
+		CHECK_EQ(uvirtio_devq_pop(&f.dq, &f.req), 1);
+		CHECK_EQ(uvirtio_devq_push(&f.dq, f.req.id, 0), 0);
+	}
+	/* Seven of eight used already: more than 3/4, collect first. */
+	CHECK(!uvirtio_drvq_enable_cb_delayed(&f.q));
+	fix_fini(&f);
+}
+
+static void test_drvq_detach_unused_returns_every_token(void)
+{
+	struct fix f;
+	struct iovec parts[2];
+	int toks[3];
+	unsigned seen = 0;
+	void *token;
+
+	CHECK_EQ(fix_init(&f, 8, UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC), 0), 0);
+	parts[0] = part(&f, 0, 8);
+	parts[1] = part(&f, 8, 8);
+	CHECK_EQ(uvirtio_drvq_add(&f.q, parts, 1, NULL, 0, &toks[0]), 0);
+	CHECK_EQ(uvirtio_drvq_add(&f.q, parts, 2, NULL, 0, &toks[1]), 0);
+	CHECK_EQ(uvirtio_drvq_add(&f.q, parts, 1, parts + 1, 1, &toks[2]), 0);
+	while ((token = uvirtio_drvq_detach_unused(&f.q))) {
+		for (unsigned i = 0; i < 3; i++)
+			if (token == &toks[i])
+				seen |= 1u << i;
+	}
+	CHECK_EQ(seen, 7);
+	CHECK_EQ(uvirtio_drvq_num_free(&f.q), 8);
+	CHECK_EQ(f.q.avail->idx, 0);
+	fix_fini(&f);
+}
+
+static void run_wrap(unsigned num, uint64_t features)
+{
+	struct fix f;
+	struct iovec parts[2];
+	unsigned done = 0;
+
+	CHECK_EQ(fix_init(&f, num, features, 0), 0);
+	parts[0] = part(&f, 0, 8);
+	parts[1] = part(&f, 8, 8);
+	/* More than 65536 buffers: both 16-bit indices wrap at least once. */
+	for (unsigned i = 0; i < 70000; i++) {
+		void *token;
+		uint32_t len;
+
+		CHECK_EQ(uvirtio_drvq_add(&f.q, parts, 1, parts + 1, 1, (void *)(uintptr_t)(i + 1)), 0);
+		CHECK_EQ(uvirtio_devq_pop(&f.dq, &f.req), 1);
+		CHECK_EQ(uvirtio_devq_push(&f.dq, f.req.id, 8), 0);
+		CHECK_EQ(uvirtio_drvq_get(&f.q, &token, &len), 1);
+		CHECK(token == (void *)(uintptr_t)(i + 1));
+		done++;
+	}
+	CHECK_EQ(done, 70000);
+	CHECK_EQ(f.q.avail->idx, 70000 % 65536);
+	CHECK_EQ(uvirtio_drvq_num_free(&f.q), num);
+	fix_fini(&f);
+}
+
+static void test_drvq_indices_wrap_after_65536_buffers(void)
+{
+	run_wrap(256, 0);
+}
+
+static void test_drvq_indices_wrap_with_event_idx_and_indirect(void)
+{
+	run_wrap(8, UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX) | UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC));
+}
+
+/* A hostile device writes the used ring by hand. */
+static void hostile_used(struct fix *f, uint32_t id, uint32_t len)
+{
+	f->q.used->ring[f->q.used->idx % f->q.num].id = id;
+	f->q.used->ring[f->q.used->idx % f->q.num].len = len;
+	f->q.used->idx++;
+}
+
+#define CHECK_DRV_BROKEN(f, reason)                                           \
+	do {                                                                  \
+		void *token_;                                                 \
+		uint32_t len_;                                                \
+		struct iovec in_ = part(&(f), 0, 8);                          \
+		CHECK_EQ(uvirtio_drvq_get(&(f).q, &token_, &len_), -EIO);     \
+		CHECK(uvirtio_drvq_is_broken(&(f).q));                        \
+		CHECK_STR(uvirtio_drvq_broken_reason(&(f).q), reason);       \
+		CHECK_EQ(uvirtio_drvq_add(&(f).q, NULL, 0, &in_, 1, &token_), -EIO); \
+	} while (0)
+
+static void test_drvq_breaks_on_used_id_out_of_range(void)
+{
+	struct fix f;
+	struct iovec in;
+	int tok;
+
+	CHECK_EQ(fix_init(&f, 8, 0, 0), 0);
+	in = part(&f, 0, 8);
+	CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, &in, 1, &tok), 0);
+	hostile_used(&f, 8, 0);
+	CHECK_DRV_BROKEN(f, "used id out of range");
+	fix_fini(&f);
+}
+
+static void test_drvq_breaks_on_used_id_not_in_flight(void)
+{
+	struct fix f;
+	struct iovec in;
+	int tok;
+
+	CHECK_EQ(fix_init(&f, 8, 0, 0), 0);
+	in = part(&f, 0, 8);
+	CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, &in, 1, &tok), 0);
+	hostile_used(&f, 5, 0);
+	CHECK_DRV_BROKEN(f, "used id not in flight");
+	fix_fini(&f);
+}
+
+static void test_drvq_breaks_on_used_id_returned_twice(void)
+{
+	struct fix f;
+	struct iovec in;
+	void *token;
+	uint32_t len;
+	int tok;
+
+	CHECK_EQ(fix_init(&f, 8, 0, 0), 0);
+	in = part(&f, 0, 8);
+	CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, &in, 1, &tok), 0);
+	CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, &in, 1, &tok), 0);
+	hostile_used(&f, 0, 0);
+	hostile_used(&f, 0, 0);
+	CHECK_EQ(uvirtio_drvq_get(&f.q, &token, &len), 1);
+	CHECK_DRV_BROKEN(f, "used id not in flight");
+	fix_fini(&f);
+}
+
+static void test_drvq_breaks_on_used_length_larger_than_buffer(void)
+{
+	struct fix f;
+	struct iovec out, in;
+	int tok;
+
+	CHECK_EQ(fix_init(&f, 8, 0, 0), 0);
+	out = part(&f, 0, 100);
+	in = part(&f, 100, 8);
+	CHECK_EQ(uvirtio_drvq_add(&f.q, &out, 1, &in, 1, &tok), 0);
+	/* Only the writable part counts: 9 > 8 even though out had 100. */
+	hostile_used(&f, 0, 9);
+	CHECK_DRV_BROKEN(f, "used length larger than the buffer");
+	fix_fini(&f);
+}
+
+static void test_drvq_breaks_on_used_index_ahead_of_avail(void)
+{
+	struct fix f;
+	struct iovec in;
+	int tok;
+
+	CHECK_EQ(fix_init(&f, 8, 0, 0), 0);
+	in = part(&f, 0, 8);
+	CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, &in, 1, &tok), 0);
+	f.q.used->idx = 2;
+	CHECK_DRV_BROKEN(f, "used index ahead of the buffers made available");
+	fix_fini(&f);
+}
+
+TEST_MAIN(T(test_drvq_add_and_get_round_trip_token_and_length),
+	  T(test_drvq_add_returns_enospc_when_ring_full),
+	  T(test_drvq_add_uses_indirect_table_for_several_parts),
+	  T(test_drvq_add_falls_back_to_direct_when_indirect_table_cannot_be_had),
+	  T(test_drvq_add_returns_enomem_when_indirect_fails_and_direct_does_not_fit),
+	  T(test_drvq_add_refuses_memory_the_device_cannot_reach),
+	  T(test_drvq_sizes_are_powers_of_two_up_to_32768),
+	  T(test_drvq_kick_prepare_honours_no_notify),
+	  T(test_drvq_kick_prepare_honours_avail_event),
+	  T(test_drvq_disable_cb_sets_no_interrupt),
+	  T(test_drvq_enable_cb_returns_false_when_used_buffers_pending),
+	  T(test_drvq_enable_cb_delayed_asks_at_three_quarters),
+	  T(test_drvq_detach_unused_returns_every_token),
+	  T(test_drvq_indices_wrap_after_65536_buffers),
+	  T(test_drvq_indices_wrap_with_event_idx_and_indirect),
+	  T(test_drvq_breaks_on_used_id_out_of_range),
+	  T(test_drvq_breaks_on_used_id_not_in_flight),
+	  T(test_drvq_breaks_on_used_id_returned_twice),
+	  T(test_drvq_breaks_on_used_length_larger_than_buffer),
+	  T(test_drvq_breaks_on_used_index_ahead_of_avail))
