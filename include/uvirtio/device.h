@@ -47,9 +47,11 @@ struct uvirtio_device_ops {
 	int (*start)(struct uvirtio_device *dev);
 	/* The driver notified queue @index. */
 	void (*queue_notify)(struct uvirtio_device *dev, unsigned index);
-	/* Optional: the driver wrote config space; the core has copied the bytes
-	 * into the config buffer. NULL means config space is read-only. */
-	int (*config_write)(struct uvirtio_device *dev, unsigned offset, unsigned len);
+	/* Optional: the driver writes @len bytes of config space at @offset.
+	 * Return 0 to let the core store them, or a negative errno to refuse
+	 * (nothing is stored). NULL means config space is read-only. */
+	int (*config_write)(struct uvirtio_device *dev, unsigned offset, const void *buf,
+			    unsigned len);
 	/* Stop serving. Return only when every request taken from a queue has
 	 * been pushed or dropped: after this the device writes no guest memory. */
 	void (*reset)(struct uvirtio_device *dev);

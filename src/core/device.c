@@ -164,12 +164,16 @@ int uvirtio_device_config_read(const struct uvirtio_device *dev, unsigned offset
 int uvirtio_device_config_write(struct uvirtio_device *dev, unsigned offset, const void *buf,
 				unsigned len)
 {
+	int ret;
+
 	if (offset > dev->config_size || len > dev->config_size - offset)
 		return -EINVAL;
 	if (!dev->ops->config_write)
 		return -EPERM;
-	memcpy((char *)dev->config + offset, buf, len);
-	return dev->ops->config_write(dev, offset, len);
+	ret = dev->ops->config_write(dev, offset, buf, len);
+	if (!ret)
+		memcpy((char *)dev->config + offset, buf, len);
+	return ret;
 }
 
 uint32_t uvirtio_device_config_generation(const struct uvirtio_device *dev)

@@ -1,0 +1,462 @@
+// SPDX-License-Identifier: MIT
+/* Device core: status machine, feature negotiation, config space, reset. */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "harness.h"
+#include "uvirtio/device.h"
+#include "uvirtio/drvq.h"
+
+#define GA 0x400000ull
+#define MEM_SIZE (1u << 20)
+
+/* Device-type feature bits of the test device; 1 needs 0. */
+#define F_BASE 0
+#define F_NEEDS_BASE 1
+#define F_REFUSED_ALONE 2
+
+struct testdev {
+	struct uvirtio_device dev;
+	struct uvirtio_mem mem;
+	struct uvirtio_dma dma;
+	struct uvirtio_drvq dq;
+	char config[16];
+	unsigned notifies_used, notifies_config, resets, starts;
+	/* Requests the device took and holds, as an asynchronous device would. */
+	struct iovec iov[8];
+	struct uvirtio_req held;
+	bool holding;
+	bool drop_on_reset;
+};
+
+static char *guest;
+
+static const struct uvirtio_feature_dep deps[] = { { F_NEEDS_BASE, F_BASE } };
+
+static int validate(struct uvirtio_device *dev, uint64_t f)
+{
+	(void)dev;
+	return f & UVIRTIO_BIT(F_REFUSED_ALONE) && !(f & UVIRTIO_BIT(F_BASE)) ? -EINVAL : 0;
+}
+
+static int start(struct uvirtio_device *dev)
+{
+	((struct testdev *)dev->priv)->starts++;
+	return 0;
+}
+
+static void queue_notify(struct uvirtio_device *dev, unsigned index)
+{
+	struct testdev *t = dev->priv;
+
+	if (!t->holding && uvirtio_devq_pop(uvirtio_device_queue(dev, index), &t->held) == 1)
+		t->holding = true;
+}
+
+static int config_write(struct uvirtio_device *dev, unsigned offset, const void *buf, unsigned len)
+{
+	(void)dev;
+	(void)buf;
+	/* Bytes 0..7 are read-only. */
+	return offset < 8 && len ? -EPERM : 0;
+}
+
+static void reset(struct uvirtio_device *dev)
+{
+	struct testdev *t = dev->priv;
+
+	t->resets++;
+	/* Finish (push) or cancel (drop) what is in flight before returning. */
+	if (t->holding && !t->drop_on_reset) {
+		uvirtio_devq_push(uvirtio_device_queue(dev, 0), t->held.id, 0);
+		uvirtio_device_notify(dev, 0);
+	}
+	t->holding = false;
+}
+
+static void hook_used(void *opaque, unsigned index)
+{
+	(void)index;
+	((struct testdev *)opaque)->notifies_used++;
+}
+
+static void hook_config(void *opaque)
+{
+	((struct testdev *)opaque)->notifies_config++;
+}
+
+static const struct uvirtio_device_ops test_ops = {
+	.name = "test",
+	.device_id = 0xfff0,
+	.features = UVIRTIO_BIT(F_BASE) | UVIRTIO_BIT(F_NEEDS_BASE) | UVIRTIO_BIT(F_REFUSED_ALONE),
+	.deps = deps,
+	.ndeps = 1,
+	.num_queues = 2,
+	.queue_max_size = 16,
+	.validate_features = validate,
+	.start = start,
+	.queue_notify = queue_notify,
+	.config_write = config_write,
+	.reset = reset,
+};
+
+static int td_init(struct testdev *t)
+{
+	struct uvirtio_mem_region r = { .guest_addr = GA, .size = MEM_SIZE, .fd = -1 };
+	struct uvirtio_device_hooks hooks = { hook_used, hook_config, t };
+	int ret;
+
+	if (!guest)
+		guest = aligned_alloc(4096, MEM_SIZE);
+	memset(guest, 0, MEM_SIZE);
+	memset(t, 0, sizeof(*t));
+	r.host_addr = guest;
+	uvirtio_mem_init(&t->mem);
+	uvirtio_mem_add(&t->mem, &r);
+	uvirtio_dma_init(&t->dma, guest, GA, MEM_SIZE);
+	uvirtio_req_init(&t->held, t->iov, 8);
+	ret = uvirtio_device_init(&t->dev, &test_ops, t, t->config, sizeof(t->config), &t->mem);
+	uvirtio_device_set_hooks(&t->dev, &hooks);
+	return ret;
+}
+
+static void td_fini(struct testdev *t)
+{
+	uvirtio_device_destroy(&t->dev);
+	uvirtio_drvq_destroy(&t->dq);
+	uvirtio_dma_destroy(&t->dma);
+}
+
+/* Drive the device to FEATURES_OK with @features; returns the status read back. */
+static uint8_t negotiate(struct testdev *t, uint64_t features)
+{
+	uvirtio_device_set_status(&t->dev, VIRTIO_CONFIG_S_ACKNOWLEDGE);
+	uvirtio_device_set_status(&t->dev, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
+	uvirtio_device_set_driver_features(&t->dev, features);
+	uvirtio_device_set_status(&t->dev, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
+						   VIRTIO_CONFIG_S_FEATURES_OK);
+	return uvirtio_device_get_status(&t->dev);
+}
+
+#define V1 UVIRTIO_BIT(VIRTIO_F_VERSION_1)
+#define RUNNING_STATUS 15
+
+/* Negotiate, set queue 0 up from a driver-side ring, DRIVER_OK. */
+static int bring_up(struct testdev *t, uint64_t features)
+{
+	struct uvirtio_queue_layout l;
+	int ret;
+
+	if (!(negotiate(t, features) & VIRTIO_CONFIG_S_FEATURES_OK))
+		return -ENODEV;
+	ret = uvirtio_drvq_create(&t->dq, &t->dma, 0, 16, features, 0);
+	if (ret)
+		return ret;
+	l = (struct uvirtio_queue_layout){ 16, t->dq.desc_addr, t->dq.avail_addr, t->dq.used_addr };
+	ret = uvirtio_device_queue_enable(&t->dev, 0, &l);
+	if (ret)
+		return ret;
+	return uvirtio_device_set_status(&t->dev, RUNNING_STATUS);
+}
+
+static void test_device_always_offers_version_1(void)
+{
+	struct testdev t;
+
+	CHECK_EQ(td_init(&t), 0);
+	CHECK(uvirtio_device_get_features(&t.dev) & V1);
+	CHECK_EQ(uvirtio_device_set_offered(&t.dev, UVIRTIO_BIT(F_BASE)), 0);
+	CHECK_EQ(uvirtio_device_get_features(&t.dev), V1 | UVIRTIO_BIT(F_BASE));
+	td_fini(&t);
+}
+
+static void test_device_features_ok_accepts_any_valid_subset(void)
+{
+	struct testdev t;
+	const uint64_t subsets[] = {
+		V1,
+		V1 | UVIRTIO_BIT(F_BASE),
+		V1 | UVIRTIO_BIT(F_BASE) | UVIRTIO_BIT(F_NEEDS_BASE),
+		V1 | UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX) | UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC),
+	};
+
+	for (unsigned i = 0; i < sizeof(subsets) / sizeof(subsets[0]); i++) {
+		CHECK_EQ(td_init(&t), 0);
+		CHECK(negotiate(&t, subsets[i]) & VIRTIO_CONFIG_S_FEATURES_OK);
+		CHECK_EQ(t.dev.features, subsets[i]);
+		td_fini(&t);
+	}
+}
+
+static void test_device_features_ok_refused_for_feature_not_offered(void)
+{
+	struct testdev t;
+
+	CHECK_EQ(td_init(&t), 0);
+	CHECK(!(negotiate(&t, V1 | UVIRTIO_BIT(20)) & VIRTIO_CONFIG_S_FEATURES_OK));
+	CHECK_EQ(t.dev.features, 0);
+	td_fini(&t);
+}
+
+static void test_device_features_ok_refused_for_missing_dependency(void)
+{
+	struct testdev t;
+
+	CHECK_EQ(td_init(&t), 0);
+	CHECK(!(negotiate(&t, V1 | UVIRTIO_BIT(F_NEEDS_BASE)) & VIRTIO_CONFIG_S_FEATURES_OK));
+	td_fini(&t);
+}
+
+static void test_device_features_ok_refused_by_device_type(void)
+{
+	struct testdev t;
+
+	CHECK_EQ(td_init(&t), 0);
+	CHECK(!(negotiate(&t, V1 | UVIRTIO_BIT(F_REFUSED_ALONE)) & VIRTIO_CONFIG_S_FEATURES_OK));
+	td_fini(&t);
+}
+
+static void test_device_features_ok_refused_without_version_1(void)
+{
+	struct testdev t;
+
+	CHECK_EQ(td_init(&t), 0);
+	CHECK(!(negotiate(&t, UVIRTIO_BIT(F_BASE)) & VIRTIO_CONFIG_S_FEATURES_OK));
+	td_fini(&t);
+}
+
+static void test_device_features_fixed_after_features_ok(void)
+{
+	struct testdev t;
+
+	CHECK_EQ(td_init(&t), 0);
+	CHECK(negotiate(&t, V1) & VIRTIO_CONFIG_S_FEATURES_OK);
+	CHECK_EQ(uvirtio_device_set_driver_features(&t.dev, V1 | UVIRTIO_BIT(F_BASE)), -EBUSY);
+	CHECK_EQ(t.dev.features, V1);
+	td_fini(&t);
+}
+
+static void test_device_status_bits_cannot_be_cleared_by_driver(void)
+{
+	struct testdev t;
+
+	CHECK_EQ(td_init(&t), 0);
+	CHECK(negotiate(&t, V1) & VIRTIO_CONFIG_S_FEATURES_OK);
+	CHECK_EQ(uvirtio_device_set_status(&t.dev, VIRTIO_CONFIG_S_ACKNOWLEDGE), -EINVAL);
+	CHECK_EQ(uvirtio_device_get_status(&t.dev), 11);
+	td_fini(&t);
+}
+
+static void test_device_driver_ok_refused_without_features_ok(void)
+{
+	struct testdev t;
+
+	CHECK_EQ(td_init(&t), 0);
+	CHECK_EQ(uvirtio_device_set_status(&t.dev, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER), 0);
+	CHECK_EQ(uvirtio_device_set_status(&t.dev, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
+							     VIRTIO_CONFIG_S_DRIVER_OK),
+		 -EINVAL);
+	CHECK_EQ(uvirtio_device_get_status(&t.dev), 3);
+	CHECK_EQ(t.starts, 0);
+	td_fini(&t);
+}
+
+static void test_device_driver_ok_starts_device(void)
+{
+	struct testdev t;
+
+	CHECK_EQ(td_init(&t), 0);
+	CHECK_EQ(bring_up(&t, V1), 0);
+	CHECK_EQ(uvirtio_device_get_status(&t.dev), RUNNING_STATUS);
+	CHECK_EQ(t.starts, 1);
+	CHECK(uvirtio_device_running(&t.dev));
+	td_fini(&t);
+}
+
+static void test_device_needs_reset_bit_is_the_devices(void)
+{
+	struct testdev t;
+
+	CHECK_EQ(td_init(&t), 0);
+	CHECK_EQ(uvirtio_device_set_status(&t.dev, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_NEEDS_RESET), 0);
+	CHECK_EQ(uvirtio_device_get_status(&t.dev), VIRTIO_CONFIG_S_ACKNOWLEDGE);
+	td_fini(&t);
+}
+
+static void test_device_queue_enable_refused_before_features_ok(void)
+{
+	struct testdev t;
+	struct uvirtio_queue_layout l = { 16, GA, GA + 0x1000, GA + 0x2000 };
+
+	CHECK_EQ(td_init(&t), 0);
+	CHECK_EQ(uvirtio_device_queue_enable(&t.dev, 0, &l), -EINVAL);
+	CHECK(negotiate(&t, V1) & VIRTIO_CONFIG_S_FEATURES_OK);
+	CHECK_EQ(uvirtio_device_queue_enable(&t.dev, 0, &l), 0);
+	CHECK_EQ(uvirtio_device_queue_enable(&t.dev, 2, &l), -EINVAL);
+	l.num = 32;
+	CHECK_EQ(uvirtio_device_queue_enable(&t.dev, 0, &l), -EINVAL);
+	CHECK_EQ(uvirtio_device_queue_max_size(&t.dev, 1), 16);
+	CHECK_EQ(uvirtio_device_queue_max_size(&t.dev, 2), 0);
+	td_fini(&t);
+}
+
+static void test_device_config_read_write_bounds(void)
+{
+	struct testdev t;
+	char buf[16] = "abcdefgh";
+
+	CHECK_EQ(td_init(&t), 0);
+	memcpy(t.config, "0123456789abcdef", 16);
+	CHECK_EQ(uvirtio_device_config_read(&t.dev, 4, buf, 4), 0);
+	CHECK(!memcmp(buf, "4567", 4));
+	CHECK_EQ(uvirtio_device_config_read(&t.dev, 12, buf, 8), -EINVAL);
+	CHECK_EQ(uvirtio_device_config_read(&t.dev, UINT32_MAX, buf, 2), -EINVAL);
+	CHECK_EQ(uvirtio_device_config_write(&t.dev, 8, "XY", 2), 0);
+	CHECK(!memcmp(t.config + 8, "XY", 2));
+	CHECK_EQ(uvirtio_device_config_write(&t.dev, 0, "XY", 2), -EPERM);
+	CHECK(!memcmp(t.config, "01", 2));
+	CHECK_EQ(uvirtio_device_config_write(&t.dev, 15, "XY", 2), -EINVAL);
+	td_fini(&t);
+}
+
+static void test_device_config_update_bumps_generation_and_notifies(void)
+{
+	struct testdev t;
+	uint32_t gen;
+
+	CHECK_EQ(td_init(&t), 0);
+	gen = uvirtio_device_config_generation(&t.dev);
+	CHECK_EQ(uvirtio_device_config_update(&t.dev, 0, "Z", 1), 0);
+	CHECK(uvirtio_device_config_generation(&t.dev) != gen);
+	/* No driver yet: nobody to notify. */
+	CHECK_EQ(t.notifies_config, 0);
+	CHECK_EQ(bring_up(&t, V1), 0);
+	CHECK_EQ(uvirtio_device_config_update(&t.dev, 1, "Z", 1), 0);
+	CHECK_EQ(t.notifies_config, 1);
+	td_fini(&t);
+}
+
+static void test_device_broken_queue_sets_needs_reset_and_notifies_config(void)
+{
+	struct testdev t;
+	struct iovec in;
+	int tok;
+
+	CHECK_EQ(td_init(&t), 0);
+	CHECK_EQ(bring_up(&t, V1), 0);
+	in = (struct iovec){ .iov_base = guest + 0x80000, .iov_len = 8 };
+	CHECK_EQ(uvirtio_drvq_add(&t.dq, NULL, 0, &in, 1, &tok), 0);
+	t.dq.desc[0].next = 99; /* corrupt: NEXT to an index past the queue */
+	t.dq.desc[0].flags |= VRING_DESC_F_NEXT;
+	uvirtio_device_queue_notify(&t.dev, 0);
+	CHECK(uvirtio_devq_is_broken(uvirtio_device_queue(&t.dev, 0)));
+	CHECK(uvirtio_device_get_status(&t.dev) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	CHECK_STR(t.dev.needs_reset_reason, "descriptor index out of range");
+	CHECK_EQ(t.notifies_config, 1);
+	/* A device that needs reset ignores kicks, without spinning. */
+	uvirtio_device_queue_notify(&t.dev, 0);
+	CHECK(!uvirtio_device_running(&t.dev));
+	td_fini(&t);
+}
+
+static void test_device_reset_forgets_negotiated_state(void)
+{
+	struct testdev t;
+
+	CHECK_EQ(td_init(&t), 0);
+	CHECK_EQ(bring_up(&t, V1 | UVIRTIO_BIT(F_BASE)), 0);
+	CHECK_EQ(uvirtio_device_set_status(&t.dev, 0), 0);
+	CHECK_EQ(uvirtio_device_get_status(&t.dev), 0);
+	CHECK_EQ(t.dev.features, 0);
+	CHECK_EQ(t.dev.driver_features, 0);
+	CHECK(!uvirtio_device_queue(&t.dev, 0)->ready);
+	CHECK_EQ(t.resets, 1);
+	/* Renegotiation with a different set works. */
+	uvirtio_drvq_destroy(&t.dq);
+	CHECK_EQ(bring_up(&t, V1 | UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX)), 0);
+	CHECK_EQ(t.dev.features, V1 | UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX));
+	td_fini(&t);
+}
+
+/* One request in flight when the reset comes; @drop picks cancel or complete. */
+static void reset_with_request_in_flight(bool drop)
+{
+	struct testdev t;
+	struct iovec in;
+	uint16_t used_before;
+	unsigned notified_before;
+	int tok;
+
+	CHECK_EQ(td_init(&t), 0);
+	t.drop_on_reset = drop;
+	CHECK_EQ(bring_up(&t, V1), 0);
+	in = (struct iovec){ .iov_base = guest + 0x80000, .iov_len = 8 };
+	CHECK_EQ(uvirtio_drvq_add(&t.dq, NULL, 0, &in, 1, &tok), 0);
+	uvirtio_device_queue_notify(&t.dev, 0);
+	CHECK(t.holding);
+	used_before = t.dq.used->idx;
+	notified_before = t.notifies_used;
+
+	uvirtio_device_reset(&t.dev);
+	CHECK(!t.holding);
+	CHECK_EQ(t.dq.used->idx, drop ? used_before : used_before + 1);
+	CHECK_EQ(t.notifies_used, drop ? notified_before : notified_before + 1);
+
+	/* After reset returns: no guest memory written, no notification sent. */
+	memset(t.dq.used, 0x5a, 64);
+	CHECK_EQ(uvirtio_devq_push(uvirtio_device_queue(&t.dev, 0), 0, 8), -ESHUTDOWN);
+	uvirtio_device_notify(&t.dev, 0);
+	uvirtio_device_queue_notify(&t.dev, 0);
+	uvirtio_device_config_update(&t.dev, 8, "Q", 1);
+	for (unsigned i = 0; i < 64; i++)
+		CHECK_EQ(((unsigned char *)t.dq.used)[i], 0x5a);
+	CHECK_EQ(t.notifies_used, drop ? notified_before : notified_before + 1);
+	CHECK_EQ(t.notifies_config, 0);
+	td_fini(&t);
+}
+
+static void test_device_reset_cancels_in_flight_requests_before_returning(void)
+{
+	reset_with_request_in_flight(true);
+}
+
+static void test_device_reset_completes_in_flight_requests_before_returning(void)
+{
+	reset_with_request_in_flight(false);
+}
+
+static void test_device_notify_only_when_driver_asked(void)
+{
+	struct testdev t;
+
+	CHECK_EQ(td_init(&t), 0);
+	CHECK_EQ(bring_up(&t, V1), 0);
+	uvirtio_devq_push(uvirtio_device_queue(&t.dev, 0), 0, 0);
+	uvirtio_device_notify(&t.dev, 0);
+	CHECK_EQ(t.notifies_used, 1);
+	uvirtio_drvq_disable_cb(&t.dq);
+	uvirtio_devq_push(uvirtio_device_queue(&t.dev, 0), 0, 0);
+	uvirtio_device_notify(&t.dev, 0);
+	CHECK_EQ(t.notifies_used, 1);
+	td_fini(&t);
+}
+
+TEST_MAIN(T(test_device_always_offers_version_1),
+	  T(test_device_features_ok_accepts_any_valid_subset),
+	  T(test_device_features_ok_refused_for_feature_not_offered),
+	  T(test_device_features_ok_refused_for_missing_dependency),
+	  T(test_device_features_ok_refused_by_device_type),
+	  T(test_device_features_ok_refused_without_version_1),
+	  T(test_device_features_fixed_after_features_ok),
+	  T(test_device_status_bits_cannot_be_cleared_by_driver),
+	  T(test_device_driver_ok_refused_without_features_ok),
+	  T(test_device_driver_ok_starts_device),
+	  T(test_device_needs_reset_bit_is_the_devices),
+	  T(test_device_queue_enable_refused_before_features_ok),
+	  T(test_device_config_read_write_bounds),
+	  T(test_device_config_update_bumps_generation_and_notifies),
+	  T(test_device_broken_queue_sets_needs_reset_and_notifies_config),
+	  T(test_device_reset_forgets_negotiated_state),
+	  T(test_device_reset_cancels_in_flight_requests_before_returning),
+	  T(test_device_reset_completes_in_flight_requests_before_returning),
+	  T(test_device_notify_only_when_driver_asked))

@@ -1,0 +1,394 @@
+// SPDX-License-Identifier: MIT
+/* Driver core and loopback transport, end to end: a driver thread and a device thread. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "harness.h"
+#include "uvirtio/driver.h"
+#include "uvirtio/loopback.h"
+#include "uvirtio/rng.h"
+
+/* A transport that forwards to another and writes down what the driver did. */
+struct recorder {
+	struct uvirtio_transport t; /* first */
+	struct uvirtio_transport *inner;
+	uint64_t extra_features; /* claimed on top of what the device offers */
+	char trace[1024];
+};
+
+static struct recorder *rec_of(struct uvirtio_transport *t)
+{
+	return (struct recorder *)t;
+}
+
+static void note(struct recorder *r, const char *fmt, unsigned v)
+{
+	size_t n = strlen(r->trace);
+
+	snprintf(r->trace + n, sizeof(r->trace) - n, fmt, v);
+}
+
+static int rec_get_features(struct uvirtio_transport *t, uint64_t *f)
+{
+	int ret = rec_of(t)->inner->ops->get_features(rec_of(t)->inner, f);
+
+	*f |= rec_of(t)->extra_features;
+	note(rec_of(t), "get_features ", 0);
+	return ret;
+}
+
+static int rec_set_features(struct uvirtio_transport *t, uint64_t f)
+{
+	note(rec_of(t), "set_features ", 0);
+	return rec_of(t)->inner->ops->set_features(rec_of(t)->inner, f);
+}
+
+static int rec_get_status(struct uvirtio_transport *t, uint8_t *s)
+{
+	return rec_of(t)->inner->ops->get_status(rec_of(t)->inner, s);
+}
+
+static int rec_set_status(struct uvirtio_transport *t, uint8_t s)
+{
+	note(rec_of(t), "status:%u ", s);
+	return rec_of(t)->inner->ops->set_status(rec_of(t)->inner, s);
+}
+
+static int rec_reset(struct uvirtio_transport *t)
+{
+	note(rec_of(t), "reset ", 0);
+	return rec_of(t)->inner->ops->reset(rec_of(t)->inner);
+}
+
+static int rec_get_config(struct uvirtio_transport *t, unsigned o, void *b, unsigned l)
+{
+	return rec_of(t)->inner->ops->get_config(rec_of(t)->inner, o, b, l);
+}
+
+static int rec_set_config(struct uvirtio_transport *t, unsigned o, const void *b, unsigned l)
+{
+	return rec_of(t)->inner->ops->set_config(rec_of(t)->inner, o, b, l);
+}
+
+static int rec_generation(struct uvirtio_transport *t, uint32_t *g)
+{
+	return rec_of(t)->inner->ops->config_generation(rec_of(t)->inner, g);
+}
+
+static int rec_queue_max(struct uvirtio_transport *t, unsigned i, unsigned *m)
+{
+	return rec_of(t)->inner->ops->queue_max_size(rec_of(t)->inner, i, m);
+}
+
+static int rec_queue_enable(struct uvirtio_transport *t, unsigned i, const struct uvirtio_queue_layout *l)
+{
+	note(rec_of(t), "queue:%u ", i);
+	return rec_of(t)->inner->ops->queue_enable(rec_of(t)->inner, i, l);
+}
+
+static int rec_notify(struct uvirtio_transport *t, unsigned i)
+{
+	return rec_of(t)->inner->ops->notify(rec_of(t)->inner, i);
+}
+
+static int rec_event_fd(struct uvirtio_transport *t, unsigned i)
+{
+	return rec_of(t)->inner->ops->event_fd(rec_of(t)->inner, i);
+}
+
+static struct uvirtio_dma *rec_dma(struct uvirtio_transport *t)
+{
+	return rec_of(t)->inner->ops->dma(rec_of(t)->inner);
+}
+
+static const struct uvirtio_transport_ops rec_ops = {
+	rec_get_features, rec_set_features, rec_get_status, rec_set_status, rec_reset,
+	rec_get_config, rec_set_config, rec_generation, rec_queue_max, rec_queue_enable,
+	rec_notify, rec_event_fd, rec_dma,
+};
+
+static void rec_init(struct recorder *r, struct uvirtio_transport *inner)
+{
+	memset(r, 0, sizeof(*r));
+	r->t.ops = &rec_ops;
+	r->t.name = "recorder";
+	r->inner = inner;
+}
+
+/* A device that takes requests and keeps them until reset drops them. */
+struct sink {
+	struct uvirtio_device dev;
+	struct iovec iov[8];
+	unsigned held;
+	char config[8];
+};
+
+static void sink_notify(struct uvirtio_device *dev, unsigned index)
+{
+	struct sink *s = dev->priv;
+	struct uvirtio_req req;
+
+	uvirtio_req_init(&req, s->iov, 8);
+	while (uvirtio_devq_pop(uvirtio_device_queue(dev, index), &req) == 1)
+		s->held++;
+}
+
+static void sink_reset(struct uvirtio_device *dev)
+{
+	((struct sink *)dev->priv)->held = 0;
+}
+
+static const struct uvirtio_device_ops sink_ops = {
+	.name = "sink", .device_id = 0xfff1, .num_queues = 1, .queue_max_size = 64,
+	.queue_notify = sink_notify, .reset = sink_reset,
+};
+
+struct env {
+	struct uvirtio_loopback *lb;
+	struct uvirtio_rng_dev rng;
+	struct sink sink;
+	struct uvirtio_device *dev;
+};
+
+static int env_start(struct env *e, bool sink)
+{
+	int ret;
+
+	memset(e, 0, sizeof(*e));
+	ret = uvirtio_loopback_create(&e->lb, NULL);
+	if (ret)
+		return ret;
+	if (sink) {
+		ret = uvirtio_device_init(&e->sink.dev, &sink_ops, &e->sink, e->sink.config,
+					  sizeof(e->sink.config), uvirtio_loopback_mem(e->lb));
+		e->dev = &e->sink.dev;
+	} else {
+		ret = uvirtio_rng_dev_init(&e->rng, uvirtio_loopback_mem(e->lb));
+		e->dev = &e->rng.dev;
+	}
+	return ret ? ret : uvirtio_loopback_start(e->lb, e->dev);
+}
+
+static void env_stop(struct env *e)
+{
+	uvirtio_loopback_destroy(e->lb);
+	uvirtio_device_destroy(e->dev);
+}
+
+static int read_resets(struct uvirtio_device *dev, void *arg)
+{
+	*(unsigned *)arg = dev->resets;
+	return 0;
+}
+
+static int read_features(struct uvirtio_device *dev, void *arg)
+{
+	*(uint64_t *)arg = dev->features;
+	return 0;
+}
+
+static bool has_entropy(const unsigned char *p, size_t n)
+{
+	unsigned zeros = 0;
+
+	for (size_t i = 0; i < n; i++)
+		zeros += p[i] == 0;
+	return zeros < n / 64;
+}
+
+static void test_loopback_rng_reads_random_bytes(void)
+{
+	static unsigned char a[65536], b[65536];
+	struct uvirtio_rng_drv drv;
+	struct env e;
+
+	CHECK_EQ(env_start(&e, false), 0);
+	CHECK_EQ(uvirtio_rng_drv_probe(&drv, uvirtio_loopback_transport(e.lb), 0), 0);
+	CHECK_EQ(uvirtio_rng_drv_read(&drv, a, sizeof(a), 5000), sizeof(a));
+	CHECK_EQ(uvirtio_rng_drv_read(&drv, b, sizeof(b), 5000), sizeof(b));
+	CHECK(has_entropy(a, sizeof(a)));
+	CHECK(memcmp(a, b, sizeof(a)) != 0);
+	uvirtio_rng_drv_remove(&drv);
+	env_stop(&e);
+	CHECK_EQ(e.rng.bytes, 2 * sizeof(a));
+}
+
+static void test_driver_probe_resets_first_then_follows_the_status_sequence(void)
+{
+	struct uvirtio_rng_drv drv;
+	struct recorder rec;
+	unsigned resets = 0;
+	struct env e;
+
+	CHECK_EQ(env_start(&e, false), 0);
+	rec_init(&rec, uvirtio_loopback_transport(e.lb));
+	/* An earlier driver left the device half set up. */
+	CHECK_EQ(rec.t.ops->set_status(&rec.t, VIRTIO_CONFIG_S_ACKNOWLEDGE), 0);
+	rec.trace[0] = 0;
+
+	CHECK_EQ(uvirtio_rng_drv_probe(&drv, &rec.t, 0), 0);
+	CHECK_STR(rec.trace, "reset status:1 status:3 get_features set_features status:11 queue:0 status:15 ");
+	CHECK_EQ(uvirtio_loopback_run_on_device(e.lb, read_resets, &resets), 0);
+	CHECK_EQ(resets, 1);
+	uvirtio_rng_drv_remove(&drv);
+	env_stop(&e);
+}
+
+static void test_driver_probe_fails_when_features_ok_does_not_stick(void)
+{
+	struct uvirtio_driver drv;
+	struct recorder rec;
+	uint8_t status = 0;
+	struct env e;
+
+	CHECK_EQ(env_start(&e, false), 0);
+	rec_init(&rec, uvirtio_loopback_transport(e.lb));
+	/* The transport claims a feature the device does not have: the device
+	 * refuses FEATURES_OK and the driver sees it only by reading back. */
+	rec.extra_features = UVIRTIO_BIT(5);
+	CHECK_EQ(uvirtio_driver_probe(&drv, &rec.t, UVIRTIO_BIT(5)), -ENODEV);
+	CHECK_EQ(rec.t.ops->get_status(&rec.t, &status), 0);
+	CHECK(status & VIRTIO_CONFIG_S_FAILED);
+	CHECK(!(status & VIRTIO_CONFIG_S_FEATURES_OK));
+	env_stop(&e);
+}
+
+static void count_release(void *token, void *opaque)
+{
+	(void)token;
+	(*(unsigned *)opaque)++;
+}
+
+static void test_driver_remove_resets_before_deleting_queues(void)
+{
+	struct uvirtio_driver drv;
+	struct recorder rec;
+	struct uvirtio_drvq *q;
+	unsigned released = 0, resets = 0;
+	struct env e;
+	char *buf;
+	int tok[3];
+
+	CHECK_EQ(env_start(&e, true), 0);
+	rec_init(&rec, uvirtio_loopback_transport(e.lb));
+	CHECK_EQ(uvirtio_driver_probe(&drv, &rec.t, 0), 0);
+	CHECK_EQ(uvirtio_driver_find_vqs(&drv, 1, NULL), 0);
+	CHECK_EQ(uvirtio_driver_ready(&drv), 0);
+	q = uvirtio_driver_vq(&drv, 0);
+	buf = uvirtio_dma_alloc(rec.t.ops->dma(&rec.t), 4096, 64);
+	for (unsigned i = 0; i < 3; i++) {
+		struct iovec in = { .iov_base = buf + 64 * i, .iov_len = 64 };
+
+		CHECK_EQ(uvirtio_drvq_add(q, NULL, 0, &in, 1, &tok[i]), 0);
+	}
+	CHECK_EQ(uvirtio_drvq_kick(q), 0);
+	rec.trace[0] = 0;
+
+	CHECK_EQ(uvirtio_driver_remove(&drv, count_release, &released), 0);
+	CHECK_STR(rec.trace, "reset ");
+	CHECK_EQ(released, 3);
+	CHECK_EQ(drv.nvqs, 0);
+	CHECK_EQ(uvirtio_loopback_run_on_device(e.lb, read_resets, &resets), 0);
+	CHECK_EQ(resets, 2);
+	env_stop(&e);
+}
+
+static void test_driver_renegotiates_different_features_after_reset(void)
+{
+	const uint64_t rich = UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX) | UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC);
+	struct uvirtio_rng_drv drv;
+	unsigned char buf[256];
+	uint64_t dev_features = 0;
+	struct env e;
+
+	CHECK_EQ(env_start(&e, false), 0);
+	CHECK_EQ(uvirtio_rng_drv_probe(&drv, uvirtio_loopback_transport(e.lb), rich), 0);
+	CHECK_EQ(drv.drv.features, rich | UVIRTIO_BIT(VIRTIO_F_VERSION_1));
+	CHECK_EQ(uvirtio_rng_drv_read(&drv, buf, sizeof(buf), 5000), sizeof(buf));
+	uvirtio_rng_drv_remove(&drv);
+
+	CHECK_EQ(uvirtio_rng_drv_probe(&drv, uvirtio_loopback_transport(e.lb), 0), 0);
+	CHECK_EQ(drv.drv.features, UVIRTIO_BIT(VIRTIO_F_VERSION_1));
+	CHECK_EQ(uvirtio_loopback_run_on_device(e.lb, read_features, &dev_features), 0);
+	CHECK_EQ(dev_features, UVIRTIO_BIT(VIRTIO_F_VERSION_1));
+	CHECK_EQ(uvirtio_rng_drv_read(&drv, buf, sizeof(buf), 5000), sizeof(buf));
+	uvirtio_rng_drv_remove(&drv);
+	env_stop(&e);
+}
+
+static int change_config(struct uvirtio_device *dev, void *arg)
+{
+	return uvirtio_device_config_update(dev, 0, arg, 4);
+}
+
+static void test_loopback_config_change_reaches_driver(void)
+{
+	struct uvirtio_driver drv;
+	char got[4];
+	struct env e;
+
+	CHECK_EQ(env_start(&e, true), 0);
+	CHECK_EQ(uvirtio_driver_probe(&drv, uvirtio_loopback_transport(e.lb), 0), 0);
+	CHECK_EQ(uvirtio_driver_find_vqs(&drv, 1, NULL), 0);
+	CHECK_EQ(uvirtio_driver_ready(&drv), 0);
+	CHECK_EQ(uvirtio_driver_wait(&drv, UVIRTIO_CONFIG_EVENT, 0), 0);
+	CHECK_EQ(uvirtio_loopback_run_on_device(e.lb, change_config, "abcd"), 0);
+	CHECK_EQ(uvirtio_driver_wait(&drv, UVIRTIO_CONFIG_EVENT, 5000), 1);
+	CHECK_EQ(uvirtio_driver_config_read(&drv, 0, got, 4), 0);
+	CHECK(!memcmp(got, "abcd", 4));
+	CHECK_EQ(uvirtio_driver_config_read(&drv, 6, got, 4), -EINVAL);
+	uvirtio_driver_remove(&drv, NULL, NULL);
+	env_stop(&e);
+}
+
+static void test_loopback_hostile_driver_ring_sets_needs_reset(void)
+{
+	struct uvirtio_rng_drv drv;
+	struct uvirtio_drvq *q;
+	unsigned char buf[16];
+	struct env e;
+
+	CHECK_EQ(env_start(&e, false), 0);
+	CHECK_EQ(uvirtio_rng_drv_probe(&drv, uvirtio_loopback_transport(e.lb), 0), 0);
+	q = uvirtio_driver_vq(&drv.drv, 0);
+	/* Publish an avail index far ahead of anything added. */
+	q->avail->idx = 1000;
+	CHECK_EQ(uvirtio_drvq_notify(q), 0);
+	CHECK_EQ(uvirtio_driver_wait(&drv.drv, UVIRTIO_CONFIG_EVENT, 5000), 1);
+	CHECK(uvirtio_driver_needs_reset(&drv.drv));
+	q->avail->idx = 0;
+	CHECK_EQ(uvirtio_rng_drv_read(&drv, buf, sizeof(buf), 200), -EIO);
+	/* Reset and probe again: the device works. */
+	uvirtio_rng_drv_remove(&drv);
+	CHECK_EQ(uvirtio_rng_drv_probe(&drv, uvirtio_loopback_transport(e.lb), 0), 0);
+	CHECK_EQ(uvirtio_rng_drv_read(&drv, buf, sizeof(buf), 5000), sizeof(buf));
+	uvirtio_rng_drv_remove(&drv);
+	env_stop(&e);
+}
+
+static void test_loopback_indices_wrap_across_threads(void)
+{
+	const uint64_t f = UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX);
+	struct uvirtio_rng_drv drv;
+	unsigned char buf[8];
+	struct env e;
+
+	CHECK_EQ(env_start(&e, false), 0);
+	CHECK_EQ(uvirtio_rng_drv_probe(&drv, uvirtio_loopback_transport(e.lb), f), 0);
+	for (unsigned i = 0; i < 70000; i++)
+		CHECK_EQ(uvirtio_rng_drv_read(&drv, buf, sizeof(buf), 5000), sizeof(buf));
+	CHECK_EQ(drv.requests, 70000);
+	CHECK_EQ(uvirtio_driver_vq(&drv.drv, 0)->last_used, 70000 % 65536);
+	uvirtio_rng_drv_remove(&drv);
+	env_stop(&e);
+}
+
+TEST_MAIN(T(test_loopback_rng_reads_random_bytes),
+	  T(test_driver_probe_resets_first_then_follows_the_status_sequence),
+	  T(test_driver_probe_fails_when_features_ok_does_not_stick),
+	  T(test_driver_remove_resets_before_deleting_queues),
+	  T(test_driver_renegotiates_different_features_after_reset),
+	  T(test_loopback_config_change_reaches_driver),
+	  T(test_loopback_hostile_driver_ring_sets_needs_reset),
+	  T(test_loopback_indices_wrap_across_threads))
