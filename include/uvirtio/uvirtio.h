@@ -13,5 +13,6 @@
 #include "uvirtio/driver.h"
 #include "uvirtio/loopback.h"
 #include "uvirtio/rng.h"
+#include "uvirtio/trace.h"
 
 #endif

@@ -1,0 +1,452 @@
+// SPDX-License-Identifier: MIT
+/*
+ * `uvirtio bench ring`: the split ring alone, driver and device on two
+ * threads pinned to two CPUs, as the Linux kernel's tools/virtio/ringtest
+ * does. The driver keeps the ring full, adding and kicking in batches and
+ * collecting what is used; the device pops and pushes in batches. Both sides
+ * poll and keep their notification suppression up to date (kick_prepare and
+ * needs_notify run with their barriers), but a notification that would be
+ * sent is only counted: the benchmark measures the ring, not eventfds.
+ * Every pop does the full validation of a hostile ring.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "uvirtio/devq.h"
+#include "uvirtio/drvq.h"
+#include "uvirtio/virtio_spec.h"
+
+#define GUEST_ADDR 0x100000000ull
+#define BUF_SIZE 64u
+
+struct options {
+	unsigned ring_size;
+	unsigned long buffers;
+	unsigned runs;
+	unsigned batches[8];
+	unsigned nbatches;
+	int driver_cpu, device_cpu;
+	bool json;
+	bool progress;
+};
+
+struct result {
+	unsigned batch;
+	bool event_idx, indirect;
+	double ns_per_buffer; /* median over the runs */
+	double buffers_per_sec;
+	unsigned long kicks, interrupts; /* of the median run */
+};
+
+struct run {
+	const struct options *o;
+	unsigned batch;
+	uint64_t features;
+	struct uvirtio_dma dma;
+	struct uvirtio_mem mem;
+	struct uvirtio_drvq drvq;
+	struct uvirtio_devq devq;
+	char *buffers;
+	void *region;
+	size_t region_size;
+	unsigned long completed; /* read by the progress printer */
+	unsigned long kicks, interrupts;
+	int error; /* set by either thread; the other one then stops */
+};
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#else
+	__asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+static double now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+static void pin(int cpu)
+{
+	cpu_set_t set;
+
+	if (cpu < 0)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+static void *driver_thread(void *arg)
+{
+	struct run *r = arg;
+	struct uvirtio_drvq *q = &r->drvq;
+	unsigned long started = 0, completed = 0, total = r->o->buffers;
+	unsigned parts = r->features & UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC) ? 2 : 1;
+
+	pin(r->o->driver_cpu);
+	/* The driver polls for used buffers: no callbacks. */
+	uvirtio_drvq_disable_cb(q);
+	while (completed < total && !__atomic_load_n(&r->error, __ATOMIC_RELAXED)) {
+		unsigned added = 0;
+		bool progress = false;
+		void *token;
+		uint32_t len;
+		int ret;
+
+		while (added < r->batch && started < total) {
+			char *b = r->buffers + (started % r->o->ring_size) * BUF_SIZE;
+			struct iovec iov[2] = { { b, 16 }, { b + 16, BUF_SIZE - 16 } };
+
+			/* One part: a writable buffer; two: header and data. */
+			ret = parts == 1 ? uvirtio_drvq_add(q, NULL, 0, iov + 1, 1, b)
+					 : uvirtio_drvq_add(q, iov, 1, iov + 1, 1, b);
+			if (ret == -ENOSPC || ret == -ENOMEM)
+				break;
+			if (ret) {
+				__atomic_store_n(&r->error, ret, __ATOMIC_RELAXED);
+				return NULL;
+			}
+			added++;
+			started++;
+		}
+		if (added) {
+			progress = true;
+			if (uvirtio_drvq_kick_prepare(q))
+				r->kicks++;
+		}
+		while ((ret = uvirtio_drvq_get(q, &token, &len)) == 1) {
+			completed++;
+			progress = true;
+		}
+		if (ret < 0) {
+			__atomic_store_n(&r->error, ret, __ATOMIC_RELAXED);
+			return NULL;
+		}
+		__atomic_store_n(&r->completed, completed, __ATOMIC_RELAXED);
+		if (!progress)
+			cpu_relax();
+	}
+	return NULL;
+}
+
+static void *device_thread(void *arg)
+{
+	struct run *r = arg;
+	struct uvirtio_devq *q = &r->devq;
+	struct uvirtio_used done[256];
+	struct iovec iov[4];
+	struct uvirtio_req req;
+	unsigned long served = 0, total = r->o->buffers;
+
+	pin(r->o->device_cpu);
+	uvirtio_req_init(&req, iov, 4);
+	/* A polling device asks not to be kicked, as vhost does while busy. */
+	uvirtio_devq_disable_notify(q);
+	while (served < total && !__atomic_load_n(&r->error, __ATOMIC_RELAXED)) {
+		unsigned n = 0;
+		int ret = 0;
+
+		while (n < r->batch && (ret = uvirtio_devq_pop(q, &req)) == 1) {
+			done[n].id = req.id;
+			done[n].len = req.in_len;
+			n++;
+		}
+		if (ret < 0) {
+			__atomic_store_n(&r->error, ret, __ATOMIC_RELAXED);
+			return NULL;
+		}
+		if (!n) {
+			cpu_relax();
+			continue;
+		}
+		uvirtio_devq_push_batch(q, done, n);
+		if (uvirtio_devq_needs_notify(q))
+			r->interrupts++;
+		served += n;
+	}
+	return NULL;
+}
+
+static int run_setup(struct run *r)
+{
+	struct uvirtio_mem_region region;
+	unsigned num = r->o->ring_size;
+	int ret;
+
+	r->region_size = uvirtio_drvq_ring_bytes(num) + (size_t)num * 64 * 16 + (size_t)num * BUF_SIZE +
+			 (1u << 20);
+	r->region = aligned_alloc(4096, (r->region_size + 4095) & ~(size_t)4095);
+	if (!r->region)
+		return -ENOMEM;
+	ret = uvirtio_dma_init(&r->dma, r->region, GUEST_ADDR, r->region_size);
+	if (ret)
+		return ret;
+	ret = uvirtio_drvq_create(&r->drvq, &r->dma, 0, num, r->features, 2);
+	if (ret)
+		return ret;
+	r->buffers = uvirtio_dma_alloc(&r->dma, (size_t)num * BUF_SIZE, 64);
+	if (!r->buffers)
+		return -ENOMEM;
+	region = (struct uvirtio_mem_region){ .guest_addr = GUEST_ADDR, .size = r->region_size,
+					      .host_addr = r->region, .fd = -1 };
+	uvirtio_mem_init(&r->mem);
+	ret = uvirtio_mem_add(&r->mem, &region);
+	if (ret)
+		return ret;
+	return uvirtio_devq_setup(&r->devq, &r->mem, num, r->drvq.desc_addr, r->drvq.avail_addr,
+				  r->drvq.used_addr, r->features);
+}
+
+static void run_teardown(struct run *r)
+{
+	uvirtio_drvq_destroy(&r->drvq);
+	if (r->dma.base)
+		uvirtio_dma_destroy(&r->dma);
+	free(r->region);
+}
+
+static const char *mode_name(uint64_t features)
+{
+	bool ev = features & UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX);
+	bool ind = features & UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC);
+
+	return ev ? (ind ? "event_idx+indirect" : "event_idx") : (ind ? "indirect" : "plain");
+}
+
+/* One timed run; returns ns per buffer, or a negative errno. */
+static double run_once(const struct options *o, unsigned batch, uint64_t features,
+		       const char *label, struct run *out)
+{
+	pthread_t drv, dev;
+	double start, elapsed;
+	struct run *r = out;
+	int ret;
+
+	memset(r, 0, sizeof(*r));
+	r->o = o;
+	r->batch = batch;
+	r->features = features;
+	ret = run_setup(r);
+	if (ret) {
+		run_teardown(r);
+		return ret;
+	}
+	start = now_ns();
+	pthread_create(&dev, NULL, device_thread, r);
+	pthread_create(&drv, NULL, driver_thread, r);
+	if (o->progress) {
+		for (;;) {
+			unsigned long c = __atomic_load_n(&r->completed, __ATOMIC_RELAXED);
+
+			fprintf(stderr, "\r  %-40s %3lu%%", label, c * 100 / o->buffers);
+			if (c >= o->buffers || __atomic_load_n(&r->error, __ATOMIC_RELAXED))
+				break;
+			usleep(100000);
+		}
+	}
+	pthread_join(drv, NULL);
+	pthread_join(dev, NULL);
+	elapsed = now_ns() - start;
+	run_teardown(r);
+	if (r->error)
+		return r->error;
+	return elapsed / (double)o->buffers;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: uvirtio bench ring [options]\n"
+		"  --ring-size=N      entries in the ring, a power of two (default 256)\n"
+		"  --buffers=N        buffers per run (default 10000000, as ringtest)\n"
+		"  --batch=A,B,...    batch sizes (default 1,16,64)\n"
+		"  --runs=N           runs per configuration; the median is reported (default 3)\n"
+		"  --cpus=D,V         CPUs of the driver and device threads (default 0,1)\n"
+		"  --json             machine-readable output on stdout\n"
+		"  --no-progress      no progress line on stderr\n");
+}
+
+static int parse(struct options *o, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "ring-size", required_argument, NULL, 's' }, { "buffers", required_argument, NULL, 'b' },
+		{ "batch", required_argument, NULL, 'B' },     { "runs", required_argument, NULL, 'r' },
+		{ "cpus", required_argument, NULL, 'c' },      { "json", no_argument, NULL, 'j' },
+		{ "no-progress", no_argument, NULL, 'n' },     { "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	char *end;
+	int c;
+
+	*o = (struct options){ .ring_size = 256, .buffers = 10000000, .runs = 3,
+			       .batches = { 1, 16, 64 }, .nbatches = 3,
+			       .driver_cpu = 0, .device_cpu = ncpu > 1 ? 1 : -1, .progress = true };
+	if (ncpu < 2)
+		o->driver_cpu = -1;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			o->ring_size = (unsigned)strtoul(optarg, &end, 10);
+			if (*end || !o->ring_size || (o->ring_size & (o->ring_size - 1)) ||
+			    o->ring_size > UVIRTIO_QUEUE_SIZE_MAX) {
+				fprintf(stderr, "uvirtio bench ring: --ring-size must be a power of two from 1 to 32768, not '%s'\n", optarg);
+				return -1;
+			}
+			break;
+		case 'b':
+			o->buffers = strtoul(optarg, &end, 10);
+			if (*end || !o->buffers) {
+				fprintf(stderr, "uvirtio bench ring: --buffers must be a positive number, not '%s'\n", optarg);
+				return -1;
+			}
+			break;
+		case 'B':
+			o->nbatches = 0;
+			for (char *p = optarg; *p && o->nbatches < 8; p = *end ? end + 1 : end) {
+				unsigned long v = strtoul(p, &end, 10);
+
+				if (end == p || (*end && *end != ',') || !v || v > 256) {
+					fprintf(stderr, "uvirtio bench ring: --batch takes numbers from 1 to 256 separated by commas, not '%s'\n", optarg);
+					return -1;
+				}
+				o->batches[o->nbatches++] = (unsigned)v;
+			}
+			break;
+		case 'r':
+			o->runs = (unsigned)strtoul(optarg, &end, 10);
+			if (*end || !o->runs || o->runs > 99) {
+				fprintf(stderr, "uvirtio bench ring: --runs must be from 1 to 99, not '%s'\n", optarg);
+				return -1;
+			}
+			break;
+		case 'c':
+			if (sscanf(optarg, "%d,%d", &o->driver_cpu, &o->device_cpu) != 2 ||
+			    o->driver_cpu < 0 || o->device_cpu < 0 || o->driver_cpu >= ncpu || o->device_cpu >= ncpu) {
+				fprintf(stderr, "uvirtio bench ring: --cpus takes two CPU numbers below %ld, as 0,1, not '%s'\n", ncpu, optarg);
+				return -1;
+			}
+			break;
+		case 'j':
+			o->json = true;
+			break;
+		case 'n':
+			o->progress = false;
+			break;
+		case 'h':
+			usage(stdout);
+			return 1;
+		default:
+			usage(stderr);
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "uvirtio bench ring: unexpected argument '%s'\n", argv[optind]);
+		return -1;
+	}
+	return 0;
+}
+
+int bench_ring_main(int argc, char **argv)
+{
+	static const uint64_t modes[] = {
+		0,
+		UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX),
+		UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC),
+		UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX) | UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC),
+	};
+	struct result results[32];
+	unsigned nresults = 0, total_configs;
+	struct options o;
+	int ret = parse(&o, argc, argv);
+
+	if (ret)
+		return ret > 0 ? 0 : 2;
+	total_configs = o.nbatches * 4;
+	if (!o.json)
+		printf("uvirtio bench ring: split ring, %u entries, %lu buffers per run, median of %u runs, "
+		       "driver on CPU %d, device on CPU %d\n",
+		       o.ring_size, o.buffers, o.runs, o.driver_cpu, o.device_cpu);
+
+	for (unsigned b = 0; b < o.nbatches; b++) {
+		for (unsigned m = 0; m < 4; m++) {
+			struct result *res = &results[nresults];
+			static struct run run;
+			unsigned long kicks[99], interrupts[99];
+			double ns[99], sorted[99];
+			char label[96];
+
+			for (unsigned k = 0; k < o.runs; k++) {
+				snprintf(label, sizeof(label), "[%u/%u] batch %u %s run %u/%u", nresults + 1,
+					 total_configs, o.batches[b], mode_name(modes[m]), k + 1, o.runs);
+				ns[k] = run_once(&o, o.batches[b], modes[m], label, &run);
+				kicks[k] = run.kicks;
+				interrupts[k] = run.interrupts;
+				if (ns[k] < 0) {
+					fprintf(stderr, "\nuvirtio bench ring: run failed: %s\n", strerror((int)-ns[k]));
+					return 1;
+				}
+			}
+			memcpy(sorted, ns, o.runs * sizeof(double));
+			qsort(sorted, o.runs, sizeof(double), cmp_double);
+			*res = (struct result){ .batch = o.batches[b],
+						.event_idx = modes[m] & UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX),
+						.indirect = modes[m] & UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC),
+						.ns_per_buffer = sorted[o.runs / 2] };
+			res->buffers_per_sec = 1e9 / res->ns_per_buffer;
+			for (unsigned k = 0; k < o.runs; k++) {
+				if (ns[k] == res->ns_per_buffer) {
+					res->kicks = kicks[k];
+					res->interrupts = interrupts[k];
+					break;
+				}
+			}
+			if (o.progress)
+				fprintf(stderr, "\r%-60s\r", "");
+			if (!o.json)
+				printf("batch %-3u %-19s %8.1f ns/buffer %12.0f buffers/s  kicks %lu  interrupts %lu\n",
+				       res->batch, mode_name(modes[m]), res->ns_per_buffer,
+				       res->buffers_per_sec, res->kicks, res->interrupts);
+			fflush(stdout);
+			nresults++;
+		}
+	}
+
+	if (o.json) {
+		printf("{\"bench\":\"ring\",\"layout\":\"split\",\"ring_size\":%u,\"buffers\":%lu,\"runs\":%u,"
+		       "\"driver_cpu\":%d,\"device_cpu\":%d,\"results\":[",
+		       o.ring_size, o.buffers, o.runs, o.driver_cpu, o.device_cpu);
+		for (unsigned i = 0; i < nresults; i++)
+			printf("%s{\"batch\":%u,\"event_idx\":%s,\"indirect\":%s,\"ns_per_buffer\":%.2f,"
+			       "\"buffers_per_sec\":%.0f,\"kicks\":%lu,\"interrupts\":%lu}",
+			       i ? "," : "", results[i].batch, results[i].event_idx ? "true" : "false",
+			       results[i].indirect ? "true" : "false", results[i].ns_per_buffer,
+			       results[i].buffers_per_sec, results[i].kicks, results[i].interrupts);
+		printf("]}\n");
+	}
+	return 0;
+}

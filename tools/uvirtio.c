@@ -1,0 +1,50 @@
+// SPDX-License-Identifier: MIT
+/* The uvirtio command: one binary, a subcommand per job. */
+#include <stdio.h>
+#include <string.h>
+
+#include "bench.h"
+#include "demo.h"
+
+#define UVIRTIO_VERSION "0.1.0"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: uvirtio <command> [options]\n"
+		"\n"
+		"commands:\n"
+		"  demo            virtio-rng over the loopback transport: negotiation, I/O,\n"
+		"                  reset and renegotiation, each step printed\n"
+		"  bench ring      split-ring throughput, driver and device on two CPUs\n"
+		"  version         print the version\n"
+		"\n"
+		"`uvirtio <command> --help` describes a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "demo"))
+		return demo_main(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "bench")) {
+		if (argc >= 3 && !strcmp(argv[2], "ring"))
+			return bench_ring_main(argc - 2, argv + 2);
+		fprintf(stderr, "uvirtio bench: unknown benchmark '%s'; the benchmarks are: ring\n",
+			argc >= 3 ? argv[2] : "");
+		return 2;
+	}
+	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
+		printf("uvirtio %s\n", UVIRTIO_VERSION);
+		return 0;
+	}
+	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		usage(stdout);
+		return 0;
+	}
+	fprintf(stderr, "uvirtio: unknown command '%s'; run 'uvirtio help' for the list\n", argv[1]);
+	return 2;
+}
