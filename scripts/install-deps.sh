@@ -1,0 +1,23 @@
+#!/bin/sh
+# Installs the Debian 12 packages that building and testing uvirtio need,
+# if any is missing. Needs root for apt-get (run it as root, or install the
+# packages listed below yourself).
+set -eu
+
+packages="meson ninja-build gcc clang libclang-rt-14-dev pkg-config python3 linux-libc-dev"
+[ "${UVIRTIO_DEPS_EXTRA:-}" ] && packages="$packages $UVIRTIO_DEPS_EXTRA"
+
+missing=""
+for p in $packages; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+	echo "uvirtio: missing Debian packages:$missing; install them as root (apt-get install$missing)" >&2
+	exit 1
+fi
+echo "uvirtio: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
