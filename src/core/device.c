@@ -132,8 +132,17 @@ int uvirtio_device_set_status(struct uvirtio_device *dev, uint8_t status)
 	}
 	dev->status = (uint8_t)((dev->status & VIRTIO_CONFIG_S_NEEDS_RESET) | new);
 
-	if ((added & VIRTIO_CONFIG_S_DRIVER_OK) && dev->ops->start && dev->ops->start(dev))
-		uvirtio_device_needs_reset(dev, "device failed to start");
+	if (added & VIRTIO_CONFIG_S_DRIVER_OK) {
+		if (dev->ops->start && dev->ops->start(dev)) {
+			uvirtio_device_needs_reset(dev, "device failed to start");
+			return 0;
+		}
+		/* A driver may make buffers available before DRIVER_OK (Linux
+		 * virtio-net fills its receive queue so) but must not notify until
+		 * after it: look at every queue once, as if kicked. */
+		for (unsigned i = 0; i < dev->num_queues; i++)
+			uvirtio_device_queue_notify(dev, i);
+	}
 	return 0;
 }
 

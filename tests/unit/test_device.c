@@ -441,7 +441,29 @@ static void test_device_notify_only_when_driver_asked(void)
 	td_fini(&t);
 }
 
+static void test_device_serves_buffers_made_available_before_driver_ok(void)
+{
+	struct testdev t;
+	struct uvirtio_queue_layout l;
+	struct iovec in;
+	int tok;
+
+	CHECK_EQ(td_init(&t), 0);
+	CHECK(negotiate(&t, V1) & VIRTIO_CONFIG_S_FEATURES_OK);
+	CHECK_EQ(uvirtio_drvq_create(&t.dq, &t.dma, 0, 16, V1, 0), 0);
+	l = (struct uvirtio_queue_layout){ 16, t.dq.desc_addr, t.dq.avail_addr, t.dq.used_addr };
+	CHECK_EQ(uvirtio_device_queue_enable(&t.dev, 0, &l), 0);
+	in = (struct iovec){ .iov_base = guest + 0x80000, .iov_len = 8 };
+	CHECK_EQ(uvirtio_drvq_add(&t.dq, NULL, 0, &in, 1, &tok), 0);
+	/* No kick: the driver may not notify before DRIVER_OK. */
+	CHECK(!t.holding);
+	CHECK_EQ(uvirtio_device_set_status(&t.dev, RUNNING_STATUS), 0);
+	CHECK(t.holding);
+	td_fini(&t);
+}
+
 TEST_MAIN(T(test_device_always_offers_version_1),
+	  T(test_device_serves_buffers_made_available_before_driver_ok),
 	  T(test_device_features_ok_accepts_any_valid_subset),
 	  T(test_device_features_ok_refused_for_feature_not_offered),
 	  T(test_device_features_ok_refused_for_missing_dependency),
