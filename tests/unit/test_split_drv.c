@@ -374,15 +374,22 @@ static void hostile_used(struct fix *f, uint32_t id, uint32_t len)
 		CHECK_EQ(uvirtio_drvq_add(&(f).q, NULL, 0, &in_, 1, &token_), -EIO); \
 	} while (0)
 
+/* A queue of 8 with one writable buffer of 8 bytes in flight. */
+static int fix_one_in_flight(struct fix *f, int *tok)
+{
+	struct iovec in;
+	int ret = fix_init(f, 8, 0, 0);
+
+	in = part(f, 0, 8);
+	return ret ? ret : uvirtio_drvq_add(&f->q, NULL, 0, &in, 1, tok);
+}
+
 static void test_drvq_breaks_on_used_id_out_of_range(void)
 {
 	struct fix f;
-	struct iovec in;
 	int tok;
 
-	CHECK_EQ(fix_init(&f, 8, 0, 0), 0);
-	in = part(&f, 0, 8);
-	CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, &in, 1, &tok), 0);
+	CHECK_EQ(fix_one_in_flight(&f, &tok), 0);
 	hostile_used(&f, 8, 0);
 	CHECK_DRV_BROKEN(f, "used id out of range");
 	fix_fini(&f);
@@ -391,12 +398,9 @@ static void test_drvq_breaks_on_used_id_out_of_range(void)
 static void test_drvq_breaks_on_used_id_not_in_flight(void)
 {
 	struct fix f;
-	struct iovec in;
 	int tok;
 
-	CHECK_EQ(fix_init(&f, 8, 0, 0), 0);
-	in = part(&f, 0, 8);
-	CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, &in, 1, &tok), 0);
+	CHECK_EQ(fix_one_in_flight(&f, &tok), 0);
 	hostile_used(&f, 5, 0);
 	CHECK_DRV_BROKEN(f, "used id not in flight");
 	fix_fini(&f);
@@ -440,12 +444,9 @@ static void test_drvq_breaks_on_used_length_larger_than_buffer(void)
 static void test_drvq_breaks_on_used_index_ahead_of_avail(void)
 {
 	struct fix f;
-	struct iovec in;
 	int tok;
 
-	CHECK_EQ(fix_init(&f, 8, 0, 0), 0);
-	in = part(&f, 0, 8);
-	CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, &in, 1, &tok), 0);
+	CHECK_EQ(fix_one_in_flight(&f, &tok), 0);
 	f.q.used->idx = 2;
 	CHECK_DRV_BROKEN(f, "used index ahead of the buffers made available");
 	fix_fini(&f);
