@@ -85,8 +85,8 @@ struct uvirtio_devq {
  * The queue starts ready at index 0 with notifications enabled. The broken
  * callback, if any, is kept.
  *
- * Return: 0; -EINVAL for a bad size or a misaligned ring part; -EFAULT when a
- * ring part is not inside one memory region.
+ * Return: 0; -EINVAL for a bad size or a ring part misaligned in guest or in
+ * host memory; -EFAULT when a ring part is not inside one memory region.
  */
 int uvirtio_devq_setup(struct uvirtio_devq *q, const struct uvirtio_mem *mem, unsigned num,
 		       uint64_t desc, uint64_t avail, uint64_t used, uint64_t features);

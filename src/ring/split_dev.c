@@ -64,6 +64,14 @@ int uvirtio_devq_setup(struct uvirtio_devq *q, const struct uvirtio_mem *mem, un
 	q->used = uvirtio_mem_ptr(mem, used, 6ull + 8ull * num);
 	if (!q->desc || !q->avail || !q->used)
 		return -EFAULT;
+	/* A front-end chooses where regions are mapped (vhost-user mmap
+	 * offsets); the atomic ring accesses need the host side aligned too. */
+	if ((uintptr_t)q->desc % 16 || (uintptr_t)q->avail % 2 || (uintptr_t)q->used % 4) {
+		q->desc = NULL;
+		q->avail = NULL;
+		q->used = NULL;
+		return -EINVAL;
+	}
 
 	q->mem = mem;
 	q->num = (uint16_t)num; /* 32768 fits; the mask below is num - 1 */

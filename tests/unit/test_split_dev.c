@@ -384,6 +384,19 @@ static void test_split_setup_refuses_ring_outside_memory(void)
 		 -EFAULT);
 }
 
+static void test_split_setup_refuses_ring_misaligned_in_host_memory(void)
+{
+	struct uvirtio_mem mem;
+	struct uvirtio_mem_region r = { .guest_addr = GA, .size = 0x20000, .host_addr = guest + 1, .fd = -1 };
+	struct uvirtio_devq q = { 0 };
+
+	/* Aligned guest addresses, but the region is mapped one byte off. */
+	uvirtio_mem_init(&mem);
+	CHECK_EQ(uvirtio_mem_add(&mem, &r), 0);
+	CHECK_EQ(uvirtio_devq_setup(&q, &mem, 8, GA, GA + AVAIL_OFF, GA + USED_OFF, 0), -EINVAL);
+	CHECK(!q.ready);
+}
+
 static void test_split_accepts_queue_size_32768(void)
 {
 	struct fix f;
@@ -607,6 +620,7 @@ TEST_MAIN(T(test_split_pops_readable_then_writable_chain),
 	  T(test_split_accepts_zero_length_descriptor),
 	  T(test_split_setup_refuses_bad_size_and_alignment),
 	  T(test_split_setup_refuses_ring_outside_memory),
+	  T(test_split_setup_refuses_ring_misaligned_in_host_memory),
 	  T(test_split_accepts_queue_size_32768),
 	  T(test_split_push_publishes_used_entry),
 	  T(test_split_push_batch_publishes_once),

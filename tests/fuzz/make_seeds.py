@@ -1,0 +1,267 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Write the seed corpus for the fuzz targets: tests/fuzz/corpus/<target>/<name>.
+
+Each seed is a small well-formed input (a valid ring, a buffer that crosses
+regions, an indirect table, a hostile used entry, ...), so the fuzzer starts
+deep in the code instead of spending its first minutes finding a ring that
+set-up accepts. The layouts are the ones documented at the top of each
+fuzz_*.c; change both together. Run it again after changing a layout:
+
+    python3 tests/fuzz/make_seeds.py
+"""
+import os
+import shutil
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CORPUS = os.path.join(HERE, "corpus")
+
+# linux/virtio_ring.h
+DESC_F_NEXT, DESC_F_WRITE, DESC_F_INDIRECT = 1, 2, 4
+
+
+def u8(v):
+    return struct.pack("<B", v)
+
+
+def u16(v):
+    return struct.pack("<H", v)
+
+
+def u32(v):
+    return struct.pack("<I", v)
+
+
+def u64(v):
+    return struct.pack("<Q", v)
+
+
+# --- fuzz_devq_split ------------------------------------------------------
+
+DEV_OPS = {
+    "pop_push": 0, "pop_hold": 1, "push_held": 2, "needs_notify": 3,
+    "enable_notify": 4, "disable_notify": 5, "push_bad_id": 6, "pop_push_full": 7, "stop": 8,
+}
+DEV_INDIRECT, DEV_EVENT_IDX, DEV_WRITE_IN, DEV_SET_INDICES = 1, 2, 4, 8
+GUEST_SIZE = 16384
+
+
+class Guest:
+    """Guest memory seen from host offset 0 (region 0 maps it there)."""
+
+    def __init__(self, base):
+        self.base = base
+        self.mem = bytearray()
+
+    def put(self, guest_addr, data):
+        off = guest_addr - self.base
+        if len(self.mem) < off + len(data):
+            self.mem.extend(bytes(off + len(data) - len(self.mem)))
+        self.mem[off:off + len(data)] = data
+
+    def desc(self, table, i, addr, length, flags, nxt=0):
+        self.put(table + 16 * i, u64(addr) + u32(length) + u16(flags) + u16(nxt))
+
+    def avail(self, ring, num, heads, flags=0, start=0):
+        """Make heads available from slot start on; avail->idx follows them."""
+        for k, h in enumerate(heads):
+            self.put(ring + 4 + 2 * ((start + k) % num), u16(h))
+        self.put(ring, u16(flags) + u16((start + len(heads)) & 0xFFFF))
+
+
+def devq_seed(num, flags, regions, desc, avail, used, ops, guest, iov_cap=64,
+              indices=(0, 0)):
+    """regions: up to 4 (guest, size, host_off); ring parts: (region, offset)."""
+    out = u8(num.bit_length() - 1) + u8(flags) + u8(iov_cap - 1) + u8(len(regions) - 1)
+    regions = list(regions) + [(0, 0, 0)] * (4 - len(regions))
+    for ga, size, host_off in regions:
+        # fuzz_devq_split.c: size = 1 + raw % (GUEST_SIZE - host_off)
+        out += u64(ga) + u16((size - 1) % 65536) + u16(host_off)
+    for sel, off in (desc, avail, used):
+        out += u8(sel) + u16(off)
+    out += u16(indices[0]) + u16(indices[1])
+    out += u8(len(ops)) + b"".join(u8(DEV_OPS[o]) + u16(a) for o, a in ops)
+    return out + bytes(guest.mem)
+
+
+def devq_seeds():
+    G = 0x10000
+    DESC, AVAIL, USED, DATA = 0x0, 0x400, 0x800, 0x1000
+    one = [(G, GUEST_SIZE, 0)]
+    parts = dict(desc=(0, DESC), avail=(0, AVAIL), used=(0, USED))
+    seeds = {}
+
+    # One readable and one writable descriptor.
+    g = Guest(G)
+    g.desc(G + DESC, 0, G + DATA, 64, DESC_F_NEXT, 1)
+    g.desc(G + DESC, 1, G + DATA + 0x100, 128, DESC_F_WRITE)
+    g.avail(G + AVAIL, 4, [0])
+    seeds["chain"] = devq_seed(4, 0, one, ops=[("pop_push", 16), ("needs_notify", 0),
+                                                ("enable_notify", 0)], guest=g, **parts)
+
+    # An indirect table of two readable and one writable descriptor.
+    g = Guest(G)
+    g.desc(G + DESC, 0, G + 0x2000, 48, DESC_F_INDIRECT)
+    g.desc(G + 0x2000, 0, G + DATA, 16, DESC_F_NEXT, 1)
+    g.desc(G + 0x2000, 1, G + DATA + 0x10, 32, DESC_F_NEXT, 2)
+    g.desc(G + 0x2000, 2, G + DATA + 0x100, 512, DESC_F_WRITE)
+    g.avail(G + AVAIL, 8, [0])
+    seeds["indirect"] = devq_seed(8, DEV_INDIRECT, one, ops=[("pop_push_full", 0)],
+                                  guest=g, **parts)
+
+    # Three chains with EVENT_IDX, held and pushed as a batch; the device
+    # writes into what it pops.
+    g = Guest(G)
+    for i in range(3):
+        g.desc(G + DESC, 2 * i, G + DATA + 0x100 * i, 8, DESC_F_NEXT, 2 * i + 1)
+        g.desc(G + DESC, 2 * i + 1, G + DATA + 0x100 * i + 0x40, 64, DESC_F_WRITE)
+    g.avail(G + AVAIL, 16, [0, 2, 4])
+    g.put(G + AVAIL + 4 + 2 * 16, u16(1))  # used_event
+    ops = [("disable_notify", 0), ("pop_hold", 8), ("pop_hold", 9), ("push_held", 0),
+           ("needs_notify", 0), ("enable_notify", 0), ("pop_push", 4), ("needs_notify", 0)]
+    seeds["event_idx_batch"] = devq_seed(16, DEV_EVENT_IDX | DEV_WRITE_IN, one, ops=ops,
+                                         guest=g, **parts)
+
+    # A buffer that crosses from one region into the next: two iovecs.
+    g = Guest(G)
+    g.desc(G + DESC, 0, G + 0x1F00, 0x200, DESC_F_WRITE)
+    g.avail(G + AVAIL, 2, [0])
+    two = [(G, 0x2000, 0), (G + 0x2000, 0x2000, 0x2000)]
+    seeds["two_regions"] = devq_seed(2, 0, two, ops=[("pop_push", 0x200)], guest=g, **parts)
+
+    # Resumed near the 16-bit wrap of the avail index.
+    g = Guest(G)
+    for i in range(4):
+        g.desc(G + DESC, i, G + DATA + 0x40 * i, 16, DESC_F_WRITE)
+    g.avail(G + AVAIL, 4, [3, 2, 1], start=0xFFFE)
+    seeds["wrap"] = devq_seed(4, DEV_SET_INDICES, one, ops=[("pop_push", 1), ("push_bad_id", 0)],
+                              guest=g, indices=(0xFFFE, 0xFFF0), **parts)
+    seeds["stop"] = devq_seed(4, DEV_SET_INDICES, one, ops=[("pop_push", 1), ("stop", 0)],
+                              guest=g, indices=(0xFFFE, 0xFFF0), **parts)
+    return seeds
+
+
+# --- fuzz_drvq_split ------------------------------------------------------
+
+DRV_OPS = {
+    "add": 0, "get": 1, "get_loop": 2, "serve": 3, "poke_used": 4, "set_used_idx": 5,
+    "poke_byte": 6, "enable_cb": 7, "enable_cb_delayed": 8, "disable_cb": 9, "kick": 10,
+}
+DRV_INDIRECT, DRV_EVENT_IDX = 1, 2
+
+
+def drv_add(outs, ins):
+    """Parts as (offset, length) into the data area, readable then writable."""
+    b = u8(DRV_OPS["add"]) + u8(len(outs)) + u8(len(ins))
+    for off, length in outs + ins:
+        b += u8(0) + u16(off) + u16(length)
+    return b
+
+
+def drv_op(name, *args):
+    return u8(DRV_OPS[name]) + b"".join(args)
+
+
+def drvq_seed(num, features, ops, indirect_max=0, page=0x100):
+    return u8(num.bit_length() - 1) + u8(features) + u8(indirect_max) + u32(page) + b"".join(ops)
+
+
+def drvq_seeds():
+    serve = lambda n, length: drv_op("serve", u8(n - 1), u8(0), u32(length))
+    seeds = {}
+    seeds["honest_device"] = drvq_seed(8, DRV_INDIRECT | DRV_EVENT_IDX, [
+        drv_add([(0, 64)], [(128, 256)]),
+        drv_op("kick", u8(1)),
+        serve(1, 100),
+        drv_op("get"),
+        drv_add([(512, 16)], []),
+        drv_add([], [(1024, 32), (2048, 32)]),
+        drv_add([(0, 8), (8, 8)], [(16, 8)]),
+        serve(2, 20),
+        drv_op("enable_cb"),
+        drv_op("get_loop"),
+        drv_op("disable_cb"),
+        serve(1, 7),
+        drv_op("enable_cb_delayed"),
+        drv_op("get_loop"),
+    ])
+    seeds["direct_full"] = drvq_seed(4, 0, [
+        drv_add([(0, 16), (16, 16)], [(32, 16)]),
+        drv_add([(64, 16)], [(80, 16)]),  # only one descriptor left: -ENOSPC
+        drv_op("kick", u8(0)),
+        serve(1, 16),
+        drv_op("get"),
+        drv_add([(64, 16)], [(80, 16)]),
+    ])
+    seeds["hostile_used"] = drvq_seed(4, DRV_EVENT_IDX, [
+        drv_add([(0, 64)], [(64, 64)]),
+        drv_add([], [(256, 8)]),
+        drv_op("poke_used", u8(0), u32(0), u32(65)),  # longer than the buffer
+        drv_op("set_used_idx", u16(1)),
+        drv_op("get"),
+        drv_op("get"),
+    ])
+    return seeds
+
+
+# --- fuzz_memory ----------------------------------------------------------
+
+MEM_OPS = {"add": 0, "remove": 2, "translate": 3, "ptr": 5, "find": 6, "bulk": 7}
+
+
+def num(v):
+    """fuzz_input.h in_num(): a tag byte picks the width."""
+    for tag, width in ((0, 1), (1, 2), (2, 4), (3, 8)):
+        if v < 1 << (8 * width):
+            return u8(tag) + v.to_bytes(width, "little")
+    raise ValueError(v)
+
+
+def region(guest, size, host, fd=0xFF, fd_offset=0):
+    return num(guest) + num(size) + num(host) + u8(fd) + num(fd_offset)
+
+
+def mem_seeds():
+    op = lambda name: u8(MEM_OPS[name])
+    seeds = {}
+    seeds["adjacent"] = b"".join([
+        op("add"), region(0x1000, 0x1000, 0x7F0000000000),
+        op("add"), region(0x2000, 0x1000, 0x7F0000100000),
+        op("add"), region(0x1800, 0x100, 0x7F0000200000),  # overlaps: -EINVAL
+        op("translate"), num(0x1800), num(0x1000), u8(4),
+        op("translate"), num(0x1800), num(0x1000), u8(1),  # needs two: -ENOBUFS
+        op("ptr"), num(0x1FF0), num(0x10),
+        op("find"), num(0x2FFF),
+        op("remove"), u8(3), u16(0),
+        op("translate"), num(0x1800), num(0x1000), u8(4),  # now a hole: -EFAULT
+    ])
+    seeds["full_map"] = b"".join([
+        op("bulk"), u8(255), region(0x100000, 0x1000, 0x10000000), u8(0),
+        op("bulk"), u8(255), region(0x200000, 0x1000, 0x20000000), u8(1),
+        op("translate"), num(0x100800), num(0x20000), u8(16),
+    ])
+    seeds["top_of_memory"] = b"".join([
+        op("add"), region(0xFFFFFFFFFFFFF000, 0x1000, 0x10000),
+        op("add"), region(0xFFFFFFFFFFFFF000, 0x2000, 0x10000),  # overflows: -EINVAL
+        op("translate"), num(0xFFFFFFFFFFFFFFF0), num(0x10), u8(1),
+        op("translate"), num(0xFFFFFFFFFFFFFFF0), num(0x11), u8(1),
+    ])
+    return seeds
+
+
+def main():
+    for target, seeds in (("fuzz_devq_split", devq_seeds()),
+                          ("fuzz_drvq_split", drvq_seeds()),
+                          ("fuzz_memory", mem_seeds())):
+        d = os.path.join(CORPUS, target)
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+        for name, data in sorted(seeds.items()):
+            with open(os.path.join(d, name), "wb") as f:
+                f.write(data)
+        print(f"{target}: {len(seeds)} seeds")
+
+
+if __name__ == "__main__":
+    main()
