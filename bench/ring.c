@@ -60,6 +60,7 @@ struct run {
 	size_t region_size;
 	unsigned long completed; /* read by the progress printer */
 	unsigned long kicks, interrupts;
+	double driver_end, device_end; /* when each thread finished, ns */
 	int error; /* set by either thread; the other one then stops */
 };
 
@@ -141,6 +142,7 @@ static void *driver_thread(void *arg)
 		if (!progress)
 			cpu_relax();
 	}
+	r->driver_end = now_ns();
 	return NULL;
 }
 
@@ -179,6 +181,7 @@ static void *device_thread(void *arg)
 			r->interrupts++;
 		served += n;
 	}
+	r->device_end = now_ns();
 	return NULL;
 }
 
@@ -261,16 +264,22 @@ static double run_once(const struct options *o, unsigned batch, uint64_t feature
 	}
 	pthread_join(drv, NULL);
 	pthread_join(dev, NULL);
-	elapsed = now_ns() - start;
+	/* The threads' own end times: the progress printer's sleep must not count. */
+	elapsed = (r->driver_end > r->device_end ? r->driver_end : r->device_end) - start;
 	run_teardown(r);
 	if (r->error)
 		return r->error;
 	return elapsed / (double)o->buffers;
 }
 
-static int cmp_double(const void *a, const void *b)
+struct sample {
+	double ns;
+	unsigned long kicks, interrupts;
+};
+
+static int cmp_sample(const void *a, const void *b)
 {
-	double x = *(const double *)a, y = *(const double *)b;
+	double x = ((const struct sample *)a)->ns, y = ((const struct sample *)b)->ns;
 
 	return x < y ? -1 : x > y;
 }
@@ -282,7 +291,7 @@ static void usage(FILE *f)
 		"  --ring-size=N      entries in the ring, a power of two (default 256)\n"
 		"  --buffers=N        buffers per run (default 10000000, as ringtest)\n"
 		"  --batch=A,B,...    batch sizes (default 1,16,64)\n"
-		"  --runs=N           runs per configuration; the median is reported (default 3)\n"
+		"  --runs=N           runs per configuration, taken round-robin; the median is reported (default 5)\n"
 		"  --cpus=D,V         CPUs of the driver and device threads (default 0,1)\n"
 		"  --json             machine-readable output on stdout\n"
 		"  --no-progress      no progress line on stderr\n");
@@ -301,7 +310,7 @@ static int parse(struct options *o, int argc, char **argv)
 	char *end;
 	int c;
 
-	*o = (struct options){ .ring_size = 256, .buffers = 10000000, .runs = 3,
+	*o = (struct options){ .ring_size = 256, .buffers = 10000000, .runs = 5,
 			       .batches = { 1, 16, 64 }, .nbatches = 3,
 			       .driver_cpu = 0, .device_cpu = ncpu > 1 ? 1 : -1, .progress = true };
 	if (ncpu < 2)
@@ -379,8 +388,10 @@ int bench_ring_main(int argc, char **argv)
 		UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC),
 		UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX) | UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC),
 	};
+	static struct sample samples[32][99];
+	static struct run run_state;
 	struct result results[32];
-	unsigned nresults = 0, total_configs;
+	unsigned nresults, total_configs;
 	struct options o;
 	int ret = parse(&o, argc, argv);
 
@@ -392,49 +403,48 @@ int bench_ring_main(int argc, char **argv)
 		       "driver on CPU %d, device on CPU %d\n",
 		       o.ring_size, o.buffers, o.runs, o.driver_cpu, o.device_cpu);
 
-	for (unsigned b = 0; b < o.nbatches; b++) {
-		for (unsigned m = 0; m < 4; m++) {
-			struct result *res = &results[nresults];
-			static struct run run;
-			unsigned long kicks[99], interrupts[99];
-			double ns[99], sorted[99];
+	/* Round-robin: run k of every configuration before run k + 1 of any, so
+	 * a noisy minute on a shared machine spoils one run of many
+	 * configurations (which the median drops), not every run of one. */
+	for (unsigned k = 0; k < o.runs; k++) {
+		for (unsigned c = 0; c < total_configs; c++) {
+			unsigned batch = o.batches[c / 4];
+			uint64_t mode = modes[c % 4];
 			char label[96];
+			double ns;
 
-			for (unsigned k = 0; k < o.runs; k++) {
-				snprintf(label, sizeof(label), "[%u/%u] batch %u %s run %u/%u", nresults + 1,
-					 total_configs, o.batches[b], mode_name(modes[m]), k + 1, o.runs);
-				ns[k] = run_once(&o, o.batches[b], modes[m], label, &run);
-				kicks[k] = run.kicks;
-				interrupts[k] = run.interrupts;
-				if (ns[k] < 0) {
-					fprintf(stderr, "\nuvirtio bench ring: run failed: %s\n", strerror((int)-ns[k]));
-					return 1;
-				}
+			snprintf(label, sizeof(label), "run %u/%u: batch %u %s", k + 1, o.runs, batch,
+				 mode_name(mode));
+			ns = run_once(&o, batch, mode, label, &run_state);
+			if (ns < 0) {
+				fprintf(stderr, "\nuvirtio bench ring: run failed: %s\n", strerror((int)-ns));
+				return 1;
 			}
-			memcpy(sorted, ns, o.runs * sizeof(double));
-			qsort(sorted, o.runs, sizeof(double), cmp_double);
-			*res = (struct result){ .batch = o.batches[b],
-						.event_idx = modes[m] & UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX),
-						.indirect = modes[m] & UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC),
-						.ns_per_buffer = sorted[o.runs / 2] };
-			res->buffers_per_sec = 1e9 / res->ns_per_buffer;
-			for (unsigned k = 0; k < o.runs; k++) {
-				if (ns[k] == res->ns_per_buffer) {
-					res->kicks = kicks[k];
-					res->interrupts = interrupts[k];
-					break;
-				}
-			}
-			if (o.progress)
-				fprintf(stderr, "\r%-60s\r", "");
-			if (!o.json)
-				printf("batch %-3u %-19s %8.1f ns/buffer %12.0f buffers/s  kicks %lu  interrupts %lu\n",
-				       res->batch, mode_name(modes[m]), res->ns_per_buffer,
-				       res->buffers_per_sec, res->kicks, res->interrupts);
-			fflush(stdout);
-			nresults++;
+			samples[c][k] = (struct sample){ ns, run_state.kicks, run_state.interrupts };
 		}
 	}
+	if (o.progress)
+		fprintf(stderr, "\r%-60s\r", "");
+
+	for (unsigned c = 0; c < total_configs; c++) {
+		struct result *res = &results[c];
+		struct sample sorted[99];
+
+		memcpy(sorted, samples[c], o.runs * sizeof(sorted[0]));
+		qsort(sorted, o.runs, sizeof(sorted[0]), cmp_sample);
+		*res = (struct result){ .batch = o.batches[c / 4],
+					.event_idx = modes[c % 4] & UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX),
+					.indirect = modes[c % 4] & UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC),
+					.ns_per_buffer = sorted[o.runs / 2].ns,
+					.kicks = sorted[o.runs / 2].kicks,
+					.interrupts = sorted[o.runs / 2].interrupts };
+		res->buffers_per_sec = 1e9 / res->ns_per_buffer;
+		if (!o.json)
+			printf("batch %-3u %-19s %8.1f ns/buffer %12.0f buffers/s  kicks %lu  interrupts %lu\n",
+			       res->batch, mode_name(modes[c % 4]), res->ns_per_buffer, res->buffers_per_sec,
+			       res->kicks, res->interrupts);
+	}
+	nresults = total_configs;
 
 	if (o.json) {
 		printf("{\"bench\":\"ring\",\"layout\":\"split\",\"ring_size\":%u,\"buffers\":%lu,\"runs\":%u,"

@@ -11,7 +11,7 @@ trap 'rm -f "$data"' EXIT
 python3 - "$json" >"$data" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
-modes = [(False, False, "plain"), (True, False, "event\\_idx"), (False, True, "indirect"), (True, True, "event\\_idx+indirect")]
+modes = [(False, False, "plain"), (True, False, "event_idx"), (False, True, "indirect"), (True, True, "event_idx+indirect")]
 print("batch " + " ".join('"%s"' % m[2] for m in modes))
 for b in sorted({x["batch"] for x in r["results"]}):
     row = [str(b)]
@@ -32,12 +32,13 @@ set style histogram clustered gap 1
 set style fill solid 0.85 border -1
 set boxwidth 0.9
 set key top right
-set yrange [0:*]
+set yrange [0:280]
+set termoption noenhanced
 set grid ytics
 set arrow from graph 0, first 250 to graph 1, first 250 nohead dt 2 lw 2 lc rgb "#aa0000"
 set label "target, batch 1: 250 ns" at graph 0.02, first 258 tc rgb "#aa0000"
 set arrow from graph 0, first 40 to graph 1, first 40 nohead dt 3 lw 2 lc rgb "#0044aa"
-set label "target, batch 64: 40 ns" at graph 0.02, first 48 tc rgb "#0044aa"
+set label "target, batch 64: 40 ns" at graph 0.78, first 48 tc rgb "#0044aa"
 plot "$data" using 2:xtic(1) title columnheader(2), '' using 3 title columnheader(3), \
      '' using 4 title columnheader(4), '' using 5 title columnheader(5)
 GP
