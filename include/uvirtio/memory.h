@@ -45,8 +45,8 @@ void uvirtio_mem_init(struct uvirtio_mem *m);
  * @m: the map; owned by the caller.
  * @r: the region, copied into the map. The mapping itself stays the caller's.
  *
- * Return: 0, -EINVAL for a zero size, a region whose guest or host range
- * overflows 64 bits, or one that overlaps a region already in the map;
+ * Return: 0, -EINVAL for a zero size, a NULL host address, a region whose
+ * guest or host range overflows, or one that overlaps a region already in the map;
  * -ENOSPC when the map already holds UVIRTIO_MEM_MAX_REGIONS regions.
  */
 int uvirtio_mem_add(struct uvirtio_mem *m, const struct uvirtio_mem_region *r);

@@ -36,7 +36,8 @@ int uvirtio_mem_add(struct uvirtio_mem *m, const struct uvirtio_mem_region *r)
 	uint64_t last;
 	unsigned at;
 
-	if (r->size == 0)
+	/* Nothing is mapped at NULL; pointer arithmetic from it is undefined. */
+	if (r->size == 0 || !r->host_addr)
 		return -EINVAL;
 	if (__builtin_add_overflow(r->guest_addr, r->size - 1, &last))
 		return -EINVAL;

@@ -73,7 +73,7 @@ FUZZ_MODEL static bool model_add_invalid(const struct uvirtio_mem_region *r)
 {
 	uint64_t last;
 
-	if (r->size == 0 || __builtin_add_overflow(r->guest_addr, r->size - 1, &last) ||
+	if (r->size == 0 || !r->host_addr || __builtin_add_overflow(r->guest_addr, r->size - 1, &last) ||
 	    (uintptr_t)r->host_addr > UINTPTR_MAX - (r->size - 1))
 		return true;
 	for (unsigned i = 0; i < model.n; i++)

@@ -86,7 +86,7 @@ static void test_mem_refuses_address_arithmetic_overflow(void)
 	CHECK(uvirtio_mem_ptr(&m, UINT64_MAX - 15, UINT64_MAX) == NULL);
 }
 
-static void test_mem_add_refuses_overlap_zero_size_and_overflow(void)
+static void test_mem_add_refuses_overlap_zero_size_null_host_and_overflow(void)
 {
 	struct uvirtio_mem m;
 	struct uvirtio_mem_region a = region(0x10000, 0x2000, backing[0]);
@@ -95,6 +95,7 @@ static void test_mem_add_refuses_overlap_zero_size_and_overflow(void)
 	struct uvirtio_mem_region inside = region(0x10800, 0x10, backing[1]);
 	struct uvirtio_mem_region zero = region(0x20000, 0, backing[1]);
 	struct uvirtio_mem_region wraps = region(UINT64_MAX - 10, 4096, backing[1]);
+	struct uvirtio_mem_region unmapped = region(0x30000, 4096, NULL);
 
 	uvirtio_mem_init(&m);
 	CHECK_EQ(uvirtio_mem_add(&m, &a), 0);
@@ -103,6 +104,7 @@ static void test_mem_add_refuses_overlap_zero_size_and_overflow(void)
 	CHECK_EQ(uvirtio_mem_add(&m, &inside), -EINVAL);
 	CHECK_EQ(uvirtio_mem_add(&m, &zero), -EINVAL);
 	CHECK_EQ(uvirtio_mem_add(&m, &wraps), -EINVAL);
+	CHECK_EQ(uvirtio_mem_add(&m, &unmapped), -EINVAL);
 	CHECK_EQ(m.nregions, 1);
 }
 
@@ -177,7 +179,7 @@ TEST_MAIN(T(test_mem_translates_inside_one_region),
 	  T(test_mem_refuses_range_outside_regions),
 	  T(test_mem_refuses_range_across_a_hole),
 	  T(test_mem_refuses_address_arithmetic_overflow),
-	  T(test_mem_add_refuses_overlap_zero_size_and_overflow),
+	  T(test_mem_add_refuses_overlap_zero_size_null_host_and_overflow),
 	  T(test_mem_add_refuses_more_than_max_regions),
 	  T(test_mem_refuses_when_iovecs_run_out),
 	  T(test_mem_ptr_refuses_range_across_regions),
