@@ -151,12 +151,19 @@ uint8_t uvirtio_device_get_status(const struct uvirtio_device *dev);
 void uvirtio_device_reset(struct uvirtio_device *dev);
 
 /**
- * uvirtio_device_config_read() / _write() - the driver's config accesses.
- * Return: 0; -EINVAL when the range is outside config space; -EPERM for a
- * write to a device type with read-only config; or the device type's error.
+ * uvirtio_device_config_read() - the driver reads @len bytes of config space
+ * at @offset into @buf.
+ * Return: 0, or -EINVAL when the range is outside config space.
  */
 int uvirtio_device_config_read(const struct uvirtio_device *dev, unsigned offset, void *buf,
 			       unsigned len);
+
+/**
+ * uvirtio_device_config_write() - the driver writes @len bytes from @buf to
+ * config space at @offset; the device type's config_write op decides.
+ * Return: 0; -EINVAL when the range is outside config space; -EPERM for a
+ * device type with read-only config; or the device type's refusal.
+ */
 int uvirtio_device_config_write(struct uvirtio_device *dev, unsigned offset, const void *buf,
 				unsigned len);
 
