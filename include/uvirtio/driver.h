@@ -37,7 +37,9 @@ struct uvirtio_driver {
  * @drv:      the driver, owned by the caller.
  * @t:        the transport; must outlive @drv.
  * @wanted:   features the driver would use; the negotiated set is what the
- *            device offers of these. VERSION_1 is always asked for.
+ *            device offers of these. VERSION_1 is always asked for; of the
+ *            transport bits (24 to 41) only UVIRTIO_DRIVER_TRANSPORT_FEATURES
+ *            are, as the driver core implements no others.
  *
  * On success the status is ACKNOWLEDGE | DRIVER | FEATURES_OK; set queues up
  * with uvirtio_driver_find_vqs() and finish with uvirtio_driver_ready().
@@ -53,8 +55,8 @@ int uvirtio_driver_probe(struct uvirtio_driver *drv, struct uvirtio_transport *t
  * @sizes: per queue, the size to use (0: the device's maximum, capped at 256;
  *         any size above the maximum is lowered to it).
  *
- * Return: 0; -ENOENT when the device has fewer queues; -ENOMEM; or the
- * transport's error. On failure no queue is left.
+ * Return: 0; -ENOENT when the device has fewer queues; -EBUSY when queues
+ * exist already; -ENOMEM; or the transport's error. On failure no queue is left.
  */
 int uvirtio_driver_find_vqs(struct uvirtio_driver *drv, unsigned nvqs, const unsigned *sizes);
 
@@ -69,17 +71,21 @@ static inline struct uvirtio_drvq *uvirtio_driver_vq(struct uvirtio_driver *drv,
 
 /**
  * uvirtio_driver_wait() - wait until the device signals used buffers on
- * queue @index (or a config change, UVIRTIO_CONFIG_EVENT).
+ * queue @index, or changes its configuration (for UVIRTIO_CONFIG_EVENT only
+ * the latter). A configuration change is also how a device says it needs a
+ * reset, so a wait on a queue ends then too.
  * @timeout_ms: -1 to wait for ever.
  *
- * Return: 1 when signalled, 0 on time-out, or a negative errno.
+ * Return: 1 when signalled (look at the queue, or the config, again); 0 on
+ * time-out; -EIO when the device set DEVICE_NEEDS_RESET; or a negative errno.
  */
 int uvirtio_driver_wait(struct uvirtio_driver *drv, unsigned index, int timeout_ms);
 
 /**
  * uvirtio_driver_config_read() - read config space consistently: retried
  * until config_generation is the same before and after.
- * Return: 0 or the transport's error.
+ * Return: 0; -EIO when the generation still changes after 1000 tries (a
+ * device that never settles); or the transport's error.
  */
 int uvirtio_driver_config_read(struct uvirtio_driver *drv, unsigned offset, void *buf, unsigned len);
 

@@ -40,6 +40,7 @@ struct uvirtio_rng_drv {
 	struct uvirtio_driver drv;
 	void *buf;         /* bounce buffer in shared memory */
 	size_t buf_size;
+	bool pending;      /* the bounce buffer is with the device (a read timed out) */
 	uint64_t requests; /* buffers the device returned */
 };
 
@@ -53,7 +54,8 @@ int uvirtio_rng_drv_probe(struct uvirtio_rng_drv *r, struct uvirtio_transport *t
 /**
  * uvirtio_rng_drv_read() - fill @buf with @len random bytes from the device.
  * Blocks until the device has answered; @timeout_ms bounds each wait (-1:
- * none).
+ * none). One request is in flight at a time: after a time-out it stays with
+ * the device, and the next read waits for it instead of adding another.
  * Return: @len; -ETIMEDOUT; -EIO when the queue broke or the device needs a
  * reset; or another negative errno.
  */

@@ -121,15 +121,14 @@ int uvirtio_device_set_status(struct uvirtio_device *dev, uint8_t status)
 	/* spec: the driver MUST NOT clear a device status bit; only reset does. */
 	if (old & ~new)
 		return -EINVAL;
+	if ((added & VIRTIO_CONFIG_S_FEATURES_OK) && !features_acceptable(dev, dev->driver_features))
+		new &= (uint8_t)~VIRTIO_CONFIG_S_FEATURES_OK;
+	/* Checked after the features: one write of FEATURES_OK | DRIVER_OK with
+	 * features the device refuses must not start it. */
 	if ((added & VIRTIO_CONFIG_S_DRIVER_OK) && !(new & VIRTIO_CONFIG_S_FEATURES_OK))
 		return -EINVAL;
-
-	if (added & VIRTIO_CONFIG_S_FEATURES_OK) {
-		if (!features_acceptable(dev, dev->driver_features))
-			new &= (uint8_t)~VIRTIO_CONFIG_S_FEATURES_OK;
-		else
-			dev->features = dev->driver_features;
-	}
+	if (added & VIRTIO_CONFIG_S_FEATURES_OK & new)
+		dev->features = dev->driver_features;
 	dev->status = (uint8_t)((dev->status & VIRTIO_CONFIG_S_NEEDS_RESET) | new);
 
 	if (added & VIRTIO_CONFIG_S_DRIVER_OK) {
@@ -233,7 +232,7 @@ struct uvirtio_devq *uvirtio_device_queue(struct uvirtio_device *dev, unsigned i
 
 void uvirtio_device_notify(struct uvirtio_device *dev, unsigned index)
 {
-	if (index >= dev->num_queues || !(dev->status & VIRTIO_CONFIG_S_DRIVER_OK))
+	if (index >= dev->num_queues || !uvirtio_device_running(dev))
 		return;
 	if (uvirtio_devq_needs_notify(&dev->queues[index]) && dev->hooks.notify_used)
 		dev->hooks.notify_used(dev->hooks.opaque, index);

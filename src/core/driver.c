@@ -9,6 +9,11 @@
 
 #define DEFAULT_QUEUE_SIZE 256u
 
+/* Feature bits about the transport and ring rather than the device type:
+ * 24 to 41 (NOTIFY_ON_EMPTY ... ADMIN_VQ) and SUSPEND. */
+#define TRANSPORT_BITS \
+	(((UVIRTIO_BIT(42) - 1) & ~(UVIRTIO_BIT(24) - 1)) | UVIRTIO_BIT(VIRTIO_F_SUSPEND))
+
 static int add_status(struct uvirtio_driver *drv, uint8_t bits)
 {
 	uint8_t status;
@@ -52,6 +57,9 @@ int uvirtio_driver_probe(struct uvirtio_driver *drv, struct uvirtio_transport *t
 		add_status(drv, VIRTIO_CONFIG_S_FAILED);
 		return -ENODEV;
 	}
+	/* Like Linux's vring_transport_features(): a transport bit this driver
+	 * core does not implement (RING_PACKED, IN_ORDER, ...) is never accepted. */
+	wanted &= ~(TRANSPORT_BITS & ~UVIRTIO_DRIVER_TRANSPORT_FEATURES);
 	drv->features = drv->device_features & (wanted | UVIRTIO_BIT(VIRTIO_F_VERSION_1));
 	ret = ops->set_features(t, drv->features);
 	if (!ret)
@@ -81,6 +89,8 @@ int uvirtio_driver_find_vqs(struct uvirtio_driver *drv, unsigned nvqs, const uns
 	struct uvirtio_transport *t = drv->t;
 	int ret = 0;
 
+	if (drv->vqs)
+		return -EBUSY;
 	drv->vqs = calloc(nvqs, sizeof(*drv->vqs));
 	if (!drv->vqs)
 		return -ENOMEM;
@@ -125,23 +135,40 @@ int uvirtio_driver_ready(struct uvirtio_driver *drv)
 	return add_status(drv, VIRTIO_CONFIG_S_DRIVER_OK);
 }
 
+static int drain(int fd)
+{
+	uint64_t count;
+
+	return read(fd, &count, sizeof(count)) < 0 && errno != EAGAIN ? -errno : 0;
+}
+
 int uvirtio_driver_wait(struct uvirtio_driver *drv, unsigned index, int timeout_ms)
 {
-	struct pollfd p = { .fd = drv->t->ops->event_fd(drv->t, index), .events = POLLIN };
-	uint64_t count;
-	int n;
+	struct pollfd p[2] = {
+		{ .fd = drv->t->ops->event_fd(drv->t, UVIRTIO_CONFIG_EVENT), .events = POLLIN },
+		{ .fd = drv->t->ops->event_fd(drv->t, index), .events = POLLIN },
+	};
+	nfds_t n = index == UVIRTIO_CONFIG_EVENT ? 1 : 2;
+	int ret;
 
-	if (p.fd < 0)
-		return p.fd;
+	if (p[0].fd < 0 || (n == 2 && p[1].fd < 0))
+		return p[0].fd < 0 ? p[0].fd : p[1].fd;
 	do
-		n = poll(&p, 1, timeout_ms);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
+		ret = poll(p, n, timeout_ms);
+	while (ret < 0 && errno == EINTR);
+	if (ret < 0)
 		return -errno;
-	if (n == 0)
+	if (ret == 0)
 		return 0;
-	if (read(p.fd, &count, sizeof(count)) < 0 && errno != EAGAIN)
-		return -errno;
+	if (n == 2 && (p[1].revents & POLLIN) && (ret = drain(p[1].fd)))
+		return ret;
+	if (p[0].revents & POLLIN) {
+		if ((ret = drain(p[0].fd)))
+			return ret;
+		/* A waiter on a queue learns here that none of it will come. */
+		if (n == 2 && uvirtio_driver_needs_reset(drv))
+			return -EIO;
+	}
 	return 1;
 }
 
@@ -151,16 +178,17 @@ int uvirtio_driver_config_read(struct uvirtio_driver *drv, unsigned offset, void
 	uint32_t before, after;
 	int ret;
 
-	do {
+	/* Bounded: a hostile device could bump the generation for ever. */
+	for (unsigned tries = 0; tries < 1000; tries++) {
 		ret = ops->config_generation(drv->t, &before);
 		if (!ret)
 			ret = ops->get_config(drv->t, offset, buf, len);
 		if (!ret)
 			ret = ops->config_generation(drv->t, &after);
-		if (ret)
+		if (ret || before == after)
 			return ret;
-	} while (before != after);
-	return 0;
+	}
+	return -EIO;
 }
 
 bool uvirtio_driver_needs_reset(struct uvirtio_driver *drv)

@@ -15,18 +15,20 @@ int uvirtio_rng_drv_probe(struct uvirtio_rng_drv *r, struct uvirtio_transport *t
 	if (ret)
 		return ret;
 	ret = uvirtio_driver_find_vqs(&r->drv, 1, NULL);
-	if (ret)
-		return ret;
-	r->buf = uvirtio_dma_alloc(t->ops->dma(t), BOUNCE_SIZE, 64);
-	if (!r->buf) {
+	if (ret) {
 		uvirtio_driver_remove(&r->drv, NULL, NULL);
-		return -ENOMEM;
+		return ret;
 	}
+	r->buf = uvirtio_dma_alloc(t->ops->dma(t), BOUNCE_SIZE, 64);
 	r->buf_size = BOUNCE_SIZE;
-	return uvirtio_driver_ready(&r->drv);
+	ret = r->buf ? uvirtio_driver_ready(&r->drv) : -ENOMEM;
+	if (ret)
+		uvirtio_rng_drv_remove(r);
+	return ret;
 }
 
-/* One request: the bounce buffer, up to @want bytes, as a writable buffer. */
+/* One request: the bounce buffer, up to @want bytes, as a writable buffer.
+ * A request that timed out earlier is still the device's; wait for it. */
 static ssize_t read_once(struct uvirtio_rng_drv *r, size_t want, int timeout_ms)
 {
 	struct uvirtio_drvq *q = uvirtio_driver_vq(&r->drv, 0);
@@ -35,12 +37,14 @@ static ssize_t read_once(struct uvirtio_rng_drv *r, size_t want, int timeout_ms)
 	void *token;
 	int ret;
 
-	ret = uvirtio_drvq_add(q, NULL, 0, &in, 1, r->buf);
-	if (ret)
-		return ret;
-	ret = uvirtio_drvq_kick(q);
-	if (ret)
-		return ret;
+	if (!r->pending) {
+		ret = uvirtio_drvq_add(q, NULL, 0, &in, 1, r->buf);
+		if (!ret)
+			ret = uvirtio_drvq_kick(q);
+		if (ret)
+			return ret;
+		r->pending = true;
+	}
 	for (;;) {
 		ret = uvirtio_drvq_get(q, &token, &len);
 		if (ret == 1)
@@ -57,6 +61,7 @@ static ssize_t read_once(struct uvirtio_rng_drv *r, size_t want, int timeout_ms)
 		if (ret == 0)
 			return uvirtio_driver_needs_reset(&r->drv) ? -EIO : -ETIMEDOUT;
 	}
+	r->pending = false;
 	r->requests++;
 	/* A device that answers with nothing would make the caller spin. */
 	return len ? (ssize_t)len : -EIO;
@@ -72,6 +77,9 @@ ssize_t uvirtio_rng_drv_read(struct uvirtio_rng_drv *r, void *buf, size_t len, i
 
 		if (got < 0)
 			return got;
+		/* A request left from a timed-out read may have asked for more. */
+		if ((size_t)got > len - done)
+			got = (ssize_t)(len - done);
 		memcpy((char *)buf + done, r->buf, (size_t)got);
 		done += (size_t)got;
 	}
@@ -86,4 +94,5 @@ void uvirtio_rng_drv_remove(struct uvirtio_rng_drv *r)
 	if (t && r->buf)
 		uvirtio_dma_free(t->ops->dma(t), r->buf);
 	r->buf = NULL;
+	r->pending = false;
 }

@@ -261,6 +261,20 @@ static void test_device_driver_ok_refused_without_features_ok(void)
 	td_fini(&t);
 }
 
+static void test_device_driver_ok_refused_in_one_write_with_refused_features(void)
+{
+	struct testdev t;
+
+	CHECK_EQ(td_init(&t), 0);
+	CHECK_EQ(uvirtio_device_set_driver_features(&t.dev, V1 | UVIRTIO_BIT(20)), 0);
+	CHECK_EQ(uvirtio_device_set_status(&t.dev, RUNNING_STATUS), -EINVAL);
+	CHECK_EQ(uvirtio_device_get_status(&t.dev), 0);
+	CHECK_EQ(t.starts, 0);
+	CHECK(!uvirtio_device_running(&t.dev));
+	CHECK_EQ(t.dev.features, 0);
+	td_fini(&t);
+}
+
 static void test_device_driver_ok_starts_device(void)
 {
 	struct testdev t;
@@ -472,6 +486,7 @@ TEST_MAIN(T(test_device_always_offers_version_1),
 	  T(test_device_features_fixed_after_features_ok),
 	  T(test_device_status_bits_cannot_be_cleared_by_driver),
 	  T(test_device_driver_ok_refused_without_features_ok),
+	  T(test_device_driver_ok_refused_in_one_write_with_refused_features),
 	  T(test_device_driver_ok_starts_device),
 	  T(test_device_needs_reset_bit_is_the_devices),
 	  T(test_device_queue_enable_refused_before_features_ok),

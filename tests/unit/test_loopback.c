@@ -41,6 +41,7 @@ struct sink {
 	struct uvirtio_device dev;
 	struct iovec iov[8];
 	unsigned held;
+	struct uvirtio_req last; /* the last request taken */
 	char config[8];
 };
 
@@ -50,8 +51,24 @@ static void sink_notify(struct uvirtio_device *dev, unsigned index)
 	struct uvirtio_req req;
 
 	uvirtio_req_init(&req, s->iov, 8);
-	while (uvirtio_devq_pop(uvirtio_device_queue(dev, index), &req) == 1)
+	while (uvirtio_devq_pop(uvirtio_device_queue(dev, index), &req) == 1) {
 		s->held++;
+		s->last = req;
+	}
+}
+
+/* Completes the last request taken, claiming its whole writable part. */
+static int sink_release_last(struct uvirtio_device *dev, void *arg)
+{
+	struct sink *s = dev->priv;
+	int ret;
+
+	(void)arg;
+	memset(s->last.iov[s->last.n_out].iov_base, 0xab, s->last.iov[s->last.n_out].iov_len);
+	ret = uvirtio_devq_push(uvirtio_device_queue(dev, 0), s->last.id, s->last.in_len);
+	uvirtio_device_notify(dev, 0);
+	s->held--;
+	return ret;
 }
 
 static void sink_reset(struct uvirtio_device *dev)
@@ -311,7 +328,69 @@ static void test_loopback_indices_wrap_across_threads(void)
 	env_stop(&e);
 }
 
+static void test_rng_read_after_timeout_waits_for_the_old_request(void)
+{
+	struct uvirtio_rng_drv drv;
+	unsigned char big[4096], small[16 + 16];
+	struct env e;
+
+	CHECK_EQ(env_start(&e, true), 0);
+	CHECK_EQ(uvirtio_rng_drv_probe(&drv, uvirtio_loopback_transport(e.lb), 0), 0);
+	/* The device keeps the 4096-byte request: the read times out. */
+	CHECK_EQ(uvirtio_rng_drv_read(&drv, big, sizeof(big), 100), -ETIMEDOUT);
+	CHECK_EQ(uvirtio_loopback_run_on_device(e.lb, sink_release_last, NULL), 0);
+	/* The next, shorter read gets that request's bytes, cut to its size. */
+	memset(small, 0x11, sizeof(small));
+	CHECK_EQ(uvirtio_rng_drv_read(&drv, small, 16, 5000), 16);
+	CHECK_EQ(small[0], 0xab);
+	CHECK_EQ(small[16], 0x11);
+	CHECK_EQ(small[31], 0x11);
+	CHECK_EQ(uvirtio_drvq_num_free(uvirtio_driver_vq(&drv.drv, 0)), 64);
+	uvirtio_rng_drv_remove(&drv);
+	env_stop(&e);
+}
+
+static void test_rng_read_without_timeout_ends_when_device_needs_reset(void)
+{
+	struct uvirtio_rng_drv drv;
+	unsigned char buf[16];
+	struct env e;
+
+	CHECK_EQ(env_start(&e, false), 0);
+	CHECK_EQ(uvirtio_rng_drv_probe(&drv, uvirtio_loopback_transport(e.lb), 0), 0);
+	/* A driver bug: its next add publishes an avail index far ahead. The
+	 * device breaks the queue; the waiting read must hear of it. */
+	uvirtio_driver_vq(&drv.drv, 0)->avail_idx = 1000;
+	CHECK_EQ(uvirtio_rng_drv_read(&drv, buf, sizeof(buf), -1), -EIO);
+	uvirtio_rng_drv_remove(&drv);
+	env_stop(&e);
+}
+
+static int offer_packed(struct uvirtio_device *dev, void *arg)
+{
+	(void)arg;
+	return uvirtio_device_set_offered(dev, UVIRTIO_BIT(VIRTIO_F_RING_PACKED) | UVIRTIO_BIT(VIRTIO_F_IN_ORDER) |
+						       UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX) | UVIRTIO_BIT(3));
+}
+
+static void test_driver_never_accepts_transport_features_it_cannot_drive(void)
+{
+	struct uvirtio_driver drv;
+	struct env e;
+
+	CHECK_EQ(env_start(&e, false), 0);
+	CHECK_EQ(uvirtio_loopback_run_on_device(e.lb, offer_packed, NULL), 0);
+	CHECK_EQ(uvirtio_driver_probe(&drv, uvirtio_loopback_transport(e.lb), ~0ull), 0);
+	CHECK_EQ(drv.features, UVIRTIO_BIT(VIRTIO_F_VERSION_1) | UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX) |
+				       UVIRTIO_BIT(3));
+	uvirtio_driver_remove(&drv, NULL, NULL);
+	env_stop(&e);
+}
+
 TEST_MAIN(T(test_loopback_rng_reads_random_bytes),
+	  T(test_rng_read_after_timeout_waits_for_the_old_request),
+	  T(test_rng_read_without_timeout_ends_when_device_needs_reset),
+	  T(test_driver_never_accepts_transport_features_it_cannot_drive),
 	  T(test_driver_probe_resets_first_then_follows_the_status_sequence),
 	  T(test_driver_probe_fails_when_features_ok_does_not_stick),
 	  T(test_driver_remove_resets_before_deleting_queues),
