@@ -162,7 +162,9 @@ bool uvirtio_devq_needs_notify(struct uvirtio_devq *q);
 void uvirtio_devq_disable_notify(struct uvirtio_devq *q);
 
 /**
- * uvirtio_devq_enable_notify() - ask the driver to kick again.
+ * uvirtio_devq_enable_notify() - ask the driver to kick again. A device must
+ * call it, and pop again when it returns true, before it sleeps waiting for
+ * a kick: only this call orders its request before re-reading the ring.
  *
  * Return: true when buffers became available meanwhile: the caller must pop
  * again instead of waiting, or it may sleep on a kick that never comes.

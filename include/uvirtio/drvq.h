@@ -60,7 +60,7 @@ struct uvirtio_drvq {
 	uint16_t num_free;
 	uint16_t avail_idx;       /* shadow of avail->idx */
 	uint16_t avail_flags;     /* shadow of avail->flags */
-	uint16_t num_added;       /* made available since the last kick_prepare */
+	uint32_t num_added;       /* made available since the last kick_prepare */
 	uint16_t last_used;       /* next used slot to read */
 	uint16_t used_seen;       /* used->idx as last read */
 
@@ -85,9 +85,10 @@ size_t uvirtio_drvq_ring_bytes(unsigned num);
  * @num:          size, a power of two from 1 to 32768.
  * @features:     negotiated features; VIRTIO_RING_F_EVENT_IDX and
  *                VIRTIO_RING_F_INDIRECT_DESC are honoured.
- * @indirect_max: descriptors per indirect table (0 for the default of 64);
- *                ignored without INDIRECT_DESC. If the table pool cannot be
- *                allocated the queue works without indirect descriptors.
+ * @indirect_max: descriptors per indirect table (0 for the default of 64;
+ *                at most UVIRTIO_INDIRECT_MAX); ignored without INDIRECT_DESC.
+ *                If the table pool cannot be allocated the queue works
+ *                without indirect descriptors.
  *
  * Return: 0; -EINVAL for a bad size; -ENOMEM when the ring or private state
  * cannot be allocated.

@@ -227,7 +227,8 @@ int uvirtio_devq_pop(struct uvirtio_devq *q, struct uvirtio_req *req)
 	q->last_avail++;
 	q->inflight++;
 	/* With EVENT_IDX, a device that wants kicks keeps avail_event at the
-	 * next slot it will look at, so the driver kicks on its next add. */
+	 * next slot it will look at. This store has no barrier after it: before
+	 * sleeping a device must call enable_notify(), which has one. */
 	if (q->event_idx && q->notify_enabled)
 		ring_store16(&q->used->ring[q->num], q->last_avail);
 	return 1;
@@ -252,6 +253,10 @@ int uvirtio_devq_push_batch(struct uvirtio_devq *q, const struct uvirtio_used *e
 	/* Release pairs with the driver's acquire load of used->idx: the
 	 * entries above, and our writes into the buffers, are visible first. */
 	ring_store16_release(&q->used->idx, idx);
+	/* 65536 pushes since the last notification make signalled_used look
+	 * recent: forget it, so the next needs_notify notifies (as vhost does). */
+	if ((uint16_t)(idx - q->signalled_used) < (uint16_t)(idx - q->used_idx) || n >= 65536)
+		q->signalled_used_valid = false;
 	q->used_idx = idx;
 	q->inflight = q->inflight >= n ? q->inflight - n : 0;
 	return 0;

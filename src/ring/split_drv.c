@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "uvirtio/devq.h"
 #include "uvirtio/drvq.h"
 #include "uvirtio/virtio_spec.h"
 #include "ring_access.h"
@@ -72,6 +73,10 @@ int uvirtio_drvq_create(struct uvirtio_drvq *q, struct uvirtio_dma *dma, unsigne
 
 	if (features & UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC)) {
 		unsigned max = indirect_max ? indirect_max : DEFAULT_INDIRECT_MAX;
+
+		/* No device accepts a longer table (devq.h), and lengths stay in 32 bits. */
+		if (max > UVIRTIO_INDIRECT_MAX)
+			max = UVIRTIO_INDIRECT_MAX;
 
 		q->indirect_pool = uvirtio_dma_alloc(dma, (size_t)num * max * sizeof(struct vring_desc), 16);
 		if (q->indirect_pool)
@@ -215,11 +220,16 @@ int uvirtio_drvq_add(struct uvirtio_drvq *q, const struct iovec *out, unsigned n
 bool uvirtio_drvq_kick_prepare(struct uvirtio_drvq *q)
 {
 	uint16_t new = q->avail_idx, old = (uint16_t)(new - q->num_added);
+	bool wrapped = q->num_added >= 65536;
 
 	/* Orders the avail->idx store before loading the device's suppression
 	 * field; pairs with the barrier in the device's enable_notify. */
 	ring_mb();
 	q->num_added = 0;
+	/* 65536 adds without a kick make old == new: the event window is lost,
+	 * so kick just in case (as Linux does). */
+	if (wrapped)
+		return true;
 	if (q->event_idx)
 		return vring_need_event(ring_load16(&q->used->ring[q->num]), new, old);
 	return !(ring_load16(&q->used->flags) & VRING_USED_F_NO_NOTIFY);

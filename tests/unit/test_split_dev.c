@@ -500,6 +500,21 @@ static void test_split_needs_notify_honours_used_event(void)
 	CHECK(!uvirtio_devq_needs_notify(&f.q));
 }
 
+static void test_split_notifies_after_65536_pushes_without_asking(void)
+{
+	struct fix f;
+
+	CHECK_EQ(fix_init(&f, 8, UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX)), 0);
+	CHECK_EQ(uvirtio_devq_push(&f.q, 0, 0), 0);
+	CHECK(uvirtio_devq_needs_notify(&f.q));
+	poke16(&f.avail->ring[8], 0);
+	/* 65536 pushes with no needs_notify between: the used index is back
+	 * where it was signalled, and the driver's event was crossed. */
+	for (unsigned i = 0; i < 65536; i++)
+		CHECK_EQ(uvirtio_devq_push(&f.q, 0, 0), 0);
+	CHECK(uvirtio_devq_needs_notify(&f.q));
+}
+
 static void test_split_disable_notify_sets_no_notify(void)
 {
 	struct fix f;
@@ -628,6 +643,7 @@ TEST_MAIN(T(test_split_pops_readable_then_writable_chain),
 	  T(test_split_broken_queue_writes_nothing),
 	  T(test_split_needs_notify_honours_no_interrupt),
 	  T(test_split_needs_notify_honours_used_event),
+	  T(test_split_notifies_after_65536_pushes_without_asking),
 	  T(test_split_disable_notify_sets_no_notify),
 	  T(test_split_enable_notify_reports_buffers_added_meanwhile),
 	  T(test_split_enable_notify_writes_avail_event),

@@ -236,6 +236,28 @@ static void test_drvq_kick_prepare_honours_avail_event(void)
 	fix_fini(&f);
 }
 
+static void test_drvq_kicks_after_65536_adds_without_kick_prepare(void)
+{
+	struct fix f;
+	struct iovec in;
+	void *token;
+	uint32_t len;
+	int tok;
+
+	CHECK_EQ(fix_init(&f, 8, UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX), 0), 0);
+	in = part(&f, 0, 8);
+	/* A polling device serves everything; the driver never asked whether
+	 * to kick. After 65536 adds old == new and the window says nothing. */
+	for (unsigned i = 0; i < 65536; i++) {
+		CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, &in, 1, &tok), 0);
+		CHECK_EQ(uvirtio_devq_pop(&f.dq, &f.req), 1);
+		CHECK_EQ(uvirtio_devq_push(&f.dq, f.req.id, 0), 0);
+		CHECK_EQ(uvirtio_drvq_get(&f.q, &token, &len), 1);
+	}
+	CHECK(uvirtio_drvq_kick_prepare(&f.q));
+	fix_fini(&f);
+}
+
 static void test_drvq_disable_cb_sets_no_interrupt(void)
 {
 	struct fix f;
@@ -461,6 +483,7 @@ TEST_MAIN(T(test_drvq_add_and_get_round_trip_token_and_length),
 	  T(test_drvq_sizes_are_powers_of_two_up_to_32768),
 	  T(test_drvq_kick_prepare_honours_no_notify),
 	  T(test_drvq_kick_prepare_honours_avail_event),
+	  T(test_drvq_kicks_after_65536_adds_without_kick_prepare),
 	  T(test_drvq_disable_cb_sets_no_interrupt),
 	  T(test_drvq_enable_cb_returns_false_when_used_buffers_pending),
 	  T(test_drvq_enable_cb_delayed_asks_at_three_quarters),
