@@ -176,7 +176,11 @@ static void *device_thread(void *arg)
 			cpu_relax();
 			continue;
 		}
-		uvirtio_devq_push_batch(q, done, n);
+		ret = uvirtio_devq_push_batch(q, done, n);
+		if (ret) {
+			__atomic_store_n(&r->error, ret, __ATOMIC_RELAXED);
+			return NULL;
+		}
 		if (uvirtio_devq_needs_notify(q))
 			r->interrupts++;
 		served += n;
@@ -250,8 +254,18 @@ static double run_once(const struct options *o, unsigned batch, uint64_t feature
 		return ret;
 	}
 	start = now_ns();
-	pthread_create(&dev, NULL, device_thread, r);
-	pthread_create(&drv, NULL, driver_thread, r);
+	ret = pthread_create(&dev, NULL, device_thread, r);
+	if (ret) {
+		run_teardown(r);
+		return -ret;
+	}
+	ret = pthread_create(&drv, NULL, driver_thread, r);
+	if (ret) {
+		__atomic_store_n(&r->error, -ret, __ATOMIC_RELAXED);
+		pthread_join(dev, NULL);
+		run_teardown(r);
+		return -ret;
+	}
 	if (o->progress) {
 		for (;;) {
 			unsigned long c = __atomic_load_n(&r->completed, __ATOMIC_RELAXED);

@@ -133,10 +133,11 @@ static int round_trip(struct uvirtio_trace_transport *tt, unsigned round, uint64
 		uvirtio_rng_drv_remove(&drv);
 		return (int)got;
 	}
-	printf("  I/O: %zu random bytes in %llu requests; %u of 256 byte values seen; first bytes "
-	       "%02x %02x %02x %02x %02x %02x %02x %02x\n",
-	       (size_t)got, (unsigned long long)drv.requests, distinct_bytes(data, (size_t)got), data[0],
-	       data[1], data[2], data[3], data[4], data[5], data[6], data[7]);
+	printf("  I/O: %zu random bytes in %llu requests; %u of 256 byte values seen; first bytes",
+	       (size_t)got, (unsigned long long)drv.requests, distinct_bytes(data, (size_t)got));
+	for (size_t i = 0; i < 8 && i < (size_t)got; i++)
+		printf(" %02x", data[i]);
+	printf("\n");
 	*requests = drv.requests;
 	printf("  removing the driver:\n");
 	uvirtio_rng_drv_remove(&drv);
@@ -154,8 +155,8 @@ int demo_main(int argc, char **argv)
 		UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC) | UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX), 0,
 	};
 	struct uvirtio_trace_transport tt;
-	struct uvirtio_loopback *lb;
-	struct uvirtio_rng_dev rng;
+	struct uvirtio_loopback *lb = NULL;
+	struct uvirtio_rng_dev rng = { 0 };
 	unsigned long counters[3] = { 0 }, requests[2] = { 0 };
 	uint64_t negotiated[2] = { 0 };
 	size_t bytes = 1u << 20;
@@ -195,6 +196,8 @@ int demo_main(int argc, char **argv)
 		ret = uvirtio_loopback_start(lb, &rng.dev);
 	if (ret) {
 		fprintf(stderr, "uvirtio demo: cannot start the loopback transport: %s\n", strerror(-ret));
+		uvirtio_loopback_destroy(lb);
+		uvirtio_rng_dev_destroy(&rng);
 		free(data);
 		return 1;
 	}

@@ -61,6 +61,7 @@ struct uvirtio_device_ops {
 struct uvirtio_device_hooks {
 	void (*notify_used)(void *opaque, unsigned index); /* used-buffer notification */
 	void (*notify_config)(void *opaque);               /* configuration change */
+	void (*reschedule)(void *opaque, unsigned index);  /* call queue_notify again soon */
 	void *opaque;
 };
 
@@ -207,6 +208,14 @@ struct uvirtio_devq *uvirtio_device_queue(struct uvirtio_device *dev, unsigned i
  * if it asked for it. Nothing is sent while the device is not running.
  */
 void uvirtio_device_notify(struct uvirtio_device *dev, unsigned index);
+
+/**
+ * uvirtio_device_reschedule() - a device type that stops serving queue
+ * @index before it is empty (its work budget is spent, so one busy queue
+ * cannot starve the others or the control path) asks to be called again
+ * soon, as if the driver had kicked.
+ */
+void uvirtio_device_reschedule(struct uvirtio_device *dev, unsigned index);
 
 /**
  * uvirtio_device_needs_reset() - the device cannot go on: set

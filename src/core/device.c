@@ -238,6 +238,12 @@ void uvirtio_device_notify(struct uvirtio_device *dev, unsigned index)
 		dev->hooks.notify_used(dev->hooks.opaque, index);
 }
 
+void uvirtio_device_reschedule(struct uvirtio_device *dev, unsigned index)
+{
+	if (index < dev->num_queues && uvirtio_device_running(dev) && dev->hooks.reschedule)
+		dev->hooks.reschedule(dev->hooks.opaque, index);
+}
+
 void uvirtio_device_needs_reset(struct uvirtio_device *dev, const char *why)
 {
 	if (dev->status & VIRTIO_CONFIG_S_NEEDS_RESET)

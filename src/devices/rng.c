@@ -6,6 +6,9 @@
 
 #include "uvirtio/rng.h"
 
+/* Requests served per notification before yielding the device thread. */
+#define RNG_BUDGET 256u
+
 static struct uvirtio_rng_dev *to_rng(struct uvirtio_device *dev)
 {
 	return dev->priv;
@@ -42,10 +45,12 @@ static void rng_queue_notify(struct uvirtio_device *dev, unsigned index)
 	struct uvirtio_req req;
 	bool pushed = false;
 
+	unsigned budget = RNG_BUDGET;
+
 	uvirtio_req_init(&req, r->iov, UVIRTIO_RNG_IOV_MAX);
-	do {
+	for (;;) {
 		uvirtio_devq_disable_notify(q);
-		while (uvirtio_devq_pop(q, &req) == 1) {
+		while (budget && uvirtio_devq_pop(q, &req) == 1) {
 			/* Readable parts are not for us; only writable ones get bytes. */
 			uint32_t len = fill_random(req.iov + req.n_out, req.n_in);
 
@@ -55,8 +60,18 @@ static void rng_queue_notify(struct uvirtio_device *dev, unsigned index)
 			r->requests++;
 			r->bytes += len;
 			pushed = true;
+			budget--;
 		}
-	} while (uvirtio_devq_enable_notify(q));
+		if (!budget) {
+			uvirtio_device_reschedule(dev, index);
+			break;
+		}
+		if (!uvirtio_devq_enable_notify(q))
+			break;
+		/* A lap costs too: a driver that keeps moving its index cannot
+		 * hold the device thread here. */
+		budget--;
+	}
 	if (pushed)
 		uvirtio_device_notify(dev, index);
 }

@@ -93,6 +93,15 @@ static void hook_notify_used(void *opaque, unsigned index)
 		signal_fd(lb->call_fds[index]);
 }
 
+static void hook_reschedule(void *opaque, unsigned index)
+{
+	struct uvirtio_loopback *lb = opaque;
+
+	/* The device thread's loop sees a kick, after any call waiting. */
+	if (index < lb->nqueues)
+		signal_fd(lb->kick_fds[index]);
+}
+
 static void hook_notify_config(void *opaque)
 {
 	struct uvirtio_loopback *lb = opaque;
@@ -115,7 +124,10 @@ static int execute(struct uvirtio_loopback *lb, struct call *c)
 		c->value = uvirtio_device_get_status(dev);
 		return 0;
 	case OP_SET_STATUS:
-		return uvirtio_device_set_status(dev, (uint8_t)c->value);
+		if (c->value)
+			return uvirtio_device_set_status(dev, (uint8_t)c->value);
+		/* writing 0 is a reset */
+		__attribute__((fallthrough));
 	case OP_RESET:
 		uvirtio_device_reset(dev);
 		/* Notifications sent before the reset mean nothing after it. */
@@ -343,6 +355,32 @@ static const struct uvirtio_transport_ops loopback_ops = {
 
 /* Set-up. */
 
+static void close_fd(int fd)
+{
+	if (fd >= 0)
+		close(fd);
+}
+
+static void close_queue_fds(struct uvirtio_loopback *lb)
+{
+	for (unsigned i = 0; i < lb->nqueues; i++) {
+		close_fd(lb->kick_fds[i]);
+		close_fd(lb->call_fds[i]);
+	}
+	free(lb->kick_fds);
+	free(lb->call_fds);
+	lb->kick_fds = lb->call_fds = NULL;
+	lb->nqueues = 0;
+}
+
+static int watch(struct uvirtio_loopback *lb, int fd, uint32_t id)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = id };
+
+	return epoll_ctl(lb->epfd, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
+}
+
+
 int uvirtio_loopback_create(struct uvirtio_loopback **out, const struct uvirtio_loopback_config *cfg)
 {
 	struct uvirtio_loopback *lb = calloc(1, sizeof(*lb));
@@ -383,6 +421,9 @@ int uvirtio_loopback_create(struct uvirtio_loopback **out, const struct uvirtio_
 	lb->config_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (lb->epfd < 0 || lb->ctrl_fd < 0 || lb->config_fd < 0)
 		goto fail_errno;
+	ret = watch(lb, lb->ctrl_fd, UINT32_MAX);
+	if (ret)
+		goto fail;
 	*out = lb;
 	return 0;
 
@@ -403,49 +444,49 @@ struct uvirtio_transport *uvirtio_loopback_transport(struct uvirtio_loopback *lb
 	return &lb->t;
 }
 
-static int watch(struct uvirtio_loopback *lb, int fd, uint32_t id)
-{
-	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = id };
-
-	return epoll_ctl(lb->epfd, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
-}
-
 int uvirtio_loopback_start(struct uvirtio_loopback *lb, struct uvirtio_device *dev)
 {
 	struct uvirtio_device_hooks hooks = {
-		.notify_used = hook_notify_used, .notify_config = hook_notify_config, .opaque = lb,
+		.notify_used = hook_notify_used, .notify_config = hook_notify_config,
+		.reschedule = hook_reschedule, .opaque = lb,
 	};
-	int ret;
+	unsigned n = dev->num_queues;
+	int ret = 0;
 
 	if (lb->started)
 		return -EBUSY;
-	lb->nqueues = dev->num_queues;
-	lb->kick_fds = malloc(lb->nqueues * sizeof(int));
-	lb->call_fds = malloc(lb->nqueues * sizeof(int));
-	if (!lb->kick_fds || !lb->call_fds)
-		return -ENOMEM;
-	for (unsigned i = 0; i < lb->nqueues; i++)
+	lb->kick_fds = malloc(n * sizeof(int));
+	lb->call_fds = malloc(n * sizeof(int));
+	if (!lb->kick_fds || !lb->call_fds) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	lb->nqueues = n;
+	for (unsigned i = 0; i < n; i++)
 		lb->kick_fds[i] = lb->call_fds[i] = -1;
-	for (unsigned i = 0; i < lb->nqueues; i++) {
+	for (unsigned i = 0; i < n && !ret; i++) {
 		lb->kick_fds[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		lb->call_fds[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (lb->kick_fds[i] < 0 || lb->call_fds[i] < 0)
-			return -errno;
-		ret = watch(lb, lb->kick_fds[i], i);
-		if (ret)
-			return ret;
+			ret = -errno;
+		else
+			ret = watch(lb, lb->kick_fds[i], i);
 	}
-	ret = watch(lb, lb->ctrl_fd, UINT32_MAX);
 	if (ret)
-		return ret;
+		goto fail;
 
 	lb->dev = dev;
 	uvirtio_device_set_hooks(dev, &hooks);
-	ret = pthread_create(&lb->thread, NULL, device_thread, lb);
+	ret = -pthread_create(&lb->thread, NULL, device_thread, lb);
 	if (ret)
-		return -ret;
+		goto fail;
 	lb->started = true;
 	return 0;
+
+fail:
+	/* Closing an fd also takes it out of the epoll set. */
+	close_queue_fds(lb);
+	return ret;
 }
 
 int uvirtio_loopback_run_on_device(struct uvirtio_loopback *lb,
@@ -454,12 +495,6 @@ int uvirtio_loopback_run_on_device(struct uvirtio_loopback *lb,
 	struct call c = { .op = OP_RUN, .fn = fn, .buf = arg };
 
 	return call(&lb->t, &c);
-}
-
-static void close_fd(int fd)
-{
-	if (fd >= 0)
-		close(fd);
 }
 
 void uvirtio_loopback_destroy(struct uvirtio_loopback *lb)
@@ -473,12 +508,7 @@ void uvirtio_loopback_destroy(struct uvirtio_loopback *lb)
 		pthread_join(lb->thread, NULL);
 		lb->started = false;
 	}
-	for (unsigned i = 0; lb->kick_fds && i < lb->nqueues; i++) {
-		close_fd(lb->kick_fds[i]);
-		close_fd(lb->call_fds[i]);
-	}
-	free(lb->kick_fds);
-	free(lb->call_fds);
+	close_queue_fds(lb);
 	close_fd(lb->epfd);
 	close_fd(lb->ctrl_fd);
 	close_fd(lb->config_fd);

@@ -21,7 +21,7 @@ struct testdev {
 	struct uvirtio_dma dma;
 	struct uvirtio_drvq dq;
 	char config[16];
-	unsigned notifies_used, notifies_config, resets, starts;
+	unsigned notifies_used, notifies_config, resets, starts, reschedules;
 	/* Requests the device took and holds, as an asynchronous device would. */
 	struct iovec iov[8];
 	struct uvirtio_req held;
@@ -80,6 +80,12 @@ static void hook_used(void *opaque, unsigned index)
 	((struct testdev *)opaque)->notifies_used++;
 }
 
+static void hook_reschedule(void *opaque, unsigned index)
+{
+	(void)index;
+	((struct testdev *)opaque)->reschedules++;
+}
+
 static void hook_config(void *opaque)
 {
 	((struct testdev *)opaque)->notifies_config++;
@@ -103,7 +109,9 @@ static const struct uvirtio_device_ops test_ops = {
 static int td_init(struct testdev *t)
 {
 	struct uvirtio_mem_region r = { .guest_addr = GA, .size = MEM_SIZE, .fd = -1 };
-	struct uvirtio_device_hooks hooks = { hook_used, hook_config, t };
+	struct uvirtio_device_hooks hooks = {
+		.notify_used = hook_used, .notify_config = hook_config, .reschedule = hook_reschedule, .opaque = t,
+	};
 	int ret;
 
 	if (!guest)
@@ -476,7 +484,22 @@ static void test_device_serves_buffers_made_available_before_driver_ok(void)
 	td_fini(&t);
 }
 
+static void test_device_reschedule_only_while_running(void)
+{
+	struct testdev t;
+
+	CHECK_EQ(td_init(&t), 0);
+	uvirtio_device_reschedule(&t.dev, 0);
+	CHECK_EQ(t.reschedules, 0);
+	CHECK_EQ(bring_up(&t, V1), 0);
+	uvirtio_device_reschedule(&t.dev, 0);
+	uvirtio_device_reschedule(&t.dev, 7);
+	CHECK_EQ(t.reschedules, 1);
+	td_fini(&t);
+}
+
 TEST_MAIN(T(test_device_always_offers_version_1),
+	  T(test_device_reschedule_only_while_running),
 	  T(test_device_serves_buffers_made_available_before_driver_ok),
 	  T(test_device_features_ok_accepts_any_valid_subset),
 	  T(test_device_features_ok_refused_for_feature_not_offered),
