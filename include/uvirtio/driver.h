@@ -27,18 +27,13 @@ struct uvirtio_driver {
 	unsigned nvqs;
 };
 
-/* Transport features the driver core knows how to use. */
-#define UVIRTIO_DRIVER_TRANSPORT_FEATURES                                             \
-	(UVIRTIO_BIT(VIRTIO_F_VERSION_1) | UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC) | \
-	 UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX))
-
 /**
  * uvirtio_driver_probe() - reset the device and negotiate.
  * @drv:      the driver, owned by the caller.
  * @t:        the transport; must outlive @drv.
  * @wanted:   features the driver would use; the negotiated set is what the
  *            device offers of these. VERSION_1 is always asked for; of the
- *            transport bits (24 to 41) only UVIRTIO_DRIVER_TRANSPORT_FEATURES
+ *            transport bits (24 to 41) only UVIRTIO_TRANSPORT_FEATURES
  *            are, as the driver core implements no others.
  *
  * On success the status is ACKNOWLEDGE | DRIVER | FEATURES_OK; set queues up

@@ -32,4 +32,11 @@
 
 #define UVIRTIO_BIT(f) (1ull << (f))
 
+/* The transport features uvirtio's rings and cores implement, on both sides:
+ * what a device core offers besides its device type's bits, and the only
+ * transport bits a driver core accepts. */
+#define UVIRTIO_TRANSPORT_FEATURES                                                    \
+	(UVIRTIO_BIT(VIRTIO_F_VERSION_1) | UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC) | \
+	 UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX))
+
 #endif

@@ -5,11 +5,6 @@
 
 #include "uvirtio/device.h"
 
-/* Transport features the core implements for every device type. */
-#define CORE_FEATURES                                                                 \
-	(UVIRTIO_BIT(VIRTIO_F_VERSION_1) | UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC) | \
-	 UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX))
-
 /* Status bits the driver writes; DEVICE_NEEDS_RESET is the device's. */
 #define DRIVER_STATUS_BITS                                                          \
 	(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK | \
@@ -44,7 +39,7 @@ int uvirtio_device_init(struct uvirtio_device *dev, const struct uvirtio_device_
 	dev->num_queues = ops->num_queues;
 	dev->config = config;
 	dev->config_size = config_size;
-	dev->offered = ops->features | CORE_FEATURES;
+	dev->offered = ops->features | UVIRTIO_TRANSPORT_FEATURES;
 	return 0;
 }
 

@@ -59,7 +59,7 @@ int uvirtio_driver_probe(struct uvirtio_driver *drv, struct uvirtio_transport *t
 	}
 	/* Like Linux's vring_transport_features(): a transport bit this driver
 	 * core does not implement (RING_PACKED, IN_ORDER, ...) is never accepted. */
-	wanted &= ~(TRANSPORT_BITS & ~UVIRTIO_DRIVER_TRANSPORT_FEATURES);
+	wanted &= ~(TRANSPORT_BITS & ~UVIRTIO_TRANSPORT_FEATURES);
 	drv->features = drv->device_features & (wanted | UVIRTIO_BIT(VIRTIO_F_VERSION_1));
 	ret = ops->set_features(t, drv->features);
 	if (!ret)
