@@ -4,7 +4,11 @@
 # packages listed below yourself).
 set -eu
 
-packages="meson ninja-build gcc clang libclang-rt-14-dev pkg-config python3 linux-libc-dev"
+# liburing: the blk device's file backend. qemu-system-x86, qemu-system-common
+# (qemu-storage-daemon), linux-image-amd64 and busybox-static: the tests that
+# boot a real Linux guest against `uvirtio blk`.
+packages="meson ninja-build gcc clang libclang-rt-14-dev pkg-config python3 linux-libc-dev
+	liburing-dev qemu-system-x86 qemu-system-common qemu-utils linux-image-amd64 busybox-static"
 [ "${UVIRTIO_DEPS_EXTRA:-}" ] && packages="$packages $UVIRTIO_DEPS_EXTRA"
 
 missing=""
