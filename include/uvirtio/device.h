@@ -8,12 +8,17 @@
  * and never sees the transport.
  *
  * Thread rules: every function here, and every op a device type supplies, is
- * called on the device's control thread, one at a time. A device type that
- * serves queues on threads of its own stops them in its reset op.
+ * called on the device's control thread, one at a time, except where a
+ * comment names the queue's thread. A device type may serve each queue on a
+ * thread of its own (blk does): the core starts and stops it through
+ * queue_start and queue_stop, and that thread may call uvirtio_device_notify()
+ * and uvirtio_device_needs_reset() (through a broken queue) concurrently with
+ * the control thread.
  */
 #ifndef UVIRTIO_DEVICE_H
 #define UVIRTIO_DEVICE_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -47,6 +52,18 @@ struct uvirtio_device_ops {
 	int (*start)(struct uvirtio_device *dev);
 	/* The driver notified queue @index. */
 	void (*queue_notify)(struct uvirtio_device *dev, unsigned index);
+	/* Optional, for a device type that serves each queue on a thread of its
+	 * own: queue @index is ready and the device runs (DRIVER_OK, or a queue
+	 * enabled after it); start serving it. The thread should look at the
+	 * ring once at start. A non-zero return sets DEVICE_NEEDS_RESET. */
+	int (*queue_start)(struct uvirtio_device *dev, unsigned index);
+	/* Optional, with queue_start: stop serving queue @index. Return only
+	 * when every request taken from it has been pushed or dropped. */
+	void (*queue_stop)(struct uvirtio_device *dev, unsigned index);
+	/* The device type's queue threads poll each queue's kick fd themselves
+	 * (uvirtio_device_queue_kick_fd()), so a transport with kick fds hands
+	 * them over instead of polling them and calling queue_notify. */
+	bool takes_kick_fds;
 	/* Optional: the driver writes @len bytes of config space at @offset.
 	 * Return 0 to let the core store them, or a negative errno to refuse
 	 * (nothing is stored). NULL means config space is read-only. */
@@ -57,7 +74,8 @@ struct uvirtio_device_ops {
 	void (*reset)(struct uvirtio_device *dev);
 };
 
-/* What the transport does for the device core. */
+/* What the transport does for the device core. notify_used runs on the
+ * queue's thread (see queue_start) and must be safe there. */
 struct uvirtio_device_hooks {
 	void (*notify_used)(void *opaque, unsigned index); /* used-buffer notification */
 	void (*notify_config)(void *opaque);               /* configuration change */
@@ -82,8 +100,13 @@ struct uvirtio_device {
 
 	struct uvirtio_devq *queues;
 	unsigned num_queues;
+	bool *queue_started;      /* queue_start called, queue_stop not yet */
+	int *kick_fds;            /* per queue, the transport's; -1 when none */
 	unsigned resets;          /* completed resets, for reports */
 	const char *needs_reset_reason;
+	/* Serialises status changes between the control thread and a queue
+	 * thread that finds its ring broken. */
+	pthread_mutex_t status_lock;
 };
 
 /**
@@ -192,6 +215,42 @@ int uvirtio_device_queue_enable(struct uvirtio_device *dev, unsigned index,
 				const struct uvirtio_queue_layout *layout);
 
 /**
+ * uvirtio_device_queue_enable_at() - as uvirtio_device_queue_enable(), but
+ * resume the ring at a known position (vhost-user SET_VRING_BASE, restore):
+ * @next_avail is the next avail slot to take, @used_idx the next used slot.
+ * When the device runs, the queue starts serving at once.
+ * Return: as uvirtio_device_queue_enable().
+ */
+int uvirtio_device_queue_enable_at(struct uvirtio_device *dev, unsigned index,
+				   const struct uvirtio_queue_layout *layout, uint16_t next_avail,
+				   uint16_t used_idx);
+
+/**
+ * uvirtio_device_queue_stop() - stop queue @index and keep its position
+ * (vhost-user GET_VRING_BASE or SET_VRING_ENABLE(0)): the device type
+ * finishes or drops the requests it took from it, then the queue takes and
+ * gives back nothing until enabled again.
+ * Return: the next avail slot the device would have taken; with every request
+ * finished this is also the used index. 0 for a queue that does not exist.
+ */
+uint16_t uvirtio_device_queue_stop(struct uvirtio_device *dev, unsigned index);
+
+/**
+ * uvirtio_device_set_kick_fd() - the transport's kick fd for queue @index
+ * (an eventfd: readable after a kick; read 8 bytes to clear), or -1. The
+ * transport keeps owning it and must not close it while the queue is ready.
+ * A device type with takes_kick_fds polls it; otherwise the transport does.
+ * Return: 0, or -EINVAL for a queue that does not exist.
+ */
+int uvirtio_device_set_kick_fd(struct uvirtio_device *dev, unsigned index, int fd);
+
+/**
+ * uvirtio_device_queue_kick_fd() - the kick fd set for queue @index, or -1.
+ * A device type's queue thread polls it.
+ */
+int uvirtio_device_queue_kick_fd(const struct uvirtio_device *dev, unsigned index);
+
+/**
  * uvirtio_device_queue_notify() - the driver kicked queue @index. Passed to
  * the device type only while the device runs (DRIVER_OK, no NEEDS_RESET) and
  * the queue is ready; otherwise ignored.
@@ -206,6 +265,7 @@ struct uvirtio_devq *uvirtio_device_queue(struct uvirtio_device *dev, unsigned i
 /**
  * uvirtio_device_notify() - after pushing to queue @index, notify the driver
  * if it asked for it. Nothing is sent while the device is not running.
+ * May be called on the queue's thread.
  */
 void uvirtio_device_notify(struct uvirtio_device *dev, unsigned index);
 
@@ -220,7 +280,8 @@ void uvirtio_device_reschedule(struct uvirtio_device *dev, unsigned index);
 /**
  * uvirtio_device_needs_reset() - the device cannot go on: set
  * DEVICE_NEEDS_RESET and send a configuration-change notification (when
- * DRIVER_OK). @why is kept for reports (a static string).
+ * DRIVER_OK). @why is kept for reports (a static string). May be called on a
+ * queue's thread.
  */
 void uvirtio_device_needs_reset(struct uvirtio_device *dev, const char *why);
 
@@ -233,7 +294,10 @@ static inline bool uvirtio_device_has_feature(const struct uvirtio_device *dev, 
 /** uvirtio_device_running() - DRIVER_OK set and DEVICE_NEEDS_RESET clear. */
 static inline bool uvirtio_device_running(const struct uvirtio_device *dev)
 {
-	return (dev->status & (VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_NEEDS_RESET)) ==
+	/* Atomic: a queue thread asks while the control thread may write. */
+	uint8_t status = __atomic_load_n(&dev->status, __ATOMIC_ACQUIRE);
+
+	return (status & (VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_NEEDS_RESET)) ==
 	       VIRTIO_CONFIG_S_DRIVER_OK;
 }
 

@@ -28,10 +28,19 @@ int uvirtio_device_init(struct uvirtio_device *dev, const struct uvirtio_device_
 	if (config_size && !config)
 		return -EINVAL;
 	dev->queues = calloc(ops->num_queues, sizeof(*dev->queues));
-	if (!dev->queues)
+	dev->queue_started = calloc(ops->num_queues, sizeof(*dev->queue_started));
+	dev->kick_fds = malloc(ops->num_queues * sizeof(*dev->kick_fds));
+	if (!dev->queues || !dev->queue_started || !dev->kick_fds) {
+		free(dev->queues);
+		free(dev->queue_started);
+		free(dev->kick_fds);
 		return -ENOMEM;
-	for (unsigned i = 0; i < ops->num_queues; i++)
+	}
+	for (unsigned i = 0; i < ops->num_queues; i++) {
 		uvirtio_devq_set_broken_cb(&dev->queues[i], queue_broken, dev);
+		dev->kick_fds[i] = -1;
+	}
+	pthread_mutex_init(&dev->status_lock, NULL);
 
 	dev->ops = ops;
 	dev->priv = priv;
@@ -49,6 +58,9 @@ void uvirtio_device_destroy(struct uvirtio_device *dev)
 		return;
 	uvirtio_device_reset(dev);
 	free(dev->queues);
+	free(dev->queue_started);
+	free(dev->kick_fds);
+	pthread_mutex_destroy(&dev->status_lock);
 	memset(dev, 0, sizeof(*dev));
 }
 
@@ -59,7 +71,7 @@ void uvirtio_device_set_hooks(struct uvirtio_device *dev, const struct uvirtio_d
 
 int uvirtio_device_set_offered(struct uvirtio_device *dev, uint64_t features)
 {
-	if (dev->status)
+	if (uvirtio_device_get_status(dev))
 		return -EBUSY;
 	dev->offered = features | UVIRTIO_BIT(VIRTIO_F_VERSION_1);
 	return 0;
@@ -73,7 +85,7 @@ uint64_t uvirtio_device_get_features(const struct uvirtio_device *dev)
 int uvirtio_device_set_driver_features(struct uvirtio_device *dev, uint64_t features)
 {
 	/* spec: the driver MUST NOT change features after FEATURES_OK. */
-	if (dev->status & VIRTIO_CONFIG_S_FEATURES_OK)
+	if (uvirtio_device_get_status(dev) & VIRTIO_CONFIG_S_FEATURES_OK)
 		return -EBUSY;
 	dev->driver_features = features;
 	return 0;
@@ -100,12 +112,42 @@ static bool features_acceptable(struct uvirtio_device *dev, uint64_t f)
 
 uint8_t uvirtio_device_get_status(const struct uvirtio_device *dev)
 {
-	return dev->status;
+	return __atomic_load_n(&dev->status, __ATOMIC_ACQUIRE);
+}
+
+/* Replace the driver's bits, keeping DEVICE_NEEDS_RESET, which a queue
+ * thread may set meanwhile. */
+static void store_status(struct uvirtio_device *dev, uint8_t driver_bits)
+{
+	pthread_mutex_lock(&dev->status_lock);
+	__atomic_store_n(&dev->status,
+			 (uint8_t)((dev->status & VIRTIO_CONFIG_S_NEEDS_RESET) | driver_bits),
+			 __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&dev->status_lock);
+}
+
+static void start_queue(struct uvirtio_device *dev, unsigned i)
+{
+	if (!dev->ops->queue_start || dev->queue_started[i] || !dev->queues[i].ready)
+		return;
+	if (dev->ops->queue_start(dev, i)) {
+		uvirtio_device_needs_reset(dev, "device failed to start a queue");
+		return;
+	}
+	dev->queue_started[i] = true;
+}
+
+static void stop_queue(struct uvirtio_device *dev, unsigned i)
+{
+	if (!dev->queue_started[i])
+		return;
+	dev->ops->queue_stop(dev, i);
+	dev->queue_started[i] = false;
 }
 
 int uvirtio_device_set_status(struct uvirtio_device *dev, uint8_t status)
 {
-	uint8_t old = dev->status & DRIVER_STATUS_BITS;
+	uint8_t old = uvirtio_device_get_status(dev) & DRIVER_STATUS_BITS;
 	uint8_t new = status & DRIVER_STATUS_BITS;
 	uint8_t added = new & ~old;
 
@@ -124,7 +166,7 @@ int uvirtio_device_set_status(struct uvirtio_device *dev, uint8_t status)
 		return -EINVAL;
 	if (added & VIRTIO_CONFIG_S_FEATURES_OK & new)
 		dev->features = dev->driver_features;
-	dev->status = (uint8_t)((dev->status & VIRTIO_CONFIG_S_NEEDS_RESET) | new);
+	store_status(dev, new);
 
 	if (added & VIRTIO_CONFIG_S_DRIVER_OK) {
 		if (dev->ops->start && dev->ops->start(dev)) {
@@ -133,9 +175,14 @@ int uvirtio_device_set_status(struct uvirtio_device *dev, uint8_t status)
 		}
 		/* A driver may make buffers available before DRIVER_OK (Linux
 		 * virtio-net fills its receive queue so) but must not notify until
-		 * after it: look at every queue once, as if kicked. */
-		for (unsigned i = 0; i < dev->num_queues; i++)
-			uvirtio_device_queue_notify(dev, i);
+		 * after it: look at every queue once, as if kicked. A queue thread
+		 * does that itself when it starts. */
+		for (unsigned i = 0; i < dev->num_queues; i++) {
+			if (dev->ops->queue_start)
+				start_queue(dev, i);
+			else
+				uvirtio_device_queue_notify(dev, i);
+		}
 	}
 	return 0;
 }
@@ -144,11 +191,15 @@ void uvirtio_device_reset(struct uvirtio_device *dev)
 {
 	/* The device type drains first, while the queues still work, so a
 	 * request it finishes can still be pushed; after this nothing is. */
+	for (unsigned i = 0; i < dev->num_queues; i++)
+		stop_queue(dev, i);
 	if (dev->ops->reset)
 		dev->ops->reset(dev);
 	for (unsigned i = 0; i < dev->num_queues; i++)
 		uvirtio_devq_reset(&dev->queues[i]);
-	dev->status = 0;
+	pthread_mutex_lock(&dev->status_lock);
+	__atomic_store_n(&dev->status, 0, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&dev->status_lock);
 	dev->driver_features = 0;
 	dev->features = 0;
 	dev->needs_reset_reason = NULL;
@@ -181,7 +232,7 @@ int uvirtio_device_config_write(struct uvirtio_device *dev, unsigned offset, con
 
 uint32_t uvirtio_device_config_generation(const struct uvirtio_device *dev)
 {
-	return dev->config_generation;
+	return __atomic_load_n(&dev->config_generation, __ATOMIC_ACQUIRE);
 }
 
 int uvirtio_device_config_update(struct uvirtio_device *dev, unsigned offset, const void *buf,
@@ -190,8 +241,8 @@ int uvirtio_device_config_update(struct uvirtio_device *dev, unsigned offset, co
 	if (offset > dev->config_size || len > dev->config_size - offset)
 		return -EINVAL;
 	memcpy((char *)dev->config + offset, buf, len);
-	dev->config_generation++;
-	if ((dev->status & VIRTIO_CONFIG_S_DRIVER_OK) && dev->hooks.notify_config)
+	__atomic_add_fetch(&dev->config_generation, 1, __ATOMIC_RELEASE);
+	if ((uvirtio_device_get_status(dev) & VIRTIO_CONFIG_S_DRIVER_OK) && dev->hooks.notify_config)
 		dev->hooks.notify_config(dev->hooks.opaque);
 	return 0;
 }
@@ -204,13 +255,52 @@ unsigned uvirtio_device_queue_max_size(const struct uvirtio_device *dev, unsigne
 int uvirtio_device_queue_enable(struct uvirtio_device *dev, unsigned index,
 				const struct uvirtio_queue_layout *l)
 {
+	return uvirtio_device_queue_enable_at(dev, index, l, 0, 0);
+}
+
+int uvirtio_device_queue_enable_at(struct uvirtio_device *dev, unsigned index,
+				   const struct uvirtio_queue_layout *l, uint16_t next_avail,
+				   uint16_t used_idx)
+{
+	int ret;
+
 	if (index >= dev->num_queues || l->num > dev->ops->queue_max_size)
 		return -EINVAL;
 	/* Ring features are known only once negotiated. */
-	if (!(dev->status & VIRTIO_CONFIG_S_FEATURES_OK))
+	if (!(uvirtio_device_get_status(dev) & VIRTIO_CONFIG_S_FEATURES_OK))
 		return -EINVAL;
-	return uvirtio_devq_setup(&dev->queues[index], dev->mem, l->num, l->desc, l->avail, l->used,
-				  dev->features);
+	/* Its thread must be gone before the ring under it changes. */
+	stop_queue(dev, index);
+	ret = uvirtio_devq_setup(&dev->queues[index], dev->mem, l->num, l->desc, l->avail, l->used,
+				 dev->features);
+	if (ret)
+		return ret;
+	uvirtio_devq_set_indices(&dev->queues[index], next_avail, used_idx);
+	if (uvirtio_device_running(dev))
+		start_queue(dev, index);
+	return 0;
+}
+
+uint16_t uvirtio_device_queue_stop(struct uvirtio_device *dev, unsigned index)
+{
+	if (index >= dev->num_queues)
+		return 0;
+	stop_queue(dev, index);
+	uvirtio_devq_stop(&dev->queues[index]);
+	return uvirtio_devq_next_avail(&dev->queues[index]);
+}
+
+int uvirtio_device_set_kick_fd(struct uvirtio_device *dev, unsigned index, int fd)
+{
+	if (index >= dev->num_queues)
+		return -EINVAL;
+	dev->kick_fds[index] = fd;
+	return 0;
+}
+
+int uvirtio_device_queue_kick_fd(const struct uvirtio_device *dev, unsigned index)
+{
+	return index < dev->num_queues ? dev->kick_fds[index] : -1;
 }
 
 void uvirtio_device_queue_notify(struct uvirtio_device *dev, unsigned index)
@@ -241,11 +331,19 @@ void uvirtio_device_reschedule(struct uvirtio_device *dev, unsigned index)
 
 void uvirtio_device_needs_reset(struct uvirtio_device *dev, const char *why)
 {
-	if (dev->status & VIRTIO_CONFIG_S_NEEDS_RESET)
+	uint8_t status;
+
+	pthread_mutex_lock(&dev->status_lock);
+	status = dev->status;
+	if (!(status & VIRTIO_CONFIG_S_NEEDS_RESET)) {
+		dev->needs_reset_reason = why;
+		__atomic_store_n(&dev->status, status | VIRTIO_CONFIG_S_NEEDS_RESET,
+				 __ATOMIC_RELEASE);
+		__atomic_add_fetch(&dev->config_generation, 1, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&dev->status_lock);
+	if (status & VIRTIO_CONFIG_S_NEEDS_RESET)
 		return;
-	dev->status |= VIRTIO_CONFIG_S_NEEDS_RESET;
-	dev->needs_reset_reason = why;
-	dev->config_generation++;
-	if ((dev->status & VIRTIO_CONFIG_S_DRIVER_OK) && dev->hooks.notify_config)
+	if ((status & VIRTIO_CONFIG_S_DRIVER_OK) && dev->hooks.notify_config)
 		dev->hooks.notify_config(dev->hooks.opaque);
 }

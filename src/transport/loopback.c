@@ -469,6 +469,8 @@ int uvirtio_loopback_start(struct uvirtio_loopback *lb, struct uvirtio_device *d
 		lb->call_fds[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (lb->kick_fds[i] < 0 || lb->call_fds[i] < 0)
 			ret = -errno;
+		else if (dev->ops->takes_kick_fds)
+			ret = uvirtio_device_set_kick_fd(dev, i, lb->kick_fds[i]);
 		else
 			ret = watch(lb, lb->kick_fds[i], i);
 	}

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Device core: status machine, feature negotiation, config space, reset. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 
 #include "harness.h"
@@ -498,6 +499,163 @@ static void test_device_reschedule_only_while_running(void)
 	td_fini(&t);
 }
 
+/* A device type that serves each queue on a thread of its own: the core
+ * starts and stops queues; this one records the calls and pops on start. */
+struct qtdev {
+	struct testdev t;
+	unsigned starts[2], stops[2], resets_after_stops;
+	char order[16];
+	unsigned norder;
+};
+
+static int qt_queue_start(struct uvirtio_device *dev, unsigned index)
+{
+	struct qtdev *q = dev->priv;
+
+	q->starts[index]++;
+	q->order[q->norder++ % 16] = (char)('a' + index);
+	if (!q->t.holding && uvirtio_devq_pop(uvirtio_device_queue(dev, index), &q->t.held) == 1)
+		q->t.holding = true;
+	return 0;
+}
+
+static void qt_queue_stop(struct uvirtio_device *dev, unsigned index)
+{
+	struct qtdev *q = dev->priv;
+
+	q->stops[index]++;
+	q->order[q->norder++ % 16] = (char)('A' + index);
+	if (q->t.holding) {
+		uvirtio_devq_push(uvirtio_device_queue(dev, index), q->t.held.id, 0);
+		q->t.holding = false;
+	}
+}
+
+static void qt_reset(struct uvirtio_device *dev)
+{
+	struct qtdev *q = dev->priv;
+
+	q->order[q->norder++ % 16] = 'R';
+}
+
+static void qt_queue_notify(struct uvirtio_device *dev, unsigned index)
+{
+	(void)dev;
+	(void)index;
+}
+
+static const struct uvirtio_device_ops qt_ops = {
+	.name = "queue-threads",
+	.device_id = 0xfff1,
+	.num_queues = 2,
+	.queue_max_size = 16,
+	.queue_notify = qt_queue_notify,
+	.queue_start = qt_queue_start,
+	.queue_stop = qt_queue_stop,
+	.reset = qt_reset,
+	.takes_kick_fds = true,
+};
+
+static int qt_init(struct qtdev *q)
+{
+	int ret = td_init(&q->t);
+
+	memset(q->starts, 0, sizeof(*q) - offsetof(struct qtdev, starts));
+	uvirtio_device_destroy(&q->t.dev);
+	return ret ? ret : uvirtio_device_init(&q->t.dev, &qt_ops, q, NULL, 0, &q->t.mem);
+}
+
+static int add_one(struct testdev *t)
+{
+	struct iovec in = { .iov_base = guest + 0x80000, .iov_len = 8 };
+	int tok;
+
+	return uvirtio_drvq_add(&t->dq, NULL, 0, &in, 1, &tok);
+}
+
+static void test_device_queue_threads_start_at_driver_ok_for_ready_queues_only(void)
+{
+	struct qtdev q;
+
+	CHECK_EQ(qt_init(&q), 0);
+	CHECK_EQ(bring_up(&q.t, V1), 0);
+	CHECK_EQ(q.starts[0], 1);
+	CHECK_EQ(q.starts[1], 0);
+	td_fini(&q.t);
+}
+
+static void test_device_queue_enabled_while_running_starts_at_once(void)
+{
+	struct qtdev q;
+	struct uvirtio_queue_layout l;
+
+	CHECK_EQ(qt_init(&q), 0);
+	CHECK_EQ(bring_up(&q.t, V1), 0);
+	l = (struct uvirtio_queue_layout){ 16, q.t.dq.desc_addr, q.t.dq.avail_addr, q.t.dq.used_addr };
+	CHECK_EQ(uvirtio_device_queue_enable(&q.t.dev, 1, &l), 0);
+	CHECK_EQ(q.starts[1], 1);
+	td_fini(&q.t);
+}
+
+static void test_device_queue_stop_finishes_requests_and_returns_next_avail(void)
+{
+	struct qtdev q;
+
+	CHECK_EQ(qt_init(&q), 0);
+	CHECK_EQ(negotiate(&q.t, V1) & VIRTIO_CONFIG_S_FEATURES_OK, VIRTIO_CONFIG_S_FEATURES_OK);
+	CHECK_EQ(uvirtio_drvq_create(&q.t.dq, &q.t.dma, 0, 16, V1, 0), 0);
+	CHECK_EQ(add_one(&q.t), 0);
+	CHECK_EQ(add_one(&q.t), 0);
+	{
+		struct uvirtio_queue_layout l = { 16, q.t.dq.desc_addr, q.t.dq.avail_addr, q.t.dq.used_addr };
+
+		CHECK_EQ(uvirtio_device_queue_enable(&q.t.dev, 0, &l), 0);
+		CHECK_EQ(uvirtio_device_set_status(&q.t.dev, RUNNING_STATUS), 0);
+		/* The start took one request; stop must finish it. */
+		CHECK(q.t.holding);
+		CHECK_EQ(uvirtio_device_queue_stop(&q.t.dev, 0), 1);
+		CHECK_EQ(q.stops[0], 1);
+		CHECK(!q.t.holding);
+		CHECK(!uvirtio_device_queue(&q.t.dev, 0)->ready);
+		/* Resumed where it stopped: the second request comes next. */
+		CHECK_EQ(uvirtio_device_queue_enable_at(&q.t.dev, 0, &l, 1, 1), 0);
+		CHECK_EQ(q.starts[0], 2);
+		CHECK(q.t.holding);
+		CHECK_EQ(uvirtio_devq_next_avail(uvirtio_device_queue(&q.t.dev, 0)), 2);
+	}
+	td_fini(&q.t);
+}
+
+static void test_device_reset_stops_queue_threads_before_reset_op(void)
+{
+	struct qtdev q;
+
+	CHECK_EQ(qt_init(&q), 0);
+	CHECK_EQ(bring_up(&q.t, V1), 0);
+	q.norder = 0;
+	uvirtio_device_reset(&q.t.dev);
+	CHECK_EQ(q.norder, 2);
+	CHECK_EQ(q.order[0], 'A');
+	CHECK_EQ(q.order[1], 'R');
+	/* Not started again, not stopped twice. */
+	uvirtio_device_reset(&q.t.dev);
+	CHECK_EQ(q.stops[0], 1);
+	td_fini(&q.t);
+}
+
+static void test_device_kick_fd_per_queue(void)
+{
+	struct qtdev q;
+
+	CHECK_EQ(qt_init(&q), 0);
+	CHECK_EQ(uvirtio_device_queue_kick_fd(&q.t.dev, 0), -1);
+	CHECK_EQ(uvirtio_device_set_kick_fd(&q.t.dev, 1, 42), 0);
+	CHECK_EQ(uvirtio_device_queue_kick_fd(&q.t.dev, 1), 42);
+	CHECK_EQ(uvirtio_device_set_kick_fd(&q.t.dev, 2, 42), -EINVAL);
+	CHECK_EQ(uvirtio_device_queue_kick_fd(&q.t.dev, 2), -1);
+	td_fini(&q.t);
+}
+
 TEST_MAIN(T(test_device_always_offers_version_1),
 	  T(test_device_reschedule_only_while_running),
 	  T(test_device_serves_buffers_made_available_before_driver_ok),
@@ -519,4 +677,9 @@ TEST_MAIN(T(test_device_always_offers_version_1),
 	  T(test_device_reset_forgets_negotiated_state),
 	  T(test_device_reset_cancels_in_flight_requests_before_returning),
 	  T(test_device_reset_completes_in_flight_requests_before_returning),
-	  T(test_device_notify_only_when_driver_asked))
+	  T(test_device_notify_only_when_driver_asked),
+	  T(test_device_queue_threads_start_at_driver_ok_for_ready_queues_only),
+	  T(test_device_queue_enabled_while_running_starts_at_once),
+	  T(test_device_queue_stop_finishes_requests_and_returns_next_avail),
+	  T(test_device_reset_stops_queue_threads_before_reset_op),
+	  T(test_device_kick_fd_per_queue))
