@@ -1,0 +1,298 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * virtio-blk, driver side (device ID 2): a userspace API to drive any
+ * virtio-blk device over any transport, through the driver core.
+ *
+ * A request is a header (type, sector), the data, and a status byte the
+ * device writes last. The header, the discard/write-zeroes range, the ID
+ * buffer and the status byte live in per-slot driver memory allocated at
+ * probe, so nothing is allocated per request. The data must live in the
+ * transport's shared memory (uvirtio_blk_drv_alloc_buf()): the device can
+ * reach nothing else, and a buffer outside it is refused with -EFAULT.
+ *
+ * The device is hostile input: a used length that does not cover the status
+ * byte, or a status other than OK/IOERR/UNSUPP, fails that request with -EIO;
+ * a used id the driver did not submit or a length larger than offered breaks
+ * the queue (drvq.h), and every later call on it returns -EIO until remove.
+ *
+ *   struct uvirtio_blk_drv blk;
+ *   uvirtio_blk_drv_probe(&blk, transport, NULL);
+ *   char *buf = uvirtio_blk_drv_alloc_buf(&blk, 4096);
+ *   uvirtio_blk_drv_read(&blk, 0, sector, buf, 4096, -1);
+ *   uvirtio_blk_drv_free_buf(&blk, buf);
+ *   uvirtio_blk_drv_remove(&blk);
+ *
+ * Thread rules: probe, remove, the buffer helpers and set_writeback are
+ * lifecycle calls, made from one thread while no other call runs. Between
+ * them each queue may be used by one thread at a time (submit, poll, the
+ * synchronous calls on it); different queues by different threads at once.
+ * The getters may be called from any thread.
+ */
+#ifndef UVIRTIO_BLK_DRV_H
+#define UVIRTIO_BLK_DRV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include <linux/virtio_blk.h>
+
+#include "uvirtio/driver.h"
+
+/* The device-type features this driver implements; the default to negotiate
+ * (with INDIRECT_DESC and EVENT_IDX). RO is always accepted when offered. */
+#define UVIRTIO_BLK_DRV_FEATURES                                                       \
+	(UVIRTIO_BIT(VIRTIO_BLK_F_SIZE_MAX) | UVIRTIO_BIT(VIRTIO_BLK_F_SEG_MAX) |         \
+	 UVIRTIO_BIT(VIRTIO_BLK_F_RO) | UVIRTIO_BIT(VIRTIO_BLK_F_BLK_SIZE) |              \
+	 UVIRTIO_BIT(VIRTIO_BLK_F_FLUSH) | UVIRTIO_BIT(VIRTIO_BLK_F_TOPOLOGY) |           \
+	 UVIRTIO_BIT(VIRTIO_BLK_F_CONFIG_WCE) | UVIRTIO_BIT(VIRTIO_BLK_F_MQ) |            \
+	 UVIRTIO_BIT(VIRTIO_BLK_F_DISCARD) | UVIRTIO_BIT(VIRTIO_BLK_F_WRITE_ZEROES) |     \
+	 UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC) | UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX))
+
+#define UVIRTIO_BLK_DRV_SECTOR_SIZE 512u
+
+/* Request flag: a write-zeroes request may deallocate the sectors. */
+#define UVIRTIO_BLK_DRV_REQ_UNMAP 1u
+
+struct uvirtio_blk_drv_opts {
+	uint64_t features;   /* 0: UVIRTIO_BLK_DRV_FEATURES; else masked with it */
+	unsigned num_queues; /* 0: 1; capped at the device's num_queues */
+	unsigned queue_size; /* 0: the driver core's default; capped at the device's */
+};
+
+/* What the device said about itself at probe; a field whose feature was
+ * not negotiated is 0 (false). */
+struct uvirtio_blk_drv_limits {
+	uint64_t capacity;           /* in 512-byte sectors */
+	uint32_t blk_size;           /* logical block size in bytes; 512 without BLK_SIZE */
+	uint32_t size_max;           /* largest data segment in bytes; 0: no limit */
+	uint32_t seg_max;            /* most data segments per request (also capped by the queue) */
+	uint8_t physical_block_exp;  /* TOPOLOGY: physical block = blk_size << this */
+	uint8_t alignment_offset;    /* TOPOLOGY, in logical blocks */
+	uint16_t min_io_size;        /* TOPOLOGY, in logical blocks */
+	uint32_t opt_io_size;        /* TOPOLOGY, in logical blocks */
+	uint32_t max_discard_sectors;
+	uint32_t max_discard_seg;
+	uint32_t discard_sector_alignment;
+	uint32_t max_write_zeroes_sectors;
+	uint32_t max_write_zeroes_seg;
+	bool write_zeroes_may_unmap;
+	uint16_t device_queues;      /* queues the device has (1 without MQ) */
+};
+
+struct uvirtio_blk_drv_req;
+typedef void (*uvirtio_blk_drv_done_fn)(struct uvirtio_blk_drv_req *req);
+
+/* One request, owned by the caller; it must stay valid, and its data
+ * unused, from submit until its callback runs (or remove). */
+struct uvirtio_blk_drv_req {
+	uint32_t type;        /* VIRTIO_BLK_T_IN, _OUT, _FLUSH, _GET_ID, _DISCARD, _WRITE_ZEROES */
+	uint32_t flags;       /* UVIRTIO_BLK_DRV_REQ_UNMAP (write zeroes only) */
+	uint64_t sector;      /* first sector: IN, OUT, DISCARD, WRITE_ZEROES */
+	uint32_t num_sectors; /* DISCARD, WRITE_ZEROES */
+	const struct iovec *iov; /* IN, OUT: the data, in shared memory */
+	unsigned niov;
+	uvirtio_blk_drv_done_fn callback; /* may be NULL */
+	void *opaque;         /* for the caller */
+
+	/* Set by the driver before the callback. */
+	int result;           /* 0 or a negative errno */
+	char id[VIRTIO_BLK_ID_BYTES + 1]; /* GET_ID: the device's ID, NUL-terminated */
+
+	/* Private to the driver. */
+	void *slot;
+};
+
+struct uvirtio_blk_drv_queue; /* private per-queue state */
+
+struct uvirtio_blk_drv {
+	struct uvirtio_driver drv;
+	struct uvirtio_blk_drv_limits limits;
+	bool read_only;
+	bool writeback;
+	unsigned num_queues;
+	struct uvirtio_blk_drv_queue *queues;
+	int config_fd; /* the transport's config-change fd */
+	int dead_fd;   /* an eventfd made readable for good when the device needs a reset */
+	bool dead;     /* the device set DEVICE_NEEDS_RESET (atomic) */
+};
+
+/**
+ * uvirtio_blk_drv_probe() - reset the device, negotiate, read its config,
+ * set its queues up and start it.
+ * @b:    the driver, owned by the caller; its previous contents are ignored.
+ * @t:    the transport; must outlive @b.
+ * @opts: NULL for the defaults.
+ *
+ * Config space is read once here (with the driver core's generation loop);
+ * the getters return that snapshot.
+ *
+ * Return: 0; -ENODEV when the device is not a usable virtio-blk device
+ * (see uvirtio_driver_probe()); -ENOMEM when the per-slot memory or the
+ * queues cannot be had; or the transport's error. On failure the device is
+ * reset and nothing is left allocated.
+ */
+int uvirtio_blk_drv_probe(struct uvirtio_blk_drv *b, struct uvirtio_transport *t,
+			  const struct uvirtio_blk_drv_opts *opts);
+
+/**
+ * uvirtio_blk_drv_remove() - reset the device, then complete every request
+ * still outstanding with -ECANCELED (its callback runs here, on the caller's
+ * thread) and free everything probe allocated. Buffers from
+ * uvirtio_blk_drv_alloc_buf() are not freed. @b may be probed again.
+ */
+void uvirtio_blk_drv_remove(struct uvirtio_blk_drv *b);
+
+/**
+ * uvirtio_blk_drv_alloc_buf() - @size zeroed bytes of shared memory for I/O
+ * data, aligned to 4096. Lifecycle call (see above).
+ * Return: the buffer, or NULL when there is no room or @size is 0.
+ */
+void *uvirtio_blk_drv_alloc_buf(struct uvirtio_blk_drv *b, size_t size);
+
+/** uvirtio_blk_drv_free_buf() - release a buffer from alloc_buf; NULL is ignored. */
+void uvirtio_blk_drv_free_buf(struct uvirtio_blk_drv *b, void *buf);
+
+/** uvirtio_blk_drv_capacity() - the size of the disk in 512-byte sectors. */
+static inline uint64_t uvirtio_blk_drv_capacity(const struct uvirtio_blk_drv *b)
+{
+	return b->limits.capacity;
+}
+
+/** uvirtio_blk_drv_limits() - the device's limits and topology, read at probe. */
+static inline const struct uvirtio_blk_drv_limits *uvirtio_blk_drv_limits(const struct uvirtio_blk_drv *b)
+{
+	return &b->limits;
+}
+
+/** uvirtio_blk_drv_num_queues() - queues the driver set up (0 to this - 1). */
+static inline unsigned uvirtio_blk_drv_num_queues(const struct uvirtio_blk_drv *b)
+{
+	return b->num_queues;
+}
+
+/** uvirtio_blk_drv_read_only() - whether the device is read-only (RO). */
+static inline bool uvirtio_blk_drv_read_only(const struct uvirtio_blk_drv *b)
+{
+	return b->read_only;
+}
+
+/**
+ * uvirtio_blk_drv_writeback() - whether the device caches writes, so that
+ * only a flush makes them durable: FLUSH negotiated and, with CONFIG_WCE,
+ * the config's writeback field set.
+ */
+static inline bool uvirtio_blk_drv_writeback(const struct uvirtio_blk_drv *b)
+{
+	return b->writeback;
+}
+
+/**
+ * uvirtio_blk_drv_set_writeback() - switch the device's cache mode through
+ * the config's writeback field (CONFIG_WCE). Lifecycle call.
+ * Return: 0; -EOPNOTSUPP without CONFIG_WCE; or the transport's error.
+ */
+int uvirtio_blk_drv_set_writeback(struct uvirtio_blk_drv *b, bool writeback);
+
+/**
+ * uvirtio_blk_drv_submit() - make @req available to the device on queue
+ * @queue and notify it. The caller's thread must own @queue.
+ *
+ * Checked before anything reaches the device: the type's feature (FLUSH,
+ * DISCARD, WRITE_ZEROES) was negotiated; no write, discard or write-zeroes
+ * on a read-only device; IN/OUT data a non-zero multiple of 512 bytes, each
+ * segment within size_max, at most seg_max segments (and the queue size
+ * less two), inside capacity, in shared memory; GET_ID and FLUSH without
+ * data; a discard or write-zeroes range inside capacity and within the
+ * device's max sectors; UNMAP only on write zeroes.
+ *
+ * On success @req belongs to the driver until its callback runs, from
+ * uvirtio_blk_drv_poll() (or a synchronous call) on @queue, or from remove.
+ *
+ * Return: 0; -EINVAL for a bad queue or a request the checks above refuse
+ * (-EOPNOTSUPP for a type whose feature was not negotiated or an unknown
+ * type, -EROFS for a write to a read-only device, -EFAULT for data outside
+ * shared memory); -EAGAIN when every request slot of the queue is in use or
+ * -ENOSPC when its ring has no room (poll, then retry); -EIO when the queue
+ * is broken or the device needs a reset; or the transport's notify error
+ * (the request is then with the device anyway).
+ */
+int uvirtio_blk_drv_submit(struct uvirtio_blk_drv *b, unsigned queue, struct uvirtio_blk_drv_req *req);
+
+/**
+ * uvirtio_blk_drv_poll() - complete up to @max requests the device has
+ * finished on @queue, calling their callbacks on this thread (a callback
+ * may submit again, but not poll). Also clears the queue's event fd.
+ *
+ * A request's result: 0 for VIRTIO_BLK_S_OK; -EIO for IOERR, for an
+ * unknown status, or when the used length does not cover the status byte
+ * (the whole writable part); -EOPNOTSUPP for UNSUPP.
+ *
+ * Return: the number of callbacks run (when it is @max more may be pending:
+ * call again before waiting on the event fd); -EINVAL for a bad queue; -EIO
+ * when the queue is broken or the device needs a reset (requests still
+ * outstanding then complete at remove, with -ECANCELED).
+ */
+int uvirtio_blk_drv_poll(struct uvirtio_blk_drv *b, unsigned queue, unsigned max);
+
+/**
+ * uvirtio_blk_drv_event_fd() - an fd that becomes readable when requests on
+ * @queue may have completed, or the device needs a reset: wait on it with
+ * poll(2)/epoll, then call uvirtio_blk_drv_poll(), which clears it. Owned by
+ * the driver, valid until remove.
+ * Return: the fd, or -EINVAL for a bad queue.
+ */
+int uvirtio_blk_drv_event_fd(struct uvirtio_blk_drv *b, unsigned queue);
+
+/*
+ * The synchronous calls submit one request on @queue and wait for it,
+ * completing other requests of that queue meanwhile (their callbacks run
+ * here). @timeout_ms bounds the whole call (-1: none). If the queue is
+ * full they wait for room. Data buffers must be in shared memory.
+ *
+ * Return: 0; the errors of uvirtio_blk_drv_submit() and of the request
+ * (see uvirtio_blk_drv_poll()); -ETIMEDOUT when the device did not answer
+ * in time. After -ETIMEDOUT, and after -EIO from a broken queue, the request
+ * still belongs to the device: it may yet read or write the buffer, so keep
+ * the buffer until uvirtio_blk_drv_remove().
+ */
+
+/** uvirtio_blk_drv_read() - read @len bytes at @sector into @buf (see above). */
+int uvirtio_blk_drv_read(struct uvirtio_blk_drv *b, unsigned queue, uint64_t sector, void *buf,
+			 size_t len, int timeout_ms);
+
+/** uvirtio_blk_drv_write() - write @len bytes from @buf at @sector (see above). */
+int uvirtio_blk_drv_write(struct uvirtio_blk_drv *b, unsigned queue, uint64_t sector,
+			  const void *buf, size_t len, int timeout_ms);
+
+/** uvirtio_blk_drv_readv() - read into @niov segments at @sector (see above). */
+int uvirtio_blk_drv_readv(struct uvirtio_blk_drv *b, unsigned queue, uint64_t sector,
+			  const struct iovec *iov, unsigned niov, int timeout_ms);
+
+/** uvirtio_blk_drv_writev() - write @niov segments at @sector (see above). */
+int uvirtio_blk_drv_writev(struct uvirtio_blk_drv *b, unsigned queue, uint64_t sector,
+			   const struct iovec *iov, unsigned niov, int timeout_ms);
+
+/** uvirtio_blk_drv_flush() - make completed writes durable (FLUSH; see above). */
+int uvirtio_blk_drv_flush(struct uvirtio_blk_drv *b, unsigned queue, int timeout_ms);
+
+/** uvirtio_blk_drv_discard() - discard @num_sectors at @sector (DISCARD; see above). */
+int uvirtio_blk_drv_discard(struct uvirtio_blk_drv *b, unsigned queue, uint64_t sector,
+			    uint32_t num_sectors, int timeout_ms);
+
+/**
+ * uvirtio_blk_drv_write_zeroes() - zero @num_sectors at @sector, letting the
+ * device deallocate them when @unmap (WRITE_ZEROES; see above).
+ */
+int uvirtio_blk_drv_write_zeroes(struct uvirtio_blk_drv *b, unsigned queue, uint64_t sector,
+				 uint32_t num_sectors, bool unmap, int timeout_ms);
+
+/**
+ * uvirtio_blk_drv_get_id() - the device's ID string (serial) into @id,
+ * NUL-terminated (at most 20 characters; see above).
+ */
+int uvirtio_blk_drv_get_id(struct uvirtio_blk_drv *b, unsigned queue,
+			   char id[VIRTIO_BLK_ID_BYTES + 1], int timeout_ms);
+
+#endif
