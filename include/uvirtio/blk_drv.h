@@ -10,8 +10,9 @@
  * transport's shared memory (uvirtio_blk_drv_alloc_buf()): the device can
  * reach nothing else, and a buffer outside it is refused with -EFAULT.
  *
- * The device is hostile input: a used length that does not cover the status
- * byte, or a status other than OK/IOERR/UNSUPP, fails that request with -EIO;
+ * The device is hostile input: a used length that does not cover what it
+ * claims to have written, or a status other than OK/IOERR/UNSUPP, fails that
+ * request with -EIO;
  * a used id the driver did not submit or a length larger than offered breaks
  * the queue (drvq.h), and every later call on it returns -EIO until remove.
  *
@@ -225,9 +226,10 @@ int uvirtio_blk_drv_submit(struct uvirtio_blk_drv *b, unsigned queue, struct uvi
  * finished on @queue, calling their callbacks on this thread (a callback
  * may submit again, but not poll). Also clears the queue's event fd.
  *
- * A request's result: 0 for VIRTIO_BLK_S_OK; -EIO for IOERR, for an
- * unknown status, or when the used length does not cover the status byte
- * (the whole writable part); -EOPNOTSUPP for UNSUPP.
+ * A request's result: 0 for VIRTIO_BLK_S_OK with a used length covering
+ * the whole writable part (data and status byte); -EIO for OK with any
+ * other length, for a used length of 0, for IOERR or for an unknown status;
+ * -EOPNOTSUPP for UNSUPP.
  *
  * Return: the number of callbacks run (when it is @max more may be pending:
  * call again before waiting on the event fd); -EINVAL for a bad queue; -EIO

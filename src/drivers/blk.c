@@ -609,13 +609,17 @@ static bool complete(struct uvirtio_blk_drv_queue *q, struct slot *s, uint32_t l
 	}
 	/* Read the status byte once: the device could still change it. */
 	status = __atomic_load_n(&s->mem->status, __ATOMIC_RELAXED);
-	/* spec 2.7.8: the driver may trust only the first len bytes of the
-	 * writable part, and the status byte is its last; a length that does
-	 * not cover it leaves the status unknown. */
-	if (len != s->in_len)
+	/* A device that wrote nothing did not write the status byte either. */
+	if (len == 0)
 		result = -EIO;
 	else
 		result = status_result(status);
+	/* spec 2.7.8: the driver may trust only the first len bytes of the
+	 * writable part. Success must cover all of it, data and status byte;
+	 * an error may count only the status byte it wrote (QEMU reports the
+	 * whole part, other devices just the one byte). */
+	if (!result && len != s->in_len)
+		result = -EIO;
 	if (!result && req->type == VIRTIO_BLK_T_GET_ID) {
 		memcpy(req->id, s->mem->id, VIRTIO_BLK_ID_BYTES);
 		req->id[VIRTIO_BLK_ID_BYTES] = 0;

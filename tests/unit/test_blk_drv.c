@@ -31,6 +31,7 @@ enum md_mode {
 	MD_LEN_TOO_LONG,   /* used length one past the writable part */
 	MD_LEN_SHORT,      /* used length that stops before the status byte */
 	MD_ID_UNSUBMITTED, /* used id of a head that is not in flight */
+	MD_UNSUPP_ONE_BYTE, /* UNSUPP, counting only the status byte as written */
 };
 
 struct md_held {
@@ -165,6 +166,10 @@ static void md_notify(struct uvirtio_device *dev, unsigned index)
 			len--;
 		else if (m->mode == MD_ID_UNSUBMITTED)
 			id = (uint16_t)((id + 1) % q->num);
+		if (m->mode == MD_UNSUPP_ONE_BYTE) {
+			*status = VIRTIO_BLK_S_UNSUPP;
+			len = 1;
+		}
 		uvirtio_devq_push(q, id, len);
 	}
 	uvirtio_device_notify(dev, index);
@@ -830,7 +835,7 @@ static void test_blk_drv_sync_wait_ends_with_eio_when_device_needs_reset(void)
 /* ------------------------------------------------------------------ */
 /* Hostile devices */
 
-static int hostile_read(enum md_mode mode)
+static int hostile_rw(enum md_mode mode, bool write)
 {
 	struct uvirtio_blk_drv b;
 	struct env e;
@@ -842,7 +847,8 @@ static int hostile_read(enum md_mode mode)
 	if (!ret) {
 		void *buf = uvirtio_blk_drv_alloc_buf(&b, 4096);
 
-		ret = uvirtio_blk_drv_read(&b, 0, 0, buf, 4096, 5000);
+		ret = write ? uvirtio_blk_drv_write(&b, 0, 0, buf, 4096, 5000)
+			    : uvirtio_blk_drv_read(&b, 0, 0, buf, 4096, 5000);
 		uvirtio_blk_drv_remove(&b);
 	} else {
 		ret = 1;
@@ -853,18 +859,27 @@ static int hostile_read(enum md_mode mode)
 
 static void test_blk_drv_status_ioerr_is_eio_and_unsupp_is_eopnotsupp(void)
 {
-	CHECK_EQ(hostile_read(MD_STATUS_IOERR), -EIO);
-	CHECK_EQ(hostile_read(MD_STATUS_UNSUPP), -EOPNOTSUPP);
+	CHECK_EQ(hostile_rw(MD_STATUS_IOERR, false), -EIO);
+	CHECK_EQ(hostile_rw(MD_STATUS_UNSUPP, false), -EOPNOTSUPP);
 }
 
 static void test_blk_drv_unknown_status_byte_is_eio(void)
 {
-	CHECK_EQ(hostile_read(MD_BAD_STATUS), -EIO);
+	CHECK_EQ(hostile_rw(MD_BAD_STATUS, false), -EIO);
 }
 
-static void test_blk_drv_used_length_not_covering_status_byte_is_eio(void)
+static void test_blk_drv_ok_with_used_length_not_covering_the_writable_part_is_eio(void)
 {
-	CHECK_EQ(hostile_read(MD_LEN_SHORT), -EIO);
+	/* A read claiming success with its data short by one byte... */
+	CHECK_EQ(hostile_rw(MD_LEN_SHORT, false), -EIO);
+	/* ...and a write whose used length is 0: no status byte written. */
+	CHECK_EQ(hostile_rw(MD_LEN_SHORT, true), -EIO);
+}
+
+static void test_blk_drv_error_status_may_count_only_the_status_byte(void)
+{
+	CHECK_EQ(hostile_rw(MD_UNSUPP_ONE_BYTE, false), -EOPNOTSUPP);
+	CHECK_EQ(hostile_rw(MD_UNSUPP_ONE_BYTE, true), -EOPNOTSUPP);
 }
 
 static void test_blk_drv_used_length_larger_than_offered_breaks_queue(void)
@@ -923,6 +938,7 @@ TEST_MAIN(T(test_blk_drv_probe_reads_capacity_and_limits_from_config),
 	  T(test_blk_drv_sync_wait_ends_with_eio_when_device_needs_reset),
 	  T(test_blk_drv_status_ioerr_is_eio_and_unsupp_is_eopnotsupp),
 	  T(test_blk_drv_unknown_status_byte_is_eio),
-	  T(test_blk_drv_used_length_not_covering_status_byte_is_eio),
+	  T(test_blk_drv_ok_with_used_length_not_covering_the_writable_part_is_eio),
+	  T(test_blk_drv_error_status_may_count_only_the_status_byte),
 	  T(test_blk_drv_used_length_larger_than_offered_breaks_queue),
 	  T(test_blk_drv_used_id_not_submitted_breaks_queue))
