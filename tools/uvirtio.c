@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 /* The uvirtio command: one binary, a subcommand per job. */
+#include <libgen.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "bench.h"
+#include "blk.h"
 #include "demo.h"
 
 #define UVIRTIO_VERSION "0.1.0"
@@ -16,6 +18,7 @@ static void usage(FILE *f)
 		"commands:\n"
 		"  demo            virtio-rng over the loopback transport: negotiation, I/O,\n"
 		"                  reset and renegotiation, each step printed\n"
+		"  blk             serve an image as a virtio-blk device over vhost-user\n"
 		"  bench ring      split-ring throughput, driver and device on two CPUs\n"
 		"  version         print the version\n"
 		"\n"
@@ -24,12 +27,18 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+	/* Installed as uvirtio-blk too, the program a vhost-user JSON
+	 * description names: management tools run it with no subcommand. */
+	if (!strcmp(basename(argv[0]), "uvirtio-blk"))
+		return blk_main(argc, argv);
 	if (argc < 2) {
 		usage(stderr);
 		return 2;
 	}
 	if (!strcmp(argv[1], "demo"))
 		return demo_main(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "blk"))
+		return blk_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "bench")) {
 		if (argc >= 3 && !strcmp(argv[2], "ring"))
 			return bench_ring_main(argc - 2, argv + 2);
