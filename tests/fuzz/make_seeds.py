@@ -250,10 +250,63 @@ def mem_seeds():
     return seeds
 
 
+# --- fuzz_blk_req ---------------------------------------------------------
+
+BLK_T = {"in": 0, "out": 1, "flush": 4, "get_id": 8, "discard": 11, "write_zeroes": 13}
+
+
+def blk_hdr(kind, sector):
+    return u32(BLK_T[kind] if isinstance(kind, str) else kind) + u32(0) + u64(sector)
+
+
+def blk_seg(sector, num, flags=0):
+    return u64(sector) + u32(num) + u32(flags)
+
+
+def blk_req(outs, ins):
+    """outs: readable iovecs as bytes; ins: writable iovec lengths."""
+    data = u8(len(outs)) + u8(len(ins))
+    for o in outs:
+        data += u16(len(o)) + o
+    for n in ins:
+        data += u16(n)
+    return data
+
+
+def blk_dev(flags=0, capacity=1 << 20, dseg=4, wseg=4, features=(1 << 64) - 1):
+    return u8(flags) + num(capacity) + u8(dseg) + u8(wseg) + u64(features)
+
+
+def blk_seeds():
+    seeds = {}
+    seeds["read_write"] = blk_dev() + b"".join([
+        blk_req([blk_hdr("in", 8)], [512, 1]),
+        blk_req([blk_hdr("out", 8)[:5], blk_hdr("out", 8)[5:], bytes(range(256)) * 2], [1]),
+        blk_req([blk_hdr("flush", 0)], [1]),
+        blk_req([blk_hdr("get_id", 0)], [7, 1]),
+    ])
+    seeds["discard_write_zeroes"] = blk_dev() + b"".join([
+        blk_req([blk_hdr("discard", 0), blk_seg(0, 8) + blk_seg(16, 8)], [1]),
+        blk_req([blk_hdr("write_zeroes", 0) + blk_seg(0, 8, 1)], [1]),
+        blk_req([blk_hdr("write_zeroes", 0), blk_seg(0, 8, 2)], [1]),  # unknown flag
+        blk_req([blk_hdr("discard", 0)], [1]),  # no segment
+    ])
+    seeds["malformed"] = blk_dev(flags=1) + b"".join([
+        blk_req([blk_hdr("in", 0)[:12]], [512, 1]),  # short header
+        blk_req([blk_hdr("in", 0)], []),  # no status byte
+        blk_req([blk_hdr("in", (1 << 64) - 1)], [1024, 1]),  # sector + length overflows
+        blk_req([blk_hdr("in", 0), bytes(512)], [512, 1]),  # readable data in a read
+        blk_req([blk_hdr("out", 0), bytes(513)], [1]),  # not a multiple of 512
+        blk_req([blk_hdr(99, 0)], [0, 1]),  # unknown type
+    ])
+    return seeds
+
+
 def main():
     for target, seeds in (("fuzz_devq_split", devq_seeds()),
                           ("fuzz_drvq_split", drvq_seeds()),
-                          ("fuzz_memory", mem_seeds())):
+                          ("fuzz_memory", mem_seeds()),
+                          ("fuzz_blk_req", blk_seeds())):
         d = os.path.join(CORPUS, target)
         shutil.rmtree(d, ignore_errors=True)
         os.makedirs(d)
