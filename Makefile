@@ -11,7 +11,8 @@ all: deps
 deps:
 	@scripts/install-deps.sh
 
-# The main job on its embedded defaults: virtio-rng over the loopback transport.
+# The main job on its embedded defaults: the virtio-blk device and driver over
+# the loopback transport, with a temporary image.
 run: all
 	@$(BUILD)/tools/uvirtio demo
 

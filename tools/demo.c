@@ -1,21 +1,17 @@
 // SPDX-License-Identifier: MIT
 /*
- * `uvirtio demo`: the whole lifecycle on embedded defaults. A virtio-rng
- * device runs on its own thread behind the loopback transport; its driver
- * probes it, reads random bytes, removes it (reset) and probes it again with
- * a different feature set. Every transport operation is printed as it
- * happens, through a tracing transport wrapped around the loopback.
+ * `uvirtio demo`: the main job on its embedded defaults. `uvirtio demo` (or
+ * `demo blk`) runs the virtio-blk device and driver over the loopback
+ * transport; `demo rng` the simplest device. Both print every transport
+ * operation as it happens, through a tracing transport; the helpers for that
+ * are here.
  */
-#include <errno.h>
-#include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "demo.h"
-#include "uvirtio/loopback.h"
-#include "uvirtio/rng.h"
-#include "uvirtio/trace.h"
+#include "uvirtio/virtio_spec.h"
 
 static const char *const feature_names[64] = {
 	[VIRTIO_RING_F_INDIRECT_DESC] = "INDIRECT_DESC",
@@ -28,7 +24,7 @@ static const char *const feature_names[64] = {
 	[VIRTIO_F_SUSPEND] = "SUSPEND",
 };
 
-static const char *describe_features(uint64_t f, char *buf, size_t size)
+const char *demo_describe_features(const char *const *device_names, uint64_t f, char *buf, size_t size)
 {
 	size_t n = (size_t)snprintf(buf, size, "0x%llx (", (unsigned long long)f);
 	bool first = true;
@@ -36,8 +32,10 @@ static const char *describe_features(uint64_t f, char *buf, size_t size)
 	for (unsigned bit = 0; bit < 64 && n < size; bit++) {
 		if (!(f & UVIRTIO_BIT(bit)))
 			continue;
-		if (feature_names[bit])
-			n += (size_t)snprintf(buf + n, size - n, "%s%s", first ? "" : " ", feature_names[bit]);
+		const char *name = bit < 24 && device_names ? device_names[bit] : feature_names[bit];
+
+		if (name)
+			n += (size_t)snprintf(buf + n, size - n, "%s%s", first ? "" : " ", name);
 		else
 			n += (size_t)snprintf(buf + n, size - n, "%sbit%u", first ? "" : " ", bit);
 		first = false;
@@ -47,7 +45,7 @@ static const char *describe_features(uint64_t f, char *buf, size_t size)
 	return buf;
 }
 
-static const char *describe_status(uint8_t s, char *buf, size_t size)
+const char *demo_describe_status(uint8_t s, char *buf, size_t size)
 {
 	static const struct { uint8_t bit; const char *name; } names[] = {
 		{ VIRTIO_CONFIG_S_ACKNOWLEDGE, "ACKNOWLEDGE" }, { VIRTIO_CONFIG_S_DRIVER, "DRIVER" },
@@ -62,19 +60,19 @@ static const char *describe_status(uint8_t s, char *buf, size_t size)
 	return buf;
 }
 
-static void print_step(void *opaque, const struct uvirtio_trace_event *ev)
+void demo_print_step(void *opaque, const struct uvirtio_trace_event *ev)
 {
-	char buf[256];
+	const char *const *device_names = opaque;
+	char buf[512];
 
-	(void)opaque;
 	if (!strcmp(ev->op, "reset"))
 		printf("  driver -> reset: device status 0, queues stopped, features forgotten\n");
 	else if (!strcmp(ev->op, "set_status"))
-		printf("  driver -> status %s\n", describe_status((uint8_t)ev->value, buf, sizeof(buf)));
+		printf("  driver -> status %s\n", demo_describe_status((uint8_t)ev->value, buf, sizeof(buf)));
 	else if (!strcmp(ev->op, "get_features"))
-		printf("  device <- offers   %s\n", describe_features(ev->value, buf, sizeof(buf)));
+		printf("  device <- offers   %s\n", demo_describe_features(device_names, ev->value, buf, sizeof(buf)));
 	else if (!strcmp(ev->op, "set_features"))
-		printf("  driver -> accepts  %s\n", describe_features(ev->value, buf, sizeof(buf)));
+		printf("  driver -> accepts  %s\n", demo_describe_features(device_names, ev->value, buf, sizeof(buf)));
 	else if (!strcmp(ev->op, "queue_max_size"))
 		printf("  device <- queue %u holds up to %llu entries\n", ev->index, (unsigned long long)ev->value);
 	else if (!strcmp(ev->op, "queue_enable"))
@@ -85,143 +83,11 @@ static void print_step(void *opaque, const struct uvirtio_trace_event *ev)
 		printf("           failed: %s\n", strerror(-ev->ret));
 }
 
-static int device_counters(struct uvirtio_device *dev, void *arg)
-{
-	unsigned long *c = arg;
-	struct uvirtio_rng_dev *rng = dev->priv;
-
-	c[0] = dev->resets;
-	c[1] = rng->requests;
-	c[2] = rng->bytes;
-	return 0;
-}
-
-/* Byte-value coverage of random data: a crude sanity check a person can read. */
-static unsigned distinct_bytes(const unsigned char *p, size_t n)
-{
-	bool seen[256] = { false };
-	unsigned count = 0;
-
-	for (size_t i = 0; i < n; i++)
-		if (!seen[p[i]]) {
-			seen[p[i]] = true;
-			count++;
-		}
-	return count;
-}
-
-static int round_trip(struct uvirtio_trace_transport *tt, unsigned round, uint64_t wanted, size_t bytes,
-		      unsigned char *data, uint64_t *negotiated, unsigned long *requests)
-{
-	struct uvirtio_rng_drv drv;
-	char buf[256];
-	ssize_t got;
-	int ret;
-
-	printf("round %u: the driver asks for %s\n", round,
-	       wanted ? describe_features(wanted, buf, sizeof(buf)) : "no optional feature");
-	ret = uvirtio_rng_drv_probe(&drv, &tt->t, wanted);
-	if (ret) {
-		fprintf(stderr, "uvirtio demo: probe failed: %s\n", strerror(-ret));
-		return ret;
-	}
-	*negotiated = drv.drv.features;
-
-	got = uvirtio_rng_drv_read(&drv, data, bytes, 5000);
-	if (got < 0) {
-		fprintf(stderr, "uvirtio demo: read failed: %s\n", strerror((int)-got));
-		uvirtio_rng_drv_remove(&drv);
-		return (int)got;
-	}
-	printf("  I/O: %zu random bytes in %llu requests; %u of 256 byte values seen; first bytes",
-	       (size_t)got, (unsigned long long)drv.requests, distinct_bytes(data, (size_t)got));
-	for (size_t i = 0; i < 8 && i < (size_t)got; i++)
-		printf(" %02x", data[i]);
-	printf("\n");
-	*requests = drv.requests;
-	printf("  removing the driver:\n");
-	uvirtio_rng_drv_remove(&drv);
-	return 0;
-}
-
 int demo_main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "bytes", required_argument, NULL, 'b' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	const uint64_t rounds[2] = {
-		UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC) | UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX), 0,
-	};
-	struct uvirtio_trace_transport tt;
-	struct uvirtio_loopback *lb = NULL;
-	struct uvirtio_rng_dev rng = { 0 };
-	unsigned long counters[3] = { 0 }, requests[2] = { 0 };
-	uint64_t negotiated[2] = { 0 };
-	size_t bytes = 1u << 20;
-	unsigned char *data;
-	char f0[256], f1[256];
-	char *end;
-	int c, ret;
-
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'b':
-			bytes = strtoul(optarg, &end, 10);
-			if (*end || !bytes || bytes > (1u << 30)) {
-				fprintf(stderr, "uvirtio demo: --bytes must be from 1 to 1073741824, not '%s'\n", optarg);
-				return 2;
-			}
-			break;
-		case 'h':
-			printf("usage: uvirtio demo [--bytes=N]\n"
-			       "  --bytes=N   random bytes to read in each round (default 1048576)\n");
-			return 0;
-		default:
-			return 2;
-		}
-	}
-
-	data = malloc(bytes);
-	if (!data) {
-		fprintf(stderr, "uvirtio demo: out of memory for %zu bytes\n", bytes);
-		return 1;
-	}
-	ret = uvirtio_loopback_create(&lb, NULL);
-	if (!ret)
-		ret = uvirtio_rng_dev_init(&rng, uvirtio_loopback_mem(lb));
-	if (!ret)
-		ret = uvirtio_loopback_start(lb, &rng.dev);
-	if (ret) {
-		fprintf(stderr, "uvirtio demo: cannot start the loopback transport: %s\n", strerror(-ret));
-		uvirtio_loopback_destroy(lb);
-		uvirtio_rng_dev_destroy(&rng);
-		free(data);
-		return 1;
-	}
-	printf("uvirtio demo: a virtio-rng device (device thread) and its driver (this thread)\n"
-	       "over the loopback transport: 64 MiB of guest memory in a memfd, mapped once for\n"
-	       "each side; notifications through eventfds.\n\n");
-
-	uvirtio_trace_transport_init(&tt, uvirtio_loopback_transport(lb), print_step, NULL);
-	tt.quiet = UVIRTIO_TRACE_QUIET_NOTIFY | UVIRTIO_TRACE_QUIET_GET_STATUS | UVIRTIO_TRACE_QUIET_CONFIG;
-	for (unsigned r = 0; r < 2 && !ret; r++) {
-		ret = round_trip(&tt, r + 1, rounds[r], bytes, data, &negotiated[r], &requests[r]);
-		printf("\n");
-	}
-	uvirtio_loopback_run_on_device(lb, device_counters, counters);
-	uvirtio_loopback_destroy(lb);
-	uvirtio_rng_dev_destroy(&rng);
-	free(data);
-	if (ret)
-		return 1;
-
-	printf("summary: 2 negotiations, features %s then %s;\n"
-	       "         %zu bytes read in %lu + %lu requests; the device served %lu requests (%lu bytes)\n"
-	       "         and went through %lu resets (one at each probe, one at each removal).\n",
-	       describe_features(negotiated[0], f0, sizeof(f0)), describe_features(negotiated[1], f1, sizeof(f1)),
-	       2 * bytes, requests[0], requests[1], counters[1], counters[2], counters[0]);
-	return 0;
+	if (argc >= 2 && !strcmp(argv[1], "rng"))
+		return demo_rng_main(argc - 1, argv + 1);
+	if (argc >= 2 && !strcmp(argv[1], "blk"))
+		return demo_blk_main(argc - 1, argv + 1);
+	return demo_blk_main(argc, argv);
 }

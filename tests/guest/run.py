@@ -1,0 +1,391 @@
+#!/usr/bin/env python3
+"""Boot the Debian kernel under QEMU (TCG) with a vhost-user-blk disk served by
+a backend on the host, run scenarios inside the guest and take the guest's own
+verdict from the serial console.
+
+    python3 run.py --backend=qsd --test=data
+    python3 run.py --backend=uvirtio --uvirtio=build/tools/uvirtio --test=readonly
+
+Tests (each one backend process, one or more boots):
+    data        boot `write` (mkfs, files, remounts, 3 driver rebinds), then a
+                second QEMU on the same backend process boots `verify`
+    multiqueue  backend and device with 2 queues, 2 vCPUs, I/O on both queues
+    readonly    read-only backend over a host-filled image; writes must fail
+
+Exit status: 0 pass, 1 fail, 77 skip (QEMU, kernel or busybox not installed).
+"""
+
+import argparse
+import ctypes
+import hashlib
+import os
+import re
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import initramfs  # noqa: E402
+
+QEMU = "qemu-system-x86_64"
+QSD = "qemu-storage-daemon"
+VERDICT = re.compile(r"UVIRTIO-GUEST-RESULT: (PASS|FAIL) ([A-Za-z0-9_-]+)(?::\s*(.*))?")
+GUEST_MEM = "512M"
+TAIL = 40
+SKIP = 77
+
+
+class Failure(Exception):
+    pass
+
+
+class Interrupted(BaseException):
+    """SIGTERM/SIGINT (meson's timeout): unwinds so every process is killed."""
+
+
+def on_signal(signum, _frame):
+    raise Interrupted(f"signal {signum}")
+
+
+def die_with_parent():
+    """preexec_fn: the child gets SIGKILL if run.py dies, even by SIGKILL."""
+    PR_SET_PDEATHSIG = 1
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def tail(path, n=TAIL):
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-n:])
+    except OSError as e:
+        return f"({e})\n"
+
+
+def stop(proc, name, grace=5.0):
+    """Stop a child politely, then not; return its exit status."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            print(f"run: {name} ignored SIGTERM; killing it", flush=True)
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+class Backend:
+    """The vhost-user-blk backend process and its socket."""
+
+    def __init__(self, args, workdir, image, queues, read_only):
+        self.sock = os.path.join(workdir, "vhost-user-blk.sock")
+        self.errlog = os.path.join(workdir, "backend.log")
+        if args.backend == "uvirtio":
+            cmd = [args.uvirtio, "blk", f"--socket-path={self.sock}", f"--queues={queues}"]
+            if read_only:
+                cmd.append("--read-only")
+            cmd.append(image)
+        else:
+            cmd = [QSD,
+                   "--blockdev", f"driver=file,node-name=disk,filename={image}",
+                   "--export", "type=vhost-user-blk,id=e0,node-name=disk,"
+                   f"addr.type=unix,addr.path={self.sock},"
+                   f"writable={'off' if read_only else 'on'},num-queues={queues}"]
+        self.name = os.path.basename(cmd[0])
+        print("run: backend: " + " ".join(cmd), flush=True)
+        self.err = open(self.errlog, "wb")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.err,
+                                     stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+        self.stopped_by_us = False
+
+    def wait_ready(self, timeout=20.0):
+        """Until the socket accepts; without connecting, which would be a front-end."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive("while starting")
+            if os.path.exists(self.sock):
+                try:
+                    st = os.stat(self.sock)
+                    if (st.st_mode & 0o170000) == 0o140000:
+                        return
+                except OSError:
+                    pass
+            time.sleep(0.05)
+        raise Failure(f"backend socket {self.sock} not there after {timeout:.0f} s")
+
+    def check_alive(self, when):
+        if self.proc.poll() is not None:
+            raise Failure(f"backend {self.name} exited with status {self.proc.returncode} {when}")
+
+    def stop(self):
+        """Stop it; a backend that was alive and stops on SIGTERM is fine."""
+        alive = self.proc.poll() is None
+        rc = stop(self.proc, self.name)
+        self.err.close()
+        if alive and rc not in (0, -signal.SIGTERM):
+            raise Failure(f"backend {self.name} exited with status {rc} on SIGTERM")
+        return rc
+
+
+class Boot:
+    """One QEMU run of one scenario; its console goes to a log file."""
+
+    def __init__(self, args, workdir, backend, scenario, queues, cpus, params, index):
+        self.scenario = scenario
+        self.log = os.path.join(workdir, f"boot{index}-{scenario}.console.log")
+        self.errlog = os.path.join(workdir, f"boot{index}-{scenario}.qemu.log")
+        append = ["console=ttyS0", "panic=-1", f"uvirtio.scenario={scenario}"]
+        append += [f"uvirtio.{k}={v}" for k, v in params.items()]
+        append += args.append
+        self.cmd = [
+            QEMU, "-nodefaults", "-display", "none", "-monitor", "none",
+            "-machine", "q35", "-accel", "tcg", "-cpu", "max", "-smp", str(cpus),
+            "-m", GUEST_MEM,
+            # vhost-user needs guest RAM the backend can map: a shared memfd.
+            "-object", f"memory-backend-memfd,id=mem,size={GUEST_MEM},share=on",
+            "-numa", "node,memdev=mem",
+            "-kernel", args.kernel, "-initrd", args.initrd,
+            "-append", " ".join(append),
+            "-chardev", f"socket,id=char0,path={backend.sock}",
+            "-device", f"vhost-user-blk-pci,chardev=char0,num-queues={queues}",
+            "-serial", "stdio", "-no-reboot",
+        ]
+        self.verbose = args.verbose
+        self.timeout = args.timeout
+
+    def run(self):
+        """Boot, wait for the power-off; return (verdict, reason, console lines)."""
+        print(f"run: boot {self.scenario}: {' '.join(self.cmd)}", flush=True)
+        start = time.monotonic()
+        lines = []
+        with open(self.log, "w") as logf, open(self.errlog, "wb") as errf:
+            proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=errf,
+                                    preexec_fn=die_with_parent)
+            reader = threading.Thread(target=self._read, args=(proc, logf, lines),
+                                      daemon=True)
+            reader.start()
+            try:
+                proc.wait(self.timeout)
+            except subprocess.TimeoutExpired:
+                raise Failure(f"boot {self.scenario}: no power-off after {self.timeout} s")
+            finally:
+                stop(proc, QEMU)
+                reader.join(5)
+        took = time.monotonic() - start
+        if proc.returncode != 0:
+            raise Failure(f"boot {self.scenario}: QEMU exited with status {proc.returncode}")
+        verdicts = [m for m in (VERDICT.search(line) for line in lines) if m]
+        if not verdicts:
+            raise Failure(f"boot {self.scenario}: no verdict line on the console")
+        if len(verdicts) > 1:
+            raise Failure(f"boot {self.scenario}: {len(verdicts)} verdict lines")
+        v = verdicts[0]
+        if v.group(2) != self.scenario:
+            raise Failure(f"boot {self.scenario}: verdict is for scenario {v.group(2)}")
+        if v.group(1) != "PASS":
+            raise Failure(f"boot {self.scenario}: guest says FAIL: {v.group(3)}")
+        print(f"run: boot {self.scenario}: PASS in {took:.1f} s", flush=True)
+        return lines
+
+    def _read(self, proc, logf, lines):
+        for raw in proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            logf.write(line + "\n")
+            logf.flush()
+            lines.append(line)
+            if self.verbose or "uvirtio-guest:" in line or "UVIRTIO-GUEST-RESULT" in line:
+                print(f"[{self.scenario}] {line}", flush=True)
+
+
+def guest_value(lines, key):
+    """The value of a `uvirtio-guest: KEY VALUE` progress line."""
+    for line in lines:
+        m = re.search(r"uvirtio-guest: " + re.escape(key) + r" (\S+)", line)
+        if m:
+            return m.group(1)
+    return None
+
+
+def swap_header(pages):
+    """Page 0 of a Linux swap area (mkswap's): version 1, last page, no bad
+    pages, and the SWAPSPACE2 magic at the end of the page."""
+    page = bytearray(4096)
+    struct.pack_into("<III", page, 1024, 1, pages - 1, 0)
+    page[1036:1052] = os.urandom(16)
+    page[4096 - 10:] = b"SWAPSPACE2"
+    return bytes(page)
+
+
+def make_image(path, mib, pattern_mib=0, swap=False):
+    """A sparse image of `mib` MiB whose first `pattern_mib` MiB are random bytes
+    (starting with a swap header if `swap`). Return the sha256 of those bytes."""
+    h = hashlib.sha256()
+    with open(path, "wb") as f:
+        for i in range(pattern_mib):
+            chunk = os.urandom(1 << 20)
+            if i == 0 and swap:
+                chunk = swap_header(pattern_mib * 256) + chunk[4096:]
+            h.update(chunk)
+            f.write(chunk)
+        f.truncate(mib << 20)
+    return h.hexdigest()
+
+
+def file_sha(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def test_data(args, workdir, image):
+    make_image(image, args.image_mib) if not args.image else None
+    backend = Backend(args, workdir, image, queues=1, read_only=False)
+    try:
+        backend.wait_ready()
+        boot = Boot(args, workdir, backend, "write", 1, 1, {}, 1)
+        lines = run_boot(boot, backend)
+        manifest = guest_value(lines, "manifest-sha256")
+        if not manifest:
+            raise Failure("the write boot printed no manifest-sha256")
+        # A second front-end on the same backend process, after the first left.
+        backend.check_alive("after the first QEMU left")
+        boot = Boot(args, workdir, backend, "verify", 1, 1, {"manifest": manifest}, 2)
+        run_boot(boot, backend)
+    finally:
+        backend.stop()
+
+
+def test_multiqueue(args, workdir, image):
+    make_image(image, args.image_mib) if not args.image else None
+    backend = Backend(args, workdir, image, queues=2, read_only=False)
+    try:
+        backend.wait_ready()
+        boot = Boot(args, workdir, backend, "multiqueue", 2, 2, {"queues": 2}, 1)
+        run_boot(boot, backend)
+    finally:
+        backend.stop()
+
+
+def test_readonly(args, workdir, image):
+    mib = 16
+    if args.image:
+        expect = hashlib.sha256()
+        with open(image, "rb") as f:
+            expect.update(f.read(mib << 20))
+        expect = expect.hexdigest()
+    else:
+        expect = make_image(image, args.image_mib, pattern_mib=mib, swap=True)
+    before = file_sha(image)
+    backend = Backend(args, workdir, image, queues=1, read_only=True)
+    try:
+        backend.wait_ready()
+        boot = Boot(args, workdir, backend, "readonly", 1, 1,
+                    {"sha256": expect, "mib": mib}, 1)
+        run_boot(boot, backend)
+    finally:
+        backend.stop()
+    if file_sha(image) != before:
+        raise Failure("the image changed although the backend was read-only")
+    print("run: image unchanged on the host", flush=True)
+
+
+def run_boot(boot, backend):
+    try:
+        return boot.run()
+    except Failure:
+        print(f"run: last {TAIL} lines of the console ({boot.log}):", flush=True)
+        sys.stdout.write(tail(boot.log))
+        print(f"run: QEMU stderr ({boot.errlog}):", flush=True)
+        sys.stdout.write(tail(boot.errlog, 20))
+        raise
+    finally:
+        # QEMU and the backend both gone is worse news than the guest's verdict.
+        if backend.proc.poll() is not None:
+            backend.check_alive(f"during boot {boot.scenario}")
+
+
+TESTS = {"data": test_data, "multiqueue": test_multiqueue, "readonly": test_readonly}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog=__doc__.split("\n\n", 1)[1])
+    ap.add_argument("--test", required=True, choices=sorted(TESTS))
+    ap.add_argument("--backend", default="uvirtio", choices=["uvirtio", "qsd"])
+    ap.add_argument("--uvirtio", help="the uvirtio executable (--backend=uvirtio)")
+    ap.add_argument("--kernel", help="default: the newest /boot/vmlinuz-6.1.0-*-amd64")
+    ap.add_argument("--cache-dir", help="where built initramfs archives are kept "
+                    "(default: $TMPDIR/uvirtio-guest-cache)")
+    ap.add_argument("--image", help="use this image instead of a fresh 64 MiB one")
+    ap.add_argument("--image-mib", type=int, default=64)
+    ap.add_argument("--timeout", type=float, default=240.0, help="seconds per boot")
+    ap.add_argument("--append", action="append", default=[],
+                    help="extra kernel command line word, e.g. uvirtio.queues=3 "
+                    "(later words override the test's)")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--verbose", action="store_true", help="echo every console line")
+    args = ap.parse_args()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    start = time.monotonic()
+    try:
+        for tool in [QEMU] + ([QSD] if args.backend == "qsd" else []):
+            if not shutil.which(tool):
+                raise initramfs.MissingTool(f"{tool} not installed")
+        args.kernel, version = initramfs.find_kernel(args.kernel)
+        cache = args.cache_dir or os.path.join(tempfile.gettempdir(),
+                                               f"uvirtio-guest-cache-{os.getuid()}")
+        args.initrd = initramfs.build_cached(cache, version)
+    except initramfs.MissingTool as e:
+        print(f"run: SKIP: {e}", flush=True)
+        return SKIP
+    if args.backend == "uvirtio":
+        if not args.uvirtio or not os.access(args.uvirtio, os.X_OK):
+            print(f"run: FAIL: --uvirtio={args.uvirtio} is not an executable", flush=True)
+            return 1
+        args.uvirtio = os.path.abspath(args.uvirtio)
+
+    workdir = tempfile.mkdtemp(prefix=f"uvirtio-guest-{args.test}-")
+    print(f"run: test {args.test}, backend {args.backend}, kernel {version}, "
+          f"initramfs {args.initrd}, work dir {workdir}", flush=True)
+    image = os.path.abspath(args.image) if args.image else os.path.join(workdir, "disk.img")
+    ok = False
+    try:
+        TESTS[args.test](args, workdir, image)
+        ok = True
+    except Failure as e:
+        print(f"run: FAIL: {e}", flush=True)
+    except Interrupted as e:
+        print(f"run: FAIL: interrupted by {e}", flush=True)
+    finally:
+        if not ok:
+            errlog = os.path.join(workdir, "backend.log")
+            print(f"run: backend output ({errlog}):", flush=True)
+            sys.stdout.write(tail(errlog))
+        if args.keep or not ok:
+            print(f"run: logs kept in {workdir}", flush=True)
+            if os.path.exists(image) and not args.image:
+                os.unlink(image)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    took = time.monotonic() - start
+    print(f"run: {args.test}: {'PASS' if ok else 'FAIL'} in {took:.1f} s", flush=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
