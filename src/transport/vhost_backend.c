@@ -750,7 +750,12 @@ static int do_get_config(struct uvirtio_vhost_backend *vb, const struct uvirtio_
 	int ret;
 
 	*out = (struct vhost_user_config){ .offset = c->offset, .size = c->size, .flags = c->flags };
-	ret = uvirtio_device_config_read(vb->dev, c->offset, out->payload, c->size);
+	/* Nothing to copy for 0 bytes (and a device without config space has
+	 * none to copy from), but the offset is checked all the same. */
+	if (c->size)
+		ret = uvirtio_device_config_read(vb->dev, c->offset, out->payload, c->size);
+	else
+		ret = c->offset > vb->dev->config_size ? -EINVAL : 0;
 	if (ret) {
 		/* QEMU reads a reply of another size as failure. */
 		out->size = 0;
