@@ -302,11 +302,116 @@ def blk_seeds():
     return seeds
 
 
+# --- fuzz_vhost_msg -------------------------------------------------------
+
+# src/transport/vhost_msg.h
+VU = {
+    "GET_FEATURES": 1, "SET_FEATURES": 2, "SET_OWNER": 3, "SET_MEM_TABLE": 5,
+    "SET_VRING_NUM": 8, "SET_VRING_ADDR": 9, "SET_VRING_BASE": 10, "GET_VRING_BASE": 11,
+    "SET_VRING_KICK": 12, "SET_VRING_CALL": 13, "GET_PROTOCOL_FEATURES": 15,
+    "SET_PROTOCOL_FEATURES": 16, "GET_QUEUE_NUM": 17, "SET_VRING_ENABLE": 18,
+    "SET_BACKEND_REQ_FD": 21, "GET_CONFIG": 24, "RESET_DEVICE": 34, "GET_MAX_MEM_SLOTS": 36,
+    "ADD_MEM_REG": 37, "REM_MEM_REG": 38, "SET_STATUS": 39, "GET_STATUS": 40,
+}
+VU_NEED_REPLY, VU_REPLY = 1, 2
+VU_FD_MEMFD, VU_FD_EVENTFD, VU_FD_GUEST, VU_FD_PIPE = 0, 1, 2, 3
+VU_PF_ALL = (1 << 0) | (1 << 3) | (1 << 5) | (1 << 9) | (1 << 13) | (1 << 15) | (1 << 16)
+VU_RING_FEATURES = (1 << 32) | (1 << 29) | (1 << 28) | (1 << 30)  # bit 30: protocol features
+VU_GPA, VU_UVA = 0x10000, 0x7F0000000000
+
+
+def vu_fd(kind):
+    """An fd kind, or (VU_FD_MEMFD, pages)."""
+    return u8(kind[0]) + u8(kind[1]) if isinstance(kind, tuple) else u8(kind)
+
+
+def vu_req(name, payload=b"", flags=0, fds=()):
+    """fuzz_vhost_msg.c: request, flags, size, fds (kinds), payload."""
+    return (u8(0) + u8(VU[name]) + u8(flags) + u16(len(payload)) + u8(len(fds))
+            + b"".join(vu_fd(k) for k in fds) + payload)
+
+
+def vu_state(index, num):
+    return u32(index) + u32(num)
+
+
+def vu_region(gpa, size, uva, offset=0):
+    return u64(gpa) + u64(size) + u64(uva) + u64(offset)
+
+
+def vu_guest():
+    """A split ring of 4 at offsets 0 (desc), 0x100 (avail), 0x200 (used):
+    one writable buffer made available."""
+    g = Guest(VU_GPA)
+    g.desc(VU_GPA, 0, VU_GPA + 0x1000, 64, DESC_F_WRITE)
+    g.avail(VU_GPA + 0x100, 4, [0])
+    g.put(VU_GPA + 0x200, bytes(8 + 8 * 4))
+    return bytes(g.mem)
+
+
+def vu_realize():
+    """QEMU 7.2 vhost-user-blk realize."""
+    return b"".join([
+        vu_req("GET_FEATURES"), vu_req("GET_PROTOCOL_FEATURES"),
+        vu_req("SET_PROTOCOL_FEATURES", u64(VU_PF_ALL)), vu_req("GET_QUEUE_NUM"),
+        vu_req("GET_MAX_MEM_SLOTS"),
+        vu_req("SET_BACKEND_REQ_FD", flags=VU_NEED_REPLY, fds=[VU_FD_PIPE]),
+        vu_req("SET_OWNER"), vu_req("GET_CONFIG", u32(0) + u32(0) + u32(0)),
+    ])
+
+
+def vu_start(mem):
+    """QEMU 7.2 vhost_dev_start with one ring, then a kick and a stop."""
+    ring = [
+        vu_req("SET_VRING_NUM", vu_state(0, 4)), vu_req("SET_VRING_BASE", vu_state(0, 0)),
+        vu_req("SET_VRING_ADDR", u32(0) + u32(0) + u64(VU_UVA) + u64(VU_UVA + 0x200)
+               + u64(VU_UVA + 0x100) + u64(0)),
+        vu_req("SET_VRING_KICK", u64(0), fds=[VU_FD_EVENTFD]),
+        vu_req("SET_VRING_CALL", u64(0), fds=[VU_FD_EVENTFD]),
+        vu_req("SET_VRING_ENABLE", vu_state(0, 1)),
+    ]
+    return b"".join([
+        vu_req("SET_FEATURES", u64(VU_RING_FEATURES)), vu_req("GET_STATUS"),
+        vu_req("SET_STATUS", u64(0xB), flags=VU_NEED_REPLY),
+        mem, *ring,
+        vu_req("GET_STATUS"), vu_req("SET_STATUS", u64(0xF), flags=VU_NEED_REPLY),
+        u8(6) + u8(0),  # the driver kicks ring 0
+        vu_req("SET_STATUS", u64(0), flags=VU_NEED_REPLY),
+        vu_req("SET_VRING_ENABLE", vu_state(0, 0)), vu_req("GET_VRING_BASE", vu_state(0, 0)),
+    ])
+
+
+def vu_seeds():
+    guest = vu_guest()
+    head = u16(len(guest)) + guest
+    region = vu_region(VU_GPA, 65536, VU_UVA)
+    add_mem = vu_req("ADD_MEM_REG", u64(0) + region, flags=VU_NEED_REPLY, fds=[VU_FD_GUEST])
+    mem_table = vu_req("SET_MEM_TABLE", u32(1) + u32(0) + region, flags=VU_NEED_REPLY,
+                       fds=[VU_FD_GUEST])
+    seeds = {}
+    seeds["qemu_realize_start_add_mem_reg"] = head + vu_realize() + vu_start(add_mem)
+    seeds["qemu_realize_start_mem_table"] = head + vu_realize() + vu_start(mem_table)
+    # Restart at the returned index after a guest reset, then RESET_DEVICE.
+    seeds["qemu_restart"] = (head + vu_realize() + vu_start(add_mem)
+                             + vu_start(b"") + vu_req("RESET_DEVICE"))
+    # Hostile: a region larger than its file, two fds for one region,
+    # an unknown request with a reply wanted, a REPLY flag.
+    seeds["hostile"] = head + b"".join([
+        vu_req("SET_MEM_TABLE", u32(1) + u32(0) + vu_region(VU_GPA, 1 << 20, VU_UVA),
+               flags=VU_NEED_REPLY, fds=[(VU_FD_MEMFD, 1)]),
+        vu_req("SET_MEM_TABLE", u32(1) + u32(0) + region, fds=[VU_FD_GUEST, VU_FD_EVENTFD]),
+        u8(0) + u8(99) + u8(VU_NEED_REPLY) + u16(0) + u8(0),
+        vu_req("GET_FEATURES", flags=VU_REPLY),
+    ])
+    return seeds
+
+
 def main():
     for target, seeds in (("fuzz_devq_split", devq_seeds()),
                           ("fuzz_drvq_split", drvq_seeds()),
                           ("fuzz_memory", mem_seeds()),
-                          ("fuzz_blk_req", blk_seeds())):
+                          ("fuzz_blk_req", blk_seeds()),
+                          ("fuzz_vhost_msg", vu_seeds())):
         d = os.path.join(CORPUS, target)
         shutil.rmtree(d, ignore_errors=True)
         os.makedirs(d)
