@@ -59,8 +59,8 @@ struct uvirtio_blk_dev_config {
 	unsigned seg_max;        /* 0: UVIRTIO_BLK_SEG_MAX_DEFAULT; at most 1022 */
 	uint32_t size_max;       /* largest segment in bytes; 0: 1 MiB */
 	uint32_t blk_size;       /* logical block size; 0: the device's, or 512 */
-	unsigned max_discard_seg;      /* 0: UVIRTIO_BLK_DISCARD_SEG_DEFAULT */
-	unsigned max_write_zeroes_seg; /* 0: UVIRTIO_BLK_DISCARD_SEG_DEFAULT */
+	unsigned max_discard_seg;      /* 0: UVIRTIO_BLK_DISCARD_SEG_DEFAULT; at most 256 */
+	unsigned max_write_zeroes_seg; /* 0: UVIRTIO_BLK_DISCARD_SEG_DEFAULT; at most 256 */
 };
 
 /* What the device did since init, for reports. Requests are counted by type
@@ -104,7 +104,8 @@ struct uvirtio_blk_dev {
 
 /**
  * uvirtio_blk_dev_init() - open the backend and set a virtio-blk device up.
- * @blk: the device, owned by the caller; hand &@blk->dev to a transport.
+ * @blk: the device, owned by the caller; hand &@blk->dev to a transport. It
+ *       must not move after init (its ops and queues point into it).
  * @cfg: what to serve; copied (strings too), so it may go after the call.
  * @mem: guest memory the queues use (the transport's).
  *
@@ -113,7 +114,8 @@ struct uvirtio_blk_dev {
  *
  * Return: 0; -EINVAL for a bad config (no path, a capacity under 512
  * bytes, too many queues or segments, a block size that is not a power of two
- * from 512 to 65536); -ENOENT when the image does not exist; -EACCES or
+ * from 512 to 65536, not a regular file or block device, or @cfg->direct on a
+ * filesystem that refuses O_DIRECT); -ENOENT when the image does not exist; -EACCES or
  * -EROFS when it cannot be opened for writing and @cfg->read_only is false
  * (set read_only to serve it anyway); another open(2)/ioctl(2) errno;
  * -ENOMEM; or uvirtio_device_init()'s error.
