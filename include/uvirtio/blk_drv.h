@@ -140,8 +140,9 @@ int uvirtio_blk_drv_probe(struct uvirtio_blk_drv *b, struct uvirtio_transport *t
 /**
  * uvirtio_blk_drv_remove() - reset the device, then complete every request
  * still outstanding with -ECANCELED (its callback runs here, on the caller's
- * thread) and free everything probe allocated. Buffers from
- * uvirtio_blk_drv_alloc_buf() are not freed. @b may be probed again.
+ * thread; it may not submit) and free everything probe allocated. Buffers
+ * from uvirtio_blk_drv_alloc_buf() are not freed. @b may be probed again.
+ * Lifecycle call; calling it twice, or after a failed probe, is harmless.
  */
 void uvirtio_blk_drv_remove(struct uvirtio_blk_drv *b);
 
@@ -247,52 +248,87 @@ int uvirtio_blk_drv_poll(struct uvirtio_blk_drv *b, unsigned queue, unsigned max
  */
 int uvirtio_blk_drv_event_fd(struct uvirtio_blk_drv *b, unsigned queue);
 
-/*
- * The synchronous calls submit one request on @queue and wait for it,
- * completing other requests of that queue meanwhile (their callbacks run
- * here). @timeout_ms bounds the whole call (-1: none). If the queue is
- * full they wait for room. Data buffers must be in shared memory.
+/**
+ * uvirtio_blk_drv_read() - read @len bytes at @sector into @buf, and wait.
+ * @b:          the driver.
+ * @queue:      the queue to use; the caller's thread must own it.
+ * @sector:     the first sector (512 bytes each).
+ * @buf:        the data, in shared memory (uvirtio_blk_drv_alloc_buf()).
+ * @len:        a non-zero multiple of 512 bytes.
+ * @timeout_ms: bounds the whole call; -1 for none.
  *
- * Return: 0; the errors of uvirtio_blk_drv_submit() and of the request
- * (see uvirtio_blk_drv_poll()); -ETIMEDOUT when the device did not answer
- * in time. After -ETIMEDOUT, and after -EIO from a broken queue, the request
- * still belongs to the device: it may yet read or write the buffer, so keep
- * the buffer until uvirtio_blk_drv_remove().
+ * The synchronous calls (this one and those below) submit one request on
+ * @queue and wait for it on the queue's event fd, completing other requests
+ * of that queue meanwhile (their callbacks run here). When the queue is full
+ * with the caller's own asynchronous requests they wait for room first.
+ *
+ * Return: 0; the errors of uvirtio_blk_drv_submit() and a request's errors
+ * (see uvirtio_blk_drv_poll()); -ETIMEDOUT when the device did not answer in
+ * time. After -ETIMEDOUT, and after -EIO from a broken queue or a device
+ * that needs a reset, the request still belongs to the device: it may yet
+ * read or write the buffer, so keep the buffer until uvirtio_blk_drv_remove()
+ * (the late answer is dropped without a callback).
  */
-
-/** uvirtio_blk_drv_read() - read @len bytes at @sector into @buf (see above). */
 int uvirtio_blk_drv_read(struct uvirtio_blk_drv *b, unsigned queue, uint64_t sector, void *buf,
 			 size_t len, int timeout_ms);
 
-/** uvirtio_blk_drv_write() - write @len bytes from @buf at @sector (see above). */
+/**
+ * uvirtio_blk_drv_write() - write @len bytes from @buf at @sector, and wait.
+ * Arguments, thread rules and returns as uvirtio_blk_drv_read(); -EROFS on a
+ * read-only device. A write is durable only after a flush when the device
+ * caches writes (uvirtio_blk_drv_writeback()).
+ */
 int uvirtio_blk_drv_write(struct uvirtio_blk_drv *b, unsigned queue, uint64_t sector,
 			  const void *buf, size_t len, int timeout_ms);
 
-/** uvirtio_blk_drv_readv() - read into @niov segments at @sector (see above). */
+/**
+ * uvirtio_blk_drv_readv() - read into the @niov segments of @iov at @sector,
+ * and wait. Each segment is in shared memory, non-empty and at most size_max
+ * bytes; at most seg_max segments; their sum a multiple of 512 bytes. Thread
+ * rules and returns as uvirtio_blk_drv_read().
+ */
 int uvirtio_blk_drv_readv(struct uvirtio_blk_drv *b, unsigned queue, uint64_t sector,
 			  const struct iovec *iov, unsigned niov, int timeout_ms);
 
-/** uvirtio_blk_drv_writev() - write @niov segments at @sector (see above). */
+/**
+ * uvirtio_blk_drv_writev() - write the @niov segments of @iov at @sector,
+ * and wait. Segments as uvirtio_blk_drv_readv(); returns as
+ * uvirtio_blk_drv_write().
+ */
 int uvirtio_blk_drv_writev(struct uvirtio_blk_drv *b, unsigned queue, uint64_t sector,
 			   const struct iovec *iov, unsigned niov, int timeout_ms);
 
-/** uvirtio_blk_drv_flush() - make completed writes durable (FLUSH; see above). */
+/**
+ * uvirtio_blk_drv_flush() - make every completed write durable, and wait.
+ * Returns as uvirtio_blk_drv_read(); -EOPNOTSUPP when FLUSH was not
+ * negotiated (the device then writes through).
+ */
 int uvirtio_blk_drv_flush(struct uvirtio_blk_drv *b, unsigned queue, int timeout_ms);
 
-/** uvirtio_blk_drv_discard() - discard @num_sectors at @sector (DISCARD; see above). */
+/**
+ * uvirtio_blk_drv_discard() - tell the device @num_sectors sectors at @sector
+ * are unused, and wait. What they read back afterwards is the device's
+ * choice. Returns as uvirtio_blk_drv_read(); -EOPNOTSUPP without DISCARD;
+ * -EROFS on a read-only device; -EINVAL for a range outside the disk or over
+ * max_discard_sectors.
+ */
 int uvirtio_blk_drv_discard(struct uvirtio_blk_drv *b, unsigned queue, uint64_t sector,
 			    uint32_t num_sectors, int timeout_ms);
 
 /**
- * uvirtio_blk_drv_write_zeroes() - zero @num_sectors at @sector, letting the
- * device deallocate them when @unmap (WRITE_ZEROES; see above).
+ * uvirtio_blk_drv_write_zeroes() - make @num_sectors sectors at @sector read
+ * back as zeroes, letting the device deallocate them when @unmap, and wait.
+ * Returns as uvirtio_blk_drv_read(); -EOPNOTSUPP without WRITE_ZEROES;
+ * -EROFS on a read-only device; -EINVAL for a range outside the disk or over
+ * max_write_zeroes_sectors.
  */
 int uvirtio_blk_drv_write_zeroes(struct uvirtio_blk_drv *b, unsigned queue, uint64_t sector,
 				 uint32_t num_sectors, bool unmap, int timeout_ms);
 
 /**
- * uvirtio_blk_drv_get_id() - the device's ID string (serial) into @id,
- * NUL-terminated (at most 20 characters; see above).
+ * uvirtio_blk_drv_get_id() - the device's ID string (its serial) into @id,
+ * NUL-terminated (at most 20 characters), and wait. Returns as
+ * uvirtio_blk_drv_read(); -EOPNOTSUPP when the device does not have one.
  */
 int uvirtio_blk_drv_get_id(struct uvirtio_blk_drv *b, unsigned queue,
 			   char id[VIRTIO_BLK_ID_BYTES + 1], int timeout_ms);
