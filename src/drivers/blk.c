@@ -735,6 +735,8 @@ static int run_sync(struct uvirtio_blk_drv *b, unsigned queue, struct uvirtio_bl
 		ret = uvirtio_blk_drv_poll(b, queue, q->nslots);
 		if (ret < 0)
 			return ret;
+		/* Wait only when nothing completed: otherwise there is room,
+		 * or callbacks are off after a full budget. */
 		if (ret == 0) {
 			ret = wait_queue(q, deadline);
 			if (ret < 0)
@@ -750,6 +752,10 @@ static int run_sync(struct uvirtio_blk_drv *b, unsigned queue, struct uvirtio_bl
 		ret = uvirtio_blk_drv_poll(b, queue, q->nslots);
 		if (ret < 0 || done)
 			break;
+		if ((unsigned)ret == q->nslots) {
+			ret = 0;
+			continue;
+		}
 		ret = wait_queue(q, deadline);
 		if (ret == 0)
 			ret = -ETIMEDOUT;

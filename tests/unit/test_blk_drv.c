@@ -726,6 +726,38 @@ static void test_blk_drv_async_full_queue_says_eagain_or_enospc(void)
 	env_stop(&e);
 }
 
+static void test_blk_drv_sync_call_on_a_full_queue_completes_the_others_first(void)
+{
+	struct uvirtio_blk_drv_req reqs[MD_QSIZE + 1];
+	struct async_ctx c = { 0 };
+	struct uvirtio_blk_drv b;
+	unsigned char *buf;
+	struct iovec v;
+	unsigned n = 0;
+	struct env e;
+
+	CHECK_EQ(env_start(&e, 0, MD_HONEST), 0);
+	CHECK_EQ(uvirtio_blk_drv_probe(&b, e.t, NULL), 0);
+	buf = uvirtio_blk_drv_alloc_buf(&b, 1024);
+	v = (struct iovec){ buf, 512 };
+	for (; n <= MD_QSIZE; n++) {
+		reqs[n] = (struct uvirtio_blk_drv_req){ .type = VIRTIO_BLK_T_IN, .iov = &v, .niov = 1,
+							.callback = count_done, .opaque = &c };
+		if (uvirtio_blk_drv_submit(&b, 0, &reqs[n]))
+			break;
+	}
+	CHECK_EQ(n, MD_QSIZE);
+	CHECK_EQ(c.done, 0);
+	/* No room: the call collects the others (their callbacks run), then goes. */
+	CHECK_EQ(uvirtio_blk_drv_read(&b, 0, 0, buf + 512, 512, 10000), 0);
+	CHECK(c.done >= 1);
+	while (c.done < n)
+		CHECK(uvirtio_blk_drv_poll(&b, 0, MD_QSIZE) >= 0);
+	CHECK_EQ(c.errors, 0);
+	uvirtio_blk_drv_remove(&b);
+	env_stop(&e);
+}
+
 /* ------------------------------------------------------------------ */
 /* Remove, re-probe, time-outs */
 
@@ -1223,6 +1255,7 @@ TEST_MAIN(T(test_blk_drv_probe_reads_capacity_and_limits_from_config),
 	  T(test_blk_drv_refuses_request_whose_feature_was_not_negotiated),
 	  T(test_blk_drv_async_many_requests_in_flight_across_two_queues),
 	  T(test_blk_drv_async_full_queue_says_eagain_or_enospc),
+	  T(test_blk_drv_sync_call_on_a_full_queue_completes_the_others_first),
 	  T(test_blk_drv_remove_cancels_outstanding_requests),
 	  T(test_blk_drv_reprobe_with_other_features_keeps_the_data),
 	  T(test_blk_drv_sync_timeout_leaves_request_with_device_until_remove),
