@@ -992,6 +992,9 @@ static int real_start(struct real *r, struct uvirtio_blk_dev_config cfg)
 	ret = uvirtio_loopback_create(&r->lb, NULL);
 	if (!ret)
 		ret = uvirtio_blk_dev_init(r->dev, &cfg, uvirtio_loopback_mem(r->lb));
+	/* Both sides have the image open: no file is left behind by a failed check. */
+	if (r->fd >= 0)
+		unlink(r->path);
 	if (!ret)
 		ret = uvirtio_loopback_start(r->lb, &r->dev->dev);
 	if (!ret)
@@ -1004,10 +1007,8 @@ static void real_stop(struct real *r)
 	uvirtio_loopback_destroy(r->lb);
 	uvirtio_blk_dev_destroy(r->dev);
 	free(r->dev);
-	if (r->fd >= 0) {
+	if (r->fd >= 0)
 		close(r->fd);
-		unlink(r->path);
-	}
 }
 
 static bool file_has(struct real *r, uint64_t sector, const void *p, size_t len)
