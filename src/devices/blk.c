@@ -319,6 +319,14 @@ static void *queue_thread(void *arg)
 		flush_done(bq);
 		if (r == BUDGET_SPENT || (poll_mode && !bq->broken))
 			continue;
+		/* Out of slots when it looked, but the completions reaped since
+		 * freed some. Their wake-up may have been spent on the last
+		 * sleep, and with no I/O left in flight none would come: look
+		 * at the ring again instead. (With every slot still busy, a
+		 * completion not reaped yet was posted after the last drain of
+		 * cq_fd, so it wakes us.) */
+		if (r == NO_SLOT && bq->nfree)
+			continue;
 		/* spec, notification suppression: ask for kicks, then look
 		 * again, or a request added meanwhile would wait for a kick
 		 * that was never sent. */

@@ -43,8 +43,8 @@ struct env {
 	bool have_blk, have_drv;
 };
 
-static int env_start_with(struct env *e, struct uvirtio_blk_dev_config *cfg, uint64_t wanted,
-			  unsigned nq)
+static int env_start_sized(struct env *e, struct uvirtio_blk_dev_config *cfg, uint64_t wanted,
+			   unsigned nq, const unsigned *sizes)
 {
 	int ret;
 
@@ -73,7 +73,7 @@ static int env_start_with(struct env *e, struct uvirtio_blk_dev_config *cfg, uin
 	if (ret)
 		return ret;
 	e->have_drv = true;
-	ret = uvirtio_driver_find_vqs(&e->drv, nq, NULL);
+	ret = uvirtio_driver_find_vqs(&e->drv, nq, sizes);
 	if (ret)
 		return ret;
 	for (unsigned i = 0; i < nq && i < 4; i++) {
@@ -83,6 +83,12 @@ static int env_start_with(struct env *e, struct uvirtio_blk_dev_config *cfg, uin
 			return -ENOMEM;
 	}
 	return uvirtio_driver_ready(&e->drv);
+}
+
+static int env_start_with(struct env *e, struct uvirtio_blk_dev_config *cfg, uint64_t wanted,
+			  unsigned nq)
+{
+	return env_start_sized(e, cfg, wanted, nq, NULL);
 }
 
 static int env_start(struct env *e, struct uvirtio_blk_dev_config *cfg)
@@ -787,6 +793,32 @@ static void test_blk_write_with_writable_data_is_ioerr(void)
 	env_stop(&e);
 }
 
+/* Queue threads. */
+
+/* A queue of one slot is out of slots whenever its request is in flight.
+ * A flush goes through io_uring's workers, so it often completes while the
+ * thread sleeps; the thread must then take the driver's next request
+ * instead of sleeping for a completion that will never come. */
+static void test_blk_full_queue_sleeps_only_while_io_is_in_flight(void)
+{
+	struct uvirtio_blk_dev_config cfg = { 0 };
+	const unsigned sizes[1] = { 1 };
+	uint8_t status;
+	struct env e;
+
+	CHECK_EQ(env_start_sized(&e, &cfg, ALL_BLK_FEATURES, 1, sizes), 0);
+	CHECK_EQ(uvirtio_driver_vq(&e.drv, 0)->num, 1);
+	for (unsigned i = 0; i < 300; i++) {
+		status = 0xee;
+		if (rw(&e, 0, VIRTIO_BLK_T_FLUSH, 0, NULL, 0, &status) != 1 || status) {
+			CHECK_EQ(i, 300); /* names the request that stalled */
+			break;
+		}
+	}
+	CHECK_EQ(stats(&e).flushes, 300);
+	env_stop(&e);
+}
+
 /* Stopping with requests in flight. */
 
 #define BURST 128u
@@ -962,5 +994,6 @@ TEST_MAIN(T(test_blk_write_then_read_matches_the_image),
 	  T(test_blk_discard_bad_flags_are_unsupp),
 	  T(test_blk_read_with_readable_data_is_ioerr),
 	  T(test_blk_write_with_writable_data_is_ioerr),
+	  T(test_blk_full_queue_sleeps_only_while_io_is_in_flight),
 	  T(test_blk_reset_completes_every_taken_request_first),
 	  T(test_blk_queue_stop_then_enable_at_loses_and_repeats_nothing))
