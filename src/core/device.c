@@ -211,7 +211,10 @@ int uvirtio_device_config_read(const struct uvirtio_device *dev, unsigned offset
 {
 	if (offset > dev->config_size || len > dev->config_size - offset)
 		return -EINVAL;
-	memcpy(buf, (const char *)dev->config + offset, len);
+	/* A device type without config space has a NULL one; memcpy from NULL
+	 * is undefined even for 0 bytes. */
+	if (len)
+		memcpy(buf, (const char *)dev->config + offset, len);
 	return 0;
 }
 
@@ -240,7 +243,8 @@ int uvirtio_device_config_update(struct uvirtio_device *dev, unsigned offset, co
 {
 	if (offset > dev->config_size || len > dev->config_size - offset)
 		return -EINVAL;
-	memcpy((char *)dev->config + offset, buf, len);
+	if (len)
+		memcpy((char *)dev->config + offset, buf, len);
 	__atomic_add_fetch(&dev->config_generation, 1, __ATOMIC_RELEASE);
 	if ((uvirtio_device_get_status(dev) & VIRTIO_CONFIG_S_DRIVER_OK) && dev->hooks.notify_config)
 		dev->hooks.notify_config(dev->hooks.opaque);

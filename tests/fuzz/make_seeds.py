@@ -11,7 +11,6 @@ fuzz_*.c; change both together. Run it again after changing a layout:
     python3 tests/fuzz/make_seeds.py
 """
 import os
-import shutil
 import struct
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -413,8 +412,12 @@ def main():
                           ("fuzz_blk_req", blk_seeds()),
                           ("fuzz_vhost_msg", vu_seeds())):
         d = os.path.join(CORPUS, target)
-        shutil.rmtree(d, ignore_errors=True)
-        os.makedirs(d)
+        os.makedirs(d, exist_ok=True)
+        # Generated seeds are rewritten; regression-* files are inputs a
+        # fuzzer once crashed on, kept by hand, and stay.
+        for old in os.listdir(d):
+            if not old.startswith("regression-"):
+                os.remove(os.path.join(d, old))
         for name, data in sorted(seeds.items()):
             with open(os.path.join(d, name), "wb") as f:
                 f.write(data)

@@ -643,6 +643,18 @@ static void test_device_reset_stops_queue_threads_before_reset_op(void)
 	td_fini(&q.t);
 }
 
+static void test_device_without_config_space_reads_zero_bytes(void)
+{
+	struct qtdev q;
+	char buf[1];
+
+	CHECK_EQ(qt_init(&q), 0);
+	CHECK_EQ(uvirtio_device_config_read(&q.t.dev, 0, buf, 0), 0);
+	CHECK_EQ(uvirtio_device_config_read(&q.t.dev, 0, buf, 1), -EINVAL);
+	CHECK_EQ(uvirtio_device_config_update(&q.t.dev, 0, buf, 0), 0);
+	td_fini(&q.t);
+}
+
 static void test_device_kick_fd_per_queue(void)
 {
 	struct qtdev q;
@@ -682,4 +694,5 @@ TEST_MAIN(T(test_device_always_offers_version_1),
 	  T(test_device_queue_enabled_while_running_starts_at_once),
 	  T(test_device_queue_stop_finishes_requests_and_returns_next_avail),
 	  T(test_device_reset_stops_queue_threads_before_reset_op),
-	  T(test_device_kick_fd_per_queue))
+	  T(test_device_kick_fd_per_queue),
+	  T(test_device_without_config_space_reads_zero_bytes))
