@@ -13,6 +13,9 @@
 #include "uvirtio/driver.h"
 #include "uvirtio/loopback.h"
 #include "uvirtio/rng.h"
+#include "uvirtio/blk_dev.h"
+#include "uvirtio/blk_drv.h"
+#include "uvirtio/vhost_backend.h"
 #include "uvirtio/trace.h"
 
 #endif
