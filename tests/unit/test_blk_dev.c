@@ -967,6 +967,133 @@ static void test_blk_queue_stop_then_enable_at_loses_and_repeats_nothing(void)
 	env_stop(&e);
 }
 
+/* A transport without kick fds (or one that hands none over) calls
+ * uvirtio_device_queue_notify(); the queue thread must wake for it. */
+
+static int dev_no_kick_fd(struct uvirtio_device *dev, void *arg)
+{
+	(void)arg;
+	return uvirtio_device_set_kick_fd(dev, 0, -1);
+}
+
+static int dev_queue_notify(struct uvirtio_device *dev, void *arg)
+{
+	(void)arg;
+	uvirtio_device_queue_notify(dev, 0);
+	return 0;
+}
+
+static void test_blk_queue_notify_wakes_a_queue_without_kick_fd(void)
+{
+	struct uvirtio_blk_dev_config cfg = { 0 };
+	struct uvirtio_drvq *q;
+	uint8_t *buf, *st;
+	struct env e;
+
+	/* As env_start, with the kick fd taken away before DRIVER_OK: the
+	 * loopback's kicks then reach nobody, only queue_notify does. */
+	memset(&e, 0, sizeof(e));
+	strcpy(e.path, "/tmp/uvirtio-blk-test-XXXXXX");
+	e.fd = mkstemp(e.path);
+	CHECK(e.fd >= 0);
+	CHECK_EQ(ftruncate(e.fd, IMAGE_SIZE), 0);
+	cfg.path = e.path;
+	CHECK_EQ(uvirtio_loopback_create(&e.lb, NULL), 0);
+	CHECK_EQ(uvirtio_blk_dev_init(&e.blk, &cfg, uvirtio_loopback_mem(e.lb)), 0);
+	e.have_blk = true;
+	CHECK(e.blk.ops.takes_kick_fds);
+	CHECK_EQ(uvirtio_loopback_start(e.lb, &e.blk.dev), 0);
+	e.t = uvirtio_loopback_transport(e.lb);
+	e.dma = e.t->ops->dma(e.t);
+	CHECK_EQ(uvirtio_driver_probe(&e.drv, e.t, ALL_BLK_FEATURES), 0);
+	e.have_drv = true;
+	CHECK_EQ(uvirtio_driver_find_vqs(&e.drv, 1, NULL), 0);
+	CHECK_EQ(uvirtio_loopback_run_on_device(e.lb, dev_no_kick_fd, NULL), 0);
+	CHECK_EQ(uvirtio_driver_ready(&e.drv), 0);
+	q = uvirtio_driver_vq(&e.drv, 0);
+	buf = dalloc(&e, 4096);
+	st = dalloc(&e, 1);
+	/* One round per request: each may find the thread asleep. */
+	for (unsigned i = 0; i < 50; i++) {
+		struct iovec out[2] = { { make_hdr(&e, VIRTIO_BLK_T_OUT, i * 8), 16 }, { buf, 4096 } };
+		struct iovec in = { st, 1 };
+		uint32_t len = 0;
+		void *token = NULL;
+
+		fill(buf, 4096, i);
+		*st = 0xee;
+		CHECK_EQ(uvirtio_drvq_add(q, out, 2, &in, 1, buf), 0);
+		CHECK_EQ(uvirtio_loopback_run_on_device(e.lb, dev_queue_notify, NULL), 0);
+		if (wait_one(&e, 0, &token, &len) != 1) {
+			CHECK_EQ(i, 50); /* names the request that was never served */
+			break;
+		}
+		CHECK_EQ(len, 1);
+		CHECK_EQ(*st, VIRTIO_BLK_S_OK);
+		CHECK(file_is(&e, (uint64_t)i * 4096, buf, 4096));
+	}
+	env_stop(&e);
+}
+
+/* The driver breaks its ring while the device has requests in flight: the
+ * device sets DEVICE_NEEDS_RESET, finishes or drops what it took without
+ * publishing it, and a reset returns; afterwards the device serves again. */
+static void test_blk_broken_ring_with_requests_in_flight_needs_reset_and_reset_returns(void)
+{
+	struct uvirtio_blk_dev_config cfg = { 0 };
+	struct uvirtio_drvq *q;
+	uint8_t status, *buf;
+	struct burst b;
+	struct env e;
+	uint16_t idx;
+
+	CHECK_EQ(env_start(&e, &cfg), 0);
+	q = uvirtio_driver_vq(&e.drv, 0);
+	CHECK(burst_alloc(&e, &b));
+	/* BURST writes, then a head outside the ring, all made available
+	 * before one kick: the thread takes the writes, then breaks on the
+	 * bad head before it has reaped any of them. */
+	for (unsigned i = 0; i < BURST; i++) {
+		fill(b.data + (size_t)i * BURST_LEN, BURST_LEN, 100 + i);
+		b.status[i] = 0xee;
+		b.out[i][0] = (struct iovec){ make_hdr(&e, VIRTIO_BLK_T_OUT, (uint64_t)i * (BURST_LEN / 512)), 16 };
+		b.out[i][1] = (struct iovec){ b.data + (size_t)i * BURST_LEN, BURST_LEN };
+		b.in[i] = (struct iovec){ b.status + i, 1 };
+		CHECK_EQ(uvirtio_drvq_add(q, b.out[i], 2, &b.in[i], 1, (void *)(uintptr_t)(i + 1)), 0);
+	}
+	idx = __atomic_load_n(&q->avail->idx, __ATOMIC_RELAXED);
+	q->avail->ring[idx & (q->num - 1)] = htole16(q->num);
+	__atomic_store_n(&q->avail->idx, (uint16_t)(idx + 1), __ATOMIC_RELEASE);
+	CHECK_EQ(uvirtio_drvq_kick(q), 0);
+	while (!uvirtio_driver_needs_reset(&e.drv))
+		CHECK(uvirtio_driver_wait(&e.drv, 0, WAIT_MS) != 0);
+	CHECK(uvirtio_device_get_status(&e.blk.dev) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	CHECK_EQ(stats(&e).writes, BURST);
+	/* The reset returns: every write taken has finished or been dropped,
+	 * and none was published once the ring broke. (The thread may have
+	 * been awake and taken and published a few before the bad head.) */
+	idx = used_idx(&e);
+	CHECK(idx < BURST);
+	CHECK_EQ(e.t->ops->reset(e.t), 0);
+	CHECK_EQ(used_idx(&e), idx);
+	for (unsigned i = 0; i < BURST; i++)
+		CHECK(b.status[i] == 0xee || b.status[i] == VIRTIO_BLK_S_OK);
+
+	/* And the device serves a new driver. */
+	uvirtio_driver_remove(&e.drv, NULL, NULL);
+	e.have_drv = false;
+	CHECK_EQ(uvirtio_driver_probe(&e.drv, e.t, ALL_BLK_FEATURES), 0);
+	e.have_drv = true;
+	CHECK_EQ(uvirtio_driver_find_vqs(&e.drv, 1, NULL), 0);
+	CHECK_EQ(uvirtio_driver_ready(&e.drv), 0);
+	buf = dalloc(&e, 4096);
+	fill(buf, 4096, 9);
+	CHECK_EQ(rw(&e, 0, VIRTIO_BLK_T_OUT, 0, buf, 4096, &status), 1);
+	CHECK_EQ(status, VIRTIO_BLK_S_OK);
+	CHECK(file_is(&e, 0, buf, 4096));
+	env_stop(&e);
+}
+
 TEST_MAIN(T(test_blk_write_then_read_matches_the_image),
 	  T(test_blk_capacity_and_config_from_the_image),
 	  T(test_blk_flush_answers_ok),
@@ -996,4 +1123,6 @@ TEST_MAIN(T(test_blk_write_then_read_matches_the_image),
 	  T(test_blk_write_with_writable_data_is_ioerr),
 	  T(test_blk_full_queue_sleeps_only_while_io_is_in_flight),
 	  T(test_blk_reset_completes_every_taken_request_first),
-	  T(test_blk_queue_stop_then_enable_at_loses_and_repeats_nothing))
+	  T(test_blk_queue_stop_then_enable_at_loses_and_repeats_nothing),
+	  T(test_blk_queue_notify_wakes_a_queue_without_kick_fd),
+	  T(test_blk_broken_ring_with_requests_in_flight_needs_reset_and_reset_returns))
