@@ -23,11 +23,17 @@
 #define SIZE_MAX_DEFAULT (1u << 20)
 /* The kernel's limit on iovecs per readv/writev (UIO_MAXIOV). */
 #define URING_IOV_MAX 1024u
+/* Tries of a transfer that keeps failing with EAGAIN or EINTR and moves no
+ * byte, before it is answered IOERR: a retry is not a sleep, so a failure
+ * that persists would otherwise spin the queue thread (and keep queue_stop
+ * from returning). */
+#define RETRY_MAX 64u
 
 struct blk_slot {
 	struct uvirtio_req req;
 	struct blk_parsed p;
 	uint32_t done;      /* data bytes transferred so far */
+	unsigned retries;   /* EAGAIN/EINTR in a row, without progress */
 	bool buffered;      /* goes through the buffered fd instead of O_DIRECT */
 	bool dsync;         /* a write in writethrough mode */
 };
@@ -174,7 +180,7 @@ static void io_done(struct uvirtio_blk_queue *bq, struct blk_slot *s, int res)
 		submit_rw(bq, s);
 		return;
 	}
-	if (res == -EAGAIN || res == -EINTR) {
+	if ((res == -EAGAIN || res == -EINTR) && ++s->retries < RETRY_MAX) {
 		submit_rw(bq, s);
 		return;
 	}
@@ -184,6 +190,7 @@ static void io_done(struct uvirtio_blk_queue *bq, struct blk_slot *s, int res)
 		return;
 	}
 	s->done += (uint32_t)res;
+	s->retries = 0;
 	if (s->done < s->p.len) {
 		/* A short transfer: go on from where it stopped. */
 		advance(s, (size_t)res);
@@ -202,6 +209,7 @@ static void start_request(struct uvirtio_blk_queue *bq, struct blk_slot *s)
 	bool null = blk->backend == UVIRTIO_BLK_BACKEND_NULL;
 
 	s->done = 0;
+	s->retries = 0;
 	s->buffered = false;
 	s->dsync = false;
 	switch (blk_parse(blk, &s->req, &s->p, bq->segs, &bq->stats)) {

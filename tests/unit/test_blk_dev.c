@@ -595,6 +595,34 @@ static void test_blk_init_read_only_image_for_writing_is_eacces(void)
 	unlink(path);
 }
 
+/* The image shrank under the device (capacity is what it was at init): a
+ * read that meets the end of the file part-way is IOERR, never OK with a
+ * short buffer, and a write there still works (it grows the file). */
+static void test_blk_read_past_the_end_of_a_shrunk_image_is_ioerr(void)
+{
+	struct uvirtio_blk_dev_config cfg = { 0 };
+	uint8_t status, *buf;
+	struct env e;
+
+	CHECK_EQ(env_start(&e, &cfg), 0);
+	buf = dalloc(&e, 8192);
+	CHECK_EQ(ftruncate(e.fd, IMAGE_SIZE - 2048), 0);
+	/* 2048 bytes are there, then the end of the file. */
+	CHECK_EQ(rw(&e, 0, VIRTIO_BLK_T_IN, SECTORS - 8, buf, 4096, &status), 1);
+	CHECK_EQ(status, VIRTIO_BLK_S_IOERR);
+	CHECK_EQ(rw(&e, 0, VIRTIO_BLK_T_IN, SECTORS - 1, buf, 512, &status), 1);
+	CHECK_EQ(status, VIRTIO_BLK_S_IOERR);
+	CHECK_EQ(stats(&e).ioerr, 2);
+	/* What lies before the end still reads. */
+	CHECK_EQ(rw(&e, 0, VIRTIO_BLK_T_IN, SECTORS - 16, buf, 4096, &status), 4097);
+	CHECK_EQ(status, VIRTIO_BLK_S_OK);
+	fill(buf, 4096, 11);
+	CHECK_EQ(rw(&e, 0, VIRTIO_BLK_T_OUT, SECTORS - 8, buf, 4096, &status), 1);
+	CHECK_EQ(status, VIRTIO_BLK_S_OK);
+	CHECK(file_is(&e, (uint64_t)(SECTORS - 8) * 512, buf, 4096));
+	env_stop(&e);
+}
+
 /* Malformed requests, one per rule. */
 
 static void test_blk_header_split_across_iovecs_is_gathered(void)
@@ -1109,6 +1137,7 @@ TEST_MAIN(T(test_blk_write_then_read_matches_the_image),
 	  T(test_blk_writeback_is_read_only_without_config_wce),
 	  T(test_blk_init_missing_image_is_enoent),
 	  T(test_blk_init_read_only_image_for_writing_is_eacces),
+	  T(test_blk_read_past_the_end_of_a_shrunk_image_is_ioerr),
 	  T(test_blk_header_split_across_iovecs_is_gathered),
 	  T(test_blk_short_header_is_ioerr),
 	  T(test_blk_no_status_byte_gives_used_len_0),
