@@ -1114,21 +1114,24 @@ static void test_blk_dev_file_scatter_gather_up_to_seg_max(void)
 	real_stop(&d);
 }
 
-static void test_blk_dev_file_async_in_flight_across_two_queues(void)
+/* Without indirect descriptors each request takes three of the 32 ring
+ * entries, so the driver's ring fills up (-ENOSPC) before the device runs out
+ * of request slots; with them, one entry each, so the device's slots fill
+ * first (the case where its queue thread once slept for good). */
+static void file_async_in_flight_across_two_queues(bool indirect)
 {
 	struct async_ctx c[2];
 	pthread_t th[2];
 	struct uvirtio_blk_drv b;
 	struct real d;
+	uint64_t features = UVIRTIO_BLK_DRV_FEATURES;
 
+	if (!indirect)
+		features &= ~UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC);
 	CHECK_EQ(real_start(&d, (struct uvirtio_blk_dev_config){
 			.backend = UVIRTIO_BLK_BACKEND_FILE, .num_queues = 2 }), 0);
-	/* Without indirect descriptors each request takes three of the 32
-	 * ring entries, so the driver's ring fills up (-ENOSPC) long before
-	 * the device runs out of request slots. */
 	CHECK_EQ(uvirtio_blk_drv_probe(&b, d.t, &(struct uvirtio_blk_drv_opts){
-			.features = UVIRTIO_BLK_DRV_FEATURES & ~UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC),
-			.num_queues = 2, .queue_size = 32 }), 0);
+			.features = features, .num_queues = 2, .queue_size = 32 }), 0);
 	for (unsigned i = 0; i < 2; i++) {
 		c[i] = (struct async_ctx){ .b = &b, .queue = i };
 		c[i].buf = uvirtio_blk_drv_alloc_buf(&b, 2 * NREQ * 4096);
@@ -1145,6 +1148,17 @@ static void test_blk_dev_file_async_in_flight_across_two_queues(void)
 	CHECK(file_has(&d, NREQ * 8, c[1].buf, NREQ * 4096));
 	uvirtio_blk_drv_remove(&b);
 	real_stop(&d);
+}
+
+static void test_blk_dev_file_async_in_flight_across_two_queues(void)
+{
+	file_async_in_flight_across_two_queues(false);
+}
+
+static void test_blk_dev_file_async_more_in_flight_than_device_slots_with_indirect(void)
+{
+	for (unsigned i = 0; i < 10; i++)
+		file_async_in_flight_across_two_queues(true);
 }
 
 static void test_blk_dev_read_only_refuses_writes_with_erofs(void)
@@ -1270,6 +1284,7 @@ TEST_MAIN(T(test_blk_drv_probe_reads_capacity_and_limits_from_config),
 	  T(test_blk_dev_file_every_request_type_matches_the_image),
 	  T(test_blk_dev_file_scatter_gather_up_to_seg_max),
 	  T(test_blk_dev_file_async_in_flight_across_two_queues),
+	  T(test_blk_dev_file_async_more_in_flight_than_device_slots_with_indirect),
 	  T(test_blk_dev_read_only_refuses_writes_with_erofs),
 	  T(test_blk_dev_reprobe_without_mq_and_discard_keeps_the_data),
 	  T(test_blk_dev_set_writeback_switches_the_cache_mode),
