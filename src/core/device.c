@@ -309,7 +309,12 @@ int uvirtio_device_queue_kick_fd(const struct uvirtio_device *dev, unsigned inde
 
 void uvirtio_device_queue_notify(struct uvirtio_device *dev, unsigned index)
 {
-	if (index >= dev->num_queues || !uvirtio_device_running(dev) || !dev->queues[index].ready)
+	if (index >= dev->num_queues || !uvirtio_device_running(dev))
+		return;
+	/* A queue served on its own thread is that thread's to read: ask
+	 * whether the core started it, not the ring's ready flag, which the
+	 * thread clears when it finds the ring broken. */
+	if (dev->ops->queue_start ? !dev->queue_started[index] : !dev->queues[index].ready)
 		return;
 	dev->ops->queue_notify(dev, index);
 }

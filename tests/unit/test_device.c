@@ -503,7 +503,7 @@ static void test_device_reschedule_only_while_running(void)
  * starts and stops queues; this one records the calls and pops on start. */
 struct qtdev {
 	struct testdev t;
-	unsigned starts[2], stops[2], resets_after_stops;
+	unsigned starts[2], stops[2], notifies[2], resets_after_stops;
 	char order[16];
 	unsigned norder;
 };
@@ -540,8 +540,7 @@ static void qt_reset(struct uvirtio_device *dev)
 
 static void qt_queue_notify(struct uvirtio_device *dev, unsigned index)
 {
-	(void)dev;
-	(void)index;
+	((struct qtdev *)dev->priv)->notifies[index]++;
 }
 
 static const struct uvirtio_device_ops qt_ops = {
@@ -643,6 +642,27 @@ static void test_device_reset_stops_queue_threads_before_reset_op(void)
 	td_fini(&q.t);
 }
 
+static void test_device_queue_thread_notified_only_while_started(void)
+{
+	struct qtdev q;
+
+	CHECK_EQ(qt_init(&q), 0);
+	CHECK_EQ(bring_up(&q.t, V1), 0);
+	uvirtio_device_queue_notify(&q.t.dev, 0);
+	uvirtio_device_queue_notify(&q.t.dev, 1); /* never enabled */
+	CHECK_EQ(q.notifies[0], 1);
+	CHECK_EQ(q.notifies[1], 0);
+	/* Started is what counts, even when the ring broke meanwhile (the
+	 * thread then ignores the kick itself). */
+	uvirtio_device_queue(&q.t.dev, 0)->ready = false;
+	uvirtio_device_queue_notify(&q.t.dev, 0);
+	CHECK_EQ(q.notifies[0], 2);
+	uvirtio_device_queue_stop(&q.t.dev, 0);
+	uvirtio_device_queue_notify(&q.t.dev, 0);
+	CHECK_EQ(q.notifies[0], 2);
+	td_fini(&q.t);
+}
+
 static void test_device_without_config_space_reads_zero_bytes(void)
 {
 	struct qtdev q;
@@ -695,4 +715,5 @@ TEST_MAIN(T(test_device_always_offers_version_1),
 	  T(test_device_queue_stop_finishes_requests_and_returns_next_avail),
 	  T(test_device_reset_stops_queue_threads_before_reset_op),
 	  T(test_device_kick_fd_per_queue),
-	  T(test_device_without_config_space_reads_zero_bytes))
+	  T(test_device_without_config_space_reads_zero_bytes),
+	  T(test_device_queue_thread_notified_only_while_started))
