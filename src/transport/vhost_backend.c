@@ -1247,11 +1247,24 @@ static int run_locked(struct uvirtio_vhost_backend *vb)
 	if (stopped(vb))
 		return 0;
 	if (vb->cfg.client) {
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 		if (fd < 0)
 			return -errno;
 		memcpy(a.sun_path, vb->path, strlen(vb->path));
-		if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		/* A blocking connect to a front-end whose backlog is full (one
+		 * that never accepts) would block here for ever, out of reach
+		 * of stop(). A unix socket does not report when a full backlog
+		 * has room again, so retry, waiting on the stop fd in between. */
+		while (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+			struct pollfd p = { .fd = vb->stop_fd, .events = POLLIN };
+
+			if (errno == EAGAIN || errno == EINTR) {
+				if (poll(&p, 1, 100) > 0) {
+					close(fd);
+					return 0;
+				}
+				continue;
+			}
 			ret = -errno;
 			close(fd);
 			vlog(vb, "cannot connect to %s: %s", vb->path, strerror(-ret));

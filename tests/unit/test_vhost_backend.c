@@ -14,11 +14,14 @@
 #include <linux/virtio_ids.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -920,6 +923,100 @@ static void test_vhost_client_mode_connects_to_the_front_end(void)
 	CHECK_EQ(count_fds(), fds_before);
 }
 
+struct stuck_client {
+	struct uvirtio_vhost_backend *vb;
+	pid_t tid;
+	int ret;
+};
+
+static void *stuck_client_thread(void *arg)
+{
+	struct stuck_client *c = arg;
+
+	__atomic_store_n(&c->tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
+	c->ret = uvirtio_vhost_backend_run(c->vb);
+	return NULL;
+}
+
+/* Whether thread @tid sits in connect() or poll() (what run() does while
+ * it waits for a front-end's full backlog). */
+static bool in_connect_or_poll(pid_t tid)
+{
+	char path[64], buf[64];
+	long nr = -1;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
+	fp = fopen(path, "r");
+	if (!fp)
+		return false;
+	if (fgets(buf, sizeof(buf), fp))
+		nr = strtol(buf, NULL, 10);
+	fclose(fp);
+	return nr == SYS_connect || nr == SYS_ppoll
+#ifdef SYS_poll
+	       || nr == SYS_poll
+#endif
+		;
+}
+
+/* A front-end that listens but never accepts, its backlog full: a blocking
+ * connect would never return, and neither would run() after stop(). */
+static void test_vhost_client_mode_stop_returns_while_connect_waits_for_a_full_backlog(void)
+{
+	int fds_before = count_fds();
+	const char *path = tmp_path("full.sock");
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	struct uvirtio_vhost_backend_config cfg = { .socket_path = path, .client = true, .fd = -1 };
+	struct stuck_client c = { .ret = -1 };
+	int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), filler[64], nfill = 0;
+	struct fe f;
+	pthread_t t;
+	pid_t tid;
+
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	CHECK(l >= 0);
+	CHECK_EQ(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
+	CHECK_EQ(listen(l, 0), 0);
+	/* Fill the backlog until a connect would block. */
+	while (nfill < 64) {
+		int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+		CHECK(s >= 0);
+		if (connect(s, (struct sockaddr *)&a, sizeof(a)) < 0) {
+			CHECK_EQ(errno, EAGAIN);
+			close(s);
+			break;
+		}
+		filler[nfill++] = s;
+	}
+	CHECK(nfill < 64);
+	fe_init(&f);
+	cfg.log = capture_log;
+	cfg.log_opaque = &f;
+	CHECK_EQ(uvirtio_vhost_backend_create(&f.vb, &cfg), 0);
+	CHECK_EQ(fe_device(&f, false), 0);
+	c.vb = f.vb;
+	CHECK_EQ(pthread_create(&t, NULL, stuck_client_thread, &c), 0);
+	while (!(tid = __atomic_load_n(&c.tid, __ATOMIC_ACQUIRE)))
+		sched_yield();
+	/* Wait for run() to be waiting on the front-end, not before it. */
+	while (!in_connect_or_poll(tid))
+		sched_yield();
+	uvirtio_vhost_backend_stop(f.vb);
+	pthread_join(t, NULL);
+	CHECK_EQ(c.ret, 0);
+	uvirtio_vhost_backend_destroy(f.vb);
+	f.vb = NULL;
+	uvirtio_device_destroy(f.dev);
+	for (int i = 0; i < nfill; i++)
+		close(filler[i]);
+	close(l);
+	unlink(path);
+	pthread_mutex_destroy(&f.log_lock);
+	CHECK_EQ(count_fds(), fds_before);
+}
+
 static void test_vhost_listen_refuses_a_path_in_use(void)
 {
 	const char *path = tmp_path("inuse.sock");
@@ -1520,6 +1617,7 @@ TEST_MAIN(T(test_vhost_qemu_realize_start_io_reset_restart_with_rng),
 	  T(test_vhost_server_counts_connections_and_stops_from_another_thread),
 	  T(test_vhost_inherited_listening_fd_accepts),
 	  T(test_vhost_client_mode_connects_to_the_front_end),
+	  T(test_vhost_client_mode_stop_returns_while_connect_waits_for_a_full_backlog),
 	  T(test_vhost_listen_refuses_a_path_in_use),
 	  T(test_vhost_listen_replaces_a_stale_socket_file),
 	  T(test_vhost_listen_refuses_a_path_that_is_not_a_socket),
