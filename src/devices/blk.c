@@ -11,6 +11,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "../core/eventfd.h"
 #include "blk_priv.h"
 
 /* seg_max counts data segments; a request adds a header and a status byte,
@@ -64,21 +65,6 @@ struct uvirtio_blk_queue {
 };
 
 /* Queue threads. */
-
-static void signal_fd(int fd)
-{
-	uint64_t one = 1;
-
-	/* Fails only when the counter would overflow: it is readable then. */
-	(void)!write(fd, &one, sizeof(one));
-}
-
-static void drain_fd(int fd)
-{
-	uint64_t v;
-
-	(void)!read(fd, &v, sizeof(v));
-}
 
 /* Give every completed request back with one index update, then notify. */
 static void flush_done(struct uvirtio_blk_queue *bq)
@@ -304,7 +290,7 @@ static void wait_events(struct uvirtio_blk_queue *bq, bool want_kicks)
 		return;
 	for (unsigned i = 1; i < 4; i++)
 		if (fds[i].revents & POLLIN)
-			drain_fd(fds[i].fd);
+			eventfd_drain(fds[i].fd);
 }
 
 static bool stopping(struct uvirtio_blk_queue *bq)
@@ -402,7 +388,7 @@ static int blk_queue_start(struct uvirtio_device *dev, unsigned index)
 	if (ret < 0)
 		goto fail;
 	bq->kick_fd = uvirtio_device_queue_kick_fd(dev, index);
-	drain_fd(bq->stop_fd);
+	eventfd_drain(bq->stop_fd);
 	__atomic_store_n(&bq->stopping, false, __ATOMIC_RELEASE);
 	ret = -pthread_create(&bq->thread, NULL, queue_thread, bq);
 	if (ret)
@@ -421,7 +407,7 @@ static void blk_queue_stop(struct uvirtio_device *dev, unsigned index)
 	struct uvirtio_blk_queue *bq = &blk->queues[index];
 
 	__atomic_store_n(&bq->stopping, true, __ATOMIC_RELEASE);
-	signal_fd(bq->stop_fd);
+	eventfd_signal(bq->stop_fd);
 	pthread_join(bq->thread, NULL);
 	io_uring_queue_exit(&bq->ring);
 	queue_free(bq);
@@ -432,7 +418,7 @@ static void blk_queue_notify(struct uvirtio_device *dev, unsigned index)
 {
 	struct uvirtio_blk_dev *blk = dev->priv;
 
-	signal_fd(blk->queues[index].wake_fd);
+	eventfd_signal(blk->queues[index].wake_fd);
 }
 
 /* Device ops. */

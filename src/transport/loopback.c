@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "../core/eventfd.h"
 #include "uvirtio/loopback.h"
 
 #define DEFAULT_MEM_SIZE (64u << 20)
@@ -67,22 +68,6 @@ struct uvirtio_loopback {
 	struct call *pending;
 };
 
-static void signal_fd(int fd)
-{
-	uint64_t one = 1;
-
-	/* An eventfd write fails only when its counter would overflow, in which
-	 * case it is already readable: the notification is not lost. */
-	(void)!write(fd, &one, sizeof(one));
-}
-
-static void drain_fd(int fd)
-{
-	uint64_t v;
-
-	(void)!read(fd, &v, sizeof(v));
-}
-
 /* Device side. */
 
 static void hook_notify_used(void *opaque, unsigned index)
@@ -90,7 +75,7 @@ static void hook_notify_used(void *opaque, unsigned index)
 	struct uvirtio_loopback *lb = opaque;
 
 	if (index < lb->nqueues)
-		signal_fd(lb->call_fds[index]);
+		eventfd_signal(lb->call_fds[index]);
 }
 
 static void hook_reschedule(void *opaque, unsigned index)
@@ -99,14 +84,14 @@ static void hook_reschedule(void *opaque, unsigned index)
 
 	/* The device thread's loop sees a kick, after any call waiting. */
 	if (index < lb->nqueues)
-		signal_fd(lb->kick_fds[index]);
+		eventfd_signal(lb->kick_fds[index]);
 }
 
 static void hook_notify_config(void *opaque)
 {
 	struct uvirtio_loopback *lb = opaque;
 
-	signal_fd(lb->config_fd);
+	eventfd_signal(lb->config_fd);
 }
 
 static int execute(struct uvirtio_loopback *lb, struct call *c)
@@ -132,8 +117,8 @@ static int execute(struct uvirtio_loopback *lb, struct call *c)
 		uvirtio_device_reset(dev);
 		/* Notifications sent before the reset mean nothing after it. */
 		for (unsigned i = 0; i < lb->nqueues; i++)
-			drain_fd(lb->call_fds[i]);
-		drain_fd(lb->config_fd);
+			eventfd_drain(lb->call_fds[i]);
+		eventfd_drain(lb->config_fd);
 		return 0;
 	case OP_GET_CONFIG:
 		return uvirtio_device_config_read(dev, c->offset, c->buf, c->len);
@@ -162,7 +147,7 @@ static bool serve_call(struct uvirtio_loopback *lb)
 	struct call *c;
 	bool go_on;
 
-	drain_fd(lb->ctrl_fd);
+	eventfd_drain(lb->ctrl_fd);
 	pthread_mutex_lock(&lb->lock);
 	c = lb->pending;
 	pthread_mutex_unlock(&lb->lock);
@@ -196,7 +181,7 @@ static void *device_thread(void *arg)
 				}
 				continue;
 			}
-			drain_fd(lb->kick_fds[id]);
+			eventfd_drain(lb->kick_fds[id]);
 			uvirtio_device_queue_notify(lb->dev, id);
 		}
 	}
@@ -222,7 +207,7 @@ static int call(struct uvirtio_transport *t, struct call *c)
 	lb->pending = c;
 	pthread_mutex_unlock(&lb->lock);
 
-	signal_fd(lb->ctrl_fd);
+	eventfd_signal(lb->ctrl_fd);
 
 	pthread_mutex_lock(&lb->lock);
 	while (!c->done)
@@ -319,7 +304,7 @@ static int lb_notify(struct uvirtio_transport *t, unsigned index)
 
 	if (index >= lb->nqueues)
 		return -EINVAL;
-	signal_fd(lb->kick_fds[index]);
+	eventfd_signal(lb->kick_fds[index]);
 	return 0;
 }
 

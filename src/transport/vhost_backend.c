@@ -23,6 +23,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "../core/eventfd.h"
 #include "uvirtio/vhost_backend.h"
 #include "vhost_backend_internal.h"
 #include "vhost_msg.h"
@@ -141,22 +142,6 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
-static void signal_eventfd(int fd)
-{
-	uint64_t one = 1;
-
-	/* Non-blocking: a counter at its maximum is already readable, so
-	 * nothing is lost when the write fails. */
-	(void)!write(fd, &one, sizeof(one));
-}
-
-static void drain_eventfd(int fd)
-{
-	uint64_t v;
-
-	(void)!read(fd, &v, sizeof(v));
-}
-
 static bool has_pf(const struct uvirtio_vhost_backend *vb, unsigned bit)
 {
 	return vb->protocol_features & UVIRTIO_BIT(bit);
@@ -174,7 +159,7 @@ static void hook_notify_used(void *opaque, unsigned index)
 	r = &vb->rings[index];
 	pthread_mutex_lock(&r->call_lock);
 	if (r->call_fd >= 0)
-		signal_eventfd(r->call_fd);
+		eventfd_signal(r->call_fd);
 	pthread_mutex_unlock(&r->call_lock);
 }
 
@@ -200,7 +185,7 @@ static void hook_reschedule(void *opaque, unsigned index)
 	if (index >= vb->nrings)
 		return;
 	__atomic_store_n(&vb->rings[index].resched, true, __ATOMIC_RELEASE);
-	signal_eventfd(vb->resched_fd);
+	eventfd_signal(vb->resched_fd);
 }
 
 /* Guest memory. */
@@ -1025,7 +1010,7 @@ static void serve_connection(struct uvirtio_vhost_backend *vb, int fd)
 			break;
 		/* Kicks before the message: a message may close a kick fd. */
 		if (p[2].revents) {
-			drain_eventfd(vb->resched_fd);
+			eventfd_drain(vb->resched_fd);
 			for (unsigned i = 0; i < vb->nrings; i++)
 				if (__atomic_exchange_n(&vb->rings[i].resched, false, __ATOMIC_ACQ_REL))
 					uvirtio_device_queue_notify(dev, i);
@@ -1033,7 +1018,7 @@ static void serve_connection(struct uvirtio_vhost_backend *vb, int fd)
 		for (unsigned k = 3; k < n; k++) {
 			if (!p[k].revents)
 				continue;
-			drain_eventfd(p[k].fd);
+			eventfd_drain(p[k].fd);
 			uvirtio_device_queue_notify(dev, ring_of[k]);
 		}
 		if (!p[1].revents)
