@@ -78,43 +78,64 @@ static size_t mismatch(const struct model *m, const unsigned char *buf, size_t l
 	return SIZE_MAX;
 }
 
+/* One pass over the disk: what it writes or checks, and how far it got. */
+struct pass {
+	const struct model *m;
+	bool write;
+	size_t done;      /* requests completed */
+	size_t first_bad; /* reads: first offset that differs from the model */
+	int error;        /* first failed request's result */
+	uint64_t error_at;
+};
+
 struct io {
 	struct uvirtio_blk_drv_req req;
 	struct iovec iov;
 	unsigned char *buf;
 	uint64_t offset;
-	unsigned queue;
+	struct pass *pass;
 	bool busy;
 };
 
 static void io_done(struct uvirtio_blk_drv_req *req)
 {
 	struct io *io = req->opaque;
+	struct pass *p = io->pass;
 
 	io->busy = false;
+	p->done++;
+	if (req->result && !p->error) {
+		p->error = req->result;
+		p->error_at = io->offset;
+	} else if (!req->result && !p->write && p->first_bad == SIZE_MAX) {
+		p->first_bad = mismatch(p->m, io->buf, CHUNK, io->offset);
+	}
 }
 
 /* Write (generation @gen) or read and verify [from, to) of the disk with
- * CHUNK-sized requests, DEPTH in flight on every queue. */
-static int run_pass(struct uvirtio_blk_drv *drv, struct io *ios, const struct model *m, bool write,
-		    unsigned gen, size_t from, size_t to, size_t *first_bad, unsigned long *requests)
+ * CHUNK-sized requests, DEPTH in flight on every queue. @p is the caller's
+ * and outlives the driver: after an error, requests still in flight complete
+ * (cancelled) at remove, and their callbacks still find it. */
+static int run_pass(struct uvirtio_blk_drv *drv, struct io *ios, struct pass *pp, const struct model *m,
+		    bool write, unsigned gen, size_t from, size_t to, size_t *first_bad,
+		    unsigned long *requests)
 {
 	unsigned nq = uvirtio_blk_drv_num_queues(drv);
-	size_t next = from, done = 0, total = (to - from) / CHUNK;
+	size_t next = from, total = (to - from) / CHUNK;
 
-	*first_bad = SIZE_MAX;
-	while (done < total) {
-		bool progress = false;
+	*pp = (struct pass){ .m = m, .write = write, .first_bad = SIZE_MAX };
+	while (pp->done < total && !pp->error) {
+		size_t before = pp->done;
 
 		for (unsigned q = 0; q < nq; q++) {
-			for (unsigned d = 0; d < DEPTH; d++) {
+			for (unsigned d = 0; d < DEPTH && next < to; d++) {
 				struct io *io = &ios[q * DEPTH + d];
 				int ret;
 
-				if (io->busy || next >= to)
+				if (io->busy)
 					continue;
 				io->offset = next;
-				io->queue = q;
+				io->pass = pp;
 				io->iov = (struct iovec){ io->buf, CHUNK };
 				if (write)
 					fill(io->buf, CHUNK, next, gen);
@@ -123,53 +144,35 @@ static int run_pass(struct uvirtio_blk_drv *drv, struct io *ios, const struct mo
 					.sector = next / 512, .iov = &io->iov, .niov = 1,
 					.callback = io_done, .opaque = io,
 				};
-				io->busy = true;
 				ret = uvirtio_blk_drv_submit(drv, q, &io->req);
-				if (ret == -EAGAIN || ret == -ENOSPC) {
-					io->busy = false;
+				if (ret == -EAGAIN || ret == -ENOSPC)
 					break;
-				}
 				if (ret) {
 					fprintf(stderr, "uvirtio demo: submit failed: %s\n", strerror(-ret));
 					return ret;
 				}
+				io->busy = true;
 				next += CHUNK;
 				(*requests)++;
 			}
 		}
 		for (unsigned q = 0; q < nq; q++) {
-			int n;
+			int n = uvirtio_blk_drv_poll(drv, q, DEPTH);
 
-			/* Callbacks clear io->busy; look at what completed. */
-			bool before[DEPTH];
-
-			for (unsigned d = 0; d < DEPTH; d++)
-				before[d] = ios[q * DEPTH + d].busy;
-			n = uvirtio_blk_drv_poll(drv, q, DEPTH);
 			if (n < 0) {
 				fprintf(stderr, "uvirtio demo: queue %u failed: %s\n", q, strerror(-n));
 				return n;
 			}
-			for (unsigned d = 0; d < DEPTH; d++) {
-				struct io *io = &ios[q * DEPTH + d];
-
-				if (!before[d] || io->busy)
-					continue;
-				if (io->req.result) {
-					fprintf(stderr, "uvirtio demo: %s at byte %llu failed: %s\n",
-						write ? "write" : "read", (unsigned long long)io->offset,
-						strerror(-io->req.result));
-					return io->req.result;
-				}
-				if (!write && *first_bad == SIZE_MAX)
-					*first_bad = mismatch(m, io->buf, CHUNK, io->offset);
-				done++;
-				progress = true;
-			}
 		}
-		if (!progress)
+		if (pp->done == before)
 			sched_yield();
 	}
+	if (pp->error) {
+		fprintf(stderr, "uvirtio demo: %s at byte %llu failed: %s\n", write ? "write" : "read",
+			(unsigned long long)pp->error_at, strerror(-pp->error));
+		return pp->error;
+	}
+	*first_bad = pp->first_bad;
 	return 0;
 }
 
@@ -223,6 +226,7 @@ static int blk_round(struct uvirtio_trace_transport *tt, struct round *r, unsign
 		     const char *image, struct io *ios, unsigned nios)
 {
 	struct uvirtio_blk_drv drv;
+	struct pass pass; /* outlives remove, which cancels what is in flight */
 	char buf[512], id[VIRTIO_BLK_ID_BYTES + 1];
 	size_t bad;
 	int ret;
@@ -244,7 +248,7 @@ static int blk_round(struct uvirtio_trace_transport *tt, struct round *r, unsign
 		goto out;
 
 	if (number == 1) {
-		ret = run_pass(&drv, ios, m, true, 1, 0, m->size, &bad, &r->requests);
+		ret = run_pass(&drv, ios, &pass, m, true, 1, 0, m->size, &bad, &r->requests);
 		if (!ret)
 			ret = uvirtio_blk_drv_flush(&drv, 0, TIMEOUT_MS);
 		if (ret)
@@ -253,7 +257,7 @@ static int blk_round(struct uvirtio_trace_transport *tt, struct round *r, unsign
 		printf("  I/O: wrote %zu MiB in %zu requests of %u KiB, %u in flight per queue; flushed\n",
 		       m->size >> 20, m->size / CHUNK, CHUNK >> 10, DEPTH);
 	} else {
-		ret = run_pass(&drv, ios, m, false, 0, 0, m->size, &bad, &r->requests);
+		ret = run_pass(&drv, ios, &pass, m, false, 0, 0, m->size, &bad, &r->requests);
 		if (ret)
 			goto out;
 		if (bad != SIZE_MAX) {
@@ -262,7 +266,7 @@ static int blk_round(struct uvirtio_trace_transport *tt, struct round *r, unsign
 			goto out;
 		}
 		printf("  I/O: read %zu MiB back after the reset: the data survived\n", m->size >> 20);
-		ret = run_pass(&drv, ios, m, true, 2, m->size / 2, m->size, &bad, &r->requests);
+		ret = run_pass(&drv, ios, &pass, m, true, 2, m->size / 2, m->size, &bad, &r->requests);
 		if (!ret)
 			ret = uvirtio_blk_drv_flush(&drv, 0, TIMEOUT_MS);
 		if (ret)
@@ -271,7 +275,7 @@ static int blk_round(struct uvirtio_trace_transport *tt, struct round *r, unsign
 		printf("  I/O: rewrote the second half with a new pattern; flushed\n");
 	}
 
-	ret = run_pass(&drv, ios, m, false, 0, 0, m->size, &bad, &r->requests);
+	ret = run_pass(&drv, ios, &pass, m, false, 0, 0, m->size, &bad, &r->requests);
 	if (ret)
 		goto out;
 	if (bad != SIZE_MAX) {
@@ -301,7 +305,7 @@ static int blk_round(struct uvirtio_trace_transport *tt, struct round *r, unsign
 		}
 		m->zero_at = at;
 		m->zero_len = len;
-		ret = run_pass(&drv, ios, m, false, 0, 0, m->size, &bad, &r->requests);
+		ret = run_pass(&drv, ios, &pass, m, false, 0, 0, m->size, &bad, &r->requests);
 		if (!ret && bad != SIZE_MAX) {
 			fprintf(stderr, "uvirtio demo: after write zeroes, byte %zu differs\n", bad);
 			ret = -EIO;
@@ -320,11 +324,12 @@ static int blk_round(struct uvirtio_trace_transport *tt, struct round *r, unsign
 out:
 	if (ret)
 		fprintf(stderr, "uvirtio demo: round %u failed: %s\n", number, strerror(-ret));
+	/* Reset first: after an error the device may still hold buffers. */
+	uvirtio_blk_drv_remove(&drv);
 	for (unsigned i = 0; i < nios; i++) {
 		uvirtio_blk_drv_free_buf(&drv, ios[i].buf);
 		ios[i].buf = NULL;
 	}
-	uvirtio_blk_drv_remove(&drv);
 	return ret;
 }
 
