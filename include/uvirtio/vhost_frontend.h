@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The vhost-user front-end transport: the driver side of vhost-user. It
+ * connects to a backend's unix socket (qemu-storage-daemon, SPDK,
+ * libvhost-user's examples, `uvirtio blk`), shares guest memory with it (a
+ * memfd, or hugetlbfs pages) and implements the transport interface
+ * (transport.h), so any uvirtio driver runs over it unchanged:
+ *
+ *   struct uvirtio_vhost_frontend *fe;
+ *   struct uvirtio_vhost_frontend_config cfg = { .socket_path = "/run/disk.sock", .fd = -1 };
+ *   uvirtio_vhost_frontend_connect(&fe, &cfg);
+ *   uvirtio_blk_drv_probe(&blk, uvirtio_vhost_frontend_transport(fe), NULL);
+ *   ...
+ *   uvirtio_blk_drv_remove(&blk);
+ *   uvirtio_vhost_frontend_destroy(fe);
+ *
+ * The transport operations map onto vhost-user as QEMU maps a guest's:
+ * features are asked for once at connect (GET_FEATURES) and written at
+ * FEATURES_OK (SET_FEATURES); the rings are handed over when the driver sets
+ * DRIVER_OK (SET_VRING_NUM, _BASE, _ADDR, _KICK, _CALL, then _ENABLE);
+ * config is GET_CONFIG/SET_CONFIG; a reset stops every started ring with
+ * GET_VRING_BASE (after it the backend touches none of them) and writes
+ * SET_STATUS(0) when STATUS was negotiated. Guest memory is shared at
+ * connect, with ADD_MEM_REG when CONFIGURE_MEM_SLOTS was negotiated and
+ * SET_MEM_TABLE otherwise.
+ *
+ * The backend is hostile input: a reply that is short, oversized, of
+ * another request or without the reply flag ends the connection with
+ * -EPROTO; a backend that disconnects turns every later operation into
+ * -ENOTCONN; one that does not answer within the reply time-out gives
+ * -ETIMEDOUT (and the connection is given up, as a late reply would be
+ * taken for the next one's). Rings are checked by the driver core
+ * (drvq.h), so a bad used ring breaks that queue and nothing else.
+ *
+ * Thread rules: the transport operations other than notify and event_fd,
+ * and every function here but uvirtio_vhost_frontend_transport() and the
+ * getters, are lifecycle calls made from one thread. notify and event_fd
+ * may be called from queue threads at any time between DRIVER_OK and a
+ * reset.
+ */
+#ifndef UVIRTIO_VHOST_FRONTEND_H
+#define UVIRTIO_VHOST_FRONTEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "uvirtio/transport.h"
+
+struct uvirtio_vhost_frontend;
+
+struct uvirtio_vhost_frontend_config {
+	/* The backend's listening socket; NULL with @fd. */
+	const char *socket_path;
+	/* A socket already connected to a backend, taken over from connect
+	 * on (closed by destroy, or at once when connect fails); -1 with
+	 * @socket_path. */
+	int fd;
+	/* Bytes of guest memory; 0: 64 MiB. Rounded up to the page size (2
+	 * MiB with @hugetlb). */
+	size_t mem_size;
+	/* Where guest memory starts in guest addresses; 0: 1 GiB. */
+	uint64_t guest_addr;
+	/* Guest memory from huge pages (memfd_create's MFD_HUGETLB): fails
+	 * with -ENOMEM when the system has too few free. */
+	bool hugetlb;
+	/* What queue_max_size reports for every queue the backend has (the
+	 * protocol has no such query; QEMU's queue-size property plays this
+	 * part); 0: 256. At most 32768. */
+	unsigned max_queue_size;
+	/* How long to wait for one reply; 0: 10000; -1: for ever. */
+	int reply_timeout_ms;
+	/* Protocol features (VHOST_USER_PROTOCOL_F_*, as bits) not to
+	 * negotiate even when the backend offers them: a check or a test
+	 * drives the paths a backend takes with an older front-end. */
+	uint64_t disable_protocol_features;
+};
+
+/**
+ * uvirtio_vhost_frontend_connect() - connect to a backend and set it up.
+ * @out: set to the new front-end, owned by the caller (free with destroy).
+ * @cfg: socket, memory and limits; copied.
+ *
+ * Sends SET_OWNER, reads the backend's features, negotiates protocol
+ * features (of MQ, REPLY_ACK, CONFIG, RESET_DEVICE, CONFIGURE_MEM_SLOTS and
+ * STATUS, those it offers), reads its queue count (GET_QUEUE_NUM with MQ,
+ * otherwise 1), and shares guest memory.
+ *
+ * Return: 0; -EINVAL for a bad @cfg (no socket or both, a size that
+ * overflows, max_queue_size not a power of two); -ENOENT or -ECONNREFUSED
+ * and other connect errors; -ENOMEM when memory cannot be made; -ENODEV
+ * when the backend does not offer VIRTIO_F_VERSION_1; -EPROTO, -ENOTCONN,
+ * -ETIMEDOUT as for any request (see above); or the backend's error
+ * reply to a request (-EIO when it gives no more than "failed").
+ */
+int uvirtio_vhost_frontend_connect(struct uvirtio_vhost_frontend **out,
+				   const struct uvirtio_vhost_frontend_config *cfg);
+
+/**
+ * uvirtio_vhost_frontend_transport() - the transport a driver probes. It
+ * lives as long as @fe.
+ */
+struct uvirtio_transport *uvirtio_vhost_frontend_transport(struct uvirtio_vhost_frontend *fe);
+
+/** uvirtio_vhost_frontend_backend_features() - GET_FEATURES's answer, as sent. */
+uint64_t uvirtio_vhost_frontend_backend_features(const struct uvirtio_vhost_frontend *fe);
+
+/**
+ * uvirtio_vhost_frontend_protocol_features() - the protocol features in use
+ * (bits of VHOST_USER_PROTOCOL_F_*); @offered, when not NULL, is set to
+ * what the backend offered.
+ */
+uint64_t uvirtio_vhost_frontend_protocol_features(const struct uvirtio_vhost_frontend *fe,
+						  uint64_t *offered);
+
+/** uvirtio_vhost_frontend_num_queues() - the queues the backend has. */
+unsigned uvirtio_vhost_frontend_num_queues(const struct uvirtio_vhost_frontend *fe);
+
+/**
+ * uvirtio_vhost_frontend_connected() - false once the backend closed the
+ * connection or broke the protocol; every request then fails -ENOTCONN.
+ */
+bool uvirtio_vhost_frontend_connected(const struct uvirtio_vhost_frontend *fe);
+
+/**
+ * uvirtio_vhost_frontend_error() - one line saying why the connection was
+ * given up, or why the last request failed ("GET_CONFIG: reply of 8 bytes,
+ * expected 20"); "" when nothing failed. Valid until the next call on @fe.
+ */
+const char *uvirtio_vhost_frontend_error(const struct uvirtio_vhost_frontend *fe);
+
+/**
+ * uvirtio_vhost_frontend_stop_ring() - stop ring @index the way QEMU stops
+ * one: GET_VRING_BASE. When it returns the backend takes no more buffers
+ * from the ring and writes no more used entries to it.
+ * @base: set to the backend's answer, the index of the next available
+ *        entry it would have taken (low 16 bits; the split ring's encoding).
+ *
+ * The driver must make no call on the queue until it is restarted.
+ *
+ * Return: 0; -EINVAL when the ring is not started (before DRIVER_OK, or
+ * stopped already) or @index is out of range; or a request's error.
+ */
+int uvirtio_vhost_frontend_stop_ring(struct uvirtio_vhost_frontend *fe, unsigned index,
+				     uint32_t *base);
+
+/**
+ * uvirtio_vhost_frontend_restart_ring() - hand a stopped ring @index back
+ * to the backend at the same place: SET_VRING_NUM, SET_VRING_BASE(@base),
+ * SET_VRING_ADDR, SET_VRING_KICK, SET_VRING_CALL, SET_VRING_ENABLE, then a
+ * kick, so buffers the driver made available meanwhile are seen. @base is
+ * normally what uvirtio_vhost_frontend_stop_ring() returned.
+ *
+ * Return: 0; -EINVAL when the ring is not stopped or @index is out of
+ * range; or a request's error.
+ */
+int uvirtio_vhost_frontend_restart_ring(struct uvirtio_vhost_frontend *fe, unsigned index,
+					uint32_t base);
+
+/**
+ * uvirtio_vhost_frontend_destroy() - close the connection (the backend
+ * sees it end), unmap guest memory and close every fd. Drivers probed on
+ * the transport must have been removed first. NULL is ignored.
+ */
+void uvirtio_vhost_frontend_destroy(struct uvirtio_vhost_frontend *fe);
+
+#endif
