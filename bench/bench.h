@@ -6,4 +6,8 @@
 /* `uvirtio bench ring [options]`: returns the process exit code. */
 int bench_ring_main(int argc, char **argv);
 
+/* `uvirtio bench blk --socket-path=PATH [options]`: a vhost-user-blk
+ * backend measured with fio's kind of job; returns the process exit code. */
+int bench_blk_main(int argc, char **argv);
+
 #endif

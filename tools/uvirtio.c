@@ -20,6 +20,7 @@ static void usage(FILE *f)
 		"                  reset and renegotiation, each step printed\n"
 		"  blk             serve an image as a virtio-blk device over vhost-user\n"
 		"  bench ring      split-ring throughput, driver and device on two CPUs\n"
+		"  bench blk       IOPS and latency of a vhost-user-blk backend, as fio measures a disk\n"
 		"  version         print the version\n"
 		"\n"
 		"`uvirtio <command> --help` describes a command's options.\n");
@@ -42,7 +43,9 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "bench")) {
 		if (argc >= 3 && !strcmp(argv[2], "ring"))
 			return bench_ring_main(argc - 2, argv + 2);
-		fprintf(stderr, "uvirtio bench: unknown benchmark '%s'; the benchmarks are: ring\n",
+		if (argc >= 3 && !strcmp(argv[2], "blk"))
+			return bench_blk_main(argc - 2, argv + 2);
+		fprintf(stderr, "uvirtio bench: unknown benchmark '%s'; the benchmarks are: ring, blk\n",
 			argc >= 3 ? argv[2] : "");
 		return 2;
 	}
