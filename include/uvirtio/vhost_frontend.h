@@ -74,6 +74,10 @@ struct uvirtio_vhost_frontend_config {
 	 * negotiate even when the backend offers them: a check or a test
 	 * drives the paths a backend takes with an older front-end. */
 	uint64_t disable_protocol_features;
+	/* When not NULL, connect writes one line here saying why it failed
+	 * (NUL-terminated, cut to @error_size). */
+	char *error;
+	size_t error_size;
 };
 
 /**
@@ -91,7 +95,8 @@ struct uvirtio_vhost_frontend_config {
  * and other connect errors; -ENOMEM when memory cannot be made; -ENODEV
  * when the backend does not offer VIRTIO_F_VERSION_1; -EPROTO, -ENOTCONN,
  * -ETIMEDOUT as for any request (see above); or the backend's error
- * reply to a request (-EIO when it gives no more than "failed").
+ * reply to a request (-EIO when it gives no more than "failed"). @cfg->error
+ * says which.
  */
 int uvirtio_vhost_frontend_connect(struct uvirtio_vhost_frontend **out,
 				   const struct uvirtio_vhost_frontend_config *cfg);

@@ -1,0 +1,726 @@
+// SPDX-License-Identifier: MIT
+/* The vhost-user front-end: the blk driver over it against uvirtio's own
+ * backend (verified data, reset and renegotiation, several queues, a ring
+ * stopped and restarted, the older protocol paths), and against scripted
+ * backends that break the protocol, go away or write a bad used ring. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <linux/virtio_ring.h>
+
+#include "harness.h"
+#include "uvirtio/blk_dev.h"
+#include "uvirtio/blk_drv.h"
+#include "uvirtio/vhost_backend.h"
+#include "uvirtio/vhost_frontend.h"
+#include "../../src/core/eventfd.h"
+#include "../../src/transport/vhost_msg.h"
+
+#define PF(f) (1ull << VHOST_USER_PROTOCOL_F_##f)
+#define IMG_SECTORS 8192u /* 4 MiB */
+
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n - 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* uvirtio's own backend, serving a file image on a socket, in a thread. */
+
+struct server {
+	char dir[64], path[96], img[96];
+	struct uvirtio_vhost_backend *vb;
+	struct uvirtio_blk_dev blk;
+	pthread_t thread;
+};
+
+static void *server_thread(void *arg)
+{
+	struct server *s = arg;
+
+	uvirtio_vhost_backend_run(s->vb);
+	return NULL;
+}
+
+static int server_start(struct server *s, unsigned queues)
+{
+	struct uvirtio_blk_dev_config bc = { .backend = UVIRTIO_BLK_BACKEND_FILE,
+					     .num_queues = queues };
+	struct uvirtio_vhost_backend_config vc = { .fd = -1 };
+	int fd;
+
+	memset(s, 0, sizeof(*s));
+	snprintf(s->dir, sizeof(s->dir), "/tmp/uvirtio-fe-XXXXXX");
+	if (!mkdtemp(s->dir))
+		return -errno;
+	snprintf(s->path, sizeof(s->path), "%s/sock", s->dir);
+	snprintf(s->img, sizeof(s->img), "%s/img", s->dir);
+	fd = open(s->img, O_CREAT | O_RDWR, 0600);
+	if (fd < 0 || ftruncate(fd, (off_t)IMG_SECTORS * 512) < 0)
+		return -errno;
+	close(fd);
+	bc.path = s->img;
+	vc.socket_path = s->path;
+	if (uvirtio_vhost_backend_create(&s->vb, &vc))
+		return -1;
+	if (uvirtio_blk_dev_init(&s->blk, &bc, uvirtio_vhost_backend_mem(s->vb)) ||
+	    uvirtio_vhost_backend_attach(s->vb, &s->blk.dev) || uvirtio_vhost_backend_listen(s->vb))
+		return -1;
+	return pthread_create(&s->thread, NULL, server_thread, s) ? -1 : 0;
+}
+
+static void server_stop(struct server *s)
+{
+	if (!s->vb)
+		return;
+	uvirtio_vhost_backend_stop(s->vb);
+	pthread_join(s->thread, NULL);
+	uvirtio_vhost_backend_destroy(s->vb);
+	uvirtio_blk_dev_destroy(&s->blk);
+	s->vb = NULL;
+	unlink(s->img);
+	unlink(s->path);
+	rmdir(s->dir);
+}
+
+static int fe_connect(struct uvirtio_vhost_frontend **fe, const char *path, uint64_t disable)
+{
+	char err[160] = "";
+	struct uvirtio_vhost_frontend_config cfg = {
+		.socket_path = path, .fd = -1, .mem_size = 16u << 20,
+		.disable_protocol_features = disable, .error = err, .error_size = sizeof(err),
+	};
+	int ret = uvirtio_vhost_frontend_connect(fe, &cfg);
+
+	if (ret)
+		printf("# connect: %s\n", err);
+	return ret;
+}
+
+static void fill(unsigned char *p, size_t len, unsigned seed)
+{
+	for (size_t i = 0; i < len; i++)
+		p[i] = (unsigned char)(i * 31 + seed * 7 + (i >> 9));
+}
+
+static bool same_as_pattern(const unsigned char *p, size_t len, unsigned seed)
+{
+	for (size_t i = 0; i < len; i++)
+		if (p[i] != (unsigned char)(i * 31 + seed * 7 + (i >> 9)))
+			return false;
+	return true;
+}
+
+/* Writes @len bytes of pattern @seed at @sector on @queue and reads them back. */
+static int write_verify(struct uvirtio_blk_drv *b, unsigned queue, uint64_t sector, size_t len,
+			unsigned seed)
+{
+	unsigned char *buf = uvirtio_blk_drv_alloc_buf(b, len);
+	int ret;
+
+	if (!buf)
+		return -ENOMEM;
+	fill(buf, len, seed);
+	ret = uvirtio_blk_drv_write(b, queue, sector, buf, len, 10000);
+	if (!ret) {
+		memset(buf, 0, len);
+		ret = uvirtio_blk_drv_read(b, queue, sector, buf, len, 10000);
+	}
+	if (!ret && !same_as_pattern(buf, len, seed))
+		ret = -EILSEQ;
+	uvirtio_blk_drv_free_buf(b, buf);
+	return ret;
+}
+
+static int read_verify(struct uvirtio_blk_drv *b, unsigned queue, uint64_t sector, size_t len,
+		       unsigned seed)
+{
+	unsigned char *buf = uvirtio_blk_drv_alloc_buf(b, len);
+	int ret;
+
+	if (!buf)
+		return -ENOMEM;
+	ret = uvirtio_blk_drv_read(b, queue, sector, buf, len, 10000);
+	if (!ret && !same_as_pattern(buf, len, seed))
+		ret = -EILSEQ;
+	uvirtio_blk_drv_free_buf(b, buf);
+	return ret;
+}
+
+static bool image_has_pattern(const char *img, uint64_t sector, size_t len, unsigned seed)
+{
+	unsigned char *buf = malloc(len);
+	int fd = open(img, O_RDONLY);
+	bool ok = buf && fd >= 0 && pread(fd, buf, len, (off_t)sector * 512) == (ssize_t)len &&
+		  same_as_pattern(buf, len, seed);
+
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return ok;
+}
+
+static void test_frontend_blk_io_verified_in_the_backend_image(void)
+{
+	struct server s;
+	struct uvirtio_vhost_frontend *fe;
+	struct uvirtio_blk_drv b;
+	int fds;
+
+	CHECK_EQ(server_start(&s, 1), 0);
+	fds = count_fds();
+	CHECK_EQ(fe_connect(&fe, s.path, 0), 0);
+	CHECK(uvirtio_vhost_frontend_connected(fe));
+	/* uvirtio blk offers all of these; the front-end takes them. */
+	CHECK_EQ(uvirtio_vhost_frontend_protocol_features(fe, NULL),
+		 PF(MQ) | PF(REPLY_ACK) | PF(CONFIG) | PF(RESET_DEVICE) | PF(CONFIGURE_MEM_SLOTS) |
+			 PF(STATUS));
+	CHECK_EQ(uvirtio_blk_drv_probe(&b, uvirtio_vhost_frontend_transport(fe), NULL), 0);
+	CHECK_EQ(b.limits.capacity, IMG_SECTORS);
+	CHECK_EQ(write_verify(&b, 0, 16, 65536, 1), 0);
+	CHECK(image_has_pattern(s.img, 16, 65536, 1));
+	CHECK_EQ(uvirtio_blk_drv_flush(&b, 0, 10000), 0);
+	uvirtio_blk_drv_remove(&b);
+	uvirtio_vhost_frontend_destroy(fe);
+	CHECK_EQ(count_fds(), fds);
+	server_stop(&s);
+}
+
+static void test_frontend_reset_and_renegotiate_with_fewer_features(void)
+{
+	struct server s;
+	struct uvirtio_vhost_frontend *fe;
+	struct uvirtio_blk_drv b;
+	struct uvirtio_blk_drv_opts opts = {
+		.features = UVIRTIO_BLK_DRV_FEATURES & ~(UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC) |
+							  UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX) |
+							  UVIRTIO_BIT(VIRTIO_BLK_F_MQ)),
+		.queue_size = 32,
+	};
+
+	CHECK_EQ(server_start(&s, 2), 0);
+	CHECK_EQ(fe_connect(&fe, s.path, 0), 0);
+	CHECK_EQ(uvirtio_blk_drv_probe(&b, uvirtio_vhost_frontend_transport(fe), NULL), 0);
+	CHECK(uvirtio_driver_has_feature(&b.drv, VIRTIO_RING_F_EVENT_IDX));
+	CHECK_EQ(write_verify(&b, 0, 0, 8192, 2), 0);
+	uvirtio_blk_drv_remove(&b);
+
+	CHECK_EQ(uvirtio_blk_drv_probe(&b, uvirtio_vhost_frontend_transport(fe), &opts), 0);
+	CHECK(!uvirtio_driver_has_feature(&b.drv, VIRTIO_RING_F_EVENT_IDX));
+	CHECK(!uvirtio_driver_has_feature(&b.drv, VIRTIO_RING_F_INDIRECT_DESC));
+	CHECK_EQ(b.num_queues, 1);
+	CHECK_EQ(read_verify(&b, 0, 0, 8192, 2), 0);
+	CHECK_EQ(write_verify(&b, 0, 64, 4096, 3), 0);
+	uvirtio_blk_drv_remove(&b);
+	uvirtio_vhost_frontend_destroy(fe);
+	server_stop(&s);
+}
+
+static void test_frontend_two_queues_each_carry_verified_io(void)
+{
+	struct server s;
+	struct uvirtio_vhost_frontend *fe;
+	struct uvirtio_blk_drv b;
+	struct uvirtio_blk_drv_opts opts = { .num_queues = 2 };
+
+	CHECK_EQ(server_start(&s, 2), 0);
+	CHECK_EQ(fe_connect(&fe, s.path, 0), 0);
+	CHECK_EQ(uvirtio_vhost_frontend_num_queues(fe), 2);
+	CHECK_EQ(uvirtio_blk_drv_probe(&b, uvirtio_vhost_frontend_transport(fe), &opts), 0);
+	CHECK_EQ(b.num_queues, 2);
+	CHECK_EQ(write_verify(&b, 0, 0, 4096, 4), 0);
+	CHECK_EQ(write_verify(&b, 1, 8, 4096, 5), 0);
+	CHECK_EQ(read_verify(&b, 1, 0, 4096, 4), 0);
+	CHECK_EQ(read_verify(&b, 0, 8, 4096, 5), 0);
+	uvirtio_blk_drv_remove(&b);
+	uvirtio_vhost_frontend_destroy(fe);
+	server_stop(&s);
+}
+
+static void done_count(struct uvirtio_blk_drv_req *req)
+{
+	(*(int *)req->opaque)++;
+}
+
+static void test_frontend_stopped_ring_reports_next_avail_and_resumes_there(void)
+{
+	struct server s;
+	struct uvirtio_vhost_frontend *fe;
+	struct uvirtio_blk_drv b;
+	unsigned char *buf;
+	struct iovec iov;
+	struct uvirtio_blk_drv_req req = { .type = VIRTIO_BLK_T_IN, .sector = 0, .niov = 1 };
+	uint32_t base = 0;
+	int done = 0;
+
+	CHECK_EQ(server_start(&s, 1), 0);
+	CHECK_EQ(fe_connect(&fe, s.path, 0), 0);
+	CHECK_EQ(uvirtio_blk_drv_probe(&b, uvirtio_vhost_frontend_transport(fe), NULL), 0);
+	CHECK_EQ(write_verify(&b, 0, 0, 4096, 6), 0); /* two requests */
+	for (unsigned i = 0; i < 5; i++)
+		CHECK_EQ(read_verify(&b, 0, 0, 4096, 6), 0);
+	CHECK_EQ(uvirtio_vhost_frontend_stop_ring(fe, 0, &base), 0);
+	CHECK_EQ(base & 0xffff, 7);
+	CHECK_EQ(uvirtio_vhost_frontend_stop_ring(fe, 0, &base), -EINVAL);
+
+	/* Made available while stopped: the restart's kick covers it. */
+	buf = uvirtio_blk_drv_alloc_buf(&b, 4096);
+	CHECK(buf);
+	iov = (struct iovec){ buf, 4096 };
+	req.iov = &iov;
+	req.callback = done_count;
+	req.opaque = &done;
+	CHECK_EQ(uvirtio_blk_drv_submit(&b, 0, &req), 0);
+	CHECK_EQ(uvirtio_vhost_frontend_restart_ring(fe, 0, base), 0);
+	while (!done) {
+		struct pollfd p = { .fd = uvirtio_blk_drv_event_fd(&b, 0), .events = POLLIN };
+
+		CHECK(poll(&p, 1, 10000) == 1);
+		CHECK(uvirtio_blk_drv_poll(&b, 0, 8) >= 0);
+	}
+	CHECK_EQ(req.result, 0);
+	CHECK(same_as_pattern(buf, 4096, 6));
+	uvirtio_blk_drv_free_buf(&b, buf);
+	CHECK_EQ(write_verify(&b, 0, 8, 4096, 7), 0);
+	CHECK_EQ(uvirtio_vhost_frontend_stop_ring(fe, 0, &base), 0);
+	CHECK_EQ(base & 0xffff, 10);
+	CHECK_EQ(uvirtio_vhost_frontend_restart_ring(fe, 0, base), 0);
+	CHECK_EQ(read_verify(&b, 0, 8, 4096, 7), 0);
+	uvirtio_blk_drv_remove(&b);
+	uvirtio_vhost_frontend_destroy(fe);
+	server_stop(&s);
+}
+
+static void test_frontend_older_protocol_paths_mem_table_no_ack_no_status(void)
+{
+	struct server s;
+	struct uvirtio_vhost_frontend *fe;
+	struct uvirtio_blk_drv b;
+
+	CHECK_EQ(server_start(&s, 1), 0);
+	CHECK_EQ(fe_connect(&fe, s.path,
+			    PF(REPLY_ACK) | PF(STATUS) | PF(CONFIGURE_MEM_SLOTS) | PF(MQ) |
+				    PF(RESET_DEVICE)),
+		 0);
+	CHECK_EQ(uvirtio_vhost_frontend_protocol_features(fe, NULL), PF(CONFIG));
+	CHECK_EQ(uvirtio_blk_drv_probe(&b, uvirtio_vhost_frontend_transport(fe), NULL), 0);
+	CHECK_EQ(write_verify(&b, 0, 32, 16384, 8), 0);
+	uvirtio_blk_drv_remove(&b);
+	CHECK_EQ(uvirtio_blk_drv_probe(&b, uvirtio_vhost_frontend_transport(fe), NULL), 0);
+	CHECK_EQ(read_verify(&b, 0, 32, 16384, 8), 0);
+	uvirtio_blk_drv_remove(&b);
+	uvirtio_vhost_frontend_destroy(fe);
+	server_stop(&s);
+}
+
+static void test_frontend_without_config_feature_blk_probe_fails(void)
+{
+	struct server s;
+	struct uvirtio_vhost_frontend *fe;
+	struct uvirtio_blk_drv b;
+
+	CHECK_EQ(server_start(&s, 1), 0);
+	CHECK_EQ(fe_connect(&fe, s.path, PF(CONFIG)), 0);
+	CHECK_EQ(uvirtio_blk_drv_probe(&b, uvirtio_vhost_frontend_transport(fe), NULL), -EOPNOTSUPP);
+	CHECK(strstr(uvirtio_vhost_frontend_error(fe), "CONFIG"));
+	uvirtio_vhost_frontend_destroy(fe);
+	server_stop(&s);
+}
+
+static void test_frontend_backend_gone_fails_waiting_request(void)
+{
+	struct server s;
+	struct uvirtio_vhost_frontend *fe;
+	struct uvirtio_blk_drv b;
+	unsigned char *buf;
+
+	CHECK_EQ(server_start(&s, 1), 0);
+	CHECK_EQ(fe_connect(&fe, s.path, 0), 0);
+	CHECK_EQ(uvirtio_blk_drv_probe(&b, uvirtio_vhost_frontend_transport(fe), NULL), 0);
+	buf = uvirtio_blk_drv_alloc_buf(&b, 4096);
+	CHECK(buf);
+	server_stop(&s);
+	/* Without the hang-up reaching the driver this would wait 30 s. */
+	CHECK_EQ(uvirtio_blk_drv_read(&b, 0, 0, buf, 4096, 30000), -EIO);
+	uvirtio_blk_drv_free_buf(&b, buf);
+	uvirtio_blk_drv_remove(&b);
+	CHECK(!uvirtio_vhost_frontend_connected(fe));
+	uvirtio_vhost_frontend_destroy(fe);
+}
+
+static void test_frontend_connect_refuses_bad_config(void)
+{
+	struct uvirtio_vhost_frontend *fe;
+	struct uvirtio_vhost_frontend_config none = { .fd = -1 };
+	struct uvirtio_vhost_frontend_config qsize = { .socket_path = "/x", .fd = -1,
+						       .max_queue_size = 100 };
+	char err[160] = "";
+	struct uvirtio_vhost_frontend_config missing = { .socket_path = "/nonexistent/sock", .fd = -1,
+							 .error = err, .error_size = sizeof(err) };
+
+	CHECK_EQ(uvirtio_vhost_frontend_connect(&fe, &none), -EINVAL);
+	CHECK_EQ(uvirtio_vhost_frontend_connect(&fe, &qsize), -EINVAL);
+	CHECK_EQ(uvirtio_vhost_frontend_connect(&fe, &missing), -ENOENT);
+	CHECK(strstr(err, "/nonexistent/sock"));
+}
+
+/* ------------------------------------------------------------------ */
+/* Scripted backends on a socketpair: well-behaved until told otherwise. */
+
+enum fake_mode {
+	FAKE_HONEST,
+	FAKE_CLOSE_AT,      /* close when @at arrives */
+	FAKE_SHORT_REPLY,   /* reply to @at with 4 bytes */
+	FAKE_HUGE_REPLY,    /* reply to @at with a 5000-byte payload */
+	FAKE_OTHER_REQUEST, /* reply to @at as if to another request */
+	FAKE_SILENT_AT,     /* never answer @at */
+	FAKE_NO_VERSION_1,  /* features without VERSION_1 */
+	FAKE_BAD_USED,      /* on the first kick, a used entry with id 77 */
+	FAKE_REFUSE_AT,     /* ack @at with 1, a failure */
+};
+
+struct fake {
+	int sock;
+	enum fake_mode mode;
+	uint32_t at;
+	pthread_t thread;
+	void *map;
+	size_t map_size;
+	uint64_t map_uva;
+	uint64_t used_uva;
+	int kick_fd, call_fd;
+	uint64_t status;
+};
+
+static void fake_reply(struct fake *f, uint32_t req, const void *p, uint32_t size)
+{
+	struct uvirtio_vhost_msg r = { .hdr = { req, VHOST_USER_VERSION | VHOST_USER_REPLY_MASK, size } };
+
+	memcpy(r.payload.raw, p, size);
+	uvirtio_vhost_msg_send(f->sock, &r, -1);
+}
+
+static void fake_bad_used(struct fake *f)
+{
+	struct vring_used *used;
+
+	if (!f->map || f->used_uva < f->map_uva ||
+	    f->used_uva - f->map_uva + sizeof(*used) + sizeof(used->ring[0]) > f->map_size)
+		return;
+	eventfd_drain(f->kick_fd);
+	used = (struct vring_used *)((char *)f->map + (f->used_uva - f->map_uva));
+	used->ring[0].id = 77;
+	used->ring[0].len = 1;
+	__atomic_store_n(&used->idx, 1, __ATOMIC_RELEASE);
+	eventfd_signal(f->call_fd);
+}
+
+static void *fake_thread(void *arg)
+{
+	struct fake *f = arg;
+	struct uvirtio_vhost_msg m;
+
+	for (;;) {
+		struct pollfd p[2] = { { .fd = f->sock, .events = POLLIN },
+				       { .fd = f->kick_fd, .events = POLLIN } };
+
+		if (poll(p, 2, -1) < 0)
+			break;
+		if (f->mode == FAKE_BAD_USED && (p[1].revents & POLLIN)) {
+			fake_bad_used(f);
+			continue;
+		}
+		if (uvirtio_vhost_msg_recv(f->sock, &m, -1))
+			break;
+		uint32_t req = m.hdr.request;
+		uint64_t v = 0;
+		bool ack = m.hdr.flags & VHOST_USER_NEED_REPLY_MASK;
+
+		if (f->at == req && f->mode == FAKE_CLOSE_AT) {
+			uvirtio_vhost_msg_close_fds(&m);
+			break;
+		}
+		if (f->at == req && f->mode == FAKE_SILENT_AT) {
+			uvirtio_vhost_msg_close_fds(&m);
+			continue;
+		}
+		if (f->at == req && f->mode == FAKE_SHORT_REPLY) {
+			fake_reply(f, req, &v, 4);
+			continue;
+		}
+		if (f->at == req && f->mode == FAKE_HUGE_REPLY) {
+			static char big[VHOST_USER_HDR_SIZE + 5000];
+			struct vhost_user_hdr h = { req, VHOST_USER_VERSION | VHOST_USER_REPLY_MASK, 5000 };
+
+			memcpy(big, &h, sizeof(h));
+			(void)!send(f->sock, big, sizeof(big), MSG_NOSIGNAL);
+			continue;
+		}
+		if (f->at == req && f->mode == FAKE_OTHER_REQUEST) {
+			fake_reply(f, VHOST_USER_GET_QUEUE_NUM, &v, 8);
+			continue;
+		}
+		switch (req) {
+		case VHOST_USER_GET_FEATURES:
+			v = (1ull << VHOST_USER_F_PROTOCOL_FEATURES) | UVIRTIO_BIT(VIRTIO_BLK_F_FLUSH);
+			if (f->mode != FAKE_NO_VERSION_1)
+				v |= UVIRTIO_BIT(VIRTIO_F_VERSION_1);
+			fake_reply(f, req, &v, 8);
+			break;
+		case VHOST_USER_GET_PROTOCOL_FEATURES:
+			v = PF(REPLY_ACK) | PF(CONFIG) | PF(STATUS);
+			fake_reply(f, req, &v, 8);
+			break;
+		case VHOST_USER_GET_STATUS:
+			fake_reply(f, req, &f->status, 8);
+			break;
+		case VHOST_USER_GET_CONFIG: {
+			struct vhost_user_config c = m.payload.config;
+			struct virtio_blk_config bc = { .capacity = 2048 };
+
+			memset(c.payload, 0, sizeof(c.payload));
+			memcpy(c.payload, &bc, c.size < sizeof(bc) ? c.size : sizeof(bc));
+			fake_reply(f, req, &c, m.hdr.size);
+			break;
+		}
+		case VHOST_USER_GET_VRING_BASE:
+			fake_reply(f, req, &m.payload.state, sizeof(m.payload.state));
+			break;
+		case VHOST_USER_SET_MEM_TABLE: {
+			struct vhost_user_mem_region *r = &m.payload.mem_table.regions[0];
+
+			f->map_size = r->memory_size;
+			f->map_uva = r->userspace_addr;
+			f->map = mmap(NULL, f->map_size, PROT_READ | PROT_WRITE, MAP_SHARED, m.fds[0], 0);
+			if (f->map == MAP_FAILED)
+				f->map = NULL;
+			uvirtio_vhost_msg_close_fds(&m);
+			break;
+		}
+		case VHOST_USER_SET_VRING_ADDR:
+			f->used_uva = m.payload.addr.used_user_addr;
+			break;
+		case VHOST_USER_SET_VRING_KICK:
+			f->kick_fd = m.nfds ? m.fds[0] : -1;
+			m.nfds = 0;
+			break;
+		case VHOST_USER_SET_VRING_CALL:
+			f->call_fd = m.nfds ? m.fds[0] : -1;
+			m.nfds = 0;
+			break;
+		case VHOST_USER_SET_STATUS:
+			f->status = m.payload.u64;
+			break;
+		default:
+			uvirtio_vhost_msg_close_fds(&m);
+		}
+		if (ack && !uvirtio_vhost_msg_has_reply(req)) {
+			v = f->at == req && f->mode == FAKE_REFUSE_AT;
+			fake_reply(f, req, &v, 8);
+		}
+	}
+	close(f->sock);
+	f->sock = -1;
+	return NULL;
+}
+
+/* Starts a scripted backend and connects a front-end to it. */
+static int fake_connect(struct fake *f, enum fake_mode mode, uint32_t at,
+			struct uvirtio_vhost_frontend **fe, char *err, size_t err_size)
+{
+	int sv[2];
+	struct uvirtio_vhost_frontend_config cfg = { .fd = -1, .mem_size = 4u << 20,
+						     .reply_timeout_ms = 200, .error = err,
+						     .error_size = err_size };
+
+	*f = (struct fake){ .mode = mode, .at = at, .kick_fd = -1, .call_fd = -1 };
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+		return -errno;
+	f->sock = sv[1];
+	if (pthread_create(&f->thread, NULL, fake_thread, f))
+		return -EAGAIN;
+	cfg.fd = sv[0];
+	return uvirtio_vhost_frontend_connect(fe, &cfg);
+}
+
+static void fake_finish(struct fake *f)
+{
+	/* The front-end is gone (or never was): the fake's recv ends. */
+	pthread_join(f->thread, NULL);
+	if (f->map)
+		munmap(f->map, f->map_size);
+	if (f->kick_fd >= 0)
+		close(f->kick_fd);
+	if (f->call_fd >= 0)
+		close(f->call_fd);
+}
+
+static void test_frontend_backend_closing_during_set_up_is_enotconn(void)
+{
+	struct fake f;
+	struct uvirtio_vhost_frontend *fe;
+	char err[160] = "";
+	int fds = count_fds();
+
+	CHECK_EQ(fake_connect(&f, FAKE_CLOSE_AT, VHOST_USER_GET_PROTOCOL_FEATURES, &fe, err,
+			      sizeof(err)),
+		 -ENOTCONN);
+	CHECK(strstr(err, "GET_PROTOCOL_FEATURES"));
+	fake_finish(&f);
+	CHECK_EQ(count_fds(), fds);
+}
+
+static void test_frontend_short_reply_is_eproto(void)
+{
+	struct fake f;
+	struct uvirtio_vhost_frontend *fe;
+	char err[160] = "";
+
+	CHECK_EQ(fake_connect(&f, FAKE_SHORT_REPLY, VHOST_USER_GET_FEATURES, &fe, err, sizeof(err)),
+		 -EPROTO);
+	CHECK(strstr(err, "reply of 4 bytes, expected 8"));
+	fake_finish(&f);
+}
+
+static void test_frontend_oversized_reply_is_eproto(void)
+{
+	struct fake f;
+	struct uvirtio_vhost_frontend *fe;
+	char err[160] = "";
+
+	CHECK_EQ(fake_connect(&f, FAKE_HUGE_REPLY, VHOST_USER_GET_PROTOCOL_FEATURES, &fe, err,
+			      sizeof(err)),
+		 -EPROTO);
+	CHECK(strstr(err, "malformed reply"));
+	fake_finish(&f);
+}
+
+static void test_frontend_reply_to_another_request_is_eproto(void)
+{
+	struct fake f;
+	struct uvirtio_vhost_frontend *fe;
+	char err[160] = "";
+
+	CHECK_EQ(fake_connect(&f, FAKE_OTHER_REQUEST, VHOST_USER_GET_FEATURES, &fe, err, sizeof(err)),
+		 -EPROTO);
+	CHECK(strstr(err, "GET_QUEUE_NUM"));
+	fake_finish(&f);
+}
+
+static void test_frontend_silent_backend_times_out(void)
+{
+	struct fake f;
+	struct uvirtio_vhost_frontend *fe;
+	char err[160] = "";
+
+	/* REPLY_ACK is in use by then, so even SET_OWNER awaits an answer. */
+	CHECK_EQ(fake_connect(&f, FAKE_SILENT_AT, VHOST_USER_SET_OWNER, &fe, err, sizeof(err)),
+		 -ETIMEDOUT);
+	CHECK(strstr(err, "SET_OWNER"));
+	fake_finish(&f);
+}
+
+static void test_frontend_backend_without_version_1_is_enodev(void)
+{
+	struct fake f;
+	struct uvirtio_vhost_frontend *fe;
+	char err[160] = "";
+
+	CHECK_EQ(fake_connect(&f, FAKE_NO_VERSION_1, 0, &fe, err, sizeof(err)), -ENODEV);
+	CHECK(strstr(err, "VERSION_1"));
+	fake_finish(&f);
+}
+
+static void test_frontend_refused_request_is_eio_and_keeps_the_connection(void)
+{
+	struct fake f;
+	struct uvirtio_vhost_frontend *fe;
+	struct uvirtio_transport *t;
+	uint8_t wce = 1;
+	char err[160] = "";
+
+	CHECK_EQ(fake_connect(&f, FAKE_REFUSE_AT, VHOST_USER_SET_CONFIG, &fe, err, sizeof(err)), 0);
+	t = uvirtio_vhost_frontend_transport(fe);
+	CHECK_EQ(t->ops->set_config(t, 0, &wce, 1), -EIO);
+	CHECK(strstr(uvirtio_vhost_frontend_error(fe), "SET_CONFIG: the backend refused"));
+	CHECK(uvirtio_vhost_frontend_connected(fe));
+	CHECK_EQ(t->ops->reset(t), 0);
+	uvirtio_vhost_frontend_destroy(fe);
+	fake_finish(&f);
+}
+
+static void test_frontend_unanswered_request_gives_up_the_connection(void)
+{
+	struct fake f;
+	struct uvirtio_vhost_frontend *fe;
+	struct uvirtio_transport *t;
+	uint8_t wce = 1, status;
+	char err[160] = "";
+
+	CHECK_EQ(fake_connect(&f, FAKE_SILENT_AT, VHOST_USER_SET_CONFIG, &fe, err, sizeof(err)), 0);
+	t = uvirtio_vhost_frontend_transport(fe);
+	CHECK_EQ(t->ops->set_config(t, 0, &wce, 1), -ETIMEDOUT);
+	CHECK(!uvirtio_vhost_frontend_connected(fe));
+	/* Given up: nothing waits any more, and the device reads as needing
+	 * a reset so a driver stops using it. */
+	CHECK_EQ(t->ops->set_config(t, 0, &wce, 1), -ENOTCONN);
+	CHECK_EQ(t->ops->get_status(t, &status), 0);
+	CHECK(status & VIRTIO_CONFIG_S_NEEDS_RESET);
+	CHECK_EQ(t->ops->reset(t), -ENOTCONN);
+	uvirtio_vhost_frontend_destroy(fe);
+	fake_finish(&f);
+}
+
+static void test_frontend_bad_used_ring_breaks_the_queue_not_the_process(void)
+{
+	struct fake f;
+	struct uvirtio_vhost_frontend *fe;
+	struct uvirtio_blk_drv b;
+	unsigned char *buf;
+	char err[160] = "";
+
+	CHECK_EQ(fake_connect(&f, FAKE_BAD_USED, 0, &fe, err, sizeof(err)), 0);
+	CHECK_EQ(uvirtio_blk_drv_probe(&b, uvirtio_vhost_frontend_transport(fe), NULL), 0);
+	buf = uvirtio_blk_drv_alloc_buf(&b, 4096);
+	CHECK(buf);
+	CHECK_EQ(uvirtio_blk_drv_read(&b, 0, 0, buf, 4096, 10000), -EIO);
+	/* The queue stays broken; the driver says so at once. */
+	CHECK_EQ(uvirtio_blk_drv_read(&b, 0, 0, buf, 4096, 10000), -EIO);
+	uvirtio_blk_drv_free_buf(&b, buf);
+	uvirtio_blk_drv_remove(&b);
+	uvirtio_vhost_frontend_destroy(fe);
+	fake_finish(&f);
+}
+
+TEST_MAIN(T(test_frontend_blk_io_verified_in_the_backend_image),
+	  T(test_frontend_reset_and_renegotiate_with_fewer_features),
+	  T(test_frontend_two_queues_each_carry_verified_io),
+	  T(test_frontend_stopped_ring_reports_next_avail_and_resumes_there),
+	  T(test_frontend_older_protocol_paths_mem_table_no_ack_no_status),
+	  T(test_frontend_without_config_feature_blk_probe_fails),
+	  T(test_frontend_backend_gone_fails_waiting_request),
+	  T(test_frontend_connect_refuses_bad_config),
+	  T(test_frontend_backend_closing_during_set_up_is_enotconn),
+	  T(test_frontend_short_reply_is_eproto), T(test_frontend_oversized_reply_is_eproto),
+	  T(test_frontend_reply_to_another_request_is_eproto),
+	  T(test_frontend_silent_backend_times_out),
+	  T(test_frontend_backend_without_version_1_is_enodev),
+	  T(test_frontend_refused_request_is_eio_and_keeps_the_connection),
+	  T(test_frontend_unanswered_request_gives_up_the_connection),
+	  T(test_frontend_bad_used_ring_breaks_the_queue_not_the_process))
