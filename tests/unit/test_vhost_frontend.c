@@ -183,8 +183,8 @@ static void test_frontend_blk_io_verified_in_the_backend_image(void)
 	struct uvirtio_blk_drv b;
 	int fds;
 
-	CHECK_EQ(server_start(&s, 1), 0);
 	fds = count_fds();
+	CHECK_EQ(server_start(&s, 1), 0);
 	CHECK_EQ(fe_connect(&fe, s.path, 0), 0);
 	CHECK(uvirtio_vhost_frontend_connected(fe));
 	/* uvirtio blk offers all of these; the front-end takes them. */
@@ -198,8 +198,9 @@ static void test_frontend_blk_io_verified_in_the_backend_image(void)
 	CHECK_EQ(uvirtio_blk_drv_flush(&b, 0, 10000), 0);
 	uvirtio_blk_drv_remove(&b);
 	uvirtio_vhost_frontend_destroy(fe);
-	CHECK_EQ(count_fds(), fds);
+	/* After the stop: the backend closes its end when it sees ours go. */
 	server_stop(&s);
+	CHECK_EQ(count_fds(), fds);
 }
 
 static void test_frontend_reset_and_renegotiate_with_fewer_features(void)
