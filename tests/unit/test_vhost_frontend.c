@@ -365,6 +365,45 @@ static void test_frontend_backend_gone_fails_waiting_request(void)
 	uvirtio_vhost_frontend_destroy(fe);
 }
 
+static unsigned long free_huge_pages(void)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	char line[128];
+	unsigned long n = 0;
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "HugePages_Free: %lu", &n) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return n;
+}
+
+static void test_frontend_guest_memory_in_huge_pages(void)
+{
+	struct server s;
+	struct uvirtio_vhost_frontend *fe;
+	struct uvirtio_vhost_frontend_config cfg = { .fd = -1, .mem_size = 3u << 20, .hugetlb = true };
+	struct uvirtio_blk_drv b;
+
+	if (free_huge_pages() < 2) {
+		test_skipped = "fewer than 2 free 2 MiB huge pages (vm.nr_hugepages)";
+		return;
+	}
+	CHECK_EQ(server_start(&s, 1), 0);
+	cfg.socket_path = s.path;
+	/* 3 MiB is rounded up to two huge pages. */
+	CHECK_EQ(uvirtio_vhost_frontend_connect(&fe, &cfg), 0);
+	CHECK_EQ(uvirtio_vhost_frontend_transport(fe)->ops->dma(uvirtio_vhost_frontend_transport(fe))->size,
+		 4u << 20);
+	CHECK_EQ(uvirtio_blk_drv_probe(&b, uvirtio_vhost_frontend_transport(fe), NULL), 0);
+	CHECK_EQ(write_verify(&b, 0, 0, 65536, 9), 0);
+	CHECK(image_has_pattern(s.img, 0, 65536, 9));
+	uvirtio_blk_drv_remove(&b);
+	uvirtio_vhost_frontend_destroy(fe);
+	server_stop(&s);
+}
+
 static void test_frontend_connect_refuses_bad_config(void)
 {
 	struct uvirtio_vhost_frontend *fe;
@@ -716,6 +755,7 @@ TEST_MAIN(T(test_frontend_blk_io_verified_in_the_backend_image),
 	  T(test_frontend_older_protocol_paths_mem_table_no_ack_no_status),
 	  T(test_frontend_without_config_feature_blk_probe_fails),
 	  T(test_frontend_backend_gone_fails_waiting_request),
+	  T(test_frontend_guest_memory_in_huge_pages),
 	  T(test_frontend_connect_refuses_bad_config),
 	  T(test_frontend_backend_closing_during_set_up_is_enotconn),
 	  T(test_frontend_short_reply_is_eproto), T(test_frontend_oversized_reply_is_eproto),
