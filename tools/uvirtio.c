@@ -6,6 +6,7 @@
 
 #include "bench.h"
 #include "blk.h"
+#include "check.h"
 #include "demo.h"
 
 #define UVIRTIO_VERSION "0.1.0"
@@ -19,6 +20,7 @@ static void usage(FILE *f)
 		"  demo            virtio-rng over the loopback transport: negotiation, I/O,\n"
 		"                  reset and renegotiation, each step printed\n"
 		"  blk             serve an image as a virtio-blk device over vhost-user\n"
+		"  check           check a vhost-user blk backend against the spec (writes to its disk)\n"
 		"  bench ring      split-ring throughput, driver and device on two CPUs\n"
 		"  bench blk       IOPS and latency of a vhost-user-blk backend, as fio measures a disk\n"
 		"  version         print the version\n"
@@ -40,6 +42,8 @@ int main(int argc, char **argv)
 		return demo_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "blk"))
 		return blk_main(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "check"))
+		return check_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "bench")) {
 		if (argc >= 3 && !strcmp(argv[2], "ring"))
 			return bench_ring_main(argc - 2, argv + 2);
