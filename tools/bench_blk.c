@@ -1031,6 +1031,10 @@ int bench_blk_main(int argc, char **argv)
 	hung_up = supervise(r, &c);
 	for (unsigned i = 0; i < o.queues; i++)
 		pthread_join(r->threads[i].tid, NULL);
+	/* The front-end's own watcher may have seen the hang-up first and
+	 * failed the queues (-EIO) before ours looked. */
+	if (!hung_up && (conn_hung_up(&c) || !uvirtio_vhost_frontend_connected(c.fe)))
+		hung_up = true;
 
 	tot.lat[0] = &r->threads[0].stats->lat[0];
 	tot.lat[1] = &r->threads[0].stats->lat[1];

@@ -38,9 +38,20 @@ def clean(stderr):
     return not any(m in stderr for m in SANITIZER_MARKS)
 
 
+tainted = []  # (what, stderr) of every process that printed a sanitizer report
+
+
+def note(what, stderr):
+    if not clean(stderr):
+        tainted.append((what, stderr[-2000:]))
+    return stderr
+
+
 def bench(args, timeout=120):
-    return subprocess.run([exe, "bench", "blk"] + args, capture_output=True, text=True,
-                          timeout=timeout)
+    p = subprocess.run([exe, "bench", "blk"] + args, capture_output=True, text=True,
+                       timeout=timeout)
+    note("bench blk " + " ".join(args), p.stderr)
+    return p
 
 
 def wait_for_socket(path, proc, seconds=30):
@@ -79,7 +90,7 @@ class Backend:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        return self.proc.stderr.read()
+        return note(" ".join(self.proc.args), self.proc.stderr.read())
 
 
 def uvirtio_blk(d, name, extra):
@@ -206,7 +217,7 @@ with tempfile.TemporaryDirectory() as d:
             run.kill()
             rest = run.communicate()
             rc = "hung"
-        err = first + rest[1]
+        err = note("bench blk (backend killed)", first + rest[1])
         check("backend_killed_mid_run_clear_message_nonzero_exit_no_crash",
               "IOPS" in first and isinstance(rc, int) and rc > 0 and
               "closed the connection" in err and clean(err),
@@ -234,6 +245,9 @@ with tempfile.TemporaryDirectory() as d:
         else:
             check("qemu_storage_daemon_serves", False, b.stop())
         b.stop()
+
+check("no_sanitizer_report_from_any_process", not tainted,
+      "; ".join("%s: %r" % t for t in tainted))
 
 print("1..%d" % len(results))
 for i, (name, ok, det, why) in enumerate(results, 1):
