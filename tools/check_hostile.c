@@ -555,6 +555,8 @@ struct hcase {
 	uint16_t head;         /* what goes into the avail ring */
 	bool has_status;       /* the chain has a last writable byte, for the status */
 	size_t status_off;     /* where that byte is in the arena (0: STATUS_OFF) */
+	size_t alt_status_off; /* where it is if the device reads the chain another way (0: none) */
+	const char *alt_why;   /* which way that is */
 	bool must_be_unsupp;   /* a well-formed request of an unknown type */
 	bool valid_if_ok;      /* completing it OK is not a violation (see the case) */
 	uint32_t ok_len;       /* with valid_if_ok: the used length an OK completion has */
@@ -699,6 +701,10 @@ static void build_indirect_with_next(struct raw *r, struct hcase *h)
 	set_desc(r, r->desc, 1, gaddr(r, STATUS_OFF), 1, VRING_DESC_F_WRITE, 0);
 	h->head = 0;
 	h->has_status = true;
+	/* A device that follows the table and ignores NEXT sees a chain that
+	 * ends with the data: its last byte is then the status. */
+	h->alt_status_off = DATA_OFF + 511;
+	h->alt_why = "the device ignored NEXT; status at the data's last byte";
 }
 
 static void build_header_short(struct raw *r, struct hcase *h)
@@ -817,6 +823,11 @@ static enum check_verdict hostile_run(struct check_ctx *c, const struct hostile 
 
 	uint8_t status = r.arena[h.status_off ? h.status_off : STATUS_OFF];
 	size_t pre = (size_t)snprintf(outcome, sizeof(outcome), "%s", h.note);
+
+	if (w == GOT_USED && status == POISON && h.alt_status_off && len >= 1) {
+		status = r.arena[h.alt_status_off];
+		pre += (size_t)snprintf(outcome + pre, sizeof(outcome) - pre, "%s: ", h.alt_why);
+	}
 
 	switch (w) {
 	case GOT_USED:
