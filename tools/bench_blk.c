@@ -426,7 +426,7 @@ static void usage(FILE *f)
 		"(CLOCK_MONOTONIC); latency percentiles come from a histogram with buckets at\n"
 		"most 1%% wide. Reports IOPS, MiB/s (2^20 bytes) and latency mean, p50, p99 and\n"
 		"p99.9 in microseconds, for reads and writes apart when mixed, and the errors.\n"
-		"Writes overwrite the device's data (buffers of zeroes).\n"
+		"Writes overwrite the device's data (with a fixed 0xa5 pattern).\n"
 		"\n"
 		"  --socket-path=PATH  the backend's vhost-user socket (required)\n"
 		"  --rw=MODE           randread, randwrite, read, write, randrw or rw (default\n"
