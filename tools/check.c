@@ -1040,7 +1040,10 @@ static void usage(FILE *f)
 		"  --offset=BYTES      where on the disk the checks write (default 0; a multiple of 4096)\n"
 		"  --only=NAME,...     run only these checks\n"
 		"  --list              list the checks and exit\n"
-		"  --json              print the results as one JSON object\n");
+		"  --json              print the results as one JSON object\n"
+		"  --loopback=IMAGE    (development) check uvirtio's own blk device serving IMAGE\n"
+		"                      in-process over the loopback transport, instead of a socket;\n"
+		"                      --loopback-read-only serves it read-only\n");
 }
 
 static void json_string(FILE *f, const char *s)

@@ -141,6 +141,10 @@ with tempfile.TemporaryDirectory() as d:
         finally:
             server.terminate()
             server.wait(timeout=20)
+        # A sanitizer build of the backend reports and may carry on.
+        log = server.stderr.read() if server.stderr and not server.stderr.closed else ""
+        check("%s_backend_no_sanitizer_report" % tag,
+              "Sanitizer" not in log and "runtime error" not in log, log[-2000:])
 
     # A backend that is not there: one line naming the socket, exit 1.
     gone = os.path.join(d, "nobody.sock")
