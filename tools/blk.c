@@ -45,12 +45,14 @@ static void usage(FILE *f)
 		"  --queues=N           request queues, 1 to %u (default 1); one I/O thread each\n"
 		"  --direct             open the image with O_DIRECT (no host page cache)\n"
 		"  --poll               queue threads busy-poll instead of sleeping\n"
+		"  --poll-us=N          when a ring runs dry, keep looking N microseconds\n"
+		"                       before sleeping (default %d; 0: sleep at once)\n"
 		"  --backend=file|null  null: complete every request without I/O (benchmarks)\n"
 		"  --size=BYTES         capacity of the null backend (default 1G; K, M, G, T suffixes)\n"
 		"  --serial=STRING      the disk's ID (GET_ID), up to 20 bytes\n"
 		"  --writethrough       start with the write cache off\n"
 		"  --print-capabilities print the backend's capabilities as JSON and exit\n",
-		UVIRTIO_BLK_QUEUES_MAX);
+		UVIRTIO_BLK_QUEUES_MAX, UVIRTIO_BLK_POLL_US_DEFAULT);
 }
 
 static int bad_value(const char *flag, const char *value, const char *want)
@@ -117,7 +119,7 @@ static const char *backend_error(int err)
 
 int blk_main(int argc, char **argv)
 {
-	enum { O_SOCKET = 256, O_FD, O_CLIENT, O_FILE, O_RO, O_QUEUES, O_DIRECT, O_POLL,
+	enum { O_SOCKET = 256, O_FD, O_CLIENT, O_FILE, O_RO, O_QUEUES, O_DIRECT, O_POLL, O_POLL_US,
 	       O_BACKEND, O_SIZE, O_SERIAL, O_WT, O_CAPS, O_HELP };
 	static const struct option opts[] = {
 		{ "socket-path", required_argument, NULL, O_SOCKET },
@@ -128,6 +130,7 @@ int blk_main(int argc, char **argv)
 		{ "queues", required_argument, NULL, O_QUEUES },
 		{ "direct", no_argument, NULL, O_DIRECT },
 		{ "poll", no_argument, NULL, O_POLL },
+		{ "poll-us", required_argument, NULL, O_POLL_US },
 		{ "backend", required_argument, NULL, O_BACKEND },
 		{ "size", required_argument, NULL, O_SIZE },
 		{ "serial", required_argument, NULL, O_SERIAL },
@@ -177,6 +180,11 @@ int blk_main(int argc, char **argv)
 			break;
 		case O_POLL:
 			bc.poll = true;
+			break;
+		case O_POLL_US:
+			if (!parse_uint(optarg, &v) || v > 1000000)
+				return bad_value("--poll-us", optarg, "microseconds, 0 to 1000000");
+			bc.poll_us = v ? (int)v : -1;
 			break;
 		case O_BACKEND:
 			if (!strcmp(optarg, "file"))

@@ -38,6 +38,8 @@
 #define UVIRTIO_BLK_SEG_MAX_DEFAULT 254u
 /* Segments per DISCARD / WRITE_ZEROES request, by default. */
 #define UVIRTIO_BLK_DISCARD_SEG_DEFAULT 16u
+/* How long a queue thread polls an empty ring before sleeping, by default. */
+#define UVIRTIO_BLK_POLL_US_DEFAULT 32
 /* The most queues a device may have. */
 #define UVIRTIO_BLK_QUEUES_MAX 64u
 
@@ -53,6 +55,12 @@ struct uvirtio_blk_dev_config {
 	bool read_only;          /* offer VIRTIO_BLK_F_RO; refuse every write */
 	bool direct;             /* FILE: O_DIRECT (unaligned requests go buffered) */
 	bool poll;               /* queue threads busy-poll, never sleep */
+	/* When a queue's ring runs dry its thread keeps looking this many
+	 * microseconds before it asks for kicks and sleeps (QEMU's iothreads
+	 * poll the same way, poll-max-ns): a driver that adds its next request
+	 * within the window needs no kick and the thread no wake-up. 0:
+	 * UVIRTIO_BLK_POLL_US_DEFAULT; negative: sleep at once. */
+	int poll_us;
 	bool writethrough;       /* start with the write cache off (wce = 0) */
 	unsigned num_queues;     /* 0: 1; more than 1 offers VIRTIO_BLK_F_MQ */
 	const char *serial;      /* GET_ID answer, up to 20 bytes; NULL: empty */
@@ -87,6 +95,7 @@ struct uvirtio_blk_dev {
 	enum uvirtio_blk_backend backend;
 	uint64_t capacity;             /* in 512-byte sectors */
 	bool read_only, direct, poll;
+	uint64_t poll_ns; /* 0: no polling before a sleep */
 	bool is_block_device;
 	int fd;                        /* the image; -1 for the null backend */
 	int buffered_fd;               /* with direct: the image without O_DIRECT */

@@ -171,6 +171,14 @@ void uvirtio_devq_disable_notify(struct uvirtio_devq *q);
  */
 bool uvirtio_devq_enable_notify(struct uvirtio_devq *q);
 
+/**
+ * uvirtio_devq_has_avail() - whether the driver has made a buffer available
+ * that uvirtio_devq_pop() would take: one relaxed load of the avail index,
+ * for a device that polls its ring. pop() still does the ordered read and
+ * every check. False on a broken or stopped queue.
+ */
+bool uvirtio_devq_has_avail(const struct uvirtio_devq *q);
+
 /** uvirtio_devq_next_avail() - the next avail slot the device will take. */
 static inline uint16_t uvirtio_devq_next_avail(const struct uvirtio_devq *q)
 {

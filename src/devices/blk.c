@@ -4,6 +4,7 @@
 #include <liburing.h>
 #include <linux/virtio_ids.h>
 #include <poll.h>
+#include <time.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -298,6 +299,46 @@ static bool stopping(struct uvirtio_blk_queue *bq)
 	return __atomic_load_n(&bq->stopping, __ATOMIC_ACQUIRE);
 }
 
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#else
+	__asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+/* The ring ran dry: keep looking at it, and at io_uring's completions, for
+ * poll_ns before sleeping. Returns true when there is work (or a stop).
+ * Kicks stay disabled meanwhile, so a driver that adds its next request in
+ * the window makes no system call and this thread needs no wake-up; both
+ * cost more than the window at queue depth 1, and at depth 32 they are
+ * what keeps a sleeping device from keeping up. */
+static bool poll_before_sleep(struct uvirtio_blk_queue *bq)
+{
+	uint64_t deadline;
+
+	if (!bq->blk->poll_ns)
+		return false;
+	deadline = now_ns() + bq->blk->poll_ns;
+	for (unsigned i = 1;; i++) {
+		if (uvirtio_devq_has_avail(bq->vq) || io_uring_cq_ready(&bq->ring) || stopping(bq))
+			return true;
+		cpu_relax();
+		/* The clock is read now and then: it costs more than a look. */
+		if (!(i % 32) && now_ns() >= deadline)
+			return false;
+	}
+}
+
 static void *queue_thread(void *arg)
 {
 	struct uvirtio_blk_queue *bq = arg;
@@ -320,6 +361,8 @@ static void *queue_thread(void *arg)
 		 * completion not reaped yet was posted after the last drain of
 		 * cq_fd, so it wakes us.) */
 		if (r == NO_SLOT && bq->nfree)
+			continue;
+		if (r == RING_EMPTY && poll_before_sleep(bq))
 			continue;
 		/* spec, notification suppression: ask for kicks, then look
 		 * again, or a request added meanwhile would wait for a kick
@@ -538,6 +581,8 @@ int uvirtio_blk_dev_init(struct uvirtio_blk_dev *blk, const struct uvirtio_blk_d
 	blk->read_only = cfg->read_only;
 	blk->direct = cfg->direct && cfg->backend == UVIRTIO_BLK_BACKEND_FILE;
 	blk->poll = cfg->poll;
+	blk->poll_ns = cfg->poll_us < 0 ? 0
+		       : 1000ull * (uint64_t)(cfg->poll_us ? cfg->poll_us : UVIRTIO_BLK_POLL_US_DEFAULT);
 	blk->seg_max = cfg->seg_max ? cfg->seg_max : UVIRTIO_BLK_SEG_MAX_DEFAULT;
 	blk->initial_wce = !cfg->writethrough;
 	/* The serial is 20 bytes, NUL-padded, not NUL-terminated when full. */

@@ -88,6 +88,13 @@ void uvirtio_devq_set_broken_cb(struct uvirtio_devq *q, uvirtio_devq_broken_fn f
 	q->on_broken_opaque = opaque;
 }
 
+bool uvirtio_devq_has_avail(const struct uvirtio_devq *q)
+{
+	if (q->broken || !q->avail)
+		return false;
+	return q->last_avail != q->avail_seen || ring_load16(&q->avail->idx) != q->last_avail;
+}
+
 void uvirtio_devq_set_indices(struct uvirtio_devq *q, uint16_t next_avail, uint16_t used_idx)
 {
 	q->last_avail = q->avail_seen = next_avail;

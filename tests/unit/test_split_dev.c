@@ -97,6 +97,28 @@ static void test_split_pops_readable_then_writable_chain(void)
 	CHECK_EQ(f.q.inflight, 1);
 }
 
+static void test_split_has_avail_tells_what_pop_would_take(void)
+{
+	struct fix f;
+
+	CHECK_EQ(fix_init(&f, 8, 0), 0);
+	CHECK(!uvirtio_devq_has_avail(&f.q));
+	set_desc(f.desc, 0, GA + DATA_OFF, 16, 0, 0);
+	set_desc(f.desc, 1, GA + DATA_OFF, 16, 0, 0);
+	make_avail(&f, 0);
+	make_avail(&f, 1);
+	CHECK(uvirtio_devq_has_avail(&f.q));
+	CHECK_EQ(uvirtio_devq_pop(&f.q, &f.req), 1);
+	/* pop read the index once: the second entry is known without a load. */
+	CHECK(uvirtio_devq_has_avail(&f.q));
+	CHECK_EQ(uvirtio_devq_pop(&f.q, &f.req), 1);
+	CHECK(!uvirtio_devq_has_avail(&f.q));
+	/* A broken queue has nothing to take, whatever the index says. */
+	f.avail->idx += 9;
+	CHECK_EQ(uvirtio_devq_pop(&f.q, &f.req), -EIO);
+	CHECK(!uvirtio_devq_has_avail(&f.q));
+}
+
 static void test_split_pops_indirect_chain(void)
 {
 	struct fix f;
@@ -611,7 +633,7 @@ static void test_split_reads_each_descriptor_once(void)
 }
 
 TEST_MAIN(T(test_split_pops_readable_then_writable_chain),
-	  T(test_split_pops_indirect_chain),
+	  T(test_split_has_avail_tells_what_pop_would_take), T(test_split_pops_indirect_chain),
 	  T(test_split_refuses_head_index_out_of_range),
 	  T(test_split_refuses_next_index_out_of_range),
 	  T(test_split_accepts_chain_as_long_as_queue),
