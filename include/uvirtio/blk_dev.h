@@ -33,9 +33,13 @@
 
 /* QEMU's virtio-blk queue-size goes up to 1024, and so does ours. */
 #define UVIRTIO_BLK_QUEUE_SIZE_MAX 1024u
-/* Data segments per request offered as seg_max by default (QEMU's value for
- * a 256-entry queue). */
-#define UVIRTIO_BLK_SEG_MAX_DEFAULT 254u
+/* Data segments per request offered as seg_max by default. With the header
+ * and the status byte a request is seg_max + 2 descriptors, and no chain
+ * may be longer than its queue (a longer one breaks the queue), so this
+ * fits QEMU's default vhost-user-blk queue-size of 128, as
+ * qemu-storage-daemon's 126 does. Front-ends with smaller queues need a
+ * smaller seg_max. */
+#define UVIRTIO_BLK_SEG_MAX_DEFAULT 126u
 /* Segments per DISCARD / WRITE_ZEROES request, by default. */
 #define UVIRTIO_BLK_DISCARD_SEG_DEFAULT 16u
 /* How long a queue thread polls an empty ring before sleeping, by default. */

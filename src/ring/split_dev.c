@@ -155,6 +155,11 @@ static int walk_chain(struct uvirtio_devq *q, uint16_t head, struct uvirtio_req 
 				return queue_broken(q, "indirect table length not a non-zero multiple of 16");
 			if (d.len / sizeof(struct vring_desc) > UVIRTIO_INDIRECT_MAX)
 				return queue_broken(q, "indirect table too long");
+			/* spec: a chain is no longer than the queue size, and
+			 * the descriptors of an indirect table count (2.7.5.3.1):
+			 * those before this one and the table's. */
+			if (steps - 1 + d.len / sizeof(struct vring_desc) > q->num)
+				return queue_broken(q, "descriptor chain longer than the queue (indirect)");
 			table = uvirtio_mem_ptr(q->mem, d.addr, d.len);
 			if (!table)
 				return queue_broken(q, "indirect table outside guest memory");

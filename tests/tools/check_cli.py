@@ -24,10 +24,7 @@ exe = os.path.abspath(sys.argv[1])
 results = []  # (name, ok, detail, todo)
 
 # Our backend's known deviations, found by these checks (not fixed here).
-KNOWN_BACKEND_BUGS = {
-    "hostile_chain_longer_than_queue":
-        "devq bounds an indirect table by 32768, not by the queue size",
-}
+KNOWN_BACKEND_BUGS = {}
 
 # What a writable file backend with two queues cannot be checked for, and
 # what a read-only one with one queue cannot.

@@ -823,25 +823,49 @@ static void test_blk_write_with_writable_data_is_ioerr(void)
 
 /* Queue threads. */
 
-/* A queue of one slot is out of slots whenever its request is in flight.
- * A flush goes through io_uring's workers, so it often completes while the
- * thread sleeps; the thread must then take the driver's next request
- * instead of sleeping for a completion that will never come. */
+/* A queue of two slots, kept two requests deep, is out of slots whenever
+ * the driver adds its next request. A flush goes through io_uring's
+ * workers, so it often completes while the thread sleeps; the thread must
+ * then take the driver's next request instead of sleeping for a completion
+ * that will never come. (Two, not one: a flush is two descriptors, and no
+ * chain may be longer than its queue.) */
 static void test_blk_full_queue_sleeps_only_while_io_is_in_flight(void)
 {
 	struct uvirtio_blk_dev_config cfg = { 0 };
-	const unsigned sizes[1] = { 1 };
-	uint8_t status;
+	const unsigned sizes[1] = { 2 };
+	struct iovec out[2], in[2];
+	uint8_t *status;
+	struct uvirtio_drvq *q;
 	struct env e;
+	unsigned added = 0, done = 0;
 
 	CHECK_EQ(env_start_sized(&e, &cfg, ALL_BLK_FEATURES, 1, sizes), 0);
-	CHECK_EQ(uvirtio_driver_vq(&e.drv, 0)->num, 1);
-	for (unsigned i = 0; i < 300; i++) {
-		status = 0xee;
-		if (rw(&e, 0, VIRTIO_BLK_T_FLUSH, 0, NULL, 0, &status) != 1 || status) {
-			CHECK_EQ(i, 300); /* names the request that stalled */
+	q = uvirtio_driver_vq(&e.drv, 0);
+	CHECK_EQ(q->num, 2);
+	status = dalloc(&e, 2);
+	for (unsigned k = 0; k < 2; k++) {
+		out[k] = (struct iovec){ make_hdr(&e, VIRTIO_BLK_T_FLUSH, 0), 16 };
+		in[k] = (struct iovec){ status + k, 1 };
+	}
+	while (done < 300) {
+		void *token;
+		uint32_t len;
+		int ret;
+
+		while (added < 300 && added - done < 2) {
+			unsigned k = added % 2;
+
+			status[k] = 0xee;
+			CHECK_EQ(uvirtio_drvq_add(q, &out[k], 1, &in[k], 1, &in[k]), 0);
+			CHECK_EQ(uvirtio_drvq_kick(q), 0);
+			added++;
+		}
+		ret = wait_one(&e, 0, &token, &len);
+		if (ret != 1 || *(uint8_t *)((struct iovec *)token)->iov_base) {
+			CHECK_EQ(done, 300); /* names the request that stalled */
 			break;
 		}
+		done++;
 	}
 	CHECK_EQ(stats(&e).flushes, 300);
 	env_stop(&e);

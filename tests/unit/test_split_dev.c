@@ -216,6 +216,36 @@ static void test_split_refuses_loop_in_indirect_table(void)
 	CHECK_BROKEN(f, "indirect descriptor chain loops");
 }
 
+/* An indirect table of 8 entries behind one direct descriptor: 9 in the
+ * chain, one more than the queue. */
+static void test_split_refuses_indirect_chain_longer_than_queue(void)
+{
+	struct fix f;
+	struct vring_desc *table = (struct vring_desc *)(guest + TABLE_OFF);
+
+	CHECK_EQ(fix_init(&f, 8, UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC)), 0);
+	for (unsigned i = 0; i < 8; i++)
+		set_desc(table, i, GA + DATA_OFF, 16, i < 7 ? VRING_DESC_F_NEXT : 0, (uint16_t)(i + 1));
+	set_desc(f.desc, 2, GA + DATA_OFF, 16, VRING_DESC_F_NEXT, 3);
+	set_desc(f.desc, 3, GA + TABLE_OFF, 8 * 16, VRING_DESC_F_INDIRECT, 0);
+	make_avail(&f, 2);
+	CHECK_BROKEN(f, "descriptor chain longer than the queue (indirect)");
+}
+
+static void test_split_accepts_indirect_table_as_long_as_queue(void)
+{
+	struct fix f;
+	struct vring_desc *table = (struct vring_desc *)(guest + TABLE_OFF);
+
+	CHECK_EQ(fix_init(&f, 8, UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC)), 0);
+	for (unsigned i = 0; i < 8; i++)
+		set_desc(table, i, GA + DATA_OFF, 16, i < 7 ? VRING_DESC_F_NEXT : 0, (uint16_t)(i + 1));
+	set_desc(f.desc, 3, GA + TABLE_OFF, 8 * 16, VRING_DESC_F_INDIRECT, 0);
+	make_avail(&f, 3);
+	CHECK_EQ(uvirtio_devq_pop(&f.q, &f.req), 1);
+	CHECK_EQ(f.req.out_len, 8 * 16);
+}
+
 static void test_split_refuses_nested_indirect(void)
 {
 	struct fix f;
@@ -640,7 +670,8 @@ TEST_MAIN(T(test_split_pops_readable_then_writable_chain),
 	  T(test_split_refuses_chain_longer_than_queue),
 	  T(test_split_refuses_descriptor_loop),
 	  T(test_split_refuses_loop_in_indirect_table),
-	  T(test_split_refuses_nested_indirect),
+	  T(test_split_refuses_indirect_chain_longer_than_queue),
+	  T(test_split_accepts_indirect_table_as_long_as_queue), T(test_split_refuses_nested_indirect),
 	  T(test_split_refuses_indirect_with_next),
 	  T(test_split_refuses_indirect_without_feature),
 	  T(test_split_refuses_indirect_table_length_zero),
