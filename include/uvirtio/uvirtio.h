@@ -16,6 +16,7 @@
 #include "uvirtio/blk_dev.h"
 #include "uvirtio/blk_drv.h"
 #include "uvirtio/vhost_backend.h"
+#include "uvirtio/vhost_frontend.h"
 #include "uvirtio/trace.h"
 
 #endif
