@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "../tools/cli_parse.h"
 #include "uvirtio/devq.h"
 #include "uvirtio/drvq.h"
 #include "uvirtio/virtio_spec.h"
@@ -64,32 +65,12 @@ struct run {
 	int error; /* set by either thread; the other one then stops */
 };
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#else
-	__asm__ __volatile__("" ::: "memory");
-#endif
-}
-
 static double now_ns(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-
-static void pin(int cpu)
-{
-	cpu_set_t set;
-
-	if (cpu < 0)
-		return;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 }
 
 static void *driver_thread(void *arg)
@@ -99,7 +80,7 @@ static void *driver_thread(void *arg)
 	unsigned long started = 0, completed = 0, total = r->o->buffers;
 	unsigned parts = r->features & UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC) ? 2 : 1;
 
-	pin(r->o->driver_cpu);
+	cli_pin_cpu(r->o->driver_cpu);
 	/* The driver polls for used buffers: no callbacks. */
 	uvirtio_drvq_disable_cb(q);
 	while (completed < total && !__atomic_load_n(&r->error, __ATOMIC_RELAXED)) {
@@ -140,7 +121,7 @@ static void *driver_thread(void *arg)
 		}
 		__atomic_store_n(&r->completed, completed, __ATOMIC_RELAXED);
 		if (!progress)
-			cpu_relax();
+			cli_cpu_relax();
 	}
 	r->driver_end = now_ns();
 	return NULL;
@@ -155,7 +136,7 @@ static void *device_thread(void *arg)
 	struct uvirtio_req req;
 	unsigned long served = 0, total = r->o->buffers;
 
-	pin(r->o->device_cpu);
+	cli_pin_cpu(r->o->device_cpu);
 	uvirtio_req_init(&req, iov, 4);
 	/* A polling device asks not to be kicked, as vhost does while busy. */
 	uvirtio_devq_disable_notify(q);
@@ -173,7 +154,7 @@ static void *device_thread(void *arg)
 			return NULL;
 		}
 		if (!n) {
-			cpu_relax();
+			cli_cpu_relax();
 			continue;
 		}
 		ret = uvirtio_devq_push_batch(q, done, n);

@@ -38,6 +38,7 @@
 
 #include "bench.h"
 #include "bench_blk_stats.h"
+#include "cli_parse.h"
 #include "uvirtio/blk_drv.h"
 #include "uvirtio/vhost_frontend.h"
 
@@ -135,15 +136,6 @@ static uint64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#else
-	__asm__ __volatile__("" ::: "memory");
-#endif
 }
 
 /* splitmix64: seeds each thread's state from --seed and its index, so
@@ -274,17 +266,6 @@ static int submit_some(struct thread *t, uint64_t now, bool *submitted)
 	return 0;
 }
 
-static void pin(int cpu)
-{
-	cpu_set_t set;
-
-	if (cpu < 0)
-		return;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-}
-
 static void *queue_thread(void *arg)
 {
 	struct thread *t = arg;
@@ -294,7 +275,7 @@ static void *queue_thread(void *arg)
 	int efd = uvirtio_blk_drv_event_fd(&r->blk, t->queue);
 	uint64_t one = 1;
 
-	pin(t->cpu);
+	cli_pin_cpu(t->cpu);
 	/* Start together, once the main thread has set the times (the
 	 * acquire pairs with its release). */
 	while (!__atomic_load_n(&r->go, __ATOMIC_ACQUIRE))
@@ -320,7 +301,7 @@ static void *queue_thread(void *arg)
 		if (n || submitted)
 			continue;
 		if (o->poll) {
-			cpu_relax();
+			cli_cpu_relax();
 			continue;
 		}
 		/* Nothing completed and the ring is as full as it gets: sleep
@@ -461,52 +442,11 @@ static int bad(const char *flag, const char *value, const char *want)
 	return -1;
 }
 
-static bool parse_u64(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	if (!*s || *s == '-' || *s == '+' || *s == ' ')
-		return false;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || *end)
-		return false;
-	*out = v;
-	return true;
-}
-
-static bool parse_bytes(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-	unsigned shift = 0;
-
-	if (!*s || *s == '-' || *s == '+' || *s == ' ')
-		return false;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return false;
-	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case 't': case 'T': shift = 40; end++; break;
-	}
-	if (*end == 'i' || *end == 'b' || *end == 'B') /* 4KiB, 4kb */
-		end += *end == 'i' && (end[1] == 'B' || end[1] == 'b') ? 2 : 1;
-	if (*end || v > (UINT64_MAX >> shift))
-		return false;
-	*out = (uint64_t)v << shift;
-	return true;
-}
-
 static bool parse_range(const char *s, unsigned lo, unsigned hi, unsigned *out)
 {
 	uint64_t v;
 
-	if (!parse_u64(s, &v) || v < lo || v > hi)
+	if (!cli_parse_u64(s, &v) || v < lo || v > hi)
 		return false;
 	*out = (unsigned)v;
 	return true;
@@ -570,7 +510,7 @@ static int parse(struct options *o, int argc, char **argv)
 				return bad("--rwmixread", optarg, "a percentage from 0 to 100");
 			break;
 		case O_BS:
-			if (!parse_bytes(optarg, &o->bs) || !o->bs || o->bs % 512 || o->bs > MAX_BS)
+			if (!cli_parse_bytes(optarg, &o->bs) || !o->bs || o->bs % 512 || o->bs > MAX_BS)
 				return bad("--bs", optarg, "a multiple of 512 bytes up to 64m (4k, 1m suffixes)");
 			break;
 		case O_DEPTH:
@@ -587,7 +527,7 @@ static int parse(struct options *o, int argc, char **argv)
 			runtime_given = true;
 			break;
 		case O_IOS:
-			if (!parse_u64(optarg, &o->ios) || !o->ios)
+			if (!cli_parse_u64(optarg, &o->ios) || !o->ios)
 				return bad("--ios", optarg, "a number of requests, at least 1");
 			break;
 		case O_RAMP:
@@ -595,7 +535,7 @@ static int parse(struct options *o, int argc, char **argv)
 				return bad("--ramp", optarg, "whole seconds");
 			break;
 		case O_SIZE:
-			if (!parse_bytes(optarg, &o->size) || !o->size || o->size % 512)
+			if (!cli_parse_bytes(optarg, &o->size) || !o->size || o->size % 512)
 				return bad("--size", optarg, "bytes, a multiple of 512 (k, m, g, t suffixes)");
 			break;
 		case O_POLL:
@@ -626,11 +566,11 @@ static int parse(struct options *o, int argc, char **argv)
 			break;
 		}
 		case O_SEED:
-			if (!parse_u64(optarg, &o->seed))
+			if (!cli_parse_u64(optarg, &o->seed))
 				return bad("--seed", optarg, "a number");
 			break;
 		case O_MEM:
-			if (!parse_bytes(optarg, &o->mem_size) || o->mem_size < (1u << 20) ||
+			if (!cli_parse_bytes(optarg, &o->mem_size) || o->mem_size < (1u << 20) ||
 			    o->mem_size > (1ull << 40))
 				return bad("--mem-size", optarg, "bytes from 1m to 1t (k, m, g suffixes)");
 			break;

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "blk.h"
+#include "cli_parse.h"
 #include "uvirtio/blk_dev.h"
 #include "uvirtio/vhost_backend.h"
 
@@ -59,41 +60,6 @@ static int bad_value(const char *flag, const char *value, const char *want)
 {
 	fprintf(stderr, "uvirtio blk: bad value '%s' for %s: %s\n", value, flag, want);
 	return 2;
-}
-
-static bool parse_uint(const char *s, unsigned long long *out)
-{
-	char *end;
-
-	if (!*s || *s == '-')
-		return false;
-	errno = 0;
-	*out = strtoull(s, &end, 10);
-	return !errno && !*end;
-}
-
-static bool parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-	unsigned shift = 0;
-
-	if (!*s || *s == '-')
-		return false;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return false;
-	switch (*end) {
-	case 'K': case 'k': shift = 10; end++; break;
-	case 'M': case 'm': shift = 20; end++; break;
-	case 'G': case 'g': shift = 30; end++; break;
-	case 'T': case 't': shift = 40; end++; break;
-	}
-	if (*end || v > (UINT64_MAX >> shift))
-		return false;
-	*out = (uint64_t)v << shift;
-	return true;
 }
 
 static void print_capabilities(void)
@@ -144,7 +110,7 @@ int blk_main(int argc, char **argv)
 	struct uvirtio_vhost_backend *vb = NULL;
 	struct uvirtio_blk_dev blk;
 	struct sigaction sa = { .sa_handler = on_signal };
-	unsigned long long v;
+	uint64_t v;
 	bool size_given = false;
 	int opt, ret;
 
@@ -157,7 +123,7 @@ int blk_main(int argc, char **argv)
 			vc.socket_path = optarg;
 			break;
 		case O_FD:
-			if (!parse_uint(optarg, &v) || v > INT_MAX)
+			if (!cli_parse_u64(optarg, &v) || v > INT_MAX)
 				return bad_value("--fd", optarg, "a file descriptor number");
 			vc.fd = (int)v;
 			break;
@@ -171,7 +137,7 @@ int blk_main(int argc, char **argv)
 			bc.read_only = true;
 			break;
 		case O_QUEUES:
-			if (!parse_uint(optarg, &v) || v < 1 || v > UVIRTIO_BLK_QUEUES_MAX)
+			if (!cli_parse_u64(optarg, &v) || v < 1 || v > UVIRTIO_BLK_QUEUES_MAX)
 				return bad_value("--queues", optarg, "a number of queues from 1 to 64");
 			bc.num_queues = (unsigned)v;
 			break;
@@ -182,7 +148,7 @@ int blk_main(int argc, char **argv)
 			bc.poll = true;
 			break;
 		case O_POLL_US:
-			if (!parse_uint(optarg, &v) || v > 1000000)
+			if (!cli_parse_u64(optarg, &v) || v > 1000000)
 				return bad_value("--poll-us", optarg, "microseconds, 0 to 1000000");
 			bc.poll_us = v ? (int)v : -1;
 			break;
@@ -195,7 +161,7 @@ int blk_main(int argc, char **argv)
 				return bad_value("--backend", optarg, "file or null");
 			break;
 		case O_SIZE:
-			if (!parse_size(optarg, &bc.null_capacity) || bc.null_capacity < 512)
+			if (!cli_parse_bytes(optarg, &bc.null_capacity) || bc.null_capacity < 512)
 				return bad_value("--size", optarg, "bytes, at least 512 (K, M, G, T suffixes)");
 			size_given = true;
 			break;

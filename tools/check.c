@@ -648,6 +648,30 @@ static bool offered(struct blk_session *s, unsigned bit)
 	return uvirtio_driver_has_feature(&s->b.drv, bit);
 }
 
+/* Open a session for a check of a write-type request that the backend
+ * offers with feature @bit (@name in the N/A line; @what in the read-only
+ * one). Return: CHECK_PASS with the session open, the caller to close it;
+ * otherwise the verdict to return, its line set and no session open. */
+static enum check_verdict session_open_write_op(struct check_ctx *c, struct blk_session *s, unsigned bit,
+						const char *name, const char *what)
+{
+	if (session_open(c, s, NULL))
+		return CHECK_FAIL;
+	if (!offered(s, bit)) {
+		session_close(s);
+		return NA(c, "backend does not offer %s", name);
+	}
+	if (uvirtio_blk_drv_read_only(&s->b)) {
+		session_close(s);
+		return NA(c, "read-only disk (RO): %s is a write", what);
+	}
+	if (!area_fits(c, &s->b)) {
+		session_close(s);
+		return CHECK_NA;
+	}
+	return CHECK_PASS;
+}
+
 static enum check_verdict check_io_flush(struct check_ctx *c)
 {
 	struct blk_session s;
@@ -703,22 +727,12 @@ static enum check_verdict check_io_discard(struct check_ctx *c)
 	char why[512];
 	uint64_t disk = c->opts.offset + CHECK_AREA_IO + (768u << 10);
 	uint32_t n = 8;
+	enum check_verdict v;
 	int ret;
 
-	if (session_open(c, &s, NULL))
-		return CHECK_FAIL;
-	if (!offered(&s, VIRTIO_BLK_F_DISCARD)) {
-		session_close(&s);
-		return NA(c, "backend does not offer DISCARD");
-	}
-	if (uvirtio_blk_drv_read_only(&s.b)) {
-		session_close(&s);
-		return NA(c, "read-only disk (RO): discard is a write");
-	}
-	if (!area_fits(c, &s.b)) {
-		session_close(&s);
-		return CHECK_NA;
-	}
+	v = session_open_write_op(c, &s, VIRTIO_BLK_F_DISCARD, "DISCARD", "discard");
+	if (v != CHECK_PASS)
+		return v;
 	l = uvirtio_blk_drv_limits(&s.b);
 	/* A range on the device's discard granularity, if it names one. */
 	if (l->discard_sector_alignment > n && l->discard_sector_alignment <= 256)
@@ -750,22 +764,12 @@ static enum check_verdict check_io_write_zeroes(struct check_ctx *c)
 	char why[512], done[64] = "";
 	uint64_t disk = c->opts.offset + CHECK_AREA_IO + (832u << 10);
 	uint32_t n = 16;
+	enum check_verdict v;
 	int ret;
 
-	if (session_open(c, &s, NULL))
-		return CHECK_FAIL;
-	if (!offered(&s, VIRTIO_BLK_F_WRITE_ZEROES)) {
-		session_close(&s);
-		return NA(c, "backend does not offer WRITE_ZEROES");
-	}
-	if (uvirtio_blk_drv_read_only(&s.b)) {
-		session_close(&s);
-		return NA(c, "read-only disk (RO): write zeroes is a write");
-	}
-	if (!area_fits(c, &s.b)) {
-		session_close(&s);
-		return CHECK_NA;
-	}
+	v = session_open_write_op(c, &s, VIRTIO_BLK_F_WRITE_ZEROES, "WRITE_ZEROES", "write zeroes");
+	if (v != CHECK_PASS)
+		return v;
 	l = uvirtio_blk_drv_limits(&s.b);
 	if (n > l->max_write_zeroes_sectors)
 		n = l->max_write_zeroes_sectors;

@@ -577,17 +577,29 @@ static void std_hdr(struct raw *r, uint32_t type)
 	mark_ours(r, HDR_OFF, sizeof(struct virtio_blk_outhdr));
 }
 
+/* The usual read in the ring's own table: header, data, status in
+ * descriptors 0, 1, 2, with the lengths and data address the case chooses;
+ * head 0, the status byte at the end. A case that breaks one descriptor
+ * otherwise rewrites it afterwards. */
+static void std_chain(struct raw *r, struct hcase *h, uint32_t hdr_len, uint64_t data_addr, uint32_t data_len,
+		      uint32_t status_len)
+{
+	set_desc(r, r->desc, 0, gaddr(r, HDR_OFF), hdr_len, VRING_DESC_F_NEXT, 1);
+	set_desc(r, r->desc, 1, data_addr, data_len, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 2);
+	set_desc(r, r->desc, 2, gaddr(r, STATUS_OFF), status_len, VRING_DESC_F_WRITE, 0);
+	h->head = 0;
+	h->has_status = true;
+}
+
 static void build_loop(struct raw *r, struct hcase *h)
 {
 	/* spec: a chain is bounded by the queue size; 1 -> 2 -> 1 never ends. */
 	std_hdr(r, VIRTIO_BLK_T_IN);
 	allow_write(r, DATA_OFF, 512);
 	allow_write(r, STATUS_OFF, 1);
-	set_desc(r, r->desc, 0, gaddr(r, HDR_OFF), 16, VRING_DESC_F_NEXT, 1);
-	set_desc(r, r->desc, 1, gaddr(r, DATA_OFF), 512, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 2);
+	std_chain(r, h, 16, gaddr(r, DATA_OFF), 512, 1);
+	/* The status descriptor leads back to the data. */
 	set_desc(r, r->desc, 2, gaddr(r, STATUS_OFF), 1, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 1);
-	h->head = 0;
-	h->has_status = true;
 }
 
 static void build_next_out_of_range(struct raw *r, struct hcase *h)
@@ -595,12 +607,9 @@ static void build_next_out_of_range(struct raw *r, struct hcase *h)
 	std_hdr(r, VIRTIO_BLK_T_IN);
 	allow_write(r, DATA_OFF, 512);
 	allow_write(r, STATUS_OFF, 1);
-	set_desc(r, r->desc, 0, gaddr(r, HDR_OFF), 16, VRING_DESC_F_NEXT, 1);
+	std_chain(r, h, 16, gaddr(r, DATA_OFF), 512, 1);
 	/* next == queue size: one past the table. */
 	set_desc(r, r->desc, 1, gaddr(r, DATA_OFF), 512, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, (uint16_t)r->num);
-	set_desc(r, r->desc, 2, gaddr(r, STATUS_OFF), 1, VRING_DESC_F_WRITE, 0);
-	h->head = 0;
-	h->has_status = true;
 }
 
 static void build_head_out_of_range(struct raw *r, struct hcase *h)
@@ -608,12 +617,9 @@ static void build_head_out_of_range(struct raw *r, struct hcase *h)
 	std_hdr(r, VIRTIO_BLK_T_IN);
 	allow_write(r, DATA_OFF, 512);
 	allow_write(r, STATUS_OFF, 1);
-	set_desc(r, r->desc, 0, gaddr(r, HDR_OFF), 16, VRING_DESC_F_NEXT, 1);
-	set_desc(r, r->desc, 1, gaddr(r, DATA_OFF), 512, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 2);
-	set_desc(r, r->desc, 2, gaddr(r, STATUS_OFF), 1, VRING_DESC_F_WRITE, 0);
+	std_chain(r, h, 16, gaddr(r, DATA_OFF), 512, 1);
 	/* The avail ring names a head past the descriptor table. */
 	h->head = (uint16_t)r->num;
-	h->has_status = true;
 }
 
 static void build_address_outside(struct raw *r, struct hcase *h)
@@ -623,11 +629,7 @@ static void build_address_outside(struct raw *r, struct hcase *h)
 
 	std_hdr(r, VIRTIO_BLK_T_IN);
 	allow_write(r, STATUS_OFF, 1);
-	set_desc(r, r->desc, 0, gaddr(r, HDR_OFF), 16, VRING_DESC_F_NEXT, 1);
-	set_desc(r, r->desc, 1, outside, 4096, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 2);
-	set_desc(r, r->desc, 2, gaddr(r, STATUS_OFF), 1, VRING_DESC_F_WRITE, 0);
-	h->head = 0;
-	h->has_status = true;
+	std_chain(r, h, 16, outside, 4096, 1);
 }
 
 static void build_address_wraps(struct raw *r, struct hcase *h)
@@ -636,11 +638,7 @@ static void build_address_wraps(struct raw *r, struct hcase *h)
 	 * inside guest memory (at its start). */
 	std_hdr(r, VIRTIO_BLK_T_IN);
 	allow_write(r, STATUS_OFF, 1);
-	set_desc(r, r->desc, 0, gaddr(r, HDR_OFF), 16, VRING_DESC_F_NEXT, 1);
-	set_desc(r, r->desc, 1, UINT64_MAX - 511, 4096, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 2);
-	set_desc(r, r->desc, 2, gaddr(r, STATUS_OFF), 1, VRING_DESC_F_WRITE, 0);
-	h->head = 0;
-	h->has_status = true;
+	std_chain(r, h, 16, UINT64_MAX - 511, 4096, 1);
 }
 
 static void build_chain_longer(struct raw *r, struct hcase *h)
@@ -724,11 +722,7 @@ static void build_unknown_type(struct raw *r, struct hcase *h)
 	std_hdr(r, 200);
 	allow_write(r, DATA_OFF, 512);
 	allow_write(r, STATUS_OFF, 1);
-	set_desc(r, r->desc, 0, gaddr(r, HDR_OFF), 16, VRING_DESC_F_NEXT, 1);
-	set_desc(r, r->desc, 1, gaddr(r, DATA_OFF), 512, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 2);
-	set_desc(r, r->desc, 2, gaddr(r, STATUS_OFF), 1, VRING_DESC_F_WRITE, 0);
-	h->head = 0;
-	h->has_status = true;
+	std_chain(r, h, 16, gaddr(r, DATA_OFF), 512, 1);
 	h->must_be_unsupp = true;
 }
 
@@ -737,11 +731,7 @@ static void build_zero_len_header(struct raw *r, struct hcase *h)
 	std_hdr(r, VIRTIO_BLK_T_IN);
 	allow_write(r, DATA_OFF, 512);
 	allow_write(r, STATUS_OFF, 1);
-	set_desc(r, r->desc, 0, gaddr(r, HDR_OFF), 0, VRING_DESC_F_NEXT, 1);
-	set_desc(r, r->desc, 1, gaddr(r, DATA_OFF), 512, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 2);
-	set_desc(r, r->desc, 2, gaddr(r, STATUS_OFF), 1, VRING_DESC_F_WRITE, 0);
-	h->head = 0;
-	h->has_status = true;
+	std_chain(r, h, 0, gaddr(r, DATA_OFF), 512, 1);
 }
 
 static void build_zero_len_status(struct raw *r, struct hcase *h)
@@ -752,11 +742,7 @@ static void build_zero_len_status(struct raw *r, struct hcase *h)
 	 * 511 bytes, not a multiple of 512: the request must be refused. */
 	std_hdr(r, VIRTIO_BLK_T_IN);
 	allow_write(r, DATA_OFF, 512);
-	set_desc(r, r->desc, 0, gaddr(r, HDR_OFF), 16, VRING_DESC_F_NEXT, 1);
-	set_desc(r, r->desc, 1, gaddr(r, DATA_OFF), 512, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 2);
-	set_desc(r, r->desc, 2, gaddr(r, STATUS_OFF), 0, VRING_DESC_F_WRITE, 0);
-	h->head = 0;
-	h->has_status = true;
+	std_chain(r, h, 16, gaddr(r, DATA_OFF), 512, 0);
 	h->status_off = DATA_OFF + 511;
 }
 
@@ -767,11 +753,7 @@ static void build_zero_len_data(struct raw *r, struct hcase *h)
 	 * that writes nothing but the status is acceptable too. */
 	std_hdr(r, VIRTIO_BLK_T_IN);
 	allow_write(r, STATUS_OFF, 1);
-	set_desc(r, r->desc, 0, gaddr(r, HDR_OFF), 16, VRING_DESC_F_NEXT, 1);
-	set_desc(r, r->desc, 1, gaddr(r, DATA_OFF), 0, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 2);
-	set_desc(r, r->desc, 2, gaddr(r, STATUS_OFF), 1, VRING_DESC_F_WRITE, 0);
-	h->head = 0;
-	h->has_status = true;
+	std_chain(r, h, 16, gaddr(r, DATA_OFF), 0, 1);
 	h->valid_if_ok = true;
 	h->ok_len = 1;
 }

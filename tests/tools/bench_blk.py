@@ -13,11 +13,12 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from backend_util import wait_for_socket  # noqa: E402
 
 exe = os.path.abspath(sys.argv[1])
 results = []
@@ -54,25 +55,6 @@ def bench(args, timeout=120):
     return p
 
 
-def wait_for_socket(path, proc, seconds=30):
-    """Poll until the backend accepts connections (or dies)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        if os.path.exists(path):
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                s.connect(path)
-                return True
-            except OSError:
-                pass
-            finally:
-                s.close()
-        time.sleep(0.05)
-    return False
-
-
 class Backend:
     """A backend process serving on a temporary socket, stopped at exit."""
 
@@ -80,7 +62,7 @@ class Backend:
         self.sock = sock
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      text=True)
-        self.up = wait_for_socket(sock, self.proc)
+        self.up = wait_for_socket(sock, self.proc, seconds=30)
 
     def stop(self):
         if self.proc.poll() is None:

@@ -14,11 +14,12 @@ usage: check_cli.py UVIRTIO_EXECUTABLE
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
-import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from backend_util import serve_blk, wait_for_socket  # noqa: E402
 
 exe = os.path.abspath(sys.argv[1])
 results = []  # (name, ok, detail, todo)
@@ -37,24 +38,6 @@ def check(name, ok, detail="", todo=None):
     results.append((name, ok, detail, todo))
 
 
-def wait_for_socket(path, proc, seconds=20):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        if os.path.exists(path):
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                s.connect(path)
-                return True
-            except OSError:
-                pass
-            finally:
-                s.close()
-        time.sleep(0.05)
-    return False
-
-
 def run_check(args, timeout=240):
     return subprocess.run([exe, "check"] + args, capture_output=True, text=True, timeout=timeout)
 
@@ -69,8 +52,7 @@ def all_names():
 
 
 def served(image, extra, sock):
-    return subprocess.Popen([exe, "blk", "--socket-path=" + sock] + extra + [image],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return serve_blk(exe, sock, extra + [image])
 
 
 def verify_run(tag, p, names, expected_na):

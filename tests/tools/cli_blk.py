@@ -11,7 +11,9 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from backend_util import serve_blk, wait_for_socket  # noqa: E402
 
 exe = os.path.abspath(sys.argv[1])
 results = []
@@ -28,24 +30,6 @@ def run(args, **kw):
 def one_line_error(p, must_contain):
     lines = [l for l in p.stderr.splitlines() if l.strip()]
     return p.returncode != 0 and len(lines) == 1 and must_contain in lines[0], repr(p.stderr)
-
-
-def wait_for_socket(path, proc, seconds=20):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        if os.path.exists(path):
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                s.connect(path)
-                return True
-            except OSError:
-                pass
-            finally:
-                s.close()
-        time.sleep(0.05)
-    return False
 
 
 with tempfile.TemporaryDirectory() as d:
@@ -76,8 +60,7 @@ with tempfile.TemporaryDirectory() as d:
             run(["--socket-path=" + sock, ro]), "ro.img"))
 
     # A running server, named the --blk-file way of the conventions.
-    server = subprocess.Popen([exe, "blk", "--socket-path=" + sock, "--blk-file=" + image],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server = serve_blk(exe, sock, ["--blk-file=" + image])
     try:
         up = wait_for_socket(sock, server)
         check("serves_blk_file_on_socket", up)
