@@ -591,33 +591,34 @@ static void std_chain(struct raw *r, struct hcase *h, uint32_t hdr_len, uint64_t
 	h->has_status = true;
 }
 
+/* std_chain() for a read of 512 bytes into DATA_OFF, header of @type and
+ * @hdr_len bytes: what the device may write is the data and the status. */
+static void std_read(struct raw *r, struct hcase *h, uint32_t type, uint32_t hdr_len)
+{
+	std_hdr(r, type);
+	allow_write(r, DATA_OFF, 512);
+	allow_write(r, STATUS_OFF, 1);
+	std_chain(r, h, hdr_len, gaddr(r, DATA_OFF), 512, 1);
+}
+
 static void build_loop(struct raw *r, struct hcase *h)
 {
 	/* spec: a chain is bounded by the queue size; 1 -> 2 -> 1 never ends. */
-	std_hdr(r, VIRTIO_BLK_T_IN);
-	allow_write(r, DATA_OFF, 512);
-	allow_write(r, STATUS_OFF, 1);
-	std_chain(r, h, 16, gaddr(r, DATA_OFF), 512, 1);
+	std_read(r, h, VIRTIO_BLK_T_IN, 16);
 	/* The status descriptor leads back to the data. */
 	set_desc(r, r->desc, 2, gaddr(r, STATUS_OFF), 1, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 1);
 }
 
 static void build_next_out_of_range(struct raw *r, struct hcase *h)
 {
-	std_hdr(r, VIRTIO_BLK_T_IN);
-	allow_write(r, DATA_OFF, 512);
-	allow_write(r, STATUS_OFF, 1);
-	std_chain(r, h, 16, gaddr(r, DATA_OFF), 512, 1);
+	std_read(r, h, VIRTIO_BLK_T_IN, 16);
 	/* next == queue size: one past the table. */
 	set_desc(r, r->desc, 1, gaddr(r, DATA_OFF), 512, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, (uint16_t)r->num);
 }
 
 static void build_head_out_of_range(struct raw *r, struct hcase *h)
 {
-	std_hdr(r, VIRTIO_BLK_T_IN);
-	allow_write(r, DATA_OFF, 512);
-	allow_write(r, STATUS_OFF, 1);
-	std_chain(r, h, 16, gaddr(r, DATA_OFF), 512, 1);
+	std_read(r, h, VIRTIO_BLK_T_IN, 16);
 	/* The avail ring names a head past the descriptor table. */
 	h->head = (uint16_t)r->num;
 }
@@ -719,19 +720,13 @@ static void build_header_short(struct raw *r, struct hcase *h)
 static void build_unknown_type(struct raw *r, struct hcase *h)
 {
 	/* A well-formed request of type 200, which no spec version defines. */
-	std_hdr(r, 200);
-	allow_write(r, DATA_OFF, 512);
-	allow_write(r, STATUS_OFF, 1);
-	std_chain(r, h, 16, gaddr(r, DATA_OFF), 512, 1);
+	std_read(r, h, 200, 16);
 	h->must_be_unsupp = true;
 }
 
 static void build_zero_len_header(struct raw *r, struct hcase *h)
 {
-	std_hdr(r, VIRTIO_BLK_T_IN);
-	allow_write(r, DATA_OFF, 512);
-	allow_write(r, STATUS_OFF, 1);
-	std_chain(r, h, 0, gaddr(r, DATA_OFF), 512, 1);
+	std_read(r, h, VIRTIO_BLK_T_IN, 0);
 }
 
 static void build_zero_len_status(struct raw *r, struct hcase *h)
