@@ -17,7 +17,8 @@
  * The transport operations map onto vhost-user as QEMU maps a guest's:
  * features are asked for once at connect (GET_FEATURES) and written at
  * FEATURES_OK (SET_FEATURES); the rings are handed over when the driver sets
- * DRIVER_OK (SET_VRING_NUM, _BASE, _ADDR, _KICK, _CALL, then _ENABLE);
+ * DRIVER_OK (SET_VRING_NUM, _BASE, _ADDR, _CALL, _KICK, then _ENABLE; a
+ * ring the backend refuses part of this for is stopped again);
  * config is GET_CONFIG/SET_CONFIG; a reset stops every started ring with
  * GET_VRING_BASE (after it the backend touches none of them) and writes
  * SET_STATUS(0) when STATUS was negotiated. Guest memory is shared at
@@ -29,7 +30,8 @@
  * -EPROTO; a backend that disconnects turns every later operation into
  * -ENOTCONN; one that does not answer within the reply time-out gives
  * -ETIMEDOUT (and the connection is given up, as a late reply would be
- * taken for the next one's). Rings are checked by the driver core
+ * taken for the next one's). So is a message the backend sends unasked
+ * (seen before the next request): -EPROTO. Rings are checked by the driver core
  * (drvq.h), so a bad used ring breaks that queue and nothing else.
  *
  * Thread rules: the transport operations other than notify and event_fd,
@@ -53,8 +55,8 @@ struct uvirtio_vhost_frontend_config {
 	/* The backend's listening socket; NULL with @fd. */
 	const char *socket_path;
 	/* A socket already connected to a backend, taken over from connect
-	 * on (closed by destroy, or at once when connect fails); -1 with
-	 * @socket_path. */
+	 * on (closed by destroy, or at once when connect fails, even for a
+	 * @cfg it refuses); -1 with @socket_path. */
 	int fd;
 	/* Bytes of guest memory; 0: 64 MiB. Rounded up to the page size (2
 	 * MiB with @hugetlb). */
@@ -85,10 +87,10 @@ struct uvirtio_vhost_frontend_config {
  * @out: set to the new front-end, owned by the caller (free with destroy).
  * @cfg: socket, memory and limits; copied.
  *
- * Sends SET_OWNER, reads the backend's features, negotiates protocol
- * features (of MQ, REPLY_ACK, CONFIG, RESET_DEVICE, CONFIGURE_MEM_SLOTS and
- * STATUS, those it offers), reads its queue count (GET_QUEUE_NUM with MQ,
- * otherwise 1), and shares guest memory.
+ * Reads the backend's features, negotiates protocol features (of MQ,
+ * REPLY_ACK, CONFIG, RESET_DEVICE, CONFIGURE_MEM_SLOTS and STATUS, those it
+ * offers), reads its queue count (GET_QUEUE_NUM with MQ, otherwise 1),
+ * sends SET_OWNER (QEMU's order), and shares guest memory.
  *
  * Return: 0; -EINVAL for a bad @cfg (no socket or both, a size that
  * overflows, max_queue_size not a power of two); -ENOENT or -ECONNREFUSED
@@ -123,14 +125,19 @@ unsigned uvirtio_vhost_frontend_num_queues(const struct uvirtio_vhost_frontend *
 
 /**
  * uvirtio_vhost_frontend_connected() - false once the backend closed the
- * connection or broke the protocol; every request then fails -ENOTCONN.
+ * connection (seen by the watcher thread or by a request) or broke the
+ * protocol; every request then fails -ENOTCONN, and get_status reports
+ * DEVICE_NEEDS_RESET.
  */
 bool uvirtio_vhost_frontend_connected(const struct uvirtio_vhost_frontend *fe);
 
 /**
  * uvirtio_vhost_frontend_error() - one line saying why the connection was
  * given up, or why the last request failed ("GET_CONFIG: reply of 8 bytes,
- * expected 20"); "" when nothing failed. Valid until the next call on @fe.
+ * expected 20"); "" when nothing failed. Once the connection is given up
+ * the reason stays: requests failing -ENOTCONN after it (a queue thread's
+ * status reads among them) do not replace it. Valid until the next call on
+ * @fe.
  */
 const char *uvirtio_vhost_frontend_error(const struct uvirtio_vhost_frontend *fe);
 
@@ -152,9 +159,11 @@ int uvirtio_vhost_frontend_stop_ring(struct uvirtio_vhost_frontend *fe, unsigned
 /**
  * uvirtio_vhost_frontend_restart_ring() - hand a stopped ring @index back
  * to the backend at the same place: SET_VRING_NUM, SET_VRING_BASE(@base),
- * SET_VRING_ADDR, SET_VRING_KICK, SET_VRING_CALL, SET_VRING_ENABLE, then a
+ * SET_VRING_ADDR, SET_VRING_CALL, SET_VRING_KICK, SET_VRING_ENABLE, then a
  * kick, so buffers the driver made available meanwhile are seen. @base is
- * normally what uvirtio_vhost_frontend_stop_ring() returned.
+ * normally what uvirtio_vhost_frontend_stop_ring() returned. When the
+ * backend refuses a step after the kick fd, the ring is stopped again
+ * (GET_VRING_BASE) and stays stopped.
  *
  * Return: 0; -EINVAL when the ring is not stopped or @index is out of
  * range; or a request's error.

@@ -61,7 +61,7 @@ struct uvirtio_vhost_frontend {
 	 * status (a driver looking for DEVICE_NEEDS_RESET) while the
 	 * lifecycle thread may be sending. */
 	pthread_mutex_t lock;
-	int sock;
+	int sock; /* written under @lock (give_up) */
 	/* The watcher: a thread that sees the backend hang up while no request
 	 * is under way, so drivers waiting on a used ring learn of it. */
 	pthread_t watcher;
@@ -72,7 +72,10 @@ struct uvirtio_vhost_frontend {
 	int timer_fd; /* armed while a reply is awaited: the cancel fd of recv */
 	int reply_timeout_ms;
 	bool connected;
+	/* Written under @lock: a queue thread's request may give the
+	 * connection up. Once it is given up the reason stays. */
 	char error[160];
+	char error_copy[160]; /* what uvirtio_vhost_frontend_error() hands out */
 
 	int memfd;
 	void *map;
@@ -102,10 +105,13 @@ static bool has_pf(const struct uvirtio_vhost_frontend *fe, unsigned bit)
 	return fe->protocol & (1ull << bit);
 }
 
-/* Written by whichever thread's request found the connection broken. */
+/* connected is written by whichever thread's request found the connection
+ * broken; peer_gone by the watcher, which saw the backend hang up (nothing
+ * more will come from it, so no request can succeed). */
 static bool is_connected(const struct uvirtio_vhost_frontend *fe)
 {
-	return __atomic_load_n(&fe->connected, __ATOMIC_RELAXED);
+	return __atomic_load_n(&fe->connected, __ATOMIC_RELAXED) &&
+	       !__atomic_load_n(&fe->peer_gone, __ATOMIC_ACQUIRE);
 }
 
 static bool protocol_features_negotiated(const struct uvirtio_vhost_frontend *fe)
@@ -123,6 +129,7 @@ static void close_fd(int *fd)
 static int set_error(struct uvirtio_vhost_frontend *fe, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* Called with @fe->lock held, or from connect before any other thread runs. */
 static int set_error(struct uvirtio_vhost_frontend *fe, int err, const char *fmt, ...)
 {
 	va_list ap;
@@ -133,8 +140,26 @@ static int set_error(struct uvirtio_vhost_frontend *fe, int err, const char *fmt
 	return err;
 }
 
+/* set_error for a lifecycle call outside a request: a queue thread's
+ * request may be writing the line at the same time. */
+static int report(struct uvirtio_vhost_frontend *fe, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int report(struct uvirtio_vhost_frontend *fe, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&fe->lock);
+	va_start(ap, fmt);
+	vsnprintf(fe->error, sizeof(fe->error), fmt, ap);
+	va_end(ap);
+	pthread_mutex_unlock(&fe->lock);
+	return err;
+}
+
 /* The backend broke the protocol or went away: nothing it sends can be
- * trusted to line up with our requests any more. */
+ * trusted to line up with our requests any more. Called with @fe->lock held
+ * (or from connect), while connected: the first reason is the one kept. */
 static int give_up(struct uvirtio_vhost_frontend *fe, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -166,6 +191,30 @@ static void arm_timer(struct uvirtio_vhost_frontend *fe, int ms)
 }
 
 /*
+ * Between requests the backend has nothing to say on this socket (its own
+ * requests would come on the backend channel, which is not set up). Bytes
+ * waiting now are a message nobody asked for: a second reply, say, that
+ * would be taken for the next request's and put every later one a reply
+ * late. Or the end of the connection.
+ */
+static int check_nothing_unasked(struct uvirtio_vhost_frontend *fe, const char *name)
+{
+	struct pollfd p = { .fd = fe->sock, .events = POLLIN };
+	char c;
+	ssize_t n;
+
+	if (poll(&p, 1, 0) <= 0)
+		return 0;
+	/* Peeked without room for fds, so any that came are not taken. */
+	n = recv(fe->sock, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n > 0)
+		return give_up(fe, -EPROTO, "%s: the backend sent a message nobody asked for", name);
+	if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+		return give_up(fe, -ENOTCONN, "%s: the backend closed the connection", name);
+	return 0;
+}
+
+/*
  * Sends @req with @size payload bytes from @payload and @nfds fds; when
  * @reply is not NULL waits for a reply of exactly @reply_size bytes into it.
  * Requests without a reply of their own get one when REPLY_ACK is in use,
@@ -184,8 +233,17 @@ static int transact_locked(struct uvirtio_vhost_frontend *fe, uint32_t req, cons
 	uint64_t ack;
 	int ret;
 
-	if (!is_connected(fe))
-		return set_error(fe, -ENOTCONN, "%s: not connected to the backend", name);
+	if (!is_connected(fe)) {
+		/* The watcher saw the hang-up and no request has failed on it
+		 * yet: that is the reason to keep. Otherwise the reason the
+		 * connection was given up stays as it is. */
+		if (__atomic_load_n(&fe->connected, __ATOMIC_RELAXED))
+			return give_up(fe, -ENOTCONN, "%s: the backend closed the connection", name);
+		return -ENOTCONN;
+	}
+	ret = check_nothing_unasked(fe, name);
+	if (ret)
+		return ret;
 	if (size)
 		memcpy(m.payload.raw, payload, size);
 	for (unsigned i = 0; i < nfds; i++)
@@ -301,6 +359,24 @@ static bool layout_inside(const struct uvirtio_vhost_frontend *fe,
 	       l->used >= lo && l->used < hi;
 }
 
+static int get_vring_base(struct uvirtio_vhost_frontend *fe, unsigned index, uint32_t *base)
+{
+	struct vhost_user_vring_state s = { .index = index };
+	int ret;
+
+	/* Checked under the lock: a give-up closes the socket that a queue
+	 * thread's request may be using. */
+	pthread_mutex_lock(&fe->lock);
+	ret = transact_locked(fe, VHOST_USER_GET_VRING_BASE, &s, sizeof(s), NULL, 0, &s, sizeof(s));
+	if (!ret && s.index != index)
+		ret = give_up(fe, -EPROTO, "GET_VRING_BASE: reply for ring %u, asked for %u", s.index,
+			      index);
+	pthread_mutex_unlock(&fe->lock);
+	if (!ret)
+		*base = s.num;
+	return ret;
+}
+
 /* Hands ring @index to the backend at @base and enables it. */
 static int start_ring(struct uvirtio_vhost_frontend *fe, unsigned index, uint32_t base)
 {
@@ -313,39 +389,39 @@ static int start_ring(struct uvirtio_vhost_frontend *fe, unsigned index, uint32_
 	};
 	int ret;
 
+	bool kicked = false;
+	uint32_t ignored;
+
 	/* QEMU's order (vhost_virtqueue_start): num, base, addresses, then
-	 * the kick that starts the ring and the call it signals. */
+	 * the fds. The call fd goes before the kick fd: vhost-user.rst has a
+	 * ring start when its kick fd is set, and a backend may serve buffers
+	 * at once (libvhost-user kicks itself then; one that dropped the call
+	 * fd at GET_VRING_BASE, as it and DPDK do, would signal nothing). */
 	ret = send_state(fe, VHOST_USER_SET_VRING_NUM, index, r->layout.num);
 	if (!ret)
 		ret = send_state(fe, VHOST_USER_SET_VRING_BASE, index, base);
 	if (!ret)
 		ret = transact(fe, VHOST_USER_SET_VRING_ADDR, &a, sizeof(a), NULL, 0, NULL, 0);
 	if (!ret)
-		ret = send_vring_fd(fe, VHOST_USER_SET_VRING_KICK, index, r->kick_fd);
-	if (!ret)
 		ret = send_vring_fd(fe, VHOST_USER_SET_VRING_CALL, index, r->call_fd);
+	if (!ret) {
+		kicked = true;
+		ret = send_vring_fd(fe, VHOST_USER_SET_VRING_KICK, index, r->kick_fd);
+	}
 	/* With protocol features a ring starts disabled (vhost-user.rst). */
 	if (!ret && protocol_features_negotiated(fe))
 		ret = send_state(fe, VHOST_USER_SET_VRING_ENABLE, index, 1);
-	if (ret)
+	if (ret) {
+		/* The backend may have started the ring (even a refused kick
+		 * may have been taken): stop it again, or a reset, which only
+		 * stops started rings, would leave it running on memory the
+		 * driver frees. A failure here gives the connection up. */
+		if (kicked && is_connected(fe))
+			get_vring_base(fe, index, &ignored);
 		return ret;
+	}
 	r->started = true;
 	r->stopped = false;
-	return 0;
-}
-
-static int get_vring_base(struct uvirtio_vhost_frontend *fe, unsigned index, uint32_t *base)
-{
-	struct vhost_user_vring_state s = { .index = index };
-	int ret;
-
-	ret = transact(fe, VHOST_USER_GET_VRING_BASE, &s, sizeof(s), NULL, 0, &s, sizeof(s));
-	if (ret)
-		return ret;
-	if (s.index != index)
-		return give_up(fe, -EPROTO, "GET_VRING_BASE: reply for ring %u, asked for %u",
-			       s.index, index);
-	*base = s.num;
 	return 0;
 }
 
@@ -387,7 +463,7 @@ static int fe_get_status(struct uvirtio_transport *t, uint8_t *status)
 	/* A backend that went away is a device that needs a reset: drivers
 	 * waiting for used buffers then fail their requests instead of
 	 * waiting for ever. */
-	if (__atomic_load_n(&fe->peer_gone, __ATOMIC_ACQUIRE)) {
+	if (!is_connected(fe)) {
 		*status = local | VIRTIO_CONFIG_S_NEEDS_RESET;
 		return 0;
 	}
@@ -455,7 +531,7 @@ static int fe_set_status(struct uvirtio_transport *t, uint8_t status)
 	if (status == 0)
 		return fe_reset(t);
 	if (!is_connected(fe))
-		return set_error(fe, -ENOTCONN, "set status: not connected to the backend");
+		return -ENOTCONN; /* the error line keeps why */
 	/* DRIVER_OK is when QEMU starts the vhost device: the rings go over
 	 * first so the status the backend sees means they are all there. */
 	if (driver_ok) {
@@ -480,23 +556,24 @@ static int fe_get_config(struct uvirtio_transport *t, unsigned offset, void *buf
 	int ret;
 
 	if (!has_pf(fe, VHOST_USER_PROTOCOL_F_CONFIG))
-		return set_error(fe, -EOPNOTSUPP,
-				 "GET_CONFIG: the backend does not offer the CONFIG protocol feature");
+		return report(fe, -EOPNOTSUPP,
+			      "GET_CONFIG: the backend does not offer the CONFIG protocol feature");
 	if (offset > VHOST_USER_CONFIG_MAX || len > VHOST_USER_CONFIG_MAX - offset)
 		return -EINVAL;
 	/* Asked for from offset 0, as QEMU does: libvhost-user backends
 	 * (qemu-storage-daemon) copy from the start whatever the offset. */
 	size = offset + len;
 	c.size = size;
-	ret = transact(fe, VHOST_USER_GET_CONFIG, &c, VHOST_USER_CONFIG_HDR_SIZE + size, NULL, 0,
-		       &c, VHOST_USER_CONFIG_HDR_SIZE + size);
-	if (ret)
-		return ret;
-	if (c.offset != 0 || c.size != size)
-		return give_up(fe, -EPROTO, "GET_CONFIG: reply for offset %u size %u, asked for 0 and %u",
-			       c.offset, c.size, size);
-	memcpy(buf, c.payload + offset, len);
-	return 0;
+	pthread_mutex_lock(&fe->lock);
+	ret = transact_locked(fe, VHOST_USER_GET_CONFIG, &c, VHOST_USER_CONFIG_HDR_SIZE + size, NULL,
+			      0, &c, VHOST_USER_CONFIG_HDR_SIZE + size);
+	if (!ret && (c.offset != 0 || c.size != size))
+		ret = give_up(fe, -EPROTO, "GET_CONFIG: reply for offset %u size %u, asked for 0 and %u",
+			      c.offset, c.size, size);
+	pthread_mutex_unlock(&fe->lock);
+	if (!ret)
+		memcpy(buf, c.payload + offset, len);
+	return ret;
 }
 
 static int fe_set_config(struct uvirtio_transport *t, unsigned offset, const void *buf,
@@ -507,8 +584,8 @@ static int fe_set_config(struct uvirtio_transport *t, unsigned offset, const voi
 				       .flags = VHOST_USER_CONFIG_WRITABLE };
 
 	if (!has_pf(fe, VHOST_USER_PROTOCOL_F_CONFIG))
-		return set_error(fe, -EOPNOTSUPP,
-				 "SET_CONFIG: the backend does not offer the CONFIG protocol feature");
+		return report(fe, -EOPNOTSUPP,
+			      "SET_CONFIG: the backend does not offer the CONFIG protocol feature");
 	if (offset > VHOST_USER_CONFIG_MAX || len > VHOST_USER_CONFIG_MAX - offset)
 		return -EINVAL;
 	memcpy(c.payload, buf, len);
@@ -780,7 +857,8 @@ int uvirtio_vhost_frontend_connect(struct uvirtio_vhost_frontend **out,
 	*out = NULL;
 	if (!!cfg->socket_path == (cfg->fd >= 0) || qsize > MAX_QUEUE_SIZE ||
 	    (qsize & (qsize - 1))) {
-		if (!cfg->socket_path && cfg->fd >= 0)
+		/* Given an fd, connect owns it whatever else is wrong. */
+		if (cfg->fd >= 0)
 			close(cfg->fd);
 		return -EINVAL;
 	}
@@ -871,7 +949,14 @@ bool uvirtio_vhost_frontend_connected(const struct uvirtio_vhost_frontend *fe)
 
 const char *uvirtio_vhost_frontend_error(const struct uvirtio_vhost_frontend *fe)
 {
-	return fe->error;
+	/* A copy: a queue thread's request may write the line meanwhile. fe
+	 * was allocated writable, so dropping const here is sound. */
+	struct uvirtio_vhost_frontend *w = (struct uvirtio_vhost_frontend *)fe;
+
+	pthread_mutex_lock(&w->lock);
+	memcpy(w->error_copy, w->error, sizeof(w->error_copy));
+	pthread_mutex_unlock(&w->lock);
+	return w->error_copy;
 }
 
 int uvirtio_vhost_frontend_stop_ring(struct uvirtio_vhost_frontend *fe, unsigned index,

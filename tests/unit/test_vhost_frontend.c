@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -359,6 +360,9 @@ static void test_frontend_backend_gone_fails_waiting_request(void)
 	server_stop(&s);
 	/* Without the hang-up reaching the driver this would wait 30 s. */
 	CHECK_EQ(uvirtio_blk_drv_read(&b, 0, 0, buf, 4096, 30000), -EIO);
+	/* The hang-up the watcher saw is the end of the connection, before
+	 * any request has failed on it. */
+	CHECK(!uvirtio_vhost_frontend_connected(fe));
 	uvirtio_blk_drv_free_buf(&b, buf);
 	uvirtio_blk_drv_remove(&b);
 	CHECK(!uvirtio_vhost_frontend_connected(fe));
@@ -433,6 +437,8 @@ enum fake_mode {
 	FAKE_NO_VERSION_1,  /* features without VERSION_1 */
 	FAKE_BAD_USED,      /* on the first kick, a used entry with id 77 */
 	FAKE_REFUSE_AT,     /* ack @at with 1, a failure */
+	FAKE_BAD_BASE,      /* answer GET_VRING_BASE for another ring */
+	FAKE_EXTRA_ACK_AT,  /* ack @at twice, in one write */
 };
 
 struct fake {
@@ -446,6 +452,14 @@ struct fake {
 	uint64_t used_uva;
 	int kick_fd, call_fd;
 	uint64_t status;
+	/* Protocol features offered; 0: REPLY_ACK, CONFIG and STATUS. */
+	uint64_t offer;
+	/* Atomic: ring 0 was started (SET_VRING_KICK) and not stopped since
+	 * (GET_VRING_BASE), i.e. this backend would be using it. */
+	bool ring0_running;
+	/* Atomic: a SET_VRING_KICK for ring 0 came while the fake held no
+	 * call fd for it (completions it made then would go unsignalled). */
+	bool kick_before_call;
 };
 
 static void fake_reply(struct fake *f, uint32_t req, const void *p, uint32_t size)
@@ -454,6 +468,21 @@ static void fake_reply(struct fake *f, uint32_t req, const void *p, uint32_t siz
 
 	memcpy(r.payload.raw, p, size);
 	uvirtio_vhost_msg_send(f->sock, &r, -1);
+}
+
+/* Two acks for @req in one write, so both are in the front-end's socket
+ * before it reads the first. */
+static void fake_double_ack(struct fake *f, uint32_t req)
+{
+	struct {
+		struct vhost_user_hdr h;
+		uint64_t v;
+	} __attribute__((packed)) two[2] = {
+		{ { req, VHOST_USER_VERSION | VHOST_USER_REPLY_MASK, 8 }, 0 },
+		{ { req, VHOST_USER_VERSION | VHOST_USER_REPLY_MASK, 8 }, 0 },
+	};
+
+	(void)!send(f->sock, two, sizeof(two), MSG_NOSIGNAL);
 }
 
 static void fake_bad_used(struct fake *f)
@@ -524,7 +553,7 @@ static void *fake_thread(void *arg)
 			fake_reply(f, req, &v, 8);
 			break;
 		case VHOST_USER_GET_PROTOCOL_FEATURES:
-			v = PF(REPLY_ACK) | PF(CONFIG) | PF(STATUS);
+			v = f->offer ? f->offer : PF(REPLY_ACK) | PF(CONFIG) | PF(STATUS);
 			fake_reply(f, req, &v, 8);
 			break;
 		case VHOST_USER_GET_STATUS:
@@ -540,6 +569,16 @@ static void *fake_thread(void *arg)
 			break;
 		}
 		case VHOST_USER_GET_VRING_BASE:
+			if (m.payload.state.index == 0) {
+				__atomic_store_n(&f->ring0_running, false, __ATOMIC_RELEASE);
+				/* As libvhost-user and DPDK do: a stopped ring
+				 * signals nothing, its call fd is dropped. */
+				if (f->call_fd >= 0)
+					close(f->call_fd);
+				f->call_fd = -1;
+			}
+			if (f->mode == FAKE_BAD_BASE)
+				m.payload.state.index++;
 			fake_reply(f, req, &m.payload.state, sizeof(m.payload.state));
 			break;
 		case VHOST_USER_SET_MEM_TABLE: {
@@ -557,10 +596,19 @@ static void *fake_thread(void *arg)
 			f->used_uva = m.payload.addr.used_user_addr;
 			break;
 		case VHOST_USER_SET_VRING_KICK:
+			if (f->kick_fd >= 0)
+				close(f->kick_fd);
 			f->kick_fd = m.nfds ? m.fds[0] : -1;
 			m.nfds = 0;
+			if ((m.payload.u64 & VHOST_USER_VRING_IDX_MASK) == 0) {
+				if (f->call_fd < 0)
+					__atomic_store_n(&f->kick_before_call, true, __ATOMIC_RELEASE);
+				__atomic_store_n(&f->ring0_running, true, __ATOMIC_RELEASE);
+			}
 			break;
 		case VHOST_USER_SET_VRING_CALL:
+			if (f->call_fd >= 0)
+				close(f->call_fd);
 			f->call_fd = m.nfds ? m.fds[0] : -1;
 			m.nfds = 0;
 			break;
@@ -570,7 +618,9 @@ static void *fake_thread(void *arg)
 		default:
 			uvirtio_vhost_msg_close_fds(&m);
 		}
-		if (ack && !uvirtio_vhost_msg_has_reply(req)) {
+		if (ack && f->at == req && f->mode == FAKE_EXTRA_ACK_AT) {
+			fake_double_ack(f, req);
+		} else if (ack && !uvirtio_vhost_msg_has_reply(req)) {
 			v = f->at == req && f->mode == FAKE_REFUSE_AT;
 			fake_reply(f, req, &v, 8);
 		}
@@ -581,15 +631,15 @@ static void *fake_thread(void *arg)
 }
 
 /* Starts a scripted backend and connects a front-end to it. */
-static int fake_connect(struct fake *f, enum fake_mode mode, uint32_t at,
-			struct uvirtio_vhost_frontend **fe, char *err, size_t err_size)
+static int fake_connect_offering(struct fake *f, enum fake_mode mode, uint32_t at, uint64_t offer,
+				 struct uvirtio_vhost_frontend **fe, char *err, size_t err_size)
 {
 	int sv[2];
 	struct uvirtio_vhost_frontend_config cfg = { .fd = -1, .mem_size = 4u << 20,
 						     .reply_timeout_ms = 200, .error = err,
 						     .error_size = err_size };
 
-	*f = (struct fake){ .mode = mode, .at = at, .kick_fd = -1, .call_fd = -1 };
+	*f = (struct fake){ .mode = mode, .at = at, .kick_fd = -1, .call_fd = -1, .offer = offer };
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
 		return -errno;
 	f->sock = sv[1];
@@ -597,6 +647,12 @@ static int fake_connect(struct fake *f, enum fake_mode mode, uint32_t at,
 		return -EAGAIN;
 	cfg.fd = sv[0];
 	return uvirtio_vhost_frontend_connect(fe, &cfg);
+}
+
+static int fake_connect(struct fake *f, enum fake_mode mode, uint32_t at,
+			struct uvirtio_vhost_frontend **fe, char *err, size_t err_size)
+{
+	return fake_connect_offering(f, mode, at, 0, fe, err, err_size);
 }
 
 static void fake_finish(struct fake *f)
@@ -748,6 +804,211 @@ static void test_frontend_bad_used_ring_breaks_the_queue_not_the_process(void)
 	fake_finish(&f);
 }
 
+/* Takes the transport through a driver's start with one ring of 8 (a
+ * layout inside guest memory; the fakes do not read it) to DRIVER_OK. */
+static int start_ring0(struct uvirtio_transport *t)
+{
+	const struct uvirtio_transport_ops *o = t->ops;
+	uint64_t base = o->dma(t)->guest_addr;
+	struct uvirtio_queue_layout l = { .num = 8, .desc = base, .avail = base + 4096,
+					  .used = base + 8192 };
+	uint8_t s = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER;
+	int ret = o->reset(t);
+
+	if (!ret)
+		ret = o->set_status(t, s);
+	if (!ret)
+		ret = o->set_features(t, UVIRTIO_BIT(VIRTIO_F_VERSION_1));
+	if (!ret)
+		ret = o->set_status(t, s |= VIRTIO_CONFIG_S_FEATURES_OK);
+	if (!ret)
+		ret = o->queue_enable(t, 0, &l);
+	if (!ret)
+		ret = o->set_status(t, s | VIRTIO_CONFIG_S_DRIVER_OK);
+	return ret;
+}
+
+static bool fake_ring0_running(struct fake *f)
+{
+	return __atomic_load_n(&f->ring0_running, __ATOMIC_ACQUIRE);
+}
+
+static void test_frontend_failed_ring_handover_leaves_no_ring_running(void)
+{
+	struct fake f;
+	struct uvirtio_vhost_frontend *fe;
+	struct uvirtio_transport *t;
+	char err[160] = "";
+
+	/* The backend takes the kick (the ring starts) and then refuses
+	 * SET_VRING_ENABLE: DRIVER_OK fails, and the ring must not be left
+	 * running, or the reset that follows would not stop it and the
+	 * backend would go on using rings the driver frees. */
+	CHECK_EQ(fake_connect(&f, FAKE_REFUSE_AT, VHOST_USER_SET_VRING_ENABLE, &fe, err, sizeof(err)),
+		 0);
+	t = uvirtio_vhost_frontend_transport(fe);
+	CHECK_EQ(start_ring0(t), -EIO);
+	CHECK(strstr(uvirtio_vhost_frontend_error(fe), "SET_VRING_ENABLE"));
+	CHECK(!fake_ring0_running(&f));
+	CHECK_EQ(t->ops->reset(t), 0);
+	CHECK(!fake_ring0_running(&f));
+	CHECK(uvirtio_vhost_frontend_connected(fe));
+	uvirtio_vhost_frontend_destroy(fe);
+	fake_finish(&f);
+}
+
+static void test_frontend_call_fd_is_handed_over_before_the_kick_that_starts_the_ring(void)
+{
+	struct fake f;
+	struct uvirtio_vhost_frontend *fe;
+	uint32_t base = 0;
+	char err[160] = "";
+
+	/* vhost-user.rst: a ring starts when its kick fd is set. A backend
+	 * that serves buffers at once (libvhost-user kicks itself then)
+	 * must already have the call fd, or the completions go unsignalled
+	 * (the fake, like libvhost-user and DPDK, drops it at GET_VRING_BASE). */
+	CHECK_EQ(fake_connect(&f, FAKE_HONEST, 0, &fe, err, sizeof(err)), 0);
+	CHECK_EQ(start_ring0(uvirtio_vhost_frontend_transport(fe)), 0);
+	CHECK(fake_ring0_running(&f));
+	CHECK(!__atomic_load_n(&f.kick_before_call, __ATOMIC_ACQUIRE));
+	CHECK_EQ(uvirtio_vhost_frontend_stop_ring(fe, 0, &base), 0);
+	CHECK(!fake_ring0_running(&f));
+	CHECK_EQ(uvirtio_vhost_frontend_restart_ring(fe, 0, base), 0);
+	CHECK(fake_ring0_running(&f));
+	CHECK(!__atomic_load_n(&f.kick_before_call, __ATOMIC_ACQUIRE));
+	uvirtio_vhost_frontend_destroy(fe);
+	fake_finish(&f);
+}
+
+/* A queue thread that reads the status over and over, as a driver looking
+ * for DEVICE_NEEDS_RESET does. */
+struct status_reader {
+	struct uvirtio_transport *t;
+	pthread_t thread;
+	unsigned long reads; /* atomic */
+	bool stop;           /* atomic */
+	bool saw_needs_reset; /* atomic */
+};
+
+static void *status_reader_thread(void *arg)
+{
+	struct status_reader *r = arg;
+
+	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
+		uint8_t status;
+
+		if (r->t->ops->get_status(r->t, &status) == 0 &&
+		    (status & VIRTIO_CONFIG_S_NEEDS_RESET))
+			__atomic_store_n(&r->saw_needs_reset, true, __ATOMIC_RELEASE);
+		__atomic_add_fetch(&r->reads, 1, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+/* Waits for @n reads in all: a condition, not a time. */
+static void wait_reads(struct status_reader *r, unsigned long n)
+{
+	while (__atomic_load_n(&r->reads, __ATOMIC_ACQUIRE) < n)
+		sched_yield();
+}
+
+static void test_frontend_queue_thread_status_reads_keep_the_give_up_reason(void)
+{
+	struct fake f;
+	struct uvirtio_vhost_frontend *fe;
+	struct status_reader r = { 0 };
+	uint32_t base;
+	unsigned long before;
+	char err[160] = "";
+
+	/* GET_VRING_BASE answered for another ring: the lifecycle thread gives
+	 * the connection up while a queue thread asks for the status. Under
+	 * TSan this finds a give-up outside the request lock (the socket and
+	 * the error line written while the queue thread uses them); anywhere,
+	 * the queue thread's failing reads must not replace the reason. */
+	CHECK_EQ(fake_connect(&f, FAKE_BAD_BASE, 0, &fe, err, sizeof(err)), 0);
+	r.t = uvirtio_vhost_frontend_transport(fe);
+	CHECK_EQ(start_ring0(r.t), 0);
+	CHECK_EQ(pthread_create(&r.thread, NULL, status_reader_thread, &r), 0);
+	wait_reads(&r, 10);
+	CHECK_EQ(uvirtio_vhost_frontend_stop_ring(fe, 0, &base), -EPROTO);
+	before = __atomic_load_n(&r.reads, __ATOMIC_ACQUIRE);
+	wait_reads(&r, before + 10);
+	__atomic_store_n(&r.stop, true, __ATOMIC_RELEASE);
+	pthread_join(r.thread, NULL);
+	CHECK(__atomic_load_n(&r.saw_needs_reset, __ATOMIC_ACQUIRE));
+	CHECK(!uvirtio_vhost_frontend_connected(fe));
+	CHECK(strstr(uvirtio_vhost_frontend_error(fe), "GET_VRING_BASE: reply for ring 1"));
+	uvirtio_vhost_frontend_destroy(fe);
+	fake_finish(&f);
+}
+
+static void test_frontend_given_up_connection_reads_needs_reset_without_status_feature(void)
+{
+	struct fake f;
+	struct uvirtio_vhost_frontend *fe;
+	struct uvirtio_transport *t;
+	uint8_t wce = 1, status;
+	char err[160] = "";
+
+	/* Without STATUS the status is the front-end's own copy: a given-up
+	 * connection must show in it at once, not once the watcher thread
+	 * has run. */
+	CHECK_EQ(fake_connect_offering(&f, FAKE_SILENT_AT, VHOST_USER_SET_CONFIG,
+				       PF(REPLY_ACK) | PF(CONFIG), &fe, err, sizeof(err)),
+		 0);
+	t = uvirtio_vhost_frontend_transport(fe);
+	CHECK_EQ(t->ops->set_config(t, 0, &wce, 1), -ETIMEDOUT);
+	CHECK_EQ(t->ops->get_status(t, &status), 0);
+	CHECK(status & VIRTIO_CONFIG_S_NEEDS_RESET);
+	uvirtio_vhost_frontend_destroy(fe);
+	fake_finish(&f);
+}
+
+static void test_frontend_unasked_message_from_backend_is_eproto(void)
+{
+	struct fake f;
+	struct uvirtio_vhost_frontend *fe;
+	struct uvirtio_transport *t;
+	uint8_t wce = 1;
+	char err[160] = "";
+
+	/* A second ack nobody asked for would be taken as the answer to the
+	 * next SET_CONFIG, and every reply after it would be one late. */
+	CHECK_EQ(fake_connect(&f, FAKE_EXTRA_ACK_AT, VHOST_USER_SET_CONFIG, &fe, err, sizeof(err)), 0);
+	t = uvirtio_vhost_frontend_transport(fe);
+	CHECK_EQ(t->ops->set_config(t, 0, &wce, 1), 0);
+	CHECK_EQ(t->ops->set_config(t, 0, &wce, 1), -EPROTO);
+	CHECK(strstr(uvirtio_vhost_frontend_error(fe), "nobody asked for"));
+	CHECK(!uvirtio_vhost_frontend_connected(fe));
+	uvirtio_vhost_frontend_destroy(fe);
+	fake_finish(&f);
+}
+
+static void test_frontend_connect_closes_the_given_fd_on_every_error_path(void)
+{
+	struct uvirtio_vhost_frontend *fe;
+	int fds = count_fds(), sv[2];
+	struct uvirtio_vhost_frontend_config both = { .socket_path = "/nonexistent/sock" };
+	struct uvirtio_vhost_frontend_config qsize = { .max_queue_size = 100 };
+	struct uvirtio_vhost_frontend_config mem = { .mem_size = SIZE_MAX - 4095 };
+
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	both.fd = sv[0];
+	CHECK_EQ(uvirtio_vhost_frontend_connect(&fe, &both), -EINVAL);
+	close(sv[1]);
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	qsize.fd = sv[0];
+	CHECK_EQ(uvirtio_vhost_frontend_connect(&fe, &qsize), -EINVAL);
+	close(sv[1]);
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	mem.fd = sv[0];
+	CHECK_EQ(uvirtio_vhost_frontend_connect(&fe, &mem), -EINVAL);
+	close(sv[1]);
+	CHECK_EQ(count_fds(), fds);
+}
+
 TEST_MAIN(T(test_frontend_blk_io_verified_in_the_backend_image),
 	  T(test_frontend_reset_and_renegotiate_with_fewer_features),
 	  T(test_frontend_two_queues_each_carry_verified_io),
@@ -764,4 +1025,10 @@ TEST_MAIN(T(test_frontend_blk_io_verified_in_the_backend_image),
 	  T(test_frontend_backend_without_version_1_is_enodev),
 	  T(test_frontend_refused_request_is_eio_and_keeps_the_connection),
 	  T(test_frontend_unanswered_request_gives_up_the_connection),
-	  T(test_frontend_bad_used_ring_breaks_the_queue_not_the_process))
+	  T(test_frontend_bad_used_ring_breaks_the_queue_not_the_process),
+	  T(test_frontend_failed_ring_handover_leaves_no_ring_running),
+	  T(test_frontend_call_fd_is_handed_over_before_the_kick_that_starts_the_ring),
+	  T(test_frontend_queue_thread_status_reads_keep_the_give_up_reason),
+	  T(test_frontend_given_up_connection_reads_needs_reset_without_status_feature),
+	  T(test_frontend_unasked_message_from_backend_is_eproto),
+	  T(test_frontend_connect_closes_the_given_fd_on_every_error_path))
