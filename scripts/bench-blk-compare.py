@@ -23,6 +23,7 @@ import argparse
 import datetime
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -113,6 +114,15 @@ class Backend:
         raise Failure("backend did not listen on %s within %.0f s (%s)"
                       % (self.sock, timeout, " ".join(self.argv)))
 
+    def cpu_seconds(self):
+        """User + system CPU time of the whole process (all its threads) so far."""
+        try:
+            with open("/proc/%d/stat" % self.proc.pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            return None
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -142,6 +152,28 @@ def bench(args, sock, qd, cpu):
         return json.loads(p.stdout)
     except ValueError:
         raise Failure("bench printed no JSON: " + " ".join(argv))
+
+
+def cpu_times():
+    """{cpu number: (busy, total)} in clock ticks, from /proc/stat."""
+    out = {}
+    try:
+        with open("/proc/stat") as f:
+            for line in f:
+                name, *v = line.split()
+                if name.startswith("cpu") and name[3:].isdigit():
+                    v = [int(x) for x in v]
+                    idle = v[3] + (v[4] if len(v) > 4 else 0)
+                    out[int(name[3:])] = (sum(v[:8]) - idle, sum(v[:8]))
+    except (OSError, ValueError):
+        pass
+    return out
+
+
+def busy_pct(a, b, cpu):
+    if cpu not in a or cpu not in b or b[cpu][1] <= a[cpu][1]:
+        return None
+    return 100 * (b[cpu][0] - a[cpu][0]) / (b[cpu][1] - a[cpu][1])
 
 
 def loadavg():
@@ -178,7 +210,9 @@ def summarize(raw, keys):
     med = []
     for key in keys:
         for qd in QDS:
-            rs = [r["result"]["total"] for r in raw if r["backend"] == key and r["iodepth"] == qd]
+            rr = [r for r in raw if r["backend"] == key and r["iodepth"] == qd]
+            rs = [r["result"]["total"] for r in rr]
+            cpus = [r["backend_cpu_pct"] for r in rr if r.get("backend_cpu_pct") is not None]
             if not rs:
                 continue
             iops = [r["iops"] for r in rs]
@@ -187,6 +221,7 @@ def summarize(raw, keys):
                         "iops": statistics.median(iops), "iops_min": min(iops),
                         "iops_max": max(iops), "p50_us": lat("p50"), "p99_us": lat("p99"),
                         "mean_us": lat("mean"), "p99_9_us": lat("p99_9"),
+                        "backend_cpu_pct": statistics.median(cpus) if cpus else None,
                         "errors": sum(r.get("errors", 0) for r in rs)})
     return med
 
@@ -218,12 +253,13 @@ def markdown(med, rat, labels, runs, runtime):
     lines = ["Medians of %d run%s of %g s per backend and queue depth "
              "(4 KiB random reads, 1 queue, null backends):" % (runs, "" if runs == 1 else "s", runtime),
              "",
-             "| backend | QD | IOPS | IOPS min–max | p50 µs | p99 µs | mean µs |",
-             "|---|---|---|---|---|---|---|"]
+             "| backend | QD | IOPS | IOPS min–max | p50 µs | p99 µs | mean µs | backend CPU |",
+             "|---|---|---|---|---|---|---|---|"]
     for m in med:
-        lines.append("| %s | %d | %s | %s–%s | %s | %s | %s |" % (
+        cpu = "%.0f%%" % m["backend_cpu_pct"] if m.get("backend_cpu_pct") is not None else "?"
+        lines.append("| %s | %d | %s | %s–%s | %s | %s | %s | %s |" % (
             labels[m["backend"]], m["iodepth"], fmt_iops(m["iops"]), fmt_iops(m["iops_min"]),
-            fmt_iops(m["iops_max"]), fmt_us(m["p50_us"]), fmt_us(m["p99_us"]), fmt_us(m["mean_us"])))
+            fmt_iops(m["iops_max"]), fmt_us(m["p50_us"]), fmt_us(m["p99_us"]), fmt_us(m["mean_us"]), cpu))
     lines += ["",
               "Ratios (above 1: uvirtio better). IOPS: uvirtio / qsd; p99: qsd / uvirtio.",
               "",
@@ -339,7 +375,7 @@ def main():
     bes = backends(args)
     keys = [b[0] for b in bes]
     labels = {b[0]: b[1] for b in bes}
-    raw = []
+    raw, noise = [], []
     load_before = loadavg()
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     total = args.runs * len(bes) * len(QDS)
@@ -354,12 +390,30 @@ def main():
                 be = Backend(argv(sock), cpu_b, sock, os.path.join(tmp, "%s.%d.log" % (key, run)))
                 be.wait_ready()
                 for qd in QDS:
+                    cpu0, t0, st0 = be.cpu_seconds(), time.monotonic(), cpu_times()
+                    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
                     res = bench(args, sock, qd, cpu_c)
-                    raw.append({"run": run, "backend": key, "iodepth": qd, "result": res})
+                    cpu1, t1, st1 = be.cpu_seconds(), time.monotonic(), cpu_times()
+                    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                    # The backend's CPU use over the whole bench (connection, ramp and
+                    # measurement): what polling costs. Whatever else kept the two CPUs
+                    # busy meanwhile (busy minus ours) was another process: noise.
+                    cpu = 100 * (cpu1 - cpu0) / (t1 - t0) if cpu0 is not None and cpu1 is not None else None
+                    client = 100 * (ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime) / (t1 - t0)
+                    bb, bc = busy_pct(st0, st1, cpu_b), busy_pct(st0, st1, cpu_c)
+                    others = [max(0.0, x - y) for x, y in ((bb, cpu), (bc, client)) if x is not None and y is not None]
+                    raw.append({"run": run, "backend": key, "iodepth": qd, "backend_cpu_pct": cpu,
+                                "client_cpu_pct": client, "backend_cpu_busy_pct": bb,
+                                "client_cpu_busy_pct": bc, "result": res})
+                    noise.append(max(others) if others else 0.0)
                     t = res["total"]
                     print("[%d/%d] run %d  %-30s QD%-2d  IOPS %10.0f  p50 %7.2f us  p99 %8.2f us  mean %7.2f us"
+                          "  backend CPU %s%s"
                           % (len(raw), total, run, label, qd, t["iops"], t["lat_us"]["p50"],
-                             t["lat_us"]["p99"], t["lat_us"]["mean"]), file=sys.stderr, flush=True)
+                             t["lat_us"]["p99"], t["lat_us"]["mean"],
+                             "%.0f%%" % cpu if cpu is not None else "?",
+                             "  (others used %.0f%% of a CPU meanwhile)" % noise[-1] if noise[-1] >= 10 else ""),
+                          file=sys.stderr, flush=True)
                     if be.proc.poll() is not None:
                         raise Failure("%s exited (status %d) during the run: %s"
                                       % (label, be.proc.returncode, be.stderr_tail()))
@@ -379,6 +433,9 @@ def main():
     load_after = loadavg()
     print("load average after: %s" % (" ".join("%.2f" % x for x in load_after) if load_after else "?"),
           file=sys.stderr)
+    noisy = sum(1 for x in noise if x >= 10)
+    print("other processes on CPUs %d,%d: median %.0f%%, at most %.0f%% of a CPU; %d of %d benches above 10%%"
+          % (cpu_b, cpu_c, statistics.median(noise), max(noise), noisy, len(noise)), file=sys.stderr)
     med = summarize(raw, keys)
     rat = ratios(med, keys)
     md = markdown(med, rat, labels, args.runs, args.runtime)
@@ -399,7 +456,9 @@ def main():
         "backends": [{"key": k, "label": lb, "argv": ["taskset", "-c", str(cpu_b)] + a("SOCKET")}
                      for k, lb, a in bes],
         "machine": {"nproc": os.cpu_count(), "kernel": os.uname().release,
-                    "load_before": load_before, "load_after": load_after},
+                    "load_before": load_before, "load_after": load_after,
+                    "others_cpu_pct_median": statistics.median(noise), "others_cpu_pct_max": max(noise),
+                    "noisy_benches": noisy},
         "versions": {"uvirtio": commit, "qemu_storage_daemon": tool_version([args.qsd, "--version"])},
         "medians": med,
         "ratios": rat,
