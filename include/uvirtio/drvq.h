@@ -86,7 +86,9 @@ size_t uvirtio_drvq_ring_bytes(unsigned num);
  * @features:     negotiated features; VIRTIO_RING_F_EVENT_IDX and
  *                VIRTIO_RING_F_INDIRECT_DESC are honoured.
  * @indirect_max: descriptors per indirect table (0 for the default of 64;
- *                at most UVIRTIO_INDIRECT_MAX); ignored without INDIRECT_DESC.
+ *                at most UVIRTIO_INDIRECT_MAX, and never more than @num: no
+ *                chain may be longer than its queue); ignored without
+ *                INDIRECT_DESC.
  *                If the table pool cannot be allocated the queue works
  *                without indirect descriptors.
  *

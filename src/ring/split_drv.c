@@ -77,6 +77,10 @@ int uvirtio_drvq_create(struct uvirtio_drvq *q, struct uvirtio_dma *dma, unsigne
 		/* No device accepts a longer table (devq.h), and lengths stay in 32 bits. */
 		if (max > UVIRTIO_INDIRECT_MAX)
 			max = UVIRTIO_INDIRECT_MAX;
+		/* spec 2.7.5.3.1: no chain is longer than the queue, an indirect
+		 * table's descriptors included. */
+		if (max > num)
+			max = num;
 
 		q->indirect_pool = uvirtio_dma_alloc(dma, (size_t)num * max * sizeof(struct vring_desc), 16);
 		if (q->indirect_pool)

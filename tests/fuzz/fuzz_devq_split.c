@@ -229,6 +229,10 @@ FUZZ_MODEL static bool ref_walk(const struct uvirtio_devq *q, uint16_t head, uns
 			if (!q->indirect || indirect || (flags & VRING_DESC_F_NEXT) || !len ||
 			    len % 16 || len / 16 > UVIRTIO_INDIRECT_MAX)
 				return false;
+			/* spec: no chain longer than the queue, the table's
+			 * descriptors and those before it included. */
+			if (visited - 1 + len / 16 > q->num)
+				return false;
 			table = ref_ptr(le64toh(d.addr), len);
 			if (!table)
 				return false;

@@ -521,7 +521,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!(fbits & 0x01))
 		FUZZ_CHECK(q.indirect_max == 0 && !q.indirect_pool);
 	else if (q.indirect_max)
-		FUZZ_CHECK(q.indirect_pool && (!indirect_max || q.indirect_max == indirect_max));
+		FUZZ_CHECK(q.indirect_pool && q.indirect_max <= num &&
+			   (!indirect_max || q.indirect_max == (indirect_max < num ? indirect_max : num)));
 	FUZZ_CHECK(uvirtio_dma_addr(&dma, q.ring_mem, uvirtio_drvq_ring_bytes(num),
 				    &(uint64_t){ 0 }) == 0);
 

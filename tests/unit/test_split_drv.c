@@ -165,6 +165,26 @@ static void test_drvq_add_returns_enomem_when_indirect_fails_and_direct_does_not
 	fix_fini(&f);
 }
 
+/* spec 2.7.5.3.1: no chain longer than the queue, an indirect table's
+ * descriptors included; the device refuses one (split_dev). */
+static void test_drvq_indirect_table_never_longer_than_queue(void)
+{
+	struct fix f;
+	struct iovec parts[5];
+	int tok;
+
+	CHECK_EQ(fix_init(&f, 4, UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC), 64), 0);
+	CHECK_EQ(f.q.indirect_max, 4);
+	for (unsigned i = 0; i < 5; i++)
+		parts[i] = part(&f, 8 * i, 8);
+	CHECK_EQ(uvirtio_drvq_add(&f.q, parts, 5, NULL, 0, &tok), -ENOMEM);
+	CHECK_EQ(uvirtio_drvq_add(&f.q, parts, 4, NULL, 0, &tok), 0);
+	CHECK_EQ(uvirtio_drvq_kick(&f.q), 0);
+	CHECK_EQ(uvirtio_devq_pop(&f.dq, &f.req), 1);
+	CHECK_EQ(f.req.n_out, 4);
+	fix_fini(&f);
+}
+
 static void test_drvq_add_refuses_memory_the_device_cannot_reach(void)
 {
 	struct fix f;
@@ -479,6 +499,7 @@ TEST_MAIN(T(test_drvq_add_and_get_round_trip_token_and_length),
 	  T(test_drvq_add_uses_indirect_table_for_several_parts),
 	  T(test_drvq_add_falls_back_to_direct_when_indirect_table_cannot_be_had),
 	  T(test_drvq_add_returns_enomem_when_indirect_fails_and_direct_does_not_fit),
+	  T(test_drvq_indirect_table_never_longer_than_queue),
 	  T(test_drvq_add_refuses_memory_the_device_cannot_reach),
 	  T(test_drvq_sizes_are_powers_of_two_up_to_32768),
 	  T(test_drvq_kick_prepare_honours_no_notify),
