@@ -12,6 +12,7 @@
 #ifndef UVIRTIO_TEST_HARNESS_H
 #define UVIRTIO_TEST_HARNESS_H
 
+#include <dirent.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -29,6 +30,21 @@ static inline void test_fail_at(const char *file, int line, const char *what)
 {
 	printf("# %s:%d: check failed: %s\n", file, line, what);
 	test_failed = true;
+}
+
+/* Open fds of this process, for tests that check nothing leaked. */
+static inline int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n - 1; /* the directory's own fd */
 }
 
 #define CHECK(cond)                                              \

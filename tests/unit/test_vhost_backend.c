@@ -58,20 +58,6 @@
 		}                                                                  \
 	} while (0)
 
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n - 1; /* the directory's own fd */
-}
-
 /* A device type serving each queue on its own thread, polling the kick fd. */
 
 #define TDEV_QUEUES 2

@@ -27,20 +27,6 @@
 #define PF(f) (1ull << VHOST_USER_PROTOCOL_F_##f)
 #define IMG_SECTORS 8192u /* 4 MiB */
 
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n - 1;
-}
-
 /* ------------------------------------------------------------------ */
 /* uvirtio's own backend, serving a file image on a socket, in a thread. */
 
