@@ -72,6 +72,10 @@ struct uvirtio_device_ops {
 	/* Stop serving. Return only when every request taken from a queue has
 	 * been pushed or dropped: after this the device writes no guest memory. */
 	void (*reset)(struct uvirtio_device *dev);
+	/* Optional: the driver suspends the device. Called after every queue
+	 * was stopped; return non-zero when a request could not be finished
+	 * (the device then sets DEVICE_NEEDS_RESET rather than SUSPEND). */
+	int (*suspend)(struct uvirtio_device *dev);
 };
 
 /* What the transport does for the device core. notify_used runs on the
@@ -102,8 +106,13 @@ struct uvirtio_device {
 	unsigned num_queues;
 	bool *queue_started;      /* queue_start called, queue_stop not yet */
 	int *kick_fds;            /* per queue, the transport's; -1 when none */
+	struct uvirtio_queue_layout *layouts; /* per queue, as last enabled */
 	unsigned resets;          /* completed resets, for reports */
 	const char *needs_reset_reason;
+	/* Config changes made while suspended wait here until resume
+	 * (config_pending_dirty); the driver sees the old bytes meanwhile. */
+	void *config_pending;
+	bool config_pending_dirty;
 	/* Serialises status changes between the control thread and a queue
 	 * thread that finds its ring broken. */
 	pthread_mutex_t status_lock;
@@ -158,8 +167,17 @@ int uvirtio_device_set_driver_features(struct uvirtio_device *dev, uint64_t feat
  * which the driver sees when it reads the status back. Setting DRIVER_OK
  * starts the device. DEVICE_NEEDS_RESET is the device's to set.
  *
- * Return: 0; -EINVAL when the write clears a bit the driver had set, or sets
- * DRIVER_OK without FEATURES_OK (the status is then unchanged).
+ * Suspend (VIRTIO_F_SUSPEND): setting SUSPEND while DRIVER_OK is set stops
+ * every queue; the device type finishes the requests in flight; then the
+ * status shows SUSPEND with DRIVER_OK clear, before this returns. A device
+ * type that cannot finish them (its suspend op fails) sets
+ * DEVICE_NEEDS_RESET instead. Setting DRIVER_OK again resumes: queues start
+ * where they stopped, held-back config changes are published, SUSPEND
+ * clears.
+ *
+ * Return: 0; -EINVAL when the write clears a bit the driver had set, sets
+ * DRIVER_OK without FEATURES_OK, or sets SUSPEND without DRIVER_OK or without
+ * VIRTIO_F_SUSPEND negotiated (the status is then unchanged).
  */
 int uvirtio_device_set_status(struct uvirtio_device *dev, uint8_t status);
 
@@ -236,6 +254,33 @@ int uvirtio_device_queue_enable_at(struct uvirtio_device *dev, unsigned index,
 uint16_t uvirtio_device_queue_stop(struct uvirtio_device *dev, unsigned index);
 
 /**
+ * uvirtio_device_queue_reset() - the driver resets queue @index alone
+ * (VIRTIO_F_RING_RESET: PCI queue_reset, MMIO QueueReset, vhost-user ring
+ * stop). The device type finishes or drops every request it took from the
+ * queue, then the queue forgets its ring, size and indices: when this
+ * returns the device uses no buffer of it and sends it no notification. A
+ * later uvirtio_device_queue_enable() sets it up again, with any size up
+ * to the maximum. The other queues run on.
+ * Return: 0; -EINVAL for a queue that does not exist; -EPERM when
+ * RING_RESET was not negotiated (the queue is untouched).
+ */
+int uvirtio_device_queue_reset(struct uvirtio_device *dev, unsigned index);
+
+/**
+ * uvirtio_device_queue_ready() - whether queue @index is set up and enabled
+ * (what the driver reads back from queue_enable / QueueReady).
+ */
+bool uvirtio_device_queue_ready(const struct uvirtio_device *dev, unsigned index);
+
+/**
+ * uvirtio_device_queue_layout() - where queue @index was set up: its size
+ * and ring addresses (all 0 when it is not). For a register model that
+ * reads them back, and for snapshots.
+ */
+void uvirtio_device_queue_layout(const struct uvirtio_device *dev, unsigned index,
+				 struct uvirtio_queue_layout *layout);
+
+/**
  * uvirtio_device_set_kick_fd() - the transport's kick fd for queue @index
  * (an eventfd: readable after a kick; read 8 bytes to clear), or -1. The
  * transport keeps owning it and must not close it while the queue is ready.
@@ -289,6 +334,16 @@ void uvirtio_device_needs_reset(struct uvirtio_device *dev, const char *why);
 static inline bool uvirtio_device_has_feature(const struct uvirtio_device *dev, unsigned bit)
 {
 	return dev->features & UVIRTIO_BIT(bit);
+}
+
+/**
+ * uvirtio_device_suspended() - whether the device presents SUSPEND: it has
+ * stopped every queue with nothing in flight, sends no notification and
+ * holds config changes back until the driver sets DRIVER_OK again.
+ */
+static inline bool uvirtio_device_suspended(const struct uvirtio_device *dev)
+{
+	return __atomic_load_n(&dev->status, __ATOMIC_ACQUIRE) & VIRTIO_CONFIG_S_SUSPEND;
 }
 
 /** uvirtio_device_running() - DRIVER_OK set and DEVICE_NEEDS_RESET clear. */

@@ -25,6 +25,7 @@ struct uvirtio_driver {
 	uint64_t features;        /* negotiated */
 	struct uvirtio_drvq *vqs;
 	unsigned nvqs;
+	bool *vq_reset; /* per queue: reset and not yet enabled again */
 };
 
 /**
@@ -95,6 +96,51 @@ bool uvirtio_driver_needs_reset(struct uvirtio_driver *drv);
  */
 int uvirtio_driver_remove(struct uvirtio_driver *drv, void (*release)(void *token, void *opaque),
 			  void *opaque);
+
+/**
+ * uvirtio_driver_queue_reset() - reset queue @index alone
+ * (VIRTIO_F_RING_RESET), as Linux's virtqueue_reset() does: the device lets
+ * go of the queue (the transport returns once it has), then every buffer
+ * still in it is detached and handed to @release (may be NULL) with its
+ * token; the device never touches them again. The queue stays unusable
+ * until uvirtio_driver_queue_enable(). The caller makes sure no other
+ * thread uses the queue meanwhile.
+ * Return: 0; -ENOENT for a queue that does not exist; -EOPNOTSUPP when
+ * RING_RESET was not negotiated or the transport cannot; or the
+ * transport's error (the queue is then left as it was).
+ */
+int uvirtio_driver_queue_reset(struct uvirtio_driver *drv, unsigned index,
+			       void (*release)(void *token, void *opaque), void *opaque);
+
+/**
+ * uvirtio_driver_queue_enable() - set a reset queue up again with a new
+ * ring of @size entries (0: the size it had; above the device's maximum:
+ * lowered to it), which is how a driver resizes a queue. The queue's
+ * struct uvirtio_drvq keeps its address.
+ * Return: 0; -ENOENT; -EBUSY when the queue was not reset; -ENOMEM; or the
+ * transport's error (the queue then stays reset).
+ */
+int uvirtio_driver_queue_enable(struct uvirtio_driver *drv, unsigned index, unsigned size);
+
+/**
+ * uvirtio_driver_suspend() - suspend the device (VIRTIO_F_SUSPEND): set
+ * SUSPEND, then wait until the device presents it, which it does once
+ * every buffer in flight is used; DRIVER_OK is then clear. While
+ * suspended the driver must not touch a queue or notify.
+ * @timeout_ms: how long to wait for the device; -1 for ever.
+ * Return: 0; -EOPNOTSUPP when SUSPEND was not negotiated; -EINVAL before
+ * DRIVER_OK; -EIO when the device set DEVICE_NEEDS_RESET instead;
+ * -ETIMEDOUT; or the transport's error.
+ */
+int uvirtio_driver_suspend(struct uvirtio_driver *drv, int timeout_ms);
+
+/**
+ * uvirtio_driver_resume() - set DRIVER_OK again and wait until the device
+ * clears SUSPEND; the queues then run on from where they stopped.
+ * Return: 0; -EINVAL when the device is not suspended; -EIO when it set
+ * DEVICE_NEEDS_RESET; -ETIMEDOUT; or the transport's error.
+ */
+int uvirtio_driver_resume(struct uvirtio_driver *drv, int timeout_ms);
 
 /** uvirtio_driver_has_feature() - whether feature @bit was negotiated. */
 static inline bool uvirtio_driver_has_feature(const struct uvirtio_driver *drv, unsigned bit)

@@ -42,6 +42,11 @@ struct uvirtio_transport_ops {
 	/* Tell the device where queue @index is and enable it. */
 	int (*queue_enable)(struct uvirtio_transport *t, unsigned index,
 			    const struct uvirtio_queue_layout *layout);
+	/* Optional (NULL: the transport cannot): reset queue @index alone
+	 * (VIRTIO_F_RING_RESET) and return only once the device has let go of
+	 * it: it uses none of its buffers and forgot its ring. queue_enable
+	 * sets it up again, with any size. */
+	int (*queue_reset)(struct uvirtio_transport *t, unsigned index);
 	/* Available-buffer notification for queue @index. */
 	int (*notify)(struct uvirtio_transport *t, unsigned index);
 	/* An fd that becomes readable (eventfd semantics: read 8 bytes to

@@ -37,6 +37,7 @@
  * transport bits a driver core accepts. */
 #define UVIRTIO_TRANSPORT_FEATURES                                                    \
 	(UVIRTIO_BIT(VIRTIO_F_VERSION_1) | UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC) | \
-	 UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX))
+	 UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX) | UVIRTIO_BIT(VIRTIO_F_RING_RESET) |    \
+	 UVIRTIO_BIT(VIRTIO_F_SUSPEND))
 
 #endif

@@ -8,7 +8,7 @@
 /* Status bits the driver writes; DEVICE_NEEDS_RESET is the device's. */
 #define DRIVER_STATUS_BITS                                                          \
 	(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK | \
-	 VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_FAILED)
+	 VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_FAILED | VIRTIO_CONFIG_S_SUSPEND)
 
 static void queue_broken(struct uvirtio_devq *q, void *opaque)
 {
@@ -30,10 +30,15 @@ int uvirtio_device_init(struct uvirtio_device *dev, const struct uvirtio_device_
 	dev->queues = calloc(ops->num_queues, sizeof(*dev->queues));
 	dev->queue_started = calloc(ops->num_queues, sizeof(*dev->queue_started));
 	dev->kick_fds = malloc(ops->num_queues * sizeof(*dev->kick_fds));
-	if (!dev->queues || !dev->queue_started || !dev->kick_fds) {
+	dev->layouts = calloc(ops->num_queues, sizeof(*dev->layouts));
+	dev->config_pending = config_size ? malloc(config_size) : NULL;
+	if (!dev->queues || !dev->queue_started || !dev->kick_fds || !dev->layouts ||
+	    (config_size && !dev->config_pending)) {
 		free(dev->queues);
 		free(dev->queue_started);
 		free(dev->kick_fds);
+		free(dev->layouts);
+		free(dev->config_pending);
 		return -ENOMEM;
 	}
 	for (unsigned i = 0; i < ops->num_queues; i++) {
@@ -60,6 +65,8 @@ void uvirtio_device_destroy(struct uvirtio_device *dev)
 	free(dev->queues);
 	free(dev->queue_started);
 	free(dev->kick_fds);
+	free(dev->layouts);
+	free(dev->config_pending);
 	pthread_mutex_destroy(&dev->status_lock);
 	memset(dev, 0, sizeof(*dev));
 }
@@ -145,6 +152,79 @@ static void stop_queue(struct uvirtio_device *dev, unsigned i)
 	dev->queue_started[i] = false;
 }
 
+/* Look at every queue once, as if kicked, or start its thread. */
+static void start_queues(struct uvirtio_device *dev)
+{
+	for (unsigned i = 0; i < dev->num_queues; i++) {
+		if (dev->ops->queue_start)
+			start_queue(dev, i);
+		else
+			uvirtio_device_queue_notify(dev, i);
+	}
+}
+
+/* spec, SUSPEND: the device stops taking buffers, finishes those in flight,
+ * then presents SUSPEND with DRIVER_OK clear. Every queue keeps its place
+ * so resume goes on from it. */
+static void suspend(struct uvirtio_device *dev, uint8_t driver_bits)
+{
+	for (unsigned i = 0; i < dev->num_queues; i++) {
+		stop_queue(dev, i);
+		if (dev->queues[i].ready)
+			uvirtio_devq_stop(&dev->queues[i]);
+	}
+	if (dev->config_size)
+		memcpy(dev->config_pending, dev->config, dev->config_size);
+	dev->config_pending_dirty = false;
+	/* spec: a device that cannot suspend sets DEVICE_NEEDS_RESET. */
+	if (dev->ops->suspend && dev->ops->suspend(dev)) {
+		store_status(dev, driver_bits & (uint8_t)~VIRTIO_CONFIG_S_SUSPEND);
+		uvirtio_device_needs_reset(dev, "device could not suspend");
+		return;
+	}
+	store_status(dev, (driver_bits | VIRTIO_CONFIG_S_SUSPEND) & (uint8_t)~VIRTIO_CONFIG_S_DRIVER_OK);
+}
+
+/* Restart every queue stopped by suspend, at the place it stopped. */
+static int resume_queues(struct uvirtio_device *dev)
+{
+	for (unsigned i = 0; i < dev->num_queues; i++) {
+		struct uvirtio_devq *q = &dev->queues[i];
+		uint16_t next_avail = q->last_avail, used_idx = q->used_idx;
+		int ret;
+
+		if (!dev->layouts[i].num)
+			continue;
+		ret = uvirtio_devq_setup(q, dev->mem, dev->layouts[i].num, dev->layouts[i].desc,
+					 dev->layouts[i].avail, dev->layouts[i].used, dev->features);
+		if (ret)
+			return ret;
+		uvirtio_devq_set_indices(q, next_avail, used_idx);
+	}
+	return 0;
+}
+
+static void resume(struct uvirtio_device *dev, uint8_t driver_bits)
+{
+	int ret = resume_queues(dev);
+
+	store_status(dev, (driver_bits | VIRTIO_CONFIG_S_DRIVER_OK) & (uint8_t)~VIRTIO_CONFIG_S_SUSPEND);
+	if (ret) {
+		uvirtio_device_needs_reset(dev, "device could not resume a queue");
+		return;
+	}
+	/* spec: config changes are held back while suspended; publish them now. */
+	if (dev->config_pending_dirty) {
+		dev->config_pending_dirty = false;
+		uvirtio_device_config_update(dev, 0, dev->config_pending, dev->config_size);
+	}
+	if (dev->ops->start && dev->ops->start(dev)) {
+		uvirtio_device_needs_reset(dev, "device failed to start");
+		return;
+	}
+	start_queues(dev);
+}
+
 int uvirtio_device_set_status(struct uvirtio_device *dev, uint8_t status)
 {
 	uint8_t old = uvirtio_device_get_status(dev) & DRIVER_STATUS_BITS;
@@ -155,9 +235,30 @@ int uvirtio_device_set_status(struct uvirtio_device *dev, uint8_t status)
 		uvirtio_device_reset(dev);
 		return 0;
 	}
+	if (old & VIRTIO_CONFIG_S_SUSPEND) {
+		/* spec: resume is the driver setting DRIVER_OK again; it may write
+		 * SUSPEND back or clear it in the same write. */
+		if ((old & ~new & (uint8_t)~VIRTIO_CONFIG_S_SUSPEND) ||
+		    (added & (uint8_t)~VIRTIO_CONFIG_S_DRIVER_OK))
+			return -EINVAL;
+		if (added & VIRTIO_CONFIG_S_DRIVER_OK)
+			resume(dev, new);
+		return 0;
+	}
 	/* spec: the driver MUST NOT clear a device status bit; only reset does. */
 	if (old & ~new)
 		return -EINVAL;
+	if (added & VIRTIO_CONFIG_S_SUSPEND) {
+		/* spec: the driver MUST NOT set SUSPEND unless SUSPEND was
+		 * negotiated, and only after DRIVER_OK. */
+		if (!uvirtio_device_has_feature(dev, VIRTIO_F_SUSPEND) ||
+		    !(new & VIRTIO_CONFIG_S_DRIVER_OK) || (added & VIRTIO_CONFIG_S_DRIVER_OK))
+			return -EINVAL;
+		if (uvirtio_device_get_status(dev) & VIRTIO_CONFIG_S_NEEDS_RESET)
+			return 0;
+		suspend(dev, new);
+		return 0;
+	}
 	if ((added & VIRTIO_CONFIG_S_FEATURES_OK) && !features_acceptable(dev, dev->driver_features))
 		new &= (uint8_t)~VIRTIO_CONFIG_S_FEATURES_OK;
 	/* Checked after the features: one write of FEATURES_OK | DRIVER_OK with
@@ -175,14 +276,8 @@ int uvirtio_device_set_status(struct uvirtio_device *dev, uint8_t status)
 		}
 		/* A driver may make buffers available before DRIVER_OK (Linux
 		 * virtio-net fills its receive queue so) but must not notify until
-		 * after it: look at every queue once, as if kicked. A queue thread
-		 * does that itself when it starts. */
-		for (unsigned i = 0; i < dev->num_queues; i++) {
-			if (dev->ops->queue_start)
-				start_queue(dev, i);
-			else
-				uvirtio_device_queue_notify(dev, i);
-		}
+		 * after it: look at every queue once. */
+		start_queues(dev);
 	}
 	return 0;
 }
@@ -195,8 +290,11 @@ void uvirtio_device_reset(struct uvirtio_device *dev)
 		stop_queue(dev, i);
 	if (dev->ops->reset)
 		dev->ops->reset(dev);
-	for (unsigned i = 0; i < dev->num_queues; i++)
+	for (unsigned i = 0; i < dev->num_queues; i++) {
 		uvirtio_devq_reset(&dev->queues[i]);
+		dev->layouts[i] = (struct uvirtio_queue_layout){ 0 };
+	}
+	dev->config_pending_dirty = false;
 	pthread_mutex_lock(&dev->status_lock);
 	__atomic_store_n(&dev->status, 0, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&dev->status_lock);
@@ -243,6 +341,14 @@ int uvirtio_device_config_update(struct uvirtio_device *dev, unsigned offset, co
 {
 	if (offset > dev->config_size || len > dev->config_size - offset)
 		return -EINVAL;
+	/* spec: while suspended the device changes no config space and sends
+	 * no notification; the change waits for resume. */
+	if (uvirtio_device_suspended(dev)) {
+		if (len)
+			memcpy((char *)dev->config_pending + offset, buf, len);
+		dev->config_pending_dirty = true;
+		return 0;
+	}
 	if (len)
 		memcpy((char *)dev->config + offset, buf, len);
 	__atomic_add_fetch(&dev->config_generation, 1, __ATOMIC_RELEASE);
@@ -280,6 +386,7 @@ int uvirtio_device_queue_enable_at(struct uvirtio_device *dev, unsigned index,
 	if (ret)
 		return ret;
 	uvirtio_devq_set_indices(&dev->queues[index], next_avail, used_idx);
+	dev->layouts[index] = *l;
 	if (uvirtio_device_running(dev))
 		start_queue(dev, index);
 	return 0;
@@ -292,6 +399,33 @@ uint16_t uvirtio_device_queue_stop(struct uvirtio_device *dev, unsigned index)
 	stop_queue(dev, index);
 	uvirtio_devq_stop(&dev->queues[index]);
 	return uvirtio_devq_next_avail(&dev->queues[index]);
+}
+
+int uvirtio_device_queue_reset(struct uvirtio_device *dev, unsigned index)
+{
+	if (index >= dev->num_queues)
+		return -EINVAL;
+	/* spec: queue reset exists only with VIRTIO_F_RING_RESET. */
+	if (!uvirtio_device_has_feature(dev, VIRTIO_F_RING_RESET))
+		return -EPERM;
+	/* The device type finishes or drops what it took while the ring still
+	 * works; then the ring and its indices are forgotten. */
+	stop_queue(dev, index);
+	uvirtio_devq_reset(&dev->queues[index]);
+	dev->layouts[index] = (struct uvirtio_queue_layout){ 0 };
+	return 0;
+}
+
+bool uvirtio_device_queue_ready(const struct uvirtio_device *dev, unsigned index)
+{
+	/* A queue stopped by suspend is still enabled as the driver sees it. */
+	return index < dev->num_queues && dev->layouts[index].num;
+}
+
+void uvirtio_device_queue_layout(const struct uvirtio_device *dev, unsigned index,
+				 struct uvirtio_queue_layout *layout)
+{
+	*layout = index < dev->num_queues ? dev->layouts[index] : (struct uvirtio_queue_layout){ 0 };
 }
 
 int uvirtio_device_set_kick_fd(struct uvirtio_device *dev, unsigned index, int fd)

@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "uvirtio/driver.h"
@@ -29,7 +30,9 @@ static void delete_vqs(struct uvirtio_driver *drv)
 	for (unsigned i = 0; i < drv->nvqs; i++)
 		uvirtio_drvq_destroy(&drv->vqs[i]);
 	free(drv->vqs);
+	free(drv->vq_reset);
 	drv->vqs = NULL;
+	drv->vq_reset = NULL;
 	drv->nvqs = 0;
 }
 
@@ -84,47 +87,57 @@ static int notify_queue(void *opaque, unsigned index)
 	return t->ops->notify(t, index);
 }
 
-int uvirtio_driver_find_vqs(struct uvirtio_driver *drv, unsigned nvqs, const unsigned *sizes)
+/* Make queue @i's ring of @num entries (capped at the device's maximum)
+ * and give it to the device. On failure the ring is freed again. */
+static int setup_vq(struct uvirtio_driver *drv, unsigned i, unsigned num)
 {
 	struct uvirtio_transport *t = drv->t;
+	struct uvirtio_drvq *q = &drv->vqs[i];
+	struct uvirtio_queue_layout l;
+	unsigned max;
+	int ret;
+
+	ret = t->ops->queue_max_size(t, i, &max);
+	if (ret)
+		return ret;
+	if (max == 0)
+		return -ENOENT;
+	if (num > max)
+		num = max;
+	ret = uvirtio_drvq_create(q, t->ops->dma(t), i, num, drv->features, 0);
+	if (ret)
+		return ret;
+	uvirtio_drvq_set_notify(q, notify_queue, t);
+	l = (struct uvirtio_queue_layout){
+		.num = num, .desc = q->desc_addr, .avail = q->avail_addr, .used = q->used_addr,
+	};
+	ret = t->ops->queue_enable(t, i, &l);
+	if (ret)
+		uvirtio_drvq_destroy(q);
+	return ret;
+}
+
+int uvirtio_driver_find_vqs(struct uvirtio_driver *drv, unsigned nvqs, const unsigned *sizes)
+{
 	int ret = 0;
 
 	if (drv->vqs)
 		return -EBUSY;
 	drv->vqs = calloc(nvqs, sizeof(*drv->vqs));
-	if (!drv->vqs)
+	drv->vq_reset = calloc(nvqs, sizeof(*drv->vq_reset));
+	if (!drv->vqs || !drv->vq_reset) {
+		delete_vqs(drv);
 		return -ENOMEM;
+	}
 
-	for (unsigned i = 0; i < nvqs; i++) {
-		struct uvirtio_drvq *q = &drv->vqs[i];
-		struct uvirtio_queue_layout l;
-		unsigned max, num;
-
-		ret = t->ops->queue_max_size(t, i, &max);
-		if (ret)
-			break;
-		if (max == 0) {
-			ret = -ENOENT;
-			break;
-		}
-		num = sizes && sizes[i] ? sizes[i] : DEFAULT_QUEUE_SIZE;
-		if (num > max)
-			num = max;
-		ret = uvirtio_drvq_create(q, t->ops->dma(t), i, num, drv->features, 0);
-		if (ret)
-			break;
-		drv->nvqs = i + 1;
-		uvirtio_drvq_set_notify(q, notify_queue, t);
-		l = (struct uvirtio_queue_layout){
-			.num = num, .desc = q->desc_addr, .avail = q->avail_addr, .used = q->used_addr,
-		};
-		ret = t->ops->queue_enable(t, i, &l);
-		if (ret)
-			break;
+	for (unsigned i = 0; i < nvqs && !ret; i++) {
+		ret = setup_vq(drv, i, sizes && sizes[i] ? sizes[i] : DEFAULT_QUEUE_SIZE);
+		if (!ret)
+			drv->nvqs = i + 1;
 	}
 	if (ret) {
 		/* The device may already use some rings: stop it before freeing. */
-		t->ops->reset(t);
+		drv->t->ops->reset(drv->t);
 		delete_vqs(drv);
 	}
 	return ret;
@@ -216,4 +229,123 @@ int uvirtio_driver_remove(struct uvirtio_driver *drv, void (*release)(void *toke
 	delete_vqs(drv);
 	drv->features = 0;
 	return ret;
+}
+
+int uvirtio_driver_queue_reset(struct uvirtio_driver *drv, unsigned index,
+			       void (*release)(void *token, void *opaque), void *opaque)
+{
+	struct uvirtio_drvq *q;
+	void *token;
+	int ret;
+
+	if (index >= drv->nvqs || drv->vq_reset[index])
+		return -ENOENT;
+	if (!uvirtio_driver_has_feature(drv, VIRTIO_F_RING_RESET) || !drv->t->ops->queue_reset)
+		return -EOPNOTSUPP;
+	/* The device lets go first: until it has, it may still use the ring
+	 * and the buffers about to be handed back. */
+	ret = drv->t->ops->queue_reset(drv->t, index);
+	if (ret)
+		return ret;
+	q = &drv->vqs[index];
+	while ((token = uvirtio_drvq_detach_unused(q)))
+		if (release)
+			release(token, opaque);
+	/* The ring is kept until enable: its size is the default for the new one. */
+	drv->vq_reset[index] = true;
+	return 0;
+}
+
+int uvirtio_driver_queue_enable(struct uvirtio_driver *drv, unsigned index, unsigned size)
+{
+	struct uvirtio_drvq *q;
+	int ret;
+
+	if (index >= drv->nvqs)
+		return -ENOENT;
+	if (!drv->vq_reset[index])
+		return -EBUSY;
+	q = &drv->vqs[index];
+	if (!size)
+		size = q->num ? q->num : DEFAULT_QUEUE_SIZE;
+	uvirtio_drvq_destroy(q);
+	ret = setup_vq(drv, index, size);
+	if (!ret)
+		drv->vq_reset[index] = false;
+	return ret;
+}
+
+/* Poll the status until @done says so, as a driver polls a register: the
+ * device may take a while to finish what is in flight. */
+static int wait_status(struct uvirtio_driver *drv, bool (*done)(uint8_t status), int timeout_ms)
+{
+	struct timespec start, now;
+	unsigned delay_us = 1;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		uint8_t status;
+		int ret = drv->t->ops->get_status(drv->t, &status);
+
+		if (ret)
+			return ret;
+		if (status & VIRTIO_CONFIG_S_NEEDS_RESET)
+			return -EIO;
+		if (done(status))
+			return 0;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (timeout_ms >= 0 &&
+		    (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 >=
+			    timeout_ms)
+			return -ETIMEDOUT;
+		usleep(delay_us);
+		if (delay_us < 1000)
+			delay_us *= 2;
+	}
+}
+
+static bool is_suspended(uint8_t status)
+{
+	return (status & VIRTIO_CONFIG_S_SUSPEND) && !(status & VIRTIO_CONFIG_S_DRIVER_OK);
+}
+
+static bool is_resumed(uint8_t status)
+{
+	return !(status & VIRTIO_CONFIG_S_SUSPEND) && (status & VIRTIO_CONFIG_S_DRIVER_OK);
+}
+
+int uvirtio_driver_suspend(struct uvirtio_driver *drv, int timeout_ms)
+{
+	uint8_t status;
+	int ret;
+
+	if (!uvirtio_driver_has_feature(drv, VIRTIO_F_SUSPEND))
+		return -EOPNOTSUPP;
+	ret = drv->t->ops->get_status(drv->t, &status);
+	if (ret)
+		return ret;
+	/* spec: the driver MUST NOT set SUSPEND before DRIVER_OK. */
+	if (!(status & VIRTIO_CONFIG_S_DRIVER_OK))
+		return -EINVAL;
+	ret = drv->t->ops->set_status(drv->t, (uint8_t)(status | VIRTIO_CONFIG_S_SUSPEND));
+	if (ret)
+		return ret;
+	/* spec: the suspend is complete only once the device presents SUSPEND
+	 * (and has cleared DRIVER_OK). */
+	return wait_status(drv, is_suspended, timeout_ms);
+}
+
+int uvirtio_driver_resume(struct uvirtio_driver *drv, int timeout_ms)
+{
+	uint8_t status;
+	int ret = drv->t->ops->get_status(drv->t, &status);
+
+	if (ret)
+		return ret;
+	if (!is_suspended(status))
+		return -EINVAL;
+	ret = drv->t->ops->set_status(drv->t, (uint8_t)(status | VIRTIO_CONFIG_S_DRIVER_OK));
+	if (ret)
+		return ret;
+	return wait_status(drv, is_resumed, timeout_ms);
 }

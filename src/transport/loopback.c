@@ -11,10 +11,8 @@
 #include <unistd.h>
 
 #include "../core/eventfd.h"
+#include "../core/shared_mem.h"
 #include "uvirtio/loopback.h"
-
-#define DEFAULT_MEM_SIZE (64u << 20)
-#define DEFAULT_GUEST_ADDR (1ull << 30)
 
 enum call_op {
 	OP_GET_FEATURES,
@@ -27,6 +25,7 @@ enum call_op {
 	OP_CONFIG_GENERATION,
 	OP_QUEUE_MAX_SIZE,
 	OP_QUEUE_ENABLE,
+	OP_QUEUE_RESET,
 	OP_RUN,
 	OP_STOP,
 };
@@ -46,11 +45,7 @@ struct call {
 
 struct uvirtio_loopback {
 	struct uvirtio_transport t; /* first: the driver's handle */
-	struct uvirtio_mem mem;
-	struct uvirtio_dma dma;
-	int memfd;
-	void *driver_map, *device_map;
-	size_t mem_size;
+	struct shared_mem sm;
 
 	struct uvirtio_device *dev;
 	pthread_t thread;
@@ -98,6 +93,7 @@ static int execute(struct uvirtio_loopback *lb, struct call *c)
 {
 	struct uvirtio_device *dev = lb->dev;
 	unsigned max;
+	int ret;
 
 	switch (c->op) {
 	case OP_GET_FEATURES:
@@ -133,6 +129,12 @@ static int execute(struct uvirtio_loopback *lb, struct call *c)
 		return 0;
 	case OP_QUEUE_ENABLE:
 		return uvirtio_device_queue_enable(dev, c->index, c->layout);
+	case OP_QUEUE_RESET:
+		ret = uvirtio_device_queue_reset(dev, c->index);
+		/* A notification sent before the reset means nothing after it. */
+		if (!ret && c->index < lb->nqueues)
+			eventfd_drain(lb->call_fds[c->index]);
+		return ret;
 	case OP_RUN:
 		return c->fn(dev, c->buf);
 	case OP_STOP:
@@ -298,6 +300,15 @@ static int lb_queue_enable(struct uvirtio_transport *t, unsigned index,
 	return call(t, &c);
 }
 
+static int lb_queue_reset(struct uvirtio_transport *t, unsigned index)
+{
+	struct call c = { .op = OP_QUEUE_RESET, .index = index };
+
+	/* Returns once the device thread finished the reset: the "write 1 to
+	 * queue_reset, wait to read 0" of the spec. */
+	return call(t, &c);
+}
+
 static int lb_notify(struct uvirtio_transport *t, unsigned index)
 {
 	struct uvirtio_loopback *lb = to_lb(t);
@@ -319,7 +330,7 @@ static int lb_event_fd(struct uvirtio_transport *t, unsigned index)
 
 static struct uvirtio_dma *lb_dma(struct uvirtio_transport *t)
 {
-	return &to_lb(t)->dma;
+	return &to_lb(t)->sm.dma;
 }
 
 static const struct uvirtio_transport_ops loopback_ops = {
@@ -333,6 +344,7 @@ static const struct uvirtio_transport_ops loopback_ops = {
 	.config_generation = lb_config_generation,
 	.queue_max_size = lb_queue_max_size,
 	.queue_enable = lb_queue_enable,
+	.queue_reset = lb_queue_reset,
 	.notify = lb_notify,
 	.event_fd = lb_event_fd,
 	.dma = lb_dma,
@@ -369,35 +381,16 @@ static int watch(struct uvirtio_loopback *lb, int fd, uint32_t id)
 int uvirtio_loopback_create(struct uvirtio_loopback **out, const struct uvirtio_loopback_config *cfg)
 {
 	struct uvirtio_loopback *lb = calloc(1, sizeof(*lb));
-	uint64_t guest_addr = cfg && cfg->guest_addr ? cfg->guest_addr : DEFAULT_GUEST_ADDR;
-	struct uvirtio_mem_region r;
 	int ret;
 
 	if (!lb)
 		return -ENOMEM;
-	lb->mem_size = cfg && cfg->mem_size ? cfg->mem_size : DEFAULT_MEM_SIZE;
-	lb->memfd = lb->epfd = lb->ctrl_fd = lb->config_fd = -1;
-	lb->driver_map = lb->device_map = MAP_FAILED;
+	lb->epfd = lb->ctrl_fd = lb->config_fd = -1;
 	pthread_mutex_init(&lb->lock, NULL);
 	pthread_cond_init(&lb->cond, NULL);
 	lb->t = (struct uvirtio_transport){ .ops = &loopback_ops, .name = "loopback" };
-	uvirtio_mem_init(&lb->mem);
-
-	lb->memfd = memfd_create("uvirtio-loopback", MFD_CLOEXEC);
-	if (lb->memfd < 0 || ftruncate(lb->memfd, (off_t)lb->mem_size) < 0)
-		goto fail_errno;
-	/* Two mappings of one memfd: the device's view is not the driver's, so
-	 * a translation that were skipped or wrong would show. */
-	lb->driver_map = mmap(NULL, lb->mem_size, PROT_READ | PROT_WRITE, MAP_SHARED, lb->memfd, 0);
-	lb->device_map = mmap(NULL, lb->mem_size, PROT_READ | PROT_WRITE, MAP_SHARED, lb->memfd, 0);
-	if (lb->driver_map == MAP_FAILED || lb->device_map == MAP_FAILED)
-		goto fail_errno;
-
-	r = (struct uvirtio_mem_region){ .guest_addr = guest_addr, .size = lb->mem_size,
-					 .host_addr = lb->device_map, .fd = lb->memfd };
-	ret = uvirtio_mem_add(&lb->mem, &r);
-	if (!ret)
-		ret = uvirtio_dma_init(&lb->dma, lb->driver_map, guest_addr, lb->mem_size);
+	ret = shared_mem_create(&lb->sm, "uvirtio-loopback", cfg ? cfg->mem_size : 0,
+				cfg ? cfg->guest_addr : 0);
 	if (ret)
 		goto fail;
 
@@ -421,7 +414,7 @@ fail:
 
 struct uvirtio_mem *uvirtio_loopback_mem(struct uvirtio_loopback *lb)
 {
-	return &lb->mem;
+	return &lb->sm.mem;
 }
 
 struct uvirtio_transport *uvirtio_loopback_transport(struct uvirtio_loopback *lb)
@@ -499,13 +492,7 @@ void uvirtio_loopback_destroy(struct uvirtio_loopback *lb)
 	close_fd(lb->epfd);
 	close_fd(lb->ctrl_fd);
 	close_fd(lb->config_fd);
-	if (lb->dma.base)
-		uvirtio_dma_destroy(&lb->dma);
-	if (lb->driver_map != MAP_FAILED)
-		munmap(lb->driver_map, lb->mem_size);
-	if (lb->device_map != MAP_FAILED)
-		munmap(lb->device_map, lb->mem_size);
-	close_fd(lb->memfd);
+	shared_mem_destroy(&lb->sm);
 	pthread_mutex_destroy(&lb->lock);
 	pthread_cond_destroy(&lb->cond);
 	free(lb);
