@@ -27,6 +27,17 @@
 #define VIRTIO_CONFIG_S_SUSPEND 16
 #endif
 
+/* virtio-mmio: the queue reset register (virtio 1.2, RING_RESET). */
+#ifndef VIRTIO_MMIO_QUEUE_RESET
+#define VIRTIO_MMIO_QUEUE_RESET 0x0c0
+#endif
+
+/* virtio-pci: fields the spec appends to struct virtio_pci_common_cfg
+ * (Linux's struct virtio_pci_modern_common_cfg, newer than 6.1's UAPI). */
+#define UVIRTIO_PCI_COMMON_QUEUE_NOTIFY_DATA 0x38 /* le16 */
+#define UVIRTIO_PCI_COMMON_QUEUE_RESET 0x3a       /* le16 */
+#define UVIRTIO_PCI_COMMON_CFG_SIZE 0x3c
+
 /* The spec's limit for a split virtqueue's size. */
 #define UVIRTIO_QUEUE_SIZE_MAX 32768u
 
