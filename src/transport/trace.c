@@ -82,6 +82,13 @@ static int tr_queue_enable(struct uvirtio_transport *t, unsigned index,
 	return report(t, 0, "queue_enable", index, l->num, CALL(t, queue_enable, index, l));
 }
 
+static int tr_queue_reset(struct uvirtio_transport *t, unsigned index)
+{
+	if (!INNER(t)->ops->queue_reset)
+		return report(t, 0, "queue_reset", index, 0, -EOPNOTSUPP);
+	return report(t, 0, "queue_reset", index, 0, CALL(t, queue_reset, index));
+}
+
 static int tr_notify(struct uvirtio_transport *t, unsigned index)
 {
 	return report(t, UVIRTIO_TRACE_QUIET_NOTIFY, "notify", index, 0, CALL(t, notify, index));
@@ -108,6 +115,7 @@ static const struct uvirtio_transport_ops trace_ops = {
 	.config_generation = tr_config_generation,
 	.queue_max_size = tr_queue_max_size,
 	.queue_enable = tr_queue_enable,
+	.queue_reset = tr_queue_reset,
 	.notify = tr_notify,
 	.event_fd = tr_event_fd,
 	.dma = tr_dma,
