@@ -58,7 +58,10 @@ struct uvirtio_device_ops {
 	 * ring once at start. A non-zero return sets DEVICE_NEEDS_RESET. */
 	int (*queue_start)(struct uvirtio_device *dev, unsigned index);
 	/* Optional, with queue_start: stop serving queue @index. Return only
-	 * when every request taken from it has been pushed or dropped. */
+	 * when every request taken from it has been pushed or dropped. A
+	 * device type without queue_start that keeps requests across calls
+	 * supplies it too: the core calls it when the driver resets or
+	 * suspends that queue. */
 	void (*queue_stop)(struct uvirtio_device *dev, unsigned index);
 	/* The device type's queue threads poll each queue's kick fd themselves
 	 * (uvirtio_device_queue_kick_fd()), so a transport with kick fds hands

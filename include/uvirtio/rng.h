@@ -45,8 +45,8 @@ struct uvirtio_rng_drv {
 };
 
 /**
- * uvirtio_rng_drv_probe() - reset, negotiate (@features among INDIRECT_DESC
- * and EVENT_IDX), set the queue up and start the device.
+ * uvirtio_rng_drv_probe() - reset, negotiate (@features among INDIRECT_DESC,
+ * EVENT_IDX, RING_RESET and SUSPEND), set the queue up and start the device.
  * Return: 0; -ENOMEM; or uvirtio_driver_probe()'s and find_vqs' errors.
  */
 int uvirtio_rng_drv_probe(struct uvirtio_rng_drv *r, struct uvirtio_transport *t, uint64_t features);

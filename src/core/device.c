@@ -152,6 +152,17 @@ static void stop_queue(struct uvirtio_device *dev, unsigned i)
 	dev->queue_started[i] = false;
 }
 
+/* Have the device type finish or drop what it took from queue @i: stop its
+ * thread, or, for a device type serving queues on the control path, ask it
+ * through queue_stop when it keeps requests across calls. */
+static void drain_queue(struct uvirtio_device *dev, unsigned i)
+{
+	if (dev->ops->queue_start)
+		stop_queue(dev, i);
+	else if (dev->ops->queue_stop && dev->queues[i].ready)
+		dev->ops->queue_stop(dev, i);
+}
+
 /* Look at every queue once, as if kicked, or start its thread. */
 static void start_queues(struct uvirtio_device *dev)
 {
@@ -169,7 +180,7 @@ static void start_queues(struct uvirtio_device *dev)
 static void suspend(struct uvirtio_device *dev, uint8_t driver_bits)
 {
 	for (unsigned i = 0; i < dev->num_queues; i++) {
-		stop_queue(dev, i);
+		drain_queue(dev, i);
 		if (dev->queues[i].ready)
 			uvirtio_devq_stop(&dev->queues[i]);
 	}
@@ -410,7 +421,7 @@ int uvirtio_device_queue_reset(struct uvirtio_device *dev, unsigned index)
 		return -EPERM;
 	/* The device type finishes or drops what it took while the ring still
 	 * works; then the ring and its indices are forgotten. */
-	stop_queue(dev, index);
+	drain_queue(dev, index);
 	uvirtio_devq_reset(&dev->queues[index]);
 	dev->layouts[index] = (struct uvirtio_queue_layout){ 0 };
 	return 0;

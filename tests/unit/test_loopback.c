@@ -83,10 +83,17 @@ static int sink_validate(struct uvirtio_device *dev, uint64_t features)
 	return features & UVIRTIO_BIT(5) ? -EINVAL : 0;
 }
 
+/* Per-queue reset or suspend: the sink drops what it holds. */
+static void sink_queue_stop(struct uvirtio_device *dev, unsigned index)
+{
+	(void)index;
+	((struct sink *)dev->priv)->held = 0;
+}
+
 static const struct uvirtio_device_ops sink_ops = {
 	.name = "sink", .device_id = 0xfff1, .features = UVIRTIO_BIT(5), .num_queues = 1,
 	.queue_max_size = 64, .validate_features = sink_validate, .queue_notify = sink_notify,
-	.reset = sink_reset,
+	.queue_stop = sink_queue_stop, .reset = sink_reset,
 };
 
 struct env {
@@ -387,7 +394,158 @@ static void test_driver_never_accepts_transport_features_it_cannot_drive(void)
 	env_stop(&e);
 }
 
+static int read_held(struct uvirtio_device *dev, void *arg)
+{
+	*(unsigned *)arg = ((struct sink *)dev->priv)->held;
+	return 0;
+}
+
+static int read_queue_size(struct uvirtio_device *dev, void *arg)
+{
+	*(unsigned *)arg = uvirtio_device_queue(dev, 0)->num;
+	return 0;
+}
+
+/* Probe the sink with @features, one queue, three buffers made available
+ * and kicked (the sink takes them all). */
+static int sink_with_three_buffers(struct env *e, struct uvirtio_driver *drv, uint64_t features)
+{
+	struct uvirtio_transport *t;
+	struct uvirtio_drvq *q;
+	char *buf;
+	int ret, tok;
+
+	ret = env_start(e, true);
+	t = uvirtio_loopback_transport(e->lb);
+	if (!ret)
+		ret = uvirtio_driver_probe(drv, t, features);
+	if (!ret)
+		ret = uvirtio_driver_find_vqs(drv, 1, NULL);
+	if (!ret)
+		ret = uvirtio_driver_ready(drv);
+	if (ret)
+		return ret;
+	q = uvirtio_driver_vq(drv, 0);
+	buf = uvirtio_dma_alloc(t->ops->dma(t), 4096, 64);
+	for (unsigned i = 0; i < 3 && !ret; i++) {
+		struct iovec in = { .iov_base = buf + 64 * i, .iov_len = 64 };
+
+		ret = uvirtio_drvq_add(q, NULL, 0, &in, 1, &tok);
+	}
+	return ret ? ret : uvirtio_drvq_kick(q);
+}
+
+static void test_driver_queue_reset_refused_without_ring_reset(void)
+{
+	struct uvirtio_driver drv;
+	unsigned released = 0;
+	struct env e;
+
+	CHECK_EQ(sink_with_three_buffers(&e, &drv, 0), 0);
+	CHECK_EQ(uvirtio_driver_queue_reset(&drv, 0, count_release, &released), -EOPNOTSUPP);
+	CHECK_EQ(released, 0);
+	CHECK_EQ(uvirtio_driver_queue_enable(&drv, 0, 0), -EBUSY);
+	CHECK_EQ(uvirtio_driver_queue_reset(&drv, 1, NULL, NULL), -ENOENT);
+	uvirtio_driver_remove(&drv, NULL, NULL);
+	env_stop(&e);
+}
+
+static void test_driver_queue_reset_hands_back_every_unused_buffer(void)
+{
+	struct uvirtio_driver drv;
+	unsigned released = 0, held = 1;
+	struct env e;
+
+	CHECK_EQ(sink_with_three_buffers(&e, &drv, UVIRTIO_BIT(VIRTIO_F_RING_RESET)), 0);
+	CHECK_EQ(uvirtio_driver_queue_reset(&drv, 0, count_release, &released), 0);
+	/* The device let go before the buffers came back. */
+	CHECK_EQ(uvirtio_loopback_run_on_device(e.lb, read_held, &held), 0);
+	CHECK_EQ(held, 0);
+	CHECK_EQ(released, 3);
+	/* A reset queue is not reset again until enabled. */
+	CHECK_EQ(uvirtio_driver_queue_reset(&drv, 0, NULL, NULL), -ENOENT);
+	uvirtio_driver_remove(&drv, NULL, NULL);
+	env_stop(&e);
+}
+
+static void test_driver_queue_enable_after_reset_resizes_the_queue(void)
+{
+	struct uvirtio_driver drv;
+	struct uvirtio_drvq *q;
+	unsigned size = 0, held = 0;
+	struct env e;
+	char *buf;
+	int tok;
+
+	CHECK_EQ(sink_with_three_buffers(&e, &drv, UVIRTIO_BIT(VIRTIO_F_RING_RESET)), 0);
+	q = uvirtio_driver_vq(&drv, 0);
+	CHECK_EQ(q->num, 64);
+	CHECK_EQ(uvirtio_driver_queue_reset(&drv, 0, NULL, NULL), 0);
+	CHECK_EQ(uvirtio_driver_queue_enable(&drv, 0, 8), 0);
+	CHECK(uvirtio_driver_vq(&drv, 0) == q);
+	CHECK_EQ(q->num, 8);
+	CHECK_EQ(uvirtio_loopback_run_on_device(e.lb, read_queue_size, &size), 0);
+	CHECK_EQ(size, 8);
+	/* The new ring works from index 0. */
+	buf = uvirtio_dma_alloc(q->dma, 64, 64);
+	{
+		struct iovec in = { .iov_base = buf, .iov_len = 64 };
+
+		CHECK_EQ(uvirtio_drvq_add(q, NULL, 0, &in, 1, &tok), 0);
+	}
+	CHECK_EQ(uvirtio_drvq_kick(q), 0);
+	CHECK_EQ(uvirtio_loopback_run_on_device(e.lb, read_held, &held), 0);
+	CHECK_EQ(held, 1);
+	CHECK_EQ(uvirtio_driver_queue_enable(&drv, 0, 8), -EBUSY);
+	uvirtio_driver_remove(&drv, NULL, NULL);
+	env_stop(&e);
+}
+
+static void test_driver_suspend_waits_for_suspend_and_resume_carries_on(void)
+{
+	static unsigned char a[4096];
+	struct uvirtio_rng_drv drv;
+	struct uvirtio_transport *t;
+	uint8_t status = 0;
+	struct env e;
+
+	CHECK_EQ(env_start(&e, false), 0);
+	t = uvirtio_loopback_transport(e.lb);
+	CHECK_EQ(uvirtio_rng_drv_probe(&drv, t, UVIRTIO_BIT(VIRTIO_F_SUSPEND)), 0);
+	CHECK_EQ(uvirtio_rng_drv_read(&drv, a, sizeof(a), 5000), sizeof(a));
+	CHECK_EQ(uvirtio_driver_suspend(&drv.drv, 5000), 0);
+	CHECK_EQ(t->ops->get_status(t, &status), 0);
+	CHECK(status & VIRTIO_CONFIG_S_SUSPEND);
+	CHECK(!(status & VIRTIO_CONFIG_S_DRIVER_OK));
+	CHECK_EQ(uvirtio_driver_suspend(&drv.drv, 5000), -EINVAL);
+	CHECK_EQ(uvirtio_driver_resume(&drv.drv, 5000), 0);
+	CHECK_EQ(t->ops->get_status(t, &status), 0);
+	CHECK_EQ(status, 15);
+	CHECK_EQ(uvirtio_driver_resume(&drv.drv, 5000), -EINVAL);
+	CHECK_EQ(uvirtio_rng_drv_read(&drv, a, sizeof(a), 5000), sizeof(a));
+	uvirtio_rng_drv_remove(&drv);
+	env_stop(&e);
+}
+
+static void test_driver_suspend_refused_without_suspend_feature(void)
+{
+	struct uvirtio_rng_drv drv;
+	struct env e;
+
+	CHECK_EQ(env_start(&e, false), 0);
+	CHECK_EQ(uvirtio_rng_drv_probe(&drv, uvirtio_loopback_transport(e.lb), 0), 0);
+	CHECK_EQ(uvirtio_driver_suspend(&drv.drv, 5000), -EOPNOTSUPP);
+	uvirtio_rng_drv_remove(&drv);
+	env_stop(&e);
+}
+
 TEST_MAIN(T(test_loopback_rng_reads_random_bytes),
+	  T(test_driver_queue_reset_refused_without_ring_reset),
+	  T(test_driver_queue_reset_hands_back_every_unused_buffer),
+	  T(test_driver_queue_enable_after_reset_resizes_the_queue),
+	  T(test_driver_suspend_waits_for_suspend_and_resume_carries_on),
+	  T(test_driver_suspend_refused_without_suspend_feature),
+
 	  T(test_rng_read_after_timeout_waits_for_the_old_request),
 	  T(test_rng_read_without_timeout_ends_when_device_needs_reset),
 	  T(test_driver_never_accepts_transport_features_it_cannot_drive),
