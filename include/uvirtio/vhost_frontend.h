@@ -25,6 +25,19 @@
  * connect, with ADD_MEM_REG when CONFIGURE_MEM_SLOTS was negotiated and
  * SET_MEM_TABLE otherwise.
  *
+ * Queue reset (VIRTIO_F_RING_RESET) and suspend (VIRTIO_F_SUSPEND) are the
+ * front-end's own, offered to the driver whatever the backend offers (and
+ * passed on in SET_FEATURES only when it offered them), as QEMU 8 resets a
+ * vhost-user net queue: queue_reset stops the ring with GET_VRING_BASE and
+ * forgets it, and queue_enable then hands the new ring over at once (any
+ * size, base 0). A status write adding SUSPEND (after DRIVER_OK) stops
+ * every ring with GET_VRING_BASE, keeping each base; the status then reads
+ * SUSPEND without DRIVER_OK (the backend is told nothing else). Writing
+ * DRIVER_OK again hands every ring back at its base and kicks it. A
+ * backend's GET_VRING_BASE must answer only once it finished the requests
+ * it took from the ring (uvirtio's does; libvhost-user, qemu-storage-daemon
+ * among its users, answers at once and may complete them later).
+ *
  * The backend is hostile input: a reply that is short, oversized, of
  * another request or without the reply flag ends the connection with
  * -EPROTO; a backend that disconnects turns every later operation into
@@ -170,6 +183,34 @@ int uvirtio_vhost_frontend_stop_ring(struct uvirtio_vhost_frontend *fe, unsigned
  */
 int uvirtio_vhost_frontend_restart_ring(struct uvirtio_vhost_frontend *fe, unsigned index,
 					uint32_t base);
+
+/**
+ * uvirtio_vhost_frontend_move() - carry a suspended device over to another
+ * backend process (a new `uvirtio blk` on the same image, say): connect to
+ * it, negotiate as connect does, check it offers every feature the driver
+ * negotiated, share the SAME guest memory (the memfd; rings and buffers
+ * stay where they are), write the negotiated features, the status without
+ * DRIVER_OK (with STATUS) and the driver's config writes again (blk's
+ * writeback, say), then close the old connection. The rings are handed
+ * over by the resume (uvirtio_driver_resume()) at the bases the suspend
+ * saved, so the driver carries on where it stopped, nothing lost or
+ * repeated. The old backend may have gone already (a crash while
+ * suspended): its connection is just closed.
+ * @cfg: socket_path or fd (owned by move from the call on, closed on every
+ *       error), reply_timeout_ms (ignored: the old value stays),
+ *       disable_protocol_features and error as for connect; the memory
+ *       fields are ignored.
+ *
+ * A lifecycle call; no queue may be in use (the device is suspended).
+ *
+ * Return: 0; -EINVAL when the device is not suspended, @cfg names no
+ * socket or two, or the new backend lacks a negotiated feature, the
+ * CONFIG protocol feature the config writes need, or queues (the old
+ * connection is then kept, and @cfg->error says which); or connect's and
+ * the requests' errors (likewise the old connection is kept).
+ */
+int uvirtio_vhost_frontend_move(struct uvirtio_vhost_frontend *fe,
+				const struct uvirtio_vhost_frontend_config *cfg);
 
 /**
  * uvirtio_vhost_frontend_destroy() - close the connection (the backend

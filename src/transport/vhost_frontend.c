@@ -43,6 +43,12 @@
 	(PF(MQ) | PF(REPLY_ACK) | PF(CONFIG) | PF(RESET_DEVICE) | PF(CONFIGURE_MEM_SLOTS) | \
 	 PF(STATUS))
 
+/* Transport features this front-end implements itself, whatever the
+ * backend offers: a queue reset is GET_VRING_BASE on that ring, a suspend
+ * GET_VRING_BASE on every ring (as QEMU 8 resets a vhost-user net queue).
+ * Passed on to the backend only when it offered them. */
+#define FRONTEND_FEATURES (UVIRTIO_BIT(VIRTIO_F_RING_RESET) | UVIRTIO_BIT(VIRTIO_F_SUSPEND))
+
 /* Feature bits of vhost itself, not of the virtio device. */
 #define VHOST_ONLY_FEATURES                                                            \
 	((1ull << VHOST_USER_F_PROTOCOL_FEATURES) | (1ull << VHOST_F_LOG_ALL))
@@ -53,6 +59,9 @@ struct ring {
 	bool configured; /* the driver gave a layout (queue_enable) */
 	bool started;    /* handed to the backend and not stopped since */
 	bool stopped;    /* stopped with stop_ring, may be restarted */
+	bool reset;      /* queue_reset: forgotten until queue_enable */
+	bool suspended;  /* stopped by a suspend: resume restarts it at @base */
+	uint32_t base;   /* GET_VRING_BASE's answer at the suspend */
 };
 
 struct uvirtio_vhost_frontend {
@@ -85,8 +94,14 @@ struct uvirtio_vhost_frontend {
 
 	uint64_t backend_features;
 	uint64_t driver_features;
+	uint64_t sent_features; /* what SET_FEATURES carried, bit 30 included */
 	uint64_t protocol_offered, protocol;
-	uint8_t status;
+	uint8_t status;    /* as the driver wrote it (SUSPEND included) */
+	bool suspended;    /* atomic: SUSPEND presented, every ring stopped */
+
+	/* The driver's config writes, replayed to a new backend by move. */
+	uint8_t config_shadow[VHOST_USER_CONFIG_MAX];
+	bool config_written[VHOST_USER_CONFIG_MAX];
 
 	unsigned max_queue_size;
 	unsigned nrings;
@@ -433,23 +448,36 @@ static int fe_get_features(struct uvirtio_transport *t, uint64_t *features)
 
 	if (!is_connected(fe))
 		return -ENOTCONN;
-	*features = fe->backend_features & ~VHOST_ONLY_FEATURES;
+	*features = (fe->backend_features & ~VHOST_ONLY_FEATURES) | FRONTEND_FEATURES;
 	return 0;
+}
+
+/* What SET_FEATURES carries for the driver's @features: the front-end's
+ * own features only when the backend offered them too (one that did not
+ * would refuse them, and needs to know nothing of them). */
+static uint64_t backend_share(const struct uvirtio_vhost_frontend *fe, uint64_t features)
+{
+	uint64_t v = features & ~VHOST_ONLY_FEATURES;
+
+	v &= ~(FRONTEND_FEATURES & ~fe->backend_features);
+	/* Bit 30 stays set once protocol features are in use: libvhost-user
+	 * starts rings disabled only when it sees it. */
+	if (protocol_features_negotiated(fe))
+		v |= 1ull << VHOST_USER_F_PROTOCOL_FEATURES;
+	return v;
 }
 
 static int fe_set_features(struct uvirtio_transport *t, uint64_t features)
 {
 	struct uvirtio_vhost_frontend *fe = to_fe(t);
-	uint64_t v = features & ~VHOST_ONLY_FEATURES;
+	uint64_t v = backend_share(fe, features);
 	int ret;
 
-	/* Bit 30 stays set once protocol features are in use: libvhost-user
-	 * starts rings disabled only when it sees it. */
-	if (protocol_features_negotiated(fe))
-		v |= 1ull << VHOST_USER_F_PROTOCOL_FEATURES;
 	ret = send_u64(fe, VHOST_USER_SET_FEATURES, v);
-	if (!ret)
+	if (!ret) {
 		fe->driver_features = features;
+		fe->sent_features = v;
+	}
 	return ret;
 }
 
@@ -457,8 +485,14 @@ static int fe_get_status(struct uvirtio_transport *t, uint8_t *status)
 {
 	struct uvirtio_vhost_frontend *fe = to_fe(t);
 	uint8_t local = __atomic_load_n(&fe->status, __ATOMIC_RELAXED);
+	bool suspended = __atomic_load_n(&fe->suspended, __ATOMIC_ACQUIRE);
 	uint64_t v;
 	int ret;
+
+	/* The suspend is the front-end's own: the backend (never told of it)
+	 * still says DRIVER_OK, and only its NEEDS_RESET counts meanwhile. */
+	if (suspended)
+		local = (uint8_t)((local | VIRTIO_CONFIG_S_SUSPEND) & ~VIRTIO_CONFIG_S_DRIVER_OK);
 
 	/* A backend that went away is a device that needs a reset: drivers
 	 * waiting for used buffers then fail their requests instead of
@@ -478,7 +512,10 @@ static int fe_get_status(struct uvirtio_transport *t, uint8_t *status)
 	}
 	if (ret)
 		return ret;
-	*status = (uint8_t)v;
+	if (suspended)
+		*status = local | ((uint8_t)v & VIRTIO_CONFIG_S_NEEDS_RESET);
+	else
+		*status = (uint8_t)v;
 	return 0;
 }
 
@@ -493,7 +530,8 @@ static int stop_all_rings(struct uvirtio_vhost_frontend *fe)
 
 		if (r->started)
 			ret = get_vring_base(fe, i, &base);
-		r->started = r->stopped = r->configured = false;
+		r->started = r->stopped = r->configured = r->reset = r->suspended = false;
+		r->base = 0;
 		if (ret && !first)
 			first = ret;
 	}
@@ -515,36 +553,106 @@ static int fe_reset(struct uvirtio_transport *t)
 	else if (has_pf(fe, VHOST_USER_PROTOCOL_F_RESET_DEVICE))
 		ret2 = transact(fe, VHOST_USER_RESET_DEVICE, NULL, 0, NULL, 0, NULL, 0);
 	__atomic_store_n(&fe->status, 0, __ATOMIC_RELAXED);
-	fe->driver_features = 0;
+	__atomic_store_n(&fe->suspended, false, __ATOMIC_RELEASE);
+	fe->driver_features = fe->sent_features = 0;
+	memset(fe->config_written, 0, sizeof(fe->config_written));
 	for (unsigned i = 0; i < fe->nrings; i++)
 		eventfd_drain(fe->rings[i].call_fd);
 	return ret ? ret : ret2;
 }
 
+/* Suspend (VIRTIO_F_SUSPEND, done here, not by the backend): stop every
+ * handed-over ring with GET_VRING_BASE, which returns once the backend
+ * finished what it took from it (uvirtio's backend; see the header for
+ * libvhost-user's), and keep where each stopped. */
+static int suspend_rings(struct uvirtio_vhost_frontend *fe)
+{
+	for (unsigned i = 0; i < fe->nrings; i++) {
+		struct ring *r = &fe->rings[i];
+		int ret;
+
+		if (!r->started)
+			continue;
+		ret = get_vring_base(fe, i, &r->base);
+		if (ret)
+			return ret;
+		r->started = false;
+		r->suspended = true;
+	}
+	return 0;
+}
+
+/* Resume: every ring the suspend stopped goes back at its saved base, and
+ * every ring enabled meanwhile (or configured, never started) at 0. A kick
+ * covers buffers made available before the suspend that the backend had
+ * not taken. */
+static int resume_rings(struct uvirtio_vhost_frontend *fe)
+{
+	for (unsigned i = 0; i < fe->nrings; i++) {
+		struct ring *r = &fe->rings[i];
+		int ret;
+
+		if (r->started || r->stopped || r->reset || !r->configured)
+			continue;
+		ret = start_ring(fe, i, r->suspended ? r->base : 0);
+		if (ret)
+			return ret;
+		if (r->suspended)
+			eventfd_signal(r->kick_fd);
+		r->suspended = false;
+	}
+	return 0;
+}
+
 static int fe_set_status(struct uvirtio_transport *t, uint8_t status)
 {
 	struct uvirtio_vhost_frontend *fe = to_fe(t);
+	bool suspended = __atomic_load_n(&fe->suspended, __ATOMIC_RELAXED);
 	bool driver_ok = (status & VIRTIO_CONFIG_S_DRIVER_OK) &&
-			 !(fe->status & VIRTIO_CONFIG_S_DRIVER_OK);
+			 (suspended || !(fe->status & VIRTIO_CONFIG_S_DRIVER_OK));
 	int ret = 0;
 
 	if (status == 0)
 		return fe_reset(t);
 	if (!is_connected(fe))
 		return -ENOTCONN; /* the error line keeps why */
+	if ((status & VIRTIO_CONFIG_S_SUSPEND) && !suspended) {
+		/* spec: SUSPEND only after DRIVER_OK, and only when negotiated. */
+		if (!(fe->status & VIRTIO_CONFIG_S_DRIVER_OK) ||
+		    !(fe->driver_features & UVIRTIO_BIT(VIRTIO_F_SUSPEND)))
+			return report(fe, -EINVAL, "SUSPEND %s",
+				      fe->status & VIRTIO_CONFIG_S_DRIVER_OK ? "was not negotiated"
+									      : "before DRIVER_OK");
+		ret = suspend_rings(fe);
+		if (ret)
+			return ret;
+		/* Not forwarded: the backend knows no SUSPEND; its rings are
+		 * stopped, which is all a suspend asks of it. */
+		__atomic_store_n(&fe->status, status, __ATOMIC_RELAXED);
+		__atomic_store_n(&fe->suspended, true, __ATOMIC_RELEASE);
+		return 0;
+	}
+	if (suspended && !driver_ok) {
+		/* Other writes while suspended change nothing the backend sees. */
+		__atomic_store_n(&fe->status, (uint8_t)(status | VIRTIO_CONFIG_S_SUSPEND),
+				 __ATOMIC_RELAXED);
+		return 0;
+	}
+	status &= (uint8_t)~VIRTIO_CONFIG_S_SUSPEND;
 	/* DRIVER_OK is when QEMU starts the vhost device: the rings go over
-	 * first so the status the backend sees means they are all there. */
+	 * first so the status the backend sees means they are all there. On
+	 * a resume they go back where the suspend stopped them. */
 	if (driver_ok) {
-		for (unsigned i = 0; i < fe->nrings && !ret; i++)
-			if (fe->rings[i].configured && !fe->rings[i].started)
-				ret = start_ring(fe, i, 0);
+		ret = resume_rings(fe);
 		if (ret)
 			return ret;
 	}
 	if (has_pf(fe, VHOST_USER_PROTOCOL_F_STATUS))
 		ret = send_u64(fe, VHOST_USER_SET_STATUS, status);
-	if (!ret)
+	if (!ret) {
 		__atomic_store_n(&fe->status, status, __ATOMIC_RELAXED);
+		__atomic_store_n(&fe->suspended, false, __ATOMIC_RELEASE);
+	}
 	return ret;
 }
 
@@ -582,6 +690,7 @@ static int fe_set_config(struct uvirtio_transport *t, unsigned offset, const voi
 	struct uvirtio_vhost_frontend *fe = to_fe(t);
 	struct vhost_user_config c = { .offset = offset, .size = len,
 				       .flags = VHOST_USER_CONFIG_WRITABLE };
+	int ret;
 
 	if (!has_pf(fe, VHOST_USER_PROTOCOL_F_CONFIG))
 		return report(fe, -EOPNOTSUPP,
@@ -589,8 +698,14 @@ static int fe_set_config(struct uvirtio_transport *t, unsigned offset, const voi
 	if (offset > VHOST_USER_CONFIG_MAX || len > VHOST_USER_CONFIG_MAX - offset)
 		return -EINVAL;
 	memcpy(c.payload, buf, len);
-	return transact(fe, VHOST_USER_SET_CONFIG, &c, VHOST_USER_CONFIG_HDR_SIZE + len, NULL, 0,
-			NULL, 0);
+	ret = transact(fe, VHOST_USER_SET_CONFIG, &c, VHOST_USER_CONFIG_HDR_SIZE + len, NULL, 0,
+		       NULL, 0);
+	if (!ret) {
+		/* Kept for a move to another backend, which must see them too. */
+		memcpy(fe->config_shadow + offset, buf, len);
+		memset(fe->config_written + offset, 1, len);
+	}
+	return ret;
 }
 
 static int fe_config_generation(struct uvirtio_transport *t, uint32_t *generation)
@@ -625,13 +740,47 @@ static int fe_queue_enable(struct uvirtio_transport *t, unsigned index,
 	    !layout_inside(fe, layout))
 		return -EINVAL;
 	r = &fe->rings[index];
-	if (r->started)
+	if (r->started || r->suspended)
 		return -EBUSY;
 	r->layout = *layout;
 	r->configured = true;
-	/* Enabled while running (after DRIVER_OK): hand it over now. */
-	if (fe->status & VIRTIO_CONFIG_S_DRIVER_OK)
+	r->reset = false;
+	r->base = 0;
+	/* Enabled while running (after DRIVER_OK; after a queue reset, with
+	 * any size): hand it over now. While suspended, resume does. */
+	if ((fe->status & VIRTIO_CONFIG_S_DRIVER_OK) &&
+	    !__atomic_load_n(&fe->suspended, __ATOMIC_RELAXED))
 		return start_ring(fe, index, 0);
+	return 0;
+}
+
+static int fe_queue_reset(struct uvirtio_transport *t, unsigned index)
+{
+	struct uvirtio_vhost_frontend *fe = to_fe(t);
+	struct ring *r;
+	uint32_t base;
+	int ret;
+
+	if (index >= fe->nrings)
+		return -EINVAL;
+	if (!(fe->driver_features & UVIRTIO_BIT(VIRTIO_F_RING_RESET)))
+		return -EPERM;
+	r = &fe->rings[index];
+	/* GET_VRING_BASE returns once the backend stopped the ring and
+	 * finished what it took (QEMU 8's vhost_virtqueue_stop for a queue
+	 * reset): then it touches none of the ring's buffers. The base is not
+	 * needed: the ring is forgotten. */
+	if (r->started) {
+		ret = get_vring_base(fe, index, &base);
+		if (ret)
+			return ret;
+	}
+	r->started = r->stopped = r->configured = r->suspended = false;
+	r->reset = true;
+	r->base = 0;
+	/* Signals for the old ring must not wake a waiter on the new one. */
+	eventfd_drain(r->call_fd);
+	eventfd_drain(r->kick_fd);
 	return 0;
 }
 
@@ -670,6 +819,7 @@ static const struct uvirtio_transport_ops frontend_ops = {
 	.config_generation = fe_config_generation,
 	.queue_max_size = fe_queue_max_size,
 	.queue_enable = fe_queue_enable,
+	.queue_reset = fe_queue_reset,
 	.notify = fe_notify,
 	.event_fd = fe_event_fd,
 	.dma = fe_dma,
@@ -988,6 +1138,182 @@ int uvirtio_vhost_frontend_restart_ring(struct uvirtio_vhost_frontend *fe, unsig
 	 * not watching; one more covers every buffer added meanwhile. */
 	eventfd_signal(fe->rings[index].kick_fd);
 	return 0;
+}
+
+/* Replays the driver's config writes, one SET_CONFIG per run of written
+ * bytes, as the driver made them. */
+static int replay_config(struct uvirtio_vhost_frontend *to, const struct uvirtio_vhost_frontend *fe)
+{
+	for (unsigned off = 0; off < VHOST_USER_CONFIG_MAX;) {
+		struct vhost_user_config c = { .flags = VHOST_USER_CONFIG_WRITABLE };
+		unsigned end = off;
+		int ret;
+
+		if (!fe->config_written[off]) {
+			off++;
+			continue;
+		}
+		while (end < VHOST_USER_CONFIG_MAX && fe->config_written[end])
+			end++;
+		c.offset = off;
+		c.size = end - off;
+		memcpy(c.payload, fe->config_shadow + off, c.size);
+		ret = transact(to, VHOST_USER_SET_CONFIG, &c, VHOST_USER_CONFIG_HDR_SIZE + c.size, NULL,
+			       0, NULL, 0);
+		if (ret)
+			return ret;
+		off = end;
+	}
+	return 0;
+}
+
+static bool any_config_written(const struct uvirtio_vhost_frontend *fe)
+{
+	for (unsigned i = 0; i < VHOST_USER_CONFIG_MAX; i++)
+		if (fe->config_written[i])
+			return true;
+	return false;
+}
+
+/* Sets the new backend up on @to, a front-end that shares @fe's memory and
+ * has only a connection of its own: the same negotiation as connect, then
+ * the device as the driver left it (features, status without DRIVER_OK,
+ * config writes). The rings are resume's. */
+static int move_set_up(struct uvirtio_vhost_frontend *to, struct uvirtio_vhost_frontend *fe,
+		       uint64_t disabled)
+{
+	uint64_t want = fe->sent_features & ~(1ull << VHOST_USER_F_PROTOCOL_FEATURES);
+	uint64_t v;
+	int ret;
+
+	ret = negotiate(to, disabled);
+	if (ret)
+		return ret;
+	/* The driver negotiated these with the old backend and goes on
+	 * using them: a backend without one of them cannot take over. */
+	if ((want & ~to->backend_features) ||
+	    (protocol_features_negotiated(fe) && !protocol_features_negotiated(to)))
+		return set_error(to, -EINVAL,
+				 "the new backend does not offer features %#llx that were negotiated",
+				 (unsigned long long)(want & ~to->backend_features));
+	if (to->nrings < fe->nrings)
+		return set_error(to, -EINVAL, "the new backend has %u queues, the device had %u",
+				 to->nrings, fe->nrings);
+	if (any_config_written(fe) && !has_pf(to, VHOST_USER_PROTOCOL_F_CONFIG))
+		return set_error(to, -EINVAL,
+				 "the driver wrote config space and the new backend lacks the CONFIG protocol feature");
+	ret = share_memory(to);
+	if (ret)
+		return ret;
+	to->nrings = fe->nrings;
+	v = fe->sent_features;
+	ret = send_u64(to, VHOST_USER_SET_FEATURES, v);
+	if (ret)
+		return ret;
+	if (has_pf(to, VHOST_USER_PROTOCOL_F_STATUS)) {
+		v = fe->status & ~(VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_SUSPEND);
+		ret = send_u64(to, VHOST_USER_SET_STATUS, v);
+		if (ret)
+			return ret;
+	}
+	return replay_config(to, fe);
+}
+
+int uvirtio_vhost_frontend_move(struct uvirtio_vhost_frontend *fe,
+				const struct uvirtio_vhost_frontend_config *cfg)
+{
+	struct uvirtio_vhost_frontend *to;
+	int ret;
+
+	if (!!cfg->socket_path == (cfg->fd >= 0) ||
+	    !__atomic_load_n(&fe->suspended, __ATOMIC_RELAXED)) {
+		if (cfg->fd >= 0)
+			close(cfg->fd);
+		if (cfg->error && cfg->error_size)
+			snprintf(cfg->error, cfg->error_size, "%s",
+				 !!cfg->socket_path == (cfg->fd >= 0)
+					 ? "move: give one of socket_path and fd"
+					 : "move: the device is not suspended");
+		return -EINVAL;
+	}
+	/* A second front-end object for the new connection only: the same
+	 * request machinery, the same guest memory (the memfd and mapping are
+	 * lent, not copied, so the rings and buffers stay where they are). */
+	to = calloc(1, sizeof(*to));
+	if (!to) {
+		if (cfg->fd >= 0)
+			close(cfg->fd);
+		return -ENOMEM;
+	}
+	to->sock = to->config_fd = to->watch_fd = to->stop_fd = -1;
+	pthread_mutex_init(&to->lock, NULL);
+	to->reply_timeout_ms = fe->reply_timeout_ms;
+	to->memfd = fe->memfd;
+	to->map = fe->map;
+	to->mem_size = fe->mem_size;
+	to->dma.guest_addr = fe->dma.guest_addr;
+	to->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (to->timer_fd < 0) {
+		ret = -errno;
+		if (cfg->fd >= 0)
+			close(cfg->fd);
+		goto fail;
+	}
+	if (cfg->socket_path) {
+		ret = connect_socket(cfg->socket_path, &to->sock);
+		if (ret) {
+			set_error(to, ret, "move: cannot connect to %s: %s", cfg->socket_path,
+				  strerror(-ret));
+			goto fail;
+		}
+	} else {
+		to->sock = cfg->fd;
+	}
+	__atomic_store_n(&to->connected, true, __ATOMIC_RELAXED);
+	ret = move_set_up(to, fe, cfg->disable_protocol_features);
+	if (ret)
+		goto fail;
+
+	/* The new connection is good: the old one (and its watcher) goes, and
+	 * the new one takes its place. */
+	if (fe->watching) {
+		eventfd_signal(fe->stop_fd);
+		pthread_join(fe->watcher, NULL);
+		fe->watching = false;
+	}
+	close_fd(&fe->watch_fd);
+	close_fd(&fe->stop_fd);
+	eventfd_drain(fe->config_fd);
+	pthread_mutex_lock(&fe->lock);
+	close_fd(&fe->sock);
+	fe->sock = to->sock;
+	to->sock = -1;
+	fe->backend_features = to->backend_features;
+	fe->protocol_offered = to->protocol_offered;
+	fe->protocol = to->protocol;
+	fe->error[0] = 0;
+	__atomic_store_n(&fe->peer_gone, false, __ATOMIC_RELAXED);
+	__atomic_store_n(&fe->connected, true, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&fe->lock);
+	ret = start_watcher(fe);
+	if (ret) {
+		/* Without a watcher a hang-up would go unseen: give it up now. */
+		pthread_mutex_lock(&fe->lock);
+		give_up(fe, ret, "move: cannot watch the new connection (%s)", strerror(-ret));
+		pthread_mutex_unlock(&fe->lock);
+	}
+	goto out;
+fail:
+	if (cfg->error && cfg->error_size)
+		snprintf(cfg->error, cfg->error_size, "%s",
+			 to->error[0] ? to->error : strerror(-ret));
+	report(fe, ret, "move: %s", to->error[0] ? to->error : strerror(-ret));
+out:
+	close_fd(&to->sock);
+	close_fd(&to->timer_fd);
+	pthread_mutex_destroy(&to->lock);
+	free(to);
+	return ret;
 }
 
 void uvirtio_vhost_frontend_destroy(struct uvirtio_vhost_frontend *fe)
