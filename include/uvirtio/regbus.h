@@ -14,6 +14,7 @@
 #ifndef UVIRTIO_REGBUS_H
 #define UVIRTIO_REGBUS_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 struct uvirtio_regbus {
@@ -25,5 +26,40 @@ struct uvirtio_regbus {
 		     uint32_t value);
 	void *opaque;
 };
+
+/*
+ * A register bus across processes: the device end's model runs in another
+ * process (moved there with a snapshot, say) and serves the accesses that
+ * arrive on a connected stream socket; this side forwards them. Each access
+ * is one 16-byte request (u8 op, u8 space, u8 size, u8 zero, le32 value,
+ * le64 offset) and one 8-byte reply (le32 negative errno or 0, le32 value).
+ * Interrupts do not travel here: the device end signals eventfds it
+ * inherited or was given.
+ */
+struct uvirtio_regbus_remote {
+	struct uvirtio_regbus bus; /* hand &bus to the driver-side transport */
+	int fd;
+	pthread_mutex_t lock; /* one access on the wire at a time */
+};
+
+/**
+ * uvirtio_regbus_remote_init() - forward accesses over @fd, a connected
+ * stream socket whose other end runs uvirtio_regbus_serve(). @r is the
+ * caller's; the fd stays the caller's too. Thread-safe: accesses from
+ * several threads are serialised. An access fails with -ENOTCONN once the
+ * other end is gone, and -EPROTO on a reply that makes no sense.
+ */
+void uvirtio_regbus_remote_init(struct uvirtio_regbus_remote *r, int fd);
+
+/** uvirtio_regbus_remote_destroy() - free what init set up (not the fd). */
+void uvirtio_regbus_remote_destroy(struct uvirtio_regbus_remote *r);
+
+/**
+ * uvirtio_regbus_serve() - serve the accesses arriving on @fd with @local
+ * (a device-side model's bus) until the other end closes @fd.
+ * Return: 0 at end of stream; -EPROTO for a malformed request (the peer is
+ * not trusted: the stream then ends); or a negative errno of the socket.
+ */
+int uvirtio_regbus_serve(int fd, const struct uvirtio_regbus *local);
 
 #endif
