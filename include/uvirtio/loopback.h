@@ -60,6 +60,17 @@ struct uvirtio_transport *uvirtio_loopback_transport(struct uvirtio_loopback *lb
 int uvirtio_loopback_run_on_device(struct uvirtio_loopback *lb,
 				   int (*fn)(struct uvirtio_device *dev, void *arg), void *arg);
 
+/**
+ * uvirtio_loopback_replace_device() - serve the driver with @next from now
+ * on, in place of the device given to start: for a device restored from a
+ * snapshot of the first (include/uvirtio/snapshot.h) while it is suspended.
+ * @next must have as many queues and take kick fds as the first does, and
+ * use uvirtio_loopback_mem(@lb). The first device is handed back to the
+ * caller, with no hooks and no kick fds; @next belongs to the device thread.
+ * Return: 0; -EINVAL when @next does not fit; -ENOTCONN when not started.
+ */
+int uvirtio_loopback_replace_device(struct uvirtio_loopback *lb, struct uvirtio_device *next);
+
 /** uvirtio_loopback_destroy() - stop the device thread and free everything. */
 void uvirtio_loopback_destroy(struct uvirtio_loopback *lb);
 

@@ -27,6 +27,7 @@ enum call_op {
 	OP_QUEUE_ENABLE,
 	OP_QUEUE_RESET,
 	OP_RUN,
+	OP_REPLACE,
 	OP_STOP,
 };
 
@@ -89,6 +90,27 @@ static void hook_notify_config(void *opaque)
 	eventfd_signal(lb->config_fd);
 }
 
+static void set_hooks(struct uvirtio_loopback *lb, struct uvirtio_device *dev);
+
+/* On the device thread: from now on the kicks and calls go to @next. */
+static int replace_device(struct uvirtio_loopback *lb, struct uvirtio_device *next)
+{
+	struct uvirtio_device *old = lb->dev;
+
+	if (next->num_queues != old->num_queues || next->ops->takes_kick_fds != old->ops->takes_kick_fds)
+		return -EINVAL;
+	for (unsigned i = 0; i < lb->nqueues; i++) {
+		if (old->ops->takes_kick_fds) {
+			uvirtio_device_set_kick_fd(old, i, -1);
+			uvirtio_device_set_kick_fd(next, i, lb->kick_fds[i]);
+		}
+	}
+	old->hooks = (struct uvirtio_device_hooks){ 0 };
+	lb->dev = next;
+	set_hooks(lb, next);
+	return 0;
+}
+
 static int execute(struct uvirtio_loopback *lb, struct call *c)
 {
 	struct uvirtio_device *dev = lb->dev;
@@ -137,6 +159,8 @@ static int execute(struct uvirtio_loopback *lb, struct call *c)
 		return ret;
 	case OP_RUN:
 		return c->fn(dev, c->buf);
+	case OP_REPLACE:
+		return replace_device(lb, c->buf);
 	case OP_STOP:
 		return 0;
 	}
@@ -422,12 +446,18 @@ struct uvirtio_transport *uvirtio_loopback_transport(struct uvirtio_loopback *lb
 	return &lb->t;
 }
 
-int uvirtio_loopback_start(struct uvirtio_loopback *lb, struct uvirtio_device *dev)
+static void set_hooks(struct uvirtio_loopback *lb, struct uvirtio_device *dev)
 {
 	struct uvirtio_device_hooks hooks = {
 		.notify_used = hook_notify_used, .notify_config = hook_notify_config,
 		.reschedule = hook_reschedule, .opaque = lb,
 	};
+
+	uvirtio_device_set_hooks(dev, &hooks);
+}
+
+int uvirtio_loopback_start(struct uvirtio_loopback *lb, struct uvirtio_device *dev)
+{
 	unsigned n = dev->num_queues;
 	int ret = 0;
 
@@ -456,7 +486,7 @@ int uvirtio_loopback_start(struct uvirtio_loopback *lb, struct uvirtio_device *d
 		goto fail;
 
 	lb->dev = dev;
-	uvirtio_device_set_hooks(dev, &hooks);
+	set_hooks(lb, dev);
 	ret = -pthread_create(&lb->thread, NULL, device_thread, lb);
 	if (ret)
 		goto fail;
@@ -473,6 +503,13 @@ int uvirtio_loopback_run_on_device(struct uvirtio_loopback *lb,
 				   int (*fn)(struct uvirtio_device *dev, void *arg), void *arg)
 {
 	struct call c = { .op = OP_RUN, .fn = fn, .buf = arg };
+
+	return call(&lb->t, &c);
+}
+
+int uvirtio_loopback_replace_device(struct uvirtio_loopback *lb, struct uvirtio_device *next)
+{
+	struct call c = { .op = OP_REPLACE, .buf = next };
 
 	return call(&lb->t, &c);
 }

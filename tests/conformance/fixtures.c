@@ -1,0 +1,483 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The conformance suite's transports. loopback, mmio and pci start with the
+ * device in this process; vhost-user starts with it in a child. A move
+ * snapshots the suspended device (and the register model's own state) and
+ * hands both to a new process — this program again, run with
+ * --device-child — which maps the same guest memory (the memfd is passed
+ * down), restores, and serves: register accesses over a socket
+ * (regbus.h), or vhost-user. Loopback has no process boundary: its move
+ * restores into a new device object in this process.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <linux/virtio_pci.h>
+
+#include "conformance.h"
+#include "uvirtio/loopback.h"
+#include "uvirtio/mmio.h"
+#include "uvirtio/pci.h"
+#include "uvirtio/snapshot.h"
+#include "../../src/core/eventfd.h"
+
+static int blk_init(struct uvirtio_blk_dev *blk, const char *image, struct uvirtio_mem *mem)
+{
+	struct uvirtio_blk_dev_config cfg = {
+		.backend = UVIRTIO_BLK_BACKEND_FILE, .path = image,
+		.num_queues = CONFORMANCE_QUEUES,
+		/* Sleep at once when idle: tests share two CPUs. */
+		.poll_us = -1,
+	};
+
+	return uvirtio_blk_dev_init(blk, &cfg, mem);
+}
+
+/* Whole buffers over a stream socket. */
+static int send_all(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+
+	while (n) {
+		ssize_t k = send(fd, c, n, MSG_NOSIGNAL);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return k < 0 ? -errno : -EPIPE;
+		c += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+static int recv_all(int fd, void *p, size_t n)
+{
+	char *c = p;
+
+	while (n) {
+		ssize_t k = recv(fd, c, n, 0);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return k < 0 ? -errno : -ECONNRESET;
+		c += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+static int send_blob(int fd, const void *p, uint32_t n)
+{
+	int ret = send_all(fd, &n, sizeof(n));
+
+	return ret ? ret : send_all(fd, p, n);
+}
+
+/* A blob of at most 1 MiB, malloc'ed into *out. */
+static int recv_blob(int fd, void **out, uint32_t *n)
+{
+	int ret = recv_all(fd, n, sizeof(*n));
+
+	if (ret)
+		return ret;
+	if (*n > (1u << 20))
+		return -EMSGSIZE;
+	*out = malloc(*n ? *n : 1);
+	if (!*out)
+		return -ENOMEM;
+	return recv_all(fd, *out, *n);
+}
+
+/* Interrupts. In this process: mmio's line is an eventfd the transport
+ * polls; pci's vectors are the transport's own eventfds. */
+
+static void mmio_irq(void *opaque)
+{
+	struct fixture *f = opaque;
+
+	eventfd_signal(f->irq_fds[0]);
+}
+
+static void pci_irq(void *opaque, uint16_t vector)
+{
+	struct fixture *f = opaque;
+
+	if (vector == VIRTIO_MSI_NO_VECTOR) {
+		for (unsigned v = 0; v <= CONFORMANCE_QUEUES; v++)
+			pci_irq(opaque, (uint16_t)v);
+		return;
+	}
+	if (f->in_child || !f->t) {
+		if (vector <= CONFORMANCE_QUEUES && f->irq_fds[vector] >= 0)
+			eventfd_signal(f->irq_fds[vector]);
+		return;
+	}
+	int fd = uvirtio_pci_drv_vector_fd(f->t, vector);
+
+	if (fd >= 0)
+		eventfd_signal(fd);
+}
+
+static int model_create(struct fixture *f, struct uvirtio_device *dev)
+{
+	int ret;
+
+	if (!strcmp(f->transport, "mmio")) {
+		struct uvirtio_mmio_dev_config cfg = { .irq = mmio_irq, .opaque = f };
+		struct uvirtio_mmio_dev *m;
+
+		ret = uvirtio_mmio_dev_create(&m, dev, &cfg);
+		if (!ret) {
+			f->model = m;
+			uvirtio_mmio_dev_bus(m, &f->bus);
+		}
+		return ret;
+	} else {
+		struct uvirtio_pci_dev_config cfg = { .irq = pci_irq, .opaque = f };
+		struct uvirtio_pci_dev *m;
+
+		ret = uvirtio_pci_dev_create(&m, dev, &cfg);
+		if (!ret) {
+			f->model = m;
+			uvirtio_pci_dev_bus(m, &f->bus);
+		}
+		return ret;
+	}
+}
+
+static void model_destroy(struct fixture *f)
+{
+	if (!f->model)
+		return;
+	if (!strcmp(f->transport, "mmio"))
+		uvirtio_mmio_dev_destroy(f->model);
+	else
+		uvirtio_pci_dev_destroy(f->model);
+	f->model = NULL;
+}
+
+static long model_save(struct fixture *f, void *buf, size_t size)
+{
+	if (!strcmp(f->transport, "mmio"))
+		return uvirtio_mmio_dev_save(f->model, buf, size);
+	return uvirtio_pci_dev_save(f->model, buf, size);
+}
+
+static int model_load(struct fixture *f, const void *buf, size_t size)
+{
+	const char *why = NULL;
+	int ret;
+
+	if (!strcmp(f->transport, "mmio"))
+		return uvirtio_mmio_dev_load(f->model, buf, size);
+	ret = uvirtio_pci_dev_load(f->model, buf, size, &why);
+	if (ret && why)
+		fprintf(stderr, "conformance child: pci state refused: %s\n", why);
+	return ret;
+}
+
+/* Keep @fd open across exec. */
+static int inherit(int fd)
+{
+	int fl = fcntl(fd, F_GETFD);
+
+	return fl < 0 ? -errno : fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC) < 0 ? -errno : 0;
+}
+
+/* Start the new process for a register transport; returns our socket end. */
+static int spawn_register_child(struct fixture *f)
+{
+	char a_sock[32], a_mem[96], a_irq[64], a_tr[48], a_img[4200];
+	int sv[2];
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+		return -errno;
+	snprintf(a_sock, sizeof(a_sock), "--sock=%d", sv[1]);
+	snprintf(a_mem, sizeof(a_mem), "--mem=%d,%zu,%" PRIu64, f->sm.memfd, f->sm.size,
+		 f->sm.guest_addr);
+	snprintf(a_irq, sizeof(a_irq), "--irq=%d,%d,%d", f->irq_fds[0], f->irq_fds[1], f->irq_fds[2]);
+	snprintf(a_tr, sizeof(a_tr), "--transport=%s", f->transport);
+	snprintf(a_img, sizeof(a_img), "--image=%s", f->image);
+	pid = fork();
+	if (pid < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		return -errno;
+	}
+	if (pid == 0) {
+		char *args[] = { "conformance", "--device-child", a_tr, a_sock, a_mem, a_irq, a_img, NULL };
+
+		/* Only async-signal-safe calls between fork and exec. */
+		if (inherit(sv[1]) || inherit(f->sm.memfd))
+			_exit(127);
+		for (unsigned i = 0; i <= CONFORMANCE_QUEUES; i++)
+			if (f->irq_fds[i] >= 0 && inherit(f->irq_fds[i]))
+				_exit(127);
+		execv("/proc/self/exe", args);
+		_exit(127);
+	}
+	close(sv[1]);
+	f->child = pid;
+	return sv[0];
+}
+
+static int move_registers(struct fixture *f)
+{
+	struct uvirtio_device *dev = &f->blk[f->cur].dev;
+	size_t snap_size = uvirtio_device_snapshot_size(dev);
+	unsigned char model_state[4096];
+	void *snap = malloc(snap_size);
+	long nsnap, nmodel;
+	int32_t child_ret = -EIO;
+	int ret, fd;
+
+	if (!snap)
+		return -ENOMEM;
+	/* pci's vectors are the transport's eventfds: the child signals them. */
+	if (!strcmp(f->transport, "pci"))
+		for (unsigned v = 0; v <= CONFORMANCE_QUEUES; v++)
+			f->irq_fds[v] = uvirtio_pci_drv_vector_fd(f->t, (uint16_t)v);
+	nsnap = uvirtio_device_snapshot(dev, snap, snap_size);
+	nmodel = model_save(f, model_state, sizeof(model_state));
+	if (nsnap < 0 || nmodel < 0) {
+		free(snap);
+		return nsnap < 0 ? (int)nsnap : (int)nmodel;
+	}
+	fd = spawn_register_child(f);
+	if (fd < 0) {
+		free(snap);
+		return fd;
+	}
+	ret = send_blob(fd, snap, (uint32_t)nsnap);
+	if (!ret)
+		ret = send_blob(fd, model_state, (uint32_t)nmodel);
+	if (!ret)
+		ret = recv_all(fd, &child_ret, sizeof(child_ret));
+	free(snap);
+	if (!ret)
+		ret = child_ret;
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	/* The old device end lets go; it touches no guest memory (suspended,
+	 * and its reset writes none). */
+	model_destroy(f);
+	uvirtio_blk_dev_destroy(&f->blk[f->cur]);
+	f->sock = fd;
+	uvirtio_regbus_remote_init(&f->remote, fd);
+	f->in_child = true;
+	ret = !strcmp(f->transport, "mmio") ? uvirtio_mmio_drv_set_bus(f->t, &f->remote.bus)
+					      : uvirtio_pci_drv_set_bus(f->t, &f->remote.bus);
+	snprintf(f->where_buf, sizeof(f->where_buf), "a new process (pid %d) over a register socket",
+		 (int)f->child);
+	f->where = f->where_buf;
+	return ret;
+}
+
+static int create_registers(struct fixture *f)
+{
+	int ret = shared_mem_create(&f->sm, "uvirtio-conformance", 0, 0);
+
+	if (ret)
+		return ret;
+	f->irq_fds[0] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (f->irq_fds[0] < 0)
+		return -errno;
+	ret = blk_init(&f->blk[0], f->image, &f->sm.mem);
+	if (ret)
+		return ret;
+	ret = model_create(f, &f->blk[0].dev);
+	if (ret)
+		return ret;
+	if (!strcmp(f->transport, "mmio"))
+		ret = uvirtio_mmio_drv_create(&f->t, &f->bus, &f->sm.dma, f->irq_fds[0]);
+	else
+		ret = uvirtio_pci_drv_create(&f->t, &f->bus, &f->sm.dma);
+	f->move = move_registers;
+	f->where = "this process";
+	return ret;
+}
+
+/* Loopback: the move restores into a second device object. */
+
+struct snap_arg {
+	void *buf;
+	size_t size;
+	long n;
+};
+
+static int take_snapshot(struct uvirtio_device *dev, void *arg)
+{
+	struct snap_arg *a = arg;
+
+	a->n = uvirtio_device_snapshot(dev, a->buf, a->size);
+	return a->n < 0 ? (int)a->n : 0;
+}
+
+static int move_loopback(struct fixture *f)
+{
+	unsigned next = !f->cur;
+	struct snap_arg a = { .size = uvirtio_device_snapshot_size(&f->blk[f->cur].dev) };
+	const char *why = NULL;
+	int ret;
+
+	a.buf = malloc(a.size);
+	if (!a.buf)
+		return -ENOMEM;
+	ret = uvirtio_loopback_run_on_device(f->lb, take_snapshot, &a);
+	if (!ret)
+		ret = blk_init(&f->blk[next], f->image, uvirtio_loopback_mem(f->lb));
+	if (!ret) {
+		ret = uvirtio_device_restore(&f->blk[next].dev, a.buf, (size_t)a.n, &why);
+		if (ret)
+			fprintf(stderr, "conformance: restore refused: %s\n", why);
+	}
+	free(a.buf);
+	if (!ret)
+		ret = uvirtio_loopback_replace_device(f->lb, &f->blk[next].dev);
+	if (ret)
+		return ret;
+	uvirtio_blk_dev_destroy(&f->blk[f->cur]);
+	f->cur = next;
+	f->where = "a new device restored from the snapshot, in this process (loopback has no "
+		   "process boundary)";
+	return 0;
+}
+
+static int create_loopback(struct fixture *f)
+{
+	int ret = uvirtio_loopback_create(&f->lb, NULL);
+
+	if (!ret)
+		ret = blk_init(&f->blk[0], f->image, uvirtio_loopback_mem(f->lb));
+	if (!ret)
+		ret = uvirtio_loopback_start(f->lb, &f->blk[0].dev);
+	f->t = uvirtio_loopback_transport(f->lb);
+	f->move = move_loopback;
+	f->where = "this process";
+	return ret;
+}
+
+int fixture_create(struct fixture *f, const char *transport, const char *image, const char *self)
+{
+	memset(f, 0, sizeof(*f));
+	f->name = f->transport = transport;
+	f->image = image;
+	f->self = self;
+	f->sock = -1;
+	f->sm.memfd = -1;
+	for (unsigned i = 0; i <= CONFORMANCE_QUEUES; i++)
+		f->irq_fds[i] = -1;
+	if (!strcmp(transport, "loopback"))
+		return create_loopback(f);
+	if (!strcmp(transport, "mmio") || !strcmp(transport, "pci"))
+		return create_registers(f);
+	return -EINVAL;
+}
+
+void fixture_destroy(struct fixture *f)
+{
+	if (f->lb) {
+		uvirtio_loopback_destroy(f->lb);
+		uvirtio_blk_dev_destroy(&f->blk[f->cur]);
+		return;
+	}
+	if (f->t) {
+		if (!strcmp(f->transport, "mmio"))
+			uvirtio_mmio_drv_destroy(f->t);
+		else if (!strcmp(f->transport, "pci"))
+			uvirtio_pci_drv_destroy(f->t);
+	}
+	if (f->in_child) {
+		/* Closing the socket ends the child's serving loop. */
+		close(f->sock);
+		waitpid(f->child, NULL, 0);
+		uvirtio_regbus_remote_destroy(&f->remote);
+	} else {
+		model_destroy(f);
+		if (f->blk[f->cur].dev.ops)
+			uvirtio_blk_dev_destroy(&f->blk[f->cur]);
+	}
+	if (f->irq_fds[0] >= 0 && !strcmp(f->transport, "mmio"))
+		close(f->irq_fds[0]);
+	shared_mem_destroy(&f->sm);
+}
+
+/* The new process: --device-child --transport=T --sock=FD --mem=FD,SIZE,GA
+ * --irq=FD,FD,FD --image=PATH. Restores what arrives on the socket, answers
+ * with the result, then serves register accesses until the socket closes. */
+int fixture_device_child(int argc, char **argv)
+{
+	struct fixture f = { 0 };
+	struct uvirtio_mem_region r = { 0 };
+	struct uvirtio_mem mem;
+	void *snap = NULL, *model = NULL;
+	uint32_t nsnap = 0, nmodel = 0;
+	const char *why = NULL;
+	int sock = -1, memfd = -1, ret;
+	int32_t result;
+	size_t size = 0;
+	uint64_t ga = 0;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strncmp(argv[i], "--transport=", 12))
+			f.transport = argv[i] + 12;
+		else if (!strncmp(argv[i], "--sock=", 7))
+			sock = atoi(argv[i] + 7);
+		else if (!strncmp(argv[i], "--mem=", 6))
+			sscanf(argv[i] + 6, "%d,%zu,%" SCNu64, &memfd, &size, &ga);
+		else if (!strncmp(argv[i], "--irq=", 6))
+			sscanf(argv[i] + 6, "%d,%d,%d", &f.irq_fds[0], &f.irq_fds[1], &f.irq_fds[2]);
+		else if (!strncmp(argv[i], "--image=", 8))
+			f.image = argv[i] + 8;
+	}
+	if (!f.transport || sock < 0 || memfd < 0 || !size || !f.image)
+		return 2;
+	f.in_child = true;
+	r.host_addr = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+	if (r.host_addr == MAP_FAILED)
+		return 1;
+	r.guest_addr = ga;
+	r.size = size;
+	r.fd = memfd;
+	uvirtio_mem_init(&mem);
+	ret = uvirtio_mem_add(&mem, &r);
+	if (!ret)
+		ret = blk_init(&f.blk[0], f.image, &mem);
+	if (!ret)
+		ret = recv_blob(sock, &snap, &nsnap);
+	if (!ret)
+		ret = recv_blob(sock, &model, &nmodel);
+	if (!ret) {
+		ret = uvirtio_device_restore(&f.blk[0].dev, snap, nsnap, &why);
+		if (ret)
+			fprintf(stderr, "conformance child: restore refused: %s\n", why);
+	}
+	if (!ret)
+		ret = model_create(&f, &f.blk[0].dev);
+	if (!ret)
+		ret = model_load(&f, model, nmodel);
+	result = ret;
+	free(snap);
+	free(model);
+	if (send_all(sock, &result, sizeof(result)) || ret)
+		return 1;
+	ret = uvirtio_regbus_serve(sock, &f.bus);
+	model_destroy(&f);
+	uvirtio_blk_dev_destroy(&f.blk[0]);
+	return ret ? 1 : 0;
+}
