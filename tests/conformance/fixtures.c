@@ -29,6 +29,8 @@
 #include "uvirtio/mmio.h"
 #include "uvirtio/pci.h"
 #include "uvirtio/snapshot.h"
+#include "uvirtio/vhost_backend.h"
+#include "uvirtio/vhost_frontend.h"
 #include "../../src/core/eventfd.h"
 
 static int blk_init(struct uvirtio_blk_dev *blk, const char *image, struct uvirtio_mem *mem)
@@ -372,6 +374,113 @@ static int create_loopback(struct fixture *f)
 	return ret;
 }
 
+
+/* vhost-user: the device is a backend process from the start, on one end of
+ * a socketpair. A move starts a second backend process and lets the
+ * front-end carry the suspended device over (uvirtio_vhost_frontend_move():
+ * same guest memory, features and config writes again, rings at the bases
+ * the suspend saved); the first process exits when its connection closes. */
+
+static int spawn_backend(struct fixture *f, pid_t *pid)
+{
+	char a_sock[32], a_img[4200];
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+		return -errno;
+	snprintf(a_sock, sizeof(a_sock), "--sock=%d", sv[1]);
+	snprintf(a_img, sizeof(a_img), "--image=%s", f->image);
+	*pid = fork();
+	if (*pid < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		return -errno;
+	}
+	if (*pid == 0) {
+		char *args[] = { "conformance", "--device-child", "--transport=vhost-user", a_sock,
+				 a_img, NULL };
+
+		if (inherit(sv[1]))
+			_exit(127);
+		execv("/proc/self/exe", args);
+		_exit(127);
+	}
+	close(sv[1]);
+	return sv[0];
+}
+
+static int move_vhost_user(struct fixture *f)
+{
+	struct uvirtio_vhost_frontend_config cfg = { .fd = -1 };
+	char error[256] = "";
+	pid_t pid, old = f->child;
+	int ret;
+
+	cfg.fd = spawn_backend(f, &pid);
+	if (cfg.fd < 0)
+		return cfg.fd;
+	cfg.error = error;
+	cfg.error_size = sizeof(error);
+	ret = uvirtio_vhost_frontend_move(f->model, &cfg);
+	if (ret) {
+		fprintf(stderr, "conformance: move refused: %s\n", error);
+		kill(pid, SIGTERM);
+		waitpid(pid, NULL, 0);
+		return ret;
+	}
+	/* The old backend saw its front-end go and exits. */
+	waitpid(old, NULL, 0);
+	f->child = pid;
+	snprintf(f->where_buf, sizeof(f->where_buf), "a new backend process (pid %d) over vhost-user",
+		 (int)pid);
+	f->where = f->where_buf;
+	return 0;
+}
+
+static int create_vhost_user(struct fixture *f)
+{
+	struct uvirtio_vhost_frontend_config cfg = { .fd = -1 };
+	struct uvirtio_vhost_frontend *fe;
+	char error[256] = "";
+	int ret;
+
+	cfg.fd = spawn_backend(f, &f->child);
+	if (cfg.fd < 0)
+		return cfg.fd;
+	cfg.error = error;
+	cfg.error_size = sizeof(error);
+	ret = uvirtio_vhost_frontend_connect(&fe, &cfg);
+	if (ret) {
+		fprintf(stderr, "conformance: connect: %s\n", error);
+		return ret;
+	}
+	f->model = fe;
+	f->t = uvirtio_vhost_frontend_transport(fe);
+	f->in_child = true;
+	f->move = move_vhost_user;
+	f->where = "a backend process over vhost-user";
+	return 0;
+}
+
+static int serve_vhost_user(int sock, const char *image)
+{
+	struct uvirtio_vhost_backend_config cfg = { .fd = sock };
+	struct uvirtio_vhost_backend *vb;
+	struct uvirtio_blk_dev blk;
+	int ret = uvirtio_vhost_backend_create(&vb, &cfg);
+
+	if (ret)
+		return 1;
+	ret = blk_init(&blk, image, uvirtio_vhost_backend_mem(vb));
+	if (!ret)
+		ret = uvirtio_vhost_backend_attach(vb, &blk.dev);
+	if (!ret)
+		ret = uvirtio_vhost_backend_run(vb);
+	uvirtio_vhost_backend_destroy(vb);
+	uvirtio_blk_dev_destroy(&blk);
+	return ret ? 1 : 0;
+}
+
 int fixture_create(struct fixture *f, const char *transport, const char *image, const char *self)
 {
 	memset(f, 0, sizeof(*f));
@@ -386,6 +495,8 @@ int fixture_create(struct fixture *f, const char *transport, const char *image, 
 		return create_loopback(f);
 	if (!strcmp(transport, "mmio") || !strcmp(transport, "pci"))
 		return create_registers(f);
+	if (!strcmp(transport, "vhost-user"))
+		return create_vhost_user(f);
 	return -EINVAL;
 }
 
@@ -394,6 +505,12 @@ void fixture_destroy(struct fixture *f)
 	if (f->lb) {
 		uvirtio_loopback_destroy(f->lb);
 		uvirtio_blk_dev_destroy(&f->blk[f->cur]);
+		return;
+	}
+	if (!strcmp(f->transport, "vhost-user")) {
+		/* The backend process exits when its front-end goes. */
+		uvirtio_vhost_frontend_destroy(f->model);
+		waitpid(f->child, NULL, 0);
 		return;
 	}
 	if (f->t) {
@@ -445,6 +562,8 @@ int fixture_device_child(int argc, char **argv)
 		else if (!strncmp(argv[i], "--image=", 8))
 			f.image = argv[i] + 8;
 	}
+	if (f.transport && !strcmp(f.transport, "vhost-user") && sock >= 0 && f.image)
+		return serve_vhost_user(sock, f.image);
 	if (!f.transport || sock < 0 || memfd < 0 || !size || !f.image)
 		return 2;
 	f.in_child = true;
