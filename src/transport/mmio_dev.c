@@ -515,9 +515,11 @@ int uvirtio_mmio_dev_load(struct uvirtio_mmio_dev *m, const void *buf, size_t le
 			.device = get64(q + 24),
 		};
 	}
+	__atomic_store_n(&m->interrupt_status, isr, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&m->lock);
-	if (isr)
-		raise_interrupt(m, isr);
+	/* The line was up where the registers were saved: it is up here too. */
+	if (isr && m->cfg.irq)
+		m->cfg.irq(m->cfg.opaque);
 	return 0;
 }
 
