@@ -190,6 +190,14 @@ void uvirtio_mmio_dev_destroy(struct uvirtio_mmio_dev *m);
  * @irq_fd: an eventfd the device end signals for its interrupt line; the
  *          transport's interrupt thread polls it (the caller keeps owning it).
  *
+ * Its ops return, besides the bus's errors: queue_max_size and queue_enable
+ * -EIO when QueueNumMax is not a power of two or above 32768 (0 means no
+ * such queue: max 0, and -ENOENT from queue_enable); queue_enable -ENOENT
+ * when QueueReady is already 1 and -EIO when it does not read 1 after the
+ * set-up (the device refused the ring); queue_reset -ETIMEDOUT when
+ * QueueReset does not read 0 within a bounded number of reads, and -EIO
+ * when QueueReady still reads 1 after it (no RING_RESET).
+ *
  * Return: 0; -ENODEV when MagicValue is not "virt" or DeviceID is 0 (no
  * device behind the window); -EPROTONOSUPPORT for version 1 (legacy, not
  * implemented) or any version but 2; the bus's error; -ENOMEM; or the
@@ -206,8 +214,8 @@ uint32_t uvirtio_mmio_drv_device_id(struct uvirtio_transport *t);
 /**
  * uvirtio_mmio_drv_set_bus() - the device end moved (to another process):
  * make further accesses through @bus (copied). Only while the device is
- * suspended (the last status written has SUSPEND) or reset (status 0 last
- * written, or never written), when no access is due.
+ * suspended (the driver wrote SUSPEND and has not resumed) or reset
+ * (status 0 last written, or never written), when no access is due.
  * Return: 0, or -EBUSY when the device runs.
  */
 int uvirtio_mmio_drv_set_bus(struct uvirtio_transport *t, const struct uvirtio_regbus *bus);

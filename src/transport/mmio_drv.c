@@ -31,6 +31,10 @@ struct mmio_drv {
 	struct uvirtio_dma *dma;
 	uint32_t device_id;
 	uint8_t last_status; /* what the driver last wrote; under bus_lock */
+	/* The driver set SUSPEND and has not resumed since; under bus_lock.
+	 * A resume writes the same bits as the suspend (SUSPEND | DRIVER_OK),
+	 * so this follows the writes, not one value. */
+	bool suspended;
 
 	int irq_fd;    /* the caller's */
 	int stop_fd;   /* ends the interrupt thread */
@@ -210,8 +214,13 @@ static int set_status(struct mmio_drv *d, uint8_t status)
 
 	pthread_mutex_lock(&d->bus_lock);
 	ret = d->bus.write(d->bus.opaque, 0, VIRTIO_MMIO_STATUS, 4, status);
-	if (!ret)
+	if (!ret) {
+		if (d->suspended || !status)
+			d->suspended = false;
+		else if (status & VIRTIO_CONFIG_S_SUSPEND)
+			d->suspended = true;
 		d->last_status = status;
+	}
 	pthread_mutex_unlock(&d->bus_lock);
 	return ret;
 }
@@ -516,7 +525,7 @@ int uvirtio_mmio_drv_set_bus(struct uvirtio_transport *t, const struct uvirtio_r
 	if (!bus || !bus->read || !bus->write)
 		return -EINVAL;
 	pthread_mutex_lock(&d->bus_lock);
-	if (d->last_status && !(d->last_status & VIRTIO_CONFIG_S_SUSPEND))
+	if (d->last_status && !d->suspended)
 		ret = -EBUSY;
 	else
 		d->bus = *bus;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <linux/virtio_blk.h>
 #include <linux/virtio_mmio.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -454,6 +455,13 @@ static void test_mmio_suspend_sets_suspend_and_clears_driver_ok(void)
 	}
 	CHECK_EQ(uvirtio_driver_resume(&drv.drv, 10000), 0);
 	CHECK_EQ(rd(e.m, VIRTIO_MMIO_STATUS), S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
+	{
+		struct uvirtio_regbus bus;
+
+		/* Resumed: running again, so no swap. */
+		uvirtio_mmio_dev_bus(e.m, &bus);
+		CHECK_EQ(uvirtio_mmio_drv_set_bus(e.t, &bus), -EBUSY);
+	}
 	CHECK_EQ(uvirtio_rng_drv_read(&drv, a, sizeof(a), 10000), sizeof(a));
 	uvirtio_rng_drv_remove(&drv);
 	rng_env_stop(&e);
@@ -634,6 +642,55 @@ static void test_mmio_reset_is_complete_when_status_write_returns(void)
 	CHECK_EQ(uvirtio_rng_drv_read(&drv, a, sizeof(a), 10000), sizeof(a));
 	uvirtio_rng_drv_remove(&drv);
 	rng_env_stop(&e);
+}
+
+/* A device type that stops after one look and asks to be called again
+ * (its budget spent), as rng does under load. */
+struct lazy {
+	struct uvirtio_device dev;
+	unsigned calls; /* atomic */
+	int done_fd;    /* signalled on the second call */
+};
+
+static void lazy_notify(struct uvirtio_device *dev, unsigned index)
+{
+	struct lazy *l = dev->priv;
+
+	if (__atomic_add_fetch(&l->calls, 1, __ATOMIC_ACQ_REL) == 1)
+		uvirtio_device_reschedule(dev, index);
+	else
+		signal_fd(&l->done_fd);
+}
+
+static const struct uvirtio_device_ops lazy_ops = {
+	.name = "lazy", .device_id = 0xfff3, .num_queues = 1, .queue_max_size = 16,
+	.queue_notify = lazy_notify,
+};
+
+static void test_mmio_reschedule_without_kick_fds_is_served_by_the_work_fd(void)
+{
+	struct uvirtio_mmio_pair *p;
+	struct uvirtio_driver drv;
+	struct lazy l = { .done_fd = -1 };
+	struct pollfd pf;
+
+	l.done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	CHECK(l.done_fd >= 0);
+	CHECK_EQ(uvirtio_mmio_pair_create(&p, NULL), 0);
+	CHECK_EQ(uvirtio_device_init(&l.dev, &lazy_ops, &l, NULL, 0, uvirtio_mmio_pair_mem(p)), 0);
+	CHECK_EQ(uvirtio_mmio_pair_start(p, &l.dev), 0);
+	CHECK_EQ(uvirtio_driver_probe(&drv, uvirtio_mmio_pair_transport(p), 0), 0);
+	CHECK_EQ(uvirtio_driver_find_vqs(&drv, 1, NULL), 0);
+	/* DRIVER_OK looks at the queue once, inside the Status write, under
+	 * the model's lock: the reschedule cannot be served there. */
+	CHECK_EQ(uvirtio_driver_ready(&drv), 0);
+	pf = (struct pollfd){ .fd = l.done_fd, .events = POLLIN };
+	CHECK_EQ(poll(&pf, 1, 10000), 1);
+	CHECK(__atomic_load_n(&l.calls, __ATOMIC_ACQUIRE) >= 2);
+	uvirtio_driver_remove(&drv, NULL, NULL);
+	uvirtio_mmio_pair_destroy(p);
+	uvirtio_device_destroy(&l.dev);
+	close(l.done_fd);
 }
 
 /* ------------------------------------------------------------------ */
@@ -955,6 +1012,7 @@ TEST_MAIN(T(test_mmio_identity_registers_read_as_spec),
 	  T(test_mmio_driver_access_sequence_follows_linux),
 	  T(test_mmio_queue_reset_ignored_without_ring_reset),
 	  T(test_mmio_reset_is_complete_when_status_write_returns),
+	  T(test_mmio_reschedule_without_kick_fds_is_served_by_the_work_fd),
 	  T(test_mmio_blk_over_pair_writes_and_reads_back),
 	  T(test_mmio_queue_reset_register_resets_only_that_queue),
 	  T(test_mmio_queue_reset_and_resize_while_other_queue_runs),
