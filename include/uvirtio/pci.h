@@ -278,8 +278,11 @@ void uvirtio_pci_drv_set_timeout(struct uvirtio_transport *t, unsigned timeout_m
  * process, after uvirtio_pci_dev_save()/load()): use @bus from now on.
  * Only while the device is suspended or before probe, with no other op
  * running. The new end's capabilities are read and must be the same.
- * Return: 0; -ENODEV when they differ (the old bus stays); -EINVAL when
- * @t is not a virtio-pci transport; or uvirtio_pci_drv_read_caps()'s error.
+ * Return: 0; -EBUSY when the driver has written a status since the last
+ * reset and has not suspended the device; -ENODEV when the new end's
+ * capabilities or queue count differ (the old bus stays); -EINVAL when @t
+ * is not a virtio-pci transport or @bus lacks an accessor; or
+ * uvirtio_pci_drv_read_caps()'s error.
  */
 int uvirtio_pci_drv_set_bus(struct uvirtio_transport *t, const struct uvirtio_regbus *bus);
 

@@ -40,6 +40,11 @@ struct pci_drv {
 	struct uvirtio_pci_caps caps;
 	unsigned num_queues;
 	unsigned timeout_ms;
+	/* What the driver last wrote to device_status, and whether it set
+	 * SUSPEND and has not resumed since (a resume writes the same bits as
+	 * the suspend, so this follows the writes). Lifecycle thread only. */
+	uint8_t last_status;
+	bool suspended;
 	/* Per queue: where its notify write goes in BAR 0 (UINT32_MAX: not
 	 * enabled). Written by the lifecycle thread, read by the queue's. */
 	uint32_t *notify_at;
@@ -361,6 +366,8 @@ static int pci_reset(struct uvirtio_transport *t)
 		ret = wait_for_zero(d, COMMON(device_status), 1);
 	if (ret)
 		return ret;
+	d->last_status = 0;
+	d->suspended = false;
 	/* Interrupts raised before the reset mean nothing after it (Linux:
 	 * vp_synchronize_vectors()). */
 	for (unsigned v = 0; v <= d->num_queues; v++) {
@@ -375,10 +382,21 @@ static int pci_reset(struct uvirtio_transport *t)
 
 static int pci_set_status(struct uvirtio_transport *t, uint8_t status)
 {
+	struct pci_drv *d = to_drv(t);
+	int ret;
+
 	/* Writing 0 is a reset, and has its wait. */
 	if (status == 0)
 		return pci_reset(t);
-	return common_wr(to_drv(t), COMMON(device_status), 1, status);
+	ret = common_wr(d, COMMON(device_status), 1, status);
+	if (!ret) {
+		if (d->suspended)
+			d->suspended = false;
+		else if (status & VIRTIO_CONFIG_S_SUSPEND)
+			d->suspended = true;
+		d->last_status = status;
+	}
+	return ret;
 }
 
 /* Device configuration: @len bytes in the largest aligned accesses that
@@ -673,8 +691,11 @@ int uvirtio_pci_drv_set_bus(struct uvirtio_transport *t, const struct uvirtio_re
 	uint32_t n;
 	int ret;
 
-	if (!d)
+	if (!d || !bus || !bus->read || !bus->write)
 		return -EINVAL;
+	/* The device end may move only while it holds no running queue. */
+	if (d->last_status && !d->suspended)
+		return -EBUSY;
 	ret = uvirtio_pci_drv_read_caps(bus, &caps, NULL);
 	if (ret)
 		return ret;

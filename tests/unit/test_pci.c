@@ -1178,6 +1178,22 @@ static void test_pci_suspended_device_moves_to_a_new_model_and_goes_on(void)
 	env_stop(&e);
 }
 
+static void test_pci_driver_set_bus_refuses_a_device_that_is_not_suspended(void)
+{
+	struct uvirtio_driver drv;
+	struct env e;
+
+	CHECK_EQ(env_start(&e, false, 1, 0), 0);
+	/* Before probe the end may move. */
+	CHECK_EQ(uvirtio_pci_drv_set_bus(e.t, &e.bus), 0);
+	CHECK_EQ(probe_rng(&e, &drv, 0), 0);
+	CHECK_EQ(uvirtio_pci_drv_set_bus(e.t, &e.bus), -EBUSY);
+	uvirtio_driver_remove(&drv, NULL, NULL);
+	/* After a reset it may again. */
+	CHECK_EQ(uvirtio_pci_drv_set_bus(e.t, &e.bus), 0);
+	env_stop(&e);
+}
+
 static void test_pci_dev_load_refuses_malformed_state(void)
 {
 	uint8_t good[1024], bad[1024];
@@ -1311,5 +1327,6 @@ TEST_MAIN(T(test_pci_config_space_identifies_a_modern_virtio_device),
 	  T(test_pci_queue_reset_and_reenable_with_another_size_while_another_queue_runs),
 	  T(test_pci_suspend_stops_the_device_and_resume_goes_on),
 	  T(test_pci_suspended_device_moves_to_a_new_model_and_goes_on),
+	  T(test_pci_driver_set_bus_refuses_a_device_that_is_not_suspended),
 	  T(test_pci_rescheduled_queue_runs_again_before_the_access_returns),
 	  T(test_pci_dev_load_refuses_malformed_state))
