@@ -530,6 +530,12 @@ int uvirtio_mmio_drv_set_bus(struct uvirtio_transport *t, const struct uvirtio_r
 	else
 		d->bus = *bus;
 	pthread_mutex_unlock(&d->bus_lock);
+	/* The new device end may have raised its line before this switch (a
+	 * model loaded with InterruptStatus set does), and the interrupt
+	 * thread then read the old end's register instead: look once more,
+	 * at the new end, or that line stays up with no edge to come. */
+	if (!ret)
+		eventfd_signal(d->irq_fd);
 	return ret;
 }
 

@@ -224,6 +224,16 @@ static int wait_any(struct load *l)
 		p[n++] = (struct pollfd){ .fd = t->ops->event_fd(t, qi), .events = POLLIN };
 	}
 	ret = poll(p, n, WAIT_MS);
+	if (ret == 0) {
+		/* Say where it stuck: which ring, how far each side got. */
+		for (unsigned qi = 0; qi < l->nq; qi++) {
+			struct uvirtio_drvq *q = uvirtio_driver_vq(&l->drv, qi);
+
+			if (queue_usable(l, qi))
+				printf("# stuck: queue %u avail %u used %u (driver read %u), %u in flight\n",
+				       qi, q->avail->idx, q->used->idx, q->last_used, count(l, INFLIGHT));
+		}
+	}
 	if (ret <= 0)
 		return ret < 0 ? -errno : -ETIMEDOUT;
 	for (nfds_t i = 0; i < n; i++) {

@@ -275,15 +275,18 @@ static int move_registers(struct fixture *f)
 		close(fd);
 		return ret;
 	}
+	f->sock = fd;
+	uvirtio_regbus_remote_init(&f->remote, fd);
+	f->in_child = true;
+	/* Switch the driver over first: set_bus waits for an access in
+	 * progress (the interrupt thread's, say) under the transport's lock,
+	 * so none can reach the old model once it is freed. */
+	ret = !strcmp(f->transport, "mmio") ? uvirtio_mmio_drv_set_bus(f->t, &f->remote.bus)
+					      : uvirtio_pci_drv_set_bus(f->t, &f->remote.bus);
 	/* The old device end lets go; it touches no guest memory (suspended,
 	 * and its reset writes none). */
 	model_destroy(f);
 	uvirtio_blk_dev_destroy(&f->blk[f->cur]);
-	f->sock = fd;
-	uvirtio_regbus_remote_init(&f->remote, fd);
-	f->in_child = true;
-	ret = !strcmp(f->transport, "mmio") ? uvirtio_mmio_drv_set_bus(f->t, &f->remote.bus)
-					      : uvirtio_pci_drv_set_bus(f->t, &f->remote.bus);
 	snprintf(f->where_buf, sizeof(f->where_buf), "a new process (pid %d) over a register socket",
 		 (int)f->child);
 	f->where = f->where_buf;
