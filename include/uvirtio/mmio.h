@@ -216,6 +216,9 @@ uint32_t uvirtio_mmio_drv_device_id(struct uvirtio_transport *t);
  * make further accesses through @bus (copied). Only while the device is
  * suspended (the driver wrote SUSPEND and has not resumed) or reset
  * (status 0 last written, or never written), when no access is due.
+ * The interrupt thread then looks at the new end's InterruptStatus once:
+ * its line may be up already (a model loaded with bits set raises it
+ * before the switch).
  * Return: 0, or -EBUSY when the device runs.
  */
 int uvirtio_mmio_drv_set_bus(struct uvirtio_transport *t, const struct uvirtio_regbus *bus);
