@@ -4,8 +4,8 @@
  * behind one transport, gives the driver side its struct uvirtio_transport,
  * and can move the (suspended) device into a new process.
  */
-#ifndef UVIRTIO_CONFORMANCE_H
-#define UVIRTIO_CONFORMANCE_H
+#ifndef UVIRTIO_TOOLS_LIFECYCLE_FIXTURES_H
+#define UVIRTIO_TOOLS_LIFECYCLE_FIXTURES_H
 
 #include <stdbool.h>
 #include <sys/types.h>

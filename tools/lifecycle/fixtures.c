@@ -24,7 +24,7 @@
 
 #include <linux/virtio_pci.h>
 
-#include "conformance.h"
+#include "fixtures.h"
 #include "uvirtio/loopback.h"
 #include "uvirtio/mmio.h"
 #include "uvirtio/pci.h"

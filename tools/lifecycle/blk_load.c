@@ -1,0 +1,355 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "blk_load.h"
+
+static uint8_t load_pattern(unsigned slot, uint32_t gen, unsigned i)
+{
+	return (uint8_t)(slot * 131u + gen * 31u + i * 7u + (i >> 9));
+}
+
+static void load_fail(struct load *l, const char *why)
+{
+	if (!l->failure)
+		l->failure = why;
+}
+
+static int load_submit(struct load *l, struct slot *s)
+{
+	struct uvirtio_drvq *q = uvirtio_driver_vq(&l->drv, s->queue);
+	struct iovec out[2], in[2];
+	unsigned n_out = 1, n_in = 0;
+	int ret;
+
+	s->hdr->type = s->is_read ? VIRTIO_BLK_T_IN : VIRTIO_BLK_T_OUT;
+	s->hdr->ioprio = 0;
+	s->hdr->sector = (uint64_t)s->id * SECTORS_PER_SLOT;
+	*s->status = POISON;
+	out[0] = (struct iovec){ s->hdr, sizeof(*s->hdr) };
+	if (s->is_read) {
+		memset(s->data, POISON, DATA_BYTES);
+		in[n_in++] = (struct iovec){ s->data, DATA_BYTES };
+	} else {
+		for (unsigned i = 0; i < DATA_BYTES; i++)
+			s->data[i] = load_pattern(s->id, s->gen, i);
+		out[n_out++] = (struct iovec){ s->data, DATA_BYTES };
+	}
+	in[n_in++] = (struct iovec){ s->status, 1 };
+	ret = uvirtio_drvq_add(q, out, n_out, in, n_in, s);
+	if (ret == -ENOSPC) {
+		s->state = QUEUED;
+		return 0;
+	}
+	if (ret)
+		return ret;
+	s->state = INFLIGHT;
+	s->completions = 0;
+	return 0;
+}
+
+/* The next request of a slot: write a new generation, then read it back. */
+static void load_next_request(struct slot *s)
+{
+	if (s->is_read || !s->written) {
+		s->is_read = false;
+		s->gen++;
+	} else {
+		s->is_read = true;
+	}
+}
+
+static void load_complete(struct load *l, struct slot *s, uint32_t len)
+{
+	if (s < l->slots || s >= l->slots + SLOTS)
+		return load_fail(l, "a used buffer carries a token never given");
+	if (s->state != INFLIGHT || ++s->completions != 1)
+		return load_fail(l, "a request completed twice or after it was taken back");
+	if (*s->status != VIRTIO_BLK_S_OK)
+		return load_fail(l, "a request failed (status not OK)");
+	if (s->is_read) {
+		if (len < DATA_BYTES + 1)
+			return load_fail(l, "a read reports fewer bytes written than it has");
+		for (unsigned i = 0; i < DATA_BYTES; i++)
+			if (s->data[i] != load_pattern(s->id, s->written, i))
+				return load_fail(l, "data read back differs from what was written");
+	} else {
+		s->written = s->gen;
+	}
+	s->state = IDLE;
+	l->done++;
+}
+
+/* Collect what every running queue used; returns how many. */
+unsigned load_reap(struct load *l)
+{
+	unsigned n = 0;
+
+	for (unsigned qi = 0; qi < l->nq; qi++) {
+		struct uvirtio_drvq *q = uvirtio_driver_vq(&l->drv, qi);
+		void *tok;
+		uint32_t len;
+		int ret;
+
+		if (l->drv.vq_reset[qi])
+			continue;
+		while ((ret = uvirtio_drvq_get(q, &tok, &len)) == 1) {
+			load_complete(l, tok, len);
+			n++;
+		}
+		if (ret < 0)
+			load_fail(l, "a queue broke (bad used ring)");
+	}
+	return n;
+}
+
+static bool load_queue_usable(struct load *l, unsigned qi)
+{
+	return !l->drv.vq_reset[qi];
+}
+
+/* Give every idle or queued slot of a usable queue its next request. */
+int load_refill(struct load *l, bool new_requests)
+{
+	bool kicked[8] = { 0 };
+
+	for (unsigned i = 0; i < SLOTS; i++) {
+		struct slot *s = &l->slots[i];
+		int ret;
+
+		if (!load_queue_usable(l, s->queue) || (s->state != IDLE && s->state != QUEUED))
+			continue;
+		if (s->state == IDLE) {
+			if (!new_requests)
+				continue;
+			load_next_request(s);
+		}
+		ret = load_submit(l, s);
+		if (ret)
+			return ret;
+		kicked[s->queue] = true;
+	}
+	for (unsigned qi = 0; qi < l->nq; qi++)
+		if (kicked[qi] && uvirtio_drvq_kick(uvirtio_driver_vq(&l->drv, qi)))
+			return -EIO;
+	return 0;
+}
+
+unsigned load_count(struct load *l, enum slot_state st)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < SLOTS; i++)
+		n += l->slots[i].state == st;
+	return n;
+}
+
+/* Wait for a used-buffer notification on any running queue. */
+int load_wait_any(struct load *l)
+{
+	struct uvirtio_transport *t = l->f->t;
+	struct pollfd p[8];
+	nfds_t n = 0;
+	int ret;
+
+	for (unsigned qi = 0; qi < l->nq; qi++) {
+		if (!load_queue_usable(l, qi))
+			continue;
+		/* Ask for a notification; if buffers came meanwhile, take them. */
+		if (!uvirtio_drvq_enable_cb(uvirtio_driver_vq(&l->drv, qi)))
+			return 1;
+		p[n++] = (struct pollfd){ .fd = t->ops->event_fd(t, qi), .events = POLLIN };
+	}
+	ret = poll(p, n, WAIT_MS);
+	if (ret == 0) {
+		/* Say where it stuck: which ring, how far each side got. */
+		for (unsigned qi = 0; qi < l->nq; qi++) {
+			struct uvirtio_drvq *q = uvirtio_driver_vq(&l->drv, qi);
+
+			if (load_queue_usable(l, qi))
+				printf("# stuck: queue %u avail %u used %u (driver read %u), %u in flight\n",
+				       qi, q->avail->idx, q->used->idx, q->last_used, load_count(l, INFLIGHT));
+		}
+	}
+	if (ret <= 0)
+		return ret < 0 ? -errno : -ETIMEDOUT;
+	for (nfds_t i = 0; i < n; i++) {
+		uint64_t v;
+
+		if (p[i].revents & POLLIN)
+			(void)!read(p[i].fd, &v, sizeof(v));
+	}
+	return 1;
+}
+
+/* Run until @completions more requests completed. */
+int load_run(struct load *l, unsigned long completions)
+{
+	unsigned long target = l->done + completions;
+	int ret;
+
+	while (l->done < target && !l->failure) {
+		ret = load_refill(l, true);
+		if (ret)
+			return ret;
+		if (load_reap(l))
+			continue;
+		ret = load_wait_any(l);
+		if (ret < 0)
+			return ret;
+	}
+	return l->failure ? -EIO : 0;
+}
+
+/* Complete what is in flight without starting anything new. */
+int load_drain(struct load *l)
+{
+	int ret;
+
+	while (!l->failure && (load_count(l, INFLIGHT) || load_count(l, QUEUED))) {
+		ret = load_refill(l, false);
+		if (ret)
+			return ret;
+		if (load_reap(l))
+			continue;
+		ret = load_wait_any(l);
+		if (ret < 0)
+			return ret;
+	}
+	return l->failure ? -EIO : 0;
+}
+
+/* A reset handed a request back: it must never complete, and the device
+ * must never write its buffers again. Poisoned here, checked later. */
+void load_detached(void *token, void *opaque)
+{
+	struct load *l = opaque;
+	struct slot *s = token;
+
+	if (s < l->slots || s >= l->slots + SLOTS || s->state != INFLIGHT)
+		return load_fail(l, "a reset handed back a buffer that was not in flight");
+	s->state = DETACHED;
+	*s->status = POISON;
+	if (s->is_read)
+		memset(s->data, POISON, DATA_BYTES);
+}
+
+bool load_poison_intact(struct load *l)
+{
+	for (unsigned i = 0; i < SLOTS; i++) {
+		struct slot *s = &l->slots[i];
+
+		if (s->state != DETACHED)
+			continue;
+		if (*s->status != POISON)
+			return false;
+		if (s->is_read)
+			for (unsigned k = 0; k < DATA_BYTES; k++)
+				if (s->data[k] != POISON)
+					return false;
+	}
+	return true;
+}
+
+/* Resubmit what was handed back; the same request, so exactly once still holds. */
+void load_requeue_detached(struct load *l, int queue)
+{
+	for (unsigned i = 0; i < SLOTS; i++)
+		if (l->slots[i].state == DETACHED && (queue < 0 || l->slots[i].queue == (unsigned)queue))
+			l->slots[i].state = QUEUED;
+}
+
+/* Every slot's sectors hold its last write: read each back. */
+int load_verify_all(struct load *l)
+{
+	int ret = load_drain(l);
+
+	if (ret)
+		return ret;
+	for (unsigned i = 0; i < SLOTS; i++) {
+		struct slot *s = &l->slots[i];
+
+		if (!s->written || !load_queue_usable(l, s->queue))
+			continue;
+		s->is_read = true;
+		ret = load_submit(l, s);
+		if (ret)
+			return ret;
+	}
+	for (unsigned qi = 0; qi < l->nq; qi++)
+		if (load_queue_usable(l, qi) && uvirtio_drvq_kick(uvirtio_driver_vq(&l->drv, qi)))
+			return -EIO;
+	return load_drain(l);
+}
+
+int load_start_driver(struct load *l, uint64_t features)
+{
+	unsigned sizes[8] = { 0 };
+	int ret;
+
+	ret = uvirtio_driver_probe(&l->drv, l->f->t, features | UVIRTIO_BIT(VIRTIO_BLK_F_MQ));
+	if (ret)
+		return ret;
+	l->features = l->drv.features;
+	ret = uvirtio_driver_find_vqs(&l->drv, l->nq, sizes);
+	return ret ? ret : uvirtio_driver_ready(&l->drv);
+}
+
+int load_init(struct load *l, struct fixture *f)
+{
+	struct uvirtio_dma *dma = f->t->ops->dma(f->t);
+	size_t per = sizeof(struct virtio_blk_outhdr) + DATA_BYTES + 64;
+
+	memset(l, 0, sizeof(*l));
+	l->f = f;
+	l->nq = CONFORMANCE_QUEUES;
+	l->mem = uvirtio_dma_alloc(dma, per * SLOTS, 4096);
+	if (!l->mem)
+		return -ENOMEM;
+	for (unsigned i = 0; i < SLOTS; i++) {
+		struct slot *s = &l->slots[i];
+		uint8_t *p = l->mem + per * i;
+
+		s->id = i;
+		s->queue = i % l->nq;
+		s->data = p;
+		s->hdr = (void *)(p + DATA_BYTES);
+		s->status = p + DATA_BYTES + 32;
+	}
+	return 0;
+}
+
+/* Suspend with requests in flight. The device finishes what it took and
+ * leaves what it had not taken yet in the ring (those complete after
+ * resume); from SUSPEND on, no used entry moves. */
+static uint16_t load_used_idx(struct load *l, unsigned qi)
+{
+	return __atomic_load_n(&uvirtio_driver_vq(&l->drv, qi)->used->idx, __ATOMIC_ACQUIRE);
+}
+
+int load_suspend_under_load(struct load *l)
+{
+	int ret = load_refill(l, true);
+
+	if (ret)
+		return ret;
+	ret = uvirtio_driver_suspend(&l->drv, WAIT_MS);
+	if (ret)
+		return ret;
+	load_reap(l);
+	for (unsigned qi = 0; qi < l->nq; qi++)
+		l->used_at_suspend[qi] = load_used_idx(l, qi);
+	return l->failure ? -EIO : 0;
+}
+
+bool load_nothing_used_since_suspend(struct load *l)
+{
+	for (unsigned qi = 0; qi < l->nq; qi++)
+		if (load_used_idx(l, qi) != l->used_at_suspend[qi])
+			return false;
+	return true;
+}
+
