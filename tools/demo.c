@@ -50,7 +50,7 @@ const char *demo_describe_status(uint8_t s, char *buf, size_t size)
 	static const struct { uint8_t bit; const char *name; } names[] = {
 		{ VIRTIO_CONFIG_S_ACKNOWLEDGE, "ACKNOWLEDGE" }, { VIRTIO_CONFIG_S_DRIVER, "DRIVER" },
 		{ VIRTIO_CONFIG_S_FEATURES_OK, "FEATURES_OK" }, { VIRTIO_CONFIG_S_DRIVER_OK, "DRIVER_OK" },
-		{ VIRTIO_CONFIG_S_NEEDS_RESET, "DEVICE_NEEDS_RESET" }, { VIRTIO_CONFIG_S_FAILED, "FAILED" },
+		{ VIRTIO_CONFIG_S_SUSPEND, "SUSPEND" }, { VIRTIO_CONFIG_S_NEEDS_RESET, "DEVICE_NEEDS_RESET" }, { VIRTIO_CONFIG_S_FAILED, "FAILED" },
 	};
 	size_t n = (size_t)snprintf(buf, size, "0x%02x", s);
 
@@ -89,5 +89,17 @@ int demo_main(int argc, char **argv)
 		return demo_rng_main(argc - 1, argv + 1);
 	if (argc >= 2 && !strcmp(argv[1], "blk"))
 		return demo_blk_main(argc - 1, argv + 1);
-	return demo_blk_main(argc, argv);
+	if (argc >= 2 && !strcmp(argv[1], "lifecycle"))
+		return demo_lifecycle_main(argc - 1, argv + 1);
+	/* The default shows the blk device's life, then its lifecycle
+	 * operations: queue reset, suspend/resume, a move to a new process. */
+	{
+		int ret = demo_blk_main(argc, argv);
+		char *lc[] = { "lifecycle", NULL };
+
+		if (ret)
+			return ret;
+		printf("\n");
+		return demo_lifecycle_main(1, lc);
+	}
 }

@@ -11,6 +11,7 @@
 int demo_main(int argc, char **argv);
 int demo_rng_main(int argc, char **argv);
 int demo_blk_main(int argc, char **argv);
+int demo_lifecycle_main(int argc, char **argv);
 
 /* @f as hex and names; @device_names (may be NULL) names bits 0 to 23. */
 const char *demo_describe_features(const char *const *device_names, uint64_t f, char *buf, size_t size);

@@ -8,6 +8,7 @@
 #include "blk.h"
 #include "check.h"
 #include "demo.h"
+#include "lifecycle/fixtures.h"
 
 #define UVIRTIO_VERSION "0.1.0"
 
@@ -17,8 +18,10 @@ static void usage(FILE *f)
 		"usage: uvirtio <command> [options]\n"
 		"\n"
 		"commands:\n"
-		"  demo            virtio-rng over the loopback transport: negotiation, I/O,\n"
-		"                  reset and renegotiation, each step printed\n"
+		"  demo            virtio-blk over loopback (negotiation, verified I/O, reset and\n"
+		"                  renegotiation), then over virtio-mmio its lifecycle: queue\n"
+		"                  reset, suspend/resume, a move to a new process; each step printed\n"
+		"                  (demo rng, demo blk, demo lifecycle: one part)\n"
 		"  blk             serve an image as a virtio-blk device over vhost-user\n"
 		"  check           check a vhost-user blk backend against the spec (writes to its disk)\n"
 		"  bench ring      split-ring throughput, driver and device on two CPUs\n"
@@ -40,6 +43,9 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "demo"))
 		return demo_main(argc - 1, argv + 1);
+	/* The device end of a lifecycle move, re-executed in its new process. */
+	if (!strcmp(argv[1], "--device-child"))
+		return fixture_device_child(argc, argv);
 	if (!strcmp(argv[1], "blk"))
 		return blk_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "check"))

@@ -39,7 +39,7 @@ static void test_initialisation_negotiates_lifecycle_features(void)
 	uint8_t status = 0;
 
 	CHECK_EQ(load_init(&ld, &fx), 0);
-	CHECK_EQ(load_start_driver(&ld, FULL_FEATURES), 0);
+	CHECK_EQ(load_start_driver(&ld, LOAD_FULL_FEATURES), 0);
 	CHECK_EQ(fx.t->ops->get_status(fx.t, &status), 0);
 	CHECK_EQ(status, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
 				 VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);
@@ -64,7 +64,7 @@ static void test_device_reset_under_load_touches_no_buffer_after(void)
 	CHECK(load_poison_intact(&ld));
 	/* The driver comes back with the same features; nothing of the old
 	 * requests may surface, and the taken-back ones run again. */
-	CHECK_EQ(load_start_driver(&ld, FULL_FEATURES), 0);
+	CHECK_EQ(load_start_driver(&ld, LOAD_FULL_FEATURES), 0);
 	CHECK(load_poison_intact(&ld));
 	load_requeue_detached(&ld, -1);
 	CHECK_EQ(load_run(&ld, 500), 0);
@@ -86,7 +86,7 @@ static void test_renegotiation_with_other_features(void)
 	CHECK_EQ(load_verify_all(&ld), 0);
 	/* Back to everything for the scenarios that follow. */
 	CHECK_EQ(uvirtio_driver_remove(&ld.drv, load_detached, &ld), 0);
-	CHECK_EQ(load_start_driver(&ld, FULL_FEATURES), 0);
+	CHECK_EQ(load_start_driver(&ld, LOAD_FULL_FEATURES), 0);
 }
 
 static void test_queue_reset_under_load_other_queue_runs_on(void)

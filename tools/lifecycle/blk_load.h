@@ -49,7 +49,7 @@ struct load {
 	uint16_t used_at_suspend[CONFORMANCE_QUEUES];
 };
 
-#define FULL_FEATURES                                                                       \
+#define LOAD_FULL_FEATURES                                                                       \
 	(UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC) | UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX) |   \
 	 UVIRTIO_BIT(VIRTIO_F_RING_RESET) | UVIRTIO_BIT(VIRTIO_F_SUSPEND))
 
