@@ -18,5 +18,9 @@
 #include "uvirtio/vhost_backend.h"
 #include "uvirtio/vhost_frontend.h"
 #include "uvirtio/trace.h"
+#include "uvirtio/regbus.h"
+#include "uvirtio/mmio.h"
+#include "uvirtio/pci.h"
+#include "uvirtio/snapshot.h"
 
 #endif
