@@ -1034,6 +1034,7 @@ struct rq {
 	/* Not seen by the device. */
 	bool done, released;
 	uint32_t len;
+	unsigned queue; /* where it was last submitted */
 };
 
 struct raw {
@@ -1087,6 +1088,8 @@ static int raw_submit(struct raw *r, unsigned q, unsigned i, bool write, uint64_
 	struct iovec in[2] = { { x->data, RQ_BYTES }, { &x->status, 1 } };
 	int ret;
 
+	x->queue = q;
+
 	x->hdr = (struct virtio_blk_outhdr){ .type = write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN,
 					     .sector = sector };
 	x->status = 0xff;
@@ -1115,7 +1118,8 @@ static int raw_collect(struct raw *r, unsigned q)
 	return ret < 0 ? ret : n;
 }
 
-/* Waits until requests [@from, @to) on queue @q are done (or released). */
+/* Waits until those of requests [@from, @to) on queue @q are done (or
+ * released); the others complete on their own queues. */
 static int raw_wait(struct raw *r, unsigned q, unsigned from, unsigned to)
 {
 	for (;;) {
@@ -1125,7 +1129,7 @@ static int raw_wait(struct raw *r, unsigned q, unsigned from, unsigned to)
 		if (ret < 0)
 			return ret;
 		for (unsigned i = from; i < to; i++)
-			pending += !r->rqs[i].done && !r->rqs[i].released;
+			pending += r->rqs[i].queue == q && !r->rqs[i].done && !r->rqs[i].released;
 		if (!pending)
 			return 0;
 		ret = uvirtio_driver_wait(&r->drv, q, 10000);
