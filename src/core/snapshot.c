@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "uvirtio/snapshot.h"
+#include "crc32.h"
 
 static const char magic[8] = { 'U', 'V', 'S', 'N', 'A', 'P', 0, 0 };
 
@@ -14,20 +15,6 @@ static const char magic[8] = { 'U', 'V', 'S', 'N', 'A', 'P', 0, 0 };
 #define TRAILER_BYTES 4u
 /* Where the total length sits in the header, after magic and version. */
 #define LENGTH_OFFSET 12u
-
-/* CRC-32 (IEEE 802.3, reflected, as zlib and Ethernet): a blob is small and
- * written rarely, so bit by bit is fast enough and needs no table. */
-static uint32_t crc32_ieee(const uint8_t *p, size_t n)
-{
-	uint32_t crc = 0xffffffffu;
-
-	while (n--) {
-		crc ^= *p++;
-		for (int k = 0; k < 8; k++)
-			crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
-	}
-	return ~crc;
-}
 
 /* Little-endian writer and bounds-checked reader. */
 struct cursor {

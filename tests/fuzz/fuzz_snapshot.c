@@ -22,21 +22,10 @@
 #include "uvirtio/rng.h"
 #include "uvirtio/snapshot.h"
 #include "fuzz_input.h"
+#include "../../src/core/crc32.h"
 
 #define GUEST_SIZE 65536u
 #define GUEST_ADDR 0x10000u
-
-static uint32_t crc32_ieee(const uint8_t *p, size_t n)
-{
-	uint32_t crc = 0xffffffffu;
-
-	while (n--) {
-		crc ^= *p++;
-		for (int k = 0; k < 8; k++)
-			crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
-	}
-	return ~crc;
-}
 
 static void put32(uint8_t *p, uint32_t v)
 {

@@ -8,6 +8,7 @@
 #include "uvirtio/device.h"
 #include "uvirtio/drvq.h"
 #include "uvirtio/snapshot.h"
+#include "../../src/core/crc32.h"
 
 #define GA 0x400000ull
 #define MEM_SIZE (1u << 20)
@@ -1043,14 +1044,8 @@ static void expect_refused(struct qtdev *a, const unsigned char *blob, size_t n,
 /* Rewrite the CRC after an edit, so only the edit is judged. */
 static void reseal(unsigned char *blob, size_t n)
 {
-	uint32_t crc = 0xffffffffu;
+	uint32_t crc = crc32_ieee(blob, n - 4);
 
-	for (size_t i = 0; i < n - 4; i++) {
-		crc ^= blob[i];
-		for (int k = 0; k < 8; k++)
-			crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
-	}
-	crc = ~crc;
 	for (int i = 0; i < 4; i++)
 		blob[n - 4 + (size_t)i] = (unsigned char)(crc >> (8 * i));
 }
