@@ -5,12 +5,17 @@ verdict from the serial console.
 
     python3 run.py --backend=qsd --test=data
     python3 run.py --backend=uvirtio --uvirtio=build/tools/uvirtio --test=readonly
+    python3 run.py --backend=uvirtio --uvirtio=build/tools/uvirtio --test=data --ring=packed
 
 Tests (each one backend process, one or more boots):
     data        boot `write` (mkfs, files, remounts, 3 driver rebinds), then a
                 second QEMU on the same backend process boots `verify`
     multiqueue  backend and device with 2 queues, 2 vCPUs, I/O on both queues
     readonly    read-only backend over a host-filled image; writes must fail
+
+--ring=packed gives QEMU's device packed=on and has the guest check, at every
+bind of virtio_blk, that VIRTIO_F_RING_PACKED (bit 34) was negotiated;
+--ring=split (the default) gives packed=off and checks that it was not.
 
 Exit status: 0 pass, 1 fail, 77 skip (QEMU, kernel or busybox not installed).
 """
@@ -142,7 +147,8 @@ class Boot:
         self.scenario = scenario
         self.log = os.path.join(workdir, f"boot{index}-{scenario}.console.log")
         self.errlog = os.path.join(workdir, f"boot{index}-{scenario}.qemu.log")
-        append = ["console=ttyS0", "panic=-1", f"uvirtio.scenario={scenario}"]
+        append = ["console=ttyS0", "panic=-1", f"uvirtio.scenario={scenario}",
+                  f"uvirtio.ring={args.ring}"]
         append += [f"uvirtio.{k}={v}" for k, v in params.items()]
         append += args.append
         self.cmd = [
@@ -155,11 +161,13 @@ class Boot:
             "-kernel", args.kernel, "-initrd", args.initrd,
             "-append", " ".join(append),
             "-chardev", f"socket,id=char0,path={backend.sock}",
-            "-device", f"vhost-user-blk-pci,chardev=char0,num-queues={queues}",
+            "-device", f"vhost-user-blk-pci,chardev=char0,num-queues={queues},"
+            f"packed={'on' if args.ring == 'packed' else 'off'}",
             "-serial", "stdio", "-no-reboot",
         ]
         self.verbose = args.verbose
         self.timeout = args.timeout
+        self.ring = args.ring
 
     def run(self):
         """Boot, wait for the power-off; return (verdict, reason, console lines)."""
@@ -193,6 +201,9 @@ class Boot:
             raise Failure(f"boot {self.scenario}: verdict is for scenario {v.group(2)}")
         if v.group(1) != "PASS":
             raise Failure(f"boot {self.scenario}: guest says FAIL: {v.group(3)}")
+        ring = guest_value(lines, "ring")
+        if ring != self.ring:
+            raise Failure(f"boot {self.scenario}: guest reports ring {ring}, expected {self.ring}")
         print(f"run: boot {self.scenario}: PASS in {took:.1f} s", flush=True)
         return lines
 
@@ -324,6 +335,8 @@ def main():
                                  epilog=__doc__.split("\n\n", 1)[1])
     ap.add_argument("--test", required=True, choices=sorted(TESTS))
     ap.add_argument("--backend", default="uvirtio", choices=["uvirtio", "qsd"])
+    ap.add_argument("--ring", default="split", choices=["split", "packed"],
+                    help="the device's ring layout (QEMU packed=off|on)")
     ap.add_argument("--uvirtio", help="the uvirtio executable (--backend=uvirtio)")
     ap.add_argument("--kernel", help="default: the newest /boot/vmlinuz-6.1.0-*-amd64")
     ap.add_argument("--cache-dir", help="where built initramfs archives are kept "
@@ -360,7 +373,7 @@ def main():
         args.uvirtio = os.path.abspath(args.uvirtio)
 
     workdir = tempfile.mkdtemp(prefix=f"uvirtio-guest-{args.test}-")
-    print(f"run: test {args.test}, backend {args.backend}, kernel {version}, "
+    print(f"run: test {args.test}, backend {args.backend}, ring {args.ring}, kernel {version}, "
           f"initramfs {args.initrd}, work dir {workdir}", flush=True)
     image = os.path.abspath(args.image) if args.image else os.path.join(workdir, "disk.img")
     ok = False
