@@ -4,11 +4,18 @@
  * buffers with a token, kick (prepare and notify apart, so callers batch),
  * collect used buffers, and switch used-buffer callbacks on and off.
  *
- * The used ring is written by the device and is hostile input: an id outside
- * the queue or not in flight, a length larger than the buffer, or a used
- * index running ahead of what was made available breaks the queue, and every
- * call then returns -EIO. Bookkeeping (free list, tokens, lengths) lives in
- * private memory, never in the shared ring, so a device cannot corrupt it.
+ * One API for both layouts: the features given to uvirtio_drvq_create()
+ * choose the split ring or the packed ring (VIRTIO_F_RING_PACKED), and
+ * VIRTIO_F_IN_ORDER (descriptors handed out in ring order, used entries that
+ * cover a batch) and VIRTIO_F_NOTIFICATION_DATA (see
+ * uvirtio_drvq_notification_data()) are honoured on both.
+ *
+ * The used ring (split) or the used descriptors (packed) are written by the
+ * device and are hostile input: an id outside the queue or not in flight, a
+ * length larger than the buffer, or a used index running ahead of what was
+ * made available breaks the queue, and every call then returns -EIO.
+ * Bookkeeping (free list, tokens, lengths) lives in private memory, never in
+ * the shared ring, so a device cannot corrupt it.
  *
  * Thread rules: one thread at a time per queue; the device runs concurrently.
  * No call allocates after uvirtio_drvq_create().
@@ -27,9 +34,9 @@
 struct uvirtio_drvq;
 typedef int (*uvirtio_drvq_notify_fn)(void *opaque, unsigned index);
 
-/* Private per-head state of a buffer in flight. */
+/* Private state of a buffer in flight, per head (split) or buffer id (packed). */
 struct uvirtio_drvq_slot {
-	void *token;     /* NULL when the head is free */
+	void *token;     /* NULL when the head / id is free */
 	uint32_t in_len; /* writable bytes: the most a device may report */
 	uint16_t ndescs; /* ring descriptors held (1 when indirect) */
 	uint16_t last;   /* last ring descriptor of the chain */
@@ -40,29 +47,56 @@ struct uvirtio_drvq {
 	unsigned index; /* queue number, given to the notify callback */
 	uint16_t num;
 	bool event_idx;
+	bool packed;            /* VIRTIO_F_RING_PACKED: the packed layout */
+	bool in_order;          /* VIRTIO_F_IN_ORDER */
+	bool notification_data; /* VIRTIO_F_NOTIFICATION_DATA (the caller sends it) */
 
-	/* The ring, in shared memory. */
+	/* The ring, in shared memory. Split: descriptor table, avail and used
+	 * rings. Packed: descriptor ring, driver area (our event suppression,
+	 * at avail_addr) and device area (the device's, at used_addr). */
 	struct vring_desc *desc;
 	struct vring_avail *avail;
 	struct vring_used *used;
+	struct vring_packed_desc *packed_desc;
+	struct vring_packed_desc_event *driver_event;
+	struct vring_packed_desc_event *device_event;
 	uint64_t desc_addr, avail_addr, used_addr; /* guest addresses */
 	void *ring_mem;
 
-	/* Indirect tables: one per head, indirect_max descriptors each, so a
-	 * head in flight owns its table and nothing is allocated per add. */
-	struct vring_desc *indirect_pool;
+	/* Indirect tables: one per head (split) or buffer id (packed),
+	 * indirect_max descriptors each, so a buffer in flight owns its table
+	 * and nothing is allocated per add. */
+	union {
+		struct vring_desc *indirect_pool;
+		struct vring_packed_desc *packed_indirect_pool;
+	};
 	unsigned indirect_max; /* 0: no indirect descriptors */
 
 	/* Private state. */
-	uint16_t *next; /* free-list and chain links, mirrored from the ring */
+	uint16_t *next; /* split: free-list and chain links, mirrored from the
+			 * ring; packed: free list of buffer ids */
 	struct uvirtio_drvq_slot *slots;
-	uint16_t free_head;
-	uint16_t num_free;
-	uint16_t avail_idx;       /* shadow of avail->idx */
-	uint16_t avail_flags;     /* shadow of avail->flags */
-	uint32_t num_added;       /* made available since the last kick_prepare */
-	uint16_t last_used;       /* next used slot to read */
-	uint16_t used_seen;       /* used->idx as last read */
+	uint16_t free_head;   /* split: first free descriptor; packed: first free id */
+	uint16_t num_free;    /* ring descriptors free */
+	uint16_t avail_idx;   /* split: shadow of avail->idx */
+	uint16_t avail_flags; /* split: shadow of avail->flags */
+	uint32_t num_added;   /* made available since the last kick_prepare
+			       * (split: buffers; packed: descriptors) */
+	uint16_t last_used;   /* split: next used slot to read; packed: position
+			       * of the next used descriptor */
+	uint16_t used_seen;   /* split: used->idx as last read */
+
+	/* Packed: the next position to make available and the wrap counters
+	 * (both start at 1), and the shadow of the driver area's flags. */
+	uint16_t next_avail;
+	bool avail_wrap, used_wrap;
+	uint16_t event_flags;
+
+	/* IN_ORDER: a used entry covering a batch, being handed out buffer by
+	 * buffer: the id it named (the batch's last buffer) and its length. */
+	bool batch_pending;
+	uint16_t batch_id;
+	uint32_t batch_len;
 
 	bool broken;
 	const char *broken_reason;
@@ -72,19 +106,23 @@ struct uvirtio_drvq {
 };
 
 /**
- * uvirtio_drvq_ring_bytes() - bytes of shared memory a split ring of @num
- * entries takes (descriptors, avail and used rings with event fields).
+ * uvirtio_drvq_ring_bytes() - bytes of shared memory the ring of @num entries
+ * takes in the layout @features choose: split (descriptors, avail and used
+ * rings with event fields) or, with VIRTIO_F_RING_PACKED, packed (descriptor
+ * ring, driver and device event suppression areas).
  */
-size_t uvirtio_drvq_ring_bytes(unsigned num);
+size_t uvirtio_drvq_ring_bytes(unsigned num, uint64_t features);
 
 /**
  * uvirtio_drvq_create() - allocate a queue's ring in @dma and initialise it.
  * @q:            the queue, owned by the caller.
  * @dma:          shared memory for the ring, tables and buffers; must outlive @q.
  * @index:        queue number (passed to the notify callback).
- * @num:          size, a power of two from 1 to 32768.
- * @features:     negotiated features; VIRTIO_RING_F_EVENT_IDX and
- *                VIRTIO_RING_F_INDIRECT_DESC are honoured.
+ * @num:          size: split, a power of two from 1 to 32768; packed, any
+ *                number from 1 to 32768.
+ * @features:     negotiated features; VIRTIO_F_RING_PACKED (layout),
+ *                VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC,
+ *                VIRTIO_F_IN_ORDER and VIRTIO_F_NOTIFICATION_DATA are honoured.
  * @indirect_max: descriptors per indirect table (0 for the default of 64;
  *                at most UVIRTIO_INDIRECT_MAX, and never more than @num: no
  *                chain may be longer than its queue); ignored without
@@ -116,7 +154,9 @@ void uvirtio_drvq_set_notify(struct uvirtio_drvq *q, uvirtio_drvq_notify_fn fn, 
  *
  * Uses an indirect table when INDIRECT_DESC was negotiated and the buffer has
  * more than one part; falls back to direct descriptors when the table cannot
- * be had (too many parts for it) and they fit.
+ * be had (too many parts for it) and they fit. Packed: the head descriptor's
+ * flags are stored last, with release, so the device never sees half a chain.
+ * IN_ORDER: descriptors (and packed buffer ids) are used in ring order.
  *
  * Return: 0; -ENOSPC when the ring has no room; -ENOMEM when an indirect table
  * was needed, could not be had, and direct descriptors do not fit either;
@@ -128,7 +168,8 @@ int uvirtio_drvq_add(struct uvirtio_drvq *q, const struct iovec *out, unsigned n
 
 /**
  * uvirtio_drvq_kick_prepare() - whether the device wants a notification for
- * the buffers added since the last call (NO_NOTIFY, or avail_event with
+ * the buffers added since the last call (split: NO_NOTIFY, or avail_event
+ * with EVENT_IDX; packed: the device area's ENABLE/DISABLE, or DESC with
  * EVENT_IDX). Split from uvirtio_drvq_notify() so the notification, which
  * may be slow, can happen outside the caller's lock.
  */
@@ -144,9 +185,45 @@ int uvirtio_drvq_notify(struct uvirtio_drvq *q);
 int uvirtio_drvq_kick(struct uvirtio_drvq *q);
 
 /**
+ * uvirtio_drvq_notification_data() - the 32 bits a notification carries when
+ * VIRTIO_F_NOTIFICATION_DATA was negotiated: bits 0-15 the queue index;
+ * split: bits 16-31 the avail index (the next free avail slot); packed: bits
+ * 16-30 the offset of the next descriptor to make available, bit 31 its wrap
+ * counter. The caller (driver core) hands it to the transport with the
+ * notification; computing it does not depend on the feature.
+ *
+ * Return: the notification data.
+ */
+uint32_t uvirtio_drvq_notification_data(const struct uvirtio_drvq *q);
+
+/**
+ * uvirtio_drvq_avail_index() - the driver's next available index, as a
+ * device reports it (uvirtio_devq_next_avail()) and vhost-user carries it:
+ * split, the free-running avail->idx; packed, bits 0-14 the next position to
+ * make available and bit 15 its wrap counter (0x8000 for a fresh queue).
+ *
+ * Return: the encoded index.
+ */
+uint16_t uvirtio_drvq_avail_index(const struct uvirtio_drvq *q);
+
+/**
+ * uvirtio_drvq_used_index() - the driver's next used index, encoded as
+ * uvirtio_drvq_avail_index() encodes the available one: split, the
+ * free-running count of used entries taken; packed, the next used
+ * descriptor's position and its wrap counter in bit 15.
+ *
+ * Return: the encoded index.
+ */
+uint16_t uvirtio_drvq_used_index(const struct uvirtio_drvq *q);
+
+/**
  * uvirtio_drvq_get() - collect the next used buffer.
  * @token: set to the buffer's token.
  * @len:   set to the bytes the device wrote.
+ *
+ * IN_ORDER: a used entry naming a later buffer completes every buffer in
+ * flight up to it, in order, one per call; those without an entry of their
+ * own report their whole writable length, as Linux does.
  *
  * Return: 1 when a buffer was collected; 0 when none is pending; -EIO when
  * the device wrote a bad used ring (the queue is then broken) or the queue

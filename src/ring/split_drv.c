@@ -1,32 +1,28 @@
 // SPDX-License-Identifier: MIT
 /*
- * Split virtqueue, driver side.
+ * Split virtqueue, driver side (drvq.c checks the arguments and calls here).
  *
  * Memory ordering with the device (the pairs are named in split_dev.c too):
  *  - we write descriptors and the avail entry, then release-store avail->idx;
  *  - we acquire-load used->idx before reading the used entries it covers;
  *  - around notification suppression each side stores, then loads the other's
  *    field, with a full barrier between (ring_mb).
+ *
+ * IN_ORDER (spec, split virtqueues, "In-order"): descriptors are handed out in ring order,
+ * x, x+1, ... wrapping at the end of the table, so the buffers in flight hold
+ * one run of descriptors, from the oldest buffer's head up to free_head. The
+ * device may write one used entry for a batch, at the batch's first used
+ * slot, naming the head of its last buffer, and advance used->idx by the
+ * batch's buffers; we complete the batch's buffers one per get.
  */
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "uvirtio/devq.h"
 #include "uvirtio/drvq.h"
 #include "uvirtio/virtio_spec.h"
+#include "drvq_priv.h"
 #include "ring_access.h"
-
-#define DEFAULT_INDIRECT_MAX 64u
-
-static int queue_broken(struct uvirtio_drvq *q, const char *why)
-{
-	if (!q->broken) {
-		q->broken = true;
-		q->broken_reason = why;
-	}
-	return -EIO;
-}
 
 static size_t used_offset(unsigned num)
 {
@@ -35,80 +31,27 @@ static size_t used_offset(unsigned num)
 	return (avail_end + 3) & ~(size_t)3;
 }
 
-size_t uvirtio_drvq_ring_bytes(unsigned num)
+size_t uvirtio_split_drv_ring_bytes(unsigned num)
 {
 	return used_offset(num) + 6 + 8ull * num;
 }
 
-int uvirtio_drvq_create(struct uvirtio_drvq *q, struct uvirtio_dma *dma, unsigned index,
-			unsigned num, uint64_t features, unsigned indirect_max)
+void uvirtio_split_drv_init(struct uvirtio_drvq *q, char *ring)
 {
-	char *ring;
+	unsigned num = q->num;
 
-	memset(q, 0, sizeof(*q));
-	if (!num || (num & (num - 1)) || num > UVIRTIO_QUEUE_SIZE_MAX)
-		return -EINVAL;
-
-	ring = uvirtio_dma_alloc(dma, uvirtio_drvq_ring_bytes(num), 4096);
-	q->next = calloc(num, sizeof(*q->next));
-	q->slots = calloc(num, sizeof(*q->slots));
-	if (!ring || !q->next || !q->slots) {
-		uvirtio_dma_free(dma, ring);
-		free(q->next);
-		free(q->slots);
-		return -ENOMEM;
-	}
-
-	q->dma = dma;
-	q->index = index;
-	q->num = (uint16_t)num;
-	q->event_idx = features & UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX);
-	q->ring_mem = ring;
 	q->desc = (struct vring_desc *)ring;
 	q->avail = (struct vring_avail *)(ring + 16ull * num);
 	q->used = (struct vring_used *)(ring + used_offset(num));
-	uvirtio_dma_addr(dma, q->desc, 1, &q->desc_addr);
-	uvirtio_dma_addr(dma, q->avail, 1, &q->avail_addr);
-	uvirtio_dma_addr(dma, q->used, 1, &q->used_addr);
+	uvirtio_dma_addr(q->dma, q->desc, 1, &q->desc_addr);
+	uvirtio_dma_addr(q->dma, q->avail, 1, &q->avail_addr);
+	uvirtio_dma_addr(q->dma, q->used, 1, &q->used_addr);
 
-	if (features & UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC)) {
-		unsigned max = indirect_max ? indirect_max : DEFAULT_INDIRECT_MAX;
-
-		/* No device accepts a longer table (devq.h), and lengths stay in 32 bits. */
-		if (max > UVIRTIO_INDIRECT_MAX)
-			max = UVIRTIO_INDIRECT_MAX;
-		/* spec 2.7.5.3.1: no chain is longer than the queue, an indirect
-		 * table's descriptors included. */
-		if (max > num)
-			max = num;
-
-		q->indirect_pool = uvirtio_dma_alloc(dma, (size_t)num * max * sizeof(struct vring_desc), 16);
-		if (q->indirect_pool)
-			q->indirect_max = max;
-	}
-
-	for (unsigned i = 0; i + 1 < num; i++)
-		q->next[i] = (uint16_t)(i + 1);
+	/* The free list starts in ring order; with IN_ORDER it stays a ring
+	 * (the last descriptor links to 0: spec, split "In-order") and is never spliced. */
+	for (unsigned i = 0; i < num; i++)
+		q->next[i] = (uint16_t)((i + 1) & (num - 1));
 	q->free_head = 0;
-	q->num_free = (uint16_t)num; /* 32768 fits */
-	return 0;
-}
-
-void uvirtio_drvq_destroy(struct uvirtio_drvq *q)
-{
-	if (!q->dma)
-		return;
-	uvirtio_dma_free(q->dma, q->indirect_pool);
-	uvirtio_dma_free(q->dma, q->ring_mem);
-	free(q->next);
-	free(q->slots);
-	memset(q, 0, sizeof(*q));
-}
-
-void uvirtio_drvq_set_notify(struct uvirtio_drvq *q, uvirtio_drvq_notify_fn fn, void *opaque)
-{
-	q->notify = fn;
-	q->notify_opaque = opaque;
 }
 
 static void write_desc(struct vring_desc *d, uint64_t addr, uint32_t len, uint16_t flags,
@@ -147,39 +90,15 @@ static int write_chain(struct uvirtio_drvq *q, struct vring_desc *table, const s
 	return 0;
 }
 
-int uvirtio_drvq_add(struct uvirtio_drvq *q, const struct iovec *out, unsigned n_out,
-		     const struct iovec *in, unsigned n_in, void *token)
+int uvirtio_split_drv_add(struct uvirtio_drvq *q, const struct iovec *out, unsigned n_out,
+			  const struct iovec *in, unsigned n_in, void *token, uint32_t in_len)
 {
 	unsigned total = n_out + n_in;
-	uint64_t in_len = 0, all_len = 0;
-	bool indirect = false, indirect_refused = false;
+	bool indirect, indirect_refused;
 	uint16_t head, last;
 	int ret;
 
-	if (q->broken)
-		return -EIO;
-	if (!token || total == 0 || total < n_out)
-		return -EINVAL;
-	for (unsigned k = 0; k < total; k++) {
-		size_t len = k < n_out ? out[k].iov_len : in[k - n_out].iov_len;
-
-		if (len > UINT32_MAX)
-			return -EINVAL;
-		all_len += len;
-		if (k >= n_out)
-			in_len += len;
-	}
-	if (all_len > UINT32_MAX)
-		return -EINVAL;
-	if (q->num_free == 0)
-		return -ENOSPC;
-
-	if (q->indirect_max && total > 1) {
-		if (total <= q->indirect_max)
-			indirect = true;
-		else
-			indirect_refused = true;
-	}
+	indirect = drvq_use_indirect(q, total, &indirect_refused);
 	if (!indirect && total > q->num_free)
 		return indirect_refused ? -ENOMEM : -ENOSPC;
 
@@ -196,18 +115,17 @@ int uvirtio_drvq_add(struct uvirtio_drvq *q, const struct iovec *out, unsigned n
 			   VRING_DESC_F_INDIRECT, 0);
 		last = head;
 		q->num_free--;
-		q->free_head = q->next[head];
 	} else {
 		ret = write_chain(q, NULL, out, n_out, in, n_in, &last);
 		if (ret)
 			return ret;
 		q->num_free -= (uint16_t)total;
-		q->free_head = q->next[last];
 	}
+	q->free_head = q->next[last];
 
 	q->slots[head] = (struct uvirtio_drvq_slot){
 		.token = token,
-		.in_len = (uint32_t)in_len,
+		.in_len = in_len,
 		.ndescs = indirect ? 1 : (uint16_t)total,
 		.last = last,
 	};
@@ -221,7 +139,7 @@ int uvirtio_drvq_add(struct uvirtio_drvq *q, const struct iovec *out, unsigned n
 	return 0;
 }
 
-bool uvirtio_drvq_kick_prepare(struct uvirtio_drvq *q)
+bool uvirtio_split_drv_kick_prepare(struct uvirtio_drvq *q)
 {
 	uint16_t new = q->avail_idx, old = (uint16_t)(new - q->num_added);
 	bool wrapped = q->num_added >= 65536;
@@ -239,59 +157,103 @@ bool uvirtio_drvq_kick_prepare(struct uvirtio_drvq *q)
 	return !(ring_load16(&q->used->flags) & VRING_USED_F_NO_NOTIFY);
 }
 
-int uvirtio_drvq_notify(struct uvirtio_drvq *q)
-{
-	if (q->broken)
-		return -EIO;
-	return q->notify ? q->notify(q->notify_opaque, q->index) : 0;
-}
-
-int uvirtio_drvq_kick(struct uvirtio_drvq *q)
-{
-	return uvirtio_drvq_kick_prepare(q) ? uvirtio_drvq_notify(q) : 0;
-}
-
 static void free_chain(struct uvirtio_drvq *q, uint16_t head)
 {
 	struct uvirtio_drvq_slot *s = &q->slots[head];
 
-	/* The chain's private links still run head .. last; splice it in front
-	 * of the free list. */
-	q->next[s->last] = q->free_head;
-	q->free_head = head;
+	/* IN_ORDER: the oldest run of descriptors comes free, which is where
+	 * the ring-ordered free list already continues. Otherwise the chain's
+	 * private links still run head .. last; splice it in front of the
+	 * free list. */
+	if (!q->in_order) {
+		q->next[s->last] = q->free_head;
+		q->free_head = head;
+	}
 	q->num_free += s->ndescs;
 	s->token = NULL;
 }
 
-int uvirtio_drvq_get(struct uvirtio_drvq *q, void **token, uint32_t *len)
+/* IN_ORDER: the head of the oldest buffer in flight (the run in flight ends
+ * just before free_head). */
+static uint16_t oldest_head(const struct uvirtio_drvq *q)
 {
-	const struct vring_used_elem *e;
+	return (uint16_t)((q->free_head + q->num_free) & (q->num - 1));
+}
+
+/* IN_ORDER: a used entry for @id, which is not the oldest buffer: the device
+ * used every buffer up to it. Counts them; there must be no more than the
+ * used entries the device published. */
+static int start_batch(struct uvirtio_drvq *q, uint16_t id, uint32_t used_len)
+{
+	uint16_t h = oldest_head(q), bufs = 1;
+
+	/* Bounded by the buffers in flight: @id is one of them (checked), and
+	 * the walk can only visit heads in flight. */
+	while (h != id) {
+		h = (uint16_t)((h + q->slots[h].ndescs) & (q->num - 1));
+		if (!q->slots[h].token || ++bufs > q->num)
+			return drvq_broken(q, "used id not in flight");
+	}
+	/* spec, split "In-order": the used index advances by the batch's buffers. */
+	if (bufs > (uint16_t)(q->used_seen - q->last_used))
+		return drvq_broken(q, "used batch beyond the used index");
+	q->batch_pending = true;
+	q->batch_id = id;
+	q->batch_len = used_len;
+	return 0;
+}
+
+int uvirtio_split_drv_get(struct uvirtio_drvq *q, void **token, uint32_t *len)
+{
 	struct uvirtio_drvq_slot *s;
 	uint32_t id, used_len;
 
-	if (q->broken)
-		return -EIO;
-	if (q->last_used == q->used_seen) {
-		/* Acquire pairs with the device's release store of used->idx. */
-		uint16_t idx = ring_load16_acquire(&q->used->idx);
+	if (!q->batch_pending) {
+		const struct vring_used_elem *e;
 
-		if ((uint16_t)(idx - q->last_used) > (uint16_t)(q->avail_idx - q->last_used))
-			return queue_broken(q, "used index ahead of the buffers made available");
-		q->used_seen = idx;
-		if (idx == q->last_used)
-			return 0;
+		if (q->last_used == q->used_seen) {
+			/* Acquire pairs with the device's release store of used->idx. */
+			uint16_t idx = ring_load16_acquire(&q->used->idx);
+
+			if ((uint16_t)(idx - q->last_used) > (uint16_t)(q->avail_idx - q->last_used))
+				return drvq_broken(q, "used index ahead of the buffers made available");
+			q->used_seen = idx;
+			if (idx == q->last_used)
+				return 0;
+		}
+
+		/* Each field read once; the checks below see only the copies. */
+		e = &q->used->ring[q->last_used & (q->num - 1)];
+		id = ring_load32(&e->id);
+		used_len = ring_load32(&e->len);
+		if (id >= q->num)
+			return drvq_broken(q, "used id out of range");
+		s = &q->slots[id];
+		if (!s->token)
+			return drvq_broken(q, "used id not in flight");
+		if (used_len > s->in_len)
+			return drvq_broken(q, "used length larger than the buffer");
+		if (q->in_order && id != oldest_head(q)) {
+			int ret = start_batch(q, (uint16_t)id, used_len);
+
+			if (ret)
+				return ret;
+		}
 	}
 
-	e = &q->used->ring[q->last_used & (q->num - 1)];
-	id = ring_load32(&e->id);
-	used_len = ring_load32(&e->len);
-	if (id >= q->num)
-		return queue_broken(q, "used id out of range");
-	s = &q->slots[id];
-	if (!s->token)
-		return queue_broken(q, "used id not in flight");
-	if (used_len > s->in_len)
-		return queue_broken(q, "used length larger than the buffer");
+	if (q->batch_pending) {
+		/* The next buffer of the batch, in order; only its last buffer
+		 * has a length from the device, the others report all they
+		 * could hold (the device side only batches those). */
+		id = oldest_head(q);
+		s = &q->slots[id];
+		if (id == q->batch_id) {
+			used_len = q->batch_len;
+			q->batch_pending = false;
+		} else {
+			used_len = s->in_len;
+		}
+	}
 
 	*token = s->token;
 	*len = used_len;
@@ -307,7 +269,7 @@ int uvirtio_drvq_get(struct uvirtio_drvq *q, void **token, uint32_t *len)
 	return 1;
 }
 
-void uvirtio_drvq_disable_cb(struct uvirtio_drvq *q)
+void uvirtio_split_drv_disable_cb(struct uvirtio_drvq *q)
 {
 	if (q->avail_flags & VRING_AVAIL_F_NO_INTERRUPT)
 		return;
@@ -331,33 +293,40 @@ static bool arm_cb(struct uvirtio_drvq *q, uint16_t event, uint16_t pending_allo
 		ring_store16(&q->avail->ring[q->num], event);
 	/* Orders the store above before re-reading used->idx; pairs with the
 	 * barrier in the device's needs_notify. Without it the device could
-	 * push, miss our request, and we would miss its push: a lost wake-up. */
+	 * push, miss our request, and we would miss its push: a lost wake-up.
+	 * (An IN_ORDER batch being handed out is counted in used->idx.) */
 	ring_mb();
 	return (uint16_t)(ring_load16(&q->used->idx) - q->last_used) <= pending_allowed;
 }
 
-bool uvirtio_drvq_enable_cb(struct uvirtio_drvq *q)
+bool uvirtio_split_drv_enable_cb(struct uvirtio_drvq *q)
 {
 	return arm_cb(q, q->last_used, 0);
 }
 
-bool uvirtio_drvq_enable_cb_delayed(struct uvirtio_drvq *q)
+bool uvirtio_split_drv_enable_cb_delayed(struct uvirtio_drvq *q)
 {
 	uint16_t bufs = (uint16_t)((uint16_t)(q->avail_idx - q->last_used) * 3 / 4);
 
-	if (!q->event_idx)
-		return uvirtio_drvq_enable_cb(q);
 	return arm_cb(q, (uint16_t)(q->last_used + bufs), bufs);
 }
 
-void *uvirtio_drvq_detach_unused(struct uvirtio_drvq *q)
+void *uvirtio_split_drv_detach_unused(struct uvirtio_drvq *q)
 {
-	for (unsigned i = 0; i < q->num; i++) {
+	/* The device is reset: a batch it announced no longer matters. */
+	q->batch_pending = false;
+	for (unsigned k = 0; k < q->num; k++) {
+		/* IN_ORDER takes the oldest first, so what stays in flight is
+		 * still one run ending at free_head. */
+		uint16_t i = q->in_order ? oldest_head(q) : (uint16_t)k;
 		void *token = q->slots[i].token;
 
-		if (!token)
+		if (!token) {
+			if (q->in_order)
+				return NULL;
 			continue;
-		free_chain(q, (uint16_t)i);
+		}
+		free_chain(q, i);
 		/* Take the entry back out of the avail ring, as if never added. */
 		q->avail_idx--;
 		ring_store16(&q->avail->idx, q->avail_idx);

@@ -426,7 +426,7 @@ static void run_op(struct uvirtio_drvq *q, struct uvirtio_devq *dq, struct fuzz_
 		if ((where & 1) && q->indirect_pool)
 			((uint8_t *)q->indirect_pool)[off % (q->num * q->indirect_max * 16u)] = val;
 		else
-			((uint8_t *)q->ring_mem)[off % uvirtio_drvq_ring_bytes(q->num)] = val;
+			((uint8_t *)q->ring_mem)[off % uvirtio_drvq_ring_bytes(q->num, 0)] = val;
 		st.dirty = true;
 		break;
 	}
@@ -523,7 +523,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	else if (q.indirect_max)
 		FUZZ_CHECK(q.indirect_pool && q.indirect_max <= num &&
 			   (!indirect_max || q.indirect_max == (indirect_max < num ? indirect_max : num)));
-	FUZZ_CHECK(uvirtio_dma_addr(&dma, q.ring_mem, uvirtio_drvq_ring_bytes(num),
+	FUZZ_CHECK(uvirtio_dma_addr(&dma, q.ring_mem, uvirtio_drvq_ring_bytes(num, features),
 				    &(uint64_t){ 0 }) == 0);
 
 	/* The honest device: this library's device side, on the same ring. */
