@@ -10,6 +10,18 @@
  * queue never spins and never touches guest memory again until it is set up
  * anew.
  *
+ * Both layouts sit behind this one API, chosen by the features given to
+ * uvirtio_devq_setup(): the split ring, and the packed ring
+ * (VIRTIO_F_RING_PACKED). VIRTIO_F_IN_ORDER and VIRTIO_F_NOTIFICATION_DATA
+ * work with either.
+ *
+ * Packed ring conventions: the three ring addresses are the descriptor ring
+ * (@desc), the driver event suppression area (@avail, "driver area") and the
+ * device event suppression area (@used, "device area"). An index is given
+ * with its wrap counter in one 16-bit value: bits 0-14 the index (< num),
+ * bit 15 the wrap counter, as vhost-user's VRING_BASE does; both counters
+ * start at 1, so a fresh packed queue is at 0x8000 / 0x8000.
+ *
  * Thread rules: a queue is used by one thread at a time (pop, push and the
  * notification calls); the driver runs concurrently on the other side.
  */
@@ -29,7 +41,11 @@
 
 /* A request: one descriptor chain, as host iovecs. */
 struct uvirtio_req {
-	uint16_t id;       /* head index; give it back to uvirtio_devq_push() */
+	/* The request's handle: give it back to uvirtio_devq_push(). Split: the
+	 * chain's head index. Packed: a device-side handle < num, NOT the
+	 * driver's buffer id (which is kept inside the queue and never used
+	 * to index memory). */
+	uint16_t id;
 	unsigned n_out;    /* readable iovecs: iov[0 .. n_out) */
 	unsigned n_in;     /* writable iovecs: iov[n_out .. n_out + n_in) */
 	uint32_t out_len;  /* bytes readable */
@@ -47,25 +63,55 @@ struct uvirtio_used {
 struct uvirtio_devq;
 typedef void (*uvirtio_devq_broken_fn)(struct uvirtio_devq *q, void *opaque);
 
+/* Per-request bookkeeping (packed ring, IN_ORDER); private to src/ring. */
+struct uvirtio_devq_slot;
+
 struct uvirtio_devq {
 	/* Set by uvirtio_devq_setup(); read-only afterwards. */
 	const struct uvirtio_mem *mem;
-	struct vring_desc *desc;
-	struct vring_avail *avail;
-	struct vring_used *used;
+	union {
+		struct { /* split ring */
+			struct vring_desc *desc;
+			struct vring_avail *avail;
+			struct vring_used *used;
+		};
+		struct { /* packed ring */
+			struct vring_packed_desc *pdesc;
+			struct vring_packed_desc_event *driver_event; /* driver area */
+			struct vring_packed_desc_event *device_event; /* device area */
+		};
+	};
 	uint16_t num;
 	bool event_idx;
 	bool indirect;
 	bool ready;
+	bool packed;            /* VIRTIO_F_RING_PACKED */
+	bool in_order;          /* VIRTIO_F_IN_ORDER */
+	bool notification_data; /* VIRTIO_F_NOTIFICATION_DATA */
 
-	/* Device-private state, never read back from shared memory. */
-	uint16_t last_avail;     /* next avail slot to take */
-	uint16_t avail_seen;     /* avail->idx as last read */
+	/* Device-private state, never read back from shared memory. Split: the
+	 * free-running 16-bit indices. Packed: index | wrap counter << 15. */
+	uint16_t last_avail;     /* next avail slot (packed: descriptor) to take */
+	uint16_t avail_seen;     /* split: avail->idx as last read */
 	uint16_t used_idx;       /* next used slot, also the published used->idx */
 	uint16_t signalled_used; /* used_idx when the driver was last notified */
 	bool signalled_used_valid;
 	bool notify_enabled;
 	uint32_t inflight;       /* popped and not yet pushed */
+	uint32_t inflight_desc;  /* packed: ring descriptors those requests hold */
+	uint32_t used_since_signal; /* packed: descriptors used since needs_notify */
+	uint16_t notified_avail; /* NOTIFICATION_DATA: the last data's bits 16-31 */
+	bool notified;           /* whether notified_avail holds anything */
+
+	/* Packed or IN_ORDER only (NULL otherwise): allocated by setup, freed
+	 * by reset. slots[num]; free_handles: a stack of free packed handles;
+	 * order: the in-order ring of handles popped, oldest first. */
+	struct uvirtio_devq_slot *slots;
+	uint16_t *free_handles;
+	uint16_t *order;
+	uint32_t nfree;
+	uint32_t order_head;
+	uint32_t order_count;
 
 	bool broken;
 	const char *broken_reason;
@@ -74,19 +120,29 @@ struct uvirtio_devq {
 };
 
 /**
- * uvirtio_devq_setup() - attach @q to a split ring in guest memory.
- * @q:        the queue, owned by the caller; its previous state is dropped.
+ * uvirtio_devq_setup() - attach @q to a ring in guest memory.
+ * @q:        the queue, owned by the caller; its previous state is dropped
+ *            (as by uvirtio_devq_reset(), which also frees its memory).
  * @mem:      guest memory; must outlive the queue's use.
- * @num:      queue size: a power of two, 1 to 32768.
- * @desc, @avail, @used: guest addresses of the three parts of the ring.
- * @features: negotiated features; VIRTIO_RING_F_EVENT_IDX and
- *            VIRTIO_RING_F_INDIRECT_DESC are honoured.
+ * @num:      queue size: split, a power of two, 1 to 32768; packed, 1 to
+ *            32768.
+ * @desc, @avail, @used: guest addresses of the three parts of the ring
+ *            (packed: descriptor ring, driver area, device area).
+ * @features: negotiated features; VIRTIO_F_RING_PACKED chooses the layout;
+ *            VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC,
+ *            VIRTIO_F_IN_ORDER and VIRTIO_F_NOTIFICATION_DATA are honoured.
  *
- * The queue starts ready at index 0 with notifications enabled. The broken
- * callback, if any, is kept.
+ * The queue starts ready at index 0 (packed: 0x8000, both wrap counters 1)
+ * with notifications enabled. The broken callback, if any, is kept. A packed
+ * or IN_ORDER queue allocates per-request state (at most about 20 bytes per
+ * entry); only uvirtio_devq_reset() (or the next setup) frees it, so an owner
+ * must reset a queue before forgetting it. A split queue without IN_ORDER
+ * allocates nothing.
  *
  * Return: 0; -EINVAL for a bad size or a ring part misaligned in guest or in
- * host memory; -EFAULT when a ring part is not inside one memory region.
+ * host memory; -EFAULT when a ring part is not inside one memory region;
+ * -ENOMEM when the per-request state cannot be allocated. On error the
+ * queue is left reset (not ready).
  */
 int uvirtio_devq_setup(struct uvirtio_devq *q, const struct uvirtio_mem *mem, unsigned num,
 		       uint64_t desc, uint64_t avail, uint64_t used, uint64_t features);
@@ -100,20 +156,27 @@ void uvirtio_devq_set_broken_cb(struct uvirtio_devq *q, uvirtio_devq_broken_fn f
 /**
  * uvirtio_devq_set_indices() - resume a ring at a known position (vhost-user
  * SET_VRING_BASE, restore): @next_avail is the next avail slot to take and
- * @used_idx the next used slot.
+ * @used_idx the next used slot. Packed: each is index | wrap counter << 15.
+ * Requests in flight and completions held back (IN_ORDER) are forgotten.
+ *
+ * Return: 0; -EINVAL for a packed index >= the queue size (nothing changed).
  */
-void uvirtio_devq_set_indices(struct uvirtio_devq *q, uint16_t next_avail, uint16_t used_idx);
+int uvirtio_devq_set_indices(struct uvirtio_devq *q, uint16_t next_avail, uint16_t used_idx);
 
 /**
  * uvirtio_devq_stop() - stop the queue: it is no longer ready, pop finds
  * nothing and push writes nothing. Indices are kept (see
- * uvirtio_devq_next_avail()); a later setup starts afresh.
+ * uvirtio_devq_next_avail()); a later setup starts afresh. With IN_ORDER,
+ * completions pushed but held back behind an earlier request still in
+ * flight are dropped: the driver never sees them.
  */
 void uvirtio_devq_stop(struct uvirtio_devq *q);
 
 /**
  * uvirtio_devq_reset() - forget the ring and every index, as a device reset
- * or queue reset does. The broken callback is kept.
+ * or queue reset does, and free the queue's per-request state (held IN_ORDER
+ * completions are dropped). The broken callback is kept. Safe on a zeroed
+ * or already reset queue.
  */
 void uvirtio_devq_reset(struct uvirtio_devq *q);
 
@@ -132,37 +195,55 @@ int uvirtio_devq_pop(struct uvirtio_devq *q, struct uvirtio_req *req);
 
 /**
  * uvirtio_devq_push() - give one request back as used, and publish it.
- * @id:  the request's id from uvirtio_devq_pop().
+ * @id:  the request's id from uvirtio_devq_pop() (packed: the device-side
+ *       handle, not the driver's buffer id).
  * @len: bytes written into the request's writable iovecs.
  *
- * Return: 0; -EINVAL for an id outside the queue; -ESHUTDOWN when the queue
- * is stopped or broken (nothing is written to guest memory then).
+ * Packed: the used descriptor goes at the used index, in completion order,
+ * and the index advances by the request's descriptor count. IN_ORDER: the
+ * completion is held until every request popped before it was pushed, then
+ * published in pop order; a run of consecutive completions whose len equals
+ * their writable length becomes one used entry (split: id of its last head,
+ * idx advanced by the run's length; packed: one descriptor with the last
+ * buffer's id, index advanced by the run's descriptors); a shorter (or
+ * longer) len ends a run with that request's own entry.
+ *
+ * Return: 0; -EINVAL for an id outside the queue, or (packed, or IN_ORDER)
+ * one not in flight; -ESHUTDOWN when the queue is stopped or broken (nothing
+ * is written to guest memory then).
  */
 int uvirtio_devq_push(struct uvirtio_devq *q, uint16_t id, uint32_t len);
 
 /**
  * uvirtio_devq_push_batch() - give @n requests back and publish them with
- * one index update, so the driver sees them all at once.
+ * one index update, so the driver sees them all at once (packed: the first
+ * used descriptor's flags are written last).
  *
- * Return: 0, or as uvirtio_devq_push(); on error nothing is published.
+ * Return: 0, or as uvirtio_devq_push() (also -EINVAL for an id given twice,
+ * packed or IN_ORDER); on error nothing is published.
  */
 int uvirtio_devq_push_batch(struct uvirtio_devq *q, const struct uvirtio_used *elems, unsigned n);
 
 /**
  * uvirtio_devq_needs_notify() - after pushing, whether the driver asked to
  * be notified: VRING_AVAIL_F_NO_INTERRUPT without EVENT_IDX, used_event with
- * it. Call once per batch pushed; it records what was signalled.
+ * it; packed: the driver area's flags (ENABLE, DISABLE, or DESC with
+ * EVENT_IDX: whether the descriptor it names was used since the last call).
+ * Call once per batch pushed; it records what was signalled.
  */
 bool uvirtio_devq_needs_notify(struct uvirtio_devq *q);
 
 /**
  * uvirtio_devq_disable_notify() - ask the driver not to kick (NO_NOTIFY, or
- * with EVENT_IDX leaving avail_event behind) while the device is polling.
+ * with EVENT_IDX leaving avail_event behind; packed: the device area's flags
+ * DISABLE) while the device is polling.
  */
 void uvirtio_devq_disable_notify(struct uvirtio_devq *q);
 
 /**
- * uvirtio_devq_enable_notify() - ask the driver to kick again. A device must
+ * uvirtio_devq_enable_notify() - ask the driver to kick again (packed: the
+ * device area's flags ENABLE, or with EVENT_IDX DESC at the next descriptor
+ * to take). A device must
  * call it, and pop again when it returns true, before it sleeps waiting for
  * a kick: only this call orders its request before re-reading the ring.
  *
@@ -173,16 +254,57 @@ bool uvirtio_devq_enable_notify(struct uvirtio_devq *q);
 
 /**
  * uvirtio_devq_has_avail() - whether the driver has made a buffer available
- * that uvirtio_devq_pop() would take: one relaxed load of the avail index,
- * for a device that polls its ring. pop() still does the ordered read and
+ * that uvirtio_devq_pop() would take: one relaxed load of the avail index
+ * (packed: of the next descriptor's flags), for a device that polls its ring. pop() still does the ordered read and
  * every check. False on a broken or stopped queue.
  */
 bool uvirtio_devq_has_avail(const struct uvirtio_devq *q);
 
-/** uvirtio_devq_next_avail() - the next avail slot the device will take. */
+/**
+ * uvirtio_devq_note_notification() - record the data of an available buffer
+ * notification (VIRTIO_F_NOTIFICATION_DATA). @data: the 32 bits the driver
+ * sent; bits 0-15 (the queue index) are not checked here. Split: bits 16-31
+ * are the new avail index, anything goes. Packed: bits 16-30 the offset of
+ * the next available descriptor, bit 31 its wrap counter. Only a hint: pop
+ * never trusts it, and malformed data does not break the queue.
+ *
+ * Return: 0 (recorded, see uvirtio_devq_notified_avail()); -EINVAL for a
+ * packed offset >= the queue size (ignored); -EPERM when
+ * VIRTIO_F_NOTIFICATION_DATA was not negotiated.
+ */
+int uvirtio_devq_note_notification(struct uvirtio_devq *q, uint32_t data);
+
+/**
+ * uvirtio_devq_notified_avail() - bits 16-31 of the last notification data
+ * recorded by uvirtio_devq_note_notification() (split: avail index; packed:
+ * offset | wrap << 15). Return: true and *@avail set, or false if none was
+ * recorded since setup.
+ */
+static inline bool uvirtio_devq_notified_avail(const struct uvirtio_devq *q, uint16_t *avail)
+{
+	if (!q->notified)
+		return false;
+	*avail = q->notified_avail;
+	return true;
+}
+
+/**
+ * uvirtio_devq_next_avail() - the next avail slot the device will take
+ * (split: the free-running avail index; packed: index | wrap << 15).
+ */
 static inline uint16_t uvirtio_devq_next_avail(const struct uvirtio_devq *q)
 {
 	return q->last_avail;
+}
+
+/**
+ * uvirtio_devq_used_index() - the next used slot the device will write,
+ * also what the driver has been shown (split: the free-running used index;
+ * packed: index | wrap << 15). IN_ORDER completions held back are not in it.
+ */
+static inline uint16_t uvirtio_devq_used_index(const struct uvirtio_devq *q)
+{
+	return q->used_idx;
 }
 
 /** uvirtio_devq_is_broken() - whether a driver fault has broken @q. */

@@ -61,4 +61,55 @@ static inline struct desc_copy desc_read_once(const struct vring_desc *shared)
 	return d;
 }
 
+/* A packed-ring descriptor as one local copy, in host byte order. */
+struct pdesc_copy {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t id;
+	uint16_t flags;
+};
+
+/* Read a packed descriptor exactly once, for the same reason as
+ * desc_read_once(): every check then sees one consistent copy. */
+static inline struct pdesc_copy pdesc_read_once(const struct vring_packed_desc *shared)
+{
+	struct vring_packed_desc raw;
+	struct pdesc_copy d;
+
+	memcpy(&raw, (const void *)shared, sizeof(raw));
+	compiler_barrier();
+	d.addr = le64toh(raw.addr);
+	d.len = le32toh(raw.len);
+	d.id = le16toh(raw.id);
+	d.flags = le16toh(raw.flags);
+	return d;
+}
+
+/* Packed ring: whether @flags mark a descriptor available in the lap whose
+ * wrap counter is @wrap (AVAIL equal to it, USED its inverse). */
+static inline int pdesc_is_avail(uint16_t flags, int wrap)
+{
+	int avail = !!(flags & (1u << VRING_PACKED_DESC_F_AVAIL));
+	int used = !!(flags & (1u << VRING_PACKED_DESC_F_USED));
+
+	return avail == !!wrap && used != !!wrap;
+}
+
+/* Packed ring: whether @flags mark a descriptor used in the lap whose wrap
+ * counter is @wrap (AVAIL and USED both equal to it). */
+static inline int pdesc_is_used(uint16_t flags, int wrap)
+{
+	int avail = !!(flags & (1u << VRING_PACKED_DESC_F_AVAIL));
+	int used = !!(flags & (1u << VRING_PACKED_DESC_F_USED));
+
+	return avail == !!wrap && used == !!wrap;
+}
+
+/* Packed ring: an index and its wrap counter in one 16-bit value, bits 0-14
+ * the index and bit 15 the counter (vhost-user's and QEMU's encoding). */
+#define PACKED_WRAP_BIT 0x8000u
+#define packed_idx(v) ((uint16_t)((v) & 0x7fffu))
+#define packed_wrap(v) (((v) & PACKED_WRAP_BIT) != 0)
+#define packed_encode(idx, wrap) ((uint16_t)((idx) | ((wrap) ? PACKED_WRAP_BIT : 0)))
+
 #endif

@@ -18,38 +18,17 @@
 
 #include "uvirtio/devq.h"
 #include "uvirtio/virtio_spec.h"
+#include "devq_impl.h"
 #include "ring_access.h"
-
-static int queue_broken(struct uvirtio_devq *q, const char *why)
-{
-	if (!q->broken) {
-		q->broken = true;
-		q->broken_reason = why;
-		q->ready = false;
-		if (q->on_broken)
-			q->on_broken(q, q->on_broken_opaque);
-	}
-	return -EIO;
-}
 
 static bool is_pow2(unsigned n)
 {
 	return n && !(n & (n - 1));
 }
 
-void uvirtio_devq_reset(struct uvirtio_devq *q)
+int devq_split_setup(struct uvirtio_devq *q, const struct uvirtio_mem *mem, unsigned num,
+		     uint64_t desc, uint64_t avail, uint64_t used)
 {
-	uvirtio_devq_broken_fn cb = q->on_broken;
-	void *cb_opaque = q->on_broken_opaque;
-
-	*q = (struct uvirtio_devq){ .on_broken = cb, .on_broken_opaque = cb_opaque };
-}
-
-int uvirtio_devq_setup(struct uvirtio_devq *q, const struct uvirtio_mem *mem, unsigned num,
-		       uint64_t desc, uint64_t avail, uint64_t used, uint64_t features)
-{
-	uvirtio_devq_reset(q);
-
 	/* spec, split virtqueues: the queue size is a power of 2, at most 32768. */
 	if (!is_pow2(num) || num > UVIRTIO_QUEUE_SIZE_MAX)
 		return -EINVAL;
@@ -62,8 +41,12 @@ int uvirtio_devq_setup(struct uvirtio_devq *q, const struct uvirtio_mem *mem, un
 	q->desc = uvirtio_mem_ptr(mem, desc, 16ull * num);
 	q->avail = uvirtio_mem_ptr(mem, avail, 6ull + 2ull * num);
 	q->used = uvirtio_mem_ptr(mem, used, 6ull + 8ull * num);
-	if (!q->desc || !q->avail || !q->used)
+	if (!q->desc || !q->avail || !q->used) {
+		q->desc = NULL;
+		q->avail = NULL;
+		q->used = NULL;
 		return -EFAULT;
+	}
 	/* A front-end chooses where regions are mapped (vhost-user mmap
 	 * offsets); the atomic ring accesses need the host side aligned too. */
 	if ((uintptr_t)q->desc % 16 || (uintptr_t)q->avail % 2 || (uintptr_t)q->used % 4) {
@@ -72,40 +55,14 @@ int uvirtio_devq_setup(struct uvirtio_devq *q, const struct uvirtio_mem *mem, un
 		q->used = NULL;
 		return -EINVAL;
 	}
-
-	q->mem = mem;
-	q->num = (uint16_t)num; /* 32768 fits; the mask below is num - 1 */
-	q->event_idx = features & UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX);
-	q->indirect = features & UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC);
-	q->notify_enabled = true;
-	q->ready = true;
 	return 0;
 }
 
-void uvirtio_devq_set_broken_cb(struct uvirtio_devq *q, uvirtio_devq_broken_fn fn, void *opaque)
-{
-	q->on_broken = fn;
-	q->on_broken_opaque = opaque;
-}
-
-bool uvirtio_devq_has_avail(const struct uvirtio_devq *q)
+bool devq_split_has_avail(const struct uvirtio_devq *q)
 {
 	if (q->broken || !q->avail)
 		return false;
 	return q->last_avail != q->avail_seen || ring_load16(&q->avail->idx) != q->last_avail;
-}
-
-void uvirtio_devq_set_indices(struct uvirtio_devq *q, uint16_t next_avail, uint16_t used_idx)
-{
-	q->last_avail = q->avail_seen = next_avail;
-	q->used_idx = used_idx;
-	q->signalled_used_valid = false;
-	q->inflight = 0;
-}
-
-void uvirtio_devq_stop(struct uvirtio_devq *q)
-{
-	q->ready = false;
 }
 
 static uint16_t ring_mask(const struct uvirtio_devq *q)
@@ -131,11 +88,11 @@ static int walk_chain(struct uvirtio_devq *q, uint16_t head, struct uvirtio_req 
 
 		/* spec: descriptor indices are less than the queue (or table) size. */
 		if (idx >= table_size)
-			return queue_broken(q, "descriptor index out of range");
+			return devq_broken(q, "descriptor index out of range");
 		/* spec: a chain is no longer than the queue size. A chain that would
 		 * be longer must revisit an index: this also catches every loop. */
 		if (++steps > table_size)
-			return queue_broken(q, in_indirect ? "indirect descriptor chain loops"
+			return devq_broken(q, in_indirect ? "indirect descriptor chain loops"
 							   : "descriptor chain longer than the queue (loop)");
 
 		d = desc_read_once(&table[idx]);
@@ -144,25 +101,25 @@ static int walk_chain(struct uvirtio_devq *q, uint16_t head, struct uvirtio_req 
 			/* spec: the driver MUST NOT set INDIRECT unless INDIRECT_DESC
 			 * was negotiated. */
 			if (!q->indirect)
-				return queue_broken(q, "indirect descriptor without VIRTIO_F_INDIRECT_DESC");
+				return devq_broken(q, "indirect descriptor without VIRTIO_F_INDIRECT_DESC");
 			/* spec: the driver MUST NOT set INDIRECT within an indirect table. */
 			if (in_indirect)
-				return queue_broken(q, "nested indirect descriptor");
+				return devq_broken(q, "nested indirect descriptor");
 			/* spec: the driver MUST NOT set INDIRECT and NEXT together. */
 			if (d.flags & VRING_DESC_F_NEXT)
-				return queue_broken(q, "indirect descriptor with NEXT set");
+				return devq_broken(q, "indirect descriptor with NEXT set");
 			if (d.len == 0 || d.len % sizeof(struct vring_desc))
-				return queue_broken(q, "indirect table length not a non-zero multiple of 16");
+				return devq_broken(q, "indirect table length not a non-zero multiple of 16");
 			if (d.len / sizeof(struct vring_desc) > UVIRTIO_INDIRECT_MAX)
-				return queue_broken(q, "indirect table too long");
+				return devq_broken(q, "indirect table too long");
 			/* spec: a chain is no longer than the queue size, and
 			 * the descriptors of an indirect table count (2.7.5.3.1):
 			 * those before this one and the table's. */
 			if (steps - 1 + d.len / sizeof(struct vring_desc) > q->num)
-				return queue_broken(q, "descriptor chain longer than the queue (indirect)");
+				return devq_broken(q, "descriptor chain longer than the queue (indirect)");
 			table = uvirtio_mem_ptr(q->mem, d.addr, d.len);
 			if (!table)
-				return queue_broken(q, "indirect table outside guest memory");
+				return devq_broken(q, "indirect table outside guest memory");
 			table_size = d.len / sizeof(struct vring_desc);
 			in_indirect = true;
 			steps = 0;
@@ -174,20 +131,20 @@ static int walk_chain(struct uvirtio_devq *q, uint16_t head, struct uvirtio_req 
 			seen_writable = true;
 		} else if (seen_writable) {
 			/* spec: readable descriptors come before writable ones. */
-			return queue_broken(q, "readable descriptor after a writable one");
+			return devq_broken(q, "readable descriptor after a writable one");
 		}
 
 		total += d.len;
 		/* The used element reports lengths in 32 bits. */
 		if (total > UINT32_MAX)
-			return queue_broken(q, "descriptor chain longer than 4 GiB");
+			return devq_broken(q, "descriptor chain longer than 4 GiB");
 
 		n = uvirtio_mem_translate(q->mem, d.addr, d.len, req->iov + n_iov,
 					  req->iov_cap - n_iov);
 		if (n == -ENOBUFS)
-			return queue_broken(q, "descriptor chain needs more iovecs than the device allows");
+			return devq_broken(q, "descriptor chain needs more iovecs than the device allows");
 		if (n < 0)
-			return queue_broken(q, "buffer outside guest memory");
+			return devq_broken(q, "buffer outside guest memory");
 		n_iov += (unsigned)n;
 		if (!seen_writable) {
 			n_out += (unsigned)n;
@@ -207,15 +164,12 @@ static int walk_chain(struct uvirtio_devq *q, uint16_t head, struct uvirtio_req 
 	return 1;
 }
 
-int uvirtio_devq_pop(struct uvirtio_devq *q, struct uvirtio_req *req)
+/* Finds the next available chain and walks it into req, without taking it:
+ * devq.c does its bookkeeping, then devq_split_consume(). */
+int devq_split_peek(struct uvirtio_devq *q, struct uvirtio_req *req, struct devq_popped *p)
 {
 	uint16_t head;
 	int ret;
-
-	if (q->broken)
-		return -EIO;
-	if (!q->ready)
-		return 0;
 
 	if (q->last_avail == q->avail_seen) {
 		/* Acquire pairs with the driver's release store of avail->idx:
@@ -225,7 +179,7 @@ int uvirtio_devq_pop(struct uvirtio_devq *q, struct uvirtio_req *req)
 		/* spec: the driver makes at most queue-size buffers available
 		 * beyond what the device has taken. */
 		if ((uint16_t)(avail - q->last_avail) > q->num)
-			return queue_broken(q, "avail index more than the queue size ahead");
+			return devq_broken(q, "avail index more than the queue size ahead");
 		q->avail_seen = avail;
 		if (avail == q->last_avail)
 			return 0;
@@ -235,53 +189,51 @@ int uvirtio_devq_pop(struct uvirtio_devq *q, struct uvirtio_req *req)
 	ret = walk_chain(q, head, req);
 	if (ret < 0)
 		return ret;
+	p->buf_id = req->id;
+	p->ndesc = 1;
+	return 1;
+}
 
+void devq_split_consume(struct uvirtio_devq *q)
+{
 	q->last_avail++;
-	q->inflight++;
 	/* With EVENT_IDX, a device that wants kicks keeps avail_event at the
 	 * next slot it will look at. This store has no barrier after it: before
 	 * sleeping a device must call enable_notify(), which has one. */
 	if (q->event_idx && q->notify_enabled)
 		ring_store16(&q->used->ring[q->num], q->last_avail);
-	return 1;
 }
 
-int uvirtio_devq_push_batch(struct uvirtio_devq *q, const struct uvirtio_used *elems, unsigned n)
+/* One used entry at w->idx; with IN_ORDER one entry may stand for @count
+ * buffers (the driver completes every buffer up to @id). */
+void devq_split_used_put(struct uvirtio_devq *q, struct used_writer *w, uint16_t id, uint32_t len,
+			 uint16_t count)
 {
-	uint16_t idx = q->used_idx;
+	struct vring_used_elem *e = &q->used->ring[w->idx & ring_mask(q)];
 
-	if (!q->ready || q->broken)
-		return -ESHUTDOWN;
-	for (unsigned i = 0; i < n; i++)
-		if (elems[i].id >= q->num)
-			return -EINVAL;
+	ring_store32(&e->id, id);
+	ring_store32(&e->len, len);
+	w->idx = (uint16_t)(w->idx + count);
+	w->advanced += count;
+	w->n++;
+}
 
-	for (unsigned i = 0; i < n; i++, idx++) {
-		struct vring_used_elem *e = &q->used->ring[idx & ring_mask(q)];
+void devq_split_used_end(struct uvirtio_devq *q, struct used_writer *w)
+{
+	uint16_t idx = w->idx;
 
-		ring_store32(&e->id, elems[i].id);
-		ring_store32(&e->len, elems[i].len);
-	}
 	/* Release pairs with the driver's acquire load of used->idx: the
 	 * entries above, and our writes into the buffers, are visible first. */
 	ring_store16_release(&q->used->idx, idx);
 	/* 65536 pushes since the last notification make signalled_used look
 	 * recent: forget it, so the next needs_notify notifies (as vhost does). */
-	if ((uint16_t)(idx - q->signalled_used) < (uint16_t)(idx - q->used_idx) || n >= 65536)
+	if ((uint16_t)(idx - q->signalled_used) < (uint16_t)(idx - q->used_idx) ||
+	    w->advanced >= 65536)
 		q->signalled_used_valid = false;
 	q->used_idx = idx;
-	q->inflight = q->inflight >= n ? q->inflight - n : 0;
-	return 0;
 }
 
-int uvirtio_devq_push(struct uvirtio_devq *q, uint16_t id, uint32_t len)
-{
-	struct uvirtio_used e = { .id = id, .len = len };
-
-	return uvirtio_devq_push_batch(q, &e, 1);
-}
-
-bool uvirtio_devq_needs_notify(struct uvirtio_devq *q)
+bool devq_split_needs_notify(struct uvirtio_devq *q)
 {
 	uint16_t old, new;
 	bool valid;
@@ -306,7 +258,7 @@ bool uvirtio_devq_needs_notify(struct uvirtio_devq *q)
 	return vring_need_event(ring_load16(&q->avail->ring[q->num]), new, old);
 }
 
-void uvirtio_devq_disable_notify(struct uvirtio_devq *q)
+void devq_split_disable_notify(struct uvirtio_devq *q)
 {
 	if (!q->ready || !q->notify_enabled)
 		return;
@@ -317,7 +269,7 @@ void uvirtio_devq_disable_notify(struct uvirtio_devq *q)
 		ring_store16(&q->used->flags, VRING_USED_F_NO_NOTIFY);
 }
 
-bool uvirtio_devq_enable_notify(struct uvirtio_devq *q)
+bool devq_split_enable_notify(struct uvirtio_devq *q)
 {
 	if (!q->ready || q->broken)
 		return false;

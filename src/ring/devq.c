@@ -1,0 +1,348 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The device side of a virtqueue: the public API over both layouts
+ * (split_dev.c, packed_dev.c), the packed ring's request handles and
+ * VIRTIO_F_IN_ORDER's reordering and batching.
+ *
+ * Packed handles: the driver's buffer ids are 16-bit values it chooses, so
+ * they never index our memory. pop gives the device a handle < num instead,
+ * the index of a slot that remembers the driver's id, the descriptors the
+ * buffer took and its writable length; push takes the handle back.
+ *
+ * IN_ORDER: the driver relies on buffers coming back in the order it made
+ * them available and may read one used entry as the completion of every
+ * buffer up to it, at full writable length. So completions are held until
+ * every earlier one was pushed, published in pop order, and a run is
+ * coalesced into one entry only over full-length completions: a short one
+ * ends the run with its own entry, so no length is lost.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "uvirtio/devq.h"
+#include "uvirtio/virtio_spec.h"
+#include "devq_impl.h"
+#include "ring_access.h"
+
+int devq_broken(struct uvirtio_devq *q, const char *why)
+{
+	if (!q->broken) {
+		q->broken = true;
+		q->broken_reason = why;
+		q->ready = false;
+		if (q->on_broken)
+			q->on_broken(q, q->on_broken_opaque);
+	}
+	return -EIO;
+}
+
+/* Every slot free, every handle on the free stack, nothing held. */
+static void drop_requests(struct uvirtio_devq *q)
+{
+	if (!q->slots)
+		return;
+	for (unsigned i = 0; i < q->num; i++) {
+		q->slots[i].state = SLOT_FREE;
+		/* Popped in order 0, 1, 2...: the stack's top is its end. */
+		q->free_handles[i] = (uint16_t)(q->num - 1 - i);
+	}
+	q->nfree = q->num;
+	q->order_head = 0;
+	q->order_count = 0;
+}
+
+void uvirtio_devq_reset(struct uvirtio_devq *q)
+{
+	uvirtio_devq_broken_fn cb = q->on_broken;
+	void *cb_opaque = q->on_broken_opaque;
+
+	/* One block holds slots, free_handles and order. */
+	free(q->slots);
+	*q = (struct uvirtio_devq){ .on_broken = cb, .on_broken_opaque = cb_opaque };
+}
+
+static int alloc_requests(struct uvirtio_devq *q)
+{
+	size_t slots = (size_t)q->num * sizeof(struct uvirtio_devq_slot);
+	char *block = malloc(slots + 2 * (size_t)q->num * sizeof(uint16_t));
+
+	if (!block)
+		return -ENOMEM;
+	q->slots = (struct uvirtio_devq_slot *)block;
+	q->free_handles = (uint16_t *)(block + slots);
+	q->order = q->free_handles + q->num;
+	drop_requests(q);
+	return 0;
+}
+
+int uvirtio_devq_setup(struct uvirtio_devq *q, const struct uvirtio_mem *mem, unsigned num,
+		       uint64_t desc, uint64_t avail, uint64_t used, uint64_t features)
+{
+	bool packed = features & UVIRTIO_BIT(VIRTIO_F_RING_PACKED);
+	int ret;
+
+	uvirtio_devq_reset(q);
+	if (packed)
+		ret = devq_packed_setup(q, mem, num, desc, avail, used);
+	else
+		ret = devq_split_setup(q, mem, num, desc, avail, used);
+	if (ret)
+		return ret;
+
+	q->mem = mem;
+	q->num = (uint16_t)num; /* 32768 fits */
+	q->packed = packed;
+	q->event_idx = features & UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX);
+	q->indirect = features & UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC);
+	q->in_order = features & UVIRTIO_BIT(VIRTIO_F_IN_ORDER);
+	q->notification_data = features & UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA);
+	if (packed) {
+		/* spec: both ring wrap counters start at 1. */
+		q->last_avail = q->avail_seen = q->used_idx = PACKED_WRAP_BIT;
+		q->signalled_used = q->used_idx;
+	}
+	/* A split ring without IN_ORDER needs no per-request state. */
+	if ((packed || q->in_order) && alloc_requests(q)) {
+		uvirtio_devq_reset(q);
+		return -ENOMEM;
+	}
+	q->notify_enabled = true;
+	q->ready = true;
+	return 0;
+}
+
+void uvirtio_devq_set_broken_cb(struct uvirtio_devq *q, uvirtio_devq_broken_fn fn, void *opaque)
+{
+	q->on_broken = fn;
+	q->on_broken_opaque = opaque;
+}
+
+bool uvirtio_devq_has_avail(const struct uvirtio_devq *q)
+{
+	return q->packed ? devq_packed_has_avail(q) : devq_split_has_avail(q);
+}
+
+int uvirtio_devq_set_indices(struct uvirtio_devq *q, uint16_t next_avail, uint16_t used_idx)
+{
+	/* An index past the ring's end names no descriptor. */
+	if (q->packed && (packed_idx(next_avail) >= q->num || packed_idx(used_idx) >= q->num))
+		return -EINVAL;
+	q->last_avail = q->avail_seen = next_avail;
+	q->used_idx = used_idx;
+	q->signalled_used = used_idx;
+	q->signalled_used_valid = false;
+	q->used_since_signal = 0;
+	q->inflight = 0;
+	q->inflight_desc = 0;
+	drop_requests(q);
+	return 0;
+}
+
+void uvirtio_devq_stop(struct uvirtio_devq *q)
+{
+	q->ready = false;
+	/* Nothing can be pushed any more: held completions go (devq.h). */
+	drop_requests(q);
+}
+
+int uvirtio_devq_note_notification(struct uvirtio_devq *q, uint32_t data)
+{
+	uint16_t avail = (uint16_t)(data >> 16);
+
+	if (!q->notification_data)
+		return -EPERM;
+	/* spec, notification data, packed: bits 16-30 are the offset of the
+	 * next available descriptor; one past the ring names none. Split:
+	 * any avail index can be. Only a hint: the queue stays as it is. */
+	if (q->packed && packed_idx(avail) >= q->num)
+		return -EINVAL;
+	q->notified_avail = avail;
+	q->notified = true;
+	return 0;
+}
+
+static void order_push(struct uvirtio_devq *q, uint16_t h)
+{
+	q->order[(q->order_head + q->order_count) % q->num] = h;
+	q->order_count++;
+}
+
+int uvirtio_devq_pop(struct uvirtio_devq *q, struct uvirtio_req *req)
+{
+	struct uvirtio_devq_slot *s;
+	struct devq_popped p;
+	uint16_t h;
+	int ret;
+
+	if (q->broken)
+		return -EIO;
+	if (!q->ready)
+		return 0;
+
+	if (!q->packed) {
+		ret = devq_split_peek(q, req, &p);
+		if (ret <= 0)
+			return ret;
+		if (q->in_order) {
+			s = &q->slots[p.buf_id];
+			/* spec: the driver does not reuse a descriptor before the
+			 * device has used it. Tracked here only because IN_ORDER
+			 * needs one slot per head. */
+			if (s->state != SLOT_FREE)
+				return devq_broken(q, "descriptor head made available again while in flight");
+			*s = (struct uvirtio_devq_slot){ .in_len = req->in_len, .buf_id = p.buf_id,
+							 .ndesc = 1, .state = SLOT_INFLIGHT };
+			order_push(q, p.buf_id);
+		}
+		devq_split_consume(q);
+		q->inflight++;
+		return 1;
+	}
+
+	ret = devq_packed_peek(q, req, &p);
+	if (ret <= 0)
+		return ret;
+	/* At most num descriptors are in flight (peek checked), so at most
+	 * num requests: a handle is always free. Checked all the same. */
+	if (!q->nfree)
+		return devq_broken(q, "more requests in flight than the queue size");
+	h = q->free_handles[--q->nfree];
+	q->slots[h] = (struct uvirtio_devq_slot){ .in_len = req->in_len, .buf_id = p.buf_id,
+						  .ndesc = p.ndesc, .state = SLOT_INFLIGHT };
+	if (q->in_order)
+		order_push(q, h);
+	req->id = h;
+	q->inflight_desc += p.ndesc;
+	devq_packed_consume(q, p.ndesc);
+	q->inflight++;
+	return 1;
+}
+
+static void used_put(struct uvirtio_devq *q, struct used_writer *w, uint16_t id, uint32_t len,
+		     uint16_t count)
+{
+	if (q->packed)
+		devq_packed_used_put(q, w, id, len, count);
+	else
+		devq_split_used_put(q, w, id, len, count);
+}
+
+static void used_end(struct uvirtio_devq *q, struct used_writer *w)
+{
+	if (!w->n)
+		return; /* everything held back: nothing to publish */
+	if (q->packed)
+		devq_packed_used_end(q, w);
+	else
+		devq_split_used_end(q, w);
+}
+
+/* A request's used entry is written (or covered by a batch's): its slot and
+ * handle are free again. */
+static void release_slot(struct uvirtio_devq *q, uint16_t h)
+{
+	q->slots[h].state = SLOT_FREE;
+	if (q->packed) {
+		q->free_handles[q->nfree++] = h;
+		q->inflight_desc -= q->slots[h].ndesc;
+	}
+}
+
+/* IN_ORDER: publish every completion whose predecessors are all done, in pop
+ * order, a run of full-length ones as one entry. */
+static void flush_in_order(struct uvirtio_devq *q, struct used_writer *w)
+{
+	while (q->order_count && q->slots[q->order[q->order_head]].state == SLOT_DONE) {
+		uint32_t count = 0;
+		struct uvirtio_devq_slot *s;
+		uint16_t h;
+
+		for (;;) {
+			h = q->order[q->order_head];
+			s = &q->slots[h];
+			q->order_head = (q->order_head + 1) % q->num;
+			q->order_count--;
+			/* split: buffers; packed: descriptors (<= num in all). */
+			count += q->packed ? s->ndesc : 1u;
+			release_slot(q, h);
+			if (s->len != s->in_len)
+				break; /* a short completion ends the run */
+			if (!q->order_count || q->slots[q->order[q->order_head]].state != SLOT_DONE)
+				break;
+		}
+		used_put(q, w, s->buf_id, s->len, (uint16_t)count);
+	}
+}
+
+int uvirtio_devq_push_batch(struct uvirtio_devq *q, const struct uvirtio_used *elems, unsigned n)
+{
+	struct used_writer w = { .idx = q->used_idx };
+
+	if (!q->ready || q->broken)
+		return -ESHUTDOWN;
+
+	if (!q->packed && !q->in_order) {
+		for (unsigned i = 0; i < n; i++)
+			if (elems[i].id >= q->num)
+				return -EINVAL;
+		for (unsigned i = 0; i < n; i++)
+			devq_split_used_put(q, &w, (uint16_t)elems[i].id, elems[i].len, 1);
+		devq_split_used_end(q, &w);
+		q->inflight = q->inflight >= n ? q->inflight - n : 0;
+		return 0;
+	}
+
+	/* Every id must be in flight, once: mark them done, and undo the marks
+	 * if one is not, so nothing is published on error. */
+	for (unsigned i = 0; i < n; i++) {
+		uint32_t id = elems[i].id;
+
+		if (id >= q->num || q->slots[id].state != SLOT_INFLIGHT) {
+			while (i--)
+				q->slots[elems[i].id].state = SLOT_INFLIGHT;
+			return -EINVAL;
+		}
+		q->slots[id].state = SLOT_DONE;
+		q->slots[id].len = elems[i].len;
+	}
+	q->inflight = q->inflight >= n ? q->inflight - n : 0;
+
+	if (q->in_order) {
+		flush_in_order(q, &w);
+	} else {
+		for (unsigned i = 0; i < n; i++) {
+			uint16_t h = (uint16_t)elems[i].id;
+
+			devq_packed_used_put(q, &w, q->slots[h].buf_id, elems[i].len,
+					     q->slots[h].ndesc);
+			release_slot(q, h);
+		}
+	}
+	used_end(q, &w);
+	return 0;
+}
+
+int uvirtio_devq_push(struct uvirtio_devq *q, uint16_t id, uint32_t len)
+{
+	struct uvirtio_used e = { .id = id, .len = len };
+
+	return uvirtio_devq_push_batch(q, &e, 1);
+}
+
+bool uvirtio_devq_needs_notify(struct uvirtio_devq *q)
+{
+	return q->packed ? devq_packed_needs_notify(q) : devq_split_needs_notify(q);
+}
+
+void uvirtio_devq_disable_notify(struct uvirtio_devq *q)
+{
+	if (q->packed)
+		devq_packed_disable_notify(q);
+	else
+		devq_split_disable_notify(q);
+}
+
+bool uvirtio_devq_enable_notify(struct uvirtio_devq *q)
+{
+	return q->packed ? devq_packed_enable_notify(q) : devq_split_enable_notify(q);
+}

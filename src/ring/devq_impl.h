@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What devq.c (the public device-side API, IN_ORDER and the packed handles)
+ * shares with the two layouts, split_dev.c and packed_dev.c. Private to
+ * src/ring.
+ */
+#ifndef UVIRTIO_DEVQ_IMPL_H
+#define UVIRTIO_DEVQ_IMPL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "uvirtio/devq.h"
+
+enum { SLOT_FREE, SLOT_INFLIGHT, SLOT_DONE };
+
+/* One request, by handle (packed) or head index (split, IN_ORDER). */
+struct uvirtio_devq_slot {
+	uint32_t in_len; /* bytes writable: a full-length completion */
+	uint32_t len;    /* the pushed len, while held back (IN_ORDER) */
+	uint16_t buf_id; /* packed: the driver's buffer id; split: the head */
+	uint16_t ndesc;  /* packed: ring descriptors the request took */
+	uint8_t state;
+};
+
+/* What a layout's peek found, besides the request itself. */
+struct devq_popped {
+	uint16_t buf_id; /* packed: the driver's buffer id; split: the head */
+	uint16_t ndesc;  /* packed: ring descriptors of the chain; split: 1 */
+};
+
+/* Used entries being written: one publication, see devq_*_used_end(). */
+struct used_writer {
+	uint16_t idx;        /* where the next entry goes (packed: encoded) */
+	uint32_t advanced;   /* split: buffers; packed: descriptors */
+	unsigned n;          /* entries written */
+	uint16_t first_pos;  /* packed: the first entry's position... */
+	uint16_t first_flags; /* ...and its flags, stored last */
+};
+
+int devq_broken(struct uvirtio_devq *q, const char *why);
+
+int devq_split_setup(struct uvirtio_devq *q, const struct uvirtio_mem *mem, unsigned num,
+		     uint64_t desc, uint64_t avail, uint64_t used);
+bool devq_split_has_avail(const struct uvirtio_devq *q);
+int devq_split_peek(struct uvirtio_devq *q, struct uvirtio_req *req, struct devq_popped *p);
+void devq_split_consume(struct uvirtio_devq *q);
+void devq_split_used_put(struct uvirtio_devq *q, struct used_writer *w, uint16_t id, uint32_t len,
+			 uint16_t count);
+void devq_split_used_end(struct uvirtio_devq *q, struct used_writer *w);
+bool devq_split_needs_notify(struct uvirtio_devq *q);
+void devq_split_disable_notify(struct uvirtio_devq *q);
+bool devq_split_enable_notify(struct uvirtio_devq *q);
+
+int devq_packed_setup(struct uvirtio_devq *q, const struct uvirtio_mem *mem, unsigned num,
+		      uint64_t desc, uint64_t driver, uint64_t device);
+bool devq_packed_has_avail(const struct uvirtio_devq *q);
+int devq_packed_peek(struct uvirtio_devq *q, struct uvirtio_req *req, struct devq_popped *p);
+void devq_packed_consume(struct uvirtio_devq *q, uint16_t ndesc);
+void devq_packed_used_put(struct uvirtio_devq *q, struct used_writer *w, uint16_t id, uint32_t len,
+			  uint16_t ndesc);
+void devq_packed_used_end(struct uvirtio_devq *q, struct used_writer *w);
+bool devq_packed_needs_notify(struct uvirtio_devq *q);
+void devq_packed_disable_notify(struct uvirtio_devq *q);
+bool devq_packed_enable_notify(struct uvirtio_devq *q);
+
+#endif
