@@ -662,6 +662,166 @@ static void test_split_reads_each_descriptor_once(void)
 	CHECK_EQ(count, 1);
 }
 
+#define IN_ORDER UVIRTIO_BIT(VIRTIO_F_IN_ORDER)
+
+/* IN_ORDER: the driver uses descriptors in ring order; n single writable
+ * descriptors of 8 bytes at 0, 1, ..., popped. */
+static int in_order_pop_n(struct fix *f, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		set_desc(f->desc, i, GA + DATA_OFF + 8 * i, 8, VRING_DESC_F_WRITE, 0);
+		make_avail(f, (uint16_t)i);
+		if (uvirtio_devq_pop(&f->q, &f->req) != 1 || f->req.id != i)
+			return -1;
+	}
+	return 0;
+}
+
+static void test_split_in_order_out_of_order_pushes_come_out_in_order(void)
+{
+	struct fix f;
+
+	CHECK_EQ(fix_init(&f, 8, IN_ORDER), 0);
+	CHECK_EQ(in_order_pop_n(&f, 3), 0);
+	/* Short lengths: one entry each, in pop order, whatever the pushes. */
+	CHECK_EQ(uvirtio_devq_push(&f.q, 2, 3), 0);
+	CHECK_EQ(uvirtio_devq_push(&f.q, 1, 2), 0);
+	CHECK_EQ(f.used->idx, 0); /* held behind buffer 0 */
+	CHECK_EQ(uvirtio_devq_used_index(&f.q), 0);
+	CHECK_EQ(f.q.inflight, 1);
+	CHECK_EQ(uvirtio_devq_push(&f.q, 0, 1), 0);
+	CHECK_EQ(f.used->idx, 3);
+	for (unsigned i = 0; i < 3; i++) {
+		CHECK_EQ(f.used->ring[i].id, i);
+		CHECK_EQ(f.used->ring[i].len, i + 1);
+	}
+	CHECK_EQ(f.q.inflight, 0);
+	uvirtio_devq_reset(&f.q);
+}
+
+static void test_split_in_order_coalesces_only_full_length_completions(void)
+{
+	struct fix f;
+	struct uvirtio_used b[3] = { { 0, 8 }, { 1, 8 }, { 2, 8 } };
+
+	CHECK_EQ(fix_init(&f, 8, IN_ORDER), 0);
+	CHECK_EQ(in_order_pop_n(&f, 3), 0);
+	f.used->ring[1].id = 0xdead; /* must stay: the batch skips slots 1, 2 */
+	CHECK_EQ(uvirtio_devq_push_batch(&f.q, b, 3), 0);
+	/* One entry for the run: the last head, idx on by three. */
+	CHECK_EQ(f.used->idx, 3);
+	CHECK_EQ(f.used->ring[0].id, 2);
+	CHECK_EQ(f.used->ring[0].len, 8);
+	CHECK_EQ(f.used->ring[1].id, 0xdead);
+	uvirtio_devq_reset(&f.q);
+}
+
+static void test_split_in_order_short_len_ends_batch(void)
+{
+	struct fix f;
+	struct uvirtio_used b[4] = { { 0, 8 }, { 1, 5 }, { 2, 8 }, { 3, 8 } };
+
+	CHECK_EQ(fix_init(&f, 8, IN_ORDER), 0);
+	CHECK_EQ(in_order_pop_n(&f, 4), 0);
+	/* full, short | full, full: the short one ends the first run with its
+	 * own length, so the driver loses none. */
+	CHECK_EQ(uvirtio_devq_push_batch(&f.q, b, 4), 0);
+	CHECK_EQ(f.used->idx, 4);
+	CHECK_EQ(f.used->ring[0].id, 1);
+	CHECK_EQ(f.used->ring[0].len, 5);
+	CHECK_EQ(f.used->ring[2].id, 3);
+	CHECK_EQ(f.used->ring[2].len, 8);
+	uvirtio_devq_reset(&f.q);
+}
+
+static void test_split_in_order_pushes_one_by_one_publish_each(void)
+{
+	struct fix f;
+
+	CHECK_EQ(fix_init(&f, 8, IN_ORDER), 0);
+	CHECK_EQ(in_order_pop_n(&f, 2), 0);
+	/* Full length, but nothing after it is done: published at once. */
+	CHECK_EQ(uvirtio_devq_push(&f.q, 0, 8), 0);
+	CHECK_EQ(f.used->idx, 1);
+	CHECK_EQ(f.used->ring[0].id, 0);
+	CHECK_EQ(uvirtio_devq_push(&f.q, 1, 8), 0);
+	CHECK_EQ(f.used->idx, 2);
+	CHECK_EQ(f.used->ring[1].id, 1);
+	uvirtio_devq_reset(&f.q);
+}
+
+static void test_split_in_order_push_refuses_id_not_in_flight(void)
+{
+	struct fix f;
+	struct uvirtio_used b[2] = { { 0, 8 }, { 0, 8 } };
+
+	CHECK_EQ(fix_init(&f, 8, IN_ORDER), 0);
+	CHECK_EQ(uvirtio_devq_push(&f.q, 0, 0), -EINVAL);
+	CHECK_EQ(in_order_pop_n(&f, 1), 0);
+	CHECK_EQ(uvirtio_devq_push(&f.q, 1, 0), -EINVAL);
+	CHECK_EQ(uvirtio_devq_push_batch(&f.q, b, 2), -EINVAL);
+	CHECK_EQ(f.used->idx, 0);
+	CHECK_EQ(uvirtio_devq_push(&f.q, 0, 8), 0);
+	CHECK_EQ(uvirtio_devq_push(&f.q, 0, 8), -EINVAL);
+	uvirtio_devq_reset(&f.q);
+}
+
+static void test_split_in_order_refuses_head_made_available_again_while_in_flight(void)
+{
+	struct fix f;
+
+	CHECK_EQ(fix_init(&f, 8, IN_ORDER), 0);
+	CHECK_EQ(in_order_pop_n(&f, 1), 0);
+	make_avail(&f, 0);
+	CHECK_BROKEN(f, "descriptor head made available again while in flight");
+	uvirtio_devq_reset(&f.q);
+}
+
+static void test_split_in_order_stop_drops_held_completions(void)
+{
+	struct fix f;
+
+	CHECK_EQ(fix_init(&f, 8, IN_ORDER), 0);
+	CHECK_EQ(in_order_pop_n(&f, 2), 0);
+	CHECK_EQ(uvirtio_devq_push(&f.q, 1, 8), 0);
+	uvirtio_devq_stop(&f.q);
+	CHECK_EQ(uvirtio_devq_push(&f.q, 0, 8), -ESHUTDOWN);
+	CHECK_EQ(f.used->idx, 0);
+	CHECK_EQ(f.q.order_count, 0);
+	uvirtio_devq_reset(&f.q);
+	CHECK(f.q.slots == NULL);
+}
+
+static void test_split_without_in_order_allocates_nothing(void)
+{
+	struct fix f;
+
+	CHECK_EQ(fix_init(&f, 8, 0), 0);
+	CHECK(f.q.slots == NULL);
+	CHECK(!f.q.packed);
+	CHECK_EQ(uvirtio_devq_set_indices(&f.q, 0xfff0, 0xffe0), 0);
+	CHECK_EQ(uvirtio_devq_next_avail(&f.q), 0xfff0);
+	CHECK_EQ(uvirtio_devq_used_index(&f.q), 0xffe0);
+}
+
+static void test_split_note_notification_records_avail_index(void)
+{
+	struct fix f;
+	uint16_t v;
+
+	CHECK_EQ(fix_init(&f, 8, 0), 0);
+	CHECK_EQ(uvirtio_devq_note_notification(&f.q, 0x12340000u), -EPERM);
+	CHECK_EQ(fix_init(&f, 8, UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA)), 0);
+	CHECK(!uvirtio_devq_notified_avail(&f.q, &v));
+	/* Split: any avail index is a valid hint. */
+	CHECK_EQ(uvirtio_devq_note_notification(&f.q, 0xfffe0003u), 0);
+	CHECK(uvirtio_devq_notified_avail(&f.q, &v));
+	CHECK_EQ(v, 0xfffe);
+	/* Only a hint: pop reads avail->idx, not the notification. */
+	CHECK_EQ(uvirtio_devq_pop(&f.q, &f.req), 0);
+	CHECK(!uvirtio_devq_is_broken(&f.q));
+}
+
 TEST_MAIN(T(test_split_pops_readable_then_writable_chain),
 	  T(test_split_has_avail_tells_what_pop_would_take), T(test_split_pops_indirect_chain),
 	  T(test_split_refuses_head_index_out_of_range),
@@ -701,4 +861,13 @@ TEST_MAIN(T(test_split_pops_readable_then_writable_chain),
 	  T(test_split_enable_notify_reports_buffers_added_meanwhile),
 	  T(test_split_enable_notify_writes_avail_event),
 	  T(test_split_indices_wrap_at_16_bits),
-	  T(test_split_reads_each_descriptor_once))
+	  T(test_split_reads_each_descriptor_once),
+	  T(test_split_in_order_out_of_order_pushes_come_out_in_order),
+	  T(test_split_in_order_coalesces_only_full_length_completions),
+	  T(test_split_in_order_short_len_ends_batch),
+	  T(test_split_in_order_pushes_one_by_one_publish_each),
+	  T(test_split_in_order_push_refuses_id_not_in_flight),
+	  T(test_split_in_order_refuses_head_made_available_again_while_in_flight),
+	  T(test_split_in_order_stop_drops_held_completions),
+	  T(test_split_without_in_order_allocates_nothing),
+	  T(test_split_note_notification_records_avail_index))
