@@ -494,6 +494,165 @@ static void test_drvq_breaks_on_used_index_ahead_of_avail(void)
 	fix_fini(&f);
 }
 
+/* NOTIFICATION_DATA, split: queue index in bits 0-15, the avail index (the
+ * next free avail slot) in 16-31, across the 16-bit wrap. */
+static void test_drvq_notification_data_carries_avail_index_across_wrap(void)
+{
+	struct fix f;
+	struct iovec in;
+	void *token;
+	uint32_t len;
+	int tok;
+
+	CHECK_EQ(fix_init(&f, 2, UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA), 0), 0);
+	CHECK(f.q.notification_data);
+	f.q.index = 9;
+	in = part(&f, 0, 8);
+	CHECK_EQ(uvirtio_drvq_notification_data(&f.q), 9);
+	for (unsigned i = 1; i <= 65538; i++) {
+		CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, &in, 1, &tok), 0);
+		CHECK_EQ(uvirtio_drvq_notification_data(&f.q), ((uint32_t)(i & 0xffff) << 16) | 9);
+		hostile_used(&f, f.q.avail->ring[(i - 1) % 2], 0);
+		CHECK_EQ(uvirtio_drvq_get(&f.q, &token, &len), 1);
+	}
+	CHECK_EQ(uvirtio_drvq_avail_index(&f.q), 2);
+	fix_fini(&f);
+}
+
+#define IN_ORDER UVIRTIO_BIT(VIRTIO_F_IN_ORDER)
+
+/* spec, split "In-order": descriptors in ring order from 0, wrapping; next
+ * is x + 1, and 0 for the table's last descriptor. */
+static void test_drvq_in_order_uses_descriptors_in_ring_order(void)
+{
+	struct fix f;
+	struct iovec parts[3];
+	void *token;
+	uint32_t len;
+	int tok;
+
+	CHECK_EQ(fix_init(&f, 4, IN_ORDER, 0), 0);
+	for (unsigned i = 0; i < 3; i++)
+		parts[i] = part(&f, 8 * i, 8);
+	CHECK_EQ(uvirtio_drvq_add(&f.q, parts, 3, NULL, 0, &tok), 0);
+	CHECK_EQ(f.q.avail->ring[0], 0);
+	CHECK_EQ(f.q.desc[0].next, 1);
+	CHECK_EQ(f.q.desc[1].next, 2);
+	CHECK(!(f.q.desc[2].flags & VRING_DESC_F_NEXT));
+	hostile_used(&f, 0, 0);
+	CHECK_EQ(uvirtio_drvq_get(&f.q, &token, &len), 1);
+	/* The next chain starts at 3 and wraps to 0, not at the freed head. */
+	CHECK_EQ(uvirtio_drvq_add(&f.q, parts, 2, NULL, 0, &tok), 0);
+	CHECK_EQ(f.q.avail->ring[1], 3);
+	CHECK(f.q.desc[3].flags & VRING_DESC_F_NEXT);
+	CHECK_EQ(f.q.desc[3].next, 0);
+	CHECK_EQ(uvirtio_drvq_add(&f.q, parts, 1, NULL, 0, &tok), 0);
+	CHECK_EQ(f.q.avail->ring[2], 1);
+	fix_fini(&f);
+}
+
+/* Writes one used entry for a batch of @bufs buffers, as an IN_ORDER device
+ * may: at the batch's first slot, used->idx advanced by @bufs. */
+static void in_order_batch(struct fix *f, uint32_t id, uint32_t len, uint16_t bufs)
+{
+	f->q.used->ring[f->q.used->idx % f->q.num].id = id;
+	f->q.used->ring[f->q.used->idx % f->q.num].len = len;
+	f->q.used->idx = (uint16_t)(f->q.used->idx + bufs);
+}
+
+/* spec, split "In-order": one used entry naming the batch's last buffer
+ * completes every buffer up to it, in order; the others report their
+ * writable length. Round a ring of 8 several times. */
+static void test_drvq_in_order_batch_completes_every_buffer_up_to_id(void)
+{
+	struct fix f;
+	struct iovec parts[2];
+	int toks[3];
+
+	CHECK_EQ(fix_init(&f, 8, IN_ORDER, 0), 0);
+	parts[0] = part(&f, 0, 8);
+	parts[1] = part(&f, 8, 16);
+	for (unsigned round = 0; round < 6; round++) {
+		void *token;
+		uint32_t len;
+		uint16_t last;
+
+		CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, parts, 1, &toks[0]), 0);
+		CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, parts, 2, &toks[1]), 0);
+		CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, parts + 1, 1, &toks[2]), 0);
+		last = f.q.avail->ring[(f.q.avail_idx - 1) % 8];
+		in_order_batch(&f, last, 5, 3);
+		CHECK_EQ(uvirtio_drvq_get(&f.q, &token, &len), 1);
+		CHECK(token == &toks[0]);
+		CHECK_EQ(len, 8);
+		CHECK(!uvirtio_drvq_enable_cb(&f.q)); /* the rest is pending */
+		CHECK_EQ(uvirtio_drvq_get(&f.q, &token, &len), 1);
+		CHECK(token == &toks[1]);
+		CHECK_EQ(len, 24);
+		CHECK_EQ(uvirtio_drvq_get(&f.q, &token, &len), 1);
+		CHECK(token == &toks[2]);
+		CHECK_EQ(len, 5);
+		CHECK_EQ(uvirtio_drvq_get(&f.q, &token, &len), 0);
+		CHECK_EQ(uvirtio_drvq_num_free(&f.q), 8);
+	}
+	fix_fini(&f);
+}
+
+static void test_drvq_in_order_breaks_on_used_batch_beyond_the_used_index(void)
+{
+	struct fix f;
+	struct iovec in;
+	int tok;
+
+	CHECK_EQ(fix_init(&f, 8, IN_ORDER, 0), 0);
+	in = part(&f, 0, 8);
+	for (unsigned i = 0; i < 3; i++)
+		CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, &in, 1, &tok), 0);
+	/* Names the third buffer but publishes two. */
+	in_order_batch(&f, 2, 0, 2);
+	CHECK_DRV_BROKEN(f, "used batch beyond the used index");
+	fix_fini(&f);
+}
+
+/* An id inside a chain is no buffer's head: not in flight. */
+static void test_drvq_in_order_breaks_on_used_id_not_in_flight(void)
+{
+	struct fix f;
+	struct iovec parts[2];
+	int tok;
+
+	CHECK_EQ(fix_init(&f, 8, IN_ORDER, 0), 0);
+	parts[0] = part(&f, 0, 8);
+	parts[1] = part(&f, 8, 8);
+	CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, parts, 2, &tok), 0);
+	CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, parts, 1, &tok), 0);
+	in_order_batch(&f, 1, 0, 2);
+	CHECK_DRV_BROKEN(f, "used id not in flight");
+	fix_fini(&f);
+}
+
+static void test_drvq_in_order_detach_unused_returns_every_token(void)
+{
+	struct fix f;
+	struct iovec in;
+	int toks[3];
+	void *t;
+	unsigned n = 0;
+
+	CHECK_EQ(fix_init(&f, 4, IN_ORDER, 0), 0);
+	in = part(&f, 0, 8);
+	for (unsigned i = 0; i < 3; i++)
+		CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, &in, 1, &toks[i]), 0);
+	while ((t = uvirtio_drvq_detach_unused(&f.q))) {
+		CHECK(t == &toks[n]);
+		n++;
+	}
+	CHECK_EQ(n, 3);
+	CHECK_EQ(uvirtio_drvq_num_free(&f.q), 4);
+	CHECK_EQ(f.q.avail_idx, f.q.last_used);
+	fix_fini(&f);
+}
+
 TEST_MAIN(T(test_drvq_add_and_get_round_trip_token_and_length),
 	  T(test_drvq_add_returns_enospc_when_ring_full),
 	  T(test_drvq_add_uses_indirect_table_for_several_parts),
@@ -515,4 +674,10 @@ TEST_MAIN(T(test_drvq_add_and_get_round_trip_token_and_length),
 	  T(test_drvq_breaks_on_used_id_not_in_flight),
 	  T(test_drvq_breaks_on_used_id_returned_twice),
 	  T(test_drvq_breaks_on_used_length_larger_than_buffer),
-	  T(test_drvq_breaks_on_used_index_ahead_of_avail))
+	  T(test_drvq_breaks_on_used_index_ahead_of_avail),
+	  T(test_drvq_notification_data_carries_avail_index_across_wrap),
+	  T(test_drvq_in_order_uses_descriptors_in_ring_order),
+	  T(test_drvq_in_order_batch_completes_every_buffer_up_to_id),
+	  T(test_drvq_in_order_breaks_on_used_batch_beyond_the_used_index),
+	  T(test_drvq_in_order_breaks_on_used_id_not_in_flight),
+	  T(test_drvq_in_order_detach_unused_returns_every_token))
