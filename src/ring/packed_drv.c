@@ -136,16 +136,23 @@ int uvirtio_packed_drv_add(struct uvirtio_drvq *q, const struct iovec *out, unsi
 		ndescs = 1;
 		advance(&pos, &wrap, 1, q->num);
 	} else {
+		/* Every part checked before any descriptor is written: a
+		 * descriptor written for a failed add would look available
+		 * once a later, shorter add makes the position before it
+		 * available (found by fuzz_drvq_packed). */
+		for (unsigned k = 0; k < total; k++) {
+			const struct iovec *part = k < n_out ? &out[k] : &in[k - n_out];
+			uint64_t addr;
+
+			if (uvirtio_dma_addr(q->dma, part->iov_base, part->iov_len, &addr))
+				return -EFAULT;
+		}
 		for (unsigned k = 0; k < total; k++) {
 			const struct iovec *part = k < n_out ? &out[k] : &in[k - n_out];
 			uint16_t flags = avail_flags(wrap);
-			uint64_t addr;
+			uint64_t addr = 0;
 
-			/* A failure leaves only descriptors past next_avail
-			 * written, which the device cannot look at before the
-			 * head there is made available. */
-			if (uvirtio_dma_addr(q->dma, part->iov_base, part->iov_len, &addr))
-				return -EFAULT;
+			uvirtio_dma_addr(q->dma, part->iov_base, part->iov_len, &addr);
 			if (k >= n_out)
 				flags |= VRING_DESC_F_WRITE;
 			if (k + 1 < total)

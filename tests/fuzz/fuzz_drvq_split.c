@@ -6,7 +6,7 @@
  * Input layout (tests/fuzz/make_seeds.py writes the same):
  *
  *   u8  queue size, as log2 (0..8, so 1..256)
- *   u8  features: 0x01 INDIRECT_DESC, 0x02 EVENT_IDX
+ *   u8  features: 0x01 INDIRECT_DESC, 0x02 EVENT_IDX, 0x04 IN_ORDER
  *   u8  descriptors per indirect table (0: the library's default)
  *   u32 guest page number of the shared memory
  *   then operations until the input ends, each a u8 and its arguments
@@ -500,6 +500,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		features |= UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC);
 	if (fbits & 0x02)
 		features |= UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX);
+	/* IN_ORDER: the honest device publishes in pop order and batches
+	 * only full-length completions, so the model's expectations hold. */
+	if (fbits & 0x04)
+		features |= UVIRTIO_BIT(VIRTIO_F_IN_ORDER);
 
 	memset(&st, 0, sizeof(st));
 	memset(toks, 0, sizeof(toks));

@@ -410,16 +410,20 @@ static void test_packed_add_refuses_memory_the_device_cannot_reach(void)
 {
 	struct fix f;
 	char outside[16];
-	struct iovec parts[2];
+	struct iovec parts[3];
 	int tok;
 
 	CHECK_EQ(fix_init(&f, 4, 0, 0), 0);
 	parts[0] = part(&f, 0, 8);
-	parts[1] = (struct iovec){ .iov_base = outside, .iov_len = sizeof(outside) };
-	CHECK_EQ(uvirtio_drvq_add(&f.q, parts, 2, NULL, 0, &tok), -EFAULT);
+	parts[1] = part(&f, 8, 8);
+	parts[2] = (struct iovec){ .iov_base = outside, .iov_len = sizeof(outside) };
+	CHECK_EQ(uvirtio_drvq_add(&f.q, parts, 3, NULL, 0, &tok), -EFAULT);
 	CHECK_EQ(uvirtio_drvq_num_free(&f.q), 4);
-	/* Nothing was made available: the head's flags were never written. */
+	/* Nothing was written, the chain's second descriptor included: once
+	 * a later one-part add makes position 0 available, a device moves on
+	 * to position 1, which must not look available. */
 	CHECK_EQ(le16toh(f.q.packed_desc[0].flags), 0);
+	CHECK_EQ(le16toh(f.q.packed_desc[1].flags), 0);
 	CHECK_EQ(uvirtio_drvq_avail_index(&f.q), 0x8000);
 	fix_fini(&f);
 }

@@ -59,6 +59,8 @@ static int fix_init(struct fix *f, unsigned num, uint64_t features, unsigned ind
 
 static void fix_fini(struct fix *f)
 {
+	/* An IN_ORDER device queue holds per-request state until reset. */
+	uvirtio_devq_reset(&f->dq);
 	uvirtio_drvq_destroy(&f->q);
 	uvirtio_dma_destroy(&f->dma);
 }
