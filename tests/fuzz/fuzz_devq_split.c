@@ -8,7 +8,8 @@
  *   u8  queue size, as log2 (0..8, so 1..256); 252..255 are taken as the
  *       size itself, which is no power of two and must be refused
  *   u8  flags: 0x01 INDIRECT_DESC, 0x02 EVENT_IDX, 0x04 the device writes
- *       into the writable buffers it pops, 0x08 resume at the indices below
+ *       into the writable buffers it pops, 0x08 resume at the indices below,
+ *       0x10 IN_ORDER
  *   u8  iovec capacity - 1 (mod 64)
  *   u8  memory regions - 1 (mod 4)
  *   4 x { u64 guest address, u16 size, u16 host offset }
@@ -86,6 +87,17 @@ static struct {
 	bool signalled_valid;
 	bool was_broken;
 } st;
+
+/* IN_ORDER: each head's state and the heads in pop order, by the spec's
+ * rule (completions published in pop order, a run of full-length ones as
+ * one entry, a short one ending the run). */
+enum { IO_FREE, IO_INFLIGHT, IO_DONE };
+static struct {
+	uint8_t state;
+	uint32_t in_len, len;
+} io[NUM_MAX];
+static uint16_t io_fifo[NUM_MAX];
+static unsigned io_first, io_count;
 
 static void on_broken(struct uvirtio_devq *q, void *opaque)
 {
@@ -290,6 +302,9 @@ FUZZ_MODEL static void ref_pop(const struct uvirtio_devq *q, unsigned cap, struc
 	head = load16(&q->avail->ring[q->last_avail & (q->num - 1)]);
 	e->id = head;
 	e->ret = ref_walk(q, head, cap, e) ? 1 : -EIO;
+	/* IN_ORDER: a head still in flight made available again breaks it. */
+	if (e->ret == 1 && q->in_order && io[head].state != IO_FREE)
+		e->ret = -EIO;
 }
 
 static void check_broken_state(const struct uvirtio_devq *q)
@@ -338,6 +353,11 @@ static int pop_checked(struct uvirtio_devq *q, struct uvirtio_req *req, unsigned
 
 	st.pops++;
 	st.inflight++;
+	if (q->in_order) {
+		io[req->id].state = IO_INFLIGHT;
+		io[req->id].in_len = req->in_len;
+		io_fifo[(io_first + io_count++) % q->num] = req->id;
+	}
 	FUZZ_CHECK(q->inflight == st.inflight);
 	/* spec: the device never takes more than the driver made available.
 	 * With avail->idx unchanged, that is its distance from the first slot,
@@ -380,11 +400,77 @@ static int pop_checked(struct uvirtio_devq *q, struct uvirtio_req *req, unsigned
 	return 1;
 }
 
+/* IN_ORDER push: the model marks the completions, publishes what the rule
+ * allows, and the library must have written the same. */
+static void push_checked_in_order(struct uvirtio_devq *q, const struct uvirtio_used *e, unsigned n)
+{
+	uint16_t before = q->used_idx, idx = before, last_id = 0;
+	uint32_t last_len = 0, last_count = 0;
+	int ret = n == 1 ? uvirtio_devq_push(q, (uint16_t)e->id, e->len)
+			 : uvirtio_devq_push_batch(q, e, n);
+	bool ok = true;
+
+	if (!q->ready || q->broken) {
+		FUZZ_CHECK(ret == -ESHUTDOWN);
+		return;
+	}
+	for (unsigned i = 0; i < n && ok; i++) {
+		ok = e[i].id < q->num && io[e[i].id].state == IO_INFLIGHT;
+		for (unsigned j = 0; j < i && ok; j++)
+			ok = e[j].id != e[i].id;
+	}
+	if (!ok) {
+		FUZZ_CHECK(ret == -EINVAL);
+		FUZZ_CHECK(q->used_idx == before);
+		return;
+	}
+	FUZZ_CHECK(ret == 0);
+	for (unsigned i = 0; i < n; i++) {
+		io[e[i].id].state = IO_DONE;
+		io[e[i].id].len = e[i].len;
+	}
+	st.inflight = st.inflight >= n ? st.inflight - n : 0;
+	FUZZ_CHECK(q->inflight == st.inflight);
+	while (io_count && io[io_fifo[io_first]].state == IO_DONE) {
+		uint32_t count = 0;
+		uint16_t h;
+
+		for (;;) {
+			h = io_fifo[io_first];
+			io_first = (io_first + 1) % q->num;
+			io_count--;
+			count++;
+			io[h].state = IO_FREE;
+			if (io[h].len != io[h].in_len || !io_count ||
+			    io[io_fifo[io_first]].state != IO_DONE)
+				break;
+		}
+		last_id = h;
+		last_len = io[h].len;
+		last_count = count;
+		idx = (uint16_t)(idx + count);
+	}
+	FUZZ_CHECK(q->used_idx == idx);
+	if (idx != before) {
+		uint16_t slot = (uint16_t)(idx - last_count) & (q->num - 1);
+		const struct vring_used_elem *le = &q->used->ring[slot];
+
+		FUZZ_CHECK(load16(&q->used->idx) == idx);
+		FUZZ_CHECK(load32(&le->id) == last_id);
+		FUZZ_CHECK(load32(&le->len) == last_len);
+	}
+}
+
 static void push_checked(struct uvirtio_devq *q, const struct uvirtio_used *e, unsigned n)
 {
 	uint16_t before = q->used_idx;
-	int ret = n == 1 ? uvirtio_devq_push(q, (uint16_t)e->id, e->len)
-			 : uvirtio_devq_push_batch(q, e, n);
+	int ret;
+
+	if (q->in_order) {
+		push_checked_in_order(q, e, n);
+		return;
+	}
+	ret = n == 1 ? uvirtio_devq_push(q, (uint16_t)e->id, e->len) : uvirtio_devq_push_batch(q, e, n);
 
 	if (!q->ready || q->broken) {
 		FUZZ_CHECK(ret == -ESHUTDOWN);
@@ -437,6 +523,15 @@ static void run_op(struct uvirtio_devq *q, const struct fuzz_op *o, unsigned iov
 		}
 		break;
 	case OP_PUSH_HELD:
+		/* IN_ORDER: odd arguments push the batch back to front, so
+		 * completions arrive out of order and must be reordered. */
+		if (q->in_order && (o->arg & 1))
+			for (unsigned i = 0; i < nheld / 2; i++) {
+				struct uvirtio_used t = held[i];
+
+				held[i] = held[nheld - 1 - i];
+				held[nheld - 1 - i] = t;
+			}
 		push_checked(q, held, nheld);
 		if (ready)
 			nheld = 0;
@@ -502,6 +597,8 @@ static void run_op(struct uvirtio_devq *q, const struct fuzz_op *o, unsigned iov
 
 		uvirtio_devq_stop(q);
 		FUZZ_CHECK(!q->ready && uvirtio_devq_next_avail(q) == next);
+		/* IN_ORDER: held completions are dropped (devq.h). */
+		io_count = 0;
 		break;
 	}
 	}
@@ -541,6 +638,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		features |= UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC);
 	if (flags & 0x02)
 		features |= UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX);
+	if (flags & 0x10)
+		features |= UVIRTIO_BIT(VIRTIO_F_IN_ORDER);
 
 	/*
 	 * The host offset keeps the guest address's place within 16 bytes.
@@ -582,6 +681,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			added[nadded++] = regs[i];
 
 	memset(&st, 0, sizeof(st));
+	memset(io, 0, sizeof(io));
+	io_first = io_count = 0;
 	broken_calls = 0;
 	nheld = 0;
 	memset(&q, 0, sizeof(q));
@@ -605,6 +706,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(q.num == num);
 		FUZZ_CHECK(q.event_idx == !!(flags & 0x02));
 		FUZZ_CHECK(q.indirect == !!(flags & 0x01));
+		FUZZ_CHECK(q.in_order == !!(flags & 0x10));
 		if (flags & 0x08)
 			uvirtio_devq_set_indices(&q, next_avail, used_idx);
 		st.avail0 = load16(&q.avail->idx);
@@ -635,5 +737,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(memcmp(snapshot, guest, sizeof(guest)) == 0);
 		FUZZ_CHECK(broken_calls == 1);
 	}
+	/* IN_ORDER state is allocated: the owner resets the queue. */
+	uvirtio_devq_reset(&q);
 	return 0;
 }

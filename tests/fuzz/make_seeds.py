@@ -42,7 +42,7 @@ DEV_OPS = {
     "pop_push": 0, "pop_hold": 1, "push_held": 2, "needs_notify": 3,
     "enable_notify": 4, "disable_notify": 5, "push_bad_id": 6, "pop_push_full": 7, "stop": 8,
 }
-DEV_INDIRECT, DEV_EVENT_IDX, DEV_WRITE_IN, DEV_SET_INDICES = 1, 2, 4, 8
+DEV_INDIRECT, DEV_EVENT_IDX, DEV_WRITE_IN, DEV_SET_INDICES, DEV_IN_ORDER = 1, 2, 4, 8, 0x10
 GUEST_SIZE = 16384
 
 
@@ -138,6 +138,94 @@ def devq_seeds():
                               guest=g, indices=(0xFFFE, 0xFFF0), **parts)
     seeds["stop"] = devq_seed(4, DEV_SET_INDICES, one, ops=[("pop_push", 1), ("stop", 0)],
                               guest=g, indices=(0xFFFE, 0xFFF0), **parts)
+
+    # IN_ORDER: four writable buffers in ring order, held, pushed back to
+    # front (odd argument), some at full length so runs coalesce.
+    g = Guest(G)
+    for i in range(4):
+        g.desc(G + DESC, i, G + DATA + 0x40 * i, 16, DESC_F_WRITE)
+    g.avail(G + AVAIL, 8, [0, 1, 2, 3])
+    ops = [("pop_hold", 16), ("pop_hold", 16), ("pop_hold", 3), ("pop_hold", 16),
+           ("push_held", 1), ("needs_notify", 0)]
+    seeds["in_order"] = devq_seed(8, DEV_IN_ORDER, one, ops=ops, guest=g, **parts)
+    return seeds
+
+
+# --- fuzz_devq_packed -----------------------------------------------------
+
+DEVP_OPS = dict(DEV_OPS, note=9, has_avail=10)
+DEVP_NOTIF_DATA = 0x20
+PDESC_F_AVAIL, PDESC_F_USED = 1 << 7, 1 << 15
+
+
+def pdesc(g, ring, i, addr, length, buf_id, flags, lap=1):
+    """A packed descriptor made available in the lap whose wrap counter is lap."""
+    flags |= PDESC_F_AVAIL if lap else PDESC_F_USED
+    g.put(ring + 16 * i, u64(addr) + u32(length) + u16(buf_id) + u16(flags))
+
+
+def devq_packed_seed(num, flags, regions, desc, driver, device, ops, guest, iov_cap=64,
+                     indices=(0x8000, 0x8000)):
+    """As devq_seed, for fuzz_devq_packed.c: the size byte is the size itself."""
+    out = u8(num) + u8(flags) + u8(iov_cap - 1) + u8(len(regions) - 1)
+    regions = list(regions) + [(0, 0, 0)] * (4 - len(regions))
+    for ga, size, host_off in regions:
+        out += u64(ga) + u16((size - 1) % 65536) + u16(host_off)
+    for sel, off in (desc, driver, device):
+        out += u8(sel) + u16(off)
+    out += u16(indices[0]) + u16(indices[1])
+    out += u8(len(ops)) + b"".join(u8(DEVP_OPS[o]) + u16(a) for o, a in ops)
+    return out + bytes(guest.mem)
+
+
+def devq_packed_seeds():
+    G = 0x10000
+    DESC, DRIVER, DEVICE, DATA, TABLE = 0x0, 0x400, 0x410, 0x1000, 0x2000
+    one = [(G, GUEST_SIZE, 0)]
+    parts = dict(desc=(0, DESC), driver=(0, DRIVER), device=(0, DEVICE))
+    seeds = {}
+
+    # One readable and one writable descriptor, chained.
+    g = Guest(G)
+    pdesc(g, G + DESC, 1, G + DATA + 0x100, 128, 0, DESC_F_WRITE)
+    pdesc(g, G + DESC, 0, G + DATA, 64, 0, DESC_F_NEXT)
+    seeds["chain"] = devq_packed_seed(4, 0, one, ops=[("pop_push", 16), ("needs_notify", 0),
+                                                       ("enable_notify", 0)], guest=g, **parts)
+
+    # An indirect table of two readable and one writable descriptor.
+    g = Guest(G)
+    pdesc(g, G + DESC, 0, G + TABLE, 48, 5, DESC_F_INDIRECT)
+    g.put(G + TABLE, u64(G + DATA) + u32(16) + u16(0) + u16(0))
+    g.put(G + TABLE + 16, u64(G + DATA + 0x10) + u32(32) + u16(0) + u16(0))
+    g.put(G + TABLE + 32, u64(G + DATA + 0x100) + u32(512) + u16(0) + u16(DESC_F_WRITE))
+    seeds["indirect"] = devq_packed_seed(8, DEV_INDIRECT, one, ops=[("pop_push_full", 0)],
+                                         guest=g, **parts)
+
+    # IN_ORDER with EVENT_IDX: three buffers held and pushed back to front;
+    # the driver asks for an event at descriptor 2.
+    g = Guest(G)
+    for i in range(3):
+        pdesc(g, G + DESC, i, G + DATA + 0x40 * i, 16, i, DESC_F_WRITE)
+    g.put(G + DRIVER, u16(0x8002) + u16(2))
+    ops = [("disable_notify", 0), ("pop_hold", 1), ("pop_hold", 1), ("pop_hold", 4),
+           ("push_held", 1), ("needs_notify", 0), ("enable_notify", 0), ("has_avail", 0)]
+    seeds["in_order_event_idx"] = devq_packed_seed(
+        4, DEV_IN_ORDER | DEV_EVENT_IDX | DEV_WRITE_IN, one, ops=ops, guest=g, **parts)
+
+    # Resumed at descriptor 3 in lap 0: a chain across the ring's end.
+    g = Guest(G)
+    pdesc(g, G + DESC, 0, G + DATA + 0x40, 16, 9, DESC_F_WRITE, lap=1)
+    pdesc(g, G + DESC, 3, G + DATA, 16, 9, DESC_F_NEXT, lap=0)
+    seeds["wrap"] = devq_packed_seed(4, DEV_SET_INDICES, one,
+                                     ops=[("pop_push", 1), ("push_bad_id", 3), ("stop", 0)],
+                                     guest=g, indices=(0x0003, 0x0003), **parts)
+
+    # Notification data, good and past the ring.
+    g = Guest(G)
+    pdesc(g, G + DESC, 0, G + DATA, 16, 0, 0)
+    seeds["notification_data"] = devq_packed_seed(
+        4, DEVP_NOTIF_DATA, one, ops=[("note", 0x8001), ("note", 0x0004), ("pop_push", 0)],
+        guest=g, **parts)
     return seeds
 
 
@@ -407,6 +495,7 @@ def vu_seeds():
 
 def main():
     for target, seeds in (("fuzz_devq_split", devq_seeds()),
+                          ("fuzz_devq_packed", devq_packed_seeds()),
                           ("fuzz_drvq_split", drvq_seeds()),
                           ("fuzz_memory", mem_seeds()),
                           ("fuzz_blk_req", blk_seeds()),
