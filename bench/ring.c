@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * `uvirtio bench ring`: the split ring alone, driver and device on two
- * threads pinned to two CPUs, as the Linux kernel's tools/virtio/ringtest
- * does. The driver keeps the ring full, adding and kicking in batches and
+ * `uvirtio bench ring`: the ring alone, split and packed, with and without
+ * IN_ORDER, in one run: driver and device on two threads pinned to two CPUs,
+ * as the Linux kernel's tools/virtio/ringtest does. The driver keeps the ring full, adding and kicking in batches and
  * collecting what is used; the device pops and pushes in batches. Both sides
  * poll and keep their notification suppression up to date (kick_prepare and
  * needs_notify run with their barriers), but a notification that would be
@@ -35,6 +35,12 @@ struct options {
 	unsigned runs;
 	unsigned batches[8];
 	unsigned nbatches;
+	uint64_t layouts[2]; /* 0 (split) and/or RING_PACKED */
+	unsigned nlayouts;
+	uint64_t in_orders[2]; /* 0 and/or IN_ORDER */
+	unsigned nin_orders;
+	uint64_t modes[4]; /* EVENT_IDX / INDIRECT combinations */
+	unsigned nmodes;
 	int driver_cpu, device_cpu;
 	bool json;
 	bool progress;
@@ -42,7 +48,7 @@ struct options {
 
 struct result {
 	unsigned batch;
-	bool event_idx, indirect;
+	bool packed, in_order, event_idx, indirect;
 	double ns_per_buffer; /* median over the runs */
 	double buffers_per_sec;
 	unsigned long kicks, interrupts; /* of the median run */
@@ -176,7 +182,7 @@ static int run_setup(struct run *r)
 	unsigned num = r->o->ring_size;
 	int ret;
 
-	r->region_size = uvirtio_drvq_ring_bytes(num) + (size_t)num * 64 * 16 + (size_t)num * BUF_SIZE +
+	r->region_size = uvirtio_drvq_ring_bytes(num, r->features) + (size_t)num * 64 * 16 + (size_t)num * BUF_SIZE +
 			 (1u << 20);
 	r->region = aligned_alloc(4096, (r->region_size + 4095) & ~(size_t)4095);
 	if (!r->region)
@@ -208,12 +214,26 @@ static void run_teardown(struct run *r)
 	free(r->region);
 }
 
+#define EV UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX)
+#define IND UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC)
+#define PACKED UVIRTIO_BIT(VIRTIO_F_RING_PACKED)
+#define IN_ORDER UVIRTIO_BIT(VIRTIO_F_IN_ORDER)
+
+static const char *const mode_names[] = { "plain", "event_idx", "indirect", "event_idx+indirect" };
+static const uint64_t mode_bits[] = { 0, EV, IND, EV | IND };
+
 static const char *mode_name(uint64_t features)
 {
-	bool ev = features & UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX);
-	bool ind = features & UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC);
+	bool ev = features & EV, ind = features & IND;
 
-	return ev ? (ind ? "event_idx+indirect" : "event_idx") : (ind ? "indirect" : "plain");
+	return mode_names[(ev ? 1 : 0) + (ind ? 2 : 0)];
+}
+
+static const char *layout_name(uint64_t features)
+{
+	if (features & PACKED)
+		return features & IN_ORDER ? "packed+in_order" : "packed";
+	return features & IN_ORDER ? "split+in_order" : "split";
 }
 
 /* One timed run; returns ns per buffer, or a negative errno. */
@@ -286,10 +306,45 @@ static void usage(FILE *f)
 		"  --ring-size=N      entries in the ring, a power of two (default 256)\n"
 		"  --buffers=N        buffers per run (default 10000000, as ringtest)\n"
 		"  --batch=A,B,...    batch sizes (default 1,16,64)\n"
+		"  --layouts=L,...    split, packed (default both)\n"
+		"  --in-order=X,...   off, on: without and with VIRTIO_F_IN_ORDER (default both)\n"
+		"  --modes=M,...      plain, event_idx, indirect, event_idx+indirect (default all)\n"
 		"  --runs=N           runs per configuration, taken round-robin; the median is reported (default 5)\n"
 		"  --cpus=D,V         CPUs of the driver and device threads (default 0,1)\n"
 		"  --json             machine-readable output on stdout\n"
 		"  --no-progress      no progress line on stderr\n");
+}
+
+/* A comma-separated list of @n known @names into their @bits, each once. */
+static int parse_names(const char *arg, const char *opt, const char *const *names,
+		       const uint64_t *bits, unsigned n, uint64_t *out, unsigned *nout)
+{
+	char buf[128], *save = NULL;
+
+	*nout = 0;
+	snprintf(buf, sizeof(buf), "%s", arg);
+	for (char *w = strtok_r(buf, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+		unsigned i = 0;
+
+		while (i < n && strcmp(w, names[i]))
+			i++;
+		for (unsigned j = 0; i < n && j < *nout; j++)
+			if (out[j] == bits[i])
+				i = n;
+		if (i == n) {
+			fprintf(stderr, "uvirtio bench ring: %s takes", opt);
+			for (unsigned j = 0; j < n; j++)
+				fprintf(stderr, "%s %s", j ? "," : "", names[j]);
+			fprintf(stderr, ", each once, separated by commas; not '%s'\n", arg);
+			return -1;
+		}
+		out[(*nout)++] = bits[i];
+	}
+	if (!*nout) {
+		fprintf(stderr, "uvirtio bench ring: %s is empty\n", opt);
+		return -1;
+	}
+	return 0;
 }
 
 static int parse(struct options *o, int argc, char **argv)
@@ -299,6 +354,8 @@ static int parse(struct options *o, int argc, char **argv)
 		{ "batch", required_argument, NULL, 'B' },     { "runs", required_argument, NULL, 'r' },
 		{ "cpus", required_argument, NULL, 'c' },      { "json", no_argument, NULL, 'j' },
 		{ "no-progress", no_argument, NULL, 'n' },     { "help", no_argument, NULL, 'h' },
+		{ "layouts", required_argument, NULL, 'L' },   { "in-order", required_argument, NULL, 'I' },
+		{ "modes", required_argument, NULL, 'M' },
 		{ 0 },
 	};
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -307,6 +364,9 @@ static int parse(struct options *o, int argc, char **argv)
 
 	*o = (struct options){ .ring_size = 256, .buffers = 10000000, .runs = 5,
 			       .batches = { 1, 16, 64 }, .nbatches = 3,
+			       .layouts = { 0, PACKED }, .nlayouts = 2,
+			       .in_orders = { 0, IN_ORDER }, .nin_orders = 2,
+			       .modes = { 0, EV, IND, EV | IND }, .nmodes = 4,
 			       .driver_cpu = 0, .device_cpu = ncpu > 1 ? 1 : -1, .progress = true };
 	if (ncpu < 2)
 		o->driver_cpu = -1;
@@ -354,6 +414,20 @@ static int parse(struct options *o, int argc, char **argv)
 				return -1;
 			}
 			break;
+		case 'L':
+			if (parse_names(optarg, "--layouts", (const char *const[]){ "split", "packed" },
+					(const uint64_t[]){ 0, PACKED }, 2, o->layouts, &o->nlayouts))
+				return -1;
+			break;
+		case 'I':
+			if (parse_names(optarg, "--in-order", (const char *const[]){ "off", "on" },
+					(const uint64_t[]){ 0, IN_ORDER }, 2, o->in_orders, &o->nin_orders))
+				return -1;
+			break;
+		case 'M':
+			if (parse_names(optarg, "--modes", mode_names, mode_bits, 4, o->modes, &o->nmodes))
+				return -1;
+			break;
 		case 'j':
 			o->json = true;
 			break;
@@ -375,26 +449,30 @@ static int parse(struct options *o, int argc, char **argv)
 	return 0;
 }
 
+/* Configuration @c of @o, batch outermost, then layout, in-order, mode. */
+static void config_of(const struct options *o, unsigned c, unsigned *batch, uint64_t *features)
+{
+	unsigned m = c % o->nmodes, io = c / o->nmodes % o->nin_orders;
+	unsigned l = c / (o->nmodes * o->nin_orders) % o->nlayouts;
+
+	*batch = o->batches[c / (o->nmodes * o->nin_orders * o->nlayouts)];
+	*features = o->modes[m] | o->in_orders[io] | o->layouts[l];
+}
+
 int bench_ring_main(int argc, char **argv)
 {
-	static const uint64_t modes[] = {
-		0,
-		UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX),
-		UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC),
-		UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX) | UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC),
-	};
-	static struct sample samples[32][99];
+	static struct sample samples[8 * 2 * 2 * 4][99];
+	static struct result results[8 * 2 * 2 * 4];
 	static struct run run_state;
-	struct result results[32];
-	unsigned nresults, total_configs;
+	unsigned total_configs;
 	struct options o;
 	int ret = parse(&o, argc, argv);
 
 	if (ret)
 		return ret > 0 ? 0 : 2;
-	total_configs = o.nbatches * 4;
+	total_configs = o.nbatches * o.nlayouts * o.nin_orders * o.nmodes;
 	if (!o.json)
-		printf("uvirtio bench ring: split ring, %u entries, %lu buffers per run, median of %u runs, "
+		printf("uvirtio bench ring: %u entries, %lu buffers per run, median of %u runs, "
 		       "driver on CPU %d, device on CPU %d\n",
 		       o.ring_size, o.buffers, o.runs, o.driver_cpu, o.device_cpu);
 
@@ -403,16 +481,18 @@ int bench_ring_main(int argc, char **argv)
 	 * configurations (which the median drops), not every run of one. */
 	for (unsigned k = 0; k < o.runs; k++) {
 		for (unsigned c = 0; c < total_configs; c++) {
-			unsigned batch = o.batches[c / 4];
-			uint64_t mode = modes[c % 4];
+			uint64_t features;
+			unsigned batch;
 			char label[96];
 			double ns;
 
-			snprintf(label, sizeof(label), "run %u/%u: batch %u %s", k + 1, o.runs, batch,
-				 mode_name(mode));
-			ns = run_once(&o, batch, mode, label, &run_state);
+			config_of(&o, c, &batch, &features);
+			snprintf(label, sizeof(label), "run %u/%u: batch %u %s %s", k + 1, o.runs, batch,
+				 layout_name(features), mode_name(features));
+			ns = run_once(&o, batch, features, label, &run_state);
 			if (ns < 0) {
-				fprintf(stderr, "\nuvirtio bench ring: run failed: %s\n", strerror((int)-ns));
+				fprintf(stderr, "\nuvirtio bench ring: %s: run failed: %s\n", label,
+					strerror((int)-ns));
 				return 1;
 			}
 			samples[c][k] = (struct sample){ ns, run_state.kicks, run_state.interrupts };
@@ -424,31 +504,38 @@ int bench_ring_main(int argc, char **argv)
 	for (unsigned c = 0; c < total_configs; c++) {
 		struct result *res = &results[c];
 		struct sample sorted[99];
+		uint64_t features;
+		unsigned batch;
 
+		config_of(&o, c, &batch, &features);
 		memcpy(sorted, samples[c], o.runs * sizeof(sorted[0]));
 		qsort(sorted, o.runs, sizeof(sorted[0]), cmp_sample);
-		*res = (struct result){ .batch = o.batches[c / 4],
-					.event_idx = modes[c % 4] & UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX),
-					.indirect = modes[c % 4] & UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC),
+		*res = (struct result){ .batch = batch,
+					.packed = features & PACKED,
+					.in_order = features & IN_ORDER,
+					.event_idx = features & EV,
+					.indirect = features & IND,
 					.ns_per_buffer = sorted[o.runs / 2].ns,
 					.kicks = sorted[o.runs / 2].kicks,
 					.interrupts = sorted[o.runs / 2].interrupts };
 		res->buffers_per_sec = 1e9 / res->ns_per_buffer;
 		if (!o.json)
-			printf("batch %-3u %-19s %8.1f ns/buffer %12.0f buffers/s  kicks %lu  interrupts %lu\n",
-			       res->batch, mode_name(modes[c % 4]), res->ns_per_buffer, res->buffers_per_sec,
-			       res->kicks, res->interrupts);
+			printf("batch %-3u %-15s %-19s %8.1f ns/buffer %12.0f buffers/s  kicks %lu  interrupts %lu\n",
+			       res->batch, layout_name(features), mode_name(features), res->ns_per_buffer,
+			       res->buffers_per_sec, res->kicks, res->interrupts);
 	}
-	nresults = total_configs;
 
 	if (o.json) {
-		printf("{\"bench\":\"ring\",\"layout\":\"split\",\"ring_size\":%u,\"buffers\":%lu,\"runs\":%u,"
+		printf("{\"bench\":\"ring\",\"ring_size\":%u,\"buffers\":%lu,\"runs\":%u,"
 		       "\"driver_cpu\":%d,\"device_cpu\":%d,\"results\":[",
 		       o.ring_size, o.buffers, o.runs, o.driver_cpu, o.device_cpu);
-		for (unsigned i = 0; i < nresults; i++)
-			printf("%s{\"batch\":%u,\"event_idx\":%s,\"indirect\":%s,\"ns_per_buffer\":%.2f,"
-			       "\"buffers_per_sec\":%.0f,\"kicks\":%lu,\"interrupts\":%lu}",
-			       i ? "," : "", results[i].batch, results[i].event_idx ? "true" : "false",
+		for (unsigned i = 0; i < total_configs; i++)
+			printf("%s{\"batch\":%u,\"layout\":\"%s\",\"in_order\":%s,\"event_idx\":%s,"
+			       "\"indirect\":%s,\"ns_per_buffer\":%.2f,\"buffers_per_sec\":%.0f,"
+			       "\"kicks\":%lu,\"interrupts\":%lu}",
+			       i ? "," : "", results[i].batch, results[i].packed ? "packed" : "split",
+			       results[i].in_order ? "true" : "false",
+			       results[i].event_idx ? "true" : "false",
 			       results[i].indirect ? "true" : "false", results[i].ns_per_buffer,
 			       results[i].buffers_per_sec, results[i].kicks, results[i].interrupts);
 		printf("]}\n");

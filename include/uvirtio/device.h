@@ -239,8 +239,11 @@ int uvirtio_device_queue_enable(struct uvirtio_device *dev, unsigned index,
  * uvirtio_device_queue_enable_at() - as uvirtio_device_queue_enable(), but
  * resume the ring at a known position (vhost-user SET_VRING_BASE, restore):
  * @next_avail is the next avail slot to take, @used_idx the next used slot.
+ * For a packed ring each is encoded as vhost-user does: bits 0-14 the index,
+ * bit 15 its wrap counter (see uvirtio_devq_set_indices()).
  * When the device runs, the queue starts serving at once.
- * Return: as uvirtio_device_queue_enable().
+ * Return: as uvirtio_device_queue_enable(); -EINVAL also for indices the
+ * ring cannot have (a packed index not below the queue size).
  */
 int uvirtio_device_queue_enable_at(struct uvirtio_device *dev, unsigned index,
 				   const struct uvirtio_queue_layout *layout, uint16_t next_avail,
@@ -251,8 +254,10 @@ int uvirtio_device_queue_enable_at(struct uvirtio_device *dev, unsigned index,
  * (vhost-user GET_VRING_BASE or SET_VRING_ENABLE(0)): the device type
  * finishes or drops the requests it took from it, then the queue takes and
  * gives back nothing until enabled again.
- * Return: the next avail slot the device would have taken; with every request
- * finished this is also the used index. 0 for a queue that does not exist.
+ * Return: the next avail slot the device would have taken (for a packed ring
+ * with its wrap counter in bit 15); with every request finished this is also
+ * the used index (uvirtio_devq_used_index()). 0 for a queue that does not
+ * exist.
  */
 uint16_t uvirtio_device_queue_stop(struct uvirtio_device *dev, unsigned index);
 
@@ -304,6 +309,18 @@ int uvirtio_device_queue_kick_fd(const struct uvirtio_device *dev, unsigned inde
  * the queue is ready; otherwise ignored.
  */
 void uvirtio_device_queue_notify(struct uvirtio_device *dev, unsigned index);
+
+/**
+ * uvirtio_device_queue_notify_data() - the driver wrote notification @data,
+ * as a transport receives it: with VIRTIO_F_NOTIFICATION_DATA negotiated the
+ * queue index is in bits 0-15 and the driver's next available position above
+ * (split: the avail index in 16-31; packed: offset in 16-30, wrap in 31),
+ * which is given to the queue (uvirtio_devq_note_notification()) before the
+ * kick; without the feature all of @data is the queue index. Then as
+ * uvirtio_device_queue_notify(). A device type serving queues on their own
+ * threads gets the kick alone: the data is only a hint, the ring is read anyway.
+ */
+void uvirtio_device_queue_notify_data(struct uvirtio_device *dev, uint32_t data);
 
 /* For device types. */
 

@@ -49,6 +49,12 @@ struct uvirtio_transport_ops {
 	int (*queue_reset)(struct uvirtio_transport *t, unsigned index);
 	/* Available-buffer notification for queue @index. */
 	int (*notify)(struct uvirtio_transport *t, unsigned index);
+	/* Optional (NULL: the transport carries no data, and the driver core
+	 * then does not accept VIRTIO_F_NOTIFICATION_DATA): the notification
+	 * with its data, used instead of notify once that feature is
+	 * negotiated: the queue index in bits 0-15, the driver's next
+	 * available position above (uvirtio_drvq_notification_data()). */
+	int (*notify_data)(struct uvirtio_transport *t, uint32_t data);
 	/* An fd that becomes readable (eventfd semantics: read 8 bytes to
 	 * clear) when the device signals used buffers on queue @index, or a
 	 * configuration change for UVIRTIO_CONFIG_EVENT. Owned by the transport. */

@@ -158,8 +158,10 @@ const char *uvirtio_vhost_frontend_error(const struct uvirtio_vhost_frontend *fe
  * uvirtio_vhost_frontend_stop_ring() - stop ring @index the way QEMU stops
  * one: GET_VRING_BASE. When it returns the backend takes no more buffers
  * from the ring and writes no more used entries to it.
- * @base: set to the backend's answer, the index of the next available
- *        entry it would have taken (low 16 bits; the split ring's encoding).
+ * @base: set to the backend's answer: for a split ring the index of the next
+ *        available entry it would have taken (16 bits); for a packed ring
+ *        that position in bits 0-15 and the used position in bits 16-31,
+ *        each with its wrap counter in its top bit (QEMU's encoding).
  *
  * The driver must make no call on the queue until it is restarted.
  *

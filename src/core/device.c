@@ -201,16 +201,17 @@ static int resume_queues(struct uvirtio_device *dev)
 {
 	for (unsigned i = 0; i < dev->num_queues; i++) {
 		struct uvirtio_devq *q = &dev->queues[i];
-		uint16_t next_avail = q->last_avail, used_idx = q->used_idx;
+		uint16_t next_avail = uvirtio_devq_next_avail(q), used_idx = uvirtio_devq_used_index(q);
 		int ret;
 
 		if (!dev->layouts[i].num)
 			continue;
 		ret = uvirtio_devq_setup(q, dev->mem, dev->layouts[i].num, dev->layouts[i].desc,
 					 dev->layouts[i].avail, dev->layouts[i].used, dev->features);
+		if (!ret)
+			ret = uvirtio_devq_set_indices(q, next_avail, used_idx);
 		if (ret)
 			return ret;
-		uvirtio_devq_set_indices(q, next_avail, used_idx);
 	}
 	return 0;
 }
@@ -373,16 +374,12 @@ unsigned uvirtio_device_queue_max_size(const struct uvirtio_device *dev, unsigne
 	return index < dev->num_queues ? dev->ops->queue_max_size : 0;
 }
 
-int uvirtio_device_queue_enable(struct uvirtio_device *dev, unsigned index,
-				const struct uvirtio_queue_layout *l)
+/* Set queue @index up on @l; at its start (@at NULL) or at the encoded
+ * indices at[0] (next avail) and at[1] (used). */
+static int queue_enable(struct uvirtio_device *dev, unsigned index,
+			const struct uvirtio_queue_layout *l, const uint16_t *at)
 {
-	return uvirtio_device_queue_enable_at(dev, index, l, 0, 0);
-}
-
-int uvirtio_device_queue_enable_at(struct uvirtio_device *dev, unsigned index,
-				   const struct uvirtio_queue_layout *l, uint16_t next_avail,
-				   uint16_t used_idx)
-{
+	struct uvirtio_devq *q;
 	int ret;
 
 	if (index >= dev->num_queues || l->num > dev->ops->queue_max_size)
@@ -392,15 +389,33 @@ int uvirtio_device_queue_enable_at(struct uvirtio_device *dev, unsigned index,
 		return -EINVAL;
 	/* Its thread must be gone before the ring under it changes. */
 	stop_queue(dev, index);
-	ret = uvirtio_devq_setup(&dev->queues[index], dev->mem, l->num, l->desc, l->avail, l->used,
-				 dev->features);
-	if (ret)
+	q = &dev->queues[index];
+	ret = uvirtio_devq_setup(q, dev->mem, l->num, l->desc, l->avail, l->used, dev->features);
+	if (!ret && at)
+		ret = uvirtio_devq_set_indices(q, at[0], at[1]);
+	if (ret) {
+		uvirtio_devq_reset(q);
 		return ret;
-	uvirtio_devq_set_indices(&dev->queues[index], next_avail, used_idx);
+	}
 	dev->layouts[index] = *l;
 	if (uvirtio_device_running(dev))
 		start_queue(dev, index);
 	return 0;
+}
+
+int uvirtio_device_queue_enable(struct uvirtio_device *dev, unsigned index,
+				const struct uvirtio_queue_layout *l)
+{
+	return queue_enable(dev, index, l, NULL);
+}
+
+int uvirtio_device_queue_enable_at(struct uvirtio_device *dev, unsigned index,
+				   const struct uvirtio_queue_layout *l, uint16_t next_avail,
+				   uint16_t used_idx)
+{
+	const uint16_t at[2] = { next_avail, used_idx };
+
+	return queue_enable(dev, index, l, at);
 }
 
 uint16_t uvirtio_device_queue_stop(struct uvirtio_device *dev, unsigned index)
@@ -462,6 +477,23 @@ void uvirtio_device_queue_notify(struct uvirtio_device *dev, unsigned index)
 	if (dev->ops->queue_start ? !dev->queue_started[index] : !dev->queues[index].ready)
 		return;
 	dev->ops->queue_notify(dev, index);
+}
+
+void uvirtio_device_queue_notify_data(struct uvirtio_device *dev, uint32_t data)
+{
+	unsigned index = data & 0xffff;
+
+	if (!(dev->features & UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA))) {
+		uvirtio_device_queue_notify(dev, data);
+		return;
+	}
+	if (index >= dev->num_queues || !uvirtio_device_running(dev))
+		return;
+	/* A queue on its own thread is that thread's: its kick fd carries no
+	 * data, and the data is only a hint (the ring is what counts). */
+	if (!dev->ops->queue_start && dev->queues[index].ready)
+		(void)uvirtio_devq_note_notification(&dev->queues[index], data);
+	uvirtio_device_queue_notify(dev, index);
 }
 
 struct uvirtio_devq *uvirtio_device_queue(struct uvirtio_device *dev, unsigned index)

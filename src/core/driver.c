@@ -63,6 +63,8 @@ int uvirtio_driver_probe(struct uvirtio_driver *drv, struct uvirtio_transport *t
 	/* Like Linux's vring_transport_features(): a transport bit this driver
 	 * core does not implement (RING_PACKED, IN_ORDER, ...) is never accepted. */
 	wanted &= ~(TRANSPORT_BITS & ~UVIRTIO_TRANSPORT_FEATURES);
+	if (!ops->notify_data)
+		wanted &= ~UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA);
 	drv->features = drv->device_features & (wanted | UVIRTIO_BIT(VIRTIO_F_VERSION_1));
 	ret = ops->set_features(t, drv->features);
 	if (!ret)
@@ -82,8 +84,11 @@ int uvirtio_driver_probe(struct uvirtio_driver *drv, struct uvirtio_transport *t
 
 static int notify_queue(void *opaque, unsigned index)
 {
-	struct uvirtio_transport *t = opaque;
+	struct uvirtio_driver *drv = opaque;
+	struct uvirtio_transport *t = drv->t;
 
+	if (drv->features & UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA))
+		return t->ops->notify_data(t, uvirtio_drvq_notification_data(&drv->vqs[index]));
 	return t->ops->notify(t, index);
 }
 
@@ -107,7 +112,7 @@ static int setup_vq(struct uvirtio_driver *drv, unsigned i, unsigned num)
 	ret = uvirtio_drvq_create(q, t->ops->dma(t), i, num, drv->features, 0);
 	if (ret)
 		return ret;
-	uvirtio_drvq_set_notify(q, notify_queue, t);
+	uvirtio_drvq_set_notify(q, notify_queue, drv);
 	l = (struct uvirtio_queue_layout){
 		.num = num, .desc = q->desc_addr, .avail = q->avail_addr, .used = q->used_addr,
 	};

@@ -85,16 +85,22 @@ long uvirtio_device_snapshot(const struct uvirtio_device *dev, void *buf, size_t
 
 		/* Suspend finished every request, so none is in flight; the
 		 * format has room for them for transports that carry them. */
+		/* A packed ring's indices carry their wrap counters in bit 15
+		 * (devq.h); the format keeps them apart. Split rings have none. */
+		uint16_t avail = l->num ? uvirtio_devq_next_avail(q) : 0;
+		uint16_t used = l->num ? uvirtio_devq_used_index(q) : 0;
+		bool packed = l->num && q->packed;
+
 		put(&c, l->num ? 1 : 0, 1);
-		put(&c, 0, 1); /* avail wrap counter: split rings have none */
-		put(&c, 0, 1); /* used wrap counter */
+		put(&c, packed ? avail >> 15 : 0, 1); /* avail wrap counter */
+		put(&c, packed ? used >> 15 : 0, 1);  /* used wrap counter */
 		put(&c, 0, 1);
 		put(&c, l->num, 4);
 		put(&c, l->desc, 8);
 		put(&c, l->avail, 8);
 		put(&c, l->used, 8);
-		put(&c, l->num ? q->last_avail : 0, 2);
-		put(&c, l->num ? q->used_idx : 0, 2);
+		put(&c, packed ? avail & 0x7fff : avail, 2);
+		put(&c, packed ? used & 0x7fff : used, 2);
 		put(&c, 0, 4); /* requests in flight */
 	}
 	put(&c, crc32_ieee(c.w, c.pos), 4);
@@ -162,30 +168,37 @@ static int parse_header(struct uvirtio_device *dev, struct cursor *c, struct par
 
 struct parsed_queue {
 	struct uvirtio_queue_layout l;
-	uint16_t next_avail, used_idx;
+	struct uvirtio_devq q; /* set up and checked; moved into the device */
 };
 
 static int parse_queue(struct uvirtio_device *dev, struct cursor *c, struct parsed_queue *pq,
 		       uint64_t features, const char **why)
 {
-	struct uvirtio_devq scratch = { 0 };
+	bool packed = features & UVIRTIO_BIT(VIRTIO_F_RING_PACKED);
+	uint16_t next_avail, used_idx;
 	uint8_t ready = (uint8_t)get(c, 1), avail_wrap = (uint8_t)get(c, 1);
 	uint8_t used_wrap = (uint8_t)get(c, 1);
 	uint32_t inflight;
+	int ret;
 
 	(void)get(c, 1);
 	pq->l.num = (unsigned)get(c, 4);
 	pq->l.desc = get(c, 8);
 	pq->l.avail = get(c, 8);
 	pq->l.used = get(c, 8);
-	pq->next_avail = (uint16_t)get(c, 2);
-	pq->used_idx = (uint16_t)get(c, 2);
+	next_avail = (uint16_t)get(c, 2);
+	used_idx = (uint16_t)get(c, 2);
 	inflight = (uint32_t)get(c, 4);
 	if (c->short_read)
 		return refuse(why, "snapshot truncated", -EBADMSG);
-	if (avail_wrap || used_wrap)
-		return refuse(why, "snapshot has packed-ring state, which this uvirtio lacks",
-			      -EINVAL);
+	if (!packed && (avail_wrap || used_wrap))
+		return refuse(why, "snapshot has wrap counters on a split ring", -EBADMSG);
+	if (packed && (avail_wrap > 1 || used_wrap > 1 || next_avail > 0x7fff || used_idx > 0x7fff))
+		return refuse(why, "snapshot packed-ring position out of range", -EBADMSG);
+	if (packed) {
+		next_avail |= (uint16_t)(avail_wrap << 15);
+		used_idx |= (uint16_t)(used_wrap << 15);
+	}
 	if (inflight)
 		return refuse(why, "snapshot has requests in flight, which a suspended device has not",
 			      -EBADMSG);
@@ -198,12 +211,19 @@ static int parse_queue(struct uvirtio_device *dev, struct cursor *c, struct pars
 		return refuse(why, "snapshot queue larger than this device allows", -EINVAL);
 	/* The device finished every request: the used index is at most the
 	 * queue size behind the avail one. */
-	if ((uint16_t)(pq->next_avail - pq->used_idx) != 0)
+	if (next_avail != used_idx)
 		return refuse(why, "snapshot queue indices disagree (requests unaccounted for)",
 			      -EBADMSG);
-	if (uvirtio_devq_setup(&scratch, dev->mem, pq->l.num, pq->l.desc, pq->l.avail, pq->l.used,
-			       features))
+	ret = uvirtio_devq_setup(&pq->q, dev->mem, pq->l.num, pq->l.desc, pq->l.avail, pq->l.used,
+				 features);
+	if (ret == -ENOMEM)
+		return refuse(why, "out of memory", -ENOMEM);
+	if (ret)
 		return refuse(why, "snapshot queue does not fit this device's memory", -EINVAL);
+	if (uvirtio_devq_set_indices(&pq->q, next_avail, used_idx))
+		return refuse(why, "snapshot queue position outside its ring", -EBADMSG);
+	/* Stopped until the driver resumes. */
+	uvirtio_devq_stop(&pq->q);
 	return 0;
 }
 
@@ -226,6 +246,8 @@ int uvirtio_device_restore(struct uvirtio_device *dev, const void *buf, size_t s
 	for (unsigned i = 0; i < dev->num_queues && !ret; i++)
 		ret = parse_queue(dev, &c, &pqs[i], p.features, why);
 	if (ret) {
+		for (unsigned i = 0; i < dev->num_queues; i++)
+			uvirtio_devq_reset(&pqs[i].q);
 		free(pqs);
 		return ret;
 	}
@@ -242,11 +264,14 @@ int uvirtio_device_restore(struct uvirtio_device *dev, const void *buf, size_t s
 	for (unsigned i = 0; i < dev->num_queues; i++) {
 		if (!pqs[i].l.num)
 			continue;
-		(void)uvirtio_devq_setup(&dev->queues[i], dev->mem, pqs[i].l.num, pqs[i].l.desc,
-					 pqs[i].l.avail, pqs[i].l.used, p.features);
-		uvirtio_devq_set_indices(&dev->queues[i], pqs[i].next_avail, pqs[i].used_idx);
-		/* Stopped until the driver resumes. */
-		uvirtio_devq_stop(&dev->queues[i]);
+		struct uvirtio_devq *q = &dev->queues[i];
+		uvirtio_devq_broken_fn cb = q->on_broken;
+		void *cb_opaque = q->on_broken_opaque;
+
+		/* The queue was reset (status 0): it owns nothing to free. It
+		 * takes over the checked one, with its own broken callback. */
+		*q = pqs[i].q;
+		uvirtio_devq_set_broken_cb(q, cb, cb_opaque);
 		dev->layouts[i] = pqs[i].l;
 	}
 	free(pqs);

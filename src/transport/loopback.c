@@ -58,6 +58,9 @@ struct uvirtio_loopback {
 	unsigned nqueues;
 	int *kick_fds;
 	int *call_fds;
+	/* Per queue, the last notification data (NOTIFICATION_DATA): the
+	 * driver's thread stores it, then kicks; the device thread loads it. */
+	uint32_t *notify_data;
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -208,7 +211,11 @@ static void *device_thread(void *arg)
 				continue;
 			}
 			eventfd_drain(lb->kick_fds[id]);
-			uvirtio_device_queue_notify(lb->dev, id);
+			if (lb->dev->features & UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA))
+				uvirtio_device_queue_notify_data(
+					lb->dev, __atomic_load_n(&lb->notify_data[id], __ATOMIC_ACQUIRE));
+			else
+				uvirtio_device_queue_notify(lb->dev, id);
 		}
 	}
 }
@@ -343,6 +350,20 @@ static int lb_notify(struct uvirtio_transport *t, unsigned index)
 	return 0;
 }
 
+static int lb_notify_data(struct uvirtio_transport *t, uint32_t data)
+{
+	struct uvirtio_loopback *lb = to_lb(t);
+	unsigned index = data & 0xffff;
+
+	if (index >= lb->nqueues)
+		return -EINVAL;
+	/* Notifications that meet in one eventfd count as one: the latest data
+	 * names the furthest position, which covers them all. */
+	__atomic_store_n(&lb->notify_data[index], data, __ATOMIC_RELEASE);
+	eventfd_signal(lb->kick_fds[index]);
+	return 0;
+}
+
 static int lb_event_fd(struct uvirtio_transport *t, unsigned index)
 {
 	struct uvirtio_loopback *lb = to_lb(t);
@@ -370,6 +391,7 @@ static const struct uvirtio_transport_ops loopback_ops = {
 	.queue_enable = lb_queue_enable,
 	.queue_reset = lb_queue_reset,
 	.notify = lb_notify,
+	.notify_data = lb_notify_data,
 	.event_fd = lb_event_fd,
 	.dma = lb_dma,
 };
@@ -390,7 +412,9 @@ static void close_queue_fds(struct uvirtio_loopback *lb)
 	}
 	free(lb->kick_fds);
 	free(lb->call_fds);
+	free(lb->notify_data);
 	lb->kick_fds = lb->call_fds = NULL;
+	lb->notify_data = NULL;
 	lb->nqueues = 0;
 }
 
@@ -465,7 +489,8 @@ int uvirtio_loopback_start(struct uvirtio_loopback *lb, struct uvirtio_device *d
 		return -EBUSY;
 	lb->kick_fds = malloc(n * sizeof(int));
 	lb->call_fds = malloc(n * sizeof(int));
-	if (!lb->kick_fds || !lb->call_fds) {
+	lb->notify_data = calloc(n, sizeof(*lb->notify_data));
+	if (!lb->kick_fds || !lb->call_fds || !lb->notify_data) {
 		ret = -ENOMEM;
 		goto fail;
 	}

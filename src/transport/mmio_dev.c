@@ -266,9 +266,9 @@ static bool write_register(struct uvirtio_mmio_dev *m, uint64_t offset, uint32_t
 		write_queue_ready(m, value);
 		return true;
 	case VIRTIO_MMIO_QUEUE_NOTIFY:
-		/* Without NOTIFICATION_DATA the value is the queue's index. */
-		if (value < m->nqueues)
-			uvirtio_device_queue_notify(m->dev, value);
+		/* The queue's index; with NOTIFICATION_DATA in bits 0-15 and
+		 * the driver's next available position above. */
+		uvirtio_device_queue_notify_data(m->dev, value);
 		return true;
 	case VIRTIO_MMIO_INTERRUPT_ACK:
 		write_interrupt_ack(m, value);
@@ -381,8 +381,14 @@ int uvirtio_mmio_dev_write(struct uvirtio_mmio_dev *m, uint64_t offset, unsigned
 	/* A queue thread polls its kick fd: a kick is an eventfd write, no lock
 	 * (an ioeventfd), so a kick never waits behind a slow reset. */
 	if (offset == VIRTIO_MMIO_QUEUE_NOTIFY && m->kick_fds) {
-		if (value < m->nqueues)
-			eventfd_signal(m->kick_fds[value]);
+		/* With NOTIFICATION_DATA the index is bits 0-15; the rest is a
+		 * hint a queue thread does not need (it reads the ring). */
+		uint32_t index = m->dev->features & UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA)
+					 ? value & 0xffff
+					 : value;
+
+		if (index < m->nqueues)
+			eventfd_signal(m->kick_fds[index]);
 		return 0;
 	}
 	pthread_mutex_lock(&m->lock);

@@ -356,7 +356,9 @@ static int mmio_queue_enable(struct uvirtio_transport *t, unsigned index,
 		return ret;
 	if (max == 0)
 		return -ENOENT;
-	if (l->num == 0 || l->num > max || (l->num & (l->num - 1)))
+	/* Any size up to the maximum: a packed ring's need not be a power of
+	 * 2, and the ring itself checks its own rules. */
+	if (l->num == 0 || l->num > max)
 		return -EINVAL;
 	eventfd_drain(fd);
 	ret = wr32(d, VIRTIO_MMIO_QUEUE_NUM, l->num);
@@ -413,6 +415,12 @@ static int mmio_notify(struct uvirtio_transport *t, unsigned index)
 	return wr32(to_drv(t), VIRTIO_MMIO_QUEUE_NOTIFY, index);
 }
 
+static int mmio_notify_data(struct uvirtio_transport *t, uint32_t data)
+{
+	/* vm_notify_with_data(): all 32 bits to QueueNotify. */
+	return wr32(to_drv(t), VIRTIO_MMIO_QUEUE_NOTIFY, data);
+}
+
 static int mmio_event_fd(struct uvirtio_transport *t, unsigned index)
 {
 	struct mmio_drv *d = to_drv(t);
@@ -440,6 +448,7 @@ static const struct uvirtio_transport_ops mmio_ops = {
 	.queue_enable = mmio_queue_enable,
 	.queue_reset = mmio_queue_reset,
 	.notify = mmio_notify,
+	.notify_data = mmio_notify_data,
 	.event_fd = mmio_event_fd,
 	.dma = mmio_dma,
 };

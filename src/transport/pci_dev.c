@@ -560,8 +560,15 @@ int uvirtio_pci_dev_write(struct uvirtio_pci_dev *m, unsigned space, uint64_t of
 			eventfd_signal(m->queues[index].kick_fd);
 			return 0;
 		}
+		/* With NOTIFICATION_DATA the driver writes 32 bits: its queue
+		 * index (the address says which queue anyway) and its next
+		 * available position above. */
+		uint32_t data = index;
+
+		if (size == 4 && (m->dev->features & UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA)))
+			data |= value & 0xffff0000u;
 		pthread_mutex_lock(&m->lock);
-		uvirtio_device_queue_notify(m->dev, index);
+		uvirtio_device_queue_notify_data(m->dev, data);
 		run_rescheduled(m);
 		pthread_mutex_unlock(&m->lock);
 		return 0;

@@ -562,6 +562,23 @@ static int pci_notify(struct uvirtio_transport *t, unsigned index)
 	return wr(d, at, 2, index);
 }
 
+static int pci_notify_data(struct uvirtio_transport *t, uint32_t data)
+{
+	struct pci_drv *d = to_drv(t);
+	unsigned index = data & 0xffff;
+	uint32_t at;
+
+	if (index >= d->num_queues)
+		return -EINVAL;
+	at = __atomic_load_n(&d->notify_at[index], __ATOMIC_ACQUIRE);
+	if (at == UINT32_MAX)
+		return -EINVAL;
+	/* vp_notify_with_data(): 32 bits, which must fit in the NOTIFY area. */
+	if ((uint64_t)at + 4 > (uint64_t)d->caps.notify_offset + d->caps.notify_length)
+		return -EINVAL;
+	return wr(d, at, 4, data);
+}
+
 static int pci_event_fd(struct uvirtio_transport *t, unsigned index)
 {
 	struct pci_drv *d = to_drv(t);
@@ -593,6 +610,7 @@ static const struct uvirtio_transport_ops pci_ops = {
 	.queue_enable = pci_queue_enable,
 	.queue_reset = pci_queue_reset,
 	.notify = pci_notify,
+	.notify_data = pci_notify_data,
 	.event_fd = pci_event_fd,
 	.dma = pci_dma,
 };

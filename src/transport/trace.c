@@ -2,6 +2,7 @@
 #include <stddef.h>
 
 #include "uvirtio/trace.h"
+#include "uvirtio/virtio_spec.h"
 
 static struct uvirtio_trace_transport *to_tt(struct uvirtio_transport *t)
 {
@@ -26,6 +27,10 @@ static int tr_get_features(struct uvirtio_transport *t, uint64_t *f)
 {
 	int ret = CALL(t, get_features, f);
 
+	/* The driver core asks for notification data only from a transport
+	 * that carries it; the traced one must not claim more than its inner. */
+	if (!ret && !INNER(t)->ops->notify_data)
+		*f &= ~UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA);
 	return report(t, 0, "get_features", 0, ret ? 0 : *f, ret);
 }
 
@@ -94,6 +99,15 @@ static int tr_notify(struct uvirtio_transport *t, unsigned index)
 	return report(t, UVIRTIO_TRACE_QUIET_NOTIFY, "notify", index, 0, CALL(t, notify, index));
 }
 
+static int tr_notify_data(struct uvirtio_transport *t, uint32_t data)
+{
+	if (!INNER(t)->ops->notify_data)
+		return report(t, UVIRTIO_TRACE_QUIET_NOTIFY, "notify_data", data & 0xffff, data >> 16,
+			      -EOPNOTSUPP);
+	return report(t, UVIRTIO_TRACE_QUIET_NOTIFY, "notify_data", data & 0xffff, data >> 16,
+		      CALL(t, notify_data, data));
+}
+
 static int tr_event_fd(struct uvirtio_transport *t, unsigned index)
 {
 	return CALL(t, event_fd, index);
@@ -117,6 +131,7 @@ static const struct uvirtio_transport_ops trace_ops = {
 	.queue_enable = tr_queue_enable,
 	.queue_reset = tr_queue_reset,
 	.notify = tr_notify,
+	.notify_data = tr_notify_data,
 	.event_fd = tr_event_fd,
 	.dma = tr_dma,
 };

@@ -40,7 +40,11 @@ struct vb_ring {
 	unsigned num; /* 0: not set */
 	bool addr_set;
 	uint64_t desc_uva, avail_uva, used_uva;
-	uint16_t base;   /* next avail slot while not running */
+	/* Where the ring resumes, as SET/GET_VRING_BASE carry it: split, the
+	 * next avail index; packed, next avail in bits 0-15 and used in 16-31,
+	 * each with its wrap counter in its top bit (QEMU's encoding). */
+	uint32_t base;
+	bool base_set; /* false: the ring starts at its beginning */
 	bool started;    /* has a kick fd; GET_VRING_BASE clears it */
 	bool enabled;    /* SET_VRING_ENABLE */
 	bool running;    /* enabled in the device core */
@@ -276,17 +280,24 @@ static void unmap_all(struct uvirtio_vhost_backend *vb)
 
 /* Rings. */
 
+static bool ring_packed(const struct uvirtio_vhost_backend *vb)
+{
+	return vb->features_set && (vb->features & UVIRTIO_BIT(VIRTIO_F_RING_PACKED));
+}
+
 static int ring_layout(struct uvirtio_vhost_backend *vb, unsigned i, struct uvirtio_queue_layout *l)
 {
 	struct vb_ring *r = &vb->rings[i];
 	uint64_t n = r->num;
+	bool packed = ring_packed(vb);
 
 	l->num = r->num;
 	/* The three parts with their event fields, as the device side checks
-	 * them; each must lie inside one region. */
+	 * them; each must lie inside one region. Packed: the descriptor ring,
+	 * then the driver and device event suppression areas. */
 	if (uva_to_gpa(vb, r->desc_uva, 16 * n, &l->desc) ||
-	    uva_to_gpa(vb, r->avail_uva, 6 + 2 * n, &l->avail) ||
-	    uva_to_gpa(vb, r->used_uva, 6 + 8 * n, &l->used))
+	    uva_to_gpa(vb, r->avail_uva, packed ? 4 : 6 + 2 * n, &l->avail) ||
+	    uva_to_gpa(vb, r->used_uva, packed ? 4 : 6 + 8 * n, &l->used))
 		return fail(vb, -EFAULT, "ring %u is not inside the memory table", i);
 	return 0;
 }
@@ -301,6 +312,9 @@ static void ring_halt(struct uvirtio_vhost_backend *vb, unsigned i)
 	/* Returns once the device type finished the ring's requests, so the
 	 * next avail index is also the used index. */
 	r->base = uvirtio_device_queue_stop(vb->dev, i);
+	if (ring_packed(vb))
+		r->base |= (uint32_t)uvirtio_devq_used_index(uvirtio_device_queue(vb->dev, i)) << 16;
+	r->base_set = true;
 	uvirtio_device_set_kick_fd(vb->dev, i, -1);
 	r->running = false;
 }
@@ -340,7 +354,17 @@ static int ring_try_run(struct uvirtio_vhost_backend *vb, unsigned i)
 		return ret;
 	if (dev->ops->takes_kick_fds)
 		uvirtio_device_set_kick_fd(dev, i, r->kick_fd);
-	ret = uvirtio_device_queue_enable_at(dev, i, &l, r->base, r->base);
+	if (!r->base_set)
+		ret = uvirtio_device_queue_enable(dev, i, &l);
+	else if (ring_packed(vb))
+		ret = uvirtio_device_queue_enable_at(dev, i, &l, (uint16_t)r->base,
+						     (uint16_t)(r->base >> 16));
+	else if (r->base > UINT16_MAX)
+		return fail(vb, -EINVAL, "ring %u: base %#x is over 16 bits for a split ring", i,
+			    r->base);
+	else
+		ret = uvirtio_device_queue_enable_at(dev, i, &l, (uint16_t)r->base,
+						     (uint16_t)r->base);
 	if (ret) {
 		uvirtio_device_set_kick_fd(dev, i, -1);
 		return fail(vb, ret, "ring %u refused by the device (%s)", i, strerror(-ret));
@@ -392,6 +416,7 @@ static void forget_ring(struct vb_ring *r)
 	r->addr_set = false;
 	r->desc_uva = r->avail_uva = r->used_uva = 0;
 	r->base = 0;
+	r->base_set = false;
 	r->started = r->enabled = r->running = false;
 	__atomic_store_n(&r->resched, false, __ATOMIC_RELAXED);
 }
@@ -429,10 +454,10 @@ static uint64_t offered_features(const struct uvirtio_vhost_backend *vb)
 {
 	/* QEMU 7.2 carries neither a guest's per-queue reset nor a suspend to
 	 * the backend: offering them would let a guest free a ring still in
-	 * use here. */
+	 * use here. A kick eventfd carries no notification data. */
 	return (uvirtio_device_get_features(vb->dev) &
 		~(UVIRTIO_BIT(VIRTIO_F_RING_RESET) | UVIRTIO_BIT(VIRTIO_F_SUSPEND) |
-		  UVIRTIO_BIT(VHOST_F_LOG_ALL))) |
+		  UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA) | UVIRTIO_BIT(VHOST_F_LOG_ALL))) |
 	       UVIRTIO_BIT(VHOST_USER_F_PROTOCOL_FEATURES);
 }
 
@@ -594,17 +619,24 @@ static int do_vring(struct uvirtio_vhost_backend *vb, const struct uvirtio_vhost
 	switch (m->hdr.request) {
 	case VHOST_USER_SET_VRING_NUM:
 		max = uvirtio_device_queue_max_size(vb->dev, i);
-		/* spec, split virtqueues: a power of 2, at most the device's maximum. */
-		if (st->num == 0 || (st->num & (st->num - 1)) || st->num > max)
+		/* spec: at most the device's maximum; a split ring's size is a
+		 * power of 2 (QEMU sets the features before the rings). */
+		if (st->num == 0 || st->num > max)
+			return fail(vb, -EINVAL, "ring %u: size %u is not 1 to %u", i, st->num, max);
+		if (!ring_packed(vb) && (st->num & (st->num - 1)))
 			return fail(vb, -EINVAL, "ring %u: size %u is not a power of 2 up to %u", i,
 				    st->num, max);
 		r->num = st->num;
 		return 0;
 	case VHOST_USER_SET_VRING_BASE:
-		/* Split rings: a 16-bit free-running index. */
-		if (st->num > UINT16_MAX)
-			return fail(vb, -EINVAL, "ring %u: base %u is over 16 bits", i, st->num);
-		r->base = (uint16_t)st->num;
+		/* Split: a 16-bit index; packed: two (QEMU's encoding), which
+		 * the ring checks against its size when it runs. QEMU sets the
+		 * features first, so the layout is known here. */
+		if (!ring_packed(vb) && st->num > UINT16_MAX)
+			return fail(vb, -EINVAL, "ring %u: base %#x is over 16 bits for a split ring", i,
+				    st->num);
+		r->base = st->num;
+		r->base_set = true;
 		return 0;
 	case VHOST_USER_SET_VRING_ADDR: {
 		const struct vhost_user_vring_addr *a = &m->payload.addr;

@@ -392,6 +392,13 @@ static int get_vring_base(struct uvirtio_vhost_frontend *fe, unsigned index, uin
 	return ret;
 }
 
+/* The base of a ring at its beginning: packed rings start with both wrap
+ * counters at 1, carried in bit 15 of each half (QEMU's encoding). */
+static uint32_t start_base(const struct uvirtio_vhost_frontend *fe)
+{
+	return fe->driver_features & UVIRTIO_BIT(VIRTIO_F_RING_PACKED) ? 0x80008000u : 0;
+}
+
 /* Hands ring @index to the backend at @base and enables it. */
 static int start_ring(struct uvirtio_vhost_frontend *fe, unsigned index, uint32_t base)
 {
@@ -594,7 +601,7 @@ static int resume_rings(struct uvirtio_vhost_frontend *fe)
 
 		if (r->started || r->stopped || r->reset || !r->configured)
 			continue;
-		ret = start_ring(fe, i, r->suspended ? r->base : 0);
+		ret = start_ring(fe, i, r->suspended ? r->base : start_base(fe));
 		if (ret)
 			return ret;
 		if (r->suspended)
@@ -750,7 +757,7 @@ static int fe_queue_enable(struct uvirtio_transport *t, unsigned index,
 	 * any size): hand it over now. While suspended, resume does. */
 	if ((fe->status & VIRTIO_CONFIG_S_DRIVER_OK) &&
 	    !__atomic_load_n(&fe->suspended, __ATOMIC_RELAXED))
-		return start_ring(fe, index, 0);
+		return start_ring(fe, index, start_base(fe));
 	return 0;
 }
 

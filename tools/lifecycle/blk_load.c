@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+#include <endian.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -171,7 +172,9 @@ int load_wait_any(struct load *l)
 
 			if (load_queue_usable(l, qi))
 				printf("# stuck: queue %u avail %u used %u (driver read %u), %u in flight\n",
-				       qi, q->avail->idx, q->used->idx, q->last_used, load_count(l, INFLIGHT));
+				       qi, uvirtio_drvq_avail_index(q),
+				       q->packed ? 0 : le16toh(q->used->idx), q->last_used,
+				       load_count(l, INFLIGHT));
 		}
 	}
 	if (ret <= 0)
@@ -325,9 +328,21 @@ int load_init(struct load *l, struct fixture *f)
 /* Suspend with requests in flight. The device finishes what it took and
  * leaves what it had not taken yet in the ring (those complete after
  * resume); from SUSPEND on, no used entry moves. */
-static uint16_t load_used_idx(struct load *l, unsigned qi)
+static uint64_t load_used_idx(struct load *l, unsigned qi)
 {
-	return __atomic_load_n(&uvirtio_driver_vq(&l->drv, qi)->used->idx, __ATOMIC_ACQUIRE);
+	struct uvirtio_drvq *q = uvirtio_driver_vq(&l->drv, qi);
+	uint64_t h = 14695981039346656037ull;
+
+	if (!q->packed)
+		return __atomic_load_n(&q->used->idx, __ATOMIC_ACQUIRE);
+	/* A packed ring has no used index: the device writes its used entries
+	 * over the descriptors. The driver adds nothing while it waits here,
+	 * so any change of the descriptor ring (FNV-1a of its bytes) is the
+	 * device's. */
+	for (size_t i = 0; i < 16u * q->num; i++)
+		h = (h ^ __atomic_load_n((const uint8_t *)q->packed_desc + i, __ATOMIC_ACQUIRE)) *
+		    1099511628211ull;
+	return h;
 }
 
 int load_suspend_under_load(struct load *l)

@@ -46,7 +46,7 @@ struct load {
 	uint8_t *mem;
 	unsigned long done;
 	const char *failure; /* first rule broken, for the TAP line */
-	uint16_t used_at_suspend[CONFORMANCE_QUEUES];
+	uint64_t used_at_suspend[CONFORMANCE_QUEUES]; /* split: used->idx; packed: a hash */
 };
 
 #define LOAD_FULL_FEATURES                                                                       \
