@@ -14,7 +14,12 @@
  * (the device touched no buffer after it let go) until it is submitted
  * again; every read verifies the last write of its sectors.
  *
- *   conformance --transport=loopback|mmio|pci|vhost-user [--image=PATH]
+ *   conformance --transport=loopback|mmio|pci|vhost-user
+ *               [--ring=split|packed|split-in-order|packed-in-order] [--image=PATH]
+ *
+ * --ring adds the layout's features to every negotiation (packed: RING_PACKED;
+ * -in-order: IN_ORDER; all but split also NOTIFICATION_DATA, where the
+ * transport carries it), and the first scenario checks what was negotiated.
  *
  * prints TAP. The device end of a move runs in a new process: this program
  * again, with --device-child (see fixtures.c).
@@ -32,6 +37,34 @@
 static struct fixture fx;
 static struct load ld;
 
+/* The ring layout's features, added to every negotiation (--ring=). */
+static uint64_t ring_bits;
+
+static const struct {
+	const char *name;
+	uint64_t bits;
+} rings[] = {
+	{ "split", 0 },
+	{ "packed", UVIRTIO_BIT(VIRTIO_F_RING_PACKED) | UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA) },
+	{ "split-in-order", UVIRTIO_BIT(VIRTIO_F_IN_ORDER) | UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA) },
+	{ "packed-in-order", UVIRTIO_BIT(VIRTIO_F_RING_PACKED) | UVIRTIO_BIT(VIRTIO_F_IN_ORDER) |
+				     UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA) },
+};
+
+/* NOTIFICATION_DATA needs a transport that carries it: vhost-user's kick
+ * eventfd does not, and the driver core then leaves it out. */
+static void check_ring_negotiated(void)
+{
+	uint64_t need = ring_bits;
+
+	if (!fx.t->ops->notify_data)
+		need &= ~UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA);
+	CHECK_EQ(ld.drv.features & ring_bits, need);
+	CHECK(!(ld.drv.features & ~ring_bits &
+		(UVIRTIO_BIT(VIRTIO_F_RING_PACKED) | UVIRTIO_BIT(VIRTIO_F_IN_ORDER) |
+		 UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA))));
+}
+
 /* Scenarios, in order; each leaves the driver running for the next. */
 
 static void test_initialisation_negotiates_lifecycle_features(void)
@@ -39,7 +72,8 @@ static void test_initialisation_negotiates_lifecycle_features(void)
 	uint8_t status = 0;
 
 	CHECK_EQ(load_init(&ld, &fx), 0);
-	CHECK_EQ(load_start_driver(&ld, LOAD_FULL_FEATURES), 0);
+	CHECK_EQ(load_start_driver(&ld, LOAD_FULL_FEATURES | ring_bits), 0);
+	check_ring_negotiated();
 	CHECK_EQ(fx.t->ops->get_status(fx.t, &status), 0);
 	CHECK_EQ(status, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
 				 VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);
@@ -64,7 +98,7 @@ static void test_device_reset_under_load_touches_no_buffer_after(void)
 	CHECK(load_poison_intact(&ld));
 	/* The driver comes back with the same features; nothing of the old
 	 * requests may surface, and the taken-back ones run again. */
-	CHECK_EQ(load_start_driver(&ld, LOAD_FULL_FEATURES), 0);
+	CHECK_EQ(load_start_driver(&ld, LOAD_FULL_FEATURES | ring_bits), 0);
 	CHECK(load_poison_intact(&ld));
 	load_requeue_detached(&ld, -1);
 	CHECK_EQ(load_run(&ld, 500), 0);
@@ -77,7 +111,8 @@ static void test_renegotiation_with_other_features(void)
 	CHECK_EQ(uvirtio_driver_remove(&ld.drv, load_detached, &ld), 0);
 	CHECK_EQ(load_count(&ld, DETACHED), 0);
 	/* No indirect descriptors, no event index. */
-	CHECK_EQ(load_start_driver(&ld, UVIRTIO_BIT(VIRTIO_F_RING_RESET) | UVIRTIO_BIT(VIRTIO_F_SUSPEND)),
+	CHECK_EQ(load_start_driver(&ld, UVIRTIO_BIT(VIRTIO_F_RING_RESET) | UVIRTIO_BIT(VIRTIO_F_SUSPEND) |
+					    ring_bits),
 		 0);
 	CHECK(!uvirtio_driver_has_feature(&ld.drv, VIRTIO_RING_F_INDIRECT_DESC));
 	CHECK(!uvirtio_driver_has_feature(&ld.drv, VIRTIO_RING_F_EVENT_IDX));
@@ -86,7 +121,7 @@ static void test_renegotiation_with_other_features(void)
 	CHECK_EQ(load_verify_all(&ld), 0);
 	/* Back to everything for the scenarios that follow. */
 	CHECK_EQ(uvirtio_driver_remove(&ld.drv, load_detached, &ld), 0);
-	CHECK_EQ(load_start_driver(&ld, LOAD_FULL_FEATURES), 0);
+	CHECK_EQ(load_start_driver(&ld, LOAD_FULL_FEATURES | ring_bits), 0);
 }
 
 static void test_queue_reset_under_load_other_queue_runs_on(void)
@@ -180,7 +215,7 @@ static const struct test_case cases[] = {
 
 int main(int argc, char **argv)
 {
-	const char *transport = NULL, *image = NULL;
+	const char *transport = NULL, *image = NULL, *ring = "split";
 	char tmp[] = "/tmp/uvirtio-conformance-XXXXXX";
 	unsigned n = sizeof(cases) / sizeof(cases[0]), failed = 0;
 	int ret;
@@ -188,15 +223,22 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (!strncmp(argv[i], "--transport=", 12))
 			transport = argv[i] + 12;
+		else if (!strncmp(argv[i], "--ring=", 7))
+			ring = argv[i] + 7;
 		else if (!strncmp(argv[i], "--image=", 8))
 			image = argv[i] + 8;
 		else if (!strcmp(argv[i], "--device-child"))
 			return fixture_device_child(argc, argv);
 	}
-	if (!transport) {
-		fprintf(stderr, "usage: conformance --transport=loopback|mmio|pci|vhost-user\n");
+	for (unsigned i = 0; i < sizeof(rings) / sizeof(rings[0]); i++)
+		if (!strcmp(ring, rings[i].name))
+			ring_bits = rings[i].bits | UVIRTIO_BIT(VIRTIO_F_VERSION_1);
+	if (!transport || !ring_bits) {
+		fprintf(stderr, "usage: conformance --transport=loopback|mmio|pci|vhost-user "
+				"[--ring=split|packed|split-in-order|packed-in-order]\n");
 		return 2;
 	}
+	ring_bits &= ~UVIRTIO_BIT(VIRTIO_F_VERSION_1);
 	if (!image) {
 		int fd = mkstemp(tmp);
 
@@ -214,7 +256,7 @@ int main(int argc, char **argv)
 			unlink(tmp);
 		return 1;
 	}
-	printf("1..%u\n# transport %s\n", n, transport);
+	printf("1..%u\n# transport %s, ring %s\n", n, transport, ring);
 	for (unsigned i = 0; i < n; i++) {
 		test_failed = false;
 		cases[i].fn();
