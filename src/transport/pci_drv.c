@@ -548,35 +548,31 @@ static int pci_queue_reset(struct uvirtio_transport *t, unsigned index)
 	return 0;
 }
 
-static int pci_notify(struct uvirtio_transport *t, unsigned index)
+/* Write the @size low bytes of @value at queue @index's notify address,
+ * which must hold them inside the NOTIFY area. */
+static int notify_write(struct pci_drv *d, unsigned index, unsigned size, uint32_t value)
 {
-	struct pci_drv *d = to_drv(t);
 	uint32_t at;
 
 	if (index >= d->num_queues)
 		return -EINVAL;
 	at = __atomic_load_n(&d->notify_at[index], __ATOMIC_ACQUIRE);
-	if (at == UINT32_MAX)
+	if (at == UINT32_MAX ||
+	    (uint64_t)at + size > (uint64_t)d->caps.notify_offset + d->caps.notify_length)
 		return -EINVAL;
+	return wr(d, at, size, value);
+}
+
+static int pci_notify(struct uvirtio_transport *t, unsigned index)
+{
 	/* Without NOTIFICATION_DATA the value is the queue index. */
-	return wr(d, at, 2, index);
+	return notify_write(to_drv(t), index, 2, index);
 }
 
 static int pci_notify_data(struct uvirtio_transport *t, uint32_t data)
 {
-	struct pci_drv *d = to_drv(t);
-	unsigned index = data & 0xffff;
-	uint32_t at;
-
-	if (index >= d->num_queues)
-		return -EINVAL;
-	at = __atomic_load_n(&d->notify_at[index], __ATOMIC_ACQUIRE);
-	if (at == UINT32_MAX)
-		return -EINVAL;
-	/* vp_notify_with_data(): 32 bits, which must fit in the NOTIFY area. */
-	if ((uint64_t)at + 4 > (uint64_t)d->caps.notify_offset + d->caps.notify_length)
-		return -EINVAL;
-	return wr(d, at, 4, data);
+	/* vp_notify_with_data(): all 32 bits at the queue's address. */
+	return notify_write(to_drv(t), data & 0xffff, 4, data);
 }
 
 static int pci_event_fd(struct uvirtio_transport *t, unsigned index)
