@@ -51,13 +51,21 @@
 	 UVIRTIO_BIT(VIRTIO_BLK_F_DISCARD) | UVIRTIO_BIT(VIRTIO_BLK_F_WRITE_ZEROES) |     \
 	 UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC) | UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX))
 
+/* Ring features the driver uses when asked for in its options (not by
+ * default, as QEMU's devices default to packed=off): the packed layout,
+ * IN_ORDER and NOTIFICATION_DATA. */
+#define UVIRTIO_BLK_DRV_RING_FEATURES                                                  \
+	(UVIRTIO_BIT(VIRTIO_F_RING_PACKED) | UVIRTIO_BIT(VIRTIO_F_IN_ORDER) |             \
+	 UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA))
+
 #define UVIRTIO_BLK_DRV_SECTOR_SIZE 512u
 
 /* Request flag: a write-zeroes request may deallocate the sectors. */
 #define UVIRTIO_BLK_DRV_REQ_UNMAP 1u
 
 struct uvirtio_blk_drv_opts {
-	uint64_t features;   /* 0: UVIRTIO_BLK_DRV_FEATURES; else masked with it */
+	uint64_t features;   /* 0: UVIRTIO_BLK_DRV_FEATURES; else masked with it and
+			      * UVIRTIO_BLK_DRV_RING_FEATURES */
 	unsigned num_queues; /* 0: 1; capped at the device's num_queues */
 	unsigned queue_size; /* 0: the driver core's default; capped at the device's */
 };

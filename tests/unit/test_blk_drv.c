@@ -1118,13 +1118,13 @@ static void test_blk_dev_file_scatter_gather_up_to_seg_max(void)
  * entries, so the driver's ring fills up (-ENOSPC) before the device runs out
  * of request slots; with them, one entry each, so the device's slots fill
  * first (the case where its queue thread once slept for good). */
-static void file_async_in_flight_across_two_queues(bool indirect)
+static void file_async_in_flight_across_two_queues(bool indirect, uint64_t ring)
 {
 	struct async_ctx c[2];
 	pthread_t th[2];
 	struct uvirtio_blk_drv b;
 	struct real d;
-	uint64_t features = UVIRTIO_BLK_DRV_FEATURES;
+	uint64_t features = UVIRTIO_BLK_DRV_FEATURES | ring;
 
 	if (!indirect)
 		features &= ~UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC);
@@ -1132,6 +1132,7 @@ static void file_async_in_flight_across_two_queues(bool indirect)
 			.backend = UVIRTIO_BLK_BACKEND_FILE, .num_queues = 2 }), 0);
 	CHECK_EQ(uvirtio_blk_drv_probe(&b, d.t, &(struct uvirtio_blk_drv_opts){
 			.features = features, .num_queues = 2, .queue_size = 32 }), 0);
+	CHECK_EQ(b.drv.features & UVIRTIO_BLK_DRV_RING_FEATURES, ring);
 	for (unsigned i = 0; i < 2; i++) {
 		c[i] = (struct async_ctx){ .b = &b, .queue = i };
 		c[i].buf = uvirtio_blk_drv_alloc_buf(&b, 2 * NREQ * 4096);
@@ -1152,13 +1153,32 @@ static void file_async_in_flight_across_two_queues(bool indirect)
 
 static void test_blk_dev_file_async_in_flight_across_two_queues(void)
 {
-	file_async_in_flight_across_two_queues(false);
+	file_async_in_flight_across_two_queues(false, 0);
+}
+
+/* io_uring completes out of order: on a packed ring the device pushes
+ * handles in any order; with IN_ORDER the queue must put them back in order
+ * for the driver, and both rings carry the driver's notification data. */
+static void test_blk_dev_file_async_on_packed_ring(void)
+{
+	file_async_in_flight_across_two_queues(true, UVIRTIO_BIT(VIRTIO_F_RING_PACKED) |
+							     UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA));
+}
+
+static void test_blk_dev_file_async_on_packed_ring_in_order(void)
+{
+	file_async_in_flight_across_two_queues(true, UVIRTIO_BLK_DRV_RING_FEATURES);
+}
+
+static void test_blk_dev_file_async_on_split_ring_in_order(void)
+{
+	file_async_in_flight_across_two_queues(false, UVIRTIO_BIT(VIRTIO_F_IN_ORDER));
 }
 
 static void test_blk_dev_file_async_more_in_flight_than_device_slots_with_indirect(void)
 {
 	for (unsigned i = 0; i < 10; i++)
-		file_async_in_flight_across_two_queues(true);
+		file_async_in_flight_across_two_queues(true, 0);
 }
 
 static void test_blk_dev_read_only_refuses_writes_with_erofs(void)
@@ -1284,6 +1304,8 @@ TEST_MAIN(T(test_blk_drv_probe_reads_capacity_and_limits_from_config),
 	  T(test_blk_dev_file_every_request_type_matches_the_image),
 	  T(test_blk_dev_file_scatter_gather_up_to_seg_max),
 	  T(test_blk_dev_file_async_in_flight_across_two_queues),
+	  T(test_blk_dev_file_async_on_packed_ring), T(test_blk_dev_file_async_on_packed_ring_in_order),
+	  T(test_blk_dev_file_async_on_split_ring_in_order),
 	  T(test_blk_dev_file_async_more_in_flight_than_device_slots_with_indirect),
 	  T(test_blk_dev_read_only_refuses_writes_with_erofs),
 	  T(test_blk_dev_reprobe_without_mq_and_discard_keeps_the_data),
