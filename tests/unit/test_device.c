@@ -1146,6 +1146,261 @@ static void test_restore_refused_into_a_device_in_use(void)
 	td_fini(&a.t);
 }
 
+/* Packed ring, IN_ORDER and NOTIFICATION_DATA in the device core. */
+
+#define PACKED UVIRTIO_BIT(VIRTIO_F_RING_PACKED)
+#define ND UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA)
+
+/* @n round trips on queue 0 of @dev for the driver ring of @drv: made
+ * available, taken and used by hand (as a queue thread would), collected. */
+static int round_trips(struct testdev *drv, struct uvirtio_device *dev, unsigned n)
+{
+	struct uvirtio_devq *q = uvirtio_device_queue(dev, 0);
+	struct iovec iov[4];
+	struct uvirtio_req req;
+
+	for (unsigned i = 0; i < n; i++) {
+		void *token;
+		uint32_t len;
+
+		uvirtio_req_init(&req, iov, 4);
+		if (add_one(drv) || uvirtio_devq_pop(q, &req) != 1 || uvirtio_devq_push(q, req.id, 8) ||
+		    uvirtio_drvq_get(&drv->dq, &token, &len) != 1 || len != 8)
+			return -1;
+	}
+	return 0;
+}
+
+/* A packed snapshot: 19 round trips on a ring of 16 (both wrap counters
+ * flipped to 0, position 3), one buffer made available and not taken. */
+static long take_packed_snapshot(struct qtdev *q, unsigned char *blob, size_t size)
+{
+	if (bring_up(&q->t, V1 | SUSP | RR | PACKED) || round_trips(&q->t, &q->t.dev, 19) ||
+	    add_one(&q->t))
+		return -1;
+	suspend_running(q);
+	return uvirtio_device_snapshot(&q->t.dev, blob, size);
+}
+
+#define Q0 (8 + 5 * 4 + 3 * 8 + 4 + 4) /* first queue record of a snapshot */
+
+static void test_snapshot_packed_restored_with_wrap_counters_and_io_carries_on(void)
+{
+	struct qtdev a, b;
+	unsigned char blob[512];
+	struct uvirtio_devq *q;
+	const char *why = NULL;
+	long n;
+
+	CHECK_EQ(qt_init(&a), 0);
+	n = take_packed_snapshot(&a, blob, sizeof(blob));
+	CHECK(n > Q0 + 36);
+	/* The format keeps the wrap counters apart from the positions. */
+	CHECK_EQ(uvirtio_devq_next_avail(uvirtio_device_queue(&a.t.dev, 0)), 3);
+	CHECK_EQ(uvirtio_devq_used_index(uvirtio_device_queue(&a.t.dev, 0)), 3);
+	CHECK_EQ(blob[Q0 + 1], 0); /* avail wrap counter */
+	CHECK_EQ(blob[Q0 + 2], 0); /* used wrap counter */
+	CHECK_EQ(blob[Q0 + 32] | blob[Q0 + 33] << 8, 3);
+	CHECK_EQ(blob[Q0 + 34] | blob[Q0 + 35] << 8, 3);
+	CHECK_EQ(second_device(&a, &b), 0);
+	CHECK_EQ(uvirtio_device_restore(&b.t.dev, blob, (size_t)n, &why), 0);
+	CHECK(why == NULL);
+	q = uvirtio_device_queue(&b.t.dev, 0);
+	CHECK(q->packed);
+	CHECK_EQ(uvirtio_devq_next_avail(q), 3);
+	CHECK_EQ(uvirtio_devq_used_index(q), 3);
+	/* Resumed: the buffer the first device left is the new one's. */
+	CHECK_EQ(uvirtio_device_set_status(&b.t.dev, uvirtio_device_get_status(&b.t.dev) |
+						      VIRTIO_CONFIG_S_DRIVER_OK), 0);
+	CHECK_EQ(uvirtio_device_get_status(&b.t.dev), RUNNING_STATUS);
+	CHECK(b.t.holding);
+	CHECK_EQ(uvirtio_devq_push(q, b.t.held.id, 8), 0);
+	b.t.holding = false;
+	{
+		void *token;
+		uint32_t len;
+
+		CHECK_EQ(uvirtio_drvq_get(&a.t.dq, &token, &len), 1);
+		CHECK_EQ(len, 8);
+	}
+	/* Across the ring's end again: wrap counters back to 1. */
+	CHECK_EQ(round_trips(&a.t, &b.t.dev, 16), 0);
+	CHECK_EQ(uvirtio_devq_next_avail(q), 0x8004);
+	CHECK_EQ(uvirtio_devq_used_index(q), 0x8004);
+	CHECK_EQ(uvirtio_drvq_used_index(&a.t.dq), 0x8004);
+	CHECK(!uvirtio_devq_is_broken(q) && !uvirtio_drvq_is_broken(&a.t.dq));
+	uvirtio_device_destroy(&b.t.dev);
+	td_fini(&a.t);
+}
+
+/* As expect_refused(), and the reason names @part. */
+static void expect_refused_because(struct qtdev *a, const unsigned char *blob, size_t n, int err,
+				   const char *part)
+{
+	struct qtdev b;
+	const char *why = NULL;
+
+	CHECK_EQ(second_device(a, &b), 0);
+	CHECK_EQ(uvirtio_device_restore(&b.t.dev, blob, n, &why), err);
+	if (!why || !strstr(why, part))
+		printf("# why = \"%s\"\n", why ? why : "(null)");
+	CHECK(why && strstr(why, part));
+	CHECK_EQ(uvirtio_device_get_status(&b.t.dev), 0);
+	CHECK(!uvirtio_device_queue_ready(&b.t.dev, 0));
+	uvirtio_device_destroy(&b.t.dev);
+}
+
+static void put16(unsigned char *p, uint16_t v)
+{
+	p[0] = (unsigned char)v;
+	p[1] = (unsigned char)(v >> 8);
+}
+
+static void test_restore_refuses_wrap_counters_on_split_and_packed_position_outside_ring(void)
+{
+	struct qtdev a, s;
+	unsigned char blob[512], copy[512];
+	long n;
+
+	CHECK_EQ(qt_init(&a), 0);
+	n = take_packed_snapshot(&a, blob, sizeof(blob));
+	CHECK(n > Q0 + 36);
+	/* A wrap counter is one bit (both, so the indices still agree). */
+	memcpy(copy, blob, (size_t)n);
+	copy[Q0 + 1] = copy[Q0 + 2] = 2;
+	reseal(copy, (size_t)n);
+	expect_refused_because(&a, copy, (size_t)n, -EBADMSG, "out of range");
+	/* A position at the queue size or past 15 bits. */
+	memcpy(copy, blob, (size_t)n);
+	put16(copy + Q0 + 32, 16);
+	put16(copy + Q0 + 34, 16);
+	reseal(copy, (size_t)n);
+	expect_refused_because(&a, copy, (size_t)n, -EBADMSG, "outside its ring");
+	put16(copy + Q0 + 32, 0x8003);
+	put16(copy + Q0 + 34, 0x8003);
+	reseal(copy, (size_t)n);
+	expect_refused_because(&a, copy, (size_t)n, -EBADMSG, "out of range");
+	/* The untouched one is accepted (the edits alone were refused). */
+	{
+		struct qtdev b;
+		const char *why = NULL;
+
+		CHECK_EQ(second_device(&a, &b), 0);
+		CHECK_EQ(uvirtio_device_restore(&b.t.dev, blob, (size_t)n, &why), 0);
+		uvirtio_device_destroy(&b.t.dev);
+	}
+	td_fini(&a.t);
+
+	/* A split ring has no wrap counters. */
+	CHECK_EQ(qt_init(&s), 0);
+	n = take_snapshot(&s, blob, sizeof(blob));
+	CHECK(n > Q0 + 36);
+	memcpy(copy, blob, (size_t)n);
+	copy[Q0 + 1] = 1;
+	reseal(copy, (size_t)n);
+	expect_refused_because(&s, copy, (size_t)n, -EBADMSG, "wrap counters on a split ring");
+	memcpy(copy, blob, (size_t)n);
+	copy[Q0 + 2] = 1;
+	reseal(copy, (size_t)n);
+	expect_refused_because(&s, copy, (size_t)n, -EBADMSG, "wrap counters on a split ring");
+	td_fini(&s.t);
+}
+
+static void test_device_queue_enable_at_refuses_packed_index_not_below_queue_size(void)
+{
+	struct qtdev q;
+	struct uvirtio_drvq dq1 = { 0 };
+	struct uvirtio_queue_layout l;
+
+	CHECK_EQ(qt_init(&q), 0);
+	CHECK_EQ(bring_up(&q.t, V1 | PACKED), 0);
+	CHECK_EQ(uvirtio_drvq_create(&dq1, &q.t.dma, 1, 12, V1 | PACKED, 0), 0);
+	l = layout_of(&dq1);
+	/* Either index at the queue size (12), whatever its wrap counter. */
+	CHECK_EQ(uvirtio_device_queue_enable_at(&q.t.dev, 1, &l, 0x800c, 0x8000), -EINVAL);
+	CHECK_EQ(uvirtio_device_queue_enable_at(&q.t.dev, 1, &l, 0x8000, 0x000c), -EINVAL);
+	CHECK_EQ(uvirtio_device_queue_enable_at(&q.t.dev, 1, &l, 0x7fff, 0x7fff), -EINVAL);
+	/* Left disabled: not ready, its thread never started. */
+	CHECK(!uvirtio_device_queue_ready(&q.t.dev, 1));
+	CHECK(!uvirtio_device_queue(&q.t.dev, 1)->ready);
+	CHECK_EQ(q.starts[1], 0);
+	/* The last position and either wrap counter are the ring's own. */
+	CHECK_EQ(uvirtio_device_queue_enable_at(&q.t.dev, 1, &l, 0x000b, 0x800b), 0);
+	CHECK(uvirtio_device_queue_ready(&q.t.dev, 1));
+	CHECK_EQ(q.starts[1], 1);
+	CHECK_EQ(uvirtio_devq_next_avail(uvirtio_device_queue(&q.t.dev, 1)), 0x000b);
+	CHECK_EQ(uvirtio_devq_used_index(uvirtio_device_queue(&q.t.dev, 1)), 0x800b);
+	uvirtio_drvq_destroy(&dq1);
+	td_fini(&q.t);
+}
+
+/* Queue 1 of @t set up from @dq1 (a split ring of 16). */
+static int enable_queue1(struct testdev *t, struct uvirtio_drvq *dq1, uint64_t features)
+{
+	struct uvirtio_queue_layout l;
+	int ret = uvirtio_drvq_create(dq1, &t->dma, 1, 16, features, 0);
+
+	if (ret)
+		return ret;
+	l = layout_of(dq1);
+	return uvirtio_device_queue_enable(&t->dev, 1, &l);
+}
+
+static void test_device_notify_data_takes_queue_index_from_low_16_bits_and_records_data(void)
+{
+	struct testdev t;
+	struct uvirtio_drvq dq1 = { 0 };
+	struct iovec in = { .iov_base = guest + 0x80000, .iov_len = 8 };
+	uint16_t avail = 0;
+	int tok;
+
+	CHECK_EQ(td_init(&t), 0);
+	CHECK_EQ(bring_up(&t, V1 | ND), 0);
+	CHECK_EQ(enable_queue1(&t, &dq1, V1 | ND), 0);
+	CHECK_EQ(uvirtio_drvq_add(&dq1, NULL, 0, &in, 1, &tok), 0);
+	uvirtio_device_queue_notify_data(&t.dev, 0x12340001);
+	/* Queue 1 was kicked (its buffer taken) and holds the data. */
+	CHECK(t.holding);
+	CHECK(uvirtio_devq_notified_avail(uvirtio_device_queue(&t.dev, 1), &avail));
+	CHECK_EQ(avail, 0x1234);
+	CHECK(!uvirtio_devq_notified_avail(uvirtio_device_queue(&t.dev, 0), &avail));
+	/* What the driver core sends: the queue's own index and avail index. */
+	CHECK_EQ(uvirtio_drvq_notification_data(&dq1), 0x00010001);
+	uvirtio_device_queue_notify_data(&t.dev, uvirtio_drvq_notification_data(&dq1));
+	CHECK(uvirtio_devq_notified_avail(uvirtio_device_queue(&t.dev, 1), &avail));
+	CHECK_EQ(avail, 1);
+	/* An index past the queues is ignored. */
+	uvirtio_device_queue_notify_data(&t.dev, 0x00050002);
+	CHECK(!uvirtio_devq_notified_avail(uvirtio_device_queue(&t.dev, 0), &avail));
+	uvirtio_drvq_destroy(&dq1);
+	td_fini(&t);
+}
+
+static void test_device_notify_data_without_notification_data_is_whole_queue_index(void)
+{
+	struct testdev t;
+	struct uvirtio_drvq dq1 = { 0 };
+	struct iovec in = { .iov_base = guest + 0x80000, .iov_len = 8 };
+	uint16_t avail;
+	int tok;
+
+	CHECK_EQ(td_init(&t), 0);
+	CHECK_EQ(bring_up(&t, V1), 0);
+	CHECK_EQ(enable_queue1(&t, &dq1, V1), 0);
+	CHECK_EQ(uvirtio_drvq_add(&dq1, NULL, 0, &in, 1, &tok), 0);
+	CHECK_EQ(add_one(&t), 0);
+	/* 0x12340001 is no queue: neither queue is kicked or records data. */
+	uvirtio_device_queue_notify_data(&t.dev, 0x12340001);
+	CHECK(!t.holding);
+	CHECK(!uvirtio_devq_notified_avail(uvirtio_device_queue(&t.dev, 1), &avail));
+	/* The plain index kicks queue 1, as uvirtio_device_queue_notify(). */
+	uvirtio_device_queue_notify_data(&t.dev, 1);
+	CHECK(t.holding);
+	CHECK(!uvirtio_devq_notified_avail(uvirtio_device_queue(&t.dev, 1), &avail));
+	uvirtio_drvq_destroy(&dq1);
+	td_fini(&t);
+}
+
 TEST_MAIN(T(test_device_always_offers_version_1),
 	  T(test_device_reschedule_only_while_running),
 	  T(test_device_serves_buffers_made_available_before_driver_ok),
@@ -1193,4 +1448,9 @@ TEST_MAIN(T(test_device_always_offers_version_1),
 	  T(test_restore_refuses_other_snapshot_version),
 	  T(test_restore_refuses_snapshot_of_another_device),
 	  T(test_restore_refuses_ring_outside_memory_and_unfinished_requests),
-	  T(test_restore_refused_into_a_device_in_use))
+	  T(test_restore_refused_into_a_device_in_use),
+	  T(test_snapshot_packed_restored_with_wrap_counters_and_io_carries_on),
+	  T(test_restore_refuses_wrap_counters_on_split_and_packed_position_outside_ring),
+	  T(test_device_queue_enable_at_refuses_packed_index_not_below_queue_size),
+	  T(test_device_notify_data_takes_queue_index_from_low_16_bits_and_records_data),
+	  T(test_device_notify_data_without_notification_data_is_whole_queue_index))
