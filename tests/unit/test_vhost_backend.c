@@ -188,6 +188,9 @@ struct fe {
 	struct uvirtio_dma dma;
 	struct uvirtio_drvq dq[TDEV_QUEUES];
 	bool dq_made[TDEV_QUEUES];
+	/* The driver's ring features and size (0: RING_FEATURES, 64). */
+	uint64_t ring_features;
+	unsigned ring_num;
 	int kick[TDEV_QUEUES], call[TDEV_QUEUES];
 
 	pthread_mutex_t log_lock;
@@ -435,22 +438,31 @@ static int make_ring(struct fe *f, unsigned i, unsigned num)
 {
 	if (f->dq_made[i])
 		return 0;
-	TRY(uvirtio_drvq_create(&f->dq[i], &f->dma, i, num, RING_FEATURES, 0) == 0);
+	TRY(uvirtio_drvq_create(&f->dq[i], &f->dma, i, num,
+				f->ring_features ? f->ring_features : RING_FEATURES, 0) == 0);
 	uvirtio_drvq_set_notify(&f->dq[i], kick_notify, f);
 	f->dq_made[i] = true;
 	return 0;
 }
 
+/* Where guest address @gpa is in the front-end's mapping. */
+static uint64_t ring_uva(struct fe *f, uint64_t gpa)
+{
+	return (uintptr_t)f->map + (gpa - GPA);
+}
+
 /* QEMU 7.2 vhost_dev_start: features (and FEATURES_OK via GET/SET_STATUS
  * when STATUS is negotiated), memory, each ring, enable, DRIVER_OK. */
-static int qemu_start(struct fe *f, uint64_t pf, unsigned nrings, uint16_t base)
+static int qemu_start(struct fe *f, uint64_t pf, unsigned nrings, uint32_t base)
 {
 	bool status = pf & UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_STATUS);
 	bool reply_ack = pf & UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK);
 	uint32_t ack = reply_ack ? NEED : 0;
 	struct vhost_user_mem_region mr = whole_memory(f);
+	unsigned num = f->ring_num ? f->ring_num : 64;
 
-	TRY(fe_set_u64(f, VHOST_USER_SET_FEATURES, 0, RING_FEATURES | F_PROTO) == 0);
+	TRY(fe_set_u64(f, VHOST_USER_SET_FEATURES, 0,
+		       (f->ring_features ? f->ring_features : RING_FEATURES) | F_PROTO) == 0);
 	if (status) {
 		uint64_t s = get_u64(f, VHOST_USER_GET_STATUS);
 
@@ -474,12 +486,13 @@ static int qemu_start(struct fe *f, uint64_t pf, unsigned nrings, uint16_t base)
 	for (unsigned i = 0; i < nrings; i++) {
 		struct vhost_user_vring_addr a;
 
-		TRY(make_ring(f, i, 64) == 0);
+		TRY(make_ring(f, i, num) == 0);
+		/* Packed: descriptor ring, driver area, device area. */
 		a = (struct vhost_user_vring_addr){ .index = i,
-						    .desc_user_addr = (uintptr_t)f->dq[i].desc,
-						    .used_user_addr = (uintptr_t)f->dq[i].used,
-						    .avail_user_addr = (uintptr_t)f->dq[i].avail };
-		TRY(fe_state(f, VHOST_USER_SET_VRING_NUM, 0, i, 64) == 0);
+						    .desc_user_addr = ring_uva(f, f->dq[i].desc_addr),
+						    .used_user_addr = ring_uva(f, f->dq[i].used_addr),
+						    .avail_user_addr = ring_uva(f, f->dq[i].avail_addr) };
+		TRY(fe_state(f, VHOST_USER_SET_VRING_NUM, 0, i, num) == 0);
 		TRY(fe_state(f, VHOST_USER_SET_VRING_BASE, 0, i, base) == 0);
 		TRY(fe_send(f, VHOST_USER_SET_VRING_ADDR, 0, &a, sizeof(a), NULL, 0) == 0);
 	}
@@ -510,7 +523,7 @@ static int qemu_start_fds(struct fe *f, uint64_t pf, unsigned nrings)
 	return 0;
 }
 
-static int qemu_full_start(struct fe *f, uint64_t pf, unsigned nrings, uint16_t base)
+static int qemu_full_start(struct fe *f, uint64_t pf, unsigned nrings, uint32_t base)
 {
 	TRY(qemu_start(f, pf, nrings, base) == 0);
 	return qemu_start_fds(f, pf, nrings);
@@ -1586,6 +1599,142 @@ static void test_vhost_memory_table_change_while_ring_runs_restarts_it(void)
 	CHECK_EQ(count_fds(), fds_before);
 }
 
+/* The packed ring over vhost-user, as QEMU 7.2 drives it. */
+
+#define PACKED_FEATURES (RING_FEATURES | UVIRTIO_BIT(VIRTIO_F_RING_PACKED))
+#define PACKED_NUM 13 /* not a power of 2: a packed ring may have any size */
+
+static void test_vhost_packed_ring_base_in_qemu_encoding_wraps_and_restarts_there(void)
+{
+	int fds_before = count_fds();
+	uint32_t base[1];
+	struct fe f;
+
+	CHECK_EQ(fe_start(&f, false), 0);
+	f.ring_features = PACKED_FEATURES;
+	f.ring_num = PACKED_NUM;
+	CHECK_EQ(qemu_realize(&f, PF_ALL, -1), 0);
+	/* Fresh: avail 0 and used 0, each with wrap counter 1. */
+	CHECK_EQ(qemu_full_start(&f, PF_ALL, 1, 0x80008000u), 0);
+	CHECK(uvirtio_device_queue(f.dev, 0)->packed);
+	CHECK_EQ(ring_io(&f, 0, 10, 0), 0);
+	CHECK_EQ(ring_io(&f, 0, 6, 0), 0);
+	/* num + 3 requests: position 3, both wrap counters flipped to 0;
+	 * avail in bits 0-15, used in 16-31. */
+	CHECK_EQ(qemu_stop(&f, PF_ALL, 1, base), 0);
+	CHECK_EQ(base[0], 0x00030003u);
+	CHECK_EQ(uvirtio_drvq_avail_index(&f.dq[0]), 0x0003);
+	CHECK_EQ(uvirtio_drvq_used_index(&f.dq[0]), 0x0003);
+	{
+		struct vhost_user_mem_reg reg = { .region = whole_memory(&f) };
+
+		CHECK_EQ(fe_ack(&f, VHOST_USER_REM_MEM_REG, &reg, sizeof(reg), NULL, 0), 0);
+	}
+	/* Restarted at that base, the ring carries on (a restart anywhere
+	 * else would serve nothing, or find descriptors not available). */
+	CHECK_EQ(qemu_full_start(&f, PF_ALL, 1, base[0]), 0);
+	CHECK_EQ(ring_io(&f, 0, PACKED_NUM, 0), 0);
+	CHECK_EQ(f.rng.requests, 16 + PACKED_NUM);
+	CHECK_EQ(qemu_stop(&f, PF_ALL, 1, base), 0);
+	CHECK_EQ(base[0], 0x80038003u);
+	CHECK(!uvirtio_drvq_is_broken(&f.dq[0]));
+	CHECK_EQ(fe_finish(&f), 0);
+	CHECK_EQ(f.log_lines, 0);
+	CHECK_EQ(count_fds(), fds_before);
+}
+
+static void test_vhost_packed_ring_size_need_not_be_power_of_two_split_base_is_16_bits(void)
+{
+	int fds_before = count_fds();
+	struct vhost_user_vring_addr a;
+	uint64_t v = 0;
+	struct fe f;
+
+	CHECK_EQ(hostile_start(&f), 0);
+	/* Split: a power of 2, a 16-bit base. */
+	CHECK_EQ(fe_set_u64(&f, VHOST_USER_SET_FEATURES, NEED, RING_FEATURES | F_PROTO), 0);
+	CHECK_EQ(fe_state(&f, VHOST_USER_SET_VRING_NUM, NEED, 0, PACKED_NUM), 1);
+	CHECK_EQ(fe_state(&f, VHOST_USER_SET_VRING_BASE, NEED, 0, 0x10000), 1);
+	/* Packed: any size; a base of two halves. */
+	CHECK_EQ(fe_set_u64(&f, VHOST_USER_SET_FEATURES, NEED, PACKED_FEATURES | F_PROTO), 0);
+	CHECK_EQ(fe_state(&f, VHOST_USER_SET_VRING_NUM, NEED, 0, PACKED_NUM), 0);
+	CHECK_EQ(fe_state(&f, VHOST_USER_SET_VRING_BASE, NEED, 0, 0x80008000u), 0);
+	CHECK_EQ(fe_state(&f, VHOST_USER_SET_VRING_BASE, NEED, 0, 0x10000), 0);
+	CHECK_EQ(log_lines(&f), 2);
+	/* Back to split with that base kept: the ring does not start. */
+	CHECK_EQ(fe_set_u64(&f, VHOST_USER_SET_FEATURES, NEED, RING_FEATURES | F_PROTO), 0);
+	CHECK_EQ(fe_state(&f, VHOST_USER_SET_VRING_NUM, NEED, 0, 16), 0);
+	CHECK_EQ(make_ring(&f, 0, 16), 0);
+	a = (struct vhost_user_vring_addr){ .index = 0,
+					    .desc_user_addr = ring_uva(&f, f.dq[0].desc_addr),
+					    .used_user_addr = ring_uva(&f, f.dq[0].used_addr),
+					    .avail_user_addr = ring_uva(&f, f.dq[0].avail_addr) };
+	CHECK_EQ(fe_ack(&f, VHOST_USER_SET_VRING_ADDR, &a, sizeof(a), NULL, 0), 0);
+	CHECK_EQ(fe_u64(&f, VHOST_USER_SET_VRING_KICK, NEED, &v, 8, &f.kick[0], 1, &v), 0);
+	CHECK_EQ(v, 0);
+	CHECK_EQ(fe_state(&f, VHOST_USER_SET_VRING_ENABLE, NEED, 0, 1), 1);
+	CHECK_EQ(log_lines(&f), 3);
+	pthread_mutex_lock(&f.log_lock);
+	CHECK(strstr(f.last_log, "over 16 bits"));
+	pthread_mutex_unlock(&f.log_lock);
+	CHECK(!uvirtio_device_queue_ready(f.dev, 0));
+	CHECK_EQ(fe_finish(&f), 0);
+	CHECK_EQ(count_fds(), fds_before);
+}
+
+static void test_vhost_packed_base_index_not_below_ring_size_refused_when_ring_starts(void)
+{
+	int fds_before = count_fds();
+	static const uint32_t bad[] = { 0x8000800du, 0x800d8000u, 0x7fff7fffu };
+	uint64_t v = 0;
+	struct fe f;
+
+	CHECK_EQ(fe_start(&f, false), 0);
+	f.ring_features = PACKED_FEATURES;
+	f.ring_num = PACKED_NUM;
+	CHECK_EQ(qemu_realize(&f, PF_ALL, -1), 0);
+	/* Taken when set (the ring checks it), refused when the ring runs. */
+	CHECK_EQ(qemu_start(&f, PF_ALL, 1, bad[0]), 0);
+	CHECK_EQ(fe_u64(&f, VHOST_USER_SET_VRING_KICK, NEED, &v, 8, &f.kick[0], 1, &v), 0);
+	CHECK_EQ(v, 0);
+	CHECK_EQ(fe_u64(&f, VHOST_USER_SET_VRING_CALL, NEED, &v, 8, &f.call[0], 1, &v), 0);
+	CHECK_EQ(v, 0);
+	CHECK_EQ(log_lines(&f), 0);
+	for (unsigned k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+		CHECK_EQ(fe_state(&f, VHOST_USER_SET_VRING_BASE, NEED, 0, bad[k]), 0);
+		CHECK_EQ(fe_state(&f, VHOST_USER_SET_VRING_ENABLE, NEED, 0, 1), 1);
+		CHECK_EQ(log_lines(&f), k + 1);
+		CHECK(!uvirtio_device_queue_ready(f.dev, 0));
+	}
+	/* A base inside the ring starts it, and I/O runs. */
+	CHECK_EQ(fe_state(&f, VHOST_USER_SET_VRING_BASE, NEED, 0, 0x80008000u), 0);
+	CHECK_EQ(fe_state(&f, VHOST_USER_SET_VRING_ENABLE, NEED, 0, 1), 0);
+	CHECK_EQ(fe_set_u64(&f, VHOST_USER_SET_STATUS, NEED, S_ALL), 0);
+	CHECK_EQ(ring_io(&f, 0, PACKED_NUM, 0), 0);
+	CHECK_EQ(fe_finish(&f), 0);
+	CHECK_EQ(f.log_lines, 3);
+	CHECK_EQ(count_fds(), fds_before);
+}
+
+static void test_vhost_never_offers_notification_data(void)
+{
+	int fds_before = count_fds();
+	uint64_t features;
+	struct fe f;
+
+	CHECK_EQ(hostile_start(&f), 0);
+	/* The device core offers it; a kick eventfd cannot carry it. */
+	CHECK(uvirtio_device_get_features(f.dev) & UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA));
+	features = get_u64(&f, VHOST_USER_GET_FEATURES);
+	CHECK(!(features & UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA)));
+	CHECK(features & UVIRTIO_BIT(VIRTIO_F_RING_PACKED));
+	CHECK(features & UVIRTIO_BIT(VIRTIO_F_IN_ORDER));
+	CHECK_EQ(fe_set_u64(&f, VHOST_USER_SET_FEATURES, NEED,
+			    PACKED_FEATURES | F_PROTO | UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA)), 1);
+	CHECK_EQ(fe_finish(&f), 0);
+	CHECK_EQ(count_fds(), fds_before);
+}
+
 /* Last: every socket file made here was removed by its owner. */
 static void test_vhost_socket_files_removed_after_use(void)
 {
@@ -1633,4 +1782,8 @@ TEST_MAIN(T(test_vhost_qemu_realize_start_io_reset_restart_with_rng),
 	  T(test_vhost_refuses_features_and_protocol_features_not_offered),
 	  T(test_vhost_ring_changes_refused_while_it_runs),
 	  T(test_vhost_memory_table_change_while_ring_runs_restarts_it),
+	  T(test_vhost_packed_ring_base_in_qemu_encoding_wraps_and_restarts_there),
+	  T(test_vhost_packed_ring_size_need_not_be_power_of_two_split_base_is_16_bits),
+	  T(test_vhost_packed_base_index_not_below_ring_size_refused_when_ring_starts),
+	  T(test_vhost_never_offers_notification_data),
 	  T(test_vhost_socket_files_removed_after_use))
