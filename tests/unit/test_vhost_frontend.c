@@ -461,6 +461,11 @@ struct fake {
 	/* Atomic: a SET_VRING_KICK for ring 0 came while the fake held no
 	 * call fd for it (completions it made then would go unsignalled). */
 	bool kick_before_call;
+	/* Atomic: the last SET_VRING_BASE for ring 0, and how many came. */
+	uint32_t ring0_base;
+	unsigned ring0_bases;
+	/* The answer to GET_VRING_BASE for ring 0; 0: what was asked. */
+	uint32_t ring0_base_answer;
 };
 
 static void fake_reply(struct fake *f, uint32_t req, const void *p, uint32_t size)
@@ -579,6 +584,10 @@ static void *fake_thread(void *arg)
 					close(f->call_fd);
 				f->call_fd = -1;
 			}
+			if (m.payload.state.index == 0 &&
+			    __atomic_load_n(&f->ring0_base_answer, __ATOMIC_ACQUIRE))
+				m.payload.state.num =
+					__atomic_load_n(&f->ring0_base_answer, __ATOMIC_ACQUIRE);
 			if (f->mode == FAKE_BAD_BASE)
 				m.payload.state.index++;
 			fake_reply(f, req, &m.payload.state, sizeof(m.payload.state));
@@ -596,6 +605,12 @@ static void *fake_thread(void *arg)
 		}
 		case VHOST_USER_SET_VRING_ADDR:
 			f->used_uva = m.payload.addr.used_user_addr;
+			break;
+		case VHOST_USER_SET_VRING_BASE:
+			if (m.payload.state.index == 0) {
+				__atomic_store_n(&f->ring0_base, m.payload.state.num, __ATOMIC_RELEASE);
+				__atomic_add_fetch(&f->ring0_bases, 1, __ATOMIC_RELEASE);
+			}
 			break;
 		case VHOST_USER_SET_VRING_KICK:
 			if (f->kick_fd >= 0)
@@ -1044,15 +1059,16 @@ struct raw {
 	unsigned n;
 };
 
-static int raw_probe(struct raw *r, struct uvirtio_transport *t, unsigned queues,
-		     unsigned qsize, unsigned nrq)
+/* As raw_probe(), asking for @extra features too (e.g. RING_PACKED). */
+static int raw_probe_with(struct raw *r, struct uvirtio_transport *t, unsigned queues,
+			  unsigned qsize, unsigned nrq, uint64_t extra)
 {
 	unsigned sizes[2] = { qsize, qsize };
 	int ret;
 
 	memset(r, 0, sizeof(*r));
 	r->dma = t->ops->dma(t);
-	ret = uvirtio_driver_probe(&r->drv, t, RAW_FEATURES | UVIRTIO_BIT(VIRTIO_BLK_F_MQ));
+	ret = uvirtio_driver_probe(&r->drv, t, RAW_FEATURES | UVIRTIO_BIT(VIRTIO_BLK_F_MQ) | extra);
 	if (!ret)
 		ret = uvirtio_driver_find_vqs(&r->drv, queues, sizes);
 	if (!ret)
@@ -1065,6 +1081,12 @@ static int raw_probe(struct raw *r, struct uvirtio_transport *t, unsigned queues
 	memset(r->rqs, 0, nrq * sizeof(*r->rqs));
 	r->n = nrq;
 	return 0;
+}
+
+static int raw_probe(struct raw *r, struct uvirtio_transport *t, unsigned queues,
+		     unsigned qsize, unsigned nrq)
+{
+	return raw_probe_with(r, t, queues, qsize, nrq, 0);
 }
 
 static void raw_release(void *token, void *opaque)
@@ -1586,6 +1608,109 @@ static void test_frontend_move_refuses_backend_without_negotiated_features(void)
 	server_stop(&s);
 }
 
+/* The packed ring: QEMU's base encoding, both halves with wrap counters. */
+
+#define PACKED UVIRTIO_BIT(VIRTIO_F_RING_PACKED)
+
+static void test_frontend_packed_ring_starts_at_both_wrap_counters_and_resumes_at_backend_base(void)
+{
+	struct fake f;
+	struct uvirtio_vhost_frontend *fe;
+	struct uvirtio_transport *t;
+	struct raw r;
+	char err[160] = "";
+
+	/* A backend offering RING_PACKED (asked for at connect). */
+	{
+		int sv[2];
+		struct uvirtio_vhost_frontend_config cfg = { .fd = -1, .mem_size = 4u << 20,
+							     .reply_timeout_ms = 2000, .error = err,
+							     .error_size = sizeof(err) };
+
+		f = (struct fake){ .mode = FAKE_HONEST, .kick_fd = -1, .call_fd = -1,
+				   .extra_features = PACKED };
+		CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+		f.sock = sv[1];
+		CHECK_EQ(pthread_create(&f.thread, NULL, fake_thread, &f), 0);
+		cfg.fd = sv[0];
+		CHECK_EQ(uvirtio_vhost_frontend_connect(&fe, &cfg), 0);
+	}
+	t = uvirtio_vhost_frontend_transport(fe);
+	CHECK_EQ(raw_probe_with(&r, t, 1, 8, 8, PACKED), 0);
+	CHECK(uvirtio_driver_has_feature(&r.drv, VIRTIO_F_RING_PACKED));
+	CHECK(__atomic_load_n(&f.features, __ATOMIC_ACQUIRE) & PACKED);
+	/* A fresh packed ring: avail 0 and used 0, each with wrap counter 1. */
+	CHECK_EQ(__atomic_load_n(&f.ring0_bases, __ATOMIC_ACQUIRE), 1);
+	CHECK_EQ(__atomic_load_n(&f.ring0_base, __ATOMIC_ACQUIRE), 0x80008000u);
+	/* Suspended where the backend says (avail 5 wrap 0, used 3 wrap 1),
+	 * resumed there: both halves handed back as they came. */
+	__atomic_store_n(&f.ring0_base_answer, 0x80030005u, __ATOMIC_RELEASE);
+	CHECK_EQ(uvirtio_driver_suspend(&r.drv, 10000), 0);
+	CHECK_EQ(uvirtio_driver_resume(&r.drv, 10000), 0);
+	CHECK_EQ(__atomic_load_n(&f.ring0_bases, __ATOMIC_ACQUIRE), 2);
+	CHECK_EQ(__atomic_load_n(&f.ring0_base, __ATOMIC_ACQUIRE), 0x80030005u);
+	raw_remove(&r);
+	/* A split ring starts at 0. */
+	CHECK_EQ(t->ops->reset(t), 0);
+	CHECK_EQ(raw_probe(&r, t, 1, 8, 8), 0);
+	CHECK(!uvirtio_driver_has_feature(&r.drv, VIRTIO_F_RING_PACKED));
+	CHECK_EQ(__atomic_load_n(&f.ring0_bases, __ATOMIC_ACQUIRE), 3);
+	CHECK_EQ(__atomic_load_n(&f.ring0_base, __ATOMIC_ACQUIRE), 0);
+	raw_remove(&r);
+	uvirtio_vhost_frontend_destroy(fe);
+	fake_finish(&f);
+}
+
+/* The driver's position of queue 0 as a packed backend reports it. */
+static uint32_t driver_base(struct raw *r)
+{
+	struct uvirtio_drvq *q = uvirtio_driver_vq(&r->drv, 0);
+
+	return uvirtio_drvq_avail_index(q) | (uint32_t)uvirtio_drvq_used_index(q) << 16;
+}
+
+static void test_frontend_packed_ring_suspend_resume_carries_wrap_counters_and_io_goes_on(void)
+{
+	struct server s;
+	struct uvirtio_vhost_frontend *fe;
+	struct raw r;
+	uint32_t base = 0;
+
+	CHECK_EQ(server_start(&s, 1), 0);
+	CHECK_EQ(fe_connect(&fe, s.path, 0), 0);
+	/* A ring of 5 (not a power of 2); each request one descriptor
+	 * (indirect), so 12 requests wrap it twice. */
+	CHECK_EQ(raw_probe_with(&r, uvirtio_vhost_frontend_transport(fe), 1, 5, 16, PACKED), 0);
+	CHECK(uvirtio_driver_has_feature(&r.drv, VIRTIO_F_RING_PACKED));
+	for (unsigned i = 0; i < 5; i++)
+		CHECK_EQ(raw_submit(&r, 0, i, true, 8 * i, 800 + i), 0);
+	CHECK_EQ(raw_wait(&r, 0, 0, 5), 0);
+	for (unsigned i = 5; i < 8; i++)
+		CHECK_EQ(raw_submit(&r, 0, i, true, 8 * i, 800 + i), 0);
+	/* Suspended past the first wrap (wrap counters 0), resumed at the
+	 * backend's base: what was not taken is served after. */
+	CHECK_EQ(uvirtio_driver_suspend(&r.drv, 10000), 0);
+	CHECK_EQ(uvirtio_driver_resume(&r.drv, 10000), 0);
+	CHECK_EQ(raw_wait(&r, 0, 0, 8), 0);
+	CHECK_EQ(driver_base(&r), 0x00030003u);
+	for (unsigned i = 8; i < 12; i++)
+		CHECK_EQ(raw_submit(&r, 0, i, true, 8 * i, 800 + i), 0);
+	CHECK_EQ(raw_wait(&r, 0, 0, 12), 0);
+	for (unsigned i = 0; i < 12; i++)
+		CHECK_EQ(r.rqs[i].status, VIRTIO_BLK_S_OK);
+	CHECK_EQ(blk_writes(&s), 12);
+	/* Position 2, wrap counters back to 1; the backend agrees. */
+	CHECK_EQ(uvirtio_vhost_frontend_stop_ring(fe, 0, &base), 0);
+	CHECK_EQ(base, 0x80028002u);
+	CHECK_EQ(driver_base(&r), base);
+	CHECK_EQ(uvirtio_vhost_frontend_restart_ring(fe, 0, base), 0);
+	for (unsigned i = 0; i < 12; i++)
+		CHECK_EQ(raw_read_verify(&r, 0, i % 5, 8 * i, 800 + i), 0);
+	raw_remove(&r);
+	uvirtio_vhost_frontend_destroy(fe);
+	server_stop(&s);
+}
+
 TEST_MAIN(T(test_frontend_blk_io_verified_in_the_backend_image),
 	  T(test_frontend_reset_and_renegotiate_with_fewer_features),
 	  T(test_frontend_two_queues_each_carry_verified_io),
@@ -1616,4 +1741,6 @@ TEST_MAIN(T(test_frontend_blk_io_verified_in_the_backend_image),
 	  T(test_frontend_suspend_stops_every_ring_and_presents_suspend),
 	  T(test_frontend_resume_restarts_rings_at_saved_base),
 	  T(test_frontend_move_carries_suspended_device_to_new_backend),
-	  T(test_frontend_move_refuses_backend_without_negotiated_features))
+	  T(test_frontend_move_refuses_backend_without_negotiated_features),
+	  T(test_frontend_packed_ring_starts_at_both_wrap_counters_and_resumes_at_backend_base),
+	  T(test_frontend_packed_ring_suspend_resume_carries_wrap_counters_and_io_goes_on))
