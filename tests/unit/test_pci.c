@@ -1294,6 +1294,104 @@ static void test_pci_rescheduled_queue_runs_again_before_the_access_returns(void
 	uvirtio_device_destroy(&s.dev);
 }
 
+/* Packed ring and NOTIFICATION_DATA. */
+
+#define PACKED UVIRTIO_BIT(VIRTIO_F_RING_PACKED)
+#define ND UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA)
+#define NOTIFY0 (UVIRTIO_PCI_NOTIFY_OFFSET) /* queue 0's notify address */
+
+/* rng over a recording bus, queue 0 of 5 (12 requests wrap it) with
+ * @features asked for. Then checks every write to the notify area. */
+static void rng_notify_writes(uint64_t features, bool with_data)
+{
+	struct uvirtio_transport *t;
+	struct uvirtio_driver drv;
+	struct recbus r;
+	uint8_t *buf;
+	unsigned writes = 0;
+	uint32_t last = 0, next;
+	uint16_t recorded = 0;
+	bool wrapped = false;
+	struct env e;
+
+	CHECK_EQ(env_start(&e, false, 1, 0), 0);
+	rec_init(&r, &e.bus);
+	CHECK_EQ(uvirtio_pci_drv_create(&t, &r.bus, e.t->ops->dma(e.t)), 0);
+	buf = uvirtio_dma_alloc(t->ops->dma(t), 64, 64);
+	CHECK(buf);
+	CHECK_EQ(uvirtio_driver_probe(&drv, t, features), 0);
+	CHECK_EQ(drv.features & (PACKED | ND), features & (PACKED | ND));
+	CHECK_EQ(uvirtio_driver_find_vqs(&drv, 1, (const unsigned[]){ 5 }), 0);
+	CHECK_EQ(uvirtio_driver_ready(&drv), 0);
+	for (unsigned i = 0; i < 12; i++)
+		CHECK_EQ(rng_once(&drv, buf, 64), 64);
+	next = uvirtio_drvq_notification_data(uvirtio_driver_vq(&drv, 0));
+	pthread_mutex_lock(&r.lock);
+	for (unsigned k = 0; k < r.n; k++) {
+		struct access *a = &r.acc[k];
+
+		if (!a->write || a->space != BAR || a->off < UVIRTIO_PCI_NOTIFY_OFFSET ||
+		    a->off >= UVIRTIO_PCI_BAR0_SIZE)
+			continue;
+		writes++;
+		last = a->val;
+		wrapped |= !(a->val & 0x80000000u);
+		/* Queue 0's address; with data 4 bytes (vp_notify_with_data()),
+		 * else the 16-bit queue index. */
+		if (a->off != NOTIFY0 || a->size != (with_data ? 4u : 2u) ||
+		    (a->val & 0xffff) != 0 || (!with_data && a->val != 0)) {
+			printf("# write of %u bytes at %#llx: %#x\n", a->size,
+			       (unsigned long long)a->off, a->val);
+			writes = 0;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&r.lock);
+	CHECK(writes >= 12);
+	if (with_data) {
+		/* The device's queue got the position (and wrap) above. */
+		CHECK_EQ(last, next);
+		CHECK(wrapped);
+		CHECK(uvirtio_devq_notified_avail(uvirtio_device_queue(e.dev, 0), &recorded));
+		CHECK_EQ(recorded, next >> 16);
+	} else {
+		CHECK(!uvirtio_devq_notified_avail(uvirtio_device_queue(e.dev, 0), &recorded));
+	}
+	CHECK_EQ(uvirtio_driver_remove(&drv, NULL, NULL), 0);
+	uvirtio_pci_drv_destroy(t);
+	rec_destroy(&r);
+	env_stop(&e);
+}
+
+static void test_pci_notification_data_is_a_4_byte_write_at_the_notify_address(void)
+{
+	rng_notify_writes(PACKED | ND, true);
+}
+
+static void test_pci_without_notification_data_notify_write_is_the_queue_index(void)
+{
+	rng_notify_writes(PACKED, false);
+}
+
+static void test_pci_blk_packed_rings_with_notification_data_carry_verified_io(void)
+{
+	struct uvirtio_driver drv;
+	struct rawq q[2];
+	struct env e;
+
+	CHECK_EQ(env_start(&e, true, 2, 0), 0);
+	CHECK_EQ(uvirtio_driver_probe(&drv, e.t, PACKED | ND | UVIRTIO_BIT(VIRTIO_BLK_F_MQ)), 0);
+	CHECK((drv.features & (PACKED | ND)) == (PACKED | ND));
+	CHECK_EQ(uvirtio_driver_find_vqs(&drv, 2, (const unsigned[]){ 5, 5 }), 0);
+	CHECK_EQ(uvirtio_driver_ready(&drv), 0);
+	for (unsigned i = 0; i < 2; i++) {
+		CHECK_EQ(rawq_init(&q[i], &drv, e.t->ops->dma(e.t), i), 0);
+		CHECK_EQ(raw_cycles(&q[i], 8, 20 + i), 0);
+	}
+	CHECK_EQ(uvirtio_driver_remove(&drv, NULL, NULL), 0);
+	env_stop(&e);
+}
+
 TEST_MAIN(T(test_pci_config_space_identifies_a_modern_virtio_device),
 	  T(test_pci_device_capability_covers_the_device_config),
 	  T(test_pci_driver_reads_a_valid_capability_list),
@@ -1329,4 +1427,7 @@ TEST_MAIN(T(test_pci_config_space_identifies_a_modern_virtio_device),
 	  T(test_pci_suspended_device_moves_to_a_new_model_and_goes_on),
 	  T(test_pci_driver_set_bus_refuses_a_device_that_is_not_suspended),
 	  T(test_pci_rescheduled_queue_runs_again_before_the_access_returns),
-	  T(test_pci_dev_load_refuses_malformed_state))
+	  T(test_pci_dev_load_refuses_malformed_state),
+	  T(test_pci_notification_data_is_a_4_byte_write_at_the_notify_address),
+	  T(test_pci_without_notification_data_notify_write_is_the_queue_index),
+	  T(test_pci_blk_packed_rings_with_notification_data_carry_verified_io))
