@@ -1171,11 +1171,11 @@ static int round_trips(struct testdev *drv, struct uvirtio_device *dev, unsigned
 	return 0;
 }
 
-/* A packed snapshot: 19 round trips on a ring of 16 (both wrap counters
- * flipped to 0, position 3), one buffer made available and not taken. */
-static long take_packed_snapshot(struct qtdev *q, unsigned char *blob, size_t size)
+/* A packed snapshot: @trips round trips on a ring of 16, one buffer made
+ * available and not taken. */
+static long take_packed_snapshot(struct qtdev *q, unsigned char *blob, size_t size, unsigned trips)
 {
-	if (bring_up(&q->t, V1 | SUSP | RR | PACKED) || round_trips(&q->t, &q->t.dev, 19) ||
+	if (bring_up(&q->t, V1 | SUSP | RR | PACKED) || round_trips(&q->t, &q->t.dev, trips) ||
 	    add_one(&q->t))
 		return -1;
 	suspend_running(q);
@@ -1184,31 +1184,40 @@ static long take_packed_snapshot(struct qtdev *q, unsigned char *blob, size_t si
 
 #define Q0 (8 + 5 * 4 + 3 * 8 + 4 + 4) /* first queue record of a snapshot */
 
-static void test_snapshot_packed_restored_with_wrap_counters_and_io_carries_on(void)
+/* A packed ring of 16's index after @n descriptors: position | wrap << 15,
+ * the wrap counter starting at 1 and flipping at each pass of the end. */
+static uint16_t packed_at(unsigned n)
+{
+	return (uint16_t)(n % 16 | ((n / 16) % 2 ? 0 : 0x8000));
+}
+
+/* Snapshot after @trips round trips, restore, carry on across the end. */
+static void packed_snapshot_round_trip(unsigned trips)
 {
 	struct qtdev a, b;
 	unsigned char blob[512];
 	struct uvirtio_devq *q;
 	const char *why = NULL;
+	uint16_t at = packed_at(trips);
 	long n;
 
 	CHECK_EQ(qt_init(&a), 0);
-	n = take_packed_snapshot(&a, blob, sizeof(blob));
+	n = take_packed_snapshot(&a, blob, sizeof(blob), trips);
 	CHECK(n > Q0 + 36);
 	/* The format keeps the wrap counters apart from the positions. */
-	CHECK_EQ(uvirtio_devq_next_avail(uvirtio_device_queue(&a.t.dev, 0)), 3);
-	CHECK_EQ(uvirtio_devq_used_index(uvirtio_device_queue(&a.t.dev, 0)), 3);
-	CHECK_EQ(blob[Q0 + 1], 0); /* avail wrap counter */
-	CHECK_EQ(blob[Q0 + 2], 0); /* used wrap counter */
-	CHECK_EQ(blob[Q0 + 32] | blob[Q0 + 33] << 8, 3);
-	CHECK_EQ(blob[Q0 + 34] | blob[Q0 + 35] << 8, 3);
+	CHECK_EQ(uvirtio_devq_next_avail(uvirtio_device_queue(&a.t.dev, 0)), at);
+	CHECK_EQ(uvirtio_devq_used_index(uvirtio_device_queue(&a.t.dev, 0)), at);
+	CHECK_EQ(blob[Q0 + 1], at >> 15); /* avail wrap counter */
+	CHECK_EQ(blob[Q0 + 2], at >> 15); /* used wrap counter */
+	CHECK_EQ(blob[Q0 + 32] | blob[Q0 + 33] << 8, at & 0x7fff);
+	CHECK_EQ(blob[Q0 + 34] | blob[Q0 + 35] << 8, at & 0x7fff);
 	CHECK_EQ(second_device(&a, &b), 0);
 	CHECK_EQ(uvirtio_device_restore(&b.t.dev, blob, (size_t)n, &why), 0);
 	CHECK(why == NULL);
 	q = uvirtio_device_queue(&b.t.dev, 0);
 	CHECK(q->packed);
-	CHECK_EQ(uvirtio_devq_next_avail(q), 3);
-	CHECK_EQ(uvirtio_devq_used_index(q), 3);
+	CHECK_EQ(uvirtio_devq_next_avail(q), at);
+	CHECK_EQ(uvirtio_devq_used_index(q), at);
 	/* Resumed: the buffer the first device left is the new one's. */
 	CHECK_EQ(uvirtio_device_set_status(&b.t.dev, uvirtio_device_get_status(&b.t.dev) |
 						      VIRTIO_CONFIG_S_DRIVER_OK), 0);
@@ -1223,14 +1232,23 @@ static void test_snapshot_packed_restored_with_wrap_counters_and_io_carries_on(v
 		CHECK_EQ(uvirtio_drvq_get(&a.t.dq, &token, &len), 1);
 		CHECK_EQ(len, 8);
 	}
-	/* Across the ring's end again: wrap counters back to 1. */
+	/* Across the ring's end again: the wrap counters flip once more. */
 	CHECK_EQ(round_trips(&a.t, &b.t.dev, 16), 0);
-	CHECK_EQ(uvirtio_devq_next_avail(q), 0x8004);
-	CHECK_EQ(uvirtio_devq_used_index(q), 0x8004);
-	CHECK_EQ(uvirtio_drvq_used_index(&a.t.dq), 0x8004);
+	CHECK_EQ(uvirtio_devq_next_avail(q), packed_at(trips + 17));
+	CHECK_EQ(uvirtio_devq_used_index(q), packed_at(trips + 17));
+	CHECK_EQ(uvirtio_drvq_used_index(&a.t.dq), packed_at(trips + 17));
 	CHECK(!uvirtio_devq_is_broken(q) && !uvirtio_drvq_is_broken(&a.t.dq));
 	uvirtio_device_destroy(&b.t.dev);
 	td_fini(&a.t);
+}
+
+static void test_snapshot_packed_restored_with_wrap_counters_and_io_carries_on(void)
+{
+	/* Position 3 with wrap counters 0 (one pass), then 1 (two passes):
+	 * neither a counter lost nor one stuck at its start value passes. */
+	packed_snapshot_round_trip(19);
+	if (!test_failed)
+		packed_snapshot_round_trip(35);
 }
 
 /* As expect_refused(), and the reason names @part. */
@@ -1263,7 +1281,7 @@ static void test_restore_refuses_wrap_counters_on_split_and_packed_position_outs
 	long n;
 
 	CHECK_EQ(qt_init(&a), 0);
-	n = take_packed_snapshot(&a, blob, sizeof(blob));
+	n = take_packed_snapshot(&a, blob, sizeof(blob), 19);
 	CHECK(n > Q0 + 36);
 	/* A wrap counter is one bit (both, so the indices still agree). */
 	memcpy(copy, blob, (size_t)n);
