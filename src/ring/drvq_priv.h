@@ -34,6 +34,44 @@ static inline bool drvq_use_indirect(const struct uvirtio_drvq *q, unsigned tota
 	return false;
 }
 
+/*
+ * A used entry the device wrote, as the copies read once from the ring: the
+ * id must name a buffer in flight, the length no more than it can hold.
+ * Returns 0, or -EIO with the queue broken for the rule that failed.
+ */
+static inline int drvq_check_used(struct uvirtio_drvq *q, uint32_t id, uint32_t used_len)
+{
+	if (id >= q->num)
+		return drvq_broken(q, "used id out of range");
+	if (!q->slots[id].token)
+		return drvq_broken(q, "used id not in flight");
+	if (used_len > q->slots[id].in_len)
+		return drvq_broken(q, "used length larger than the buffer");
+	return 0;
+}
+
+/* IN_ORDER: the device used every buffer up to @id (checked by the layout)
+ * and wrote @used_len for @id alone; get() hands them out one at a time. */
+static inline void drvq_batch_start(struct uvirtio_drvq *q, uint16_t id, uint32_t used_len)
+{
+	q->batch_pending = true;
+	q->batch_id = id;
+	q->batch_len = used_len;
+}
+
+/* The length of the batch's next buffer, @id (the oldest in flight): only
+ * its last buffer has a length from the device, the others report all they
+ * could hold (the device side only batches those). Ends the batch at its
+ * last buffer. */
+static inline uint32_t drvq_batch_next_len(struct uvirtio_drvq *q, uint16_t id)
+{
+	if (id == q->batch_id) {
+		q->batch_pending = false;
+		return q->batch_len;
+	}
+	return q->slots[id].in_len;
+}
+
 /* Each layout: the ring laid out in @ring (zeroed), private state allocated
  * by drvq.c; add() gets checked arguments (@in_len: writable bytes, the whole
  * buffer fits 32 bits) on a queue that is not broken. */

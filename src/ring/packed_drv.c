@@ -252,17 +252,33 @@ static int start_batch(struct uvirtio_drvq *q, uint16_t id, uint32_t used_len)
 		if (!q->slots[h].token || n >= q->num)
 			return drvq_broken(q, "used id not in flight");
 	}
-	q->batch_pending = true;
-	q->batch_id = id;
-	q->batch_len = used_len;
+	drvq_batch_start(q, id, used_len);
 	return 0;
+}
+
+/* The buffer at @id is back (used, or detached after a reset): its
+ * descriptors are free again. The used descriptor stands for the buffer's
+ * whole chain, so last_used moves past all of it. */
+static void release(struct uvirtio_drvq *q, uint16_t id)
+{
+	struct uvirtio_drvq_slot *s = &q->slots[id];
+
+	s->token = NULL;
+	q->num_free += s->ndescs;
+	advance(&q->last_used, &q->used_wrap, s->ndescs, q->num);
+	if (!q->in_order) {
+		q->next[id] = q->free_head;
+		q->free_head = id;
+	}
 }
 
 int uvirtio_packed_drv_get(struct uvirtio_drvq *q, void **token, uint32_t *len)
 {
-	struct uvirtio_drvq_slot *s;
-	uint16_t id;
-	uint32_t used_len;
+	/* Set on every path that reaches their use; gcc with ASan cannot see
+	 * that batch_pending is set whenever the first block is skipped. */
+	uint16_t id = 0;
+	uint32_t used_len = 0;
+	int ret;
 
 	if (!q->batch_pending) {
 		struct vring_packed_desc *d = &q->packed_desc[q->last_used];
@@ -275,45 +291,25 @@ int uvirtio_packed_drv_get(struct uvirtio_drvq *q, void **token, uint32_t *len)
 		/* Each field read once; the checks below see only the copies. */
 		id = ring_load16(&d->id);
 		used_len = ring_load32(&d->len);
-		if (id >= q->num)
-			return drvq_broken(q, "used id out of range");
-		s = &q->slots[id];
-		if (!s->token)
-			return drvq_broken(q, "used id not in flight");
-		if (used_len > s->in_len)
-			return drvq_broken(q, "used length larger than the buffer");
+		ret = drvq_check_used(q, id, used_len);
+		if (ret)
+			return ret;
 		if (q->in_order && id != q->last_used) {
-			int ret = start_batch(q, id, used_len);
-
+			ret = start_batch(q, id, used_len);
 			if (ret)
 				return ret;
 		}
 	}
 
 	if (q->batch_pending) {
-		/* The batch's next buffer, in order; only its last one has a
-		 * length from the device, the others report all they could
-		 * hold (the device side only batches those). */
+		/* The batch's next buffer, in order. */
 		id = q->last_used;
-		s = &q->slots[id];
-		if (id == q->batch_id) {
-			used_len = q->batch_len;
-			q->batch_pending = false;
-		} else {
-			used_len = s->in_len;
-		}
+		used_len = drvq_batch_next_len(q, id);
 	}
 
-	*token = s->token;
+	*token = q->slots[id].token;
 	*len = used_len;
-	s->token = NULL;
-	q->num_free += s->ndescs;
-	/* The used descriptor stands for the buffer's whole chain. */
-	advance(&q->last_used, &q->used_wrap, s->ndescs, q->num);
-	if (!q->in_order) {
-		q->next[id] = q->free_head;
-		q->free_head = id;
-	}
+	release(q, id);
 
 	/* With EVENT_IDX and callbacks on, ask for a notification at the next
 	 * used descriptor; the barrier makes it visible before we look at the
@@ -369,23 +365,16 @@ void *uvirtio_packed_drv_detach_unused(struct uvirtio_drvq *q)
 		/* IN_ORDER takes the oldest first, so what stays in flight is
 		 * still one run of positions. */
 		uint16_t id = q->in_order ? q->last_used : (uint16_t)k;
-		struct uvirtio_drvq_slot *s = &q->slots[id];
-		void *token = s->token;
+		void *token = q->slots[id].token;
 
 		if (!token) {
 			if (q->in_order)
 				return NULL;
 			continue;
 		}
-		s->token = NULL;
-		q->num_free += s->ndescs;
 		/* As if the device had used it: keeps last_used plus the
 		 * descriptors in flight equal to next_avail. */
-		advance(&q->last_used, &q->used_wrap, s->ndescs, q->num);
-		if (!q->in_order) {
-			q->next[id] = q->free_head;
-			q->free_head = id;
-		}
+		release(q, id);
 		return token;
 	}
 	return NULL;
