@@ -24,19 +24,7 @@
  * below catch an iovec that points outside. Only this file writes guest
  * memory between calls, so the ring's state is known exactly at each call.
  */
-#include <endian.h>
-#include <errno.h>
-#include <stdint.h>
-#include <string.h>
-
-#include "uvirtio/devq.h"
-#include "uvirtio/virtio_spec.h"
-#include "fuzz_input.h"
-
-#define GUEST_SIZE 16384u
-#define NREGIONS_MAX 4
-#define IOV_MAX_CAP 64
-#define NUM_MAX 256
+#include "fuzz_devq_harness.h"
 
 enum op {
 	OP_POP_PUSH,     /* pop, push back at once with the argument as length */
@@ -51,28 +39,7 @@ enum op {
 	OP_COUNT
 };
 
-struct fuzz_op {
-	uint8_t op;
-	uint16_t arg;
-};
-
-static _Alignas(4096) uint8_t guest[GUEST_SIZE];
-static uint8_t snapshot[GUEST_SIZE];
-static struct uvirtio_mem mem;
-
-/* Regions the map accepted, to check iovecs against. */
-static struct uvirtio_mem_region added[NREGIONS_MAX];
-static unsigned nadded;
-
-/* The request's iovecs end where this array ends, so an iovec written past
- * iov_cap lands in ASan's redzone after it. */
-static struct iovec iov_store[IOV_MAX_CAP];
-static struct uvirtio_used held[NUM_MAX];
-static unsigned nheld;
-
-static struct fuzz_op ops[256];
 static uint64_t desc_addr; /* guest address of the descriptor table */
-static unsigned broken_calls;
 
 /* The device side's view, tracked by the spec rather than read from the
  * queue, to compare with what the library does. */
@@ -98,49 +65,6 @@ static struct {
 } io[NUM_MAX];
 static uint16_t io_fifo[NUM_MAX];
 static unsigned io_first, io_count;
-
-static void on_broken(struct uvirtio_devq *q, void *opaque)
-{
-	(void)q;
-	(void)opaque;
-	broken_calls++;
-	/* Everything after this must leave guest memory alone. */
-	memcpy(snapshot, guest, sizeof(guest));
-}
-
-FUZZ_MODEL static bool in_one_region(uint64_t addr, uint64_t len)
-{
-	for (unsigned i = 0; i < nadded; i++) {
-		const struct uvirtio_mem_region *r = &added[i];
-
-		if (addr >= r->guest_addr && len <= r->size && addr - r->guest_addr <= r->size - len)
-			return true;
-	}
-	return false;
-}
-
-/* An iovec must lie inside one accepted region's host range (so inside the
- * buffer). Overlapping host ranges are allowed, so any region will do. */
-FUZZ_MODEL static bool iov_in_region(const struct iovec *v)
-{
-	uintptr_t b = (uintptr_t)v->iov_base;
-
-	for (unsigned i = 0; i < nadded; i++) {
-		uintptr_t h = (uintptr_t)added[i].host_addr;
-
-		if (b >= h && v->iov_len <= added[i].size && b - h <= added[i].size - v->iov_len)
-			return true;
-	}
-	return false;
-}
-
-static uint16_t load16(const void *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return le16toh(v);
-}
 
 static uint32_t load32(const void *p)
 {
@@ -605,23 +529,13 @@ static void run_op(struct uvirtio_devq *q, const struct fuzz_op *o, unsigned iov
 	check_broken_state(q);
 }
 
-static uint64_t ring_part_addr(struct fuzz_in *in, const struct uvirtio_mem_region *regs,
-			       unsigned nregs, uint64_t align)
-{
-	uint8_t sel = in_u8(in);
-	uint16_t off = in_u16(in);
-
-	if (!(sel & 0x80))
-		off &= (uint16_t)~(align - 1);
-	return regs[(sel & 0x7f) % nregs].guest_addr + off;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fuzz_in in = { data, size };
-	struct uvirtio_mem_region regs[NREGIONS_MAX];
+	static const uint64_t align[3] = { 16, 2, 4 };
+	struct devq_fuzz_input fi;
 	struct uvirtio_devq q;
 	unsigned num, iov_cap, nregs, nops, iters;
 	uint64_t desc, avail, used, features = 0;
@@ -641,44 +555,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (flags & 0x10)
 		features |= UVIRTIO_BIT(VIRTIO_F_IN_ORDER);
 
-	/*
-	 * The host offset keeps the guest address's place within 16 bytes.
-	 * split_dev.c checks ring alignment in guest addresses only and then
-	 * does atomic loads and stores at the host addresses; a map that breaks
-	 * the congruence gives misaligned atomics (undefined behaviour, a fault
-	 * on some CPUs), and memory.c does not refuse such a map today. Keeping
-	 * the congruence lets the fuzzer look past that one finding.
-	 */
-	for (unsigned i = 0; i < NREGIONS_MAX; i++) {
-		uint64_t ga = in_u64(&in);
-		uint16_t sz = in_u16(&in);
-		uint32_t host_off = ((in_u16(&in) % GUEST_SIZE) & ~15u) | (ga & 15);
-
-		regs[i] = (struct uvirtio_mem_region){
-			.guest_addr = ga,
-			.size = 1 + sz % (GUEST_SIZE - host_off),
-			.host_addr = guest + host_off,
-			.fd = -1,
-		};
-	}
-	desc_addr = desc = ring_part_addr(&in, regs, nregs, 16);
-	avail = ring_part_addr(&in, regs, nregs, 2);
-	used = ring_part_addr(&in, regs, nregs, 4);
-	next_avail = in_u16(&in);
-	used_idx = in_u16(&in);
-	nops = in_u8(&in);
-	for (unsigned i = 0; i < nops; i++) {
-		ops[i].op = in_u8(&in);
-		ops[i].arg = in_u16(&in);
-	}
-	memset(guest, 0, sizeof(guest));
-	memcpy(guest, in.p, in.n < sizeof(guest) ? in.n : sizeof(guest));
-
-	uvirtio_mem_init(&mem);
-	nadded = 0;
-	for (unsigned i = 0; i < nregs; i++)
-		if (uvirtio_mem_add(&mem, &regs[i]) == 0)
-			added[nadded++] = regs[i];
+	devq_fuzz_read_input(&in, nregs, align, &fi);
+	desc_addr = desc = fi.part[0];
+	avail = fi.part[1];
+	used = fi.part[2];
+	next_avail = fi.next_avail;
+	used_idx = fi.used_idx;
+	nops = fi.nops;
 
 	memset(&st, 0, sizeof(st));
 	memset(io, 0, sizeof(io));
@@ -723,20 +606,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		run_op(&q, &o, iov_cap, flags & 0x04);
 	}
 
-	if (q.broken) {
-		/* A broken queue stays broken and keeps its hands off memory. */
-		struct uvirtio_req req;
-		struct uvirtio_used e = { .id = 0, .len = 0 };
-
-		uvirtio_req_init(&req, iov_store, IOV_MAX_CAP);
-		FUZZ_CHECK(uvirtio_devq_pop(&q, &req) == -EIO);
-		FUZZ_CHECK(uvirtio_devq_push_batch(&q, &e, 1) == -ESHUTDOWN);
-		FUZZ_CHECK(!uvirtio_devq_needs_notify(&q));
-		FUZZ_CHECK(!uvirtio_devq_enable_notify(&q));
-		uvirtio_devq_disable_notify(&q);
-		FUZZ_CHECK(memcmp(snapshot, guest, sizeof(guest)) == 0);
-		FUZZ_CHECK(broken_calls == 1);
-	}
+	if (q.broken)
+		devq_fuzz_check_broken_end(&q, false);
 	/* IN_ORDER state is allocated: the owner resets the queue. */
 	uvirtio_devq_reset(&q);
 	return 0;
