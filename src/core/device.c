@@ -394,7 +394,9 @@ static int queue_enable(struct uvirtio_device *dev, unsigned index,
 	if (!ret && at)
 		ret = uvirtio_devq_set_indices(q, at[0], at[1]);
 	if (ret) {
+		/* Refused: the queue is disabled, whatever it was before. */
 		uvirtio_devq_reset(q);
+		dev->layouts[index] = (struct uvirtio_queue_layout){ 0 };
 		return ret;
 	}
 	dev->layouts[index] = *l;

@@ -607,7 +607,11 @@ static int do_vring(struct uvirtio_vhost_backend *vb, const struct uvirtio_vhost
 		ring_halt(vb, i);
 		r->started = false;
 		close_fd(&r->kick_fd);
-		vb->reply.payload.state = (struct vhost_user_vring_state){ .index = i, .num = r->base };
+		/* A packed ring that never ran nor got a base is at its start:
+		 * both wrap counters 1. */
+		vb->reply.payload.state = (struct vhost_user_vring_state){
+			.index = i, .num = r->base_set || !ring_packed(vb) ? r->base : 0x80008000u
+		};
 		vb->reply.hdr.size = sizeof(vb->reply.payload.state);
 		return 0;
 	default:

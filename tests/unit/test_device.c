@@ -1348,6 +1348,11 @@ static void test_device_queue_enable_at_refuses_packed_index_not_below_queue_siz
 	CHECK_EQ(q.starts[1], 1);
 	CHECK_EQ(uvirtio_devq_next_avail(uvirtio_device_queue(&q.t.dev, 1)), 0x000b);
 	CHECK_EQ(uvirtio_devq_used_index(uvirtio_device_queue(&q.t.dev, 1)), 0x800b);
+	/* Refused on a queue that was enabled (a vhost-user restart at a bad
+	 * base): disabled too, not left with its old layout. */
+	CHECK_EQ(uvirtio_device_queue_enable_at(&q.t.dev, 1, &l, 0x800c, 0x800c), -EINVAL);
+	CHECK(!uvirtio_device_queue_ready(&q.t.dev, 1));
+	CHECK(!uvirtio_device_queue(&q.t.dev, 1)->ready);
 	uvirtio_drvq_destroy(&dq1);
 	td_fini(&q.t);
 }
