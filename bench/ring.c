@@ -208,6 +208,8 @@ static int run_setup(struct run *r)
 
 static void run_teardown(struct run *r)
 {
+	/* A packed or IN_ORDER queue holds per-slot state until reset. */
+	uvirtio_devq_reset(&r->devq);
 	uvirtio_drvq_destroy(&r->drvq);
 	if (r->dma.base)
 		uvirtio_dma_destroy(&r->dma);
