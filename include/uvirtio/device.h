@@ -322,6 +322,16 @@ void uvirtio_device_queue_notify(struct uvirtio_device *dev, unsigned index);
  */
 void uvirtio_device_queue_notify_data(struct uvirtio_device *dev, uint32_t data);
 
+/**
+ * uvirtio_device_notified_queue() - the queue index a notification value
+ * written by the driver names: bits 0-15 with VIRTIO_F_NOTIFICATION_DATA
+ * negotiated, else all of @data. For a transport's lock-free kick path.
+ */
+static inline uint32_t uvirtio_device_notified_queue(const struct uvirtio_device *dev, uint32_t data)
+{
+	return dev->features & UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA) ? data & 0xffff : data;
+}
+
 /* For device types. */
 
 /** uvirtio_device_queue() - queue @index (NULL when it does not exist). */

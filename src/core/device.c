@@ -483,17 +483,12 @@ void uvirtio_device_queue_notify(struct uvirtio_device *dev, unsigned index)
 
 void uvirtio_device_queue_notify_data(struct uvirtio_device *dev, uint32_t data)
 {
-	unsigned index = data & 0xffff;
+	uint32_t index = uvirtio_device_notified_queue(dev, data);
 
-	if (!(dev->features & UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA))) {
-		uvirtio_device_queue_notify(dev, data);
-		return;
-	}
-	if (index >= dev->num_queues || !uvirtio_device_running(dev))
-		return;
 	/* A queue on its own thread is that thread's: its kick fd carries no
 	 * data, and the data is only a hint (the ring is what counts). */
-	if (!dev->ops->queue_start && dev->queues[index].ready)
+	if ((dev->features & UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA)) && index < dev->num_queues &&
+	    uvirtio_device_running(dev) && !dev->ops->queue_start && dev->queues[index].ready)
 		(void)uvirtio_devq_note_notification(&dev->queues[index], data);
 	uvirtio_device_queue_notify(dev, index);
 }

@@ -381,11 +381,9 @@ int uvirtio_mmio_dev_write(struct uvirtio_mmio_dev *m, uint64_t offset, unsigned
 	/* A queue thread polls its kick fd: a kick is an eventfd write, no lock
 	 * (an ioeventfd), so a kick never waits behind a slow reset. */
 	if (offset == VIRTIO_MMIO_QUEUE_NOTIFY && m->kick_fds) {
-		/* With NOTIFICATION_DATA the index is bits 0-15; the rest is a
-		 * hint a queue thread does not need (it reads the ring). */
-		uint32_t index = m->dev->features & UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA)
-					 ? value & 0xffff
-					 : value;
+		/* The data beside the index is a hint a queue thread does not
+		 * need (it reads the ring). */
+		uint32_t index = uvirtio_device_notified_queue(m->dev, value);
 
 		if (index < m->nqueues)
 			eventfd_signal(m->kick_fds[index]);

@@ -338,6 +338,8 @@ static int ring_try_run(struct uvirtio_vhost_backend *vb, unsigned i)
 {
 	struct uvirtio_device *dev = vb->dev;
 	struct vb_ring *r = &vb->rings[i];
+	bool packed = ring_packed(vb);
+	uint32_t base = r->base_set ? r->base : vhost_ring_start_base(packed);
 	struct uvirtio_queue_layout l;
 	uint8_t status;
 	int ret;
@@ -352,19 +354,12 @@ static int ring_try_run(struct uvirtio_vhost_backend *vb, unsigned i)
 	ret = ring_layout(vb, i, &l);
 	if (ret)
 		return ret;
+	if (!packed && base > UINT16_MAX)
+		return fail(vb, -EINVAL, "ring %u: base %#x is over 16 bits for a split ring", i, base);
 	if (dev->ops->takes_kick_fds)
 		uvirtio_device_set_kick_fd(dev, i, r->kick_fd);
-	if (!r->base_set)
-		ret = uvirtio_device_queue_enable(dev, i, &l);
-	else if (ring_packed(vb))
-		ret = uvirtio_device_queue_enable_at(dev, i, &l, (uint16_t)r->base,
-						     (uint16_t)(r->base >> 16));
-	else if (r->base > UINT16_MAX)
-		return fail(vb, -EINVAL, "ring %u: base %#x is over 16 bits for a split ring", i,
-			    r->base);
-	else
-		ret = uvirtio_device_queue_enable_at(dev, i, &l, (uint16_t)r->base,
-						     (uint16_t)r->base);
+	ret = uvirtio_device_queue_enable_at(dev, i, &l, (uint16_t)base,
+					     (uint16_t)(packed ? base >> 16 : base));
 	if (ret) {
 		uvirtio_device_set_kick_fd(dev, i, -1);
 		return fail(vb, ret, "ring %u refused by the device (%s)", i, strerror(-ret));
@@ -607,10 +602,8 @@ static int do_vring(struct uvirtio_vhost_backend *vb, const struct uvirtio_vhost
 		ring_halt(vb, i);
 		r->started = false;
 		close_fd(&r->kick_fd);
-		/* A packed ring that never ran nor got a base is at its start:
-		 * both wrap counters 1. */
 		vb->reply.payload.state = (struct vhost_user_vring_state){
-			.index = i, .num = r->base_set || !ring_packed(vb) ? r->base : 0x80008000u
+			.index = i, .num = r->base_set ? r->base : vhost_ring_start_base(ring_packed(vb))
 		};
 		vb->reply.hdr.size = sizeof(vb->reply.payload.state);
 		return 0;

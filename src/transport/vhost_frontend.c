@@ -392,11 +392,9 @@ static int get_vring_base(struct uvirtio_vhost_frontend *fe, unsigned index, uin
 	return ret;
 }
 
-/* The base of a ring at its beginning: packed rings start with both wrap
- * counters at 1, carried in bit 15 of each half (QEMU's encoding). */
 static uint32_t start_base(const struct uvirtio_vhost_frontend *fe)
 {
-	return fe->driver_features & UVIRTIO_BIT(VIRTIO_F_RING_PACKED) ? 0x80008000u : 0;
+	return vhost_ring_start_base(fe->driver_features & UVIRTIO_BIT(VIRTIO_F_RING_PACKED));
 }
 
 /* Hands ring @index to the backend at @base and enables it. */

@@ -20,6 +20,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* SET/GET_VRING_BASE of a ring at its beginning. Packed rings carry the
+ * avail position in bits 0-15 and the used one in 16-31, each with its wrap
+ * counter in its top bit (QEMU's encoding); both counters start at 1. */
+static inline uint32_t vhost_ring_start_base(bool packed)
+{
+	return packed ? 0x80008000u : 0;
+}
+
 /* Header flags. */
 #define VHOST_USER_VERSION 0x1u
 #define VHOST_USER_VERSION_MASK 0x3u
