@@ -780,13 +780,23 @@ static const char *tmp_path(const char *name)
 	return p;
 }
 
+/* A socket address for a path; false if the path does not fit sun_path. */
+static bool sun_path_set(struct sockaddr_un *a, const char *path)
+{
+	size_t n = strlen(path);
+
+	if (n >= sizeof(a->sun_path))
+		return false;
+	memcpy(a->sun_path, path, n + 1);
+	return true;
+}
+
 static int connect_to(const char *path)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
-	if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof(a)) < 0) {
+	if (s < 0 || !sun_path_set(&a, path) || connect(s, (struct sockaddr *)&a, sizeof(a)) < 0) {
 		if (s >= 0)
 			close(s);
 		return -1;
@@ -879,7 +889,7 @@ static void test_vhost_inherited_listening_fd_accepts(void)
 	int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct fe f;
 
-	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	CHECK(sun_path_set(&a, path));
 	CHECK(l >= 0);
 	CHECK_EQ(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
 	CHECK_EQ(listen(l, 1), 0);
@@ -901,7 +911,7 @@ static void test_vhost_client_mode_connects_to_the_front_end(void)
 	int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct fe f;
 
-	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	CHECK(sun_path_set(&a, path));
 	CHECK(l >= 0);
 	CHECK_EQ(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
 	CHECK_EQ(listen(l, 1), 0);
@@ -973,7 +983,7 @@ static void test_vhost_client_mode_stop_returns_while_connect_waits_for_a_full_b
 	pthread_t t;
 	pid_t tid;
 
-	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	CHECK(sun_path_set(&a, path));
 	CHECK(l >= 0);
 	CHECK_EQ(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
 	CHECK_EQ(listen(l, 0), 0);
@@ -1040,7 +1050,7 @@ static void test_vhost_listen_replaces_a_stale_socket_file(void)
 	struct uvirtio_vhost_backend *vb;
 	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	CHECK(sun_path_set(&a, path));
 	CHECK_EQ(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
 	close(s); /* the file stays; nobody listens */
 	CHECK_EQ(uvirtio_vhost_backend_create(&vb, &cfg), 0);
