@@ -28,7 +28,11 @@ static void usage(FILE *f)
 		"  bench blk       IOPS and latency of a vhost-user-blk backend, as fio measures a disk\n"
 		"  version         print the version\n"
 		"\n"
-		"`uvirtio <command> --help` describes a command's options.\n");
+		"`uvirtio <command> --help` describes a command's options.\n"
+		"\n"
+		"exit status: 0 done; 1 the work failed (an image, a socket, a peer, a check);\n"
+		"2 a usage error (an unknown command, option or value). Either way one line\n"
+		"on stderr says what was wrong.\n");
 }
 
 int main(int argc, char **argv)
