@@ -1,35 +1,30 @@
-#!/bin/sh
-# The whole test suite, as `make check` and CI run it:
-#   1. the unit and tool tests (gcc, -O2),
-#   2. the same under AddressSanitizer + UndefinedBehaviorSanitizer,
-#   3. the threaded tests under ThreadSanitizer (clang),
-#   4. every libFuzzer target for FUZZ_SECONDS (default 60) each,
-# then one line `N passed, N failed` counting every test case.
+#!/bin/bash
+# The whole test suite, as `make check` and CI run it. Stages (tests/README.md
+# says what each runs and how to read the summary):
+#   gcc      unit, tool, docs and conformance tests (gcc -O2), no real peers
+#   release  a -Dbuildtype=release -Werror build and its unit tests
+#   asan     everything under AddressSanitizer + UndefinedBehaviorSanitizer,
+#            with the real peers (Linux guests under QEMU, qemu-storage-daemon)
+#            run here once, and the injected-fault negative controls
+#   tsan     the threaded unit, tool and conformance tests under ThreadSanitizer
+#   fuzz     every libFuzzer target for FUZZ_SECONDS (default 60) each
+#   harness  negative controls of this script itself: a stage that does not
+#            build, a release-only warning, a stage that runs no test, a
+#            hanging fuzzer, a guest test without QEMU in CI must all be red
+# then tests/summarize.py prints every stage's time, every skip by name and
+# the last line `N passed, N failed`. Exit non-zero when anything failed.
+#
+# UVIRTIO_CHECK_STAGES="gcc tsan" runs only those stages (for development;
+# CI runs all of them).
 set -u
 cd "$(dirname "$0")/.."
+. scripts/check-lib.sh
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
-jobs=$(nproc 2>/dev/null || echo 2)
-logs=""
+stages=${UVIRTIO_CHECK_STAGES:-gcc release asan tsan fuzz harness}
+want() { case " $stages " in *" $1 "*) return 0 ;; esac; return 1; }
 
-step() { printf '\n== %s\n' "$*"; }
-
-setup() { # dir, extra meson args...
-	dir=$1; shift
-	if [ -d "$dir" ]; then
-		meson setup --reconfigure "$dir" "$@" >"$dir.setup.log" 2>&1
-	else
-		meson setup "$dir" "$@" >"$dir.setup.log" 2>&1
-	fi || { cat "$dir.setup.log"; return 1; }
-	ninja -C "$dir" -j "$jobs" >"$dir.build.log" 2>&1 || { tail -50 "$dir.build.log"; return 1; }
-}
-
-run_suite() { # dir, meson test args...
-	dir=$1; shift
-	rm -f "$dir/meson-logs/testlog.json"
-	meson test -C "$dir" --print-errorlogs --num-processes "$jobs" "$@" 2>&1 | grep -E '^ *[0-9]+/[0-9]+ |^(Ok|Fail|Timeout):' || true
-	logs="$logs $dir/meson-logs/testlog.json"
-}
+check_init build-check
 
 # The front-end's huge-page guest memory is tested when the kernel has huge
 # pages free; as root, reserve a few (8 MiB) if none are, so it runs.
@@ -37,41 +32,61 @@ if [ "$(id -u)" = 0 ] && grep -q '^HugePages_Free: *0$' /proc/meminfo 2>/dev/nul
 	echo 4 >/proc/sys/vm/nr_hugepages 2>/dev/null || true
 fi
 
-step "unit and tool tests (gcc)"
-setup build && run_suite build
-
-step "unit and tool tests under ASan + UBSan (gcc)"
-setup build-asan -Db_sanitize=address,undefined -Db_lundef=false \
-	-Dc_args=-fno-sanitize-recover=all -Dc_link_args=-fno-sanitize-recover=all &&
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	run_suite build-asan
-
-step "threaded tests under TSan (clang)"
-CC=clang setup build-tsan -Db_sanitize=thread -Db_lundef=false &&
-	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 run_suite build-tsan --suite threaded
-
-step "fuzzers, ${FUZZ_SECONDS}s each (clang, libFuzzer + ASan + UBSan)"
-fuzz_results=build-fuzz.results
-rm -f "$fuzz_results"
-if CC=clang setup build-fuzz -Dfuzz=true -Db_sanitize=none; then
-	for f in build-fuzz/tests/fuzz/fuzz_*; do
-		[ -x "$f" ] && [ -f "$f" ] || continue
-		name=$(basename "$f")
-		corpus=build-fuzz/corpus/$name
-		mkdir -p "$corpus"
-		seeds=tests/fuzz/corpus/$name
-		[ -d "$seeds" ] || seeds=""
-		if "$f" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 -print_final_stats=1 \
-			-artifact_prefix="build-fuzz/$name-" "$corpus" $seeds >"build-fuzz/$name.log" 2>&1; then
-			echo "$name ok" >>"$fuzz_results"
-			printf '  %-24s ok   %s\n' "$name" "$(grep -E '^stat::number_of_executed_units' "build-fuzz/$name.log" | awk '{print $2}') runs"
-		else
-			echo "$name failed" >>"$fuzz_results"
-			printf '  %-24s FAILED\n' "$name"
-			tail -40 "build-fuzz/$name.log"
-		fi
-	done
+if want gcc; then
+	stage_begin gcc "unit, tool, docs and conformance tests (gcc -O2)"
+	stage_build . build && stage_test build --no-suite peer --no-suite negative
+	stage_end
 fi
 
-step "summary"
-python3 tests/summarize.py $logs --fuzz "$fuzz_results"
+if want release; then
+	stage_begin release "release build (-Dbuildtype=release -Werror) and its unit tests"
+	stage_build . build-release -Dbuildtype=release -Dwerror=true &&
+		stage_test build-release --suite unit
+	stage_end
+fi
+
+if want asan; then
+	stage_begin asan "everything under ASan + UBSan (gcc), real peers and injected faults included"
+	stage_build . build-asan -Db_sanitize=address,undefined -Db_lundef=false \
+		-Dc_args=-fno-sanitize-recover=all -Dc_link_args=-fno-sanitize-recover=all \
+		-Dfault_injection=true &&
+		ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 stage_test build-asan
+	stage_end
+fi
+
+if want tsan; then
+	stage_begin tsan "threaded unit, tool and conformance tests under TSan (clang)"
+	CC=clang stage_build . build-tsan -Db_sanitize=thread -Db_lundef=false &&
+		TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+		stage_test build-tsan --suite threaded --no-suite peer --no-suite negative
+	stage_end
+fi
+
+if want fuzz; then
+	stage_begin fuzz "fuzzers, ${FUZZ_SECONDS} s each, -timeout=${FUZZ_TIMEOUT} (clang, libFuzzer + ASan + UBSan)"
+	if CC=clang stage_build . build-fuzz -Dfuzz=true -Db_sanitize=none; then
+		n=0
+		for f in build-fuzz/tests/fuzz/fuzz_*; do
+			[ -x "$f" ] && [ -f "$f" ] || continue
+			n=$((n + 1))
+			seeds=tests/fuzz/corpus/$(basename "$f")
+			[ -d "$seeds" ] || seeds=""
+			fuzz_one "$f" "$FUZZ_SECONDS" "$seeds" build-fuzz
+		done
+		[ "$n" -gt 0 ] || stage_fail "build-fuzz has no fuzz_* target"
+	fi
+	stage_end
+fi
+
+if want harness; then
+	stage_begin harness "negative controls: each broken case must turn the summary red"
+	if tests/harness/run.sh >"$RESULTS/harness.tap" 2>&1; then :; fi
+	sed -n 's/^\(ok\|not ok\) /  &/p' "$RESULTS/harness.tap"
+	grep -q '^1\.\.[1-9]' "$RESULTS/harness.tap" ||
+		stage_fail "tests/harness/run.sh printed no plan: $(tail -1 "$RESULTS/harness.tap")"
+	stage_end
+fi
+
+printf '\n== summary\n'
+python3 tests/summarize.py "$RESULTS"

@@ -30,7 +30,13 @@ WANTED_MODULES = ["virtio_pci", "virtio_blk", "crc32c_generic", "ext4"]
 
 
 class MissingTool(Exception):
-    """Something the guest needs is not installed: the test is skipped."""
+    """A package the README installs (the kernel, busybox-static, QEMU) is
+    missing: the test is skipped, except in CI, where it fails."""
+
+
+class HarnessError(Exception):
+    """Something of the project's own is wrong (a file missing, a helper that
+    does not compile): always a failure, never a skip."""
 
 
 def find_kernel(kernel=None):
@@ -97,7 +103,7 @@ def read_module(path):
     if path.endswith(".ko.zst"):
         return subprocess.run(["zstd", "-dc", path], check=True,
                               stdout=subprocess.PIPE).stdout
-    raise MissingTool(f"unknown module format: {path}")
+    raise HarnessError(f"unknown module format: {path}")
 
 
 def build_rawwrite(workdir):
@@ -109,7 +115,7 @@ def build_rawwrite(workdir):
         subprocess.run([cc, "-static", "-O2", "-Wall", "-Werror", "-o", out, src],
                        check=True)
     except (OSError, subprocess.CalledProcessError) as e:
-        raise MissingTool(f"cannot build a static rawwrite.c with {cc}: {e}")
+        raise HarnessError(f"cannot build a static rawwrite.c with {cc}: {e}")
     with open(out, "rb") as f:
         return f.read()
 
@@ -196,7 +202,9 @@ def build_cached(cache_dir, version):
             with open(path, "rb") as f:
                 h.update(hashlib.sha256(f.read()).digest())
         except OSError as e:
-            raise MissingTool(str(e))
+            if path == BUSYBOX:
+                raise MissingTool(f"{BUSYBOX} not installed (busybox-static): {e}")
+            raise HarnessError(f"the project's own {path}: {e}")
     os.makedirs(cache_dir, exist_ok=True)
     out = os.path.join(cache_dir, f"initramfs-{version}-{h.hexdigest()[:12]}.cpio.gz")
     if not os.path.exists(out):
@@ -223,6 +231,9 @@ def main():
     except MissingTool as e:
         print(f"initramfs: skipped: {e}", file=sys.stderr)
         return 77
+    except HarnessError as e:
+        print(f"initramfs: error: {e}", file=sys.stderr)
+        return 1
     print(f"{args.out}: kernel {version}, modules: {' '.join(names)}")
     return 0
 
