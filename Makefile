@@ -27,4 +27,4 @@ install: all
 	meson install -C $(BUILD)
 
 clean:
-	rm -rf build build-asan build-tsan build-fuzz build*.log build-fuzz.results
+	rm -rf build build-release build-asan build-tsan build-fuzz build-check build*.log

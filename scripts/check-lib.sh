@@ -46,7 +46,7 @@ stage_end() {
 # The first line of a log that looks like a compiler's or meson's error, for
 # the one-line cause; the log's tail goes to the output for the reader.
 first_error() { # log
-	grep -m1 -E '(error|ERROR|Error)[: ]' "$1" | cut -c1-300
+	grep -m1 -E '(^|[ :])(error|ERROR|Error):' "$1" | cut -c1-300
 }
 
 stage_build() { # source dir, build dir, meson setup args...
@@ -76,7 +76,7 @@ stage_test() { # build dir, meson test args...
 	dir=$1
 	shift
 	[ -n "$STAGE_CAUSE" ] && return 1
-	listed=$(meson test -C "$dir" --list "$@" 2>/dev/null | grep -c .)
+	listed=$(meson test -C "$dir" --list "$@" 2>/dev/null | grep -v -e '^ninja: ' -e '^No .*tests defined' | grep -c .)
 	if [ "$listed" -eq 0 ]; then
 		stage_fail "meson test $* in $dir selects no test"
 		return 1

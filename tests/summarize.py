@@ -5,7 +5,8 @@
 
 RESULTS_DIR is what scripts/check-lib.sh wrote: stages.tsv (one line a stage:
 name, ok|failed, seconds, cause), NAME.testlog.json (meson's test log of that
-stage) and NAME.fuzz.tsv (one line a fuzzer). TAP programs count one per test
+stage), NAME.fuzz.tsv (one line a fuzzer) and NAME.tap (a TAP stream of the
+stage's own). TAP programs count one per test
 case; other meson tests and each fuzzer count one each. A stage that failed
 (it did not configure, build, or run all its tests) counts as one failure,
 named with its cause. Every skipped case is listed by name with its reason.
@@ -127,6 +128,28 @@ def count_fuzz(t, stage, path):
         t.add(stage, name, int(ok), int(not ok), 0)
 
 
+def count_tap(t, stage, path):
+    """A stage's own TAP stream (the harness's negative controls)."""
+    try:
+        with open(path) as fh:
+            out = fh.read()
+    except FileNotFoundError:
+        return
+    p, f, skips, fails = tap_cases(out)
+    plan = re.search(r"^1\.\.(\d+)", out, re.M)
+    if not plan:
+        f += 1
+        fails.append("no TAP plan (the program died?)")
+    elif int(plan.group(1)) > p + f + len(skips):
+        f += int(plan.group(1)) - (p + f + len(skips))
+        fails.append("cases never reported")
+    for x in fails:
+        t.failures.append(f"{stage}: {x}")
+    for sk in skips:
+        t.skips.append(f"{stage}: {sk}")
+    t.add(stage, os.path.basename(path), p, f, len(skips))
+
+
 def main(argv):
     if len(argv) != 2:
         print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
@@ -149,6 +172,7 @@ def main(argv):
         before = (t.passed, t.failed)
         count_testlog(t, name, os.path.join(results, f"{name}.testlog.json"))
         count_fuzz(t, name, os.path.join(results, f"{name}.fuzz.tsv"))
+        count_tap(t, name, os.path.join(results, f"{name}.tap"))
         if status != "ok":
             t.failures.append(f"stage {name} failed: {cause}")
             t.add(name, "(the stage itself)", 0, 1, 0)
