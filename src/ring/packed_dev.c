@@ -148,7 +148,7 @@ static int walk_indirect(struct uvirtio_devq *q, struct uvirtio_req *req, const 
 }
 
 /* Finds the next available buffer and walks it into req without taking it.
- * Every descriptor is copied once (pdesc_read_once) and checked before use. */
+ * Every descriptor field is read once (pdesc_read_once*) and checked before use. */
 int devq_packed_peek(struct uvirtio_devq *q, struct uvirtio_req *req, struct devq_popped *p)
 {
 	uint16_t pos = packed_idx(q->last_avail);
@@ -178,13 +178,19 @@ int devq_packed_peek(struct uvirtio_devq *q, struct uvirtio_req *req, struct dev
 		if (q->inflight_desc + ndesc + 1 > q->num)
 			return devq_broken(q, "more descriptors available than the queue size");
 
-		d = pdesc_read_once(&q->pdesc[pos]);
-		/* spec: AVAIL and USED are set correctly in every descriptor of a
-		 * list, not just the first; the first one's copy must agree with
-		 * the flags just loaded (the driver changes no descriptor it made
-		 * available). */
-		if (!pdesc_is_avail(d.flags, wrap))
-			return devq_broken(q, "descriptor in a chain not marked available (bad AVAIL/USED flags)");
+		/* The first descriptor's flags are the ones loaded above, not
+		 * fetched again: a driver rewriting them meanwhile cannot make
+		 * the checks below see other flags than the one that made it
+		 * available. */
+		if (ndesc == 0) {
+			d = pdesc_read_once_but_flags(&q->pdesc[pos], flags);
+		} else {
+			d = pdesc_read_once(&q->pdesc[pos]);
+			/* spec: AVAIL and USED are set correctly in every
+			 * descriptor of a list, not just the first. */
+			if (!pdesc_is_avail(d.flags, wrap))
+				return devq_broken(q, "descriptor in a chain not marked available (bad AVAIL/USED flags)");
+		}
 		ndesc++;
 		/* The buffer id is in the last descriptor of the list. */
 		buf_id = d.id;

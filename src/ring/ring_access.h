@@ -9,14 +9,48 @@
 #define UVIRTIO_RING_ACCESS_H
 
 #include <endian.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
 #include <linux/virtio_ring.h>
 
+#ifdef UVIRTIO_RING_READ_HOOK
+/*
+ * Test builds only (tests/unit/test_ring_fetch.c compiles the ring sources
+ * with this defined): every read of shared memory goes through one function
+ * the test defines, which counts the reads of each field and changes a field
+ * in memory after its first read, so a second fetch is seen.
+ */
+void uvirtio_test_ring_read(void *dst, const void *src, size_t n);
+
+static inline uint16_t ring_hooked16(const void *p)
+{
+	uint16_t v;
+
+	uvirtio_test_ring_read(&v, p, sizeof(v));
+	return v;
+}
+
+static inline uint32_t ring_hooked32(const void *p)
+{
+	uint32_t v;
+
+	uvirtio_test_ring_read(&v, p, sizeof(v));
+	return v;
+}
+
+#define ring_load16(p) le16toh(ring_hooked16(p))
+#define ring_load16_acquire(p) le16toh(ring_hooked16(p))
+#define ring_load32(p) le32toh(ring_hooked32(p))
+#define ring_copy(dst, src, n) uvirtio_test_ring_read((dst), (src), (n))
+#else
 #define ring_load16(p) le16toh(__atomic_load_n((uint16_t *)(p), __ATOMIC_RELAXED))
 #define ring_load16_acquire(p) le16toh(__atomic_load_n((uint16_t *)(p), __ATOMIC_ACQUIRE))
 #define ring_load32(p) le32toh(__atomic_load_n((uint32_t *)(p), __ATOMIC_RELAXED))
+/* A plain copy out of shared memory, for descriptors (see desc_read_once). */
+#define ring_copy(dst, src, n) memcpy((dst), (src), (n))
+#endif
 #define ring_store16(p, v) __atomic_store_n((uint16_t *)(p), htole16(v), __ATOMIC_RELAXED)
 #define ring_store16_release(p, v) __atomic_store_n((uint16_t *)(p), htole16(v), __ATOMIC_RELEASE)
 #define ring_store32(p, v) __atomic_store_n((uint32_t *)(p), htole32(v), __ATOMIC_RELAXED)
@@ -52,7 +86,7 @@ static inline struct desc_copy desc_read_once(const struct vring_desc *shared)
 	struct vring_desc raw;
 	struct desc_copy d;
 
-	memcpy(&raw, (const void *)shared, sizeof(raw));
+	ring_copy(&raw, (const void *)shared, sizeof(raw));
 	compiler_barrier();
 	d.addr = le64toh(raw.addr);
 	d.len = le32toh(raw.len);
@@ -76,12 +110,31 @@ static inline struct pdesc_copy pdesc_read_once(const struct vring_packed_desc *
 	struct vring_packed_desc raw;
 	struct pdesc_copy d;
 
-	memcpy(&raw, (const void *)shared, sizeof(raw));
+	ring_copy(&raw, (const void *)shared, sizeof(raw));
 	compiler_barrier();
 	d.addr = le64toh(raw.addr);
 	d.len = le32toh(raw.len);
 	d.id = le16toh(raw.id);
 	d.flags = le16toh(raw.flags);
+	return d;
+}
+
+/* The first descriptor of a packed chain, whose @flags the caller has
+ * already loaded (with acquire, to see the rest): the other fields are
+ * read once here and the flags not again, so every check sees the one value
+ * that made the descriptor available. */
+static inline struct pdesc_copy pdesc_read_once_but_flags(const struct vring_packed_desc *shared,
+							   uint16_t flags)
+{
+	struct vring_packed_desc raw;
+	struct pdesc_copy d;
+
+	ring_copy(&raw, (const void *)shared, offsetof(struct vring_packed_desc, flags));
+	compiler_barrier();
+	d.addr = le64toh(raw.addr);
+	d.len = le32toh(raw.len);
+	d.id = le16toh(raw.id);
+	d.flags = flags;
 	return d;
 }
 

@@ -629,8 +629,18 @@ static void test_split_indices_wrap_at_16_bits(void)
 	CHECK_EQ(uvirtio_devq_next_avail(&f.q), 3);
 }
 
+/* Reads of the watchpoint's counter between an enable and a disable. */
+static int watch_count(int fd, uint64_t *count)
+{
+	*count = 0;
+	ioctl(fd, PERF_EVENT_IOC_DISABLE, 0);
+	return read(fd, count, sizeof(*count)) == sizeof(*count) ? 0 : -1;
+}
+
 /* A hardware watchpoint on the descriptor's len field counts every read of
- * it during one pop: a double fetch would count two. */
+ * it during one pop: a double fetch would count two. It first counts one
+ * known read, since some hypervisors accept a watchpoint and never fire it;
+ * where the machine cannot count, test_ring_fetch.c still holds the rule. */
 static void test_split_reads_each_descriptor_once(void)
 {
 	struct perf_event_attr a = {
@@ -642,6 +652,7 @@ static void test_split_reads_each_descriptor_once(void)
 		.exclude_hv = 1,
 		.disabled = 1,
 	};
+	static char why[160];
 	struct fix f;
 	uint64_t count = 0;
 	int fd;
@@ -652,12 +663,32 @@ static void test_split_reads_each_descriptor_once(void)
 	make_avail(&f, 0);
 	a.bp_addr = (uintptr_t)&f.desc[1].len;
 	fd = (int)syscall(SYS_perf_event_open, &a, 0, -1, -1, 0);
-	if (fd < 0)
-		SKIP("hardware watchpoints unavailable (perf_event_open)");
+	if (fd < 0) {
+		snprintf(why, sizeof(why), "hardware watchpoint refused (perf_event_open: %s)",
+			 strerror(errno));
+		SKIP(why);
+	}
+
+	/* Calibrate: one volatile read of the watched field must count 1. */
+	ioctl(fd, PERF_EVENT_IOC_RESET, 0);
+	ioctl(fd, PERF_EVENT_IOC_ENABLE, 0);
+	(void)*(volatile uint32_t *)&f.desc[1].len;
+	if (watch_count(fd, &count) || count != 1) {
+		close(fd);
+		if (count == 0)
+			SKIP("hardware watchpoint opened but counts 0 for a known read: "
+			     "the hypervisor does not deliver them");
+		snprintf(why, sizeof(why),
+			 "hardware watchpoint counts %" PRIu64 " for one known read: not a count to trust",
+			 count);
+		SKIP(why);
+	}
+
+	ioctl(fd, PERF_EVENT_IOC_RESET, 0);
 	ioctl(fd, PERF_EVENT_IOC_ENABLE, 0);
 	CHECK_EQ(uvirtio_devq_pop(&f.q, &f.req), 1);
-	ioctl(fd, PERF_EVENT_IOC_DISABLE, 0);
-	CHECK_EQ(read(fd, &count, sizeof(count)), sizeof(count));
+	if (watch_count(fd, &count))
+		count = ~0ull;
 	close(fd);
 	CHECK_EQ(count, 1);
 }

@@ -368,3 +368,91 @@ bool load_nothing_used_since_suspend(struct load *l)
 	return true;
 }
 
+
+/* Read notifications until none came for @quiet_ms. */
+static void load_settle_notifications(struct load *l, int quiet_ms)
+{
+	struct uvirtio_transport *t = l->f->t;
+	struct pollfd p[8];
+	nfds_t n = 0;
+
+	for (unsigned qi = 0; qi < l->nq; qi++)
+		if (load_queue_usable(l, qi))
+			p[n++] = (struct pollfd){ .fd = t->ops->event_fd(t, qi), .events = POLLIN };
+	while (poll(p, n, quiet_ms) > 0) {
+		for (nfds_t i = 0; i < n; i++) {
+			uint64_t v;
+
+			if (p[i].revents & POLLIN)
+				(void)!read(p[i].fd, &v, sizeof(v));
+		}
+	}
+}
+
+/* Suspended: give every idle slot its next request and notify every queue
+ * whatever the device's suppression says, so that work waits the device must
+ * leave alone until resume. @waiting: the requests now in the rings, those
+ * not taken before the suspend included.
+ *
+ * Notifications the device sent before it presented SUSPEND (completing
+ * what was in flight) may still be on their way: mmio's interrupt thread
+ * reads the interrupt status after the line fired, which can be after the
+ * driver saw SUSPEND. They are read first, until 100 ms pass without one,
+ * so that any that come later are the device's doing while suspended. */
+int load_add_while_suspended(struct load *l, unsigned *waiting)
+{
+	struct uvirtio_transport *t = l->f->t;
+	unsigned per_queue[8] = { 0 };
+	int ret;
+
+	load_settle_notifications(l, 100);
+	ret = load_refill(l, true);
+	if (ret)
+		return ret;
+	for (unsigned qi = 0; qi < l->nq; qi++) {
+		if (!load_queue_usable(l, qi))
+			continue;
+		ret = t->ops->notify(t, qi);
+		if (ret)
+			return ret;
+	}
+	/* From here on only the device could change the rings. */
+	for (unsigned qi = 0; qi < l->nq; qi++)
+		l->used_at_suspend[qi] = load_used_idx(l, qi);
+	for (unsigned i = 0; i < SLOTS; i++)
+		per_queue[l->slots[i].queue] += l->slots[i].state == INFLIGHT;
+	*waiting = 0;
+	for (unsigned qi = 0; qi < l->nq; qi++) {
+		if (load_queue_usable(l, qi) && !per_queue[qi])
+			return -ENODATA;
+		*waiting += per_queue[qi];
+	}
+	return 0;
+}
+
+/* Suspended, with work waiting (load_add_while_suspended): watch @ms for
+ * what the device must not do. Return: NULL when it did none of it, or
+ * which rule it broke. */
+const char *load_device_left_alone(struct load *l, int ms)
+{
+	struct uvirtio_transport *t = l->f->t;
+	struct pollfd p[8];
+	nfds_t n = 0;
+
+	for (unsigned qi = 0; qi < l->nq; qi++) {
+		if (!load_queue_usable(l, qi))
+			continue;
+		/* Callbacks on, so that a device using a buffer would notify. */
+		if (!uvirtio_drvq_enable_cb(uvirtio_driver_vq(&l->drv, qi)))
+			return "a buffer was used while suspended";
+		p[n++] = (struct pollfd){ .fd = t->ops->event_fd(t, qi), .events = POLLIN };
+	}
+	if (poll(p, n, ms) > 0)
+		return "a used-buffer notification was sent while suspended";
+	if (!load_nothing_used_since_suspend(l))
+		return "the device wrote used entries while suspended";
+	for (unsigned i = 0; i < SLOTS; i++)
+		if (l->slots[i].state == INFLIGHT && *l->slots[i].status != POISON)
+			return "the device served a request (wrote its status) while suspended";
+	return NULL;
+}

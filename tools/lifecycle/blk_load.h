@@ -67,5 +67,7 @@ int load_start_driver(struct load *l, uint64_t features);
 int load_init(struct load *l, struct fixture *f);
 int load_suspend_under_load(struct load *l);
 bool load_nothing_used_since_suspend(struct load *l);
+int load_add_while_suspended(struct load *l, unsigned *waiting);
+const char *load_device_left_alone(struct load *l, int ms);
 
 #endif
