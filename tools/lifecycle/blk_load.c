@@ -397,15 +397,18 @@ static void load_settle_notifications(struct load *l, int quiet_ms)
  * Notifications the device sent before it presented SUSPEND (completing
  * what was in flight) may still be on their way: mmio's interrupt thread
  * reads the interrupt status after the line fired, which can be after the
- * driver saw SUSPEND. They are read first, until 100 ms pass without one,
- * so that any that come later are the device's doing while suspended. */
+ * driver saw SUSPEND. They are read first, until SETTLE_MS pass without
+ * one, so that any that come later are the device's doing while suspended.
+ * Half a second: a TSan build on a loaded 2-core VM can hold the interrupt
+ * thread off the CPU for well over 100 ms. */
+#define SETTLE_MS 500
 int load_add_while_suspended(struct load *l, unsigned *waiting)
 {
 	struct uvirtio_transport *t = l->f->t;
 	unsigned per_queue[8] = { 0 };
 	int ret;
 
-	load_settle_notifications(l, 100);
+	load_settle_notifications(l, SETTLE_MS);
 	ret = load_refill(l, true);
 	if (ret)
 		return ret;
