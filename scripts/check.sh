@@ -66,15 +66,20 @@ fi
 if want fuzz; then
 	stage_begin fuzz "fuzzers, ${FUZZ_SECONDS} s each, -timeout=${FUZZ_TIMEOUT} (clang, libFuzzer + ASan + UBSan)"
 	if CC=clang stage_build . build-fuzz -Dfuzz=true -Db_sanitize=none; then
+		# One fuzzer per core at a time: each is single-threaded.
 		n=0
 		for f in build-fuzz/tests/fuzz/fuzz_*; do
 			[ -x "$f" ] && [ -f "$f" ] || continue
 			n=$((n + 1))
 			seeds=tests/fuzz/corpus/$(basename "$f")
 			[ -d "$seeds" ] || seeds=""
-			fuzz_one "$f" "$FUZZ_SECONDS" "$seeds" build-fuzz
+			[ "$(jobs -rp | wc -l)" -lt "$JOBS" ] || wait -n
+			fuzz_one "$f" "$FUZZ_SECONDS" "$seeds" build-fuzz &
 		done
+		wait
 		[ "$n" -gt 0 ] || stage_fail "build-fuzz has no fuzz_* target"
+		ran=$(grep -c . "$RESULTS/fuzz.fuzz.tsv" 2>/dev/null)
+		[ "${ran:-0}" = "$n" ] || stage_fail "only ${ran:-0} of $n fuzzers reported"
 	fi
 	stage_end
 fi

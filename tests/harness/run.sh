@@ -29,45 +29,32 @@ tap() { # ok?, name, detail file
 	fi
 }
 
-# Runs `body` as a whole check run into its own results dir, then asserts
-# that the summary exits non-zero, that its last line counts a failure, and
-# that the failure lines match `expect`.
-expect_red() { # name, expect (ERE), body...
-	name=$1 expect=$2
-	shift 2
+# Runs `body` as a whole check run into its own results dir, then holds the
+# summary to `want`: red (exit non-zero, a failure counted on its last line,
+# a failure line matching `expect`) or green (exit 0, something passed,
+# nothing failed: the positive twin of a red case, so that a red is the
+# broken case and not a harness that is always red).
+expect() { # red|green, name, expect (ERE, red only), body...
+	want=$1 name=$2 pattern=$3
+	shift 3
 	results=$work/$(echo "$name" | tr -c 'a-z0-9\n' '-')
 	(check_init "$results" && "$@") >"$results.run.log" 2>&1
 	CI=${SUMMARY_CI:-} python3 tests/summarize.py "$results" >"$results.summary" 2>&1
 	rc=$?
 	cat "$results.run.log" >>"$results.summary"
 	last=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$results.summary" | tail -1)
-	if [ "$rc" != 0 ] && echo "$last" | grep -qE ', [1-9][0-9]* failed' &&
-		grep -qE "$expect" "$results.summary"; then
-		tap 0 "$name: red, '$last'"
+	if [ "$want" = red ]; then
+		[ "$rc" != 0 ] && echo "$last" | grep -qE ', [1-9][0-9]* failed' &&
+			grep -qE "$pattern" "$results.summary"
 	else
-		tap 1 "$name: summary exit $rc, '$last', /$expect/ expected" "$results.summary"
+		[ "$rc" = 0 ] && echo "$last" | grep -qE '^[1-9][0-9]* passed, 0 failed'
 	fi
+	tap $? "$name: $want expected; summary exit $rc, '$last'" "$results.summary"
 }
+expect_red() { expect red "$@"; }
+expect_green() { expect green "$1" "" "${@:2}"; }
 
 fixture() { echo "$here/fixtures/$1"; }
-
-# And its positive twin: the same project in a stage that should pass does,
-# so the red above is the broken case and not a harness that is always red.
-expect_green() { # name, body...
-	name=$1
-	shift
-	results=$work/$(echo "$name" | tr -c 'a-z0-9\n' '-')
-	(check_init "$results" && "$@") >"$results.run.log" 2>&1
-	python3 tests/summarize.py "$results" >"$results.summary" 2>&1
-	rc=$?
-	cat "$results.run.log" >>"$results.summary"
-	last=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$results.summary" | tail -1)
-	if [ "$rc" = 0 ] && echo "$last" | grep -qE '^[1-9][0-9]* passed, 0 failed'; then
-		tap 0 "$name: green, '$last'"
-	else
-		tap 1 "$name: summary exit $rc, '$last', green expected" "$results.summary"
-	fi
-}
 
 gcc_stage() { # fixture
 	stage_begin gcc "fixture $1"
@@ -89,19 +76,11 @@ release_stage() { # fixture
 	stage_end
 }
 
-fuzz_stage() {
-	stage_begin fuzz "a fuzzer that hangs"
+fuzz_stage() { # seconds, seeds dir or ""
+	stage_begin fuzz "the fuzzer that hangs on one input, seeds '$2'"
 	clang -g -fsanitize=fuzzer "$(fixture fuzz-hang)/hang.c" -o "$work/fuzz_hang" ||
-		stage_fail "cannot build the hanging fuzzer"
-	[ -n "$STAGE_CAUSE" ] || fuzz_one "$work/fuzz_hang" 60 "$(fixture fuzz-hang)/seeds" "$work"
-	stage_end
-}
-
-fuzz_clean_stage() {
-	stage_begin fuzz "the same fuzzer without the hanging seed"
-	clang -g -fsanitize=fuzzer "$(fixture fuzz-hang)/hang.c" -o "$work/fuzz_nohang" ||
-		stage_fail "cannot build the fuzzer"
-	[ -n "$STAGE_CAUSE" ] || fuzz_one "$work/fuzz_nohang" 2 "" "$work"
+		stage_fail "cannot build the fuzz-hang fixture"
+	[ -n "$STAGE_CAUSE" ] || fuzz_one "$work/fuzz_hang" "$1" "$2" "$work"
 	stage_end
 }
 
@@ -134,8 +113,9 @@ expect_red "a TAP program that dies after one of three cases" \
 	'2 case\(s\) never reported' gcc_stage dies-mid-way
 
 expect_red "a fuzzer that hangs on one input, at -timeout=$FUZZ_TIMEOUT" \
-	"fuzz: fuzz_hang: timeout: one input ran over $FUZZ_TIMEOUT s" fuzz_stage
-expect_green "the same fuzzer without that input" fuzz_clean_stage
+	"fuzz: fuzz_hang: timeout: one input ran over $FUZZ_TIMEOUT s" \
+	fuzz_stage 60 "$(fixture fuzz-hang)/seeds"
+expect_green "the same fuzzer without that input" fuzz_stage 2 ""
 
 SUMMARY_CI=true expect_red "with CI=true, a test skipped for a missing tool" \
 	'skipped in CI: run: SKIP: qemu-system-x86_64 not installed' skip_stage
