@@ -58,8 +58,8 @@ static void usage(FILE *f)
 		"  --print-capabilities print the backend's capabilities as JSON and exit\n",
 		UVIRTIO_BLK_QUEUES_MAX, UVIRTIO_BLK_POLL_US_DEFAULT);
 #ifdef UVIRTIO_FAULT_INJECTION
-	fprintf(f, "  --inject-fault=NAME[@N]  (test build) inject one fault at the Nth data request\n"
-		   "                       (default 20): " BLK_FAULT_NAMES "\n");
+	fprintf(f, "  --inject-fault=" BLK_FAULT_SPEC "  (test build) inject one fault at the Nth data\n"
+		   "                       request (default 20) of at least BYTES: " BLK_FAULT_NAMES "\n");
 #endif
 }
 
@@ -192,7 +192,7 @@ int blk_main(int argc, char **argv)
 #ifdef UVIRTIO_FAULT_INJECTION
 		case O_FAULT:
 			if (blk_fault_set(optarg))
-				return bad_value("--inject-fault", optarg, "NAME[@N], NAME one of " BLK_FAULT_NAMES);
+				return bad_value("--inject-fault", optarg, BLK_FAULT_SPEC ", NAME one of " BLK_FAULT_NAMES);
 			break;
 #endif
 		default:

@@ -7,9 +7,12 @@
  * chosen by blk_fault_set() (`uvirtio blk --inject-fault=SPEC`) or, for a
  * device set up in-process, by the environment: UVIRTIO_BLK_FAULT=SPEC.
  *
- * SPEC is NAME[@N]; the fault strikes once, at the Nth data request (read
- * or write) the process completes, or the first one after it that it can
- * strike (default N = 20, so that negotiation and the first I/O succeed):
+ * SPEC is NAME[@N][:BYTES]; the fault strikes once, at the Nth data request
+ * (read or write) the process completes, or the first one after it that it
+ * can strike (default N = 20, so that negotiation and the first I/O
+ * succeed), and only a request of at least BYTES data bytes (default 0; a
+ * guest's file data, not its filesystem's metadata, say). A fault says on
+ * stderr when it strikes, so a negative control knows it was there:
  *
  *   flip-read-byte   one byte of a successful read's data flipped
  *   long-used-len    one used length longer than the chain's writable buffers
@@ -27,6 +30,7 @@
 #include "blk_priv.h"
 #include "uvirtio/devq.h"
 
+#define BLK_FAULT_SPEC "NAME[@N][:BYTES]"
 #define BLK_FAULT_NAMES "flip-read-byte, long-used-len, drop-completion, hang-queue, ignore-hostile"
 
 /* Choose the fault from SPEC (see above). Call before any device starts.
