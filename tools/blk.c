@@ -18,6 +18,9 @@
 #include "cli_parse.h"
 #include "uvirtio/blk_dev.h"
 #include "uvirtio/vhost_backend.h"
+#ifdef UVIRTIO_FAULT_INJECTION
+#include "../src/devices/blk_fault.h"
+#endif
 
 static struct uvirtio_vhost_backend *running;
 
@@ -54,6 +57,10 @@ static void usage(FILE *f)
 		"  --writethrough       start with the write cache off\n"
 		"  --print-capabilities print the backend's capabilities as JSON and exit\n",
 		UVIRTIO_BLK_QUEUES_MAX, UVIRTIO_BLK_POLL_US_DEFAULT);
+#ifdef UVIRTIO_FAULT_INJECTION
+	fprintf(f, "  --inject-fault=" BLK_FAULT_SPEC "  (test build) inject one fault at the Nth data\n"
+		   "                       request (default 20) of at least BYTES: " BLK_FAULT_NAMES "\n");
+#endif
 }
 
 static int bad_value(const char *flag, const char *value, const char *want)
@@ -86,7 +93,7 @@ static const char *backend_error(int err)
 int blk_main(int argc, char **argv)
 {
 	enum { O_SOCKET = 256, O_FD, O_CLIENT, O_FILE, O_RO, O_QUEUES, O_DIRECT, O_POLL, O_POLL_US,
-	       O_BACKEND, O_SIZE, O_SERIAL, O_WT, O_CAPS, O_HELP };
+	       O_BACKEND, O_SIZE, O_SERIAL, O_WT, O_CAPS, O_HELP, O_FAULT };
 	static const struct option opts[] = {
 		{ "socket-path", required_argument, NULL, O_SOCKET },
 		{ "fd", required_argument, NULL, O_FD },
@@ -103,6 +110,9 @@ int blk_main(int argc, char **argv)
 		{ "writethrough", no_argument, NULL, O_WT },
 		{ "print-capabilities", no_argument, NULL, O_CAPS },
 		{ "help", no_argument, NULL, O_HELP },
+#ifdef UVIRTIO_FAULT_INJECTION
+		{ "inject-fault", required_argument, NULL, O_FAULT },
+#endif
 		{ 0 },
 	};
 	struct uvirtio_blk_dev_config bc = { .backend = UVIRTIO_BLK_BACKEND_FILE, .num_queues = 1 };
@@ -179,6 +189,12 @@ int blk_main(int argc, char **argv)
 		case O_HELP:
 			usage(stdout);
 			return 0;
+#ifdef UVIRTIO_FAULT_INJECTION
+		case O_FAULT:
+			if (blk_fault_set(optarg))
+				return bad_value("--inject-fault", optarg, BLK_FAULT_SPEC ", NAME one of " BLK_FAULT_NAMES);
+			break;
+#endif
 		default:
 			fprintf(stderr, "uvirtio blk: unknown option '%s'; run 'uvirtio blk --help'\n",
 				argv[optind - 1]);

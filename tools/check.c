@@ -171,10 +171,25 @@ static const char *err_name(int err)
 	switch (err) {
 	case -EIO: return "EIO (IOERR, a bad used length, or a broken queue)";
 	case -EOPNOTSUPP: return "EOPNOTSUPP (answered UNSUPP)";
-	case -ETIMEDOUT: return "no answer within the time-out";
+	case -ETIMEDOUT: return "no answer within the time-out (--timeout-ms)";
 	case -ENOTCONN: return "the backend closed the connection";
 	default: return strerror(-err);
 	}
+}
+
+/* err_name(), and for an error on a queue the driver found broken, the rule
+ * the device broke there (a bad used entry). Thread-local: a queue's
+ * thread each in the multi-queue check. */
+static const char *queue_err_name(struct uvirtio_blk_drv *b, unsigned q, int err)
+{
+	static _Thread_local char line[256];
+	const struct uvirtio_drvq *vq = q < uvirtio_blk_drv_num_queues(b) ? uvirtio_driver_vq(&b->drv, q) : NULL;
+
+	if (err != -EIO || !vq || !uvirtio_drvq_is_broken(vq))
+		return err_name(err);
+	snprintf(line, sizeof(line), "EIO: the driver broke queue %u: %s", q,
+		 uvirtio_drvq_broken_reason(vq) ? uvirtio_drvq_broken_reason(vq) : "a bad used ring");
+	return line;
 }
 
 static const char *const feature_names[64] = {
@@ -320,13 +335,13 @@ static int write_read_verify(struct blk_session *s, unsigned q, uint64_t disk, s
 	ret = uvirtio_blk_drv_writev(&s->b, q, disk / 512, wiov, wn, timeout_ms);
 	if (ret) {
 		snprintf(why, whylen, "write of %zu bytes at byte %" PRIu64 " in %u segments: %s", len, disk, wn,
-			 err_name(ret));
+			 queue_err_name(&s->b, q, ret));
 		return ret;
 	}
 	ret = uvirtio_blk_drv_readv(&s->b, q, disk / 512, riov, rn, timeout_ms);
 	if (ret) {
 		snprintf(why, whylen, "read of %zu bytes at byte %" PRIu64 " in %u segments: %s", len, disk, rn,
-			 err_name(ret));
+			 queue_err_name(&s->b, q, ret));
 		return ret;
 	}
 	bad = check_mismatch(s->buf[1], len, disk, seed);
@@ -625,14 +640,16 @@ static enum check_verdict check_io_multi_segment(struct check_ctx *c)
 	riov[1] = (struct iovec){ (char *)s.buf[2], rlen[1] };
 	ret = uvirtio_blk_drv_writev(&s.b, 0, disk / 512, wiov, 6, c->opts.timeout_ms);
 	if (ret) {
+		FAIL(c, "write of %zu bytes in 6 segments (1000, 24, 3072, 512, 4096, 2560): %s", total,
+		     queue_err_name(&s.b, 0, ret));
 		session_close(&s);
-		return FAIL(c, "write of %zu bytes in 6 segments (1000, 24, 3072, 512, 4096, 2560): %s", total,
-			    err_name(ret));
+		return CHECK_FAIL;
 	}
 	ret = uvirtio_blk_drv_readv(&s.b, 0, disk / 512, riov, 2, c->opts.timeout_ms);
 	if (ret) {
+		FAIL(c, "read of %zu bytes in 2 segments: %s", total, queue_err_name(&s.b, 0, ret));
 		session_close(&s);
-		return FAIL(c, "read of %zu bytes in 2 segments: %s", total, err_name(ret));
+		return CHECK_FAIL;
 	}
 	bad = check_mismatch(riov[0].iov_base, rlen[0], disk, 99);
 	if (bad == SIZE_MAX && (bad = check_mismatch(riov[1].iov_base, rlen[1], disk + rlen[0], 99)) != SIZE_MAX)
@@ -935,7 +952,7 @@ static void *mq_thread(void *arg)
 			w->ret = uvirtio_blk_drv_write(&s->b, w->q, at / 512, wbuf, MQ_CHUNK, w->timeout_ms);
 			if (w->ret) {
 				snprintf(w->why, sizeof(w->why), "queue %u: write at byte %" PRIu64 ": %s", w->q, at,
-					 err_name(w->ret));
+					 queue_err_name(&s->b, w->q, w->ret));
 				return NULL;
 			}
 		}
@@ -943,7 +960,7 @@ static void *mq_thread(void *arg)
 		w->ret = uvirtio_blk_drv_read(&s->b, w->q, at / 512, rbuf, MQ_CHUNK, w->timeout_ms);
 		if (w->ret) {
 			snprintf(w->why, sizeof(w->why), "queue %u: read at byte %" PRIu64 ": %s", w->q, at,
-				 err_name(w->ret));
+				 queue_err_name(&s->b, w->q, w->ret));
 			return NULL;
 		}
 		if (!uvirtio_blk_drv_read_only(&s->b) &&

@@ -6,6 +6,12 @@
  * request): writes to a read-only disk, ring stop and restart at the right
  * index, and a hostile driver's malformed chains.
  *
+ * Hostile means answered: within --timeout-ms the backend must answer the
+ * malformed request with an error status, close the connection, or mark
+ * the device broken (DEVICE_NEEDS_RESET, which reaches a vhost-user
+ * front-end through GET_STATUS), and then serve verified I/O on a new
+ * connection. A queue that just stops is a FAIL naming the request.
+ *
  * Buffers live in an arena poisoned with 0xa5; after each request every
  * byte outside the buffers the device may write is checked, so a device
  * that writes beyond what a chain allows is caught.
@@ -566,9 +572,24 @@ struct hcase {
 struct hostile {
 	uint64_t needs;        /* features the case needs offered (0: none) */
 	void (*build)(struct raw *r, struct hcase *h);
+	const char *what;      /* the malformed request, for --list and a hang */
 };
 
 static uint64_t g_sector; /* the sector hostile requests name; set per run */
+
+/* vhost-user protocol feature STATUS (GET_STATUS): without it the front-end
+ * cannot see DEVICE_NEEDS_RESET. */
+#define PROTOCOL_F_STATUS 16
+
+static bool status_hidden(const struct raw *r)
+{
+	uint64_t offered = 0;
+
+	if (!r->conn.fe)
+		return false;
+	uvirtio_vhost_frontend_protocol_features(r->conn.fe, &offered);
+	return !(offered & UVIRTIO_BIT(PROTOCOL_F_STATUS));
+}
 
 /* The usual readable header, to be followed by parts of the case's choosing. */
 static void std_hdr(struct raw *r, uint32_t type)
@@ -753,21 +774,28 @@ static void build_zero_len_data(struct raw *r, struct hcase *h)
 	h->ok_len = 1;
 }
 
-static const struct hostile hostile_cases[] = {
-	{ 0, build_loop },
-	{ 0, build_next_out_of_range },
-	{ 0, build_head_out_of_range },
-	{ 0, build_address_outside },
-	{ 0, build_address_wraps },
-	{ UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC), build_chain_longer },
-	{ UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC), build_nested_indirect },
-	{ UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC), build_indirect_with_next },
-	{ 0, build_header_short },
-	{ 0, build_unknown_type },
-	{ 0, build_zero_len_header },
-	{ 0, build_zero_len_status },
-	{ 0, build_zero_len_data },
-};
+#define INDIRECT UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC)
+/* Every case: check name, the features it needs, its builder, what it sends. */
+#define HOSTILE_CASES(X)                                                                                \
+	X(descriptor_loop, 0, build_loop, "a chain whose NEXT links loop")                               \
+	X(next_out_of_range, 0, build_next_out_of_range, "a NEXT index equal to the queue size")           \
+	X(head_out_of_range, 0, build_head_out_of_range, "an avail ring head equal to the queue size")     \
+	X(address_outside_memory, 0, build_address_outside, "a data buffer 1 MiB past guest memory")       \
+	X(address_wraps, 0, build_address_wraps, "a data buffer whose address + length wraps 64 bits")     \
+	X(chain_longer_than_queue, INDIRECT, build_chain_longer,                                          \
+	  "an indirect chain longer than the queue (INDIRECT_DESC)")                                      \
+	X(nested_indirect, INDIRECT, build_nested_indirect,                                               \
+	  "an indirect table holding an INDIRECT descriptor (INDIRECT_DESC)")                             \
+	X(indirect_with_next, INDIRECT, build_indirect_with_next,                                         \
+	  "a descriptor with INDIRECT and NEXT set (INDIRECT_DESC)")                                      \
+	X(header_short, 0, build_header_short, "a request header of 8 bytes")                              \
+	X(unknown_type_unsupp, 0, build_unknown_type, "an unknown request type (to be answered UNSUPP)")   \
+	X(zero_length_header, 0, build_zero_len_header, "a header buffer of length 0")                     \
+	X(zero_length_status, 0, build_zero_len_status, "a status buffer of length 0")                     \
+	X(zero_length_data, 0, build_zero_len_data, "a read whose data buffer has length 0")
+
+#define HOSTILE_CASE(name, needs, build, what) { needs, build, what },
+static const struct hostile hostile_cases[] = { HOSTILE_CASES(HOSTILE_CASE) };
 
 static enum check_verdict hostile_run(struct check_ctx *c, const struct hostile *hc)
 {
@@ -835,7 +863,15 @@ static enum check_verdict hostile_run(struct check_ctx *c, const struct hostile 
 				 "; used id %u is not a descriptor index", id);
 		break;
 	case NO_USED:
-		snprintf(outcome + pre, sizeof(outcome) - pre, "queue stopped, no used entry in %d ms", c->opts.timeout_ms);
+		/* Hostile means answered: an error status, a closed connection
+		 * or DEVICE_NEEDS_RESET. A queue that just stops (or spins) is
+		 * a backend that hangs on a hostile driver. */
+		violated = true;
+		snprintf(outcome + pre, sizeof(outcome) - pre,
+			 "hung on %s: no used entry, no DEVICE_NEEDS_RESET and the connection still open after %d ms%s",
+			 hc->what, c->opts.timeout_ms,
+			 status_hidden(&r) ? " (the backend does not offer protocol feature STATUS: "
+					     "DEVICE_NEEDS_RESET cannot reach the front-end, so it must answer or close)" : "");
 		break;
 	case NEEDS_RESET:
 		snprintf(outcome + pre, sizeof(outcome) - pre, "queue broken, DEVICE_NEEDS_RESET set");
@@ -861,31 +897,21 @@ static enum check_verdict hostile_run(struct check_ctx *c, const struct hostile 
 	return PASS(c, "%s; a new connection then did verified I/O", outcome);
 }
 
-#define HOSTILE_FN(i)                                                         \
-	static enum check_verdict hostile_##i(struct check_ctx *c)            \
-	{                                                                     \
-		return hostile_run(c, &hostile_cases[i]);                     \
+#define HOSTILE_FN(name, needs, build, what)                                   \
+	static enum check_verdict hostile_##name(struct check_ctx *c)            \
+	{                                                                        \
+		return hostile_run(c, &hostile_cases[HOSTILE_##name]);           \
 	}
-HOSTILE_FN(0) HOSTILE_FN(1) HOSTILE_FN(2) HOSTILE_FN(3) HOSTILE_FN(4) HOSTILE_FN(5) HOSTILE_FN(6)
-HOSTILE_FN(7) HOSTILE_FN(8) HOSTILE_FN(9) HOSTILE_FN(10) HOSTILE_FN(11) HOSTILE_FN(12)
+#define HOSTILE_INDEX(name, needs, build, what) HOSTILE_##name,
+enum { HOSTILE_CASES(HOSTILE_INDEX) };
+HOSTILE_CASES(HOSTILE_FN)
 
 const struct check check_raw_checks[] = {
 	{ "io_read_only_refuses_writes", check_read_only, "a write to an RO disk is answered IOERR and changes nothing" },
 	{ "ring_stop_restart_at_index", check_ring_stop_restart,
 	  "GET_VRING_BASE = requests completed; a request made available while stopped completes after restart" },
-	{ "hostile_descriptor_loop", hostile_0, "a chain whose NEXT links loop" },
-	{ "hostile_next_out_of_range", hostile_1, "a NEXT index equal to the queue size" },
-	{ "hostile_head_out_of_range", hostile_2, "an avail ring head equal to the queue size" },
-	{ "hostile_address_outside_memory", hostile_3, "a data buffer 1 MiB past guest memory" },
-	{ "hostile_address_wraps", hostile_4, "a data buffer whose address + length wraps 64 bits" },
-	{ "hostile_chain_longer_than_queue", hostile_5, "an indirect chain longer than the queue (INDIRECT_DESC)" },
-	{ "hostile_nested_indirect", hostile_6, "an indirect table holding an INDIRECT descriptor (INDIRECT_DESC)" },
-	{ "hostile_indirect_with_next", hostile_7, "a descriptor with INDIRECT and NEXT set (INDIRECT_DESC)" },
-	{ "hostile_header_short", hostile_8, "a request header of 8 bytes" },
-	{ "hostile_unknown_type_unsupp", hostile_9, "an unknown request type must be answered UNSUPP" },
-	{ "hostile_zero_length_header", hostile_10, "a header buffer of length 0" },
-	{ "hostile_zero_length_status", hostile_11, "a status buffer of length 0" },
-	{ "hostile_zero_length_data", hostile_12, "a read whose data buffer has length 0" },
+#define HOSTILE_ROW(name, needs, build, what) { "hostile_" #name, hostile_##name, what },
+	HOSTILE_CASES(HOSTILE_ROW)
 };
 
 const size_t check_raw_checks_count = sizeof(check_raw_checks) / sizeof(check_raw_checks[0]);

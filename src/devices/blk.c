@@ -14,6 +14,9 @@
 
 #include "../core/eventfd.h"
 #include "blk_priv.h"
+#ifdef UVIRTIO_FAULT_INJECTION
+#include "blk_fault.h"
+#endif
 
 /* seg_max counts data segments; a request adds a header and a status byte,
  * and a buffer that crosses from one memory region into the next takes one
@@ -81,6 +84,16 @@ static void flush_done(struct uvirtio_blk_queue *bq)
 
 static void complete(struct uvirtio_blk_queue *bq, struct blk_slot *s, uint32_t used)
 {
+#ifdef UVIRTIO_FAULT_INJECTION
+	/* Test builds: a fault may forget this request or hang the queue. */
+	enum blk_fault_action fault = blk_fault_complete(&s->req, &s->p, &used);
+
+	bq->broken |= fault == BLK_FAULT_HANG;
+	if (fault == BLK_FAULT_DROP) {
+		bq->free[bq->nfree++] = (unsigned)(s - bq->slots);
+		return;
+	}
+#endif
 	if (bq->ndone == bq->nslots)
 		flush_done(bq);
 	bq->done[bq->ndone++] = (struct uvirtio_used){ .id = s->req.id, .len = used };
@@ -641,6 +654,10 @@ int uvirtio_blk_dev_init(struct uvirtio_blk_dev *blk, const struct uvirtio_blk_d
 		.reset = blk_reset,
 	};
 	ret = uvirtio_device_init(&blk->dev, &blk->ops, blk, &blk->config, sizeof(blk->config), mem);
+#ifdef UVIRTIO_FAULT_INJECTION
+	if (!ret && (ret = blk_fault_dev_init(blk)))
+		uvirtio_device_destroy(&blk->dev);
+#endif
 	if (ret)
 		goto fail;
 	for (unsigned i = 0; i < nq; i++)

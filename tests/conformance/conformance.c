@@ -16,6 +16,10 @@
  *
  *   conformance --transport=loopback|mmio|pci|vhost-user
  *               [--ring=split|packed|split-in-order|packed-in-order] [--image=PATH]
+ *               [--request-deadline-ms=MS]
+ *
+ * A request not completed within --request-deadline-ms (default 30000)
+ * fails the scenario, naming the request.
  *
  * --ring adds the layout's features to every negotiation (packed: RING_PACKED;
  * -in-order: IN_ORDER; all but split also NOTIFICATION_DATA, where the
@@ -242,6 +246,8 @@ int main(int argc, char **argv)
 			ring = argv[i] + 7;
 		else if (!strncmp(argv[i], "--image=", 8))
 			image = argv[i] + 8;
+		else if (!strncmp(argv[i], "--request-deadline-ms=", 22) && atoi(argv[i] + 22) > 0)
+			load_deadline_ms = atoi(argv[i] + 22);
 		else if (!strcmp(argv[i], "--device-child"))
 			return fixture_device_child(argc, argv);
 	}
@@ -250,7 +256,7 @@ int main(int argc, char **argv)
 			ring_bits = rings[i].bits | UVIRTIO_BIT(VIRTIO_F_VERSION_1);
 	if (!transport || !ring_bits) {
 		fprintf(stderr, "usage: conformance --transport=loopback|mmio|pci|vhost-user "
-				"[--ring=split|packed|split-in-order|packed-in-order]\n");
+				"[--ring=split|packed|split-in-order|packed-in-order] [--request-deadline-ms=MS]\n");
 		return 2;
 	}
 	ring_bits &= ~UVIRTIO_BIT(VIRTIO_F_VERSION_1);

@@ -102,6 +102,7 @@ class Backend:
             cmd = [args.uvirtio, "blk", f"--socket-path={self.sock}", f"--queues={queues}"]
             if read_only:
                 cmd.append("--read-only")
+            cmd += args.backend_arg
             cmd.append(image)
         else:
             cmd = [QSD,
@@ -352,6 +353,9 @@ def main():
     ap.add_argument("--append", action="append", default=[],
                     help="extra kernel command line word, e.g. uvirtio.queues=3 "
                     "(later words override the test's)")
+    ap.add_argument("--backend-arg", action="append", default=[],
+                    help="extra argument for `uvirtio blk`, e.g. --inject-fault=drop-completion "
+                    "(a fault_injection build; tests/negative)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--verbose", action="store_true", help="echo every console line")
     args = ap.parse_args()

@@ -2,11 +2,23 @@
 #include <endian.h>
 #include <errno.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "blk_load.h"
+
+int load_deadline_ms = LOAD_DEADLINE_MS_DEFAULT;
+
+static int64_t load_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static uint8_t load_pattern(unsigned slot, uint32_t gen, unsigned i)
 {
@@ -17,6 +29,47 @@ static void load_fail(struct load *l, const char *why)
 {
 	if (!l->failure)
 		l->failure = why;
+}
+
+/* A failure that names its request or queue. */
+static void __attribute__((format(printf, 2, 3))) load_failf(struct load *l, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (l->failure)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(l->failure_buf, sizeof(l->failure_buf), fmt, ap);
+	va_end(ap);
+	l->failure = l->failure_buf;
+}
+
+/* The request slot @s has in flight, for a failure line. */
+static const char *load_req_name(const struct slot *s, char *buf, size_t len)
+{
+	snprintf(buf, len, "slot %u (queue %u, %s of generation %u, sectors %u-%u)", s->id, s->queue,
+		 s->is_read ? "read" : "write", s->is_read ? s->written : s->gen, s->id * SECTORS_PER_SLOT,
+		 s->id * SECTORS_PER_SLOT + SECTORS_PER_SLOT - 1);
+	return buf;
+}
+
+/* Every request in flight completes within load_deadline_ms; the first that
+ * did not fails the load. Return: whether one did not. */
+static bool load_past_deadline(struct load *l)
+{
+	int64_t now = load_now_ms();
+	char name[128];
+
+	for (unsigned i = 0; i < SLOTS; i++) {
+		const struct slot *s = &l->slots[i];
+
+		if (s->state == INFLIGHT && !l->drv.vq_reset[s->queue] && now - s->submitted_ms > load_deadline_ms) {
+			load_failf(l, "the request of %s did not complete within %d ms",
+				   load_req_name(s, name, sizeof(name)), load_deadline_ms);
+			return true;
+		}
+	}
+	return false;
 }
 
 static int load_submit(struct load *l, struct slot *s)
@@ -49,6 +102,7 @@ static int load_submit(struct load *l, struct slot *s)
 		return ret;
 	s->state = INFLIGHT;
 	s->completions = 0;
+	s->submitted_ms = load_now_ms();
 	return 0;
 }
 
@@ -72,11 +126,14 @@ static void load_complete(struct load *l, struct slot *s, uint32_t len)
 	if (*s->status != VIRTIO_BLK_S_OK)
 		return load_fail(l, "a request failed (status not OK)");
 	if (s->is_read) {
+		char name[128];
+
 		if (len < DATA_BYTES + 1)
 			return load_fail(l, "a read reports fewer bytes written than it has");
 		for (unsigned i = 0; i < DATA_BYTES; i++)
 			if (s->data[i] != load_pattern(s->id, s->written, i))
-				return load_fail(l, "data read back differs from what was written");
+				return load_failf(l, "data read back differs from what was written: %s, byte %u",
+						  load_req_name(s, name, sizeof(name)), i);
 	} else {
 		s->written = s->gen;
 	}
@@ -102,8 +159,10 @@ unsigned load_reap(struct load *l)
 			n++;
 		}
 		if (ret < 0)
-			load_fail(l, "a queue broke (bad used ring)");
+			load_failf(l, "queue %u broke (bad used ring: %s)", qi,
+				   uvirtio_drvq_broken_reason(q) ? uvirtio_drvq_broken_reason(q) : "?");
 	}
+	load_past_deadline(l);
 	return n;
 }
 
@@ -164,7 +223,17 @@ int load_wait_any(struct load *l)
 			return 1;
 		p[n++] = (struct pollfd){ .fd = t->ops->event_fd(t, qi), .events = POLLIN };
 	}
-	ret = poll(p, n, WAIT_MS);
+	/* With requests in flight, wait until the first of them is due (each
+	 * has load_deadline_ms), a second at a time; otherwise WAIT_MS. */
+	int64_t until = load_now_ms() + WAIT_MS;
+
+	if (load_count(l, INFLIGHT))
+		until = load_now_ms() + load_deadline_ms + 1;
+	do {
+		int64_t left = until - load_now_ms();
+
+		ret = poll(p, n, left <= 0 ? 0 : left > 1000 ? 1000 : (int)left);
+	} while (ret == 0 && !load_past_deadline(l) && load_now_ms() < until);
 	if (ret == 0) {
 		/* Say where it stuck: which ring, how far each side got. */
 		for (unsigned qi = 0; qi < l->nq; qi++) {

@@ -20,6 +20,11 @@
 #define DATA_BYTES (SECTORS_PER_SLOT * 512)
 #define POISON 0xee
 #define WAIT_MS 5000
+/* How long one request may stay in flight before the load fails naming it:
+ * generous for a loaded 2-core machine under a sanitizer; the negative
+ * controls (tests/negative) shorten it. */
+#define LOAD_DEADLINE_MS_DEFAULT 30000
+extern int load_deadline_ms;
 
 enum slot_state { IDLE, QUEUED, INFLIGHT, DETACHED };
 
@@ -35,6 +40,7 @@ struct slot {
 	uint32_t gen;        /* generation of the data in flight or last written */
 	uint32_t written;    /* generation known to be on disk; 0 none */
 	unsigned completions; /* of the current request: must end at 1 */
+	int64_t submitted_ms; /* when the request in flight was made available */
 };
 
 struct load {
@@ -46,6 +52,7 @@ struct load {
 	uint8_t *mem;
 	unsigned long done;
 	const char *failure; /* first rule broken, for the TAP line */
+	char failure_buf[256]; /* where a failure naming its request is written */
 	uint64_t used_at_suspend[CONFORMANCE_QUEUES]; /* split: used->idx; packed: a hash */
 };
 

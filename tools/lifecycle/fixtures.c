@@ -517,6 +517,10 @@ void fixture_destroy(struct fixture *f)
 		return;
 	}
 	if (f->t) {
+		/* A scenario that failed leaves the device running: reset it, so
+		 * that its queue threads stop before the transport they signal
+		 * goes. (A reset device is reset again harmlessly.) */
+		f->t->ops->reset(f->t);
 		if (!strcmp(f->transport, "mmio"))
 			uvirtio_mmio_drv_destroy(f->t);
 		else if (!strcmp(f->transport, "pci"))
