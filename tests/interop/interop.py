@@ -54,6 +54,12 @@ KNOWN_CHECK_FAILURES = {
             r"indirect chain of \d+ descriptors, queue size \d+: completed the invalid request",
             "it serves a request whose indirect table is longer than the queue "
             "(the spec's limit for a chain, 2.7.5.3.1)"),
+        "hostile_header_short": (
+            r"hung on a request header of \d+ bytes: no used entry, no DEVICE_NEEDS_RESET",
+            "QEMU 7.2's vhost-user-blk export drops a request whose header is too short "
+            "(it logs 'virtio-blk request outhdr too short' and frees the element unpushed): "
+            "no used entry, no closed connection, and without protocol feature STATUS no "
+            "DEVICE_NEEDS_RESET can reach the front-end"),
         "hostile_nested_indirect": (
             r"completed the invalid request with OK",
             "it serves a request with INDIRECT set inside an indirect table, which the driver "
@@ -323,7 +329,9 @@ def self_test():
     good = ("PASS  a: x\nFAIL  config_values_sane: size_max is 0 with SIZE_MAX (...)\n"
             "FAIL  hostile_chain_longer_than_queue: indirect chain of 19 descriptors, queue "
             "size 16: completed the invalid request with OK\n"
-            "FAIL  hostile_nested_indirect: completed the invalid request with OK, used length 1\n")
+            "FAIL  hostile_nested_indirect: completed the invalid request with OK, used length 1\n"
+            "FAIL  hostile_header_short: hung on a request header of 8 bytes: no used entry, "
+            "no DEVICE_NEEDS_RESET and the connection still open after 5000 ms\n")
     cases = [
         ("qsd's known failures as known", "qsd", 1, good, True),
         ("a new failure", "qsd", 1, good + "FAIL  io_flush: IOERR\n", False),
@@ -332,7 +340,7 @@ def self_test():
         ("an unexpected pass", "qsd", 1,
          good.replace("FAIL  hostile_nested_indirect", "PASS  hostile_nested_indirect"), False),
         ("a known check that did not run", "qsd", 1,
-         "\n".join(good.splitlines()[:-1]), False),
+         "\n".join(good.splitlines()[:-2]), False),
         ("a crash", "qsd", -11, good, False),
         ("uvirtio blk failing anything", "uvirtio", 1, "PASS  a: x\nFAIL  b: y\n", False),
         ("uvirtio blk passing all", "uvirtio", 0, "PASS  a: x\nN/A   b: y\n", True),
