@@ -19,8 +19,11 @@
  *          hang up on it).
  *     10   raw bytes: u8 n, n bytes written to the socket as they are, so a
  *          message may be split or run into the next
- *     11   kick: u8 ring; waits until the backend handled every message sent
- *          so far, then writes the ring's kick eventfd
+ *     11   kick: u8 k; waits until the backend handled every message sent
+ *          so far, then writes the kick eventfd of ring k % 4; with bit 7 of
+ *          k set, then waits up to KICK_WAIT_MS for the device to take a
+ *          request (so that a seed's request is served before the next
+ *          message stops the ring, instead of when the thread happens to run)
  *     12   poke guest memory: u24 offset, u8 n, n bytes
  *     13   wait until the backend handled every message sent so far
  *     14-15 hang up now (the rest of the input is ignored)
@@ -45,6 +48,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +70,7 @@
 #define NEVFD 4
 #define MAX_SEND_FDS 16
 #define WAIT_MS 2000
+#define KICK_WAIT_MS 5
 
 struct session {
 	int sock; /* the fuzzer's end of the socketpair */
@@ -252,6 +257,15 @@ static void send_bytes(struct session *s, const uint8_t *p, size_t n, const int 
 		off += (size_t)k;
 		nfds = 0;
 	}
+}
+
+static uint64_t requests_taken(const struct uvirtio_blk_dev *blk)
+{
+	struct uvirtio_blk_dev_stats st;
+
+	uvirtio_blk_dev_get_stats(blk, &st);
+	return st.reads + st.writes + st.flushes + st.get_ids + st.discards + st.write_zeroes +
+	       st.other;
 }
 
 static bool all_handled(struct session *s)
@@ -441,6 +455,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	while (!in_empty(&in) && !hung_up && !done(&s)) {
 		uint8_t op = in_u8(&in) % 16, buf[256];
 		unsigned n, off, ring;
+		uint64_t taken;
 
 		switch (op) {
 		case 10:
@@ -450,9 +465,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			send_bytes(&s, buf, n, NULL, 0);
 			break;
 		case 11:
-			ring = in_u8(&in) % NEVFD;
+			ring = in_u8(&in);
 			sync_backend(&s);
-			(void)!eventfd_write(s.kick[ring], 1);
+			taken = requests_taken(&blk);
+			(void)!eventfd_write(s.kick[ring % NEVFD], 1);
+			if (ring & 0x80)
+				for (uint64_t end = now_ms() + KICK_WAIT_MS;
+				     requests_taken(&blk) == taken && now_ms() < end;)
+					sched_yield();
 			break;
 		case 12:
 			off = (unsigned)in_le(&in, 3);

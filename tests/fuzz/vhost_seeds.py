@@ -188,7 +188,7 @@ def backend_seed(entries):
                 if ring["started"] and r < 4:
                     pk = read_request(r, ring["num"], ring["base"], packed)
                     if pk:
-                        out += pk + bytes([OP_KICK, r])
+                        out += pk + bytes([OP_KICK, r | 0x80])  # kick, wait for it
     return bytes(out)
 
 
