@@ -3,9 +3,10 @@
 """Turn vhost-user sessions recorded by record_vhost.py into fuzz seeds.
 
     vhost_seeds.py backend  LOG.jsonl OUT   # fuzz_vhost_backend: the front-end's messages
+    vhost_seeds.py frontend LOG.jsonl OUT   # fuzz_vhost_frontend: the backend's replies
 
-The input layout is the one documented at the top of fuzz_vhost_backend.c;
-change both together. tests/fuzz/recorded/README.md says how the committed
+The input layouts are the ones documented at the top of fuzz_vhost_backend.c
+and fuzz_vhost_frontend.c; change them together. tests/fuzz/recorded/README.md says how the committed
 logs were recorded.
 
 fuzz_vhost_backend: the recorded memory table describes QEMU's memory (512 MiB
@@ -23,6 +24,12 @@ its kicks reach the ring), the back-end channel a socket. Guest memory itself
 is not recorded: after each SET_STATUS with DRIVER_OK the seed puts one read
 request (header, 512-byte buffer, status byte) in each started ring, at the
 position the ring starts from, and kicks it.
+
+fuzz_vhost_frontend: the seed answers each request the front-end sent with
+the reply the recorded backend gave it, byte for byte (a custom reply), and
+a request that got none with nothing. The fuzzer's front-end runs the blk
+driver's probe and remove, which send the requests of `uvirtio bench blk`'s
+session in the same order (its I/O travels through the rings, not messages).
 """
 import json
 import struct
@@ -192,11 +199,28 @@ def backend_seed(entries):
     return bytes(out)
 
 
+def frontend_seed(entries):
+    # driver byte, features and protocol features as offered by default
+    # (xor 0), one queue; then the replies.
+    out = bytearray([0]) + bytes(16) + bytes([0])
+    msgs = [e for e in entries if "request" in e]
+    for i, e in enumerate(msgs):
+        if e["from"] != "front-end":
+            continue
+        nxt = msgs[i + 1] if i + 1 < len(msgs) else None
+        if nxt and nxt["from"] == "back-end" and nxt["request"] == e["request"]:
+            p = bytes.fromhex(nxt["payload"])
+            out += bytes([1, 0, nxt["flags"] & 0xFF]) + struct.pack("<H", len(p)) + bytes([0]) + p
+        else:
+            out += bytes([0])
+    return bytes(out)
+
+
 def main():
-    if len(sys.argv) != 4 or sys.argv[1] not in ("backend",):
+    if len(sys.argv) != 4 or sys.argv[1] not in ("backend", "frontend"):
         sys.exit(__doc__)
     entries = load(sys.argv[2])
-    data = backend_seed(entries)
+    data = backend_seed(entries) if sys.argv[1] == "backend" else frontend_seed(entries)
     with open(sys.argv[3], "wb") as f:
         f.write(data)
     print(f"{sys.argv[3]}: {len(data)} bytes from {len(entries)} messages")
