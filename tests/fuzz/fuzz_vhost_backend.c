@@ -21,8 +21,8 @@
  *          message may be split or run into the next
  *     11   kick: u8 k; waits until the backend handled every message sent
  *          so far, then writes the kick eventfd of ring k % 4; with bit 7 of
- *          k set, then waits up to KICK_WAIT_MS for the device to take a
- *          request (so that a seed's request is served before the next
+ *          k set and a queue thread running, then waits up to KICK_WAIT_MS
+ *          for the device to take a request (so that a seed's request is served before the next
  *          message stops the ring, instead of when the thread happens to run)
  *     12   poke guest memory: u24 offset, u8 n, n bytes
  *     13   wait until the backend handled every message sent so far
@@ -48,7 +48,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -482,10 +481,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			sync_backend(&s);
 			taken = requests_taken(&blk);
 			(void)!eventfd_write(s.kick[ring % NEVFD], 1);
-			if (ring & 0x80)
+			/* Only while some queue thread runs (more threads than
+			 * the target's and the backend's): otherwise nobody
+			 * can take the request. */
+			if ((ring & 0x80) && count_dir("/proc/self/task") > threads_at_start + 1)
 				for (uint64_t end = now_ms() + KICK_WAIT_MS;
 				     requests_taken(&blk) == taken && now_ms() < end;)
-					sched_yield();
+					usleep(50);
 			break;
 		case 12:
 			off = (unsigned)in_le(&in, 3);
