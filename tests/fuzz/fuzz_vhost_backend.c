@@ -38,7 +38,8 @@
  * descriptors at +0, the avail ring (packed: driver event area) at +16 KiB,
  * the used ring (device event area) at +20 KiB; data buffers from DATA_AT.
  *
- * "Waits" are bounded (the backend handles a message in microseconds; a
+ * Every reply must be well-formed (version 1, the reply flag, a size the
+ * protocol allows, no fds). "Waits" are bounded (the backend handles a message in microseconds; a
  * second means it hangs, and the check says so). At the end of each input
  * the fuzzer hangs up and joins the backend thread; then no fd, thread or
  * mapping may be left, the device must be reset and guest memory unmapped.
@@ -87,6 +88,10 @@ struct session {
 	uint32_t payload_left;
 	bool framing_dead; /* a size over the maximum: the backend hangs up */
 	uint64_t complete;
+	/* The same for the backend's replies. */
+	uint8_t rhdr[VHOST_USER_HDR_SIZE];
+	unsigned rhdr_have;
+	uint32_t rpayload_left;
 };
 
 static int guest_fd = -1;
@@ -152,6 +157,38 @@ static bool done(struct session *s)
 	return __atomic_load_n(&s->done, __ATOMIC_ACQUIRE);
 }
 
+/* Every message the backend sends here is a reply: version 1 with the
+ * reply flag, to a request code the fuzzer can send (a u8), of a size the
+ * protocol allows. */
+FUZZ_MODEL static void check_replies(struct session *s, const uint8_t *p, size_t n)
+{
+	while (n) {
+		if (s->rhdr_have < VHOST_USER_HDR_SIZE) {
+			s->rhdr[s->rhdr_have++] = *p++;
+			n--;
+			if (s->rhdr_have == VHOST_USER_HDR_SIZE) {
+				struct vhost_user_hdr h;
+
+				memcpy(&h, s->rhdr, sizeof(h));
+				FUZZ_CHECK(h.flags == (VHOST_USER_VERSION | VHOST_USER_REPLY_MASK));
+				FUZZ_CHECK(h.request <= UINT8_MAX);
+				FUZZ_CHECK(h.size <= VHOST_USER_PAYLOAD_MAX);
+				s->rpayload_left = h.size;
+				if (!h.size)
+					s->rhdr_have = 0;
+			}
+		} else {
+			size_t k = n < s->rpayload_left ? n : s->rpayload_left;
+
+			p += k;
+			n -= k;
+			s->rpayload_left -= (uint32_t)k;
+			if (!s->rpayload_left)
+				s->rhdr_have = 0;
+		}
+	}
+}
+
 /* Read and drop what the backend sent (replies), closing any fds with them,
  * so it never blocks on a full socket. */
 static void drain(struct session *s)
@@ -167,7 +204,10 @@ static void drain(struct session *s)
 
 		if (n <= 0)
 			return;
+		check_replies(s, (const uint8_t *)buf, (size_t)n);
 		for (struct cmsghdr *c = CMSG_FIRSTHDR(&h); c; c = CMSG_NXTHDR(&h, c)) {
+			/* The backend sends no fds on the front-end's socket. */
+			FUZZ_CHECK(c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS);
 			if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
 				continue;
 			for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
