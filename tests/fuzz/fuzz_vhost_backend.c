@@ -22,8 +22,9 @@
  *     11   kick: u8 k; waits until the backend handled every message sent
  *          so far, then writes the kick eventfd of ring k % 4; with bit 7 of
  *          k set and a queue thread running, then waits up to KICK_WAIT_MS
- *          for the device to take a request (so that a seed's request is served before the next
- *          message stops the ring, instead of when the thread happens to run)
+ *          for the device to take a request (so that a seed's request is
+ *          served before the next message stops the ring, instead of
+ *          whenever the thread happens to run)
  *     12   poke guest memory: u24 offset, u8 n, n bytes
  *     13   wait until the backend handled every message sent so far
  *     14-15 hang up now (the rest of the input is ignored)
@@ -39,10 +40,11 @@
  * the used ring (device event area) at +20 KiB; data buffers from DATA_AT.
  *
  * Every reply must be well-formed (version 1, the reply flag, a size the
- * protocol allows, no fds). "Waits" are bounded (the backend handles a message in microseconds; a
- * second means it hangs, and the check says so). At the end of each input
- * the fuzzer hangs up and joins the backend thread; then no fd, thread or
- * mapping may be left, the device must be reset and guest memory unmapped.
+ * protocol allows, no fds). Waits are bounded: the backend handles a message
+ * in microseconds, so WAIT_MS without progress means it hangs, and a check
+ * says so. At the end of each input the fuzzer hangs up and joins the
+ * backend thread; then no fd and no thread may be left, the device must be
+ * reset and no guest memory region mapped.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -65,6 +67,7 @@
 #include "fuzz_input.h"
 
 #define GUEST_SIZE (128u * 1024)
+/* The seeds' layout (vhost_seeds.py); the fuzzer itself places nothing. */
 #define RING_SLOT (32u * 1024)
 #define DATA_AT (64u * 1024)
 #define NEVFD 4
