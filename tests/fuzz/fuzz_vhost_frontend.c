@@ -21,6 +21,10 @@
  *      REPLY_ACK, bit 3 disable CONFIGURE_MEM_SLOTS, bit 4 stop and restart
  *      ring 0 after probe, bit 5 suspend and resume after probe, bit 6 read
  *      the config again after probe
+ *   u8 more: bit 0 switch the write cache (SET_CONFIG), bit 1 reset queue 0
+ *      and enable it again, bit 2 suspend, move to a second fake backend
+ *      (which answers from the same input) and resume, bit 3 a flush that
+ *      nobody serves (times out after 1 ms; remove cancels it)
  *   u64 features ^ DEFAULT_FEATURES, u64 protocol features ^ DEFAULT_PF,
  *   u8 queues - 1 (% 4): what the well-behaved backend offers
  *   then, for each request the front-end sends, a u8 action (% 8):
@@ -78,7 +82,7 @@
 
 struct fake {
 	int sock;
-	struct fuzz_in in;
+	struct fuzz_in *in; /* shared by the fakes: one answers at a time */
 	uint64_t features, protocol;
 	unsigned queues;
 	uint8_t status;
@@ -262,7 +266,7 @@ static int make_fd(uint8_t kind)
 /* Answer one request as the input says. Return: false to hang up. */
 static bool answer(struct fake *f, const struct vhost_user_hdr *req, const uint8_t *payload)
 {
-	struct fuzz_in *in = &f->in;
+	struct fuzz_in *in = f->in;
 	uint8_t action = in_u8(in) % 8;
 	int n = good_reply(f, req, payload, buf);
 
@@ -357,13 +361,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct fuzz_in in = { data, size };
 	struct uvirtio_vhost_frontend_config cfg = { .fd = -1, .mem_size = MEM_SIZE,
 						     .reply_timeout_ms = REPLY_TIMEOUT_MS };
-	static struct fake f;
+	static struct fake f, f2;
+	static struct fuzz_in fin;
 	static struct uvirtio_blk_drv blk;
 	struct uvirtio_vhost_frontend *fe = NULL;
 	int fds_at_start = count_dir("/proc/self/fd");
 	int threads_at_start = count_dir("/proc/self/task");
-	uint8_t drv = in_u8(&in);
-	pthread_t thread;
+	uint8_t drv = in_u8(&in), more = in_u8(&in);
+	pthread_t thread, thread2;
+	bool moved = false;
+	int sv2[2] = { -1, -1 };
 	char error[160];
 	int sv[2], ret;
 
@@ -383,7 +390,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	f.config.max_discard_seg = 1;
 	f.config.max_write_zeroes_sectors = 1u << 16;
 	f.config.max_write_zeroes_seg = 1;
-	f.in = in;
+	fin = in;
+	f.in = &fin;
 
 	cfg.max_queue_size = qsizes[drv & 3];
 	if (drv & 4)
@@ -428,6 +436,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 				check_ret(uvirtio_driver_config_read(&blk.drv, 0, &c, sizeof(c)));
 			}
+			if (more & 1)
+				check_ret(uvirtio_blk_drv_set_writeback(&blk, !uvirtio_blk_drv_writeback(&blk)));
+			if (more & 2) {
+				ret = uvirtio_driver_queue_reset(&blk.drv, 0, NULL, NULL);
+				check_ret(ret);
+				if (!ret)
+					check_ret(uvirtio_driver_queue_enable(&blk.drv, 0, 0));
+			}
+			if (more & 4) {
+				ret = uvirtio_driver_suspend(&blk.drv, REPLY_TIMEOUT_MS);
+				check_ret(ret);
+				if (!ret) {
+					struct uvirtio_vhost_frontend_config mc = { .fd = -1 };
+
+					FUZZ_CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv2) == 0);
+					f2 = f;
+					f2.sock = sv2[1];
+					f2.status = 0;
+					FUZZ_CHECK(pthread_create(&thread2, NULL, fake_backend, &f2) == 0);
+					moved = true;
+					mc.fd = sv2[0];
+					check_ret(uvirtio_vhost_frontend_move(fe, &mc));
+					check_ret(uvirtio_driver_resume(&blk.drv, REPLY_TIMEOUT_MS));
+				}
+			}
+			if (more & 8)
+				check_ret(uvirtio_blk_drv_flush(&blk, 0, 1));
 			uvirtio_blk_drv_remove(&blk);
 			if (verbose)
 				fprintf(stderr, "fuzz_vhost_frontend: removed (%s)\n",
@@ -439,6 +474,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 * fake backend sees the end of the stream. */
 	pthread_join(thread, NULL);
 	close(sv[1]);
+	if (moved) {
+		/* move took sv2[0] over (and closed it on failure). */
+		pthread_join(thread2, NULL);
+		close(sv2[1]);
+	}
 	FUZZ_CHECK(count_dir("/proc/self/fd") == fds_at_start);
 	FUZZ_CHECK(threads_settle(threads_at_start));
 	return 0;

@@ -200,9 +200,9 @@ def backend_seed(entries):
 
 
 def frontend_seed(entries):
-    # driver byte, features and protocol features as offered by default
-    # (xor 0), one queue; then the replies.
-    out = bytearray([0]) + bytes(16) + bytes([0])
+    # the two driver bytes, features and protocol features as offered by
+    # default (xor 0), one queue; then the replies.
+    out = bytearray([0, 0]) + bytes(16) + bytes([0])
     msgs = [e for e in entries if "request" in e]
     for i, e in enumerate(msgs):
         if e["from"] != "front-end":
