@@ -7,10 +7,11 @@
  * answers it as the input says: the reply a well-behaved blk backend gives,
  * or one of the input's making (any request code, flags, size, payload and
  * fds), nothing at all, an extra message nobody asked for, half a reply, or
- * a hang-up. Over the front-end the blk driver probes (negotiation, config,
- * rings handed over at DRIVER_OK), then the input may stop and restart a
- * ring, suspend and resume, and the driver is removed (reset: rings stopped
- * with GET_VRING_BASE, SET_STATUS(0)).
+ * a hang-up. Over the front-end the blk driver (or the driver core alone)
+ * probes (negotiation, config, rings handed over at DRIVER_OK), then the
+ * input may stop and restart a ring, reset a queue, suspend and resume, move
+ * to another backend, and the driver is removed (reset: rings stopped with
+ * GET_VRING_BASE, SET_STATUS(0)).
  *
  * The front-end's reply time-out is REPLY_TIMEOUT_MS, so a backend that
  * stays silent costs that much, no more.
@@ -24,7 +25,10 @@
  *   u8 more: bit 0 switch the write cache (SET_CONFIG), bit 1 reset queue 0
  *      and enable it again, bit 2 suspend, move to a second fake backend
  *      (which answers from the same input) and resume, bit 3 a flush that
- *      nobody serves (times out after 1 ms; remove cancels it)
+ *      nobody serves (times out after 1 ms; remove cancels it), bit 4 the
+ *      driver core instead of the blk driver (asking for RING_RESET and
+ *      SUSPEND too, which blk does not), bit 5 with it PACKED, bit 6 with it
+ *      two queues, bit 7 the re-enabled queue with 32 entries
  *   u64 features ^ DEFAULT_FEATURES, u64 protocol features ^ DEFAULT_PF,
  *   u8 queues - 1 (% 4): what the well-behaved backend offers
  *   then, for each request the front-end sends, a u8 action (% 8):
@@ -89,8 +93,6 @@ struct fake {
 	struct virtio_blk_config config;
 };
 
-/* FUZZ_VERBOSE=1: say how far each input got (to check the seeds). */
-static bool verbose, verbose_set;
 static uint8_t buf[VHOST_USER_HDR_SIZE + VHOST_USER_PAYLOAD_MAX + 64];
 
 FUZZ_MODEL static int count_dir(const char *path)
@@ -120,9 +122,15 @@ FUZZ_MODEL static bool threads_settle(int expected)
 	return false;
 }
 
+/* FUZZ_VERBOSE=1: say how far each input got (to check the seeds). */
+static bool verbose, verbose_set;
+
 /* The error convention: 0 or a negative errno. */
-FUZZ_MODEL static void check_ret(int ret)
+#define check_ret(ret) check_ret_at(ret, #ret)
+FUZZ_MODEL static void check_ret_at(int ret, const char *what)
 {
+	if (verbose)
+		fprintf(stderr, "fuzz_vhost_frontend: %d = %s\n", ret, what);
 	FUZZ_CHECK(ret <= 0 && ret >= -4095);
 }
 
@@ -364,10 +372,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static struct fake f, f2;
 	static struct fuzz_in fin;
 	static struct uvirtio_blk_drv blk;
+	static struct uvirtio_driver gen;
 	struct uvirtio_vhost_frontend *fe = NULL;
 	int fds_at_start = count_dir("/proc/self/fd");
 	int threads_at_start = count_dir("/proc/self/task");
 	uint8_t drv = in_u8(&in), more = in_u8(&in);
+	bool core = more & 16;
 	pthread_t thread, thread2;
 	bool moved = false;
 	int sv2[2] = { -1, -1 };
@@ -411,7 +421,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (verbose)
 		fprintf(stderr, "fuzz_vhost_frontend: connect %d %s\n", ret, error);
 	if (!ret) {
-		ret = uvirtio_blk_drv_probe(&blk, uvirtio_vhost_frontend_transport(fe), NULL);
+		struct uvirtio_transport *t = uvirtio_vhost_frontend_transport(fe);
+		struct uvirtio_driver *d = core ? &gen : &blk.drv;
+
+		if (core) {
+			/* The driver core alone, asking for what the blk driver
+			 * does not: queue reset and suspend (the front-end's own). */
+			static const unsigned sizes[2] = { 0, 64 };
+			uint64_t wanted = UVIRTIO_TRANSPORT_FEATURES;
+
+			if (!(more & 32))
+				wanted &= ~UVIRTIO_BIT(VIRTIO_F_RING_PACKED);
+			ret = uvirtio_driver_probe(&gen, t, wanted);
+			if (!ret)
+				ret = uvirtio_driver_find_vqs(&gen, 1 + (more >> 6) % 2, sizes);
+			if (!ret)
+				ret = uvirtio_driver_ready(&gen);
+			if (ret)
+				check_ret(uvirtio_driver_remove(&gen, NULL, NULL));
+		} else {
+			ret = uvirtio_blk_drv_probe(&blk, t, NULL);
+		}
 		check_ret(ret);
 		if (verbose)
 			fprintf(stderr, "fuzz_vhost_frontend: probe %d (%s), %u queues\n", ret,
@@ -426,26 +456,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					check_ret(uvirtio_vhost_frontend_restart_ring(fe, 0, base));
 			}
 			if (drv & 32) {
-				ret = uvirtio_driver_suspend(&blk.drv, REPLY_TIMEOUT_MS);
+				ret = uvirtio_driver_suspend(d, REPLY_TIMEOUT_MS);
 				check_ret(ret);
 				if (!ret)
-					check_ret(uvirtio_driver_resume(&blk.drv, REPLY_TIMEOUT_MS));
+					check_ret(uvirtio_driver_resume(d, REPLY_TIMEOUT_MS));
 			}
 			if (drv & 64) {
 				struct virtio_blk_config c;
 
-				check_ret(uvirtio_driver_config_read(&blk.drv, 0, &c, sizeof(c)));
+				check_ret(uvirtio_driver_config_read(d, 0, &c, sizeof(c)));
 			}
-			if (more & 1)
+			if ((more & 1) && !core)
 				check_ret(uvirtio_blk_drv_set_writeback(&blk, !uvirtio_blk_drv_writeback(&blk)));
 			if (more & 2) {
-				ret = uvirtio_driver_queue_reset(&blk.drv, 0, NULL, NULL);
+				ret = uvirtio_driver_queue_reset(d, 0, NULL, NULL);
 				check_ret(ret);
 				if (!ret)
-					check_ret(uvirtio_driver_queue_enable(&blk.drv, 0, 0));
+					check_ret(uvirtio_driver_queue_enable(d, 0, (more & 128) ? 32 : 0));
 			}
 			if (more & 4) {
-				ret = uvirtio_driver_suspend(&blk.drv, REPLY_TIMEOUT_MS);
+				ret = uvirtio_driver_suspend(d, REPLY_TIMEOUT_MS);
 				check_ret(ret);
 				if (!ret) {
 					struct uvirtio_vhost_frontend_config mc = { .fd = -1 };
@@ -458,12 +488,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					moved = true;
 					mc.fd = sv2[0];
 					check_ret(uvirtio_vhost_frontend_move(fe, &mc));
-					check_ret(uvirtio_driver_resume(&blk.drv, REPLY_TIMEOUT_MS));
+					check_ret(uvirtio_driver_resume(d, REPLY_TIMEOUT_MS));
 				}
 			}
-			if (more & 8)
+			if ((more & 8) && !core)
 				check_ret(uvirtio_blk_drv_flush(&blk, 0, 1));
-			uvirtio_blk_drv_remove(&blk);
+			if (core)
+				check_ret(uvirtio_driver_remove(&gen, NULL, NULL));
+			else
+				uvirtio_blk_drv_remove(&blk);
 			if (verbose)
 				fprintf(stderr, "fuzz_vhost_frontend: removed (%s)\n",
 					uvirtio_vhost_frontend_error(fe));
