@@ -455,9 +455,11 @@ static void session_end(struct session *s, struct uvirtio_blk_dev *blk)
 		uvirtio_vhost_backend_get_stats(s->vb, &vst);
 		uvirtio_blk_dev_get_stats(blk, &bst);
 		fprintf(stderr, "fuzz_vhost_backend: %llu messages, %llu errors; blk %llu reads, "
-			"%llu writes, %llu other, %llu ioerr, %llu unsupp\n",
+			"%llu writes, %llu flushes, %llu get_ids, %llu other, %llu ioerr, "
+			"%llu unsupp\n",
 			(unsigned long long)vst.messages, (unsigned long long)vst.errors,
 			(unsigned long long)bst.reads, (unsigned long long)bst.writes,
+			(unsigned long long)bst.flushes, (unsigned long long)bst.get_ids,
 			(unsigned long long)bst.other, (unsigned long long)bst.ioerr,
 			(unsigned long long)bst.unsupp);
 	}

@@ -21,8 +21,8 @@ r * RING_SLOT: descriptors +0, avail or driver area +16 KiB, used or device
 area +20 KiB). Fds become the fuzzer's kinds: the memory fd its guest memfd,
 SET_VRING_KICK/CALL eventfds the fuzzer's kick/call eventfd of that ring (so
 its kicks reach the ring), the back-end channel a socket. Guest memory itself
-is not recorded: after each SET_STATUS with DRIVER_OK the seed puts one read
-request (header, 512-byte buffer, status byte) in each started ring, at the
+is not recorded: after each SET_STATUS with DRIVER_OK the seed puts four blk
+requests (a read, a write, GET_ID and a flush) in each started ring, at the
 position the ring starts from, and kicks it.
 
 fuzz_vhost_frontend: the seed answers each request the front-end sent with
@@ -124,38 +124,62 @@ def poke(off, data):
     return out
 
 
-def read_request(r, num, base, packed):
-    """Pokes that make one blk read request available in ring r; b"" if it
-    does not fit where the ring starts."""
+# virtio-blk request types (linux/virtio_blk.h) and descriptor flags
+BLK_T_IN, BLK_T_OUT, BLK_T_FLUSH, BLK_T_GET_ID = 0, 1, 4, 8
+D_NEXT, D_WRITE = 1, 2
+
+
+def blk_requests(r, num, base, packed):
+    """Pokes that make four blk requests (a read, a write, GET_ID, a flush)
+    available in ring r where it starts; b"" if they do not fit there."""
     if not num:
         return b""
     slot = r * RING_SLOT
-    hdr_at, buf_at = DATA_AT + r * 2048, DATA_AT + r * 2048 + 512
-    status_at = buf_at + 512
-    out = poke(hdr_at, struct.pack("<IIQ", 0, 0, 0))  # VIRTIO_BLK_T_IN, sector 0
-    chain = [(hdr_at, 16, 0), (buf_at, 512, 2), (status_at, 1, 2)]  # WRITE = 2
+    out = b""
+    chains = []
+    for i, (typ, sector, data, write) in enumerate([(BLK_T_IN, 0, 512, True),
+                                                    (BLK_T_OUT, 1, 512, False),
+                                                    (BLK_T_GET_ID, 0, 20, True),
+                                                    (BLK_T_FLUSH, 0, 0, False)]):
+        at = DATA_AT + r * 8192 + i * 2048
+        out += poke(at, struct.pack("<IIQ", typ, 0, sector))
+        if not write and data:
+            out += poke(at + 512, bytes((sector * 7 + k) & 0xFF for k in range(data)))
+        chain = [(at, 16, 0)]
+        if data:
+            chain.append((at + 512, data, D_WRITE if write else 0))
+        chain.append((at + 1536, 1, D_WRITE))
+        chains.append(chain)
+    total = sum(len(c) for c in chains)
     if not packed:
-        head = 0
-        desc = b""
-        for i, (addr, ln, fl) in enumerate(chain):
-            nxt = i + 1 if i + 1 < len(chain) else 0
-            desc += struct.pack("<QIHH", addr, ln, fl | (1 if i + 1 < len(chain) else 0), nxt)
+        if total > num:
+            return b""
+        desc, heads = b"", []
+        for chain in chains:
+            heads.append(len(desc) // 16)
+            for k, (addr, ln, fl) in enumerate(chain):
+                last = k + 1 == len(chain)
+                nxt = 0 if last else len(desc) // 16 + 1
+                desc += struct.pack("<QIHH", addr, ln, fl | (0 if last else D_NEXT), nxt)
         avail = slot + 16 * 1024
         out += poke(slot, desc)
-        out += poke(avail + 4 + 2 * (base % num), struct.pack("<H", head))
-        out += poke(avail + 2, struct.pack("<H", (base + 1) & 0xFFFF))
+        for i, head in enumerate(heads):
+            out += poke(avail + 4 + 2 * ((base + i) % num), struct.pack("<H", head))
+        out += poke(avail + 2, struct.pack("<H", (base + len(heads)) & 0xFFFF))
         return out
     pos, wrap = base & 0x7FFF, (base >> 15) & 1
-    if pos + len(chain) > num:
+    if pos + total > num:
         return b""
     avail_bits = (1 << 7) if wrap else (1 << 15)
-    descs = []
-    for i, (addr, ln, fl) in enumerate(chain):
-        fl |= 1 if i + 1 < len(chain) else 0
-        descs.append(struct.pack("<QIHH", addr, ln, 0, fl | avail_bits))
-    # The head's flags last, as a driver makes a chain available.
-    for i in range(len(descs) - 1, -1, -1):
-        out += poke(slot + 16 * (pos + i), descs[i])
+    for buf_id, chain in enumerate(chains):
+        descs = []
+        for k, (addr, ln, fl) in enumerate(chain):
+            fl |= 0 if k + 1 == len(chain) else D_NEXT
+            descs.append(struct.pack("<QIHH", addr, ln, buf_id, fl | avail_bits))
+        # The head's flags last, as a driver makes a chain available.
+        for k in range(len(descs) - 1, -1, -1):
+            out += poke(slot + 16 * (pos + k), descs[k])
+        pos += len(descs)
     return out
 
 
@@ -193,7 +217,7 @@ def backend_seed(entries):
         if req == SET_STATUS and len(p) >= 8 and p[0] & 4:
             for r, ring in sorted(rings.items()):
                 if ring["started"] and r < 4:
-                    pk = read_request(r, ring["num"], ring["base"], packed)
+                    pk = blk_requests(r, ring["num"], ring["base"], packed)
                     if pk:
                         out += pk + bytes([OP_KICK, r | 0x80])  # kick, wait for it
     return bytes(out)
