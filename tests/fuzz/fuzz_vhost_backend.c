@@ -532,6 +532,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				for (uint64_t end = now_ms() + KICK_WAIT_MS;
 				     requests_taken(&blk) == taken && now_ms() < end;)
 					usleep(50);
+			if (verbose)
+				fprintf(stderr, "fuzz_vhost_backend: kick %u: %llu requests taken before, %llu after\n",
+					ring % NEVFD, (unsigned long long)taken,
+					(unsigned long long)requests_taken(&blk));
 			break;
 		case 12:
 			off = (unsigned)in_le(&in, 3);

@@ -185,7 +185,11 @@ def blk_requests(r, num, base, packed):
 
 def backend_seed(entries):
     mem = Memory(entries)
-    out = bytearray([0])  # one queue, writable, queue threads poll
+    # The device byte: writable, queue threads poll; two queues when the
+    # session set a ring up beyond the first.
+    two = any(e.get("from") == "front-end" and e.get("request") == SET_VRING_NUM and
+              bytes.fromhex(e["payload"])[:4] != bytes(4) for e in entries)
+    out = bytearray([2 if two else 0])
     packed = False
     rings = {}  # index -> {"num", "base", "started"}
     for e in entries:
