@@ -386,6 +386,26 @@ def blk_seeds():
         blk_req([blk_hdr("out", 0), bytes(513)], [1]),  # not a multiple of 512
         blk_req([blk_hdr(99, 0)], [0, 1]),  # unknown type
     ])
+    # An image in a memfd (flags bit 2) of 16 sectors and a 100-byte tail:
+    # data the model checks, requests at and over the last sector.
+    image = 16 * 512 + 100
+    seeds["image"] = blk_dev(flags=4, capacity=image) + b"".join([
+        blk_req([blk_hdr("out", 3), bytes(range(256)) * 4], [1]),
+        blk_req([blk_hdr("in", 2)], [700, 500, 1]),
+        blk_req([blk_hdr("in", 15)], [512, 1]),
+        blk_req([blk_hdr("in", 15)], [1024, 1]),  # past the last sector
+        blk_req([blk_hdr("out", 16), bytes(512)], [1]),  # past the last sector
+        blk_req([blk_hdr("write_zeroes", 0), blk_seg(2, 3, 1) + blk_seg(14, 2)], [1]),
+        blk_req([blk_hdr("discard", 0), blk_seg(5, 1)], [1]),
+        blk_req([blk_hdr("discard", 0), blk_seg(5, 1) + blk_seg(1, 1, 1)], [1]),  # unmap
+        blk_req([blk_hdr("in", 0)], [512 * 8, 1]),
+        blk_req([blk_hdr("get_id", 0)], [30, 1]),
+    ])
+    seeds["image_read_only"] = blk_dev(flags=5, capacity=image) + b"".join([
+        blk_req([blk_hdr("out", 3), bytes(512)], [1]),
+        blk_req([blk_hdr("write_zeroes", 0), blk_seg(2, 3)], [1]),
+        blk_req([blk_hdr("in", 3)], [512, 1]),
+    ])
     return seeds
 
 

@@ -116,13 +116,26 @@ class Backend:
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.err,
                                      stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
         self.stopped_by_us = False
+        # UVIRTIO_GUEST_RECORD=DIR: QEMU talks to the backend through
+        # tests/fuzz/record_vhost.py, which logs every message into DIR
+        # (the fuzzers' seeds are made from such logs).
+        self.qemu_sock = self.sock
+        self.recorder = None
+        record = os.environ.get("UVIRTIO_GUEST_RECORD")
+        if record:
+            self.qemu_sock = os.path.join(workdir, "record-proxy.sock")
+            rec = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fuzz",
+                               "record_vhost.py")
+            self.recorder = subprocess.Popen(
+                [sys.executable, rec, f"--listen={self.qemu_sock}", f"--backend={self.sock}",
+                 f"--out={record}"], stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
 
     def wait_ready(self, timeout=20.0):
         """Until the socket accepts; without connecting, which would be a front-end."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.check_alive("while starting")
-            if os.path.exists(self.sock):
+            if all(os.path.exists(p) for p in (self.sock, self.qemu_sock)):
                 try:
                     st = os.stat(self.sock)
                     if (st.st_mode & 0o170000) == 0o140000:
@@ -139,6 +152,8 @@ class Backend:
     def stop(self):
         """Stop it; a backend that was alive and stops on SIGTERM is fine."""
         alive = self.proc.poll() is None
+        if self.recorder:
+            stop(self.recorder, "record_vhost.py")
         rc = stop(self.proc, self.name)
         self.err.close()
         if alive and rc not in (0, -signal.SIGTERM):
@@ -166,7 +181,7 @@ class Boot:
             "-numa", "node,memdev=mem",
             "-kernel", args.kernel, "-initrd", args.initrd,
             "-append", " ".join(append),
-            "-chardev", f"socket,id=char0,path={backend.sock}",
+            "-chardev", f"socket,id=char0,path={backend.qemu_sock}",
             "-device", f"vhost-user-blk-pci,chardev=char0,num-queues={queues},"
             f"packed={'on' if args.ring == 'packed' else 'off'}",
             "-serial", "stdio", "-no-reboot",
