@@ -65,6 +65,7 @@
 #include "uvirtio/vhost_backend.h"
 #include "../../src/transport/vhost_backend_internal.h"
 #include "fuzz_input.h"
+#include "fuzz_leaks.h"
 
 #define GUEST_SIZE (128u * 1024)
 /* The seeds' layout (vhost_seeds.py); the fuzzer itself places nothing. */
@@ -108,33 +109,6 @@ static void quiet(void *opaque, const char *line)
 {
 	(void)opaque;
 	(void)line;
-}
-
-FUZZ_MODEL static int count_dir(const char *path)
-{
-	DIR *d = opendir(path);
-	struct dirent *e;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
-/* A joined thread may still be listed for a moment: pthread_join returns
- * when the kernel cleared its tid, a little before the task is gone. A
- * thread left running stays, and fails the check after 200 ms. */
-FUZZ_MODEL static bool threads_settle(int expected)
-{
-	for (int i = 0; i < 2000; i++) {
-		if (count_dir("/proc/self/task") == expected)
-			return true;
-		usleep(100);
-	}
-	return false;
 }
 
 static uint64_t now_ms(void)

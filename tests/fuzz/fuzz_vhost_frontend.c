@@ -69,6 +69,7 @@
 #include "uvirtio/vhost_frontend.h"
 #include "../../src/transport/vhost_msg.h"
 #include "fuzz_input.h"
+#include "fuzz_leaks.h"
 
 #define REPLY_TIMEOUT_MS 5
 #define MEM_SIZE (2u << 20)
@@ -94,33 +95,6 @@ struct fake {
 };
 
 static uint8_t buf[VHOST_USER_HDR_SIZE + VHOST_USER_PAYLOAD_MAX + 64];
-
-FUZZ_MODEL static int count_dir(const char *path)
-{
-	DIR *d = opendir(path);
-	struct dirent *e;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
-/* A joined thread may still be listed for a moment: pthread_join returns
- * when the kernel cleared its tid, a little before the task is gone. A
- * thread left running stays, and fails the check after 200 ms. */
-FUZZ_MODEL static bool threads_settle(int expected)
-{
-	for (int i = 0; i < 2000; i++) {
-		if (count_dir("/proc/self/task") == expected)
-			return true;
-		usleep(100);
-	}
-	return false;
-}
 
 /* FUZZ_VERBOSE=1: say how far each input got (to check the seeds). */
 static bool verbose, verbose_set;

@@ -36,6 +36,7 @@
 #include "uvirtio/vhost_backend.h"
 #include "../../src/transport/vhost_backend_internal.h"
 #include "fuzz_input.h"
+#include "fuzz_leaks.h"
 
 #define GUEST_SIZE 65536u
 
@@ -48,20 +49,6 @@ static void quiet(void *opaque, const char *line)
 {
 	(void)opaque;
 	(void)line;
-}
-
-FUZZ_MODEL static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
 }
 
 static void setup(void)
@@ -175,7 +162,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		setup();
 	/* Counted per input: libFuzzer itself opens fds between inputs (its
 	 * symbolizer's pipes when it prints a new function). */
-	fds_at_start = count_fds();
+	fds_at_start = count_dir("/proc/self/fd");
 	g = mmap(NULL, GUEST_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, guest_fd, 0);
 	FUZZ_CHECK(g != MAP_FAILED);
 	memset(g, 0, GUEST_SIZE);
@@ -203,6 +190,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK(uvirtio_vhost_backend_mapped_regions(vb) == 0);
 	FUZZ_CHECK(uvirtio_vhost_backend_mem(vb)->nregions == 0);
 	FUZZ_CHECK(uvirtio_device_get_status(&rng.dev) == 0);
-	FUZZ_CHECK(count_fds() == fds_at_start);
+	FUZZ_CHECK(count_dir("/proc/self/fd") == fds_at_start);
 	return 0;
 }
