@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "feature_names.h"
 #include "uvirtio/driver.h"
 
 /* vhost-user protocol feature CONFIG (GET_CONFIG/SET_CONFIG). */
@@ -190,36 +191,6 @@ static const char *queue_err_name(struct uvirtio_blk_drv *b, unsigned q, int err
 	snprintf(line, sizeof(line), "EIO: the driver broke queue %u: %s", q,
 		 uvirtio_drvq_broken_reason(vq) ? uvirtio_drvq_broken_reason(vq) : "a bad used ring");
 	return line;
-}
-
-static const char *const feature_names[64] = {
-	[VIRTIO_BLK_F_SIZE_MAX] = "SIZE_MAX", [VIRTIO_BLK_F_SEG_MAX] = "SEG_MAX",
-	[VIRTIO_BLK_F_GEOMETRY] = "GEOMETRY", [VIRTIO_BLK_F_RO] = "RO",
-	[VIRTIO_BLK_F_BLK_SIZE] = "BLK_SIZE", [VIRTIO_BLK_F_FLUSH] = "FLUSH",
-	[VIRTIO_BLK_F_TOPOLOGY] = "TOPOLOGY", [VIRTIO_BLK_F_CONFIG_WCE] = "CONFIG_WCE",
-	[VIRTIO_BLK_F_MQ] = "MQ", [VIRTIO_BLK_F_DISCARD] = "DISCARD",
-	[VIRTIO_BLK_F_WRITE_ZEROES] = "WRITE_ZEROES",
-	[VIRTIO_F_NOTIFY_ON_EMPTY] = "NOTIFY_ON_EMPTY", [VIRTIO_F_ANY_LAYOUT] = "ANY_LAYOUT",
-	[VIRTIO_RING_F_INDIRECT_DESC] = "INDIRECT_DESC", [VIRTIO_RING_F_EVENT_IDX] = "EVENT_IDX",
-	[30] = "PROTOCOL_FEATURES", [VIRTIO_F_VERSION_1] = "VERSION_1",
-	[VIRTIO_F_ACCESS_PLATFORM] = "ACCESS_PLATFORM", [VIRTIO_F_RING_PACKED] = "RING_PACKED",
-	[VIRTIO_F_IN_ORDER] = "IN_ORDER", [VIRTIO_F_ORDER_PLATFORM] = "ORDER_PLATFORM",
-	[VIRTIO_F_NOTIFICATION_DATA] = "NOTIFICATION_DATA", [VIRTIO_F_RING_RESET] = "RING_RESET",
-};
-
-static void feature_list(uint64_t f, char *out, size_t len)
-{
-	size_t n = 0;
-
-	out[0] = 0;
-	for (unsigned bit = 0; bit < 64 && n < len; bit++) {
-		if (!(f & (1ull << bit)))
-			continue;
-		if (feature_names[bit])
-			n += (size_t)snprintf(out + n, len - n, "%s%s", n ? " " : "", feature_names[bit]);
-		else
-			n += (size_t)snprintf(out + n, len - n, "%sbit%u", n ? " " : "", bit);
-	}
 }
 
 /* ---- a connection with the blk driver probed ---------------------------- */
@@ -394,7 +365,7 @@ static enum check_verdict check_version_1(struct check_ctx *c)
 	check_disconnect(&conn);
 	if (ret)
 		return FAIL(c, "get_features: %s", err_name(ret));
-	feature_list(f, names, sizeof(names));
+	features_names(features_blk_names, f, names, sizeof(names));
 	if (!(f & UVIRTIO_BIT(VIRTIO_F_VERSION_1)))
 		return FAIL(c, "VERSION_1 not offered (offered 0x%" PRIx64 ": %s)", f, names);
 	return PASS(c, "offered 0x%" PRIx64 ": %s", f, names);
@@ -432,7 +403,7 @@ static enum check_verdict check_features_ok(struct check_ctx *c)
 		return FAIL(c, "all features: %s", why);
 	if (negotiate(c, 0, &minimal, why, sizeof(why)))
 		return FAIL(c, "VERSION_1 alone: %s", why);
-	feature_list(all, names, sizeof(names));
+	features_names(features_blk_names, all, names, sizeof(names));
 	return PASS(c, "FEATURES_OK sticks with 0x%" PRIx64 " (%s) and with 0x%" PRIx64 " (VERSION_1 alone)",
 		    all, names, minimal);
 }

@@ -11,39 +11,8 @@
 #include <string.h>
 
 #include "demo.h"
+#include "feature_names.h"
 #include "uvirtio/virtio_spec.h"
-
-static const char *const feature_names[64] = {
-	[VIRTIO_RING_F_INDIRECT_DESC] = "INDIRECT_DESC",
-	[VIRTIO_RING_F_EVENT_IDX] = "EVENT_IDX",
-	[VIRTIO_F_VERSION_1] = "VERSION_1",
-	[VIRTIO_F_ACCESS_PLATFORM] = "ACCESS_PLATFORM",
-	[VIRTIO_F_RING_PACKED] = "RING_PACKED",
-	[VIRTIO_F_IN_ORDER] = "IN_ORDER",
-	[VIRTIO_F_RING_RESET] = "RING_RESET",
-	[VIRTIO_F_SUSPEND] = "SUSPEND",
-};
-
-const char *demo_describe_features(const char *const *device_names, uint64_t f, char *buf, size_t size)
-{
-	size_t n = (size_t)snprintf(buf, size, "0x%llx (", (unsigned long long)f);
-	bool first = true;
-
-	for (unsigned bit = 0; bit < 64 && n < size; bit++) {
-		if (!(f & UVIRTIO_BIT(bit)))
-			continue;
-		const char *name = bit < 24 && device_names ? device_names[bit] : feature_names[bit];
-
-		if (name)
-			n += (size_t)snprintf(buf + n, size - n, "%s%s", first ? "" : " ", name);
-		else
-			n += (size_t)snprintf(buf + n, size - n, "%sbit%u", first ? "" : " ", bit);
-		first = false;
-	}
-	if (n < size)
-		snprintf(buf + n, size - n, ")");
-	return buf;
-}
 
 const char *demo_describe_status(uint8_t s, char *buf, size_t size)
 {
@@ -70,9 +39,9 @@ void demo_print_step(void *opaque, const struct uvirtio_trace_event *ev)
 	else if (!strcmp(ev->op, "set_status"))
 		printf("  driver -> status %s\n", demo_describe_status((uint8_t)ev->value, buf, sizeof(buf)));
 	else if (!strcmp(ev->op, "get_features"))
-		printf("  device <- offers   %s\n", demo_describe_features(device_names, ev->value, buf, sizeof(buf)));
+		printf("  device <- offers   %s\n", features_describe(device_names, ev->value, buf, sizeof(buf)));
 	else if (!strcmp(ev->op, "set_features"))
-		printf("  driver -> accepts  %s\n", demo_describe_features(device_names, ev->value, buf, sizeof(buf)));
+		printf("  driver -> accepts  %s\n", features_describe(device_names, ev->value, buf, sizeof(buf)));
 	else if (!strcmp(ev->op, "queue_max_size"))
 		printf("  device <- queue %u holds up to %llu entries\n", ev->index, (unsigned long long)ev->value);
 	else if (!strcmp(ev->op, "queue_enable"))

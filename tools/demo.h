@@ -13,8 +13,6 @@ int demo_rng_main(int argc, char **argv);
 int demo_blk_main(int argc, char **argv);
 int demo_lifecycle_main(int argc, char **argv);
 
-/* @f as hex and names; @device_names (may be NULL) names bits 0 to 23. */
-const char *demo_describe_features(const char *const *device_names, uint64_t f, char *buf, size_t size);
 const char *demo_describe_status(uint8_t s, char *buf, size_t size);
 /* A uvirtio_trace_fn printing each step; @opaque is the device_names table. */
 void demo_print_step(void *opaque, const struct uvirtio_trace_event *ev);

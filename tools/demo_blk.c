@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "demo.h"
+#include "feature_names.h"
 #include "uvirtio/blk_dev.h"
 #include "uvirtio/blk_drv.h"
 #include "uvirtio/loopback.h"
@@ -28,14 +29,6 @@
 #define DEPTH 16u           /* requests in flight per queue */
 #define SERIAL "uvirtio-demo"
 #define TIMEOUT_MS 10000
-
-static const char *const blk_feature_names[24] = {
-	[VIRTIO_BLK_F_SIZE_MAX] = "SIZE_MAX", [VIRTIO_BLK_F_SEG_MAX] = "SEG_MAX",
-	[VIRTIO_BLK_F_RO] = "RO", [VIRTIO_BLK_F_BLK_SIZE] = "BLK_SIZE",
-	[VIRTIO_BLK_F_FLUSH] = "FLUSH", [VIRTIO_BLK_F_TOPOLOGY] = "TOPOLOGY",
-	[VIRTIO_BLK_F_CONFIG_WCE] = "CONFIG_WCE", [VIRTIO_BLK_F_MQ] = "MQ",
-	[VIRTIO_BLK_F_DISCARD] = "DISCARD", [VIRTIO_BLK_F_WRITE_ZEROES] = "WRITE_ZEROES",
-};
 
 /* What the disk should hold: generation @gen of the pattern, except the
  * zeroed range. */
@@ -319,7 +312,7 @@ static int blk_round(struct uvirtio_trace_transport *tt, struct round *r, unsign
 			goto out;
 		printf("  I/O: the disk's ID is \"%s\"\n", id);
 	}
-	printf("  negotiated %s\n", demo_describe_features(blk_feature_names, r->negotiated, buf, sizeof(buf)));
+	printf("  negotiated %s\n", features_describe(features_blk_names, r->negotiated, buf, sizeof(buf)));
 	printf("  removing the driver:\n");
 out:
 	if (ret)
@@ -457,7 +450,7 @@ int demo_blk_main(int argc, char **argv)
 	       m.size >> 20, image);
 
 	uvirtio_trace_transport_init(&tt, uvirtio_loopback_transport(lb), demo_print_step,
-				     (void *)blk_feature_names);
+				     (void *)features_blk_names);
 	tt.quiet = UVIRTIO_TRACE_QUIET_NOTIFY | UVIRTIO_TRACE_QUIET_GET_STATUS | UVIRTIO_TRACE_QUIET_CONFIG;
 	for (unsigned r = 0; r < 2 && !ret; r++) {
 		ret = blk_round(&tt, &rounds[r], r + 1, &m, image, ios, rounds[r].opts.num_queues * DEPTH);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "demo.h"
+#include "feature_names.h"
 #include "lifecycle/blk_load.h"
 
 static struct fixture fx;
@@ -46,7 +47,7 @@ static int run_demo(void)
 
 	if (step("probe", load_start_driver(&ld, LOAD_FULL_FEATURES)))
 		return 1;
-	printf("  negotiated %s\n", demo_describe_features(NULL, ld.drv.features, buf, sizeof(buf)));
+	printf("  negotiated %s\n", features_describe(features_blk_names, ld.drv.features, buf, sizeof(buf)));
 	if (step("I/O", load_run(&ld, 2000)) || step("verify", load_verify_all(&ld)))
 		return 1;
 	printf("  %lu requests on %u queues, every one completed once, data verified\n", ld.done, ld.nq);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "demo.h"
+#include "feature_names.h"
 #include "uvirtio/loopback.h"
 #include "uvirtio/rng.h"
 #include "uvirtio/trace.h"
@@ -51,7 +52,7 @@ static int round_trip(struct uvirtio_trace_transport *tt, unsigned round, uint64
 	int ret;
 
 	printf("round %u: the driver asks for %s\n", round,
-	       wanted ? demo_describe_features(NULL, wanted, buf, sizeof(buf)) : "no optional feature");
+	       wanted ? features_describe(NULL, wanted, buf, sizeof(buf)) : "no optional feature");
 	ret = uvirtio_rng_drv_probe(&drv, &tt->t, wanted);
 	if (ret) {
 		fprintf(stderr, "uvirtio demo: probe failed: %s\n", strerror(-ret));
@@ -153,7 +154,7 @@ int demo_rng_main(int argc, char **argv)
 	printf("summary: 2 negotiations, features %s then %s;\n"
 	       "         %zu bytes read in %lu + %lu requests; the device served %lu requests (%lu bytes)\n"
 	       "         and went through %lu resets (one at each probe, one at each removal).\n",
-	       demo_describe_features(NULL, negotiated[0], f0, sizeof(f0)), demo_describe_features(NULL, negotiated[1], f1, sizeof(f1)),
+	       features_describe(NULL, negotiated[0], f0, sizeof(f0)), features_describe(NULL, negotiated[1], f1, sizeof(f1)),
 	       2 * bytes, requests[0], requests[1], counters[1], counters[2], counters[0]);
 	return 0;
 }
