@@ -21,7 +21,7 @@
 
 #include "uvirtio/devq.h"
 #include "uvirtio/virtio_spec.h"
-#include "devq_impl.h"
+#include "devq_priv.h"
 #include "ring_access.h"
 
 int devq_broken(struct uvirtio_devq *q, const char *why)
@@ -83,9 +83,9 @@ int uvirtio_devq_setup(struct uvirtio_devq *q, const struct uvirtio_mem *mem, un
 
 	uvirtio_devq_reset(q);
 	if (packed)
-		ret = devq_packed_setup(q, mem, num, desc, avail, used);
+		ret = packed_dev_setup(q, mem, num, desc, avail, used);
 	else
-		ret = devq_split_setup(q, mem, num, desc, avail, used);
+		ret = split_dev_setup(q, mem, num, desc, avail, used);
 	if (ret)
 		return ret;
 
@@ -119,7 +119,7 @@ void uvirtio_devq_set_broken_cb(struct uvirtio_devq *q, uvirtio_devq_broken_fn f
 
 bool uvirtio_devq_has_avail(const struct uvirtio_devq *q)
 {
-	return q->packed ? devq_packed_has_avail(q) : devq_split_has_avail(q);
+	return q->packed ? packed_dev_has_avail(q) : split_dev_has_avail(q);
 }
 
 int uvirtio_devq_set_indices(struct uvirtio_devq *q, uint16_t next_avail, uint16_t used_idx)
@@ -180,7 +180,7 @@ int uvirtio_devq_pop(struct uvirtio_devq *q, struct uvirtio_req *req)
 		return 0;
 
 	if (!q->packed) {
-		ret = devq_split_peek(q, req, &p);
+		ret = split_dev_peek(q, req, &p);
 		if (ret <= 0)
 			return ret;
 		if (q->in_order) {
@@ -194,12 +194,12 @@ int uvirtio_devq_pop(struct uvirtio_devq *q, struct uvirtio_req *req)
 							 .ndesc = 1, .state = SLOT_INFLIGHT };
 			order_push(q, p.buf_id);
 		}
-		devq_split_consume(q);
+		split_dev_consume(q);
 		q->inflight++;
 		return 1;
 	}
 
-	ret = devq_packed_peek(q, req, &p);
+	ret = packed_dev_peek(q, req, &p);
 	if (ret <= 0)
 		return ret;
 	/* At most num descriptors are in flight (peek checked), so at most
@@ -213,7 +213,7 @@ int uvirtio_devq_pop(struct uvirtio_devq *q, struct uvirtio_req *req)
 		order_push(q, h);
 	req->id = h;
 	q->inflight_desc += p.ndesc;
-	devq_packed_consume(q, p.ndesc);
+	packed_dev_consume(q, p.ndesc);
 	q->inflight++;
 	return 1;
 }
@@ -222,9 +222,9 @@ static void used_put(struct uvirtio_devq *q, struct used_writer *w, uint16_t id,
 		     uint16_t count)
 {
 	if (q->packed)
-		devq_packed_used_put(q, w, id, len, count);
+		packed_dev_used_put(q, w, id, len, count);
 	else
-		devq_split_used_put(q, w, id, len, count);
+		split_dev_used_put(q, w, id, len, count);
 }
 
 static void used_end(struct uvirtio_devq *q, struct used_writer *w)
@@ -232,9 +232,9 @@ static void used_end(struct uvirtio_devq *q, struct used_writer *w)
 	if (!w->n)
 		return; /* everything held back: nothing to publish */
 	if (q->packed)
-		devq_packed_used_end(q, w);
+		packed_dev_used_end(q, w);
 	else
-		devq_split_used_end(q, w);
+		split_dev_used_end(q, w);
 }
 
 /* A request's used entry is written (or covered by a batch's): its slot and
@@ -286,8 +286,8 @@ int uvirtio_devq_push_batch(struct uvirtio_devq *q, const struct uvirtio_used *e
 			if (elems[i].id >= q->num)
 				return -EINVAL;
 		for (unsigned i = 0; i < n; i++)
-			devq_split_used_put(q, &w, (uint16_t)elems[i].id, elems[i].len, 1);
-		devq_split_used_end(q, &w);
+			split_dev_used_put(q, &w, (uint16_t)elems[i].id, elems[i].len, 1);
+		split_dev_used_end(q, &w);
 		q->inflight = q->inflight >= n ? q->inflight - n : 0;
 		return 0;
 	}
@@ -313,7 +313,7 @@ int uvirtio_devq_push_batch(struct uvirtio_devq *q, const struct uvirtio_used *e
 		for (unsigned i = 0; i < n; i++) {
 			uint16_t h = (uint16_t)elems[i].id;
 
-			devq_packed_used_put(q, &w, q->slots[h].buf_id, elems[i].len,
+			packed_dev_used_put(q, &w, q->slots[h].buf_id, elems[i].len,
 					     q->slots[h].ndesc);
 			release_slot(q, h);
 		}
@@ -331,18 +331,18 @@ int uvirtio_devq_push(struct uvirtio_devq *q, uint16_t id, uint32_t len)
 
 bool uvirtio_devq_needs_notify(struct uvirtio_devq *q)
 {
-	return q->packed ? devq_packed_needs_notify(q) : devq_split_needs_notify(q);
+	return q->packed ? packed_dev_needs_notify(q) : split_dev_needs_notify(q);
 }
 
 void uvirtio_devq_disable_notify(struct uvirtio_devq *q)
 {
 	if (q->packed)
-		devq_packed_disable_notify(q);
+		packed_dev_disable_notify(q);
 	else
-		devq_split_disable_notify(q);
+		split_dev_disable_notify(q);
 }
 
 bool uvirtio_devq_enable_notify(struct uvirtio_devq *q)
 {
-	return q->packed ? devq_packed_enable_notify(q) : devq_split_enable_notify(q);
+	return q->packed ? packed_dev_enable_notify(q) : split_dev_enable_notify(q);
 }

@@ -17,8 +17,8 @@
 size_t uvirtio_drvq_ring_bytes(unsigned num, uint64_t features)
 {
 	if (features & UVIRTIO_BIT(VIRTIO_F_RING_PACKED))
-		return uvirtio_packed_drv_ring_bytes(num);
-	return uvirtio_split_drv_ring_bytes(num);
+		return packed_drv_ring_bytes(num);
+	return split_drv_ring_bytes(num);
 }
 
 int uvirtio_drvq_create(struct uvirtio_drvq *q, struct uvirtio_dma *dma, unsigned index,
@@ -73,9 +73,9 @@ int uvirtio_drvq_create(struct uvirtio_drvq *q, struct uvirtio_dma *dma, unsigne
 
 	q->num_free = (uint16_t)num;
 	if (packed)
-		uvirtio_packed_drv_init(q, ring);
+		packed_drv_init(q, ring);
 	else
-		uvirtio_split_drv_init(q, ring);
+		split_drv_init(q, ring);
 	return 0;
 }
 
@@ -121,13 +121,13 @@ int uvirtio_drvq_add(struct uvirtio_drvq *q, const struct iovec *out, unsigned n
 	if (q->num_free == 0)
 		return -ENOSPC;
 	if (q->packed)
-		return uvirtio_packed_drv_add(q, out, n_out, in, n_in, token, (uint32_t)in_len);
-	return uvirtio_split_drv_add(q, out, n_out, in, n_in, token, (uint32_t)in_len);
+		return packed_drv_add(q, out, n_out, in, n_in, token, (uint32_t)in_len);
+	return split_drv_add(q, out, n_out, in, n_in, token, (uint32_t)in_len);
 }
 
 bool uvirtio_drvq_kick_prepare(struct uvirtio_drvq *q)
 {
-	return q->packed ? uvirtio_packed_drv_kick_prepare(q) : uvirtio_split_drv_kick_prepare(q);
+	return q->packed ? packed_drv_kick_prepare(q) : split_drv_kick_prepare(q);
 }
 
 int uvirtio_drvq_notify(struct uvirtio_drvq *q)
@@ -168,31 +168,31 @@ int uvirtio_drvq_get(struct uvirtio_drvq *q, void **token, uint32_t *len)
 {
 	if (q->broken)
 		return -EIO;
-	return q->packed ? uvirtio_packed_drv_get(q, token, len) : uvirtio_split_drv_get(q, token, len);
+	return q->packed ? packed_drv_get(q, token, len) : split_drv_get(q, token, len);
 }
 
 void uvirtio_drvq_disable_cb(struct uvirtio_drvq *q)
 {
 	if (q->packed)
-		uvirtio_packed_drv_disable_cb(q);
+		packed_drv_disable_cb(q);
 	else
-		uvirtio_split_drv_disable_cb(q);
+		split_drv_disable_cb(q);
 }
 
 bool uvirtio_drvq_enable_cb(struct uvirtio_drvq *q)
 {
-	return q->packed ? uvirtio_packed_drv_enable_cb(q) : uvirtio_split_drv_enable_cb(q);
+	return q->packed ? packed_drv_enable_cb(q) : split_drv_enable_cb(q);
 }
 
 bool uvirtio_drvq_enable_cb_delayed(struct uvirtio_drvq *q)
 {
 	if (!q->event_idx)
 		return uvirtio_drvq_enable_cb(q);
-	return q->packed ? uvirtio_packed_drv_enable_cb_delayed(q)
-			 : uvirtio_split_drv_enable_cb_delayed(q);
+	return q->packed ? packed_drv_enable_cb_delayed(q)
+			 : split_drv_enable_cb_delayed(q);
 }
 
 void *uvirtio_drvq_detach_unused(struct uvirtio_drvq *q)
 {
-	return q->packed ? uvirtio_packed_drv_detach_unused(q) : uvirtio_split_drv_detach_unused(q);
+	return q->packed ? packed_drv_detach_unused(q) : split_drv_detach_unused(q);
 }

@@ -75,26 +75,26 @@ static inline uint32_t drvq_batch_next_len(struct uvirtio_drvq *q, uint16_t id)
 /* Each layout: the ring laid out in @ring (zeroed), private state allocated
  * by drvq.c; add() gets checked arguments (@in_len: writable bytes, the whole
  * buffer fits 32 bits) on a queue that is not broken. */
-size_t uvirtio_split_drv_ring_bytes(unsigned num);
-void uvirtio_split_drv_init(struct uvirtio_drvq *q, char *ring);
-int uvirtio_split_drv_add(struct uvirtio_drvq *q, const struct iovec *out, unsigned n_out,
+size_t split_drv_ring_bytes(unsigned num);
+void split_drv_init(struct uvirtio_drvq *q, char *ring);
+int split_drv_add(struct uvirtio_drvq *q, const struct iovec *out, unsigned n_out,
 			  const struct iovec *in, unsigned n_in, void *token, uint32_t in_len);
-bool uvirtio_split_drv_kick_prepare(struct uvirtio_drvq *q);
-int uvirtio_split_drv_get(struct uvirtio_drvq *q, void **token, uint32_t *len);
-void uvirtio_split_drv_disable_cb(struct uvirtio_drvq *q);
-bool uvirtio_split_drv_enable_cb(struct uvirtio_drvq *q);
-bool uvirtio_split_drv_enable_cb_delayed(struct uvirtio_drvq *q);
-void *uvirtio_split_drv_detach_unused(struct uvirtio_drvq *q);
+bool split_drv_kick_prepare(struct uvirtio_drvq *q);
+int split_drv_get(struct uvirtio_drvq *q, void **token, uint32_t *len);
+void split_drv_disable_cb(struct uvirtio_drvq *q);
+bool split_drv_enable_cb(struct uvirtio_drvq *q);
+bool split_drv_enable_cb_delayed(struct uvirtio_drvq *q);
+void *split_drv_detach_unused(struct uvirtio_drvq *q);
 
-size_t uvirtio_packed_drv_ring_bytes(unsigned num);
-void uvirtio_packed_drv_init(struct uvirtio_drvq *q, char *ring);
-int uvirtio_packed_drv_add(struct uvirtio_drvq *q, const struct iovec *out, unsigned n_out,
+size_t packed_drv_ring_bytes(unsigned num);
+void packed_drv_init(struct uvirtio_drvq *q, char *ring);
+int packed_drv_add(struct uvirtio_drvq *q, const struct iovec *out, unsigned n_out,
 			   const struct iovec *in, unsigned n_in, void *token, uint32_t in_len);
-bool uvirtio_packed_drv_kick_prepare(struct uvirtio_drvq *q);
-int uvirtio_packed_drv_get(struct uvirtio_drvq *q, void **token, uint32_t *len);
-void uvirtio_packed_drv_disable_cb(struct uvirtio_drvq *q);
-bool uvirtio_packed_drv_enable_cb(struct uvirtio_drvq *q);
-bool uvirtio_packed_drv_enable_cb_delayed(struct uvirtio_drvq *q);
-void *uvirtio_packed_drv_detach_unused(struct uvirtio_drvq *q);
+bool packed_drv_kick_prepare(struct uvirtio_drvq *q);
+int packed_drv_get(struct uvirtio_drvq *q, void **token, uint32_t *len);
+void packed_drv_disable_cb(struct uvirtio_drvq *q);
+bool packed_drv_enable_cb(struct uvirtio_drvq *q);
+bool packed_drv_enable_cb_delayed(struct uvirtio_drvq *q);
+void *packed_drv_detach_unused(struct uvirtio_drvq *q);
 
 #endif

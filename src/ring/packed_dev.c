@@ -25,13 +25,13 @@
 
 #include "uvirtio/devq.h"
 #include "uvirtio/virtio_spec.h"
-#include "devq_impl.h"
+#include "devq_priv.h"
 #include "ring_access.h"
 
 #define F_AVAIL (1u << VRING_PACKED_DESC_F_AVAIL)
 #define F_USED (1u << VRING_PACKED_DESC_F_USED)
 
-int devq_packed_setup(struct uvirtio_devq *q, const struct uvirtio_mem *mem, unsigned num,
+int packed_dev_setup(struct uvirtio_devq *q, const struct uvirtio_mem *mem, unsigned num,
 		      uint64_t desc, uint64_t driver, uint64_t device)
 {
 	/* spec, packed virtqueues: up to 2^15 entries, any number. */
@@ -63,7 +63,7 @@ int devq_packed_setup(struct uvirtio_devq *q, const struct uvirtio_mem *mem, uns
 	return 0;
 }
 
-bool devq_packed_has_avail(const struct uvirtio_devq *q)
+bool packed_dev_has_avail(const struct uvirtio_devq *q)
 {
 	uint16_t at = q->last_avail;
 
@@ -149,7 +149,7 @@ static int walk_indirect(struct uvirtio_devq *q, struct uvirtio_req *req, const 
 
 /* Finds the next available buffer and walks it into req without taking it.
  * Every descriptor field is read once (pdesc_read_once*) and checked before use. */
-int devq_packed_peek(struct uvirtio_devq *q, struct uvirtio_req *req, struct devq_popped *p)
+int packed_dev_peek(struct uvirtio_devq *q, struct uvirtio_req *req, struct devq_popped *p)
 {
 	uint16_t pos = packed_idx(q->last_avail);
 	bool wrap = packed_wrap(q->last_avail);
@@ -237,7 +237,7 @@ static void store_device_event(struct uvirtio_devq *q, uint16_t off_wrap, uint16
 	ring_store32(q->device_event, (uint32_t)off_wrap | (uint32_t)flags << 16);
 }
 
-void devq_packed_consume(struct uvirtio_devq *q, uint16_t ndesc)
+void packed_dev_consume(struct uvirtio_devq *q, uint16_t ndesc)
 {
 	unsigned pos = packed_idx(q->last_avail) + ndesc;
 	bool wrap = packed_wrap(q->last_avail);
@@ -257,7 +257,7 @@ void devq_packed_consume(struct uvirtio_devq *q, uint16_t ndesc)
 
 /* One used descriptor at w->idx for a buffer (IN_ORDER: a batch) that took
  * @ndesc ring descriptors; the next one goes @ndesc further on. */
-void devq_packed_used_put(struct uvirtio_devq *q, struct used_writer *w, uint16_t id, uint32_t len,
+void packed_dev_used_put(struct uvirtio_devq *q, struct used_writer *w, uint16_t id, uint32_t len,
 			  uint16_t ndesc)
 {
 	unsigned pos = packed_idx(w->idx);
@@ -288,7 +288,7 @@ void devq_packed_used_put(struct uvirtio_devq *q, struct used_writer *w, uint16_
 	w->idx = packed_encode(pos, wrap);
 }
 
-void devq_packed_used_end(struct uvirtio_devq *q, struct used_writer *w)
+void packed_dev_used_end(struct uvirtio_devq *q, struct used_writer *w)
 {
 	if (!w->n)
 		return;
@@ -322,7 +322,7 @@ static bool need_event(const struct uvirtio_devq *q, uint16_t event, uint16_t ol
 	return e < n;
 }
 
-bool devq_packed_needs_notify(struct uvirtio_devq *q)
+bool packed_dev_needs_notify(struct uvirtio_devq *q)
 {
 	uint32_t ev;
 	uint16_t off_wrap, flags, old, new;
@@ -361,7 +361,7 @@ bool devq_packed_needs_notify(struct uvirtio_devq *q)
 	}
 }
 
-void devq_packed_disable_notify(struct uvirtio_devq *q)
+void packed_dev_disable_notify(struct uvirtio_devq *q)
 {
 	if (!q->ready || !q->notify_enabled)
 		return;
@@ -369,7 +369,7 @@ void devq_packed_disable_notify(struct uvirtio_devq *q)
 	ring_store16(&q->device_event->flags, VRING_PACKED_EVENT_FLAG_DISABLE);
 }
 
-bool devq_packed_enable_notify(struct uvirtio_devq *q)
+bool packed_dev_enable_notify(struct uvirtio_devq *q)
 {
 	uint16_t at = q->last_avail;
 

@@ -37,14 +37,14 @@
 #define F_USED (1u << VRING_PACKED_DESC_F_USED)
 #define WRAP_BIT (1u << VRING_PACKED_EVENT_F_WRAP_CTR)
 
-size_t uvirtio_packed_drv_ring_bytes(unsigned num)
+size_t packed_drv_ring_bytes(unsigned num)
 {
 	/* Descriptor ring (16-byte aligned), then the driver and device areas
 	 * (4 bytes each, 4-byte aligned). */
 	return 16ull * num + 2 * sizeof(struct vring_packed_desc_event);
 }
 
-void uvirtio_packed_drv_init(struct uvirtio_drvq *q, char *ring)
+void packed_drv_init(struct uvirtio_drvq *q, char *ring)
 {
 	unsigned num = q->num;
 
@@ -98,7 +98,7 @@ static void write_fields(struct vring_packed_desc *d, uint64_t addr, uint32_t le
 	__atomic_store_n(&d->addr, htole64(addr), __ATOMIC_RELAXED);
 }
 
-int uvirtio_packed_drv_add(struct uvirtio_drvq *q, const struct iovec *out, unsigned n_out,
+int packed_drv_add(struct uvirtio_drvq *q, const struct iovec *out, unsigned n_out,
 			   const struct iovec *in, unsigned n_in, void *token, uint32_t in_len)
 {
 	unsigned total = n_out + n_in, ndescs;
@@ -191,7 +191,7 @@ int uvirtio_packed_drv_add(struct uvirtio_drvq *q, const struct iovec *out, unsi
 	return 0;
 }
 
-bool uvirtio_packed_drv_kick_prepare(struct uvirtio_drvq *q)
+bool packed_drv_kick_prepare(struct uvirtio_drvq *q)
 {
 	uint16_t new = q->next_avail, old = (uint16_t)(new - q->num_added), flags, event;
 	bool lost = q->num_added >= q->num;
@@ -272,7 +272,7 @@ static void release(struct uvirtio_drvq *q, uint16_t id)
 	}
 }
 
-int uvirtio_packed_drv_get(struct uvirtio_drvq *q, void **token, uint32_t *len)
+int packed_drv_get(struct uvirtio_drvq *q, void **token, uint32_t *len)
 {
 	/* Set on every path that reaches their use; gcc with ASan cannot see
 	 * that batch_pending is set whenever the first block is skipped. */
@@ -321,12 +321,12 @@ int uvirtio_packed_drv_get(struct uvirtio_drvq *q, void **token, uint32_t *len)
 	return 1;
 }
 
-void uvirtio_packed_drv_disable_cb(struct uvirtio_drvq *q)
+void packed_drv_disable_cb(struct uvirtio_drvq *q)
 {
 	set_event_flags(q, VRING_PACKED_EVENT_FLAG_DISABLE);
 }
 
-bool uvirtio_packed_drv_enable_cb(struct uvirtio_drvq *q)
+bool packed_drv_enable_cb(struct uvirtio_drvq *q)
 {
 	if (q->event_idx)
 		set_event(q, q->last_used, q->used_wrap);
@@ -340,7 +340,7 @@ bool uvirtio_packed_drv_enable_cb(struct uvirtio_drvq *q)
 	return !is_used(ring_load16(&q->packed_desc[q->last_used].flags), q->used_wrap);
 }
 
-bool uvirtio_packed_drv_enable_cb_delayed(struct uvirtio_drvq *q)
+bool packed_drv_enable_cb_delayed(struct uvirtio_drvq *q)
 {
 	/* About 3/4 of the descriptors in flight (Linux counts the same). */
 	unsigned bufs = (unsigned)(q->num - q->num_free) * 3 / 4;
@@ -357,7 +357,7 @@ bool uvirtio_packed_drv_enable_cb_delayed(struct uvirtio_drvq *q)
 	return !is_used(ring_load16(&q->packed_desc[pos].flags), wrap);
 }
 
-void *uvirtio_packed_drv_detach_unused(struct uvirtio_drvq *q)
+void *packed_drv_detach_unused(struct uvirtio_drvq *q)
 {
 	/* The device is reset: a batch it announced no longer matters. */
 	q->batch_pending = false;

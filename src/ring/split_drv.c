@@ -31,12 +31,12 @@ static size_t used_offset(unsigned num)
 	return (avail_end + 3) & ~(size_t)3;
 }
 
-size_t uvirtio_split_drv_ring_bytes(unsigned num)
+size_t split_drv_ring_bytes(unsigned num)
 {
 	return used_offset(num) + 6 + 8ull * num;
 }
 
-void uvirtio_split_drv_init(struct uvirtio_drvq *q, char *ring)
+void split_drv_init(struct uvirtio_drvq *q, char *ring)
 {
 	unsigned num = q->num;
 
@@ -90,7 +90,7 @@ static int write_chain(struct uvirtio_drvq *q, struct vring_desc *table, const s
 	return 0;
 }
 
-int uvirtio_split_drv_add(struct uvirtio_drvq *q, const struct iovec *out, unsigned n_out,
+int split_drv_add(struct uvirtio_drvq *q, const struct iovec *out, unsigned n_out,
 			  const struct iovec *in, unsigned n_in, void *token, uint32_t in_len)
 {
 	unsigned total = n_out + n_in;
@@ -139,7 +139,7 @@ int uvirtio_split_drv_add(struct uvirtio_drvq *q, const struct iovec *out, unsig
 	return 0;
 }
 
-bool uvirtio_split_drv_kick_prepare(struct uvirtio_drvq *q)
+bool split_drv_kick_prepare(struct uvirtio_drvq *q)
 {
 	uint16_t new = q->avail_idx, old = (uint16_t)(new - q->num_added);
 	bool wrapped = q->num_added >= 65536;
@@ -201,7 +201,7 @@ static int start_batch(struct uvirtio_drvq *q, uint16_t id, uint32_t used_len)
 	return 0;
 }
 
-int uvirtio_split_drv_get(struct uvirtio_drvq *q, void **token, uint32_t *len)
+int split_drv_get(struct uvirtio_drvq *q, void **token, uint32_t *len)
 {
 	/* Set on every path that reaches their use; gcc with ASan cannot see
 	 * that batch_pending is set whenever the first block is skipped. */
@@ -259,7 +259,7 @@ int uvirtio_split_drv_get(struct uvirtio_drvq *q, void **token, uint32_t *len)
 	return 1;
 }
 
-void uvirtio_split_drv_disable_cb(struct uvirtio_drvq *q)
+void split_drv_disable_cb(struct uvirtio_drvq *q)
 {
 	if (q->avail_flags & VRING_AVAIL_F_NO_INTERRUPT)
 		return;
@@ -289,19 +289,19 @@ static bool arm_cb(struct uvirtio_drvq *q, uint16_t event, uint16_t pending_allo
 	return (uint16_t)(ring_load16(&q->used->idx) - q->last_used) <= pending_allowed;
 }
 
-bool uvirtio_split_drv_enable_cb(struct uvirtio_drvq *q)
+bool split_drv_enable_cb(struct uvirtio_drvq *q)
 {
 	return arm_cb(q, q->last_used, 0);
 }
 
-bool uvirtio_split_drv_enable_cb_delayed(struct uvirtio_drvq *q)
+bool split_drv_enable_cb_delayed(struct uvirtio_drvq *q)
 {
 	uint16_t bufs = (uint16_t)((uint16_t)(q->avail_idx - q->last_used) * 3 / 4);
 
 	return arm_cb(q, (uint16_t)(q->last_used + bufs), bufs);
 }
 
-void *uvirtio_split_drv_detach_unused(struct uvirtio_drvq *q)
+void *split_drv_detach_unused(struct uvirtio_drvq *q)
 {
 	/* The device is reset: a batch it announced no longer matters. */
 	q->batch_pending = false;

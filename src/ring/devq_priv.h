@@ -4,8 +4,8 @@
  * shares with the two layouts, split_dev.c and packed_dev.c. Private to
  * src/ring.
  */
-#ifndef UVIRTIO_DEVQ_IMPL_H
-#define UVIRTIO_DEVQ_IMPL_H
+#ifndef UVIRTIO_DEVQ_PRIV_H
+#define UVIRTIO_DEVQ_PRIV_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -40,28 +40,28 @@ struct used_writer {
 
 int devq_broken(struct uvirtio_devq *q, const char *why);
 
-int devq_split_setup(struct uvirtio_devq *q, const struct uvirtio_mem *mem, unsigned num,
+int split_dev_setup(struct uvirtio_devq *q, const struct uvirtio_mem *mem, unsigned num,
 		     uint64_t desc, uint64_t avail, uint64_t used);
-bool devq_split_has_avail(const struct uvirtio_devq *q);
-int devq_split_peek(struct uvirtio_devq *q, struct uvirtio_req *req, struct devq_popped *p);
-void devq_split_consume(struct uvirtio_devq *q);
-void devq_split_used_put(struct uvirtio_devq *q, struct used_writer *w, uint16_t id, uint32_t len,
+bool split_dev_has_avail(const struct uvirtio_devq *q);
+int split_dev_peek(struct uvirtio_devq *q, struct uvirtio_req *req, struct devq_popped *p);
+void split_dev_consume(struct uvirtio_devq *q);
+void split_dev_used_put(struct uvirtio_devq *q, struct used_writer *w, uint16_t id, uint32_t len,
 			 uint16_t count);
-void devq_split_used_end(struct uvirtio_devq *q, struct used_writer *w);
-bool devq_split_needs_notify(struct uvirtio_devq *q);
-void devq_split_disable_notify(struct uvirtio_devq *q);
-bool devq_split_enable_notify(struct uvirtio_devq *q);
+void split_dev_used_end(struct uvirtio_devq *q, struct used_writer *w);
+bool split_dev_needs_notify(struct uvirtio_devq *q);
+void split_dev_disable_notify(struct uvirtio_devq *q);
+bool split_dev_enable_notify(struct uvirtio_devq *q);
 
-int devq_packed_setup(struct uvirtio_devq *q, const struct uvirtio_mem *mem, unsigned num,
+int packed_dev_setup(struct uvirtio_devq *q, const struct uvirtio_mem *mem, unsigned num,
 		      uint64_t desc, uint64_t driver, uint64_t device);
-bool devq_packed_has_avail(const struct uvirtio_devq *q);
-int devq_packed_peek(struct uvirtio_devq *q, struct uvirtio_req *req, struct devq_popped *p);
-void devq_packed_consume(struct uvirtio_devq *q, uint16_t ndesc);
-void devq_packed_used_put(struct uvirtio_devq *q, struct used_writer *w, uint16_t id, uint32_t len,
+bool packed_dev_has_avail(const struct uvirtio_devq *q);
+int packed_dev_peek(struct uvirtio_devq *q, struct uvirtio_req *req, struct devq_popped *p);
+void packed_dev_consume(struct uvirtio_devq *q, uint16_t ndesc);
+void packed_dev_used_put(struct uvirtio_devq *q, struct used_writer *w, uint16_t id, uint32_t len,
 			  uint16_t ndesc);
-void devq_packed_used_end(struct uvirtio_devq *q, struct used_writer *w);
-bool devq_packed_needs_notify(struct uvirtio_devq *q);
-void devq_packed_disable_notify(struct uvirtio_devq *q);
-bool devq_packed_enable_notify(struct uvirtio_devq *q);
+void packed_dev_used_end(struct uvirtio_devq *q, struct used_writer *w);
+bool packed_dev_needs_notify(struct uvirtio_devq *q);
+void packed_dev_disable_notify(struct uvirtio_devq *q);
+bool packed_dev_enable_notify(struct uvirtio_devq *q);
 
 #endif
