@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "../core/eventfd.h"
-#include "../core/shared_mem.h"
+#include "../memory/shared_mem.h"
 #include "uvirtio/loopback.h"
 
 enum call_op {

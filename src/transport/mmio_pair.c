@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "../core/eventfd.h"
-#include "../core/shared_mem.h"
+#include "../memory/shared_mem.h"
 #include "uvirtio/mmio.h"
 
 struct uvirtio_mmio_pair {

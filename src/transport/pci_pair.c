@@ -9,7 +9,7 @@
 #include <stdlib.h>
 
 #include "../core/eventfd.h"
-#include "../core/shared_mem.h"
+#include "../memory/shared_mem.h"
 #include "uvirtio/pci.h"
 
 struct uvirtio_pci_pair {

@@ -13,7 +13,7 @@
 #include <unistd.h>
 #include <linux/virtio_ids.h>
 
-#include "../../src/core/shared_mem.h"
+#include "../../src/memory/shared_mem.h"
 #include "harness.h"
 #include "uvirtio/blk_dev.h"
 #include "uvirtio/blk_drv.h"

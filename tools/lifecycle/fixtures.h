@@ -13,7 +13,7 @@
 #include "uvirtio/blk_dev.h"
 #include "uvirtio/driver.h"
 #include "uvirtio/regbus.h"
-#include "../../src/core/shared_mem.h"
+#include "../../src/memory/shared_mem.h"
 
 #define CONFORMANCE_QUEUES 2
 
