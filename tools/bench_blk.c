@@ -36,7 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bench.h"
+#include "../bench/bench.h"
 #include "bench_blk_stats.h"
 #include "cli_parse.h"
 #include "uvirtio/blk_drv.h"

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "bench.h"
+#include "../bench/bench.h"
 #include "blk.h"
 #include "check.h"
 #include "demo.h"

@@ -6,6 +6,7 @@
 #include "uvirtio/virtio_spec.h"
 #include "uvirtio/memory.h"
 #include "uvirtio/dma.h"
+#include "uvirtio/shared_mem.h"
 #include "uvirtio/devq.h"
 #include "uvirtio/drvq.h"
 #include "uvirtio/transport.h"

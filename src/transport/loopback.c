@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "../core/eventfd.h"
-#include "../core/shared_mem.h"
+#include "uvirtio/shared_mem.h"
 #include "uvirtio/loopback.h"
 
 enum call_op {
@@ -46,7 +46,7 @@ struct call {
 
 struct uvirtio_loopback {
 	struct uvirtio_transport t; /* first: the driver's handle */
-	struct shared_mem sm;
+	struct uvirtio_shared_mem sm;
 
 	struct uvirtio_device *dev;
 	pthread_t thread;
@@ -437,7 +437,7 @@ int uvirtio_loopback_create(struct uvirtio_loopback **out, const struct uvirtio_
 	pthread_mutex_init(&lb->lock, NULL);
 	pthread_cond_init(&lb->cond, NULL);
 	lb->t = (struct uvirtio_transport){ .ops = &loopback_ops, .name = "loopback" };
-	ret = shared_mem_create(&lb->sm, "uvirtio-loopback", cfg ? cfg->mem_size : 0,
+	ret = uvirtio_shared_mem_create(&lb->sm, "uvirtio-loopback", cfg ? cfg->mem_size : 0,
 				cfg ? cfg->guest_addr : 0);
 	if (ret)
 		goto fail;
@@ -554,7 +554,7 @@ void uvirtio_loopback_destroy(struct uvirtio_loopback *lb)
 	close_fd(lb->epfd);
 	close_fd(lb->ctrl_fd);
 	close_fd(lb->config_fd);
-	shared_mem_destroy(&lb->sm);
+	uvirtio_shared_mem_destroy(&lb->sm);
 	pthread_mutex_destroy(&lb->lock);
 	pthread_cond_destroy(&lb->cond);
 	free(lb);

@@ -14,11 +14,11 @@
 #include <unistd.h>
 
 #include "../core/eventfd.h"
-#include "../core/shared_mem.h"
+#include "uvirtio/shared_mem.h"
 #include "uvirtio/mmio.h"
 
 struct uvirtio_mmio_pair {
-	struct shared_mem sm;
+	struct uvirtio_shared_mem sm;
 	uint32_t vendor_id;
 	int irq_fd;
 	int stop_fd;
@@ -66,7 +66,7 @@ int uvirtio_mmio_pair_create(struct uvirtio_mmio_pair **out,
 		return -ENOMEM;
 	p->irq_fd = p->stop_fd = -1;
 	p->vendor_id = cfg ? cfg->vendor_id : 0;
-	ret = shared_mem_create(&p->sm, "uvirtio-mmio", cfg ? cfg->mem_size : 0,
+	ret = uvirtio_shared_mem_create(&p->sm, "uvirtio-mmio", cfg ? cfg->mem_size : 0,
 				cfg ? cfg->guest_addr : 0);
 	if (ret) {
 		free(p);
@@ -146,6 +146,6 @@ void uvirtio_mmio_pair_destroy(struct uvirtio_mmio_pair *p)
 		close(p->irq_fd);
 	if (p->stop_fd >= 0)
 		close(p->stop_fd);
-	shared_mem_destroy(&p->sm);
+	uvirtio_shared_mem_destroy(&p->sm);
 	free(p);
 }

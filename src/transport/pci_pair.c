@@ -9,11 +9,11 @@
 #include <stdlib.h>
 
 #include "../core/eventfd.h"
-#include "../core/shared_mem.h"
+#include "uvirtio/shared_mem.h"
 #include "uvirtio/pci.h"
 
 struct uvirtio_pci_pair {
-	struct shared_mem sm;
+	struct uvirtio_shared_mem sm;
 	unsigned nvectors;
 	struct uvirtio_pci_dev *model;
 	struct uvirtio_transport *t; /* atomic: the irq reads it on any thread */
@@ -59,7 +59,7 @@ int uvirtio_pci_pair_create(struct uvirtio_pci_pair **out, const struct uvirtio_
 
 	if (!p)
 		return -ENOMEM;
-	ret = shared_mem_create(&p->sm, "uvirtio-pci", cfg ? cfg->mem_size : 0,
+	ret = uvirtio_shared_mem_create(&p->sm, "uvirtio-pci", cfg ? cfg->mem_size : 0,
 				cfg ? cfg->guest_addr : 0);
 	if (ret) {
 		free(p);
@@ -118,6 +118,6 @@ void uvirtio_pci_pair_destroy(struct uvirtio_pci_pair *p)
 	uvirtio_pci_dev_destroy(p->model);
 	t = __atomic_exchange_n(&p->t, NULL, __ATOMIC_ACQ_REL);
 	uvirtio_pci_drv_destroy(t);
-	shared_mem_destroy(&p->sm);
+	uvirtio_shared_mem_destroy(&p->sm);
 	free(p);
 }

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 
 #include "harness.h"
-#include "bench_blk_stats.h"
+#include "../support/tools_internal.h"
 
 static struct bench_hist h1, h2, h3;
 

@@ -8,7 +8,7 @@
 #include "uvirtio/device.h"
 #include "uvirtio/drvq.h"
 #include "uvirtio/snapshot.h"
-#include "../../src/core/crc32.h"
+#include "../support/core_internal.h"
 
 #define GA 0x400000ull
 #define MEM_SIZE (1u << 20)

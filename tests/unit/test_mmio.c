@@ -13,7 +13,7 @@
 #include <unistd.h>
 #include <linux/virtio_ids.h>
 
-#include "../../src/core/shared_mem.h"
+#include "uvirtio/shared_mem.h"
 #include "harness.h"
 #include "uvirtio/blk_dev.h"
 #include "uvirtio/blk_drv.h"
@@ -532,14 +532,14 @@ static void test_mmio_driver_access_sequence_follows_linux(void)
 	struct uvirtio_rng_drv drv;
 	struct uvirtio_rng_dev rng;
 	struct uvirtio_mmio_dev *m;
-	struct shared_mem sm;
+	struct uvirtio_shared_mem sm;
 	unsigned char a[64];
 	int irq_fd, i, sel;
 	struct uvirtio_mmio_dev_config mc = { .irq = signal_fd, .opaque = &irq_fd };
 
 	irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	CHECK(irq_fd >= 0);
-	CHECK_EQ(shared_mem_create(&sm, "test-mmio", 0, 0), 0);
+	CHECK_EQ(uvirtio_shared_mem_create(&sm, "test-mmio", 0, 0), 0);
 	CHECK_EQ(uvirtio_rng_dev_init(&rng, &sm.mem), 0);
 	CHECK_EQ(uvirtio_mmio_dev_create(&m, &rng.dev, &mc), 0);
 	memset(&r, 0, sizeof(r));
@@ -592,7 +592,7 @@ static void test_mmio_driver_access_sequence_follows_linux(void)
 	uvirtio_mmio_drv_destroy(t);
 	uvirtio_mmio_dev_destroy(m);
 	uvirtio_rng_dev_destroy(&rng);
-	shared_mem_destroy(&sm);
+	uvirtio_shared_mem_destroy(&sm);
 	close(irq_fd);
 	pthread_mutex_destroy(&r.lock);
 }
@@ -1017,14 +1017,14 @@ static int rng_notifications(uint64_t features, uint64_t *negotiated, uint32_t *
 	struct uvirtio_rng_drv drv;
 	struct uvirtio_rng_dev rng;
 	struct uvirtio_mmio_dev *m;
-	struct shared_mem sm;
+	struct uvirtio_shared_mem sm;
 	unsigned char a[4096];
 	uint16_t avail;
 	int irq_fd, ret;
 	struct uvirtio_mmio_dev_config mc = { .irq = signal_fd, .opaque = &irq_fd };
 
 	irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (irq_fd < 0 || shared_mem_create(&sm, "test-mmio", 0, 0))
+	if (irq_fd < 0 || uvirtio_shared_mem_create(&sm, "test-mmio", 0, 0))
 		return -ENOMEM;
 	ret = uvirtio_rng_dev_init(&rng, &sm.mem);
 	if (!ret)
@@ -1061,7 +1061,7 @@ static int rng_notifications(uint64_t features, uint64_t *negotiated, uint32_t *
 	uvirtio_mmio_drv_destroy(t);
 	uvirtio_mmio_dev_destroy(m);
 	uvirtio_rng_dev_destroy(&rng);
-	shared_mem_destroy(&sm);
+	uvirtio_shared_mem_destroy(&sm);
 	close(irq_fd);
 	pthread_mutex_destroy(&r.lock);
 	return ret;

@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "ring_access.h"
+#include "../support/ring_internal.h"
 #include "uvirtio/devq.h"
 #include "uvirtio/drvq.h"
 #include "uvirtio/virtio_spec.h"

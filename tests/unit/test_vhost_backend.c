@@ -30,7 +30,7 @@
 #include "uvirtio/drvq.h"
 #include "uvirtio/rng.h"
 #include "uvirtio/vhost_backend.h"
-#include "../../src/transport/vhost_backend_internal.h"
+#include "../support/transport_internal.h"
 
 #define GPA 0x100000000ull
 #define MEM_SIZE (2u << 20)

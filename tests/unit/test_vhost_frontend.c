@@ -21,8 +21,7 @@
 #include "uvirtio/blk_drv.h"
 #include "uvirtio/vhost_backend.h"
 #include "uvirtio/vhost_frontend.h"
-#include "../../src/core/eventfd.h"
-#include "../../src/transport/vhost_msg.h"
+#include "../support/transport_internal.h"
 
 #define PF(f) (1ull << VHOST_USER_PROTOCOL_F_##f)
 #define IMG_SECTORS 8192u /* 4 MiB */

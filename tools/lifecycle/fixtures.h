@@ -13,7 +13,7 @@
 #include "uvirtio/blk_dev.h"
 #include "uvirtio/driver.h"
 #include "uvirtio/regbus.h"
-#include "../../src/core/shared_mem.h"
+#include "uvirtio/shared_mem.h"
 
 #define CONFORMANCE_QUEUES 2
 
@@ -31,7 +31,7 @@ struct fixture {
 	unsigned cur;  /* which blk[] serves, while in this process */
 	bool in_child; /* the device end lives in a child process */
 	struct uvirtio_loopback *lb;
-	struct shared_mem sm;
+	struct uvirtio_shared_mem sm;
 	int irq_fds[CONFORMANCE_QUEUES + 1];
 	void *model;
 	struct uvirtio_regbus bus;

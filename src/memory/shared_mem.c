@@ -4,16 +4,16 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "shared_mem.h"
+#include "uvirtio/shared_mem.h"
 
-int shared_mem_create(struct shared_mem *sm, const char *name, size_t size, uint64_t guest_addr)
+int uvirtio_shared_mem_create(struct uvirtio_shared_mem *sm, const char *name, size_t size, uint64_t guest_addr)
 {
 	struct uvirtio_mem_region r;
 	int ret;
 
 	memset(sm, 0, sizeof(*sm));
-	sm->size = size ? size : SHARED_MEM_DEFAULT_SIZE;
-	sm->guest_addr = guest_addr ? guest_addr : SHARED_MEM_DEFAULT_GUEST_ADDR;
+	sm->size = size ? size : UVIRTIO_SHARED_MEM_DEFAULT_SIZE;
+	sm->guest_addr = guest_addr ? guest_addr : UVIRTIO_SHARED_MEM_DEFAULT_GUEST_ADDR;
 	sm->driver_map = sm->device_map = MAP_FAILED;
 	uvirtio_mem_init(&sm->mem);
 
@@ -38,11 +38,11 @@ int shared_mem_create(struct shared_mem *sm, const char *name, size_t size, uint
 fail_errno:
 	ret = -errno;
 fail:
-	shared_mem_destroy(sm);
+	uvirtio_shared_mem_destroy(sm);
 	return ret;
 }
 
-void shared_mem_destroy(struct shared_mem *sm)
+void uvirtio_shared_mem_destroy(struct uvirtio_shared_mem *sm)
 {
 	if (sm->dma.base)
 		uvirtio_dma_destroy(&sm->dma);

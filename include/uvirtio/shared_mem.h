@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Guest memory for a device and a driver in one process (or a device end in
+ * a child that inherits the memfd): one memfd mapped twice, once as the
+ * device's guest memory (struct uvirtio_mem) and once as the driver's DMA
+ * area (struct uvirtio_dma), so every address really is translated. The
+ * loopback, mmio and pci pairs use it; so can a program that puts a device
+ * behind its own transport and drives it from the same process.
+ */
+#ifndef UVIRTIO_SHARED_MEM_H
+#define UVIRTIO_SHARED_MEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "uvirtio/dma.h"
+#include "uvirtio/memory.h"
+
+#define UVIRTIO_SHARED_MEM_DEFAULT_SIZE (64u << 20)
+#define UVIRTIO_SHARED_MEM_DEFAULT_GUEST_ADDR (1ull << 30)
+
+struct uvirtio_shared_mem {
+	int memfd;           /* the backing memfd (close-on-exec); owned */
+	size_t size;
+	uint64_t guest_addr; /* where both views start in guest-physical space */
+	void *driver_map, *device_map;
+	struct uvirtio_mem mem; /* the device's view */
+	struct uvirtio_dma dma; /* the driver's view */
+};
+
+/**
+ * uvirtio_shared_mem_create() - make one memfd of @size bytes and map it twice.
+ * @sm:         filled in; owned by the caller.
+ * @name:       the memfd's name (seen in /proc/PID/fd).
+ * @size:       bytes, or 0 for UVIRTIO_SHARED_MEM_DEFAULT_SIZE.
+ * @guest_addr: where the device sees the memory, or 0 for
+ *              UVIRTIO_SHARED_MEM_DEFAULT_GUEST_ADDR.
+ *
+ * Return: 0, or a negative errno from memfd_create(), ftruncate() or mmap(),
+ * or -EINVAL for a range that overflows; on failure nothing is left to destroy.
+ */
+int uvirtio_shared_mem_create(struct uvirtio_shared_mem *sm, const char *name, size_t size,
+			      uint64_t guest_addr);
+
+/**
+ * uvirtio_shared_mem_destroy() - unmap both views and close the memfd.
+ * @sm: a created one, a zeroed one, or one whose create failed (all safe).
+ * No device or driver may use either view any more.
+ */
+void uvirtio_shared_mem_destroy(struct uvirtio_shared_mem *sm);
+
+#endif

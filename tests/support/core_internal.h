@@ -1,0 +1,12 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Tests' window into src/core/ (tests/support/README.md): the snapshot blob's
+ * CRC-32, so a test that edits a blob can reseal it and reach the check after
+ * the checksum.
+ */
+#ifndef UVIRTIO_TESTS_SUPPORT_CORE_INTERNAL_H
+#define UVIRTIO_TESTS_SUPPORT_CORE_INTERNAL_H
+
+#include "../../src/core/crc32.h"
+
+#endif
