@@ -170,14 +170,14 @@ static void hook_notify_used(void *opaque, unsigned index)
 static void hook_notify_config(void *opaque)
 {
 	struct uvirtio_vhost_backend *vb = opaque;
-	struct vhost_user_hdr h = { .request = VHOST_USER_BACKEND_CONFIG_CHANGE_MSG,
-				    .flags = VHOST_USER_VERSION };
+	struct uvirtio_vhost_msg m = { .hdr = { .request = VHOST_USER_BACKEND_CONFIG_CHANGE_MSG,
+					      .flags = VHOST_USER_VERSION } };
 
 	pthread_mutex_lock(&vb->backend_lock);
 	/* Never blocks: a front-end that stops reading its back-end channel
 	 * loses the notification, not a queue thread. */
 	if (vb->backend_fd >= 0 && vb->config_msgs &&
-	    send(vb->backend_fd, &h, sizeof(h), MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)sizeof(h))
+	    uvirtio_vhost_msg_send_nowait(vb->backend_fd, &m))
 		count(&vb->st_errors);
 	pthread_mutex_unlock(&vb->backend_lock);
 }
@@ -900,14 +900,14 @@ int uvirtio_vhost_backend_handle_msg(struct uvirtio_vhost_backend *vb, struct uv
 	count(&vb->st_messages);
 	vb->why[0] = 0;
 	memset(&vb->reply.hdr, 0, sizeof(vb->reply.hdr));
-	if (m->hdr.flags & VHOST_USER_REPLY_MASK) {
+	ret = uvirtio_vhost_msg_check_request(m);
+	if (ret == -EPROTO) {
 		uvirtio_vhost_msg_close_fds(m);
 		count(&vb->st_errors);
 		count(&vb->st_disconnects_on_error);
 		vlog(vb, "request %u has the REPLY flag set: disconnecting", req);
 		return -EPROTO;
 	}
-	ret = uvirtio_vhost_msg_check_request(m);
 	if (ret == -ENOSYS) {
 		/* QEMU probes: an unknown request is not an error unless the
 		 * front-end waits for an answer. */

@@ -297,15 +297,17 @@ static int transact_locked(struct uvirtio_vhost_frontend *fe, uint32_t req, cons
 			       name);
 	if (ret)
 		return give_up(fe, ret, "%s: cannot receive the reply: %s", name, strerror(-ret));
-	if (m.nfds) {
+	ret = uvirtio_vhost_msg_check_reply(&m, req);
+	if (ret == -EBADF) {
+		unsigned nfds = m.nfds;
+
 		uvirtio_vhost_msg_close_fds(&m);
-		return give_up(fe, -EPROTO, "%s: reply carries %u fds, expected none", name, m.nfds);
+		return give_up(fe, -EPROTO, "%s: reply carries %u fds, expected none", name, nfds);
 	}
-	if (m.hdr.request != req)
+	if (ret == -ENOMSG)
 		return give_up(fe, -EPROTO, "%s: reply is for request %u (%s)", name, m.hdr.request,
 			       uvirtio_vhost_msg_request_name(m.hdr.request));
-	if ((m.hdr.flags & VHOST_USER_VERSION_MASK) != VHOST_USER_VERSION ||
-	    !(m.hdr.flags & VHOST_USER_REPLY_MASK))
+	if (ret)
 		return give_up(fe, -EPROTO, "%s: reply flags %#x lack version 1 or the reply bit",
 			       name, m.hdr.flags);
 	/* libvhost-user answers a GET_CONFIG it cannot serve with an empty

@@ -123,14 +123,36 @@ int uvirtio_vhost_msg_recv(int sock, struct uvirtio_vhost_msg *m, int cancel_fd)
 int uvirtio_vhost_msg_send(int sock, const struct uvirtio_vhost_msg *m, int cancel_fd);
 
 /**
+ * uvirtio_vhost_msg_send_nowait() - write @m as uvirtio_vhost_msg_send() does,
+ * but without waiting: for a thread that must not block on a peer that has
+ * stopped reading (a notification may be lost, the thread is not).
+ *
+ * Return: 0; -EAGAIN when the socket could not take the whole message at
+ * once (part of it may have gone); -EINVAL as for uvirtio_vhost_msg_send();
+ * or sendmsg's negative errno.
+ */
+int uvirtio_vhost_msg_send_nowait(int sock, const struct uvirtio_vhost_msg *m);
+
+/**
  * uvirtio_vhost_msg_check_request() - whether a front-end request @m has the
  * payload size and fd count its request type defines.
  *
- * Return: 0 when it does; -EBADMSG when the size is wrong; -EBADF when the
- * fd count is wrong; -ENOSYS for a request this module does not describe
- * (the caller decides what an unknown request gets).
+ * Return: 0 when it does; -EPROTO when it has the REPLY flag set (it is no
+ * request); -EBADMSG when the size is wrong; -EBADF when the fd count is
+ * wrong; -ENOSYS for a request this module does not describe (the caller
+ * decides what an unknown request gets).
  */
 int uvirtio_vhost_msg_check_request(const struct uvirtio_vhost_msg *m);
+
+/**
+ * uvirtio_vhost_msg_check_reply() - whether @m, received by the front-end
+ * after sending @request, is that request's reply in form (its size is the
+ * caller's to check: it depends on what was asked).
+ *
+ * Return: 0 when it is; -EBADF when it carries fds; -ENOMSG when it answers
+ * another request; -EBADMSG when it lacks the REPLY flag.
+ */
+int uvirtio_vhost_msg_check_reply(const struct uvirtio_vhost_msg *m, uint32_t request);
 
 /**
  * uvirtio_vhost_msg_has_reply() - whether request @request always gets a
