@@ -36,12 +36,14 @@
 /* vhost-user rings are addressed by an 8-bit index in KICK/CALL/ERR. */
 #define MAX_RINGS (VHOST_USER_VRING_IDX_MASK + 1u)
 
-#define PF(f) (1ull << VHOST_USER_PROTOCOL_F_##f)
 /* What this front-end implements. BACKEND_REQ is left out: config-change
  * notices would need a thread serving that channel. */
-#define FRONTEND_PROTOCOL_FEATURES                                                     \
-	(PF(MQ) | PF(REPLY_ACK) | PF(CONFIG) | PF(RESET_DEVICE) | PF(CONFIGURE_MEM_SLOTS) | \
-	 PF(STATUS))
+#define FRONTEND_PROTOCOL_FEATURES                                                      \
+	(UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_MQ) | UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK) | \
+	 UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_CONFIG) |                                      \
+	 UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_RESET_DEVICE) |                                \
+	 UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) |                         \
+	 UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_STATUS))
 
 /* Transport features this front-end implements itself, whatever the
  * backend offers: a queue reset is GET_VRING_BASE on that ring, a suspend
@@ -53,7 +55,7 @@
 #define VHOST_ONLY_FEATURES                                                            \
 	((1ull << VHOST_USER_F_PROTOCOL_FEATURES) | (1ull << VHOST_F_LOG_ALL))
 
-struct ring {
+struct vf_ring {
 	int kick_fd, call_fd;
 	struct uvirtio_queue_layout layout;
 	bool configured; /* the driver gave a layout (queue_enable) */
@@ -105,7 +107,7 @@ struct uvirtio_vhost_frontend {
 
 	unsigned max_queue_size;
 	unsigned nrings;
-	struct ring *rings;
+	struct vf_ring *rings;
 	int config_fd; /* never signalled: no backend channel (see above) */
 };
 

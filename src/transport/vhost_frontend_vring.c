@@ -42,7 +42,7 @@ uint32_t vf_start_base(const struct uvirtio_vhost_frontend *fe)
 /* Hands ring @index to the backend at @base and enables it. */
 int vf_start_ring(struct uvirtio_vhost_frontend *fe, unsigned index, uint32_t base)
 {
-	struct ring *r = &fe->rings[index];
+	struct vf_ring *r = &fe->rings[index];
 	struct vhost_user_vring_addr a = {
 		.index = index,
 		.desc_user_addr = vf_frontend_addr(fe, r->layout.desc),
@@ -92,7 +92,7 @@ int vf_stop_all_rings(struct uvirtio_vhost_frontend *fe)
 	int first = 0;
 
 	for (unsigned i = 0; i < fe->nrings; i++) {
-		struct ring *r = &fe->rings[i];
+		struct vf_ring *r = &fe->rings[i];
 		uint32_t base;
 		int ret = 0;
 
@@ -113,7 +113,7 @@ int vf_stop_all_rings(struct uvirtio_vhost_frontend *fe)
 int vf_suspend_rings(struct uvirtio_vhost_frontend *fe)
 {
 	for (unsigned i = 0; i < fe->nrings; i++) {
-		struct ring *r = &fe->rings[i];
+		struct vf_ring *r = &fe->rings[i];
 		int ret;
 
 		if (!r->started)
@@ -134,7 +134,7 @@ int vf_suspend_rings(struct uvirtio_vhost_frontend *fe)
 int vf_resume_rings(struct uvirtio_vhost_frontend *fe)
 {
 	for (unsigned i = 0; i < fe->nrings; i++) {
-		struct ring *r = &fe->rings[i];
+		struct vf_ring *r = &fe->rings[i];
 		int ret;
 
 		if (r->started || r->stopped || r->reset || !r->configured)
@@ -163,7 +163,7 @@ int vf_queue_enable(struct uvirtio_transport *t, unsigned index,
 			   const struct uvirtio_queue_layout *layout)
 {
 	struct uvirtio_vhost_frontend *fe = to_fe(t);
-	struct ring *r;
+	struct vf_ring *r;
 
 	if (!is_connected(fe))
 		return -ENOTCONN;
@@ -188,7 +188,7 @@ int vf_queue_enable(struct uvirtio_transport *t, unsigned index,
 int vf_queue_reset(struct uvirtio_transport *t, unsigned index)
 {
 	struct uvirtio_vhost_frontend *fe = to_fe(t);
-	struct ring *r;
+	struct vf_ring *r;
 	uint32_t base;
 	int ret;
 
@@ -242,7 +242,7 @@ int vf_make_rings(struct uvirtio_vhost_frontend *fe)
 	for (unsigned i = 0; i < fe->nrings; i++)
 		fe->rings[i].kick_fd = fe->rings[i].call_fd = -1;
 	for (unsigned i = 0; i < fe->nrings; i++) {
-		struct ring *r = &fe->rings[i];
+		struct vf_ring *r = &fe->rings[i];
 
 		r->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 		r->call_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
