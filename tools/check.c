@@ -34,9 +34,6 @@
 #include "feature_names.h"
 #include "uvirtio/driver.h"
 
-/* vhost-user protocol feature CONFIG (GET_CONFIG/SET_CONFIG). */
-#define PROTOCOL_F_CONFIG 9
-
 /* The config space a driver reads: every field up to write_zeroes_may_unmap
  * and its padding, the 60 bytes QEMU 7.2 knows and asks for. Newer headers
  * add fields (secure erase, zoned) that a backend need not have, and a
@@ -422,7 +419,7 @@ static enum check_verdict check_config_get_config(struct check_ctx *c)
 		return NA(c, "loopback: no vhost-user protocol features");
 	}
 	used = uvirtio_vhost_frontend_protocol_features(conn.fe, &offered);
-	if (!(offered & UVIRTIO_BIT(PROTOCOL_F_CONFIG))) {
+	if (!(offered & UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_CONFIG))) {
 		check_disconnect(&conn);
 		return FAIL(c, "protocol feature CONFIG not offered (offered 0x%" PRIx64 "): config space cannot be read",
 			    offered);

@@ -24,6 +24,7 @@
 #include "uvirtio/loopback.h"
 #include "uvirtio/transport.h"
 #include "uvirtio/vhost_frontend.h"
+#include "uvirtio/vhost_user.h"
 
 enum check_verdict { CHECK_PASS, CHECK_FAIL, CHECK_NA };
 

@@ -577,10 +577,6 @@ struct hostile {
 
 static uint64_t g_sector; /* the sector hostile requests name; set per run */
 
-/* vhost-user protocol feature STATUS (GET_STATUS): without it the front-end
- * cannot see DEVICE_NEEDS_RESET. */
-#define PROTOCOL_F_STATUS 16
-
 static bool status_hidden(const struct raw *r)
 {
 	uint64_t offered = 0;
@@ -588,7 +584,8 @@ static bool status_hidden(const struct raw *r)
 	if (!r->conn.fe)
 		return false;
 	uvirtio_vhost_frontend_protocol_features(r->conn.fe, &offered);
-	return !(offered & UVIRTIO_BIT(PROTOCOL_F_STATUS));
+	/* Without STATUS (GET_STATUS) the front-end cannot see DEVICE_NEEDS_RESET. */
+	return !(offered & UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_STATUS));
 }
 
 /* The usual readable header, to be followed by parts of the case's choosing. */

@@ -10,6 +10,7 @@
 #include <linux/virtio_ring.h>
 
 #include "feature_names.h"
+#include "uvirtio/vhost_user.h"
 #include "uvirtio/virtio_spec.h"
 
 const char *const features_blk_names[24] = {
@@ -27,7 +28,7 @@ const char *const features_blk_names[24] = {
 static const char *const transport_names[64] = {
 	[VIRTIO_F_NOTIFY_ON_EMPTY] = "NOTIFY_ON_EMPTY", [VIRTIO_F_ANY_LAYOUT] = "ANY_LAYOUT",
 	[VIRTIO_RING_F_INDIRECT_DESC] = "INDIRECT_DESC", [VIRTIO_RING_F_EVENT_IDX] = "EVENT_IDX",
-	[30] = "PROTOCOL_FEATURES", [VIRTIO_F_VERSION_1] = "VERSION_1",
+	[VHOST_USER_F_PROTOCOL_FEATURES] = "PROTOCOL_FEATURES", [VIRTIO_F_VERSION_1] = "VERSION_1",
 	[VIRTIO_F_ACCESS_PLATFORM] = "ACCESS_PLATFORM", [VIRTIO_F_RING_PACKED] = "RING_PACKED",
 	[VIRTIO_F_IN_ORDER] = "IN_ORDER", [VIRTIO_F_ORDER_PLATFORM] = "ORDER_PLATFORM",
 	[VIRTIO_F_SR_IOV] = "SR_IOV", [VIRTIO_F_NOTIFICATION_DATA] = "NOTIFICATION_DATA",

@@ -18,6 +18,7 @@
 #include "uvirtio/blk_drv.h"
 #include "uvirtio/vhost_backend.h"
 #include "uvirtio/vhost_frontend.h"
+#include "uvirtio/vhost_user.h"
 #include "uvirtio/trace.h"
 #include "uvirtio/regbus.h"
 #include "uvirtio/mmio.h"

@@ -85,9 +85,9 @@ struct uvirtio_vhost_frontend_config {
 	unsigned max_queue_size;
 	/* How long to wait for one reply; 0: 10000; -1: for ever. */
 	int reply_timeout_ms;
-	/* Protocol features (VHOST_USER_PROTOCOL_F_*, as bits) not to
-	 * negotiate even when the backend offers them: a check or a test
-	 * drives the paths a backend takes with an older front-end. */
+	/* Protocol features (VHOST_USER_PROTOCOL_F_* of uvirtio/vhost_user.h,
+	 * as bits) not to negotiate even when the backend offers them: a check
+	 * or a test drives the paths a backend takes with an older front-end. */
 	uint64_t disable_protocol_features;
 	/* When not NULL, connect writes one line here saying why it failed
 	 * (NUL-terminated, cut to @error_size). */

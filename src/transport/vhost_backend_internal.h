@@ -1,12 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Private entry points of the vhost-user backend transport, for the unit
- * tests and the fuzzer: feed it messages without a socket and inspect what
- * it answered. Not installed, not part of the API.
+ * Private to the vhost-user backend transport, not installed, not part of
+ * the API: its entry points for the unit tests and the fuzzer (feed it
+ * messages without a socket and inspect what it answered), then what the
+ * backend's source files share.
  */
 #ifndef UVIRTIO_VHOST_BACKEND_INTERNAL_H
 #define UVIRTIO_VHOST_BACKEND_INTERNAL_H
 
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#include "uvirtio/memory.h"
 #include "uvirtio/vhost_backend.h"
 #include "vhost_msg.h"
 
@@ -28,5 +35,144 @@ const struct uvirtio_vhost_msg *uvirtio_vhost_backend_last_reply(const struct uv
 
 /* Guest memory regions mapped now. */
 unsigned uvirtio_vhost_backend_mapped_regions(const struct uvirtio_vhost_backend *vb);
+
+/*
+ * What the backend's files share (vhost_backend.c: the connection loop and
+ * the public functions; vhost_backend_mem.c: the memory table;
+ * vhost_backend_vring.c: ring state, start and stop;
+ * vhost_backend_negotiate.c: features, protocol features, status, config).
+ * Every handler (vb_set_*, vb_vring*, ...) returns 0 or a negative errno with
+ * vb->why set by vb_fail(); runs on the control thread; the fds of the
+ * message it gets are its to keep or close.
+ */
+
+/* The protocol features offered. */
+#define OFFERED_PROTOCOL_FEATURES                                                    \
+	(UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_MQ) | UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK) | \
+	 UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_BACKEND_REQ) | UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_CONFIG) | \
+	 UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_RESET_DEVICE) |                               \
+	 UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) |                        \
+	 UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_STATUS))
+
+struct vb_ring {
+	unsigned num; /* 0: not set */
+	bool addr_set;
+	uint64_t desc_uva, avail_uva, used_uva;
+	/* Where the ring resumes, as SET/GET_VRING_BASE carry it: split, the
+	 * next avail index; packed, next avail in bits 0-15 and used in 16-31,
+	 * each with its wrap counter in its top bit (QEMU's encoding). */
+	uint32_t base;
+	bool base_set; /* false: the ring starts at its beginning */
+	bool started;    /* has a kick fd; GET_VRING_BASE clears it */
+	bool enabled;    /* SET_VRING_ENABLE */
+	bool running;    /* enabled in the device core */
+	int kick_fd, err_fd;
+	/* The call fd is swapped by the control thread (SET_VRING_CALL) while
+	 * a queue thread may be signalling it through notify_used. */
+	pthread_mutex_t call_lock;
+	int call_fd;
+	bool resched; /* atomic: the device asked to be called again */
+};
+
+/* One mapped region of guest memory. */
+struct region {
+	uint64_t gpa, size, uva, mmap_offset;
+	void *map;      /* the whole mapping, page-aligned */
+	size_t map_len;
+	void *host;     /* where gpa is */
+};
+
+struct uvirtio_vhost_backend {
+	struct uvirtio_vhost_backend_config cfg;
+	char *path;
+	struct uvirtio_mem mem;
+	struct uvirtio_mem scratch; /* a new table under construction */
+	struct region regions[UVIRTIO_MEM_MAX_REGIONS];
+	unsigned nregions;
+
+	struct uvirtio_device *dev;
+	struct vb_ring *rings;
+	unsigned nrings;
+
+	int listen_fd, inherited_fd, conn_fd;
+	bool listening, created_path, inherited_listens;
+	int stop_fd, resched_fd;
+	bool serving; /* atomic: run() is running */
+
+	/* Connection state. */
+	uint64_t features; /* as the front-end set them, bit 30 included */
+	bool features_set;
+	uint64_t protocol_features;
+	bool owner;
+	uint8_t fe_status;
+	/* The back-end channel (SET_BACKEND_REQ_FD); a queue thread may
+	 * send on it through notify_config. */
+	pthread_mutex_t backend_lock;
+	int backend_fd;
+	bool config_msgs; /* CONFIG negotiated: config changes may be sent */
+
+	char why[200]; /* the reason the current request failed */
+	struct uvirtio_vhost_msg in, reply;
+
+	/* Counters, atomic. */
+	uint64_t st_connections, st_messages, st_errors, st_disconnects_on_error;
+	bool st_connected;
+};
+
+/* One line through the caller's log callback (stderr without one). */
+void vb_log(struct uvirtio_vhost_backend *vb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A request fails: keep the reason for the one line handle_msg logs; returns @err. */
+int vb_fail(struct uvirtio_vhost_backend *vb, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static inline void vb_count(uint64_t *counter)
+{
+	__atomic_add_fetch(counter, 1, __ATOMIC_RELAXED);
+}
+
+static inline void vb_close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static inline bool vb_has_pf(const struct uvirtio_vhost_backend *vb, unsigned bit)
+{
+	return vb->protocol_features & UVIRTIO_BIT(bit);
+}
+
+/* vhost_backend_mem.c */
+/* [uva, uva + len) as a guest address, when one region holds all of it. */
+int vb_uva_to_gpa(const struct uvirtio_vhost_backend *vb, uint64_t uva, uint64_t len, uint64_t *gpa);
+void vb_unmap_all(struct uvirtio_vhost_backend *vb);
+int vb_set_mem_table(struct uvirtio_vhost_backend *vb, struct uvirtio_vhost_msg *m);
+int vb_add_mem_reg(struct uvirtio_vhost_backend *vb, struct uvirtio_vhost_msg *m);
+int vb_rem_mem_reg(struct uvirtio_vhost_backend *vb, struct uvirtio_vhost_msg *m);
+
+/* vhost_backend_vring.c */
+bool vb_ring_packed(const struct uvirtio_vhost_backend *vb);
+/* Stop every ring in the device core, keeping its position. */
+void vb_halt_all(struct uvirtio_vhost_backend *vb);
+bool vb_any_running(const struct uvirtio_vhost_backend *vb);
+/* Run every ring that vhost-user.rst says runs; the first error. */
+int vb_run_ready_rings(struct uvirtio_vhost_backend *vb);
+/* Close a ring's fds and forget its state. */
+void vb_forget_ring(struct vb_ring *r);
+/* RESET_DEVICE, RESET_OWNER: the device and every ring back to the start. */
+void vb_reset_device(struct uvirtio_vhost_backend *vb);
+/* SET_VRING_KICK/CALL/ERR. */
+int vb_vring_fd(struct uvirtio_vhost_backend *vb, struct uvirtio_vhost_msg *m);
+/* SET_VRING_NUM/ADDR/BASE/ENABLE, GET_VRING_BASE. */
+int vb_vring(struct uvirtio_vhost_backend *vb, const struct uvirtio_vhost_msg *m);
+
+/* vhost_backend_negotiate.c */
+/* GET_FEATURES: the device's features as a vhost-user backend offers them. */
+uint64_t vb_offered_features(const struct uvirtio_vhost_backend *vb);
+int vb_set_features(struct uvirtio_vhost_backend *vb, uint64_t f);
+int vb_set_protocol_features(struct uvirtio_vhost_backend *vb, uint64_t v);
+int vb_set_status(struct uvirtio_vhost_backend *vb, uint64_t value);
+int vb_get_config(struct uvirtio_vhost_backend *vb, const struct uvirtio_vhost_msg *m);
+int vb_set_config(struct uvirtio_vhost_backend *vb, const struct uvirtio_vhost_msg *m);
 
 #endif

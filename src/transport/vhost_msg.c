@@ -126,7 +126,9 @@ int uvirtio_vhost_msg_recv(int sock, struct uvirtio_vhost_msg *m, int cancel_fd)
 	return 0;
 }
 
-int uvirtio_vhost_msg_send(int sock, const struct uvirtio_vhost_msg *m, int cancel_fd)
+/* Writes @m; with @wait false, a socket that cannot take the whole message
+ * at once gives -EAGAIN (and may hold its first part). */
+static int send_msg(int sock, const struct uvirtio_vhost_msg *m, int cancel_fd, bool wait)
 {
 	union {
 		char buf[CMSG_SPACE(VHOST_USER_MAX_FDS * sizeof(int))];
@@ -172,14 +174,28 @@ int uvirtio_vhost_msg_send(int sock, const struct uvirtio_vhost_msg *m, int canc
 				continue;
 			if (errno != EAGAIN && errno != EWOULDBLOCK)
 				return -errno;
+			if (!wait)
+				return -EAGAIN;
 			ret = wait_ready(sock, POLLOUT, cancel_fd);
 			if (ret)
 				return ret;
 			continue;
 		}
 		sent += (size_t)n;
+		if (!wait && sent < total)
+			return -EAGAIN;
 	}
 	return 0;
+}
+
+int uvirtio_vhost_msg_send(int sock, const struct uvirtio_vhost_msg *m, int cancel_fd)
+{
+	return send_msg(sock, m, cancel_fd, true);
+}
+
+int uvirtio_vhost_msg_send_nowait(int sock, const struct uvirtio_vhost_msg *m)
+{
+	return send_msg(sock, m, -1, false);
 }
 
 /* What a request carries. Sizes in bytes; SIZE_VAR: the handler's rule
@@ -254,6 +270,10 @@ int uvirtio_vhost_msg_check_request(const struct uvirtio_vhost_msg *m)
 	unsigned min_fds, max_fds;
 	uint32_t size = m->hdr.size;
 
+	/* vhost-user.rst: the reply flag is for replies; a request that has
+	 * it set is not one a front-end sends. */
+	if (m->hdr.flags & VHOST_USER_REPLY_MASK)
+		return -EPROTO;
 	if (!s)
 		return -ENOSYS;
 	min_fds = s->min_fds;
@@ -297,6 +317,19 @@ int uvirtio_vhost_msg_check_request(const struct uvirtio_vhost_msg *m)
 	}
 	if (m->nfds < min_fds || m->nfds > max_fds)
 		return -EBADF;
+	return 0;
+}
+
+int uvirtio_vhost_msg_check_reply(const struct uvirtio_vhost_msg *m, uint32_t request)
+{
+	/* No request this library sends gets fds back. */
+	if (m->nfds)
+		return -EBADF;
+	if (m->hdr.request != request)
+		return -ENOMSG;
+	/* The version was checked on receipt. */
+	if (!(m->hdr.flags & VHOST_USER_REPLY_MASK))
+		return -EBADMSG;
 	return 0;
 }
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * libFuzzer target: the vhost-user front-end (src/transport/vhost_frontend.c)
+ * libFuzzer target: the vhost-user front-end (src/transport/vhost_frontend*.c)
  * against a hostile backend. Per input a socketpair joins the front-end
  * (uvirtio_vhost_frontend_connect() with cfg.fd) to a fake backend on a
  * thread of its own, which reads each request the front-end sends and

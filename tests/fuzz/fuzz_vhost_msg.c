@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * libFuzzer target: the vhost-user backend's message handler
- * (src/transport/vhost_backend.c) fed arbitrary streams of front-end
+ * (src/transport/vhost_backend*.c) fed arbitrary streams of front-end
  * requests, with fds attached, and an rng device behind it whose ring lives
  * in guest memory the input fills. No socket: requests go straight to the
  * handler, replies are only kept.

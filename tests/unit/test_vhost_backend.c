@@ -38,9 +38,10 @@
  * a passing run comes near. */
 #define GUARD_MS 20000
 #define NEED VHOST_USER_NEED_REPLY_MASK
-#define PF_ALL                                                                                 \
-	(UVIRTIO_BIT(0) | UVIRTIO_BIT(3) | UVIRTIO_BIT(5) | UVIRTIO_BIT(9) | UVIRTIO_BIT(13) | \
-	 UVIRTIO_BIT(15) | UVIRTIO_BIT(16))
+#define PF(f) UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_##f)
+#define PF_ALL                                                                        \
+	(PF(MQ) | PF(REPLY_ACK) | PF(BACKEND_REQ) | PF(CONFIG) | PF(RESET_DEVICE) | \
+	 PF(CONFIGURE_MEM_SLOTS) | PF(STATUS))
 #define RING_FEATURES                                                                         \
 	(UVIRTIO_BIT(VIRTIO_F_VERSION_1) | UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX) |             \
 	 UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC))
