@@ -56,7 +56,7 @@ def page(header, name, comment, proto):
             section = desc
         section.append(line)
     proto = re.sub(r"\s+", " ", proto.rstrip(";{").strip()) + ";"
-    proto = proto.replace("static inline ", "")
+    proto = proto.replace("static inline ", "").replace("UVIRTIO_API ", "")
     out = [
         f'.TH {name} 3 "" "uvirtio" "uvirtio manual"',
         ".SH NAME",
@@ -92,7 +92,7 @@ def main():
     documented, declared = set(), set()
     for h in headers:
         src = open(h).read()
-        declared |= set(re.findall(r"^[a-z][^;()#]*?\b(uvirtio_\w+)\(", src, re.M))
+        declared |= set(re.findall(r"^(?:UVIRTIO_API\s+)?[a-z][^;()#]*?\b(uvirtio_\w+)\(", src, re.M))
         for m in DOC.finditer(src):
             comment, proto, name = m.group(1), m.group(2), m.group(3)
             documented.add(name)

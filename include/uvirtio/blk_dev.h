@@ -29,6 +29,7 @@
 
 #include <linux/virtio_blk.h>
 
+#include "uvirtio/api.h"
 #include "uvirtio/device.h"
 
 /* QEMU's virtio-blk queue-size goes up to 1024, and so does ours. */
@@ -133,6 +134,7 @@ struct uvirtio_blk_dev {
  * (set read_only to serve it anyway); another open(2)/ioctl(2) errno;
  * -ENOMEM; or uvirtio_device_init()'s error.
  */
+UVIRTIO_API
 int uvirtio_blk_dev_init(struct uvirtio_blk_dev *blk, const struct uvirtio_blk_dev_config *cfg,
 			 struct uvirtio_mem *mem);
 
@@ -141,6 +143,7 @@ int uvirtio_blk_dev_init(struct uvirtio_blk_dev *blk, const struct uvirtio_blk_d
  * its requests and exits), close the backend and free what init allocated.
  * Call on the control thread, after the transport let go of @blk->dev.
  */
+UVIRTIO_API
 void uvirtio_blk_dev_destroy(struct uvirtio_blk_dev *blk);
 
 /**
@@ -148,6 +151,7 @@ void uvirtio_blk_dev_destroy(struct uvirtio_blk_dev *blk);
  * May be called on any thread while the queues run (the numbers are then a
  * moment's snapshot, each counter read atomically).
  */
+UVIRTIO_API
 void uvirtio_blk_dev_get_stats(const struct uvirtio_blk_dev *blk, struct uvirtio_blk_dev_stats *out);
 
 /**
@@ -165,6 +169,7 @@ void uvirtio_blk_dev_get_stats(const struct uvirtio_blk_dev *blk, struct uvirtio
  * Return: the used length to push (bytes written including the status byte;
  * 0 when the request has no status byte).
  */
+UVIRTIO_API
 uint32_t uvirtio_blk_dev_serve_sync(struct uvirtio_blk_dev *blk, struct uvirtio_req *req,
 				    struct uvirtio_blk_dev_stats *stats);
 

@@ -39,6 +39,7 @@
 
 #include <linux/virtio_blk.h>
 
+#include "uvirtio/api.h"
 #include "uvirtio/driver.h"
 
 /* The device-type features this driver implements; the default to negotiate
@@ -142,6 +143,7 @@ struct uvirtio_blk_drv {
  * queues cannot be had; or the transport's error. On failure the device is
  * reset and nothing is left allocated.
  */
+UVIRTIO_API
 int uvirtio_blk_drv_probe(struct uvirtio_blk_drv *b, struct uvirtio_transport *t,
 			  const struct uvirtio_blk_drv_opts *opts);
 
@@ -152,6 +154,7 @@ int uvirtio_blk_drv_probe(struct uvirtio_blk_drv *b, struct uvirtio_transport *t
  * from uvirtio_blk_drv_alloc_buf() are not freed. @b may be probed again.
  * Lifecycle call; calling it twice, or after a failed probe, is harmless.
  */
+UVIRTIO_API
 void uvirtio_blk_drv_remove(struct uvirtio_blk_drv *b);
 
 /**
@@ -159,9 +162,11 @@ void uvirtio_blk_drv_remove(struct uvirtio_blk_drv *b);
  * data, aligned to 4096. Lifecycle call (see above).
  * Return: the buffer, or NULL when there is no room or @size is 0.
  */
+UVIRTIO_API
 void *uvirtio_blk_drv_alloc_buf(struct uvirtio_blk_drv *b, size_t size);
 
 /** uvirtio_blk_drv_free_buf() - release a buffer from alloc_buf; NULL is ignored. */
+UVIRTIO_API
 void uvirtio_blk_drv_free_buf(struct uvirtio_blk_drv *b, void *buf);
 
 /** uvirtio_blk_drv_capacity() - the size of the disk in 512-byte sectors. */
@@ -203,6 +208,7 @@ static inline bool uvirtio_blk_drv_writeback(const struct uvirtio_blk_drv *b)
  * the config's writeback field (CONFIG_WCE). Lifecycle call.
  * Return: 0; -EOPNOTSUPP without CONFIG_WCE; or the transport's error.
  */
+UVIRTIO_API
 int uvirtio_blk_drv_set_writeback(struct uvirtio_blk_drv *b, bool writeback);
 
 /**
@@ -228,6 +234,7 @@ int uvirtio_blk_drv_set_writeback(struct uvirtio_blk_drv *b, bool writeback);
  * is broken or the device needs a reset; or the transport's notify error
  * (the request is then with the device anyway).
  */
+UVIRTIO_API
 int uvirtio_blk_drv_submit(struct uvirtio_blk_drv *b, unsigned queue, struct uvirtio_blk_drv_req *req);
 
 /**
@@ -245,6 +252,7 @@ int uvirtio_blk_drv_submit(struct uvirtio_blk_drv *b, unsigned queue, struct uvi
  * when the queue is broken or the device needs a reset (requests still
  * outstanding then complete at remove, with -ECANCELED).
  */
+UVIRTIO_API
 int uvirtio_blk_drv_poll(struct uvirtio_blk_drv *b, unsigned queue, unsigned max);
 
 /**
@@ -254,6 +262,7 @@ int uvirtio_blk_drv_poll(struct uvirtio_blk_drv *b, unsigned queue, unsigned max
  * the driver, valid until remove.
  * Return: the fd, or -EINVAL for a bad queue.
  */
+UVIRTIO_API
 int uvirtio_blk_drv_event_fd(struct uvirtio_blk_drv *b, unsigned queue);
 
 /**
@@ -277,6 +286,7 @@ int uvirtio_blk_drv_event_fd(struct uvirtio_blk_drv *b, unsigned queue);
  * read or write the buffer, so keep the buffer until uvirtio_blk_drv_remove()
  * (the late answer is dropped without a callback).
  */
+UVIRTIO_API
 int uvirtio_blk_drv_read(struct uvirtio_blk_drv *b, unsigned queue, uint64_t sector, void *buf,
 			 size_t len, int timeout_ms);
 
@@ -286,6 +296,7 @@ int uvirtio_blk_drv_read(struct uvirtio_blk_drv *b, unsigned queue, uint64_t sec
  * read-only device. A write is durable only after a flush when the device
  * caches writes (uvirtio_blk_drv_writeback()).
  */
+UVIRTIO_API
 int uvirtio_blk_drv_write(struct uvirtio_blk_drv *b, unsigned queue, uint64_t sector,
 			  const void *buf, size_t len, int timeout_ms);
 
@@ -295,6 +306,7 @@ int uvirtio_blk_drv_write(struct uvirtio_blk_drv *b, unsigned queue, uint64_t se
  * bytes; at most seg_max segments; their sum a multiple of 512 bytes. Thread
  * rules and returns as uvirtio_blk_drv_read().
  */
+UVIRTIO_API
 int uvirtio_blk_drv_readv(struct uvirtio_blk_drv *b, unsigned queue, uint64_t sector,
 			  const struct iovec *iov, unsigned niov, int timeout_ms);
 
@@ -303,6 +315,7 @@ int uvirtio_blk_drv_readv(struct uvirtio_blk_drv *b, unsigned queue, uint64_t se
  * and wait. Segments as uvirtio_blk_drv_readv(); returns as
  * uvirtio_blk_drv_write().
  */
+UVIRTIO_API
 int uvirtio_blk_drv_writev(struct uvirtio_blk_drv *b, unsigned queue, uint64_t sector,
 			   const struct iovec *iov, unsigned niov, int timeout_ms);
 
@@ -311,6 +324,7 @@ int uvirtio_blk_drv_writev(struct uvirtio_blk_drv *b, unsigned queue, uint64_t s
  * Returns as uvirtio_blk_drv_read(); -EOPNOTSUPP when FLUSH was not
  * negotiated (the device then writes through).
  */
+UVIRTIO_API
 int uvirtio_blk_drv_flush(struct uvirtio_blk_drv *b, unsigned queue, int timeout_ms);
 
 /**
@@ -320,6 +334,7 @@ int uvirtio_blk_drv_flush(struct uvirtio_blk_drv *b, unsigned queue, int timeout
  * -EROFS on a read-only device; -EINVAL for a range outside the disk or over
  * max_discard_sectors.
  */
+UVIRTIO_API
 int uvirtio_blk_drv_discard(struct uvirtio_blk_drv *b, unsigned queue, uint64_t sector,
 			    uint32_t num_sectors, int timeout_ms);
 
@@ -330,6 +345,7 @@ int uvirtio_blk_drv_discard(struct uvirtio_blk_drv *b, unsigned queue, uint64_t 
  * -EROFS on a read-only device; -EINVAL for a range outside the disk or over
  * max_write_zeroes_sectors.
  */
+UVIRTIO_API
 int uvirtio_blk_drv_write_zeroes(struct uvirtio_blk_drv *b, unsigned queue, uint64_t sector,
 				 uint32_t num_sectors, bool unmap, int timeout_ms);
 
@@ -338,6 +354,7 @@ int uvirtio_blk_drv_write_zeroes(struct uvirtio_blk_drv *b, unsigned queue, uint
  * NUL-terminated (at most 20 characters), and wait. Returns as
  * uvirtio_blk_drv_read(); -EOPNOTSUPP when the device does not have one.
  */
+UVIRTIO_API
 int uvirtio_blk_drv_get_id(struct uvirtio_blk_drv *b, unsigned queue,
 			   char id[VIRTIO_BLK_ID_BYTES + 1], int timeout_ms);
 

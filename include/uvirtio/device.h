@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "uvirtio/api.h"
 #include "uvirtio/devq.h"
 #include "uvirtio/memory.h"
 #include "uvirtio/transport.h"
@@ -136,13 +137,16 @@ struct uvirtio_device {
  *
  * Return: 0; -EINVAL for a bad queue count or size; -ENOMEM.
  */
+UVIRTIO_API
 int uvirtio_device_init(struct uvirtio_device *dev, const struct uvirtio_device_ops *ops, void *priv,
 			void *config, unsigned config_size, struct uvirtio_mem *mem);
 
 /** uvirtio_device_destroy() - reset and free what init allocated. */
+UVIRTIO_API
 void uvirtio_device_destroy(struct uvirtio_device *dev);
 
 /** uvirtio_device_set_hooks() - how the transport notifies the driver. */
+UVIRTIO_API
 void uvirtio_device_set_hooks(struct uvirtio_device *dev, const struct uvirtio_device_hooks *hooks);
 
 /**
@@ -150,15 +154,18 @@ void uvirtio_device_set_hooks(struct uvirtio_device *dev, const struct uvirtio_d
  * added: uvirtio has no legacy interface). Only while the status is 0.
  * Return: 0, or -EBUSY when a driver is attached.
  */
+UVIRTIO_API
 int uvirtio_device_set_offered(struct uvirtio_device *dev, uint64_t features);
 
 /** uvirtio_device_get_features() - the features offered to the driver. */
+UVIRTIO_API
 uint64_t uvirtio_device_get_features(const struct uvirtio_device *dev);
 
 /**
  * uvirtio_device_set_driver_features() - the driver writes its features.
  * Return: 0, or -EBUSY after FEATURES_OK (the spec forbids a change then).
  */
+UVIRTIO_API
 int uvirtio_device_set_driver_features(struct uvirtio_device *dev, uint64_t features);
 
 /**
@@ -182,9 +189,11 @@ int uvirtio_device_set_driver_features(struct uvirtio_device *dev, uint64_t feat
  * DRIVER_OK without FEATURES_OK, or sets SUSPEND without DRIVER_OK or without
  * VIRTIO_F_SUSPEND negotiated (the status is then unchanged).
  */
+UVIRTIO_API
 int uvirtio_device_set_status(struct uvirtio_device *dev, uint8_t status);
 
 /** uvirtio_device_get_status() - the status register. */
+UVIRTIO_API
 uint8_t uvirtio_device_get_status(const struct uvirtio_device *dev);
 
 /**
@@ -193,6 +202,7 @@ uint8_t uvirtio_device_get_status(const struct uvirtio_device *dev);
  * state is forgotten, the status becomes 0. When it returns the device
  * writes no guest memory and sends no notification until set up again.
  */
+UVIRTIO_API
 void uvirtio_device_reset(struct uvirtio_device *dev);
 
 /**
@@ -200,6 +210,7 @@ void uvirtio_device_reset(struct uvirtio_device *dev);
  * at @offset into @buf.
  * Return: 0, or -EINVAL when the range is outside config space.
  */
+UVIRTIO_API
 int uvirtio_device_config_read(const struct uvirtio_device *dev, unsigned offset, void *buf,
 			       unsigned len);
 
@@ -209,10 +220,12 @@ int uvirtio_device_config_read(const struct uvirtio_device *dev, unsigned offset
  * Return: 0; -EINVAL when the range is outside config space; -EPERM for a
  * device type with read-only config; or the device type's refusal.
  */
+UVIRTIO_API
 int uvirtio_device_config_write(struct uvirtio_device *dev, unsigned offset, const void *buf,
 				unsigned len);
 
 /** uvirtio_device_config_generation() - changes whenever config space does. */
+UVIRTIO_API
 uint32_t uvirtio_device_config_generation(const struct uvirtio_device *dev);
 
 /**
@@ -220,10 +233,12 @@ uint32_t uvirtio_device_config_generation(const struct uvirtio_device *dev);
  * copy @len bytes at @offset, bump the generation, and notify the driver when
  * it is running. Return: 0, or -EINVAL outside config space.
  */
+UVIRTIO_API
 int uvirtio_device_config_update(struct uvirtio_device *dev, unsigned offset, const void *buf,
 				 unsigned len);
 
 /** uvirtio_device_queue_max_size() - 0 for a queue that does not exist. */
+UVIRTIO_API
 unsigned uvirtio_device_queue_max_size(const struct uvirtio_device *dev, unsigned index);
 
 /**
@@ -232,6 +247,7 @@ unsigned uvirtio_device_queue_max_size(const struct uvirtio_device *dev, unsigne
  * Return: 0; -EINVAL for a queue that does not exist, a size above the
  * maximum, or before FEATURES_OK; or uvirtio_devq_setup()'s error.
  */
+UVIRTIO_API
 int uvirtio_device_queue_enable(struct uvirtio_device *dev, unsigned index,
 				const struct uvirtio_queue_layout *layout);
 
@@ -245,6 +261,7 @@ int uvirtio_device_queue_enable(struct uvirtio_device *dev, unsigned index,
  * Return: as uvirtio_device_queue_enable(); -EINVAL also for indices the
  * ring cannot have (a packed index not below the queue size).
  */
+UVIRTIO_API
 int uvirtio_device_queue_enable_at(struct uvirtio_device *dev, unsigned index,
 				   const struct uvirtio_queue_layout *layout, uint16_t next_avail,
 				   uint16_t used_idx);
@@ -259,6 +276,7 @@ int uvirtio_device_queue_enable_at(struct uvirtio_device *dev, unsigned index,
  * the used index (uvirtio_devq_used_index()). 0 for a queue that does not
  * exist.
  */
+UVIRTIO_API
 uint16_t uvirtio_device_queue_stop(struct uvirtio_device *dev, unsigned index);
 
 /**
@@ -272,12 +290,14 @@ uint16_t uvirtio_device_queue_stop(struct uvirtio_device *dev, unsigned index);
  * Return: 0; -EINVAL for a queue that does not exist; -EPERM when
  * RING_RESET was not negotiated (the queue is untouched).
  */
+UVIRTIO_API
 int uvirtio_device_queue_reset(struct uvirtio_device *dev, unsigned index);
 
 /**
  * uvirtio_device_queue_ready() - whether queue @index is set up and enabled
  * (what the driver reads back from queue_enable / QueueReady).
  */
+UVIRTIO_API
 bool uvirtio_device_queue_ready(const struct uvirtio_device *dev, unsigned index);
 
 /**
@@ -285,6 +305,7 @@ bool uvirtio_device_queue_ready(const struct uvirtio_device *dev, unsigned index
  * and ring addresses (all 0 when it is not). For a register model that
  * reads them back, and for snapshots.
  */
+UVIRTIO_API
 void uvirtio_device_queue_layout(const struct uvirtio_device *dev, unsigned index,
 				 struct uvirtio_queue_layout *layout);
 
@@ -295,12 +316,14 @@ void uvirtio_device_queue_layout(const struct uvirtio_device *dev, unsigned inde
  * A device type with takes_kick_fds polls it; otherwise the transport does.
  * Return: 0, or -EINVAL for a queue that does not exist.
  */
+UVIRTIO_API
 int uvirtio_device_set_kick_fd(struct uvirtio_device *dev, unsigned index, int fd);
 
 /**
  * uvirtio_device_queue_kick_fd() - the kick fd set for queue @index, or -1.
  * A device type's queue thread polls it.
  */
+UVIRTIO_API
 int uvirtio_device_queue_kick_fd(const struct uvirtio_device *dev, unsigned index);
 
 /**
@@ -308,6 +331,7 @@ int uvirtio_device_queue_kick_fd(const struct uvirtio_device *dev, unsigned inde
  * the device type only while the device runs (DRIVER_OK, no NEEDS_RESET) and
  * the queue is ready; otherwise ignored.
  */
+UVIRTIO_API
 void uvirtio_device_queue_notify(struct uvirtio_device *dev, unsigned index);
 
 /**
@@ -320,6 +344,7 @@ void uvirtio_device_queue_notify(struct uvirtio_device *dev, unsigned index);
  * uvirtio_device_queue_notify(). A device type serving queues on their own
  * threads gets the kick alone: the data is only a hint, the ring is read anyway.
  */
+UVIRTIO_API
 void uvirtio_device_queue_notify_data(struct uvirtio_device *dev, uint32_t data);
 
 /**
@@ -335,6 +360,7 @@ static inline uint32_t uvirtio_device_notified_queue(const struct uvirtio_device
 /* For device types. */
 
 /** uvirtio_device_queue() - queue @index (NULL when it does not exist). */
+UVIRTIO_API
 struct uvirtio_devq *uvirtio_device_queue(struct uvirtio_device *dev, unsigned index);
 
 /**
@@ -342,6 +368,7 @@ struct uvirtio_devq *uvirtio_device_queue(struct uvirtio_device *dev, unsigned i
  * if it asked for it. Nothing is sent while the device is not running.
  * May be called on the queue's thread.
  */
+UVIRTIO_API
 void uvirtio_device_notify(struct uvirtio_device *dev, unsigned index);
 
 /**
@@ -350,6 +377,7 @@ void uvirtio_device_notify(struct uvirtio_device *dev, unsigned index);
  * cannot starve the others or the control path) asks to be called again
  * soon, as if the driver had kicked.
  */
+UVIRTIO_API
 void uvirtio_device_reschedule(struct uvirtio_device *dev, unsigned index);
 
 /**
@@ -358,6 +386,7 @@ void uvirtio_device_reschedule(struct uvirtio_device *dev, unsigned index);
  * DRIVER_OK). @why is kept for reports (a static string). May be called on a
  * queue's thread.
  */
+UVIRTIO_API
 void uvirtio_device_needs_reset(struct uvirtio_device *dev, const char *why);
 
 /** uvirtio_device_has_feature() - whether feature @bit was accepted. */

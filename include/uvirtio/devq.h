@@ -34,6 +34,7 @@
 
 #include <linux/virtio_ring.h>
 
+#include "uvirtio/api.h"
 #include "uvirtio/memory.h"
 
 /* The largest indirect table accepted, in descriptors. */
@@ -144,6 +145,7 @@ struct uvirtio_devq {
  * -ENOMEM when the per-request state cannot be allocated. On error the
  * queue is left reset (not ready).
  */
+UVIRTIO_API
 int uvirtio_devq_setup(struct uvirtio_devq *q, const struct uvirtio_mem *mem, unsigned num,
 		       uint64_t desc, uint64_t avail, uint64_t used, uint64_t features);
 
@@ -151,6 +153,7 @@ int uvirtio_devq_setup(struct uvirtio_devq *q, const struct uvirtio_mem *mem, un
  * uvirtio_devq_set_broken_cb() - call @fn(@q, @opaque) once when @q breaks.
  * It runs on the thread that found the fault, with no lock of this module held.
  */
+UVIRTIO_API
 void uvirtio_devq_set_broken_cb(struct uvirtio_devq *q, uvirtio_devq_broken_fn fn, void *opaque);
 
 /**
@@ -161,6 +164,7 @@ void uvirtio_devq_set_broken_cb(struct uvirtio_devq *q, uvirtio_devq_broken_fn f
  *
  * Return: 0; -EINVAL for a packed index >= the queue size (nothing changed).
  */
+UVIRTIO_API
 int uvirtio_devq_set_indices(struct uvirtio_devq *q, uint16_t next_avail, uint16_t used_idx);
 
 /**
@@ -170,6 +174,7 @@ int uvirtio_devq_set_indices(struct uvirtio_devq *q, uint16_t next_avail, uint16
  * completions pushed but held back behind an earlier request still in
  * flight are dropped: the driver never sees them.
  */
+UVIRTIO_API
 void uvirtio_devq_stop(struct uvirtio_devq *q);
 
 /**
@@ -178,6 +183,7 @@ void uvirtio_devq_stop(struct uvirtio_devq *q);
  * completions are dropped). The broken callback is kept. Safe on a zeroed
  * or already reset queue.
  */
+UVIRTIO_API
 void uvirtio_devq_reset(struct uvirtio_devq *q);
 
 /**
@@ -191,6 +197,7 @@ void uvirtio_devq_reset(struct uvirtio_devq *q);
  * is stopped; -EIO when the driver's ring is malformed (the queue is then
  * broken, see uvirtio_devq_broken_reason()) or the queue was already broken.
  */
+UVIRTIO_API
 int uvirtio_devq_pop(struct uvirtio_devq *q, struct uvirtio_req *req);
 
 /**
@@ -212,6 +219,7 @@ int uvirtio_devq_pop(struct uvirtio_devq *q, struct uvirtio_req *req);
  * one not in flight; -ESHUTDOWN when the queue is stopped or broken (nothing
  * is written to guest memory then).
  */
+UVIRTIO_API
 int uvirtio_devq_push(struct uvirtio_devq *q, uint16_t id, uint32_t len);
 
 /**
@@ -222,6 +230,7 @@ int uvirtio_devq_push(struct uvirtio_devq *q, uint16_t id, uint32_t len);
  * Return: 0, or as uvirtio_devq_push() (also -EINVAL for an id given twice,
  * packed or IN_ORDER); on error nothing is published.
  */
+UVIRTIO_API
 int uvirtio_devq_push_batch(struct uvirtio_devq *q, const struct uvirtio_used *elems, unsigned n);
 
 /**
@@ -231,6 +240,7 @@ int uvirtio_devq_push_batch(struct uvirtio_devq *q, const struct uvirtio_used *e
  * EVENT_IDX: whether the descriptor it names was used since the last call).
  * Call once per batch pushed; it records what was signalled.
  */
+UVIRTIO_API
 bool uvirtio_devq_needs_notify(struct uvirtio_devq *q);
 
 /**
@@ -238,6 +248,7 @@ bool uvirtio_devq_needs_notify(struct uvirtio_devq *q);
  * with EVENT_IDX leaving avail_event behind; packed: the device area's flags
  * DISABLE) while the device is polling.
  */
+UVIRTIO_API
 void uvirtio_devq_disable_notify(struct uvirtio_devq *q);
 
 /**
@@ -250,6 +261,7 @@ void uvirtio_devq_disable_notify(struct uvirtio_devq *q);
  * Return: true when buffers became available meanwhile: the caller must pop
  * again instead of waiting, or it may sleep on a kick that never comes.
  */
+UVIRTIO_API
 bool uvirtio_devq_enable_notify(struct uvirtio_devq *q);
 
 /**
@@ -258,6 +270,7 @@ bool uvirtio_devq_enable_notify(struct uvirtio_devq *q);
  * (packed: of the next descriptor's flags), for a device that polls its ring. pop() still does the ordered read and
  * every check. False on a broken or stopped queue.
  */
+UVIRTIO_API
 bool uvirtio_devq_has_avail(const struct uvirtio_devq *q);
 
 /**
@@ -272,6 +285,7 @@ bool uvirtio_devq_has_avail(const struct uvirtio_devq *q);
  * packed offset >= the queue size (ignored); -EPERM when
  * VIRTIO_F_NOTIFICATION_DATA was not negotiated.
  */
+UVIRTIO_API
 int uvirtio_devq_note_notification(struct uvirtio_devq *q, uint32_t data);
 
 /**

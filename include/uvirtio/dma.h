@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "uvirtio/api.h"
+
 struct uvirtio_dma_extent {
 	size_t offset;
 	size_t size;
@@ -37,9 +39,11 @@ struct uvirtio_dma {
  *
  * Return: 0, or -EINVAL for a zero size or a range that overflows.
  */
+UVIRTIO_API
 int uvirtio_dma_init(struct uvirtio_dma *d, void *base, uint64_t guest_addr, size_t size);
 
 /** uvirtio_dma_destroy() - forget every allocation; the mapping is untouched. */
+UVIRTIO_API
 void uvirtio_dma_destroy(struct uvirtio_dma *d);
 
 /**
@@ -47,9 +51,11 @@ void uvirtio_dma_destroy(struct uvirtio_dma *d);
  *
  * Return: the host pointer, or NULL when no gap is large enough or @size is 0.
  */
+UVIRTIO_API
 void *uvirtio_dma_alloc(struct uvirtio_dma *d, size_t size, size_t align);
 
 /** uvirtio_dma_free() - release @p from uvirtio_dma_alloc(); NULL is ignored. */
+UVIRTIO_API
 void uvirtio_dma_free(struct uvirtio_dma *d, void *p);
 
 /**

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "uvirtio/api.h"
 #include "uvirtio/drvq.h"
 #include "uvirtio/transport.h"
 #include "uvirtio/virtio_spec.h"
@@ -44,6 +45,7 @@ struct uvirtio_driver {
  * features (FEATURES_OK does not stick; the status is then FAILED); or the
  * transport's error.
  */
+UVIRTIO_API
 int uvirtio_driver_probe(struct uvirtio_driver *drv, struct uvirtio_transport *t, uint64_t wanted);
 
 /**
@@ -54,9 +56,11 @@ int uvirtio_driver_probe(struct uvirtio_driver *drv, struct uvirtio_transport *t
  * Return: 0; -ENOENT when the device has fewer queues; -EBUSY when queues
  * exist already; -ENOMEM; or the transport's error. On failure no queue is left.
  */
+UVIRTIO_API
 int uvirtio_driver_find_vqs(struct uvirtio_driver *drv, unsigned nvqs, const unsigned *sizes);
 
 /** uvirtio_driver_ready() - set DRIVER_OK. Return: 0 or the transport's error. */
+UVIRTIO_API
 int uvirtio_driver_ready(struct uvirtio_driver *drv);
 
 /** uvirtio_driver_vq() - queue @index, or NULL. */
@@ -75,6 +79,7 @@ static inline struct uvirtio_drvq *uvirtio_driver_vq(struct uvirtio_driver *drv,
  * Return: 1 when signalled (look at the queue, or the config, again); 0 on
  * time-out; -EIO when the device set DEVICE_NEEDS_RESET; or a negative errno.
  */
+UVIRTIO_API
 int uvirtio_driver_wait(struct uvirtio_driver *drv, unsigned index, int timeout_ms);
 
 /**
@@ -83,9 +88,11 @@ int uvirtio_driver_wait(struct uvirtio_driver *drv, unsigned index, int timeout_
  * Return: 0; -EIO when the generation still changes after 1000 tries (a
  * device that never settles); or the transport's error.
  */
+UVIRTIO_API
 int uvirtio_driver_config_read(struct uvirtio_driver *drv, unsigned offset, void *buf, unsigned len);
 
 /** uvirtio_driver_needs_reset() - whether the device set DEVICE_NEEDS_RESET. */
+UVIRTIO_API
 bool uvirtio_driver_needs_reset(struct uvirtio_driver *drv);
 
 /**
@@ -94,6 +101,7 @@ bool uvirtio_driver_needs_reset(struct uvirtio_driver *drv);
  * delete the queues. The driver may then probe again.
  * Return: 0 or the transport's reset error (the queues are deleted anyway).
  */
+UVIRTIO_API
 int uvirtio_driver_remove(struct uvirtio_driver *drv, void (*release)(void *token, void *opaque),
 			  void *opaque);
 
@@ -109,6 +117,7 @@ int uvirtio_driver_remove(struct uvirtio_driver *drv, void (*release)(void *toke
  * RING_RESET was not negotiated or the transport cannot; or the
  * transport's error (the queue is then left as it was).
  */
+UVIRTIO_API
 int uvirtio_driver_queue_reset(struct uvirtio_driver *drv, unsigned index,
 			       void (*release)(void *token, void *opaque), void *opaque);
 
@@ -120,6 +129,7 @@ int uvirtio_driver_queue_reset(struct uvirtio_driver *drv, unsigned index,
  * Return: 0; -ENOENT; -EBUSY when the queue was not reset; -ENOMEM; or the
  * transport's error (the queue then stays reset).
  */
+UVIRTIO_API
 int uvirtio_driver_queue_enable(struct uvirtio_driver *drv, unsigned index, unsigned size);
 
 /**
@@ -132,6 +142,7 @@ int uvirtio_driver_queue_enable(struct uvirtio_driver *drv, unsigned index, unsi
  * DRIVER_OK; -EIO when the device set DEVICE_NEEDS_RESET instead;
  * -ETIMEDOUT; or the transport's error.
  */
+UVIRTIO_API
 int uvirtio_driver_suspend(struct uvirtio_driver *drv, int timeout_ms);
 
 /**
@@ -140,6 +151,7 @@ int uvirtio_driver_suspend(struct uvirtio_driver *drv, int timeout_ms);
  * Return: 0; -EINVAL when the device is not suspended; -EIO when it set
  * DEVICE_NEEDS_RESET; -ETIMEDOUT; or the transport's error.
  */
+UVIRTIO_API
 int uvirtio_driver_resume(struct uvirtio_driver *drv, int timeout_ms);
 
 /** uvirtio_driver_has_feature() - whether feature @bit was negotiated. */

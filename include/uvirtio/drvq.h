@@ -29,6 +29,7 @@
 
 #include <linux/virtio_ring.h>
 
+#include "uvirtio/api.h"
 #include "uvirtio/dma.h"
 
 struct uvirtio_drvq;
@@ -111,6 +112,7 @@ struct uvirtio_drvq {
  * rings with event fields) or, with VIRTIO_F_RING_PACKED, packed (descriptor
  * ring, driver and device event suppression areas).
  */
+UVIRTIO_API
 size_t uvirtio_drvq_ring_bytes(unsigned num, uint64_t features);
 
 /**
@@ -133,6 +135,7 @@ size_t uvirtio_drvq_ring_bytes(unsigned num, uint64_t features);
  * Return: 0; -EINVAL for a bad size; -ENOMEM when the ring or private state
  * cannot be allocated.
  */
+UVIRTIO_API
 int uvirtio_drvq_create(struct uvirtio_drvq *q, struct uvirtio_dma *dma, unsigned index,
 			unsigned num, uint64_t features, unsigned indirect_max);
 
@@ -141,9 +144,11 @@ int uvirtio_drvq_create(struct uvirtio_drvq *q, struct uvirtio_dma *dma, unsigne
  * no longer use the ring (reset it first); tokens still in flight are
  * forgotten (take them with uvirtio_drvq_detach_unused() first).
  */
+UVIRTIO_API
 void uvirtio_drvq_destroy(struct uvirtio_drvq *q);
 
 /** uvirtio_drvq_set_notify() - the function uvirtio_drvq_notify() calls. */
+UVIRTIO_API
 void uvirtio_drvq_set_notify(struct uvirtio_drvq *q, uvirtio_drvq_notify_fn fn, void *opaque);
 
 /**
@@ -163,6 +168,7 @@ void uvirtio_drvq_set_notify(struct uvirtio_drvq *q, uvirtio_drvq_notify_fn fn, 
  * -EINVAL for no parts, a NULL token, or a total length over 4 GiB; -EFAULT
  * for a part outside the dma memory; -EIO when the queue is broken.
  */
+UVIRTIO_API
 int uvirtio_drvq_add(struct uvirtio_drvq *q, const struct iovec *out, unsigned n_out,
 		     const struct iovec *in, unsigned n_in, void *token);
 
@@ -173,15 +179,18 @@ int uvirtio_drvq_add(struct uvirtio_drvq *q, const struct iovec *out, unsigned n
  * EVENT_IDX). Split from uvirtio_drvq_notify() so the notification, which
  * may be slow, can happen outside the caller's lock.
  */
+UVIRTIO_API
 bool uvirtio_drvq_kick_prepare(struct uvirtio_drvq *q);
 
 /**
  * uvirtio_drvq_notify() - notify the device through the transport.
  * Return: 0, or the transport's negative errno.
  */
+UVIRTIO_API
 int uvirtio_drvq_notify(struct uvirtio_drvq *q);
 
 /** uvirtio_drvq_kick() - kick_prepare, then notify if needed. Returns 0 or -errno. */
+UVIRTIO_API
 int uvirtio_drvq_kick(struct uvirtio_drvq *q);
 
 /**
@@ -194,6 +203,7 @@ int uvirtio_drvq_kick(struct uvirtio_drvq *q);
  *
  * Return: the notification data.
  */
+UVIRTIO_API
 uint32_t uvirtio_drvq_notification_data(const struct uvirtio_drvq *q);
 
 /**
@@ -204,6 +214,7 @@ uint32_t uvirtio_drvq_notification_data(const struct uvirtio_drvq *q);
  *
  * Return: the encoded index.
  */
+UVIRTIO_API
 uint16_t uvirtio_drvq_avail_index(const struct uvirtio_drvq *q);
 
 /**
@@ -214,6 +225,7 @@ uint16_t uvirtio_drvq_avail_index(const struct uvirtio_drvq *q);
  *
  * Return: the encoded index.
  */
+UVIRTIO_API
 uint16_t uvirtio_drvq_used_index(const struct uvirtio_drvq *q);
 
 /**
@@ -229,9 +241,11 @@ uint16_t uvirtio_drvq_used_index(const struct uvirtio_drvq *q);
  * the device wrote a bad used ring (the queue is then broken) or the queue
  * was already broken.
  */
+UVIRTIO_API
 int uvirtio_drvq_get(struct uvirtio_drvq *q, void **token, uint32_t *len);
 
 /** uvirtio_drvq_disable_cb() - ask the device not to notify of used buffers. */
+UVIRTIO_API
 void uvirtio_drvq_disable_cb(struct uvirtio_drvq *q);
 
 /**
@@ -241,6 +255,7 @@ void uvirtio_drvq_disable_cb(struct uvirtio_drvq *q);
  * collect them instead of waiting, because the device may have pushed them
  * before it could see the request and will not notify for them.
  */
+UVIRTIO_API
 bool uvirtio_drvq_enable_cb(struct uvirtio_drvq *q);
 
 /**
@@ -249,6 +264,7 @@ bool uvirtio_drvq_enable_cb(struct uvirtio_drvq *q);
  *
  * Return: false when that many are already used (collect them first).
  */
+UVIRTIO_API
 bool uvirtio_drvq_enable_cb_delayed(struct uvirtio_drvq *q);
 
 /**
@@ -256,6 +272,7 @@ bool uvirtio_drvq_enable_cb_delayed(struct uvirtio_drvq *q);
  * buffer it never used.
  * Return: its token, or NULL when none is left.
  */
+UVIRTIO_API
 void *uvirtio_drvq_detach_unused(struct uvirtio_drvq *q);
 
 /** uvirtio_drvq_num_free() - ring descriptors free. */

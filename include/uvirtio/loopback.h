@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "uvirtio/api.h"
 #include "uvirtio/device.h"
 #include "uvirtio/memory.h"
 #include "uvirtio/transport.h"
@@ -36,9 +37,11 @@ struct uvirtio_loopback_config {
  *
  * Return: 0; -ENOMEM; or the errno of memfd_create, mmap or eventfd.
  */
+UVIRTIO_API
 int uvirtio_loopback_create(struct uvirtio_loopback **out, const struct uvirtio_loopback_config *cfg);
 
 /** uvirtio_loopback_mem() - guest memory as the device sees it. */
+UVIRTIO_API
 struct uvirtio_mem *uvirtio_loopback_mem(struct uvirtio_loopback *lb);
 
 /**
@@ -47,9 +50,11 @@ struct uvirtio_mem *uvirtio_loopback_mem(struct uvirtio_loopback *lb);
  * that thread until destroy.
  * Return: 0, -EBUSY when already started, or pthread_create's error.
  */
+UVIRTIO_API
 int uvirtio_loopback_start(struct uvirtio_loopback *lb, struct uvirtio_device *dev);
 
 /** uvirtio_loopback_transport() - the driver's side of the transport. */
+UVIRTIO_API
 struct uvirtio_transport *uvirtio_loopback_transport(struct uvirtio_loopback *lb);
 
 /**
@@ -57,6 +62,7 @@ struct uvirtio_transport *uvirtio_loopback_transport(struct uvirtio_loopback *lb
  * thread, waiting for it (tests and tools inspect or poke the device this way).
  * Return: what @fn returned, or -ENOTCONN when the thread is not running.
  */
+UVIRTIO_API
 int uvirtio_loopback_run_on_device(struct uvirtio_loopback *lb,
 				   int (*fn)(struct uvirtio_device *dev, void *arg), void *arg);
 
@@ -69,9 +75,11 @@ int uvirtio_loopback_run_on_device(struct uvirtio_loopback *lb,
  * caller, with no hooks and no kick fds; @next belongs to the device thread.
  * Return: 0; -EINVAL when @next does not fit; -ENOTCONN when not started.
  */
+UVIRTIO_API
 int uvirtio_loopback_replace_device(struct uvirtio_loopback *lb, struct uvirtio_device *next);
 
 /** uvirtio_loopback_destroy() - stop the device thread and free everything. */
+UVIRTIO_API
 void uvirtio_loopback_destroy(struct uvirtio_loopback *lb);
 
 #endif

@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "uvirtio/api.h"
+
 /* The largest number of regions vhost-user front-ends use (QEMU's and
  * libvhost-user's memory slot limit). */
 #define UVIRTIO_MEM_MAX_REGIONS 509
@@ -38,6 +40,7 @@ struct uvirtio_mem {
 /**
  * uvirtio_mem_init() - make @m an empty map.
  */
+UVIRTIO_API
 void uvirtio_mem_init(struct uvirtio_mem *m);
 
 /**
@@ -49,6 +52,7 @@ void uvirtio_mem_init(struct uvirtio_mem *m);
  * guest or host range overflows, or one that overlaps a region already in the map;
  * -ENOSPC when the map already holds UVIRTIO_MEM_MAX_REGIONS regions.
  */
+UVIRTIO_API
 int uvirtio_mem_add(struct uvirtio_mem *m, const struct uvirtio_mem_region *r);
 
 /**
@@ -57,6 +61,7 @@ int uvirtio_mem_add(struct uvirtio_mem *m, const struct uvirtio_mem_region *r);
  *
  * Return: 0, or -ENOENT when no region matches exactly.
  */
+UVIRTIO_API
 int uvirtio_mem_remove(struct uvirtio_mem *m, uint64_t guest_addr, uint64_t size,
 		       struct uvirtio_mem_region *out);
 
@@ -73,6 +78,7 @@ int uvirtio_mem_remove(struct uvirtio_mem *m, uint64_t guest_addr, uint64_t size
  * outside every region or addr + len overflows; -ENOBUFS when the range needs
  * more than @max_iov entries.
  */
+UVIRTIO_API
 int uvirtio_mem_translate(const struct uvirtio_mem *m, uint64_t addr, uint64_t len,
 			  struct iovec *iov, unsigned max_iov);
 
@@ -83,11 +89,13 @@ int uvirtio_mem_translate(const struct uvirtio_mem *m, uint64_t addr, uint64_t l
  * Return: the pointer, or NULL when the range is empty, overflows, or is not
  * inside one region.
  */
+UVIRTIO_API
 void *uvirtio_mem_ptr(const struct uvirtio_mem *m, uint64_t addr, uint64_t len);
 
 /**
  * uvirtio_mem_find() - the region holding guest address @addr, or NULL.
  */
+UVIRTIO_API
 const struct uvirtio_mem_region *uvirtio_mem_find(const struct uvirtio_mem *m, uint64_t addr);
 
 #endif

@@ -31,6 +31,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "uvirtio/api.h"
 #include "uvirtio/device.h"
 #include "uvirtio/dma.h"
 #include "uvirtio/memory.h"
@@ -72,6 +73,7 @@ struct uvirtio_mmio_dev_config {
  *
  * Return: 0; -EINVAL when @dev has no ops; -ENOMEM; or eventfd(2)'s errno.
  */
+UVIRTIO_API
 int uvirtio_mmio_dev_create(struct uvirtio_mmio_dev **out, struct uvirtio_device *dev,
 			    const struct uvirtio_mmio_dev_config *cfg);
 
@@ -88,6 +90,7 @@ int uvirtio_mmio_dev_create(struct uvirtio_mmio_dev **out, struct uvirtio_device
  * register, an unknown offset, config space out of range), which reads 0
  * and has no other effect.
  */
+UVIRTIO_API
 int uvirtio_mmio_dev_read(struct uvirtio_mmio_dev *m, uint64_t offset, unsigned size,
 			  uint32_t *value);
 
@@ -107,6 +110,7 @@ int uvirtio_mmio_dev_read(struct uvirtio_mmio_dev *m, uint64_t offset, unsigned 
  * (wrong size, unaligned, unknown offset, a read-only register, config space
  * out of range), which is ignored.
  */
+UVIRTIO_API
 int uvirtio_mmio_dev_write(struct uvirtio_mmio_dev *m, uint64_t offset, unsigned size,
 			   uint32_t value);
 
@@ -115,6 +119,7 @@ int uvirtio_mmio_dev_write(struct uvirtio_mmio_dev *m, uint64_t offset, unsigned
  * model directly (space 0 only), for a driver in this process. The bus is
  * valid while @m lives.
  */
+UVIRTIO_API
 void uvirtio_mmio_dev_bus(struct uvirtio_mmio_dev *m, struct uvirtio_regbus *bus);
 
 /**
@@ -122,6 +127,7 @@ void uvirtio_mmio_dev_bus(struct uvirtio_mmio_dev *m, struct uvirtio_regbus *bus
  * read it (bit 0 used buffers, bit 1 configuration change), for tests and
  * emulators that sample the line.
  */
+UVIRTIO_API
 uint32_t uvirtio_mmio_dev_interrupt_status(struct uvirtio_mmio_dev *m);
 
 /**
@@ -131,12 +137,14 @@ uint32_t uvirtio_mmio_dev_interrupt_status(struct uvirtio_mmio_dev *m);
  * The emulator's loop polls it and calls uvirtio_mmio_dev_run(). Owned by
  * the model.
  */
+UVIRTIO_API
 int uvirtio_mmio_dev_work_fd(struct uvirtio_mmio_dev *m);
 
 /**
  * uvirtio_mmio_dev_run() - serve the rescheduled queues: clear the work fd
  * and pass each such queue a kick, under the model's lock. Any thread.
  */
+UVIRTIO_API
 void uvirtio_mmio_dev_run(struct uvirtio_mmio_dev *m);
 
 /**
@@ -151,6 +159,7 @@ void uvirtio_mmio_dev_run(struct uvirtio_mmio_dev *m);
  * Return: the size written (or needed, with @buf NULL); -ENOSPC when @len
  * is too small.
  */
+UVIRTIO_API
 ssize_t uvirtio_mmio_dev_save(struct uvirtio_mmio_dev *m, void *buf, size_t len);
 
 /**
@@ -165,6 +174,7 @@ ssize_t uvirtio_mmio_dev_save(struct uvirtio_mmio_dev *m, void *buf, size_t len)
  * Return: 0; -EINVAL for a blob of the wrong size, magic or version, for
  * another queue count, or with InterruptStatus bits that do not exist.
  */
+UVIRTIO_API
 int uvirtio_mmio_dev_load(struct uvirtio_mmio_dev *m, const void *buf, size_t len);
 
 /**
@@ -172,6 +182,7 @@ int uvirtio_mmio_dev_load(struct uvirtio_mmio_dev *m, const void *buf, size_t le
  * take the hooks and kick fds back from it, and free the model. No access
  * may be in progress or follow. NULL is ignored.
  */
+UVIRTIO_API
 void uvirtio_mmio_dev_destroy(struct uvirtio_mmio_dev *m);
 
 /* Driver side. */
@@ -203,12 +214,14 @@ void uvirtio_mmio_dev_destroy(struct uvirtio_mmio_dev *m);
  * implemented) or any version but 2; the bus's error; -ENOMEM; or the
  * errno of eventfd(2) or pthread_create().
  */
+UVIRTIO_API
 int uvirtio_mmio_drv_create(struct uvirtio_transport **out, const struct uvirtio_regbus *bus,
 			    struct uvirtio_dma *dma, int irq_fd);
 
 /**
  * uvirtio_mmio_drv_device_id() - the DeviceID read at create (VIRTIO_ID_*).
  */
+UVIRTIO_API
 uint32_t uvirtio_mmio_drv_device_id(struct uvirtio_transport *t);
 
 /**
@@ -221,6 +234,7 @@ uint32_t uvirtio_mmio_drv_device_id(struct uvirtio_transport *t);
  * before the switch).
  * Return: 0, or -EBUSY when the device runs.
  */
+UVIRTIO_API
 int uvirtio_mmio_drv_set_bus(struct uvirtio_transport *t, const struct uvirtio_regbus *bus);
 
 /**
@@ -228,6 +242,7 @@ int uvirtio_mmio_drv_set_bus(struct uvirtio_transport *t, const struct uvirtio_r
  * transport (its event fds close). It does not reset the device: remove
  * the driver first. NULL is ignored.
  */
+UVIRTIO_API
 void uvirtio_mmio_drv_destroy(struct uvirtio_transport *t);
 
 /* In-process pair. */
@@ -246,10 +261,12 @@ struct uvirtio_mmio_pair_config {
  * @cfg: NULL for the defaults.
  * Return: 0; -ENOMEM; or the errno of memfd_create, mmap or eventfd.
  */
+UVIRTIO_API
 int uvirtio_mmio_pair_create(struct uvirtio_mmio_pair **out,
 			     const struct uvirtio_mmio_pair_config *cfg);
 
 /** uvirtio_mmio_pair_mem() - guest memory as the device sees it. */
+UVIRTIO_API
 struct uvirtio_mem *uvirtio_mmio_pair_mem(struct uvirtio_mmio_pair *p);
 
 /**
@@ -259,12 +276,15 @@ struct uvirtio_mem *uvirtio_mmio_pair_mem(struct uvirtio_mmio_pair *p);
  * Return: 0; -EBUSY when already started; or the error of
  * uvirtio_mmio_dev_create(), uvirtio_mmio_drv_create() or pthread_create().
  */
+UVIRTIO_API
 int uvirtio_mmio_pair_start(struct uvirtio_mmio_pair *p, struct uvirtio_device *dev);
 
 /** uvirtio_mmio_pair_transport() - the driver's side; NULL before start. */
+UVIRTIO_API
 struct uvirtio_transport *uvirtio_mmio_pair_transport(struct uvirtio_mmio_pair *p);
 
 /** uvirtio_mmio_pair_model() - the device-side register model; NULL before start. */
+UVIRTIO_API
 struct uvirtio_mmio_dev *uvirtio_mmio_pair_model(struct uvirtio_mmio_pair *p);
 
 /**
@@ -272,6 +292,7 @@ struct uvirtio_mmio_dev *uvirtio_mmio_pair_model(struct uvirtio_mmio_pair *p);
  * resets the device), and free the memory. The device itself stays the
  * caller's to destroy, after this. NULL is ignored.
  */
+UVIRTIO_API
 void uvirtio_mmio_pair_destroy(struct uvirtio_mmio_pair *p);
 
 #endif

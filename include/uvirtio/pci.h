@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "uvirtio/api.h"
 #include "uvirtio/device.h"
 #include "uvirtio/dma.h"
 #include "uvirtio/memory.h"
@@ -93,6 +94,7 @@ struct uvirtio_pci_dev_config {
  * device id the PCI device id cannot carry, nvectors above 2048, or no irq;
  * -ENOMEM; or eventfd's errno.
  */
+UVIRTIO_API
 int uvirtio_pci_dev_create(struct uvirtio_pci_dev **out, struct uvirtio_device *dev,
 			   const struct uvirtio_pci_dev_config *cfg);
 
@@ -106,6 +108,7 @@ int uvirtio_pci_dev_create(struct uvirtio_pci_dev **out, struct uvirtio_device *
  * Return: 0, or -EINVAL for a @space or @size that does not exist (@value
  * is then 0 too).
  */
+UVIRTIO_API
 int uvirtio_pci_dev_read(struct uvirtio_pci_dev *m, unsigned space, uint64_t offset, unsigned size,
 			 uint32_t *value);
 
@@ -119,6 +122,7 @@ int uvirtio_pci_dev_read(struct uvirtio_pci_dev *m, unsigned space, uint64_t off
  *
  * Return: 0, or -EINVAL for a @space or @size that does not exist.
  */
+UVIRTIO_API
 int uvirtio_pci_dev_write(struct uvirtio_pci_dev *m, unsigned space, uint64_t offset, unsigned size,
 			  uint32_t value);
 
@@ -126,17 +130,20 @@ int uvirtio_pci_dev_write(struct uvirtio_pci_dev *m, unsigned space, uint64_t of
  * uvirtio_pci_dev_bus() - fill @bus with accessors that call this model
  * directly (uvirtio_pci_dev_read/_write); valid until destroy.
  */
+UVIRTIO_API
 void uvirtio_pci_dev_bus(struct uvirtio_pci_dev *m, struct uvirtio_regbus *bus);
 
 /**
  * uvirtio_pci_dev_isr_peek() - the ISR bits now, without clearing them
  * (reading the ISR register clears them); for tests and reports.
  */
+UVIRTIO_API
 uint8_t uvirtio_pci_dev_isr_peek(struct uvirtio_pci_dev *m);
 
 /**
  * uvirtio_pci_dev_save_size() - bytes uvirtio_pci_dev_save() writes.
  */
+UVIRTIO_API
 size_t uvirtio_pci_dev_save_size(const struct uvirtio_pci_dev *m);
 
 /**
@@ -158,6 +165,7 @@ size_t uvirtio_pci_dev_save_size(const struct uvirtio_pci_dev *m);
  * Thread rules: no register access may run meanwhile.
  * Return: the bytes written; -ENOSPC when @size is too small.
  */
+UVIRTIO_API
 long uvirtio_pci_dev_save(const struct uvirtio_pci_dev *m, void *buf, size_t size);
 
 /**
@@ -173,6 +181,7 @@ long uvirtio_pci_dev_save(const struct uvirtio_pci_dev *m, void *buf, size_t siz
  * another version; -EINVAL for a blob of a model with another queue or
  * vector count.
  */
+UVIRTIO_API
 int uvirtio_pci_dev_load(struct uvirtio_pci_dev *m, const void *buf, size_t size, const char **why);
 
 /**
@@ -180,6 +189,7 @@ int uvirtio_pci_dev_load(struct uvirtio_pci_dev *m, const void *buf, size_t size
  * it sends nothing more), take the model's hooks and kick fds off it, and
  * free the model. The device stays the caller's. NULL is ignored.
  */
+UVIRTIO_API
 void uvirtio_pci_dev_destroy(struct uvirtio_pci_dev *m);
 
 /* Driver side: the transport. */
@@ -214,6 +224,7 @@ struct uvirtio_pci_caps {
  * outside BAR 0, or structures too short; -ENOENT when COMMON, NOTIFY or
  * ISR is missing; or the bus's error.
  */
+UVIRTIO_API
 int uvirtio_pci_drv_read_caps(const struct uvirtio_regbus *bus, struct uvirtio_pci_caps *caps,
 			      const char **why);
 
@@ -248,6 +259,7 @@ int uvirtio_pci_drv_read_caps(const struct uvirtio_regbus *bus, struct uvirtio_p
  * Return: 0; -ENOMEM; eventfd's errno; or uvirtio_pci_drv_read_caps()'s
  * error.
  */
+UVIRTIO_API
 int uvirtio_pci_drv_create(struct uvirtio_transport **out, const struct uvirtio_regbus *bus,
 			   struct uvirtio_dma *dma);
 
@@ -255,6 +267,7 @@ int uvirtio_pci_drv_create(struct uvirtio_transport **out, const struct uvirtio_
  * uvirtio_pci_drv_caps() - the capabilities @t found. NULL when @t is not
  * a virtio-pci transport.
  */
+UVIRTIO_API
 const struct uvirtio_pci_caps *uvirtio_pci_drv_caps(struct uvirtio_transport *t);
 
 /**
@@ -264,6 +277,7 @@ const struct uvirtio_pci_caps *uvirtio_pci_drv_caps(struct uvirtio_transport *t)
  * enabled; -EINVAL for a vector the transport does not use, or a @t that is
  * not a virtio-pci transport.
  */
+UVIRTIO_API
 int uvirtio_pci_drv_vector_fd(struct uvirtio_transport *t, uint16_t vector);
 
 /**
@@ -271,6 +285,7 @@ int uvirtio_pci_drv_vector_fd(struct uvirtio_transport *t, uint16_t vector);
  * the device to read 0 (default 5000 ms). With 0 they still read a few
  * times before giving up.
  */
+UVIRTIO_API
 void uvirtio_pci_drv_set_timeout(struct uvirtio_transport *t, unsigned timeout_ms);
 
 /**
@@ -284,9 +299,11 @@ void uvirtio_pci_drv_set_timeout(struct uvirtio_transport *t, unsigned timeout_m
  * is not a virtio-pci transport or @bus lacks an accessor; or
  * uvirtio_pci_drv_read_caps()'s error.
  */
+UVIRTIO_API
 int uvirtio_pci_drv_set_bus(struct uvirtio_transport *t, const struct uvirtio_regbus *bus);
 
 /** uvirtio_pci_drv_destroy() - close the eventfds and free. NULL is ignored. */
+UVIRTIO_API
 void uvirtio_pci_drv_destroy(struct uvirtio_transport *t);
 
 /* An in-process pair: the model and the transport over one shared memory,
@@ -318,9 +335,11 @@ struct uvirtio_pci_pair_config {
  * @cfg: NULL for the defaults.
  * Return: 0; -ENOMEM; or the errno of memfd_create or mmap.
  */
+UVIRTIO_API
 int uvirtio_pci_pair_create(struct uvirtio_pci_pair **out, const struct uvirtio_pci_pair_config *cfg);
 
 /** uvirtio_pci_pair_mem() - guest memory as the device sees it. */
+UVIRTIO_API
 struct uvirtio_mem *uvirtio_pci_pair_mem(struct uvirtio_pci_pair *p);
 
 /**
@@ -329,18 +348,22 @@ struct uvirtio_mem *uvirtio_pci_pair_mem(struct uvirtio_pci_pair *p);
  * Return: 0; -EBUSY when already started; or uvirtio_pci_dev_create()'s or
  * uvirtio_pci_drv_create()'s error.
  */
+UVIRTIO_API
 int uvirtio_pci_pair_start(struct uvirtio_pci_pair *p, struct uvirtio_device *dev);
 
 /** uvirtio_pci_pair_transport() - the driver's side; NULL before start. */
+UVIRTIO_API
 struct uvirtio_transport *uvirtio_pci_pair_transport(struct uvirtio_pci_pair *p);
 
 /** uvirtio_pci_pair_model() - the device's side; NULL before start. */
+UVIRTIO_API
 struct uvirtio_pci_dev *uvirtio_pci_pair_model(struct uvirtio_pci_pair *p);
 
 /**
  * uvirtio_pci_pair_destroy() - destroy the model (which resets the device),
  * then the transport and the memory. The device stays the caller's.
  */
+UVIRTIO_API
 void uvirtio_pci_pair_destroy(struct uvirtio_pci_pair *p);
 
 #endif

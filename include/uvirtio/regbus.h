@@ -17,6 +17,8 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "uvirtio/api.h"
+
 struct uvirtio_regbus {
 	/* Return 0, or a negative errno when the device end is gone
 	 * (-ENOTCONN) or the access is malformed (-EINVAL). */
@@ -49,9 +51,11 @@ struct uvirtio_regbus_remote {
  * several threads are serialised. An access fails with -ENOTCONN once the
  * other end is gone, and -EPROTO on a reply that makes no sense.
  */
+UVIRTIO_API
 void uvirtio_regbus_remote_init(struct uvirtio_regbus_remote *r, int fd);
 
 /** uvirtio_regbus_remote_destroy() - free what init set up (not the fd). */
+UVIRTIO_API
 void uvirtio_regbus_remote_destroy(struct uvirtio_regbus_remote *r);
 
 /**
@@ -60,6 +64,7 @@ void uvirtio_regbus_remote_destroy(struct uvirtio_regbus_remote *r);
  * Return: 0 at end of stream; -EPROTO for a malformed request (the peer is
  * not trusted: the stream then ends); or a negative errno of the socket.
  */
+UVIRTIO_API
 int uvirtio_regbus_serve(int fd, const struct uvirtio_regbus *local);
 
 #endif

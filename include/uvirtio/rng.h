@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "uvirtio/api.h"
 #include "uvirtio/device.h"
 #include "uvirtio/driver.h"
 
@@ -30,9 +31,11 @@ struct uvirtio_rng_dev {
  * @r: owned by the caller; hand &@r->dev to a transport.
  * Return: 0, or uvirtio_device_init()'s error.
  */
+UVIRTIO_API
 int uvirtio_rng_dev_init(struct uvirtio_rng_dev *r, struct uvirtio_mem *mem);
 
 /** uvirtio_rng_dev_destroy() - reset and free. */
+UVIRTIO_API
 void uvirtio_rng_dev_destroy(struct uvirtio_rng_dev *r);
 
 /* Driver side. */
@@ -49,6 +52,7 @@ struct uvirtio_rng_drv {
  * EVENT_IDX, RING_RESET and SUSPEND), set the queue up and start the device.
  * Return: 0; -ENOMEM; or uvirtio_driver_probe()'s and find_vqs' errors.
  */
+UVIRTIO_API
 int uvirtio_rng_drv_probe(struct uvirtio_rng_drv *r, struct uvirtio_transport *t, uint64_t features);
 
 /**
@@ -59,9 +63,11 @@ int uvirtio_rng_drv_probe(struct uvirtio_rng_drv *r, struct uvirtio_transport *t
  * Return: @len; -ETIMEDOUT; -EIO when the queue broke or the device needs a
  * reset; or another negative errno.
  */
+UVIRTIO_API
 ssize_t uvirtio_rng_drv_read(struct uvirtio_rng_drv *r, void *buf, size_t len, int timeout_ms);
 
 /** uvirtio_rng_drv_remove() - reset the device and free the queue. */
+UVIRTIO_API
 void uvirtio_rng_drv_remove(struct uvirtio_rng_drv *r);
 
 #endif

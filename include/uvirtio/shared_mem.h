@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "uvirtio/api.h"
 #include "uvirtio/dma.h"
 #include "uvirtio/memory.h"
 
@@ -39,6 +40,7 @@ struct uvirtio_shared_mem {
  * Return: 0, or a negative errno from memfd_create(), ftruncate() or mmap(),
  * or -EINVAL for a range that overflows; on failure nothing is left to destroy.
  */
+UVIRTIO_API
 int uvirtio_shared_mem_create(struct uvirtio_shared_mem *sm, const char *name, size_t size,
 			      uint64_t guest_addr);
 
@@ -47,6 +49,7 @@ int uvirtio_shared_mem_create(struct uvirtio_shared_mem *sm, const char *name, s
  * @sm: a created one, a zeroed one, or one whose create failed (all safe).
  * No device or driver may use either view any more.
  */
+UVIRTIO_API
 void uvirtio_shared_mem_destroy(struct uvirtio_shared_mem *sm);
 
 #endif

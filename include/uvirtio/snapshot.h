@@ -26,6 +26,7 @@
 
 #include <stddef.h>
 
+#include "uvirtio/api.h"
 #include "uvirtio/device.h"
 
 #define UVIRTIO_SNAPSHOT_VERSION 1u
@@ -34,6 +35,7 @@
  * uvirtio_device_snapshot_size() - bytes uvirtio_device_snapshot() writes
  * for @dev now.
  */
+UVIRTIO_API
 size_t uvirtio_device_snapshot_size(const struct uvirtio_device *dev);
 
 /**
@@ -45,6 +47,7 @@ size_t uvirtio_device_snapshot_size(const struct uvirtio_device *dev);
  * Return: the bytes written; -EBUSY when the device is not suspended (its
  * rings would move under the snapshot); -ENOSPC when @size is too small.
  */
+UVIRTIO_API
 long uvirtio_device_snapshot(const struct uvirtio_device *dev, void *buf, size_t size);
 
 /**
@@ -64,6 +67,7 @@ long uvirtio_device_snapshot(const struct uvirtio_device *dev, void *buf, size_t
  * config size or feature set than @dev offers, or a queue @dev cannot set
  * up in its memory; -EBUSY when @dev is not fresh.
  */
+UVIRTIO_API
 int uvirtio_device_restore(struct uvirtio_device *dev, const void *buf, size_t size,
 			   const char **why);
 

@@ -9,6 +9,7 @@
 
 #include <stdint.h>
 
+#include "uvirtio/api.h"
 #include "uvirtio/transport.h"
 
 struct uvirtio_trace_event {
@@ -38,6 +39,7 @@ struct uvirtio_trace_transport {
  * uvirtio_trace_transport_init() - wrap @inner; @fn(@opaque, event) runs
  * after each operation, on the calling thread. @inner must outlive @tt.
  */
+UVIRTIO_API
 void uvirtio_trace_transport_init(struct uvirtio_trace_transport *tt, struct uvirtio_transport *inner,
 				  uvirtio_trace_fn fn, void *opaque);
 

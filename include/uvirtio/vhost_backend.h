@@ -32,6 +32,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "uvirtio/api.h"
 #include "uvirtio/device.h"
 #include "uvirtio/memory.h"
 
@@ -73,6 +74,7 @@ struct uvirtio_vhost_backend_stats {
  * longer than a unix socket address holds (-ENAMETOOLONG); -ENOMEM; or
  * eventfd's negative errno. On error @cfg->fd is left open.
  */
+UVIRTIO_API
 int uvirtio_vhost_backend_create(struct uvirtio_vhost_backend **out,
 				 const struct uvirtio_vhost_backend_config *cfg);
 
@@ -82,6 +84,7 @@ int uvirtio_vhost_backend_create(struct uvirtio_vhost_backend **out,
  * memory table and empties it when the front-end goes; it lives as long as
  * @vb.
  */
+UVIRTIO_API
 struct uvirtio_mem *uvirtio_vhost_backend_mem(struct uvirtio_vhost_backend *vb);
 
 /**
@@ -91,6 +94,7 @@ struct uvirtio_mem *uvirtio_vhost_backend_mem(struct uvirtio_vhost_backend *vb);
  *
  * Return: 0; -EBUSY while run() runs; -ENOMEM.
  */
+UVIRTIO_API
 int uvirtio_vhost_backend_attach(struct uvirtio_vhost_backend *vb, struct uvirtio_device *dev);
 
 /**
@@ -105,6 +109,7 @@ int uvirtio_vhost_backend_attach(struct uvirtio_vhost_backend *vb, struct uvirti
  * inherited fd is not a stream socket; or the negative errno of socket,
  * bind or listen.
  */
+UVIRTIO_API
 int uvirtio_vhost_backend_listen(struct uvirtio_vhost_backend *vb);
 
 /**
@@ -120,6 +125,7 @@ int uvirtio_vhost_backend_listen(struct uvirtio_vhost_backend *vb);
  * attached; -EBUSY when already running; or the negative errno of
  * listen/accept/connect.
  */
+UVIRTIO_API
 int uvirtio_vhost_backend_run(struct uvirtio_vhost_backend *vb);
 
 /**
@@ -127,12 +133,14 @@ int uvirtio_vhost_backend_run(struct uvirtio_vhost_backend *vb);
  * when it has not started yet, as soon as it does. Once stopped, run()
  * returns at once every time. Async-signal-safe; any thread.
  */
+UVIRTIO_API
 void uvirtio_vhost_backend_stop(struct uvirtio_vhost_backend *vb);
 
 /**
  * uvirtio_vhost_backend_get_stats() - counters for tests and reports, read
  * atomically one by one (any thread).
  */
+UVIRTIO_API
 void uvirtio_vhost_backend_get_stats(const struct uvirtio_vhost_backend *vb,
 				     struct uvirtio_vhost_backend_stats *out);
 
@@ -141,6 +149,7 @@ void uvirtio_vhost_backend_get_stats(const struct uvirtio_vhost_backend *vb,
  * the socket file this backend created), free @vb. The attached device is
  * reset but not destroyed: it stays the caller's. run() must have returned.
  */
+UVIRTIO_API
 void uvirtio_vhost_backend_destroy(struct uvirtio_vhost_backend *vb);
 
 #endif

@@ -60,6 +60,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "uvirtio/api.h"
 #include "uvirtio/transport.h"
 
 struct uvirtio_vhost_frontend;
@@ -113,6 +114,7 @@ struct uvirtio_vhost_frontend_config {
  * reply to a request (-EIO when it gives no more than "failed"). @cfg->error
  * says which.
  */
+UVIRTIO_API
 int uvirtio_vhost_frontend_connect(struct uvirtio_vhost_frontend **out,
 				   const struct uvirtio_vhost_frontend_config *cfg);
 
@@ -120,9 +122,11 @@ int uvirtio_vhost_frontend_connect(struct uvirtio_vhost_frontend **out,
  * uvirtio_vhost_frontend_transport() - the transport a driver probes. It
  * lives as long as @fe.
  */
+UVIRTIO_API
 struct uvirtio_transport *uvirtio_vhost_frontend_transport(struct uvirtio_vhost_frontend *fe);
 
 /** uvirtio_vhost_frontend_backend_features() - GET_FEATURES's answer, as sent. */
+UVIRTIO_API
 uint64_t uvirtio_vhost_frontend_backend_features(const struct uvirtio_vhost_frontend *fe);
 
 /**
@@ -130,10 +134,12 @@ uint64_t uvirtio_vhost_frontend_backend_features(const struct uvirtio_vhost_fron
  * (bits of VHOST_USER_PROTOCOL_F_*); @offered, when not NULL, is set to
  * what the backend offered.
  */
+UVIRTIO_API
 uint64_t uvirtio_vhost_frontend_protocol_features(const struct uvirtio_vhost_frontend *fe,
 						  uint64_t *offered);
 
 /** uvirtio_vhost_frontend_num_queues() - the queues the backend has. */
+UVIRTIO_API
 unsigned uvirtio_vhost_frontend_num_queues(const struct uvirtio_vhost_frontend *fe);
 
 /**
@@ -142,6 +148,7 @@ unsigned uvirtio_vhost_frontend_num_queues(const struct uvirtio_vhost_frontend *
  * protocol; every request then fails -ENOTCONN, and get_status reports
  * DEVICE_NEEDS_RESET.
  */
+UVIRTIO_API
 bool uvirtio_vhost_frontend_connected(const struct uvirtio_vhost_frontend *fe);
 
 /**
@@ -152,6 +159,7 @@ bool uvirtio_vhost_frontend_connected(const struct uvirtio_vhost_frontend *fe);
  * status reads among them) do not replace it. Valid until the next call on
  * @fe.
  */
+UVIRTIO_API
 const char *uvirtio_vhost_frontend_error(const struct uvirtio_vhost_frontend *fe);
 
 /**
@@ -168,6 +176,7 @@ const char *uvirtio_vhost_frontend_error(const struct uvirtio_vhost_frontend *fe
  * Return: 0; -EINVAL when the ring is not started (before DRIVER_OK, or
  * stopped already) or @index is out of range; or a request's error.
  */
+UVIRTIO_API
 int uvirtio_vhost_frontend_stop_ring(struct uvirtio_vhost_frontend *fe, unsigned index,
 				     uint32_t *base);
 
@@ -183,6 +192,7 @@ int uvirtio_vhost_frontend_stop_ring(struct uvirtio_vhost_frontend *fe, unsigned
  * Return: 0; -EINVAL when the ring is not stopped or @index is out of
  * range; or a request's error.
  */
+UVIRTIO_API
 int uvirtio_vhost_frontend_restart_ring(struct uvirtio_vhost_frontend *fe, unsigned index,
 					uint32_t base);
 
@@ -211,6 +221,7 @@ int uvirtio_vhost_frontend_restart_ring(struct uvirtio_vhost_frontend *fe, unsig
  * connection is then kept, and @cfg->error says which); or connect's and
  * the requests' errors (likewise the old connection is kept).
  */
+UVIRTIO_API
 int uvirtio_vhost_frontend_move(struct uvirtio_vhost_frontend *fe,
 				const struct uvirtio_vhost_frontend_config *cfg);
 
@@ -219,6 +230,7 @@ int uvirtio_vhost_frontend_move(struct uvirtio_vhost_frontend *fe,
  * sees it end), unmap guest memory and close every fd. Drivers probed on
  * the transport must have been removed first. NULL is ignored.
  */
+UVIRTIO_API
 void uvirtio_vhost_frontend_destroy(struct uvirtio_vhost_frontend *fe);
 
 #endif
