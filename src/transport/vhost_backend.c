@@ -5,7 +5,7 @@
  * values), then turned into device core calls. This file has the
  * connection loop, the request dispatch and the public functions; the
  * memory table, ring state and negotiation have a file each (see
- * vhost_backend_internal.h).
+ * vhost_backend_priv.h).
  */
 #include <errno.h>
 #include <poll.h>
@@ -22,7 +22,7 @@
 
 #include "../core/eventfd.h"
 #include "uvirtio/vhost_backend.h"
-#include "vhost_backend_internal.h"
+#include "vhost_backend_priv.h"
 #include "vhost_msg.h"
 
 /* Logging: one line per problem, through the caller's callback. */

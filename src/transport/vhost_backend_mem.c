@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "vhost_backend_internal.h"
+#include "vhost_backend_priv.h"
 
 /* Guest memory. */
 

@@ -7,7 +7,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "vhost_backend_internal.h"
+#include "vhost_backend_priv.h"
 
 #define DRIVER_BITS (VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER)
 

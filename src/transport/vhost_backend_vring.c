@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "vhost_backend_internal.h"
+#include "vhost_backend_priv.h"
 
 /* Rings. */
 

@@ -4,7 +4,7 @@
  * way QEMU does for a guest. See include/uvirtio/vhost_frontend.h for the
  * mapping of transport operations onto requests. This file has the
  * transport ops table and the public functions; the rest is split by
- * concern (see vhost_frontend_internal.h).
+ * concern (see vhost_frontend_priv.h).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,7 +21,7 @@
 #include "uvirtio/dma.h"
 #include "uvirtio/vhost_frontend.h"
 #include "uvirtio/virtio_spec.h"
-#include "vhost_frontend_internal.h"
+#include "vhost_frontend_priv.h"
 #include "vhost_msg.h"
 
 /* Transport operations. */

@@ -17,7 +17,7 @@
 
 #include "../core/eventfd.h"
 
-#include "vhost_frontend_internal.h"
+#include "vhost_frontend_priv.h"
 
 /* Called with @fe->lock held, or from connect before any other thread runs. */
 int vf_set_error(struct uvirtio_vhost_frontend *fe, int err, const char *fmt, ...)

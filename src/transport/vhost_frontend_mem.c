@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "vhost_frontend_internal.h"
+#include "vhost_frontend_priv.h"
 
 /* Front-end addresses are what SET_VRING_ADDR carries: the backend
  * translates them through the regions' userspace_addr. */

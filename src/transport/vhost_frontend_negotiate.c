@@ -12,7 +12,7 @@
 #include "../core/eventfd.h"
 #include "uvirtio/virtio_spec.h"
 
-#include "vhost_frontend_internal.h"
+#include "vhost_frontend_priv.h"
 
 int vf_get_features(struct uvirtio_transport *t, uint64_t *features)
 {

@@ -14,7 +14,7 @@
 #include "../core/eventfd.h"
 #include "uvirtio/virtio_spec.h"
 
-#include "vhost_frontend_internal.h"
+#include "vhost_frontend_priv.h"
 
 int vf_get_vring_base(struct uvirtio_vhost_frontend *fe, unsigned index, uint32_t *base)
 {

@@ -34,7 +34,7 @@
 
 #include "uvirtio/rng.h"
 #include "uvirtio/vhost_backend.h"
-#include "../../src/transport/vhost_backend_internal.h"
+#include "../../src/transport/vhost_backend_priv.h"
 #include "fuzz_input.h"
 #include "fuzz_leaks.h"
 

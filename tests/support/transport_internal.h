@@ -9,7 +9,7 @@
 #define UVIRTIO_TESTS_SUPPORT_TRANSPORT_INTERNAL_H
 
 #include "../../src/core/eventfd.h"
-#include "../../src/transport/vhost_backend_internal.h"
+#include "../../src/transport/vhost_backend_priv.h"
 #include "../../src/transport/vhost_msg.h"
 
 #endif

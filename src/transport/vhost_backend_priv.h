@@ -5,8 +5,8 @@
  * messages without a socket and inspect what it answered), then what the
  * backend's source files share.
  */
-#ifndef UVIRTIO_VHOST_BACKEND_INTERNAL_H
-#define UVIRTIO_VHOST_BACKEND_INTERNAL_H
+#ifndef UVIRTIO_VHOST_BACKEND_PRIV_H
+#define UVIRTIO_VHOST_BACKEND_PRIV_H
 
 #include <pthread.h>
 #include <stdbool.h>

@@ -14,8 +14,8 @@
  * errno with the reason in fe->error, and is called from a driver's
  * lifecycle thread.
  */
-#ifndef UVIRTIO_VHOST_FRONTEND_INTERNAL_H
-#define UVIRTIO_VHOST_FRONTEND_INTERNAL_H
+#ifndef UVIRTIO_VHOST_FRONTEND_PRIV_H
+#define UVIRTIO_VHOST_FRONTEND_PRIV_H
 
 #include <pthread.h>
 #include <stdbool.h>
