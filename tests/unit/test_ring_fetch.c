@@ -70,6 +70,18 @@ static void watch(const char *what, unsigned index, const void *at, size_t size)
 
 #define WATCH(what, index, lvalue) watch(what, index, &(lvalue), sizeof(lvalue))
 
+/* Watches member @m of entry @i of @table as "what.m[i]". */
+static void watch_member(const char *what, const char *member, unsigned i, const void *at,
+			 size_t size)
+{
+	char n[40];
+
+	snprintf(n, sizeof(n), "%s.%s", what, member);
+	watch(n, i, at, size);
+}
+#define WATCH_MEMBER(what, table, i, m) \
+	watch_member(what, #m, i, &(table)[i].m, sizeof((table)[i].m))
+
 static void guard(void *at, size_t len)
 {
 	guard_at = at;
@@ -231,21 +243,35 @@ static bool req_is_the_three_parts(const struct uvirtio_req *req)
 	return true;
 }
 
+/* Pops the one request with the ring pages from @from (@bytes) guarded:
+ * true when it is the three parts, every watched field was read once
+ * (each_read_once() names any that was not) and the queue is not broken. */
+static bool pop_guarded_reads_each_once(void *from, size_t bytes)
+{
+	int ret;
+	bool once;
+
+	guard(from, bytes);
+	ret = uvirtio_devq_pop(&dv.q, &dv.req);
+	unguard();
+	once = each_read_once();
+	if (ret != 1)
+		printf("# uvirtio_devq_pop() = %d, expected 1\n", ret);
+	else if (!req_is_the_three_parts(&dv.req))
+		printf("# the request is not the three parts\n");
+	return ret == 1 && req_is_the_three_parts(&dv.req) && once &&
+	       !uvirtio_devq_is_broken(&dv.q);
+}
+
 /* Split layout: descriptors, avail ring and indirect table guarded. */
 enum { S_DESC_PG, S_AVAIL_PG, S_TABLE_PG, S_USED_PG };
 
 static void watch_split_desc(struct vring_desc *table, unsigned i, const char *what)
 {
-	char n[40];
-
-	snprintf(n, sizeof(n), "%s.addr", what);
-	watch(n, i, &table[i].addr, sizeof(table[i].addr));
-	snprintf(n, sizeof(n), "%s.len", what);
-	watch(n, i, &table[i].len, sizeof(table[i].len));
-	snprintf(n, sizeof(n), "%s.flags", what);
-	watch(n, i, &table[i].flags, sizeof(table[i].flags));
-	snprintf(n, sizeof(n), "%s.next", what);
-	watch(n, i, &table[i].next, sizeof(table[i].next));
+	WATCH_MEMBER(what, table, i, addr);
+	WATCH_MEMBER(what, table, i, len);
+	WATCH_MEMBER(what, table, i, flags);
+	WATCH_MEMBER(what, table, i, next);
 }
 
 static void set_split_desc(struct vring_desc *table, unsigned i, unsigned p, uint16_t flags,
@@ -267,8 +293,6 @@ static void split_make_avail(uint16_t head)
 
 static void test_split_dev_reads_each_descriptor_field_once(void)
 {
-	bool once;
-	int ret;
 	struct vring_desc *desc = host(S_DESC_PG);
 
 	fresh_guest();
@@ -282,21 +306,12 @@ static void test_split_dev_reads_each_descriptor_field_once(void)
 	watch_split_desc(desc, 3, "desc");
 	watch_split_desc(desc, 5, "desc");
 
-	guard(host(S_DESC_PG), 3 * PAGE);
-	ret = uvirtio_devq_pop(&dv.q, &dv.req);
-	unguard();
-	once = each_read_once();
-	CHECK_EQ(ret, 1);
-	CHECK(req_is_the_three_parts(&dv.req));
+	CHECK(pop_guarded_reads_each_once(host(S_DESC_PG), 3 * PAGE));
 	CHECK_EQ(dv.req.id, 0);
-	CHECK(once);
-	CHECK(!uvirtio_devq_is_broken(&dv.q));
 }
 
 static void test_split_dev_reads_each_indirect_descriptor_field_once(void)
 {
-	bool once;
-	int ret;
 	struct vring_desc *desc = host(S_DESC_PG), *table = host(S_TABLE_PG);
 
 	fresh_guest();
@@ -311,15 +326,8 @@ static void test_split_dev_reads_each_indirect_descriptor_field_once(void)
 	for (unsigned i = 0; i < 3; i++)
 		watch_split_desc(table, i, "table");
 
-	guard(host(S_DESC_PG), 3 * PAGE);
-	ret = uvirtio_devq_pop(&dv.q, &dv.req);
-	unguard();
-	once = each_read_once();
-	CHECK_EQ(ret, 1);
-	CHECK(req_is_the_three_parts(&dv.req));
+	CHECK(pop_guarded_reads_each_once(host(S_DESC_PG), 3 * PAGE));
 	CHECK_EQ(dv.req.id, 2);
-	CHECK(once);
-	CHECK(!uvirtio_devq_is_broken(&dv.q));
 }
 
 /* Packed layout: descriptor ring and indirect table guarded. */
@@ -327,16 +335,10 @@ enum { P_DESC_PG, P_TABLE_PG, P_EVENT_PG };
 
 static void watch_packed_desc(struct vring_packed_desc *table, unsigned i, const char *what)
 {
-	char n[40];
-
-	snprintf(n, sizeof(n), "%s.addr", what);
-	watch(n, i, &table[i].addr, sizeof(table[i].addr));
-	snprintf(n, sizeof(n), "%s.len", what);
-	watch(n, i, &table[i].len, sizeof(table[i].len));
-	snprintf(n, sizeof(n), "%s.id", what);
-	watch(n, i, &table[i].id, sizeof(table[i].id));
-	snprintf(n, sizeof(n), "%s.flags", what);
-	watch(n, i, &table[i].flags, sizeof(table[i].flags));
+	WATCH_MEMBER(what, table, i, addr);
+	WATCH_MEMBER(what, table, i, len);
+	WATCH_MEMBER(what, table, i, id);
+	WATCH_MEMBER(what, table, i, flags);
 }
 
 static void set_packed_desc(struct vring_packed_desc *table, unsigned i, unsigned p, uint16_t id,
@@ -365,8 +367,6 @@ static uint16_t packed_pushed_id(void)
 
 static void test_packed_dev_reads_each_descriptor_field_once(void)
 {
-	bool once;
-	int ret;
 	struct vring_packed_desc *desc = host(P_DESC_PG);
 
 	fresh_guest();
@@ -379,22 +379,13 @@ static void test_packed_dev_reads_each_descriptor_field_once(void)
 	for (unsigned i = 0; i < 3; i++)
 		watch_packed_desc(desc, i, "desc");
 
-	guard(host(P_DESC_PG), 2 * PAGE);
-	ret = uvirtio_devq_pop(&dv.q, &dv.req);
-	unguard();
-	once = each_read_once();
-	CHECK_EQ(ret, 1);
-	CHECK(req_is_the_three_parts(&dv.req));
-	CHECK(once);
-	CHECK(!uvirtio_devq_is_broken(&dv.q));
+	CHECK(pop_guarded_reads_each_once(host(P_DESC_PG), 2 * PAGE));
 	CHECK_EQ(packed_pushed_id(), 7);
 	uvirtio_devq_reset(&dv.q);
 }
 
 static void test_packed_dev_reads_each_indirect_descriptor_field_once(void)
 {
-	bool once;
-	int ret;
 	struct vring_packed_desc *desc = host(P_DESC_PG), *table = host(P_TABLE_PG);
 
 	fresh_guest();
@@ -408,14 +399,7 @@ static void test_packed_dev_reads_each_indirect_descriptor_field_once(void)
 	for (unsigned i = 0; i < 3; i++)
 		watch_packed_desc(table, i, "table");
 
-	guard(host(P_DESC_PG), 2 * PAGE);
-	ret = uvirtio_devq_pop(&dv.q, &dv.req);
-	unguard();
-	once = each_read_once();
-	CHECK_EQ(ret, 1);
-	CHECK(req_is_the_three_parts(&dv.req));
-	CHECK(once);
-	CHECK(!uvirtio_devq_is_broken(&dv.q));
+	CHECK(pop_guarded_reads_each_once(host(P_DESC_PG), 2 * PAGE));
 	CHECK_EQ(packed_pushed_id(), 5);
 	uvirtio_devq_reset(&dv.q);
 }
