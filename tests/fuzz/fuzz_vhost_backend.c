@@ -65,6 +65,7 @@
 #include "uvirtio/vhost_backend.h"
 #include "../../src/transport/vhost_backend_priv.h"
 #include "fuzz_input.h"
+#include "fuzz_fds.h"
 #include "fuzz_leaks.h"
 
 #define GUEST_SIZE (128u * 1024)
@@ -259,18 +260,8 @@ static void send_bytes(struct session *s, const uint8_t *p, size_t n, const int 
 		struct msghdr h = { .msg_iov = &iov, .msg_iovlen = 1 };
 		ssize_t k;
 
-		if (nfds) {
-			struct cmsghdr *c;
-
-			memset(cbuf, 0, sizeof(cbuf));
-			h.msg_control = cbuf;
-			h.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
-			c = CMSG_FIRSTHDR(&h);
-			c->cmsg_level = SOL_SOCKET;
-			c->cmsg_type = SCM_RIGHTS;
-			c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
-			memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
-		}
+		if (nfds)
+			fuzz_attach_fds(&h, cbuf, fds, nfds);
 		k = sendmsg(s->sock, &h, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (k < 0) {
 			if (errno == EAGAIN || errno == EINTR) {

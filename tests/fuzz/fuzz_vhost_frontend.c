@@ -69,6 +69,7 @@
 #include "uvirtio/vhost_frontend.h"
 #include "../../src/transport/vhost_msg.h"
 #include "fuzz_input.h"
+#include "fuzz_fds.h"
 #include "fuzz_leaks.h"
 
 #define REPLY_TIMEOUT_MS 5
@@ -145,18 +146,8 @@ static void send_raw(int sock, const void *p, size_t n, const int *fds, unsigned
 	struct iovec iov = { (void *)p, n };
 	struct msghdr h = { .msg_iov = &iov, .msg_iovlen = 1 };
 
-	if (nfds) {
-		struct cmsghdr *c;
-
-		memset(cbuf, 0, sizeof(cbuf));
-		h.msg_control = cbuf;
-		h.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
-		c = CMSG_FIRSTHDR(&h);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
-		memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
-	}
+	if (nfds)
+		fuzz_attach_fds(&h, cbuf, fds, nfds);
 	/* The front-end may be gone: then the bytes go nowhere. */
 	(void)!sendmsg(sock, &h, MSG_NOSIGNAL);
 }
