@@ -29,11 +29,13 @@ import argparse
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+import backend_util  # noqa: E402
 
 QSD = os.environ.get("UVIRTIO_QSD") or "qemu-storage-daemon"
 REGION = 1 << 20
@@ -112,14 +114,7 @@ def wait_socket(path, proc, seconds=20):
 
 
 def stop(proc):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return proc.returncode
+    return backend_util.stop(proc, grace=20)
 
 
 def backend_cmd(kind, args, sock, img, queues=2):

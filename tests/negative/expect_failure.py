@@ -22,36 +22,17 @@ Passes when all of these hold, and says which did not otherwise:
 import argparse
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from backend_util import stop, wait_for_socket  # noqa: E402
+
 STRUCK = re.compile(r"uvirtio: injected fault \S+")
 CRASH = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|WARNING: ThreadSanitizer|"
                    r"runtime error:|Segmentation fault|core dumped")
-
-
-def wait_for_socket(path, proc, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        if os.path.exists(path):
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def stop(proc):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def main():

@@ -2,6 +2,7 @@
 waiting until it serves there. Imported by the scripts beside it, which put
 their own directory on sys.path (they run as `python3 path/to/script.py`)."""
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -32,3 +33,15 @@ def serve_blk(exe, sock, args):
     (text); the caller waits for it and stops it."""
     return subprocess.Popen([exe, "blk", "--socket-path=" + sock] + args,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def stop(proc, grace=10.0):
+    """SIGTERM, then SIGKILL after @grace seconds; return the exit status."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
