@@ -58,6 +58,13 @@ def tap_cases(out):
     return p, f, skips, fails
 
 
+def unreported(out, counted):
+    """Cases a TAP stream's plan announced but it never reported (a program
+    that died mid-way): a count, or None when it printed no plan."""
+    plan = re.search(r"^1\.\.(\d+)", out, re.M)
+    return None if not plan else max(0, int(plan.group(1)) - counted)
+
+
 def skip_reason(text):
     m = re.search(r"#\s*SKIP\S*\s*(.*)", text, re.I)
     return m.group(1).strip() if m else text.strip()
@@ -76,26 +83,24 @@ def count_testlog(t, stage, path):
         label = f"{stage}: {name}"
         p, f, skips, fails = tap_cases(out)
         if e.get("protocol") == "tap" or p + f + len(skips):
-            plan = re.search(r"^1\.\.(\d+)", out, re.M)
-            # A program that died mid-way leaves cases unreported: count them.
-            if plan and int(plan.group(1)) > p + f + len(skips):
-                missing = int(plan.group(1)) - (p + f + len(skips))
+            missing = unreported(out, p + f + len(skips))
+            if missing:
                 f += missing
                 fails.append(f"{missing} case(s) never reported (the program died?)")
             if e["result"] not in ("OK", "SKIP") and f == 0:
                 f = 1
                 fails.append(f"exited {e.get('returncode')} ({e['result']})")
+            kept = 0
             for sk in skips:
-                why = skip_reason(sk)
-                if ci and MISSING_TOOL.search(why):
+                if ci and MISSING_TOOL.search(skip_reason(sk)):
                     f += 1
                     fails.append(f"skipped in CI, a tool is missing: {sk}")
                 else:
+                    kept += 1
                     t.skips.append(f"{label}: {sk}")
             for x in fails:
                 t.failures.append(f"{label}: {x}")
-            t.add(stage, name, p, f, len([sk for sk in skips
-                                          if not (ci and MISSING_TOOL.search(skip_reason(sk)))]))
+            t.add(stage, name, p, f, kept)
         elif e["result"] == "SKIP":
             why = (out.strip().splitlines() or ["(no reason printed)"])[-1]
             if ci:
@@ -136,13 +141,13 @@ def count_tap(t, stage, path):
     except FileNotFoundError:
         return
     p, f, skips, fails = tap_cases(out)
-    plan = re.search(r"^1\.\.(\d+)", out, re.M)
-    if not plan:
+    missing = unreported(out, p + f + len(skips))
+    if missing is None:
         f += 1
         fails.append("no TAP plan (the program died?)")
-    elif int(plan.group(1)) > p + f + len(skips):
-        f += int(plan.group(1)) - (p + f + len(skips))
-        fails.append("cases never reported")
+    elif missing:
+        f += missing
+        fails.append(f"{missing} case(s) never reported (the program died?)")
     for x in fails:
         t.failures.append(f"{stage}: {x}")
     for sk in skips:
