@@ -20,13 +20,10 @@
 #define UVIRTIO_SHARED_MEM_DEFAULT_SIZE (64u << 20)
 #define UVIRTIO_SHARED_MEM_DEFAULT_GUEST_ADDR (1ull << 30)
 
+/* Caller-owned, opaque (docs/ARCHITECTURE.md, "Objects"). A zeroed one is
+ * safe to destroy. */
 struct uvirtio_shared_mem {
-	int memfd;           /* the backing memfd (close-on-exec); owned */
-	size_t size;
-	uint64_t guest_addr; /* where both views start in guest-physical space */
-	void *driver_map, *device_map;
-	struct uvirtio_mem mem; /* the device's view */
-	struct uvirtio_dma dma; /* the driver's view */
+	UVIRTIO_OPAQUE(25600); /* holds a struct uvirtio_mem */
 };
 
 /**
@@ -51,5 +48,32 @@ int uvirtio_shared_mem_create(struct uvirtio_shared_mem *sm, const char *name, s
  */
 UVIRTIO_API
 void uvirtio_shared_mem_destroy(struct uvirtio_shared_mem *sm);
+
+/**
+ * uvirtio_shared_mem_device_view() - the device's view: guest memory to give
+ * a device type's init or a device-side transport.
+ * @sm: a created one. Return: owned by @sm, valid until its destroy.
+ */
+UVIRTIO_API
+struct uvirtio_mem *uvirtio_shared_mem_device_view(struct uvirtio_shared_mem *sm);
+
+/**
+ * uvirtio_shared_mem_driver_view() - the driver's view: the DMA area a
+ * driver-side transport allocates rings and buffers from.
+ * @sm: a created one. Return: owned by @sm, valid until its destroy.
+ */
+UVIRTIO_API
+struct uvirtio_dma *uvirtio_shared_mem_driver_view(struct uvirtio_shared_mem *sm);
+
+/**
+ * uvirtio_shared_mem_fd() - the backing memfd, for a child process that maps
+ * the device's view itself (it inherits the fd; @sm keeps owning it).
+ * @sm:         a created one.
+ * @size:       if not NULL, set to the size in bytes.
+ * @guest_addr: if not NULL, set to where the memory starts in guest space.
+ * Return: the fd, or -1 for a zeroed or destroyed @sm.
+ */
+UVIRTIO_API
+int uvirtio_shared_mem_fd(const struct uvirtio_shared_mem *sm, size_t *size, uint64_t *guest_addr);
 
 #endif

@@ -375,7 +375,7 @@ static int lb_event_fd(struct uvirtio_transport *t, unsigned index)
 
 static struct uvirtio_dma *lb_dma(struct uvirtio_transport *t)
 {
-	return &to_lb(t)->sm.dma;
+	return uvirtio_shared_mem_driver_view(&to_lb(t)->sm);
 }
 
 static const struct uvirtio_transport_ops loopback_ops = {
@@ -462,7 +462,7 @@ fail:
 
 struct uvirtio_mem *uvirtio_loopback_mem(struct uvirtio_loopback *lb)
 {
-	return &lb->sm.mem;
+	return uvirtio_shared_mem_device_view(&lb->sm);
 }
 
 struct uvirtio_transport *uvirtio_loopback_transport(struct uvirtio_loopback *lb)

@@ -85,7 +85,7 @@ int uvirtio_mmio_pair_create(struct uvirtio_mmio_pair **out,
 
 struct uvirtio_mem *uvirtio_mmio_pair_mem(struct uvirtio_mmio_pair *p)
 {
-	return &p->sm.mem;
+	return uvirtio_shared_mem_device_view(&p->sm);
 }
 
 int uvirtio_mmio_pair_start(struct uvirtio_mmio_pair *p, struct uvirtio_device *dev)
@@ -104,7 +104,7 @@ int uvirtio_mmio_pair_start(struct uvirtio_mmio_pair *p, struct uvirtio_device *
 		goto fail;
 	p->started = true;
 	uvirtio_mmio_dev_bus(p->model, &bus);
-	ret = uvirtio_mmio_drv_create(&p->t, &bus, &p->sm.dma, p->irq_fd);
+	ret = uvirtio_mmio_drv_create(&p->t, &bus, uvirtio_shared_mem_driver_view(&p->sm), p->irq_fd);
 	if (ret)
 		goto fail;
 	return 0;

@@ -72,7 +72,7 @@ int uvirtio_pci_pair_create(struct uvirtio_pci_pair **out, const struct uvirtio_
 
 struct uvirtio_mem *uvirtio_pci_pair_mem(struct uvirtio_pci_pair *p)
 {
-	return &p->sm.mem;
+	return uvirtio_shared_mem_device_view(&p->sm);
 }
 
 int uvirtio_pci_pair_start(struct uvirtio_pci_pair *p, struct uvirtio_device *dev)
@@ -87,7 +87,7 @@ int uvirtio_pci_pair_start(struct uvirtio_pci_pair *p, struct uvirtio_device *de
 	if (ret)
 		return ret;
 	uvirtio_pci_dev_bus(p->model, &p->bus);
-	ret = uvirtio_pci_drv_create(&t, &p->bus, &p->sm.dma);
+	ret = uvirtio_pci_drv_create(&t, &p->bus, uvirtio_shared_mem_driver_view(&p->sm));
 	if (ret) {
 		uvirtio_pci_dev_destroy(p->model);
 		p->model = NULL;

@@ -540,13 +540,13 @@ static void test_mmio_driver_access_sequence_follows_linux(void)
 	irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	CHECK(irq_fd >= 0);
 	CHECK_EQ(uvirtio_shared_mem_create(&sm, "test-mmio", 0, 0), 0);
-	CHECK_EQ(uvirtio_rng_dev_init(&rng, &sm.mem), 0);
+	CHECK_EQ(uvirtio_rng_dev_init(&rng, uvirtio_shared_mem_device_view(&sm)), 0);
 	CHECK_EQ(uvirtio_mmio_dev_create(&m, &rng.dev, &mc), 0);
 	memset(&r, 0, sizeof(r));
 	pthread_mutex_init(&r.lock, NULL);
 	uvirtio_mmio_dev_bus(m, &r.inner);
 	bus = (struct uvirtio_regbus){ .read = rec_read, .write = rec_write, .opaque = &r };
-	CHECK_EQ(uvirtio_mmio_drv_create(&t, &bus, &sm.dma, irq_fd), 0);
+	CHECK_EQ(uvirtio_mmio_drv_create(&t, &bus, uvirtio_shared_mem_driver_view(&sm), irq_fd), 0);
 	/* virtio_mmio_probe(): magic, version, device ID, in that order. */
 	CHECK(r.n >= 3);
 	CHECK(r.log[0].op == 'r' && r.log[0].off == VIRTIO_MMIO_MAGIC_VALUE);
@@ -1026,7 +1026,7 @@ static int rng_notifications(uint64_t features, uint64_t *negotiated, uint32_t *
 	irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (irq_fd < 0 || uvirtio_shared_mem_create(&sm, "test-mmio", 0, 0))
 		return -ENOMEM;
-	ret = uvirtio_rng_dev_init(&rng, &sm.mem);
+	ret = uvirtio_rng_dev_init(&rng, uvirtio_shared_mem_device_view(&sm));
 	if (!ret)
 		ret = uvirtio_mmio_dev_create(&m, &rng.dev, &mc);
 	if (ret)
@@ -1035,7 +1035,7 @@ static int rng_notifications(uint64_t features, uint64_t *negotiated, uint32_t *
 	pthread_mutex_init(&r.lock, NULL);
 	uvirtio_mmio_dev_bus(m, &r.inner);
 	bus = (struct uvirtio_regbus){ .read = rec_read, .write = rec_write, .opaque = &r };
-	ret = uvirtio_mmio_drv_create(&t, &bus, &sm.dma, irq_fd);
+	ret = uvirtio_mmio_drv_create(&t, &bus, uvirtio_shared_mem_driver_view(&sm), irq_fd);
 	if (!ret)
 		ret = uvirtio_rng_drv_probe(&drv, t, features);
 	if (!ret) {

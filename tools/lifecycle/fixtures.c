@@ -209,14 +209,16 @@ static int inherit(int fd)
 static int spawn_register_child(struct fixture *f)
 {
 	char a_sock[32], a_mem[96], a_irq[64], a_tr[48], a_img[4200];
+	size_t mem_size;
+	uint64_t mem_guest_addr;
+	int memfd = uvirtio_shared_mem_fd(&f->sm, &mem_size, &mem_guest_addr);
 	int sv[2];
 	pid_t pid;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
 		return -errno;
 	snprintf(a_sock, sizeof(a_sock), "--sock=%d", sv[1]);
-	snprintf(a_mem, sizeof(a_mem), "--mem=%d,%zu,%" PRIu64, f->sm.memfd, f->sm.size,
-		 f->sm.guest_addr);
+	snprintf(a_mem, sizeof(a_mem), "--mem=%d,%zu,%" PRIu64, memfd, mem_size, mem_guest_addr);
 	snprintf(a_irq, sizeof(a_irq), "--irq=%d,%d,%d", f->irq_fds[0], f->irq_fds[1], f->irq_fds[2]);
 	snprintf(a_tr, sizeof(a_tr), "--transport=%s", f->transport);
 	snprintf(a_img, sizeof(a_img), "--image=%s", f->image);
@@ -230,7 +232,7 @@ static int spawn_register_child(struct fixture *f)
 		char *args[] = { "conformance", "--device-child", a_tr, a_sock, a_mem, a_irq, a_img, NULL };
 
 		/* Only async-signal-safe calls between fork and exec. */
-		if (inherit(sv[1]) || inherit(f->sm.memfd))
+		if (inherit(sv[1]) || inherit(memfd))
 			_exit(127);
 		for (unsigned i = 0; i <= CONFORMANCE_QUEUES; i++)
 			if (f->irq_fds[i] >= 0 && inherit(f->irq_fds[i]))
@@ -309,16 +311,16 @@ static int create_registers(struct fixture *f)
 	f->irq_fds[0] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (f->irq_fds[0] < 0)
 		return -errno;
-	ret = blk_init(&f->blk[0], f->image, &f->sm.mem);
+	ret = blk_init(&f->blk[0], f->image, uvirtio_shared_mem_device_view(&f->sm));
 	if (ret)
 		return ret;
 	ret = model_create(f, &f->blk[0].dev);
 	if (ret)
 		return ret;
 	if (!strcmp(f->transport, "mmio"))
-		ret = uvirtio_mmio_drv_create(&f->t, &f->bus, &f->sm.dma, f->irq_fds[0]);
+		ret = uvirtio_mmio_drv_create(&f->t, &f->bus, uvirtio_shared_mem_driver_view(&f->sm), f->irq_fds[0]);
 	else
-		ret = uvirtio_pci_drv_create(&f->t, &f->bus, &f->sm.dma);
+		ret = uvirtio_pci_drv_create(&f->t, &f->bus, uvirtio_shared_mem_driver_view(&f->sm));
 	f->move = move_registers;
 	f->where = "this process";
 	return ret;
@@ -498,7 +500,6 @@ int fixture_create(struct fixture *f, const char *transport, const char *image, 
 	f->image = image;
 	f->self = self;
 	f->sock = -1;
-	f->sm.memfd = -1;
 	for (unsigned i = 0; i <= CONFORMANCE_QUEUES; i++)
 		f->irq_fds[i] = -1;
 	if (!strcmp(transport, "loopback"))
