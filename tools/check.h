@@ -5,9 +5,11 @@
  * decides PASS, FAIL or N/A and says why in one line. Every wait is bounded
  * by the --timeout-ms time-out, so no check hangs.
  *
- * Shared between tools/check.c (the command, the front-end's I/O checks) and
- * tools/check_hostile.c (the raw ring: stop/restart and the hostile-driver
- * cases, which lay out their own split ring in the transport's memory).
+ * Shared between tools/check.c (the command), check_conn.c (connections,
+ * verdicts, the data pattern, a session with the blk driver probed),
+ * check_config.c and check_io.c (the checks through the blk driver) and
+ * check_hostile.c (the raw ring: stop/restart and the hostile-driver cases,
+ * which lay out their own split ring in the transport's memory).
  */
 #ifndef UVIRTIO_TOOLS_CHECK_H
 #define UVIRTIO_TOOLS_CHECK_H
@@ -16,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/uio.h>
 
 #include <linux/virtio_ring.h>
 
@@ -70,6 +73,8 @@ struct check {
 /* check.c */
 /* `uvirtio check`: argv[0] is "check". Return: the exit code. */
 int check_main(int argc, char **argv);
+
+/* check_conn.c */
 int check_connect(struct check_ctx *c, struct check_conn *conn);
 void check_disconnect(struct check_conn *conn);
 /* One line saying why check_connect() failed. */
@@ -87,6 +92,47 @@ size_t check_mismatch(const void *buf, size_t len, uint64_t disk_offset, uint32_
  * is writable, a read otherwise) at @disk_offset: the backend is alive.
  * Return: 0, or -errno with @why set. */
 int check_alive(struct check_ctx *c, uint64_t disk_offset, char *why, size_t whylen);
+/* One line naming @err, for a verdict. */
+const char *err_name(int err);
+/* err_name(), and for an error on a queue the driver found broken, the rule
+ * the device broke there (a bad used entry). Thread-local: a queue's
+ * thread each in the multi-queue check. */
+const char *queue_err_name(struct uvirtio_blk_drv *b, unsigned q, int err);
+
+/* A connection with the blk driver probed. */
+struct blk_session {
+	struct check_conn conn;
+	struct uvirtio_blk_drv b;
+	bool probed;
+	void *buf[3]; /* shared memory for data */
+	size_t buf_len;
+};
+
+/* Connect and probe the blk driver with @opts; on failure sets the verdict
+ * line and returns the error. */
+int session_open(struct check_ctx *c, struct blk_session *s, const struct uvirtio_blk_drv_opts *opts);
+void session_close(struct blk_session *s);
+/* Whether the disk holds the area the checks use; sets an N/A line if not. */
+bool area_fits(struct check_ctx *c, const struct uvirtio_blk_drv *b);
+/* Split @len bytes of @buf into segments no longer than @seg (and the
+ * device's size_max), at most @max of them. Return: the count, 0 if it does
+ * not fit. */
+unsigned make_iov(const struct uvirtio_blk_drv *b, struct iovec *iov, unsigned max, void *buf,
+		  size_t len, size_t seg);
+/* Write @len bytes of pattern @seed at @disk through segments of @wseg
+ * bytes, read them back through segments of @rseg bytes into a poisoned
+ * buffer, compare. Return: 0, 1 when the sizes do not fit the device's
+ * limits (skipped), or -errno with @why set. */
+int write_read_verify(struct blk_session *s, unsigned q, uint64_t disk, size_t len, size_t wseg,
+		      size_t rseg, uint32_t seed, int timeout_ms, char *why, size_t whylen);
+
+/* check_config.c: negotiation and config. */
+extern const struct check check_config_checks[];
+extern const size_t check_config_checks_count;
+
+/* check_io.c: verified I/O, reset and renegotiation, several queues. */
+extern const struct check check_io_checks[];
+extern const size_t check_io_checks_count;
 
 /* check_hostile.c: the raw ring and the checks that drive it. */
 extern const struct check check_raw_checks[];
