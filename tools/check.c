@@ -6,8 +6,8 @@
  * drives the backend through the blk driver (check_config.c: negotiation
  * and config; check_io.c: verified I/O of every request type offered, reset
  * and renegotiation, several queues) or through a split ring it lays out
- * itself (check_hostile.c: ring stop and restart, hostile-driver requests),
- * and prints one line:
+ * itself (check_raw.c: ring stop and restart; check_hostile.c: hostile-driver
+ * requests), and prints one line:
  *
  *   PASS  <name>: <detail>
  *   FAIL  <name>: <reason>
@@ -113,7 +113,9 @@ int check_main(int argc, char **argv)
 		{ check_config_checks, check_config_checks_count },
 		{ check_io_checks, check_io_checks_count },
 		{ check_raw_checks, check_raw_checks_count },
+		{ check_hostile_checks, check_hostile_checks_count },
 	};
+	const size_t ntables = sizeof(tables) / sizeof(tables[0]);
 	struct check_ctx c = { .opts = { .timeout_ms = 5000 } };
 	const char *only = NULL;
 	bool list = false, json = false;
@@ -184,7 +186,7 @@ int check_main(int argc, char **argv)
 		return 2;
 	}
 	if (list) {
-		for (size_t t = 0; t < 3; t++)
+		for (size_t t = 0; t < ntables; t++)
 			for (size_t i = 0; i < tables[t].n; i++)
 				printf("%-36s %s\n", tables[t].checks[i].name, tables[t].checks[i].what);
 		return 0;
@@ -196,7 +198,7 @@ int check_main(int argc, char **argv)
 			size_t len = e ? (size_t)(e - p) : strlen(p);
 			bool found = false;
 
-			for (size_t t = 0; t < 3 && !found; t++)
+			for (size_t t = 0; t < ntables && !found; t++)
 				for (size_t i = 0; i < tables[t].n && !found; i++)
 					found = strlen(tables[t].checks[i].name) == len &&
 						!strncmp(tables[t].checks[i].name, p, len);
@@ -237,7 +239,7 @@ int check_main(int argc, char **argv)
 			printf(", \"checks\": [");
 	bool first = true;
 
-	for (size_t t = 0; t < 3; t++) {
+	for (size_t t = 0; t < ntables; t++) {
 		for (size_t i = 0; i < tables[t].n; i++) {
 			const struct check *ck = &tables[t].checks[i];
 			static const char *const word[] = { "PASS", "FAIL", "N/A" };

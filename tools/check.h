@@ -7,9 +7,10 @@
  *
  * Shared between tools/check.c (the command), check_conn.c (connections,
  * verdicts, the data pattern, a session with the blk driver probed),
- * check_config.c and check_io.c (the checks through the blk driver) and
- * check_hostile.c (the raw ring: stop/restart and the hostile-driver cases,
- * which lay out their own split ring in the transport's memory).
+ * check_config.c and check_io.c (the checks through the blk driver),
+ * check_raw.c and check_hostile.c (the raw ring, check_raw.h: stop/restart
+ * and the hostile-driver cases, which lay out their own split ring in the
+ * transport's memory).
  */
 #ifndef UVIRTIO_TOOLS_CHECK_H
 #define UVIRTIO_TOOLS_CHECK_H
@@ -134,8 +135,12 @@ extern const size_t check_config_checks_count;
 extern const struct check check_io_checks[];
 extern const size_t check_io_checks_count;
 
-/* check_hostile.c: the raw ring and the checks that drive it. */
+/* check_raw.c: the raw ring's writes to a read-only disk, ring stop and restart. */
 extern const struct check check_raw_checks[];
 extern const size_t check_raw_checks_count;
+
+/* check_hostile.c: the hostile driver's malformed chains on the raw ring. */
+extern const struct check check_hostile_checks[];
+extern const size_t check_hostile_checks_count;
 
 #endif
