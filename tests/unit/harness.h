@@ -100,11 +100,12 @@ static inline const char *leaks_after(const struct test_resources *before, char 
 			break;
 		nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 * 1000 }, NULL);
 	}
-	if (now.fds != before->fds || now.threads != before->threads) {
-		snprintf(buf, len, "left behind: open fds %d -> %d, threads %d -> %d", before->fds,
-			 now.fds, before->threads, now.threads);
-		return buf;
-	}
+	int n = 0;
+
+	buf[0] = '\0';
+	if (now.fds != before->fds || now.threads != before->threads)
+		n = snprintf(buf, len, "left behind: open fds %d -> %d, threads %d -> %d", before->fds,
+			     now.fds, before->threads, now.threads);
 #ifdef TEST_HEAP_CHECK
 	/* LeakSanitizer reports a leak again on each later check: after the
 	 * first, heap checks would blame the tests that follow. */
@@ -112,11 +113,12 @@ static inline const char *leaks_after(const struct test_resources *before, char 
 
 	if (!heap_leak_reported && __lsan_do_recoverable_leak_check()) {
 		heap_leak_reported = true;
-		snprintf(buf, len, "left behind: unreachable heap blocks (LeakSanitizer's report on stderr)");
-		return buf;
+		snprintf(buf + n, len - (size_t)n, "%sunreachable heap blocks (LeakSanitizer's report on stderr)",
+			 n ? "; " : "left behind: ");
 	}
 #endif
-	return NULL;
+	(void)n;
+	return buf[0] ? buf : NULL;
 }
 
 #define CHECK(cond)                                              \
@@ -179,14 +181,15 @@ static inline int test_run_all(const struct test_case *cases, size_t n)
 	printf("1..%zu\n", n);
 	for (size_t i = 0; i < n; i++) {
 		struct test_resources before = test_resources_now();
-		char leak[160];
+		char leak[200];
 		const char *leaked;
 
 		test_failed = false;
 		test_skipped = NULL;
 		cases[i].fn();
-		/* A failed test may leave things behind; its failure is the news. */
-		if (!test_failed && (leaked = leaks_after(&before, leak, sizeof(leak)))) {
+		/* Checked after a failed test too, so that what it left is
+		 * not blamed on the next one. */
+		if ((leaked = leaks_after(&before, leak, sizeof(leak)))) {
 			printf("# %s: %s\n", cases[i].name, leaked);
 			test_failed = true;
 		}
