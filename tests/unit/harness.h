@@ -8,15 +8,35 @@
  *
  * CHECK* return from the test function at the first failure, so they are for
  * use in the test body (void functions) only.
+ *
+ * After every test the harness checks that the test left nothing behind:
+ * the same open fds and threads as before it, and, built with
+ * AddressSanitizer, no unreachable heap block (LeakSanitizer's check, run
+ * after each test rather than once at exit, so the leak names its test).
+ * A test that means to keep something for the next one cannot; each test
+ * starts and ends with the process as it found it.
  */
 #ifndef UVIRTIO_TEST_HARNESS_H
 #define UVIRTIO_TEST_HARNESS_H
+
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_HEAP_CHECK 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_HEAP_CHECK 1
+#endif
+#endif
+#ifdef TEST_HEAP_CHECK
+#include <sanitizer/lsan_interface.h>
+#endif
 
 #include <dirent.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 struct test_case {
 	const char *name;
@@ -32,10 +52,11 @@ static inline void test_fail_at(const char *file, int line, const char *what)
 	test_failed = true;
 }
 
-/* Open fds of this process, for tests that check nothing leaked. */
-static inline int count_fds(void)
+/* Entries of a /proc/self directory, without "." and "..", and without
+ * the directory's own fd when it is the fd table. */
+static inline int count_proc_entries(const char *dir)
 {
-	DIR *d = opendir("/proc/self/fd");
+	DIR *d = opendir(dir);
 	struct dirent *e;
 	int n = 0;
 
@@ -44,7 +65,60 @@ static inline int count_fds(void)
 	while ((e = readdir(d)))
 		n += e->d_name[0] != '.';
 	closedir(d);
-	return n - 1; /* the directory's own fd */
+	return strcmp(dir, "/proc/self/fd") ? n : n - 1;
+}
+
+/* Open fds of this process, for tests that check nothing leaked. */
+static inline int count_fds(void)
+{
+	return count_proc_entries("/proc/self/fd");
+}
+
+struct test_resources {
+	int fds;
+	int threads;
+};
+
+static inline struct test_resources test_resources_now(void)
+{
+	return (struct test_resources){
+		.fds = count_fds(),
+		.threads = count_proc_entries("/proc/self/task"),
+	};
+}
+
+/* What the test left behind, or NULL. A thread the test joined is gone; a
+ * detached one, or an fd it closes on its way out, may take a moment, so a
+ * difference in fds or threads must last 2 s before it counts. */
+static inline const char *leaks_after(const struct test_resources *before, char *buf, size_t len)
+{
+	struct test_resources now;
+
+	for (int waited_ms = 0;; waited_ms += 10) {
+		now = test_resources_now();
+		if ((now.fds == before->fds && now.threads == before->threads) || waited_ms >= 2000)
+			break;
+		nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 * 1000 }, NULL);
+	}
+	int n = 0;
+
+	buf[0] = '\0';
+	if (now.fds != before->fds || now.threads != before->threads)
+		n = snprintf(buf, len, "left behind: open fds %d -> %d, threads %d -> %d", before->fds,
+			     now.fds, before->threads, now.threads);
+#ifdef TEST_HEAP_CHECK
+	/* LeakSanitizer reports a leak again on each later check: after the
+	 * first, heap checks would blame the tests that follow. */
+	static bool heap_leak_reported;
+
+	if (!heap_leak_reported && __lsan_do_recoverable_leak_check()) {
+		heap_leak_reported = true;
+		snprintf(buf + n, len - (size_t)n, "%sunreachable heap blocks (LeakSanitizer's report on stderr)",
+			 n ? "; " : "left behind: ");
+	}
+#endif
+	(void)n;
+	return buf[0] ? buf : NULL;
 }
 
 #define CHECK(cond)                                              \
@@ -106,9 +180,19 @@ static inline int test_run_all(const struct test_case *cases, size_t n)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	printf("1..%zu\n", n);
 	for (size_t i = 0; i < n; i++) {
+		struct test_resources before = test_resources_now();
+		char leak[200];
+		const char *leaked;
+
 		test_failed = false;
 		test_skipped = NULL;
 		cases[i].fn();
+		/* Checked after a failed test too, so that what it left is
+		 * not blamed on the next one. */
+		if ((leaked = leaks_after(&before, leak, sizeof(leak)))) {
+			printf("# %s: %s\n", cases[i].name, leaked);
+			test_failed = true;
+		}
 		if (test_skipped && !test_failed)
 			printf("ok %zu - %s # SKIP %s\n", i + 1, cases[i].name, test_skipped);
 		else

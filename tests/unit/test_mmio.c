@@ -308,6 +308,7 @@ static void test_mmio_driver_refuses_legacy_version(void)
 
 	f.version = 1;
 	CHECK_EQ(fake_create(&f, &t, &fd), -EPROTONOSUPPORT);
+	close(fd);
 	f.version = 3;
 	CHECK_EQ(fake_create(&f, &t, &fd), -EPROTONOSUPPORT);
 	close(fd);
