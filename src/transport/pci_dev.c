@@ -152,8 +152,8 @@ static void put_cap(uint8_t *cs, unsigned pos, uint8_t next, uint8_t len, uint8_
 static void build_config_space(struct uvirtio_pci_dev *m)
 {
 	uint8_t *cs = m->config_space;
-	uint32_t id = m->dev->ops->device_id;
-	bool has_device_cfg = m->dev->config_size > 0;
+	uint32_t id = uvirtio_device_ops(m->dev)->device_id;
+	bool has_device_cfg = uvirtio_device_config_size(m->dev) > 0;
 
 	put16(cs + 0x00, UVIRTIO_PCI_VENDOR_ID);
 	put16(cs + 0x02, (uint16_t)(UVIRTIO_PCI_DEVICE_ID_BASE + id));
@@ -178,7 +178,7 @@ static void build_config_space(struct uvirtio_pci_dev *m)
 		VIRTIO_PCI_CAP_ISR_CFG, UVIRTIO_PCI_ISR_OFFSET, 1);
 	if (has_device_cfg)
 		put_cap(cs, CAP_DEVICE, 0, sizeof(struct virtio_pci_cap), VIRTIO_PCI_CAP_DEVICE_CFG,
-			UVIRTIO_PCI_DEVICE_OFFSET, m->dev->config_size);
+			UVIRTIO_PCI_DEVICE_OFFSET, uvirtio_device_config_size(m->dev));
 }
 
 static uint32_t config_space_read(const struct uvirtio_pci_dev *m, uint64_t offset, unsigned size)
@@ -259,7 +259,7 @@ static uint32_t common_read(struct uvirtio_pci_dev *m, uint64_t off, unsigned si
 		case COMMON(guest_feature_select):
 			return m->driver_feature_select;
 		case COMMON(guest_feature):
-			f = dev->driver_features;
+			f = uvirtio_device_get_driver_features(dev);
 			return m->driver_feature_select == 0   ? (uint32_t)f
 			       : m->driver_feature_select == 1 ? (uint32_t)(f >> 32)
 							       : 0;
@@ -321,7 +321,7 @@ static uint32_t common_read(struct uvirtio_pci_dev *m, uint64_t off, unsigned si
 
 static void set_driver_features_half(struct uvirtio_pci_dev *m, uint32_t v)
 {
-	uint64_t f = m->dev->driver_features;
+	uint64_t f = uvirtio_device_get_driver_features(m->dev);
 
 	if (m->driver_feature_select == 0)
 		f = (f & ~0xffffffffull) | v;
@@ -507,7 +507,7 @@ static uint32_t bar_read(struct uvirtio_pci_dev *m, uint64_t off, unsigned size)
 	if (off == UVIRTIO_PCI_ISR_OFFSET && size == 1)
 		/* spec: reading ISR status resets it to 0. */
 		return __atomic_exchange_n(&m->isr, 0, __ATOMIC_ACQ_REL);
-	if (in_area(off, size, UVIRTIO_PCI_DEVICE_OFFSET, m->dev->config_size, &rel))
+	if (in_area(off, size, UVIRTIO_PCI_DEVICE_OFFSET, uvirtio_device_config_size(m->dev), &rel))
 		return device_cfg_read(m, rel, size);
 	return 0;
 }
@@ -520,7 +520,7 @@ static void bar_write(struct uvirtio_pci_dev *m, uint64_t off, unsigned size, ui
 		return;
 	if (in_area(off, size, UVIRTIO_PCI_COMMON_OFFSET, UVIRTIO_PCI_COMMON_CFG_SIZE, &rel))
 		common_write(m, rel, size, v);
-	else if (in_area(off, size, UVIRTIO_PCI_DEVICE_OFFSET, m->dev->config_size, &rel))
+	else if (in_area(off, size, UVIRTIO_PCI_DEVICE_OFFSET, uvirtio_device_config_size(m->dev), &rel))
 		device_cfg_write(m, rel, size, v);
 }
 
@@ -565,7 +565,7 @@ int uvirtio_pci_dev_write(struct uvirtio_pci_dev *m, unsigned space, uint64_t of
 		 * available position above. */
 		uint32_t data = index;
 
-		if (size == 4 && (m->dev->features & UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA)))
+		if (size == 4 && uvirtio_device_has_feature(m->dev, VIRTIO_F_NOTIFICATION_DATA))
 			data |= value & 0xffff0000u;
 		pthread_mutex_lock(&m->lock);
 		uvirtio_device_queue_notify_data(m->dev, data);
@@ -772,14 +772,14 @@ int uvirtio_pci_dev_create(struct uvirtio_pci_dev **out, struct uvirtio_device *
 	struct uvirtio_pci_dev *m;
 	int ret = 0;
 
-	if (!cfg || !cfg->irq || dev->num_queues > UVIRTIO_PCI_MAX_QUEUES ||
-	    dev->config_size > UVIRTIO_PCI_DEVICE_CFG_MAX || cfg->nvectors > VECTORS_MAX ||
-	    dev->ops->device_id > UVIRTIO_PCI_DEVICE_ID_LAST - UVIRTIO_PCI_DEVICE_ID_BASE)
+	if (!cfg || !cfg->irq || uvirtio_device_num_queues(dev) > UVIRTIO_PCI_MAX_QUEUES ||
+	    uvirtio_device_config_size(dev) > UVIRTIO_PCI_DEVICE_CFG_MAX || cfg->nvectors > VECTORS_MAX ||
+	    uvirtio_device_ops(dev)->device_id > UVIRTIO_PCI_DEVICE_ID_LAST - UVIRTIO_PCI_DEVICE_ID_BASE)
 		return -EINVAL;
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
-	m->queues = calloc(dev->num_queues, sizeof(*m->queues));
+	m->queues = calloc(uvirtio_device_num_queues(dev), sizeof(*m->queues));
 	if (!m->queues) {
 		free(m);
 		return -ENOMEM;
@@ -787,13 +787,13 @@ int uvirtio_pci_dev_create(struct uvirtio_pci_dev **out, struct uvirtio_device *
 	m->dev = dev;
 	m->cfg = *cfg;
 	if (!m->cfg.nvectors)
-		m->cfg.nvectors = dev->num_queues + 1;
-	m->nqueues = dev->num_queues;
+		m->cfg.nvectors = uvirtio_device_num_queues(dev) + 1;
+	m->nqueues = uvirtio_device_num_queues(dev);
 	pthread_mutex_init(&m->lock, NULL);
 	reset_model(m);
 	for (unsigned i = 0; i < m->nqueues; i++)
 		m->queues[i].kick_fd = -1;
-	for (unsigned i = 0; i < m->nqueues && dev->ops->takes_kick_fds && !ret; i++) {
+	for (unsigned i = 0; i < m->nqueues && uvirtio_device_ops(dev)->takes_kick_fds && !ret; i++) {
 		m->queues[i].kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		ret = m->queues[i].kick_fd < 0 ? -errno : uvirtio_device_set_kick_fd(dev, i, m->queues[i].kick_fd);
 	}
