@@ -56,10 +56,11 @@ static int negotiate(struct check_ctx *c, uint64_t wanted, uint64_t *got, char *
 	}
 	ret = uvirtio_driver_probe(&drv, conn.t, wanted);
 	if (ret == -ENODEV)
-		snprintf(why, whylen, "FEATURES_OK did not stick after SET_FEATURES(0x%" PRIx64 ")", drv.features);
+		snprintf(why, whylen, "FEATURES_OK did not stick after SET_FEATURES(0x%" PRIx64 ")",
+			 uvirtio_driver_features(&drv));
 	else if (ret)
 		snprintf(why, whylen, "negotiation failed: %s", err_name(ret));
-	*got = drv.features;
+	*got = uvirtio_driver_features(&drv);
 	if (!ret)
 		uvirtio_driver_remove(&drv, NULL, NULL);
 	check_disconnect(&conn);

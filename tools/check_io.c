@@ -312,7 +312,7 @@ static enum check_verdict check_reset_renegotiate(struct check_ctx *c)
 		session_close(&s);
 		return CHECK_NA;
 	}
-	first = s.b.drv.features;
+	first = uvirtio_driver_features(&s.b.drv);
 	ro = uvirtio_blk_drv_read_only(&s.b);
 	if (ro) {
 		ret = uvirtio_blk_drv_read(&s.b, 0, disk / 512, s.buf[2], len, c->opts.timeout_ms);
@@ -354,10 +354,11 @@ static enum check_verdict check_reset_renegotiate(struct check_ctx *c)
 		session_close(&s);
 		return FAIL(c, "no shared memory for data buffers");
 	}
-	if (s.b.drv.features & dropped) {
+	if (uvirtio_driver_features(&s.b.drv) & dropped) {
 		free(ref);
 		session_close(&s);
-		return FAIL(c, "renegotiated features 0x%" PRIx64 " still hold a dropped bit", s.b.drv.features);
+		return FAIL(c, "renegotiated features 0x%" PRIx64 " still hold a dropped bit",
+			    uvirtio_driver_features(&s.b.drv));
 	}
 	memset(s.buf[1], 0xa5, len);
 	ret = uvirtio_blk_drv_read(&s.b, 0, disk / 512, s.buf[1], len, c->opts.timeout_ms);
@@ -382,7 +383,7 @@ static enum check_verdict check_reset_renegotiate(struct check_ctx *c)
 			return FAIL(c, "after renegotiation: %s", why);
 		}
 	}
-	uint64_t second = s.b.drv.features;
+	uint64_t second = uvirtio_driver_features(&s.b.drv);
 
 	session_close(&s);
 	return PASS(c, "features 0x%" PRIx64 " then, after reset, 0x%" PRIx64 " (no INDIRECT_DESC/EVENT_IDX/MQ); "

@@ -230,7 +230,7 @@ static int blk_round(struct uvirtio_trace_transport *tt, struct round *r, unsign
 		fprintf(stderr, "uvirtio demo: probe failed: %s\n", strerror(-ret));
 		return ret;
 	}
-	r->negotiated = drv.drv.features;
+	r->negotiated = uvirtio_driver_features(&drv.drv);
 	print_limits(&drv);
 	for (unsigned i = 0; i < nios && !ret; i++) {
 		ios[i].buf = uvirtio_blk_drv_alloc_buf(&drv, CHUNK);
@@ -334,9 +334,11 @@ struct device_report {
 static int device_report(struct uvirtio_device *dev, void *arg)
 {
 	struct device_report *r = arg;
+	struct uvirtio_device_stats st;
 
-	uvirtio_blk_dev_get_stats(dev->priv, &r->st);
-	r->resets = dev->resets;
+	uvirtio_blk_dev_get_stats(uvirtio_device_priv(dev), &r->st);
+	uvirtio_device_get_stats(dev, &st);
+	r->resets = st.resets;
 	return 0;
 }
 

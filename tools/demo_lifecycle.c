@@ -47,7 +47,8 @@ static int run_demo(void)
 
 	if (step("probe", load_start_driver(&ld, LOAD_FULL_FEATURES)))
 		return 1;
-	printf("  negotiated %s\n", features_describe(features_blk_names, ld.drv.features, buf, sizeof(buf)));
+	printf("  negotiated %s\n",
+	       features_describe(features_blk_names, uvirtio_driver_features(&ld.drv), buf, sizeof(buf)));
 	if (step("I/O", load_run(&ld, 2000)) || step("verify", load_verify_all(&ld)))
 		return 1;
 	printf("  %lu requests on %u queues, every one completed once, data verified\n", ld.done, ld.nq);

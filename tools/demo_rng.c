@@ -21,9 +21,11 @@
 static int device_counters(struct uvirtio_device *dev, void *arg)
 {
 	unsigned long *c = arg;
-	struct uvirtio_rng_dev *rng = dev->priv;
+	struct uvirtio_rng_dev *rng = uvirtio_device_priv(dev);
+	struct uvirtio_device_stats st;
 
-	c[0] = dev->resets;
+	uvirtio_device_get_stats(dev, &st);
+	c[0] = st.resets;
 	c[1] = rng->requests;
 	c[2] = rng->bytes;
 	return 0;
@@ -58,7 +60,7 @@ static int round_trip(struct uvirtio_trace_transport *tt, unsigned round, uint64
 		fprintf(stderr, "uvirtio demo: probe failed: %s\n", strerror(-ret));
 		return ret;
 	}
-	*negotiated = drv.drv.features;
+	*negotiated = uvirtio_driver_features(&drv.drv);
 
 	got = uvirtio_rng_drv_read(&drv, data, bytes, 5000);
 	if (got < 0) {

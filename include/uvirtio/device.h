@@ -91,35 +91,10 @@ struct uvirtio_device_hooks {
 	void *opaque;
 };
 
+/* Caller-owned, opaque (docs/ARCHITECTURE.md, "Objects"). A zeroed one is
+ * safe to destroy. */
 struct uvirtio_device {
-	const struct uvirtio_device_ops *ops;
-	void *priv; /* the device type's own state */
-	struct uvirtio_mem *mem;
-	struct uvirtio_device_hooks hooks;
-
-	uint8_t status;
-	uint64_t offered;         /* what the device offers */
-	uint64_t driver_features; /* what the driver wrote */
-	uint64_t features;        /* accepted at FEATURES_OK; 0 before */
-
-	void *config;             /* the device type's config structure */
-	unsigned config_size;
-	uint32_t config_generation;
-
-	struct uvirtio_devq *queues;
-	unsigned num_queues;
-	bool *queue_started;      /* queue_start called, queue_stop not yet */
-	int *kick_fds;            /* per queue, the transport's; -1 when none */
-	struct uvirtio_queue_layout *layouts; /* per queue, as last enabled */
-	unsigned resets;          /* completed resets, for reports */
-	const char *needs_reset_reason;
-	/* Config changes made while suspended wait here until resume
-	 * (config_pending_dirty); the driver sees the old bytes meanwhile. */
-	void *config_pending;
-	bool config_pending_dirty;
-	/* Serialises status changes between the control thread and a queue
-	 * thread that finds its ring broken. */
-	pthread_mutex_t status_lock;
+	UVIRTIO_OPAQUE(512);
 };
 
 /**
@@ -162,6 +137,13 @@ UVIRTIO_API
 uint64_t uvirtio_device_get_features(const struct uvirtio_device *dev);
 
 /**
+ * uvirtio_device_get_driver_features() - the features the driver last wrote,
+ * accepted or not (what a register model reads back); 0 after a reset.
+ */
+UVIRTIO_API
+uint64_t uvirtio_device_get_driver_features(const struct uvirtio_device *dev);
+
+/**
  * uvirtio_device_set_driver_features() - the driver writes its features.
  * Return: 0, or -EBUSY after FEATURES_OK (the spec forbids a change then).
  */
@@ -195,6 +177,18 @@ int uvirtio_device_set_status(struct uvirtio_device *dev, uint8_t status);
 /** uvirtio_device_get_status() - the status register. */
 UVIRTIO_API
 uint8_t uvirtio_device_get_status(const struct uvirtio_device *dev);
+
+struct uvirtio_device_stats {
+	unsigned resets;                /* completed resets */
+	const char *needs_reset_reason; /* why DEVICE_NEEDS_RESET is set, or NULL */
+};
+
+/**
+ * uvirtio_device_get_stats() - what happened to the device, for tests and
+ * reports. Call it on the control thread.
+ */
+UVIRTIO_API
+void uvirtio_device_get_stats(const struct uvirtio_device *dev, struct uvirtio_device_stats *out);
 
 /**
  * uvirtio_device_reset() - reset as the spec defines it: the device type
@@ -236,6 +230,23 @@ uint32_t uvirtio_device_config_generation(const struct uvirtio_device *dev);
 UVIRTIO_API
 int uvirtio_device_config_update(struct uvirtio_device *dev, unsigned offset, const void *buf,
 				 unsigned len);
+
+/* For transports: what the device type is. */
+
+/**
+ * uvirtio_device_ops() - the device type @dev was set up with (its device_id,
+ * queue count, takes_kick_fds...), or NULL for a zeroed or destroyed @dev.
+ */
+UVIRTIO_API
+const struct uvirtio_device_ops *uvirtio_device_ops(const struct uvirtio_device *dev);
+
+/** uvirtio_device_num_queues() - how many queues it has; 0 when not set up. */
+UVIRTIO_API
+unsigned uvirtio_device_num_queues(const struct uvirtio_device *dev);
+
+/** uvirtio_device_config_size() - the size of config space in bytes. */
+UVIRTIO_API
+unsigned uvirtio_device_config_size(const struct uvirtio_device *dev);
 
 /** uvirtio_device_queue_max_size() - 0 for a queue that does not exist. */
 UVIRTIO_API
@@ -352,12 +363,14 @@ void uvirtio_device_queue_notify_data(struct uvirtio_device *dev, uint32_t data)
  * written by the driver names: bits 0-15 with VIRTIO_F_NOTIFICATION_DATA
  * negotiated, else all of @data. For a transport's lock-free kick path.
  */
-static inline uint32_t uvirtio_device_notified_queue(const struct uvirtio_device *dev, uint32_t data)
-{
-	return dev->features & UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA) ? data & 0xffff : data;
-}
+UVIRTIO_API
+uint32_t uvirtio_device_notified_queue(const struct uvirtio_device *dev, uint32_t data);
 
 /* For device types. */
+
+/** uvirtio_device_priv() - the device type's state given to uvirtio_device_init(). */
+UVIRTIO_API
+void *uvirtio_device_priv(const struct uvirtio_device *dev);
 
 /** uvirtio_device_queue() - queue @index (NULL when it does not exist). */
 UVIRTIO_API
@@ -389,30 +402,31 @@ void uvirtio_device_reschedule(struct uvirtio_device *dev, unsigned index);
 UVIRTIO_API
 void uvirtio_device_needs_reset(struct uvirtio_device *dev, const char *why);
 
+/**
+ * uvirtio_device_accepted_features() - the features accepted at FEATURES_OK
+ * (what the device and driver negotiated); 0 before and after a reset.
+ */
+UVIRTIO_API
+uint64_t uvirtio_device_accepted_features(const struct uvirtio_device *dev);
+
 /** uvirtio_device_has_feature() - whether feature @bit was accepted. */
-static inline bool uvirtio_device_has_feature(const struct uvirtio_device *dev, unsigned bit)
-{
-	return dev->features & UVIRTIO_BIT(bit);
-}
+UVIRTIO_API
+bool uvirtio_device_has_feature(const struct uvirtio_device *dev, unsigned bit);
 
 /**
  * uvirtio_device_suspended() - whether the device presents SUSPEND: it has
  * stopped every queue with nothing in flight, sends no notification and
  * holds config changes back until the driver sets DRIVER_OK again.
+ * May be called on a queue's thread.
  */
-static inline bool uvirtio_device_suspended(const struct uvirtio_device *dev)
-{
-	return __atomic_load_n(&dev->status, __ATOMIC_ACQUIRE) & VIRTIO_CONFIG_S_SUSPEND;
-}
+UVIRTIO_API
+bool uvirtio_device_suspended(const struct uvirtio_device *dev);
 
-/** uvirtio_device_running() - DRIVER_OK set and DEVICE_NEEDS_RESET clear. */
-static inline bool uvirtio_device_running(const struct uvirtio_device *dev)
-{
-	/* Atomic: a queue thread asks while the control thread may write. */
-	uint8_t status = __atomic_load_n(&dev->status, __ATOMIC_ACQUIRE);
-
-	return (status & (VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_NEEDS_RESET)) ==
-	       VIRTIO_CONFIG_S_DRIVER_OK;
-}
+/**
+ * uvirtio_device_running() - DRIVER_OK set and DEVICE_NEEDS_RESET clear.
+ * May be called on a queue's thread.
+ */
+UVIRTIO_API
+bool uvirtio_device_running(const struct uvirtio_device *dev);
 
 #endif

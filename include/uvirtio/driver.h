@@ -20,13 +20,9 @@
 #include "uvirtio/transport.h"
 #include "uvirtio/virtio_spec.h"
 
+/* Caller-owned, opaque (docs/ARCHITECTURE.md, "Objects"). */
 struct uvirtio_driver {
-	struct uvirtio_transport *t;
-	uint64_t device_features; /* offered by the device */
-	uint64_t features;        /* negotiated */
-	struct uvirtio_drvq *vqs;
-	unsigned nvqs;
-	bool *vq_reset; /* per queue: reset and not yet enabled again */
+	UVIRTIO_OPAQUE(128);
 };
 
 /**
@@ -63,11 +59,28 @@ int uvirtio_driver_find_vqs(struct uvirtio_driver *drv, unsigned nvqs, const uns
 UVIRTIO_API
 int uvirtio_driver_ready(struct uvirtio_driver *drv);
 
+/**
+ * uvirtio_driver_transport() - the transport given to uvirtio_driver_probe()
+ * (NULL before the first probe), for a driver type's own config writes and
+ * DMA allocations.
+ */
+UVIRTIO_API
+struct uvirtio_transport *uvirtio_driver_transport(const struct uvirtio_driver *drv);
+
+/**
+ * uvirtio_driver_features() - the features negotiated by the last probe: what
+ * the device offered of those wanted, VERSION_1 included; 0 before a probe.
+ */
+UVIRTIO_API
+uint64_t uvirtio_driver_features(const struct uvirtio_driver *drv);
+
+/** uvirtio_driver_num_vqs() - how many queues find_vqs created; 0 without. */
+UVIRTIO_API
+unsigned uvirtio_driver_num_vqs(const struct uvirtio_driver *drv);
+
 /** uvirtio_driver_vq() - queue @index, or NULL. */
-static inline struct uvirtio_drvq *uvirtio_driver_vq(struct uvirtio_driver *drv, unsigned index)
-{
-	return index < drv->nvqs ? &drv->vqs[index] : NULL;
-}
+UVIRTIO_API
+struct uvirtio_drvq *uvirtio_driver_vq(struct uvirtio_driver *drv, unsigned index);
 
 /**
  * uvirtio_driver_wait() - wait until the device signals used buffers on
@@ -122,6 +135,14 @@ int uvirtio_driver_queue_reset(struct uvirtio_driver *drv, unsigned index,
 			       void (*release)(void *token, void *opaque), void *opaque);
 
 /**
+ * uvirtio_driver_queue_is_reset() - whether queue @index was reset by
+ * uvirtio_driver_queue_reset() and not enabled again (so it must not be
+ * used). false for a queue that does not exist.
+ */
+UVIRTIO_API
+bool uvirtio_driver_queue_is_reset(const struct uvirtio_driver *drv, unsigned index);
+
+/**
  * uvirtio_driver_queue_enable() - set a reset queue up again with a new
  * ring of @size entries (0: the size it had; above the device's maximum:
  * lowered to it), which is how a driver resizes a queue. The queue's
@@ -155,9 +176,7 @@ UVIRTIO_API
 int uvirtio_driver_resume(struct uvirtio_driver *drv, int timeout_ms);
 
 /** uvirtio_driver_has_feature() - whether feature @bit was negotiated. */
-static inline bool uvirtio_driver_has_feature(const struct uvirtio_driver *drv, unsigned bit)
-{
-	return drv->features & UVIRTIO_BIT(bit);
-}
+UVIRTIO_API
+bool uvirtio_driver_has_feature(const struct uvirtio_driver *drv, unsigned bit);
 
 #endif

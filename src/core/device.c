@@ -3,7 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "uvirtio/device.h"
+#include "core_priv.h"
+#include "device_internal.h"
 
 /* Status bits the driver writes; DEVICE_NEEDS_RESET is the device's. */
 #define DRIVER_STATUS_BITS                                                          \
@@ -17,12 +18,13 @@ static void queue_broken(struct uvirtio_devq *q, void *opaque)
 	uvirtio_device_needs_reset(dev, uvirtio_devq_broken_reason(q));
 }
 
-int uvirtio_device_init(struct uvirtio_device *dev, const struct uvirtio_device_ops *ops, void *priv,
-			void *config, unsigned config_size, struct uvirtio_mem *mem)
+int uvirtio_device_init(struct uvirtio_device *public_dev, const struct uvirtio_device_ops *ops,
+			void *priv, void *config, unsigned config_size, struct uvirtio_mem *mem)
 {
+	struct device *dev = device_of(public_dev);
 	unsigned max = ops->queue_max_size;
 
-	memset(dev, 0, sizeof(*dev));
+	memset(public_dev, 0, sizeof(*public_dev));
 	if (ops->num_queues == 0 || !max || (max & (max - 1)) || max > UVIRTIO_QUEUE_SIZE_MAX)
 		return -EINVAL;
 	if (config_size && !config)
@@ -42,7 +44,7 @@ int uvirtio_device_init(struct uvirtio_device *dev, const struct uvirtio_device_
 		return -ENOMEM;
 	}
 	for (unsigned i = 0; i < ops->num_queues; i++) {
-		uvirtio_devq_set_broken_cb(&dev->queues[i], queue_broken, dev);
+		uvirtio_devq_set_broken_cb(&dev->queues[i], queue_broken, public_dev);
 		dev->kick_fds[i] = -1;
 	}
 	pthread_mutex_init(&dev->status_lock, NULL);
@@ -57,48 +59,59 @@ int uvirtio_device_init(struct uvirtio_device *dev, const struct uvirtio_device_
 	return 0;
 }
 
-void uvirtio_device_destroy(struct uvirtio_device *dev)
+void uvirtio_device_destroy(struct uvirtio_device *public_dev)
 {
+	struct device *dev = device_of(public_dev);
+
 	if (!dev->ops)
 		return;
-	uvirtio_device_reset(dev);
+	uvirtio_device_reset(public_dev);
 	free(dev->queues);
 	free(dev->queue_started);
 	free(dev->kick_fds);
 	free(dev->layouts);
 	free(dev->config_pending);
 	pthread_mutex_destroy(&dev->status_lock);
-	memset(dev, 0, sizeof(*dev));
+	memset(public_dev, 0, sizeof(*public_dev));
 }
 
-void uvirtio_device_set_hooks(struct uvirtio_device *dev, const struct uvirtio_device_hooks *hooks)
+void uvirtio_device_set_hooks(struct uvirtio_device *public_dev,
+			      const struct uvirtio_device_hooks *hooks)
 {
+	struct device *dev = device_of(public_dev);
+
 	dev->hooks = *hooks;
 }
 
-int uvirtio_device_set_offered(struct uvirtio_device *dev, uint64_t features)
+int uvirtio_device_set_offered(struct uvirtio_device *public_dev, uint64_t features)
 {
-	if (uvirtio_device_get_status(dev))
+	struct device *dev = device_of(public_dev);
+
+	if (status_of(dev))
 		return -EBUSY;
 	dev->offered = features | UVIRTIO_BIT(VIRTIO_F_VERSION_1);
 	return 0;
 }
 
-uint64_t uvirtio_device_get_features(const struct uvirtio_device *dev)
+uint64_t uvirtio_device_get_features(const struct uvirtio_device *public_dev)
 {
+	const struct device *dev = device_of_const(public_dev);
+
 	return dev->offered;
 }
 
-int uvirtio_device_set_driver_features(struct uvirtio_device *dev, uint64_t features)
+int uvirtio_device_set_driver_features(struct uvirtio_device *public_dev, uint64_t features)
 {
+	struct device *dev = device_of(public_dev);
+
 	/* spec: the driver MUST NOT change features after FEATURES_OK. */
-	if (uvirtio_device_get_status(dev) & VIRTIO_CONFIG_S_FEATURES_OK)
+	if (status_of(dev) & VIRTIO_CONFIG_S_FEATURES_OK)
 		return -EBUSY;
 	dev->driver_features = features;
 	return 0;
 }
 
-static bool features_acceptable(struct uvirtio_device *dev, uint64_t f)
+static bool features_acceptable(struct device *dev, uint64_t f)
 {
 	/* spec: the driver MUST NOT accept a feature the device did not offer. */
 	if (f & ~dev->offered)
@@ -114,17 +127,19 @@ static bool features_acceptable(struct uvirtio_device *dev, uint64_t f)
 		if ((f & UVIRTIO_BIT(d->feature)) && !(f & UVIRTIO_BIT(d->requires)))
 			return false;
 	}
-	return !dev->ops->validate_features || dev->ops->validate_features(dev, f) == 0;
+	return !dev->ops->validate_features || dev->ops->validate_features(pub(dev), f) == 0;
 }
 
-uint8_t uvirtio_device_get_status(const struct uvirtio_device *dev)
+uint8_t uvirtio_device_get_status(const struct uvirtio_device *public_dev)
 {
+	const struct device *dev = device_of_const(public_dev);
+
 	return __atomic_load_n(&dev->status, __ATOMIC_ACQUIRE);
 }
 
 /* Replace the driver's bits, keeping DEVICE_NEEDS_RESET, which a queue
  * thread may set meanwhile. */
-static void store_status(struct uvirtio_device *dev, uint8_t driver_bits)
+static void store_status(struct device *dev, uint8_t driver_bits)
 {
 	pthread_mutex_lock(&dev->status_lock);
 	__atomic_store_n(&dev->status,
@@ -133,51 +148,51 @@ static void store_status(struct uvirtio_device *dev, uint8_t driver_bits)
 	pthread_mutex_unlock(&dev->status_lock);
 }
 
-static void start_queue(struct uvirtio_device *dev, unsigned i)
+static void start_queue(struct device *dev, unsigned i)
 {
 	if (!dev->ops->queue_start || dev->queue_started[i] || !dev->queues[i].ready)
 		return;
-	if (dev->ops->queue_start(dev, i)) {
-		uvirtio_device_needs_reset(dev, "device failed to start a queue");
+	if (dev->ops->queue_start(pub(dev), i)) {
+		uvirtio_device_needs_reset(pub(dev), "device failed to start a queue");
 		return;
 	}
 	dev->queue_started[i] = true;
 }
 
-static void stop_queue(struct uvirtio_device *dev, unsigned i)
+static void stop_queue(struct device *dev, unsigned i)
 {
 	if (!dev->queue_started[i])
 		return;
-	dev->ops->queue_stop(dev, i);
+	dev->ops->queue_stop(pub(dev), i);
 	dev->queue_started[i] = false;
 }
 
 /* Have the device type finish or drop what it took from queue @i: stop its
  * thread, or, for a device type serving queues on the control path, ask it
  * through queue_stop when it keeps requests across calls. */
-static void drain_queue(struct uvirtio_device *dev, unsigned i)
+static void drain_queue(struct device *dev, unsigned i)
 {
 	if (dev->ops->queue_start)
 		stop_queue(dev, i);
 	else if (dev->ops->queue_stop && dev->queues[i].ready)
-		dev->ops->queue_stop(dev, i);
+		dev->ops->queue_stop(pub(dev), i);
 }
 
 /* Look at every queue once, as if kicked, or start its thread. */
-static void start_queues(struct uvirtio_device *dev)
+static void start_queues(struct device *dev)
 {
 	for (unsigned i = 0; i < dev->num_queues; i++) {
 		if (dev->ops->queue_start)
 			start_queue(dev, i);
 		else
-			uvirtio_device_queue_notify(dev, i);
+			uvirtio_device_queue_notify(pub(dev), i);
 	}
 }
 
 /* spec, SUSPEND: the device stops taking buffers, finishes those in flight,
  * then presents SUSPEND with DRIVER_OK clear. Every queue keeps its place
  * so resume goes on from it. */
-static void suspend(struct uvirtio_device *dev, uint8_t driver_bits)
+static void suspend(struct device *dev, uint8_t driver_bits)
 {
 	for (unsigned i = 0; i < dev->num_queues; i++) {
 		drain_queue(dev, i);
@@ -188,16 +203,16 @@ static void suspend(struct uvirtio_device *dev, uint8_t driver_bits)
 		memcpy(dev->config_pending, dev->config, dev->config_size);
 	dev->config_pending_dirty = false;
 	/* spec: a device that cannot suspend sets DEVICE_NEEDS_RESET. */
-	if (dev->ops->suspend && dev->ops->suspend(dev)) {
+	if (dev->ops->suspend && dev->ops->suspend(pub(dev))) {
 		store_status(dev, driver_bits & (uint8_t)~VIRTIO_CONFIG_S_SUSPEND);
-		uvirtio_device_needs_reset(dev, "device could not suspend");
+		uvirtio_device_needs_reset(pub(dev), "device could not suspend");
 		return;
 	}
 	store_status(dev, (driver_bits | VIRTIO_CONFIG_S_SUSPEND) & (uint8_t)~VIRTIO_CONFIG_S_DRIVER_OK);
 }
 
 /* Restart every queue stopped by suspend, at the place it stopped. */
-static int resume_queues(struct uvirtio_device *dev)
+static int resume_queues(struct device *dev)
 {
 	for (unsigned i = 0; i < dev->num_queues; i++) {
 		struct uvirtio_devq *q = &dev->queues[i];
@@ -216,35 +231,36 @@ static int resume_queues(struct uvirtio_device *dev)
 	return 0;
 }
 
-static void resume(struct uvirtio_device *dev, uint8_t driver_bits)
+static void resume(struct device *dev, uint8_t driver_bits)
 {
 	int ret = resume_queues(dev);
 
 	store_status(dev, (driver_bits | VIRTIO_CONFIG_S_DRIVER_OK) & (uint8_t)~VIRTIO_CONFIG_S_SUSPEND);
 	if (ret) {
-		uvirtio_device_needs_reset(dev, "device could not resume a queue");
+		uvirtio_device_needs_reset(pub(dev), "device could not resume a queue");
 		return;
 	}
 	/* spec: config changes are held back while suspended; publish them now. */
 	if (dev->config_pending_dirty) {
 		dev->config_pending_dirty = false;
-		uvirtio_device_config_update(dev, 0, dev->config_pending, dev->config_size);
+		uvirtio_device_config_update(pub(dev), 0, dev->config_pending, dev->config_size);
 	}
-	if (dev->ops->start && dev->ops->start(dev)) {
-		uvirtio_device_needs_reset(dev, "device failed to start");
+	if (dev->ops->start && dev->ops->start(pub(dev))) {
+		uvirtio_device_needs_reset(pub(dev), "device failed to start");
 		return;
 	}
 	start_queues(dev);
 }
 
-int uvirtio_device_set_status(struct uvirtio_device *dev, uint8_t status)
+int uvirtio_device_set_status(struct uvirtio_device *public_dev, uint8_t status)
 {
-	uint8_t old = uvirtio_device_get_status(dev) & DRIVER_STATUS_BITS;
+	struct device *dev = device_of(public_dev);
+	uint8_t old = status_of(dev) & DRIVER_STATUS_BITS;
 	uint8_t new = status & DRIVER_STATUS_BITS;
 	uint8_t added = new & ~old;
 
 	if (status == 0) {
-		uvirtio_device_reset(dev);
+		uvirtio_device_reset(public_dev);
 		return 0;
 	}
 	if (old & VIRTIO_CONFIG_S_SUSPEND) {
@@ -263,10 +279,10 @@ int uvirtio_device_set_status(struct uvirtio_device *dev, uint8_t status)
 	if (added & VIRTIO_CONFIG_S_SUSPEND) {
 		/* spec: the driver MUST NOT set SUSPEND unless SUSPEND was
 		 * negotiated, and only after DRIVER_OK. */
-		if (!uvirtio_device_has_feature(dev, VIRTIO_F_SUSPEND) ||
+		if (!has_feature(dev, VIRTIO_F_SUSPEND) ||
 		    !(new & VIRTIO_CONFIG_S_DRIVER_OK) || (added & VIRTIO_CONFIG_S_DRIVER_OK))
 			return -EINVAL;
-		if (uvirtio_device_get_status(dev) & VIRTIO_CONFIG_S_NEEDS_RESET)
+		if (status_of(dev) & VIRTIO_CONFIG_S_NEEDS_RESET)
 			return 0;
 		suspend(dev, new);
 		return 0;
@@ -282,8 +298,8 @@ int uvirtio_device_set_status(struct uvirtio_device *dev, uint8_t status)
 	store_status(dev, new);
 
 	if (added & VIRTIO_CONFIG_S_DRIVER_OK) {
-		if (dev->ops->start && dev->ops->start(dev)) {
-			uvirtio_device_needs_reset(dev, "device failed to start");
+		if (dev->ops->start && dev->ops->start(public_dev)) {
+			uvirtio_device_needs_reset(public_dev, "device failed to start");
 			return 0;
 		}
 		/* A driver may make buffers available before DRIVER_OK (Linux
@@ -294,14 +310,16 @@ int uvirtio_device_set_status(struct uvirtio_device *dev, uint8_t status)
 	return 0;
 }
 
-void uvirtio_device_reset(struct uvirtio_device *dev)
+void uvirtio_device_reset(struct uvirtio_device *public_dev)
 {
+	struct device *dev = device_of(public_dev);
+
 	/* The device type drains first, while the queues still work, so a
 	 * request it finishes can still be pushed; after this nothing is. */
 	for (unsigned i = 0; i < dev->num_queues; i++)
 		stop_queue(dev, i);
 	if (dev->ops->reset)
-		dev->ops->reset(dev);
+		dev->ops->reset(public_dev);
 	for (unsigned i = 0; i < dev->num_queues; i++) {
 		uvirtio_devq_reset(&dev->queues[i]);
 		dev->layouts[i] = (struct uvirtio_queue_layout){ 0 };
@@ -316,9 +334,11 @@ void uvirtio_device_reset(struct uvirtio_device *dev)
 	dev->resets++;
 }
 
-int uvirtio_device_config_read(const struct uvirtio_device *dev, unsigned offset, void *buf,
+int uvirtio_device_config_read(const struct uvirtio_device *public_dev, unsigned offset, void *buf,
 			       unsigned len)
 {
+	const struct device *dev = device_of_const(public_dev);
+
 	if (offset > dev->config_size || len > dev->config_size - offset)
 		return -EINVAL;
 	/* A device type without config space has a NULL one; memcpy from NULL
@@ -328,34 +348,39 @@ int uvirtio_device_config_read(const struct uvirtio_device *dev, unsigned offset
 	return 0;
 }
 
-int uvirtio_device_config_write(struct uvirtio_device *dev, unsigned offset, const void *buf,
+int uvirtio_device_config_write(struct uvirtio_device *public_dev, unsigned offset, const void *buf,
 				unsigned len)
 {
+	struct device *dev = device_of(public_dev);
 	int ret;
 
 	if (offset > dev->config_size || len > dev->config_size - offset)
 		return -EINVAL;
 	if (!dev->ops->config_write)
 		return -EPERM;
-	ret = dev->ops->config_write(dev, offset, buf, len);
+	ret = dev->ops->config_write(public_dev, offset, buf, len);
 	if (!ret)
 		memcpy((char *)dev->config + offset, buf, len);
 	return ret;
 }
 
-uint32_t uvirtio_device_config_generation(const struct uvirtio_device *dev)
+uint32_t uvirtio_device_config_generation(const struct uvirtio_device *public_dev)
 {
+	const struct device *dev = device_of_const(public_dev);
+
 	return __atomic_load_n(&dev->config_generation, __ATOMIC_ACQUIRE);
 }
 
-int uvirtio_device_config_update(struct uvirtio_device *dev, unsigned offset, const void *buf,
-				 unsigned len)
+int uvirtio_device_config_update(struct uvirtio_device *public_dev, unsigned offset,
+				 const void *buf, unsigned len)
 {
+	struct device *dev = device_of(public_dev);
+
 	if (offset > dev->config_size || len > dev->config_size - offset)
 		return -EINVAL;
 	/* spec: while suspended the device changes no config space and sends
 	 * no notification; the change waits for resume. */
-	if (uvirtio_device_suspended(dev)) {
+	if (suspended(dev)) {
 		if (len)
 			memcpy((char *)dev->config_pending + offset, buf, len);
 		dev->config_pending_dirty = true;
@@ -364,19 +389,21 @@ int uvirtio_device_config_update(struct uvirtio_device *dev, unsigned offset, co
 	if (len)
 		memcpy((char *)dev->config + offset, buf, len);
 	__atomic_add_fetch(&dev->config_generation, 1, __ATOMIC_RELEASE);
-	if ((uvirtio_device_get_status(dev) & VIRTIO_CONFIG_S_DRIVER_OK) && dev->hooks.notify_config)
+	if ((status_of(dev) & VIRTIO_CONFIG_S_DRIVER_OK) && dev->hooks.notify_config)
 		dev->hooks.notify_config(dev->hooks.opaque);
 	return 0;
 }
 
-unsigned uvirtio_device_queue_max_size(const struct uvirtio_device *dev, unsigned index)
+unsigned uvirtio_device_queue_max_size(const struct uvirtio_device *public_dev, unsigned index)
 {
+	const struct device *dev = device_of_const(public_dev);
+
 	return index < dev->num_queues ? dev->ops->queue_max_size : 0;
 }
 
 /* Set queue @index up on @l; at its start (@at NULL) or at the encoded
  * indices at[0] (next avail) and at[1] (used). */
-static int queue_enable(struct uvirtio_device *dev, unsigned index,
+static int queue_enable(struct device *dev, unsigned index,
 			const struct uvirtio_queue_layout *l, const uint16_t *at)
 {
 	struct uvirtio_devq *q;
@@ -385,7 +412,7 @@ static int queue_enable(struct uvirtio_device *dev, unsigned index,
 	if (index >= dev->num_queues || l->num > dev->ops->queue_max_size)
 		return -EINVAL;
 	/* Ring features are known only once negotiated. */
-	if (!(uvirtio_device_get_status(dev) & VIRTIO_CONFIG_S_FEATURES_OK))
+	if (!(status_of(dev) & VIRTIO_CONFIG_S_FEATURES_OK))
 		return -EINVAL;
 	/* Its thread must be gone before the ring under it changes. */
 	stop_queue(dev, index);
@@ -400,28 +427,33 @@ static int queue_enable(struct uvirtio_device *dev, unsigned index,
 		return ret;
 	}
 	dev->layouts[index] = *l;
-	if (uvirtio_device_running(dev))
+	if (running(dev))
 		start_queue(dev, index);
 	return 0;
 }
 
-int uvirtio_device_queue_enable(struct uvirtio_device *dev, unsigned index,
+int uvirtio_device_queue_enable(struct uvirtio_device *public_dev, unsigned index,
 				const struct uvirtio_queue_layout *l)
 {
+	struct device *dev = device_of(public_dev);
+
 	return queue_enable(dev, index, l, NULL);
 }
 
-int uvirtio_device_queue_enable_at(struct uvirtio_device *dev, unsigned index,
+int uvirtio_device_queue_enable_at(struct uvirtio_device *public_dev, unsigned index,
 				   const struct uvirtio_queue_layout *l, uint16_t next_avail,
 				   uint16_t used_idx)
 {
+	struct device *dev = device_of(public_dev);
 	const uint16_t at[2] = { next_avail, used_idx };
 
 	return queue_enable(dev, index, l, at);
 }
 
-uint16_t uvirtio_device_queue_stop(struct uvirtio_device *dev, unsigned index)
+uint16_t uvirtio_device_queue_stop(struct uvirtio_device *public_dev, unsigned index)
 {
+	struct device *dev = device_of(public_dev);
+
 	if (index >= dev->num_queues)
 		return 0;
 	stop_queue(dev, index);
@@ -429,12 +461,14 @@ uint16_t uvirtio_device_queue_stop(struct uvirtio_device *dev, unsigned index)
 	return uvirtio_devq_next_avail(&dev->queues[index]);
 }
 
-int uvirtio_device_queue_reset(struct uvirtio_device *dev, unsigned index)
+int uvirtio_device_queue_reset(struct uvirtio_device *public_dev, unsigned index)
 {
+	struct device *dev = device_of(public_dev);
+
 	if (index >= dev->num_queues)
 		return -EINVAL;
 	/* spec: queue reset exists only with VIRTIO_F_RING_RESET. */
-	if (!uvirtio_device_has_feature(dev, VIRTIO_F_RING_RESET))
+	if (!has_feature(dev, VIRTIO_F_RING_RESET))
 		return -EPERM;
 	/* The device type finishes or drops what it took while the ring still
 	 * works; then the ring and its indices are forgotten. */
@@ -444,76 +478,94 @@ int uvirtio_device_queue_reset(struct uvirtio_device *dev, unsigned index)
 	return 0;
 }
 
-bool uvirtio_device_queue_ready(const struct uvirtio_device *dev, unsigned index)
+bool uvirtio_device_queue_ready(const struct uvirtio_device *public_dev, unsigned index)
 {
+	const struct device *dev = device_of_const(public_dev);
+
 	/* A queue stopped by suspend is still enabled as the driver sees it. */
 	return index < dev->num_queues && dev->layouts[index].num;
 }
 
-void uvirtio_device_queue_layout(const struct uvirtio_device *dev, unsigned index,
+void uvirtio_device_queue_layout(const struct uvirtio_device *public_dev, unsigned index,
 				 struct uvirtio_queue_layout *layout)
 {
+	const struct device *dev = device_of_const(public_dev);
+
 	*layout = index < dev->num_queues ? dev->layouts[index] : (struct uvirtio_queue_layout){ 0 };
 }
 
-int uvirtio_device_set_kick_fd(struct uvirtio_device *dev, unsigned index, int fd)
+int uvirtio_device_set_kick_fd(struct uvirtio_device *public_dev, unsigned index, int fd)
 {
+	struct device *dev = device_of(public_dev);
+
 	if (index >= dev->num_queues)
 		return -EINVAL;
 	dev->kick_fds[index] = fd;
 	return 0;
 }
 
-int uvirtio_device_queue_kick_fd(const struct uvirtio_device *dev, unsigned index)
+int uvirtio_device_queue_kick_fd(const struct uvirtio_device *public_dev, unsigned index)
 {
+	const struct device *dev = device_of_const(public_dev);
+
 	return index < dev->num_queues ? dev->kick_fds[index] : -1;
 }
 
-void uvirtio_device_queue_notify(struct uvirtio_device *dev, unsigned index)
+void uvirtio_device_queue_notify(struct uvirtio_device *public_dev, unsigned index)
 {
-	if (index >= dev->num_queues || !uvirtio_device_running(dev))
+	struct device *dev = device_of(public_dev);
+
+	if (index >= dev->num_queues || !running(dev))
 		return;
 	/* A queue served on its own thread is that thread's to read: ask
 	 * whether the core started it, not the ring's ready flag, which the
 	 * thread clears when it finds the ring broken. */
 	if (dev->ops->queue_start ? !dev->queue_started[index] : !dev->queues[index].ready)
 		return;
-	dev->ops->queue_notify(dev, index);
+	dev->ops->queue_notify(public_dev, index);
 }
 
-void uvirtio_device_queue_notify_data(struct uvirtio_device *dev, uint32_t data)
+void uvirtio_device_queue_notify_data(struct uvirtio_device *public_dev, uint32_t data)
 {
-	uint32_t index = uvirtio_device_notified_queue(dev, data);
+	struct device *dev = device_of(public_dev);
+	uint32_t index = uvirtio_device_notified_queue(public_dev, data);
 
 	/* A queue on its own thread is that thread's: its kick fd carries no
 	 * data, and the data is only a hint (the ring is what counts). */
 	if ((dev->features & UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA)) && index < dev->num_queues &&
-	    uvirtio_device_running(dev) && !dev->ops->queue_start && dev->queues[index].ready)
+	    running(dev) && !dev->ops->queue_start && dev->queues[index].ready)
 		(void)uvirtio_devq_note_notification(&dev->queues[index], data);
-	uvirtio_device_queue_notify(dev, index);
+	uvirtio_device_queue_notify(public_dev, index);
 }
 
-struct uvirtio_devq *uvirtio_device_queue(struct uvirtio_device *dev, unsigned index)
+struct uvirtio_devq *uvirtio_device_queue(struct uvirtio_device *public_dev, unsigned index)
 {
+	struct device *dev = device_of(public_dev);
+
 	return index < dev->num_queues ? &dev->queues[index] : NULL;
 }
 
-void uvirtio_device_notify(struct uvirtio_device *dev, unsigned index)
+void uvirtio_device_notify(struct uvirtio_device *public_dev, unsigned index)
 {
-	if (index >= dev->num_queues || !uvirtio_device_running(dev))
+	struct device *dev = device_of(public_dev);
+
+	if (index >= dev->num_queues || !running(dev))
 		return;
 	if (uvirtio_devq_needs_notify(&dev->queues[index]) && dev->hooks.notify_used)
 		dev->hooks.notify_used(dev->hooks.opaque, index);
 }
 
-void uvirtio_device_reschedule(struct uvirtio_device *dev, unsigned index)
+void uvirtio_device_reschedule(struct uvirtio_device *public_dev, unsigned index)
 {
-	if (index < dev->num_queues && uvirtio_device_running(dev) && dev->hooks.reschedule)
+	struct device *dev = device_of(public_dev);
+
+	if (index < dev->num_queues && running(dev) && dev->hooks.reschedule)
 		dev->hooks.reschedule(dev->hooks.opaque, index);
 }
 
-void uvirtio_device_needs_reset(struct uvirtio_device *dev, const char *why)
+void uvirtio_device_needs_reset(struct uvirtio_device *public_dev, const char *why)
 {
+	struct device *dev = device_of(public_dev);
 	uint8_t status;
 
 	pthread_mutex_lock(&dev->status_lock);
@@ -529,4 +581,77 @@ void uvirtio_device_needs_reset(struct uvirtio_device *dev, const char *why)
 		return;
 	if ((status & VIRTIO_CONFIG_S_DRIVER_OK) && dev->hooks.notify_config)
 		dev->hooks.notify_config(dev->hooks.opaque);
+}
+
+uint32_t uvirtio_device_notified_queue(const struct uvirtio_device *dev, uint32_t data)
+{
+	return has_feature(device_of_const(dev), VIRTIO_F_NOTIFICATION_DATA) ? data & 0xffff : data;
+}
+
+bool uvirtio_device_has_feature(const struct uvirtio_device *dev, unsigned bit)
+{
+	return has_feature(device_of_const(dev), bit);
+}
+
+bool uvirtio_device_suspended(const struct uvirtio_device *dev)
+{
+	return suspended(device_of_const(dev));
+}
+
+bool uvirtio_device_running(const struct uvirtio_device *dev)
+{
+	return running(device_of_const(dev));
+}
+
+uint64_t uvirtio_device_get_driver_features(const struct uvirtio_device *dev)
+{
+	return device_of_const(dev)->driver_features;
+}
+
+void uvirtio_device_get_stats(const struct uvirtio_device *public_dev,
+			      struct uvirtio_device_stats *out)
+{
+	const struct device *dev = device_of_const(public_dev);
+
+	*out = (struct uvirtio_device_stats){
+		.resets = dev->resets,
+		.needs_reset_reason = dev->needs_reset_reason,
+	};
+}
+
+const struct uvirtio_device_ops *uvirtio_device_ops(const struct uvirtio_device *dev)
+{
+	return device_of_const(dev)->ops;
+}
+
+unsigned uvirtio_device_num_queues(const struct uvirtio_device *dev)
+{
+	return device_of_const(dev)->num_queues;
+}
+
+unsigned uvirtio_device_config_size(const struct uvirtio_device *dev)
+{
+	return device_of_const(dev)->config_size;
+}
+
+void *uvirtio_device_priv(const struct uvirtio_device *dev)
+{
+	return device_of_const(dev)->priv;
+}
+
+uint64_t uvirtio_device_accepted_features(const struct uvirtio_device *dev)
+{
+	return device_of_const(dev)->features;
+}
+
+const struct uvirtio_device_hooks *uvirtio_device_get_hooks(const struct uvirtio_device *dev)
+{
+	return &device_of_const(dev)->hooks;
+}
+
+bool uvirtio_device_queue_started(const struct uvirtio_device *public_dev, unsigned index)
+{
+	const struct device *dev = device_of_const(public_dev);
+
+	return index < dev->num_queues && dev->queue_started[index];
 }

@@ -8,6 +8,26 @@
 
 #include "uvirtio/driver.h"
 
+struct driver {
+	struct uvirtio_transport *t;
+	uint64_t device_features; /* offered by the device */
+	uint64_t features;        /* negotiated */
+	struct uvirtio_drvq *vqs;
+	unsigned nvqs;
+	bool *vq_reset; /* per queue: reset and not yet enabled again */
+};
+UVIRTIO_OPAQUE_FITS(struct driver, struct uvirtio_driver);
+
+static struct driver *driver_of(struct uvirtio_driver *drv)
+{
+	return (struct driver *)drv;
+}
+
+static const struct driver *driver_of_const(const struct uvirtio_driver *drv)
+{
+	return (const struct driver *)drv;
+}
+
 #define DEFAULT_QUEUE_SIZE 256u
 
 /* Feature bits about the transport and ring rather than the device type:
@@ -15,7 +35,12 @@
 #define TRANSPORT_BITS \
 	(((UVIRTIO_BIT(42) - 1) & ~(UVIRTIO_BIT(24) - 1)) | UVIRTIO_BIT(VIRTIO_F_SUSPEND))
 
-static int add_status(struct uvirtio_driver *drv, uint8_t bits)
+static bool has_feature(const struct driver *drv, unsigned bit)
+{
+	return drv->features & UVIRTIO_BIT(bit);
+}
+
+static int add_status(struct driver *drv, uint8_t bits)
 {
 	uint8_t status;
 	int ret = drv->t->ops->get_status(drv->t, &status);
@@ -25,7 +50,7 @@ static int add_status(struct uvirtio_driver *drv, uint8_t bits)
 	return drv->t->ops->set_status(drv->t, (uint8_t)(status | bits));
 }
 
-static void delete_vqs(struct uvirtio_driver *drv)
+static void delete_vqs(struct driver *drv)
 {
 	for (unsigned i = 0; i < drv->nvqs; i++)
 		uvirtio_drvq_destroy(&drv->vqs[i]);
@@ -36,13 +61,15 @@ static void delete_vqs(struct uvirtio_driver *drv)
 	drv->nvqs = 0;
 }
 
-int uvirtio_driver_probe(struct uvirtio_driver *drv, struct uvirtio_transport *t, uint64_t wanted)
+int uvirtio_driver_probe(struct uvirtio_driver *public_drv, struct uvirtio_transport *t,
+			 uint64_t wanted)
 {
+	struct driver *drv = driver_of(public_drv);
 	const struct uvirtio_transport_ops *ops = t->ops;
 	uint8_t status;
 	int ret;
 
-	memset(drv, 0, sizeof(*drv));
+	memset(public_drv, 0, sizeof(*public_drv));
 	drv->t = t;
 
 	/* Reset first: the device may hold state from an earlier driver. */
@@ -84,7 +111,7 @@ int uvirtio_driver_probe(struct uvirtio_driver *drv, struct uvirtio_transport *t
 
 static int notify_queue(void *opaque, unsigned index)
 {
-	struct uvirtio_driver *drv = opaque;
+	struct driver *drv = opaque;
 	struct uvirtio_transport *t = drv->t;
 
 	if (drv->features & UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA))
@@ -94,7 +121,7 @@ static int notify_queue(void *opaque, unsigned index)
 
 /* Make queue @i's ring of @num entries (capped at the device's maximum)
  * and give it to the device. On failure the ring is freed again. */
-static int setup_vq(struct uvirtio_driver *drv, unsigned i, unsigned num)
+static int setup_vq(struct driver *drv, unsigned i, unsigned num)
 {
 	struct uvirtio_transport *t = drv->t;
 	struct uvirtio_drvq *q = &drv->vqs[i];
@@ -122,8 +149,9 @@ static int setup_vq(struct uvirtio_driver *drv, unsigned i, unsigned num)
 	return ret;
 }
 
-int uvirtio_driver_find_vqs(struct uvirtio_driver *drv, unsigned nvqs, const unsigned *sizes)
+int uvirtio_driver_find_vqs(struct uvirtio_driver *public_drv, unsigned nvqs, const unsigned *sizes)
 {
+	struct driver *drv = driver_of(public_drv);
 	int ret = 0;
 
 	if (drv->vqs)
@@ -148,8 +176,10 @@ int uvirtio_driver_find_vqs(struct uvirtio_driver *drv, unsigned nvqs, const uns
 	return ret;
 }
 
-int uvirtio_driver_ready(struct uvirtio_driver *drv)
+int uvirtio_driver_ready(struct uvirtio_driver *public_drv)
 {
+	struct driver *drv = driver_of(public_drv);
+
 	return add_status(drv, VIRTIO_CONFIG_S_DRIVER_OK);
 }
 
@@ -160,8 +190,9 @@ static int drain(int fd)
 	return read(fd, &count, sizeof(count)) < 0 && errno != EAGAIN ? -errno : 0;
 }
 
-int uvirtio_driver_wait(struct uvirtio_driver *drv, unsigned index, int timeout_ms)
+int uvirtio_driver_wait(struct uvirtio_driver *public_drv, unsigned index, int timeout_ms)
 {
+	struct driver *drv = driver_of(public_drv);
 	struct pollfd p[2] = {
 		{ .fd = drv->t->ops->event_fd(drv->t, UVIRTIO_CONFIG_EVENT), .events = POLLIN },
 		{ .fd = drv->t->ops->event_fd(drv->t, index), .events = POLLIN },
@@ -184,14 +215,16 @@ int uvirtio_driver_wait(struct uvirtio_driver *drv, unsigned index, int timeout_
 		if ((ret = drain(p[0].fd)))
 			return ret;
 		/* A waiter on a queue learns here that none of it will come. */
-		if (n == 2 && uvirtio_driver_needs_reset(drv))
+		if (n == 2 && uvirtio_driver_needs_reset(public_drv))
 			return -EIO;
 	}
 	return 1;
 }
 
-int uvirtio_driver_config_read(struct uvirtio_driver *drv, unsigned offset, void *buf, unsigned len)
+int uvirtio_driver_config_read(struct uvirtio_driver *public_drv, unsigned offset, void *buf,
+			       unsigned len)
 {
+	struct driver *drv = driver_of(public_drv);
 	const struct uvirtio_transport_ops *ops = drv->t->ops;
 	uint32_t before, after;
 	int ret;
@@ -209,17 +242,20 @@ int uvirtio_driver_config_read(struct uvirtio_driver *drv, unsigned offset, void
 	return -EIO;
 }
 
-bool uvirtio_driver_needs_reset(struct uvirtio_driver *drv)
+bool uvirtio_driver_needs_reset(struct uvirtio_driver *public_drv)
 {
+	struct driver *drv = driver_of(public_drv);
 	uint8_t status;
 
 	return drv->t->ops->get_status(drv->t, &status) == 0 &&
 	       (status & VIRTIO_CONFIG_S_NEEDS_RESET);
 }
 
-int uvirtio_driver_remove(struct uvirtio_driver *drv, void (*release)(void *token, void *opaque),
-			  void *opaque)
+int uvirtio_driver_remove(struct uvirtio_driver *public_drv,
+			  void (*release)(void *token, void *opaque), void *opaque)
 {
+	struct driver *drv = driver_of(public_drv);
+
 	/* Reset before deleting queues: until then the device may still use
 	 * the rings and buffers we are about to free. */
 	int ret = drv->t->ops->reset(drv->t);
@@ -236,16 +272,17 @@ int uvirtio_driver_remove(struct uvirtio_driver *drv, void (*release)(void *toke
 	return ret;
 }
 
-int uvirtio_driver_queue_reset(struct uvirtio_driver *drv, unsigned index,
+int uvirtio_driver_queue_reset(struct uvirtio_driver *public_drv, unsigned index,
 			       void (*release)(void *token, void *opaque), void *opaque)
 {
+	struct driver *drv = driver_of(public_drv);
 	struct uvirtio_drvq *q;
 	void *token;
 	int ret;
 
 	if (index >= drv->nvqs || drv->vq_reset[index])
 		return -ENOENT;
-	if (!uvirtio_driver_has_feature(drv, VIRTIO_F_RING_RESET) || !drv->t->ops->queue_reset)
+	if (!has_feature(drv, VIRTIO_F_RING_RESET) || !drv->t->ops->queue_reset)
 		return -EOPNOTSUPP;
 	/* The device lets go first: until it has, it may still use the ring
 	 * and the buffers about to be handed back. */
@@ -261,8 +298,9 @@ int uvirtio_driver_queue_reset(struct uvirtio_driver *drv, unsigned index,
 	return 0;
 }
 
-int uvirtio_driver_queue_enable(struct uvirtio_driver *drv, unsigned index, unsigned size)
+int uvirtio_driver_queue_enable(struct uvirtio_driver *public_drv, unsigned index, unsigned size)
 {
+	struct driver *drv = driver_of(public_drv);
 	struct uvirtio_drvq *q;
 	int ret;
 
@@ -282,7 +320,7 @@ int uvirtio_driver_queue_enable(struct uvirtio_driver *drv, unsigned index, unsi
 
 /* Poll the status until @done says so, as a driver polls a register: the
  * device may take a while to finish what is in flight. */
-static int wait_status(struct uvirtio_driver *drv, bool (*done)(uint8_t status), int timeout_ms)
+static int wait_status(struct driver *drv, bool (*done)(uint8_t status), int timeout_ms)
 {
 	struct timespec start, now;
 	unsigned delay_us = 1;
@@ -319,12 +357,13 @@ static bool is_resumed(uint8_t status)
 	return !(status & VIRTIO_CONFIG_S_SUSPEND) && (status & VIRTIO_CONFIG_S_DRIVER_OK);
 }
 
-int uvirtio_driver_suspend(struct uvirtio_driver *drv, int timeout_ms)
+int uvirtio_driver_suspend(struct uvirtio_driver *public_drv, int timeout_ms)
 {
+	struct driver *drv = driver_of(public_drv);
 	uint8_t status;
 	int ret;
 
-	if (!uvirtio_driver_has_feature(drv, VIRTIO_F_SUSPEND))
+	if (!has_feature(drv, VIRTIO_F_SUSPEND))
 		return -EOPNOTSUPP;
 	ret = drv->t->ops->get_status(drv->t, &status);
 	if (ret)
@@ -340,8 +379,9 @@ int uvirtio_driver_suspend(struct uvirtio_driver *drv, int timeout_ms)
 	return wait_status(drv, is_suspended, timeout_ms);
 }
 
-int uvirtio_driver_resume(struct uvirtio_driver *drv, int timeout_ms)
+int uvirtio_driver_resume(struct uvirtio_driver *public_drv, int timeout_ms)
 {
+	struct driver *drv = driver_of(public_drv);
 	uint8_t status;
 	int ret = drv->t->ops->get_status(drv->t, &status);
 
@@ -353,4 +393,38 @@ int uvirtio_driver_resume(struct uvirtio_driver *drv, int timeout_ms)
 	if (ret)
 		return ret;
 	return wait_status(drv, is_resumed, timeout_ms);
+}
+
+struct uvirtio_drvq *uvirtio_driver_vq(struct uvirtio_driver *public_drv, unsigned index)
+{
+	struct driver *drv = driver_of(public_drv);
+
+	return index < drv->nvqs ? &drv->vqs[index] : NULL;
+}
+
+bool uvirtio_driver_has_feature(const struct uvirtio_driver *drv, unsigned bit)
+{
+	return has_feature(driver_of_const(drv), bit);
+}
+
+struct uvirtio_transport *uvirtio_driver_transport(const struct uvirtio_driver *drv)
+{
+	return driver_of_const(drv)->t;
+}
+
+uint64_t uvirtio_driver_features(const struct uvirtio_driver *drv)
+{
+	return driver_of_const(drv)->features;
+}
+
+unsigned uvirtio_driver_num_vqs(const struct uvirtio_driver *drv)
+{
+	return driver_of_const(drv)->nvqs;
+}
+
+bool uvirtio_driver_queue_is_reset(const struct uvirtio_driver *public_drv, unsigned index)
+{
+	const struct driver *drv = driver_of_const(public_drv);
+
+	return index < drv->nvqs && drv->vq_reset[index];
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "uvirtio/snapshot.h"
+#include "core_priv.h"
 #include "crc32.h"
 
 static const char magic[8] = { 'U', 'V', 'S', 'N', 'A', 'P', 0, 0 };
@@ -43,19 +44,22 @@ static uint64_t get(struct cursor *c, unsigned bytes)
 	return v;
 }
 
-size_t uvirtio_device_snapshot_size(const struct uvirtio_device *dev)
+size_t uvirtio_device_snapshot_size(const struct uvirtio_device *public_dev)
 {
+	const struct device *dev = device_of_const(public_dev);
+
 	return HEADER_BYTES + DEVICE_BYTES + dev->config_size +
 	       (size_t)dev->num_queues * QUEUE_BYTES + TRAILER_BYTES;
 }
 
-long uvirtio_device_snapshot(const struct uvirtio_device *dev, void *buf, size_t size)
+long uvirtio_device_snapshot(const struct uvirtio_device *public_dev, void *buf, size_t size)
 {
-	size_t need = uvirtio_device_snapshot_size(dev);
+	const struct device *dev = device_of_const(public_dev);
+	size_t need = uvirtio_device_snapshot_size(public_dev);
 	struct cursor c = { .w = buf, .size = size };
 
 	/* A running device moves its rings under the snapshot. */
-	if (!uvirtio_device_suspended(dev))
+	if (!suspended(dev))
 		return -EBUSY;
 	if (size < need)
 		return -ENOSPC;
@@ -71,8 +75,8 @@ long uvirtio_device_snapshot(const struct uvirtio_device *dev, void *buf, size_t
 	put(&c, dev->offered, 8);
 	put(&c, dev->driver_features, 8);
 	put(&c, dev->features, 8);
-	put(&c, uvirtio_device_get_status(dev), 4);
-	put(&c, uvirtio_device_config_generation(dev), 4);
+	put(&c, status_of(dev), 4);
+	put(&c, uvirtio_device_config_generation(public_dev), 4);
 	/* The config the driver sees; a change held back while suspended is
 	 * carried as what resume will publish. */
 	if (dev->config_size)
@@ -121,7 +125,7 @@ static int refuse(const char **why, const char *reason, int err)
 	return err;
 }
 
-static int parse_header(struct uvirtio_device *dev, struct cursor *c, struct parsed *p,
+static int parse_header(struct device *dev, struct cursor *c, struct parsed *p,
 			const char **why)
 {
 	uint32_t version, length, crc;
@@ -148,7 +152,7 @@ static int parse_header(struct uvirtio_device *dev, struct cursor *c, struct par
 		return refuse(why, "snapshot has another number of queues", -EINVAL);
 	if (get(c, 4) != dev->config_size)
 		return refuse(why, "snapshot has another config space size", -EINVAL);
-	if (c->size != uvirtio_device_snapshot_size(dev))
+	if (c->size != uvirtio_device_snapshot_size(pub(dev)))
 		return refuse(why, "snapshot length does not match its queues and config", -EBADMSG);
 
 	p->offered = get(c, 8);
@@ -171,7 +175,7 @@ struct parsed_queue {
 	struct uvirtio_devq q; /* set up and checked; moved into the device */
 };
 
-static int parse_queue(struct uvirtio_device *dev, struct cursor *c, struct parsed_queue *pq,
+static int parse_queue(struct device *dev, struct cursor *c, struct parsed_queue *pq,
 		       uint64_t features, const char **why)
 {
 	bool packed = features & UVIRTIO_BIT(VIRTIO_F_RING_PACKED);
@@ -227,15 +231,16 @@ static int parse_queue(struct uvirtio_device *dev, struct cursor *c, struct pars
 	return 0;
 }
 
-int uvirtio_device_restore(struct uvirtio_device *dev, const void *buf, size_t size,
+int uvirtio_device_restore(struct uvirtio_device *public_dev, const void *buf, size_t size,
 			   const char **why)
 {
+	struct device *dev = device_of(public_dev);
 	struct cursor c = { .r = buf, .size = size };
 	struct parsed_queue *pqs;
 	struct parsed p;
 	int ret;
 
-	if (uvirtio_device_get_status(dev))
+	if (status_of(dev))
 		return refuse(why, "device already in use; restore needs a fresh one", -EBUSY);
 	ret = parse_header(dev, &c, &p, why);
 	if (ret)

@@ -413,7 +413,7 @@ static void queue_free(struct uvirtio_blk_queue *bq)
 
 static int blk_queue_start(struct uvirtio_device *dev, unsigned index)
 {
-	struct uvirtio_blk_dev *blk = dev->priv;
+	struct uvirtio_blk_dev *blk = uvirtio_device_priv(dev);
 	struct uvirtio_blk_queue *bq = &blk->queues[index];
 	unsigned num = bq->vq->num;
 	int ret;
@@ -459,7 +459,7 @@ fail:
 
 static void blk_queue_stop(struct uvirtio_device *dev, unsigned index)
 {
-	struct uvirtio_blk_dev *blk = dev->priv;
+	struct uvirtio_blk_dev *blk = uvirtio_device_priv(dev);
 	struct uvirtio_blk_queue *bq = &blk->queues[index];
 
 	__atomic_store_n(&bq->stopping, true, __ATOMIC_RELEASE);
@@ -472,7 +472,7 @@ static void blk_queue_stop(struct uvirtio_device *dev, unsigned index)
 /* A transport without kick fds: wake the queue's thread. */
 static void blk_queue_notify(struct uvirtio_device *dev, unsigned index)
 {
-	struct uvirtio_blk_dev *blk = dev->priv;
+	struct uvirtio_blk_dev *blk = uvirtio_device_priv(dev);
 
 	eventfd_signal(blk->queues[index].wake_fd);
 }
@@ -486,7 +486,7 @@ static void set_writeback(struct uvirtio_blk_dev *blk, bool on)
 
 static int blk_validate_features(struct uvirtio_device *dev, uint64_t features)
 {
-	struct uvirtio_blk_dev *blk = dev->priv;
+	struct uvirtio_blk_dev *blk = uvirtio_device_priv(dev);
 
 	/* spec: with CONFIG_WCE but not FLUSH the device SHOULD start in
 	 * writethrough mode. Set here, at FEATURES_OK, because Linux reads
@@ -499,7 +499,7 @@ static int blk_validate_features(struct uvirtio_device *dev, uint64_t features)
 
 static int blk_start(struct uvirtio_device *dev)
 {
-	struct uvirtio_blk_dev *blk = dev->priv;
+	struct uvirtio_blk_dev *blk = uvirtio_device_priv(dev);
 
 	/* Without FLUSH the driver cannot make writes durable: writethrough. */
 	set_writeback(blk, blk_has(blk, VIRTIO_BLK_F_FLUSH) &&
@@ -509,7 +509,7 @@ static int blk_start(struct uvirtio_device *dev)
 
 static int blk_config_write(struct uvirtio_device *dev, unsigned offset, const void *buf, unsigned len)
 {
-	struct uvirtio_blk_dev *blk = dev->priv;
+	struct uvirtio_blk_dev *blk = uvirtio_device_priv(dev);
 	uint8_t v;
 
 	/* spec: writeback is the only writable field, and only with CONFIG_WCE. */
@@ -527,7 +527,7 @@ static int blk_config_write(struct uvirtio_device *dev, unsigned offset, const v
 
 static void blk_reset(struct uvirtio_device *dev)
 {
-	struct uvirtio_blk_dev *blk = dev->priv;
+	struct uvirtio_blk_dev *blk = uvirtio_device_priv(dev);
 
 	/* The queue threads are gone (the core stopped each queue first). */
 	blk->config.wce = blk->initial_wce;

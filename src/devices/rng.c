@@ -11,7 +11,7 @@
 
 static struct uvirtio_rng_dev *to_rng(struct uvirtio_device *dev)
 {
-	return dev->priv;
+	return uvirtio_device_priv(dev);
 }
 
 static uint32_t fill_random(const struct iovec *iov, unsigned n)

@@ -51,7 +51,9 @@ struct uvirtio_blk_drv_queue {
 
 static struct uvirtio_dma *dma_of(struct uvirtio_blk_drv *b)
 {
-	return b->drv.t->ops->dma(b->drv.t);
+	struct uvirtio_transport *t = uvirtio_driver_transport(&b->drv);
+
+	return t->ops->dma(t);
 }
 
 static bool is_dead(struct uvirtio_blk_drv *b)
@@ -116,7 +118,7 @@ static int epoll_add(int epfd, int fd)
 static int queue_init(struct uvirtio_blk_drv *b, unsigned index)
 {
 	struct uvirtio_blk_drv_queue *q = &b->queues[index];
-	struct uvirtio_transport *t = b->drv.t;
+	struct uvirtio_transport *t = uvirtio_driver_transport(&b->drv);
 	unsigned n;
 	int ret;
 
@@ -358,7 +360,7 @@ fail:
 
 void uvirtio_blk_drv_remove(struct uvirtio_blk_drv *b)
 {
-	if (b->drv.t)
+	if (uvirtio_driver_transport(&b->drv))
 		teardown(b);
 }
 
@@ -374,12 +376,13 @@ void uvirtio_blk_drv_free_buf(struct uvirtio_blk_drv *b, void *buf)
 
 int uvirtio_blk_drv_set_writeback(struct uvirtio_blk_drv *b, bool writeback)
 {
+	struct uvirtio_transport *t = uvirtio_driver_transport(&b->drv);
 	uint8_t wce = writeback;
 	int ret;
 
 	if (!uvirtio_driver_has_feature(&b->drv, VIRTIO_BLK_F_CONFIG_WCE))
 		return -EOPNOTSUPP;
-	ret = b->drv.t->ops->set_config(b->drv.t, offsetof(struct virtio_blk_config, wce), &wce, 1);
+	ret = t->ops->set_config(t, offsetof(struct virtio_blk_config, wce), &wce, 1);
 	if (ret)
 		return ret;
 	/* Read it back: the device decides which modes it has. */

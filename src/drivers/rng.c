@@ -88,7 +88,7 @@ ssize_t uvirtio_rng_drv_read(struct uvirtio_rng_drv *r, void *buf, size_t len, i
 
 void uvirtio_rng_drv_remove(struct uvirtio_rng_drv *r)
 {
-	struct uvirtio_transport *t = r->drv.t;
+	struct uvirtio_transport *t = uvirtio_driver_transport(&r->drv);
 
 	uvirtio_driver_remove(&r->drv, NULL, NULL);
 	if (t && r->buf)

@@ -100,15 +100,16 @@ static int replace_device(struct uvirtio_loopback *lb, struct uvirtio_device *ne
 {
 	struct uvirtio_device *old = lb->dev;
 
-	if (next->num_queues != old->num_queues || next->ops->takes_kick_fds != old->ops->takes_kick_fds)
+	if (uvirtio_device_num_queues(next) != uvirtio_device_num_queues(old) ||
+	    uvirtio_device_ops(next)->takes_kick_fds != uvirtio_device_ops(old)->takes_kick_fds)
 		return -EINVAL;
 	for (unsigned i = 0; i < lb->nqueues; i++) {
-		if (old->ops->takes_kick_fds) {
+		if (uvirtio_device_ops(old)->takes_kick_fds) {
 			uvirtio_device_set_kick_fd(old, i, -1);
 			uvirtio_device_set_kick_fd(next, i, lb->kick_fds[i]);
 		}
 	}
-	old->hooks = (struct uvirtio_device_hooks){ 0 };
+	uvirtio_device_set_hooks(old, &(struct uvirtio_device_hooks){ 0 });
 	lb->dev = next;
 	set_hooks(lb, next);
 	return 0;
@@ -211,7 +212,7 @@ static void *device_thread(void *arg)
 				continue;
 			}
 			eventfd_drain(lb->kick_fds[id]);
-			if (lb->dev->features & UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA))
+			if (uvirtio_device_has_feature(lb->dev, VIRTIO_F_NOTIFICATION_DATA))
 				uvirtio_device_queue_notify_data(
 					lb->dev, __atomic_load_n(&lb->notify_data[id], __ATOMIC_ACQUIRE));
 			else
@@ -482,7 +483,7 @@ static void set_hooks(struct uvirtio_loopback *lb, struct uvirtio_device *dev)
 
 int uvirtio_loopback_start(struct uvirtio_loopback *lb, struct uvirtio_device *dev)
 {
-	unsigned n = dev->num_queues;
+	unsigned n = uvirtio_device_num_queues(dev);
 	int ret = 0;
 
 	if (lb->started)
@@ -502,7 +503,7 @@ int uvirtio_loopback_start(struct uvirtio_loopback *lb, struct uvirtio_device *d
 		lb->call_fds[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (lb->kick_fds[i] < 0 || lb->call_fds[i] < 0)
 			ret = -errno;
-		else if (dev->ops->takes_kick_fds)
+		else if (uvirtio_device_ops(dev)->takes_kick_fds)
 			ret = uvirtio_device_set_kick_fd(dev, i, lb->kick_fds[i]);
 		else
 			ret = watch(lb, lb->kick_fds[i], i);

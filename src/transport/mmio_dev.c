@@ -129,7 +129,7 @@ static uint32_t read_register(struct uvirtio_mmio_dev *m, uint64_t offset, bool 
 	case VIRTIO_MMIO_VERSION:
 		return MMIO_VERSION;
 	case VIRTIO_MMIO_DEVICE_ID:
-		return dev->ops->device_id;
+		return uvirtio_device_ops(dev)->device_id;
 	case VIRTIO_MMIO_VENDOR_ID:
 		return m->cfg.vendor_id;
 	case VIRTIO_MMIO_DEVICE_FEATURES:
@@ -184,7 +184,7 @@ static void set_high(uint64_t *v, uint32_t value)
 
 static void write_driver_features(struct uvirtio_mmio_dev *m, uint32_t value)
 {
-	uint64_t f = m->dev->driver_features;
+	uint64_t f = uvirtio_device_get_driver_features(m->dev);
 
 	if (m->driver_features_sel == 0)
 		set_low(&f, value);
@@ -546,7 +546,7 @@ int uvirtio_mmio_dev_create(struct uvirtio_mmio_dev **out, struct uvirtio_device
 	struct uvirtio_device_hooks hooks;
 	int ret = 0;
 
-	if (!dev->ops)
+	if (!uvirtio_device_ops(dev))
 		return -EINVAL;
 	m = calloc(1, sizeof(*m));
 	if (!m)
@@ -557,7 +557,7 @@ int uvirtio_mmio_dev_create(struct uvirtio_mmio_dev **out, struct uvirtio_device
 		m->cfg = *cfg;
 	if (!m->cfg.vendor_id)
 		m->cfg.vendor_id = UVIRTIO_MMIO_VENDOR_QEMU;
-	m->nqueues = dev->num_queues;
+	m->nqueues = uvirtio_device_num_queues(dev);
 	pthread_mutex_init(&m->lock, NULL);
 	m->staged = calloc(m->nqueues, sizeof(*m->staged));
 	m->resched = calloc(m->nqueues, sizeof(*m->resched));
@@ -570,7 +570,7 @@ int uvirtio_mmio_dev_create(struct uvirtio_mmio_dev **out, struct uvirtio_device
 		ret = -errno;
 		goto fail;
 	}
-	if (dev->ops->takes_kick_fds) {
+	if (uvirtio_device_ops(dev)->takes_kick_fds) {
 		m->kick_fds = malloc(m->nqueues * sizeof(*m->kick_fds));
 		if (!m->kick_fds) {
 			ret = -ENOMEM;

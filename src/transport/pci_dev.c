@@ -2,7 +2,8 @@
 /*
  * The virtio-pci modern register model (device side): PCI configuration
  * space with the virtio capabilities, and BAR 0 with the common
- * configuration, ISR, device configuration and notify structures.
+ * configuration, ISR, device configuration and notify structures. Saving
+ * and loading the model's state is in pci_dev_save.c.
  */
 #include <errno.h>
 #include <linux/virtio_pci.h>
@@ -15,13 +16,9 @@
 #include <unistd.h>
 
 #include "../core/eventfd.h"
-#include "uvirtio/pci.h"
+#include "pci_dev_priv.h"
 
 #define VECTORS_MAX 2048u
-
-/* ISR status bits (spec 4.1.4.5). */
-#define ISR_QUEUE 0x1u
-#define ISR_CONFIG 0x2u
 
 /* PCI configuration space: where the capabilities go. */
 #define CAP_COMMON 0x40u
@@ -31,39 +28,9 @@
 
 #define COMMON(field) offsetof(struct virtio_pci_common_cfg, field)
 
-#define SAVE_MAGIC "UVPCIDEV"
-#define SAVE_VERSION 1u
-#define SAVE_HEADER 40u
-#define SAVE_QUEUE 32u
-
 /* Rescheduled queues served after one access, at most this many rounds;
  * what is left waits for the next access (no access spins for ever). */
 #define RESCHEDULE_ROUNDS 64u
-
-struct pci_queue {
-	uint16_t size;     /* staged by the driver; 0: not written (reads max) */
-	uint16_t vector;   /* atomic: the hooks read it on queue threads */
-	uint64_t desc, driver, device; /* staged ring addresses */
-	int kick_fd;       /* for a device type that takes kick fds; else -1 */
-	bool rescheduled;  /* atomic: the device type asked to be run again */
-};
-
-struct uvirtio_pci_dev {
-	struct uvirtio_device *dev;
-	struct uvirtio_pci_dev_config cfg;
-	unsigned nqueues;
-	uint8_t config_space[UVIRTIO_PCI_CONFIG_SPACE_SIZE];
-
-	/* One lock for every register access: device core calls are made one
-	 * at a time, as under a VMM's big lock. The hooks never take it. */
-	pthread_mutex_t lock;
-	uint32_t device_feature_select, driver_feature_select;
-	uint16_t msix_config; /* atomic: read by the hooks */
-	uint16_t queue_select;
-	uint8_t isr;          /* atomic: set by the hooks, cleared by a read */
-	unsigned rescheduled; /* atomic: queues with rescheduled set */
-	struct pci_queue *queues;
-};
 
 /* Hooks: called on any thread, perhaps while a register access holds the
  * lock and waits for that very thread (a reset joining a queue thread), so
@@ -125,18 +92,6 @@ static void run_rescheduled(struct uvirtio_pci_dev *m)
 
 /* PCI configuration space. */
 
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)v);
-	put16(p + 2, (uint16_t)(v >> 16));
-}
-
 static void put_cap(uint8_t *cs, unsigned pos, uint8_t next, uint8_t len, uint8_t type,
 		    uint32_t offset, uint32_t length)
 {
@@ -152,8 +107,8 @@ static void put_cap(uint8_t *cs, unsigned pos, uint8_t next, uint8_t len, uint8_
 static void build_config_space(struct uvirtio_pci_dev *m)
 {
 	uint8_t *cs = m->config_space;
-	uint32_t id = m->dev->ops->device_id;
-	bool has_device_cfg = m->dev->config_size > 0;
+	uint32_t id = uvirtio_device_ops(m->dev)->device_id;
+	bool has_device_cfg = uvirtio_device_config_size(m->dev) > 0;
 
 	put16(cs + 0x00, UVIRTIO_PCI_VENDOR_ID);
 	put16(cs + 0x02, (uint16_t)(UVIRTIO_PCI_DEVICE_ID_BASE + id));
@@ -178,7 +133,7 @@ static void build_config_space(struct uvirtio_pci_dev *m)
 		VIRTIO_PCI_CAP_ISR_CFG, UVIRTIO_PCI_ISR_OFFSET, 1);
 	if (has_device_cfg)
 		put_cap(cs, CAP_DEVICE, 0, sizeof(struct virtio_pci_cap), VIRTIO_PCI_CAP_DEVICE_CFG,
-			UVIRTIO_PCI_DEVICE_OFFSET, m->dev->config_size);
+			UVIRTIO_PCI_DEVICE_OFFSET, uvirtio_device_config_size(m->dev));
 }
 
 static uint32_t config_space_read(const struct uvirtio_pci_dev *m, uint64_t offset, unsigned size)
@@ -259,7 +214,7 @@ static uint32_t common_read(struct uvirtio_pci_dev *m, uint64_t off, unsigned si
 		case COMMON(guest_feature_select):
 			return m->driver_feature_select;
 		case COMMON(guest_feature):
-			f = dev->driver_features;
+			f = uvirtio_device_get_driver_features(dev);
 			return m->driver_feature_select == 0   ? (uint32_t)f
 			       : m->driver_feature_select == 1 ? (uint32_t)(f >> 32)
 							       : 0;
@@ -321,7 +276,7 @@ static uint32_t common_read(struct uvirtio_pci_dev *m, uint64_t off, unsigned si
 
 static void set_driver_features_half(struct uvirtio_pci_dev *m, uint32_t v)
 {
-	uint64_t f = m->dev->driver_features;
+	uint64_t f = uvirtio_device_get_driver_features(m->dev);
 
 	if (m->driver_feature_select == 0)
 		f = (f & ~0xffffffffull) | v;
@@ -507,7 +462,7 @@ static uint32_t bar_read(struct uvirtio_pci_dev *m, uint64_t off, unsigned size)
 	if (off == UVIRTIO_PCI_ISR_OFFSET && size == 1)
 		/* spec: reading ISR status resets it to 0. */
 		return __atomic_exchange_n(&m->isr, 0, __ATOMIC_ACQ_REL);
-	if (in_area(off, size, UVIRTIO_PCI_DEVICE_OFFSET, m->dev->config_size, &rel))
+	if (in_area(off, size, UVIRTIO_PCI_DEVICE_OFFSET, uvirtio_device_config_size(m->dev), &rel))
 		return device_cfg_read(m, rel, size);
 	return 0;
 }
@@ -520,7 +475,7 @@ static void bar_write(struct uvirtio_pci_dev *m, uint64_t off, unsigned size, ui
 		return;
 	if (in_area(off, size, UVIRTIO_PCI_COMMON_OFFSET, UVIRTIO_PCI_COMMON_CFG_SIZE, &rel))
 		common_write(m, rel, size, v);
-	else if (in_area(off, size, UVIRTIO_PCI_DEVICE_OFFSET, m->dev->config_size, &rel))
+	else if (in_area(off, size, UVIRTIO_PCI_DEVICE_OFFSET, uvirtio_device_config_size(m->dev), &rel))
 		device_cfg_write(m, rel, size, v);
 }
 
@@ -565,7 +520,7 @@ int uvirtio_pci_dev_write(struct uvirtio_pci_dev *m, unsigned space, uint64_t of
 		 * available position above. */
 		uint32_t data = index;
 
-		if (size == 4 && (m->dev->features & UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA)))
+		if (size == 4 && uvirtio_device_has_feature(m->dev, VIRTIO_F_NOTIFICATION_DATA))
 			data |= value & 0xffff0000u;
 		pthread_mutex_lock(&m->lock);
 		uvirtio_device_queue_notify_data(m->dev, data);
@@ -600,166 +555,6 @@ uint8_t uvirtio_pci_dev_isr_peek(struct uvirtio_pci_dev *m)
 	return __atomic_load_n(&m->isr, __ATOMIC_ACQUIRE);
 }
 
-/* Save and load. */
-
-static void le16_put(uint8_t **p, uint16_t v)
-{
-	put16(*p, v);
-	*p += 2;
-}
-
-static void le32_put(uint8_t **p, uint32_t v)
-{
-	put32(*p, v);
-	*p += 4;
-}
-
-static void le64_put(uint8_t **p, uint64_t v)
-{
-	le32_put(p, (uint32_t)v);
-	le32_put(p, (uint32_t)(v >> 32));
-}
-
-static uint16_t le16_get(const uint8_t **p)
-{
-	uint16_t v = (uint16_t)((*p)[0] | (*p)[1] << 8);
-
-	*p += 2;
-	return v;
-}
-
-static uint32_t le32_get(const uint8_t **p)
-{
-	uint32_t lo = le16_get(p);
-
-	return lo | (uint32_t)le16_get(p) << 16;
-}
-
-static uint64_t le64_get(const uint8_t **p)
-{
-	uint64_t lo = le32_get(p);
-
-	return lo | (uint64_t)le32_get(p) << 32;
-}
-
-size_t uvirtio_pci_dev_save_size(const struct uvirtio_pci_dev *m)
-{
-	return SAVE_HEADER + (size_t)m->nqueues * SAVE_QUEUE;
-}
-
-long uvirtio_pci_dev_save(const struct uvirtio_pci_dev *m, void *buf, size_t size)
-{
-	size_t total = uvirtio_pci_dev_save_size(m);
-	uint8_t *p = buf;
-
-	if (size < total)
-		return -ENOSPC;
-	memset(buf, 0, total);
-	memcpy(p, SAVE_MAGIC, 8);
-	p += 8;
-	le32_put(&p, SAVE_VERSION);
-	le32_put(&p, (uint32_t)total);
-	le32_put(&p, m->nqueues);
-	le32_put(&p, m->cfg.nvectors);
-	le32_put(&p, m->device_feature_select);
-	le32_put(&p, m->driver_feature_select);
-	le16_put(&p, __atomic_load_n(&m->msix_config, __ATOMIC_ACQUIRE));
-	le16_put(&p, m->queue_select);
-	*p = __atomic_load_n(&m->isr, __ATOMIC_ACQUIRE);
-	p += 4;
-	for (unsigned i = 0; i < m->nqueues; i++) {
-		const struct pci_queue *q = &m->queues[i];
-
-		le16_put(&p, q->size);
-		le16_put(&p, __atomic_load_n(&q->vector, __ATOMIC_ACQUIRE));
-		p += 4;
-		le64_put(&p, q->desc);
-		le64_put(&p, q->driver);
-		le64_put(&p, q->device);
-	}
-	return (long)total;
-}
-
-static int refuse(const char **why, const char *reason, int err)
-{
-	if (why)
-		*why = reason;
-	return err;
-}
-
-static bool vector_ok(const struct uvirtio_pci_dev *m, uint16_t v)
-{
-	return v == VIRTIO_MSI_NO_VECTOR || v < m->cfg.nvectors;
-}
-
-int uvirtio_pci_dev_load(struct uvirtio_pci_dev *m, const void *buf, size_t size, const char **why)
-{
-	const uint8_t *p = buf;
-	uint32_t version, total, nqueues, nvectors, dfs, gfs;
-	uint16_t msix, select;
-	uint8_t isr;
-	unsigned max = uvirtio_device_queue_max_size(m->dev, 0);
-
-	/* Read and check everything first; change the model only at the end. */
-	if (size < SAVE_HEADER)
-		return refuse(why, "pci model state is truncated", -EBADMSG);
-	if (memcmp(p, SAVE_MAGIC, 8))
-		return refuse(why, "pci model state has a bad magic", -EBADMSG);
-	p += 8;
-	version = le32_get(&p);
-	total = le32_get(&p);
-	nqueues = le32_get(&p);
-	nvectors = le32_get(&p);
-	dfs = le32_get(&p);
-	gfs = le32_get(&p);
-	msix = le16_get(&p);
-	select = le16_get(&p);
-	isr = p[0];
-	if (version != SAVE_VERSION)
-		return refuse(why, "pci model state of another version", -EPROTONOSUPPORT);
-	if (nqueues != m->nqueues || nvectors != m->cfg.nvectors)
-		return refuse(why, "pci model state of another queue or vector count", -EINVAL);
-	if (total != uvirtio_pci_dev_save_size(m) || size != total)
-		return refuse(why, "pci model state has a wrong length", -EBADMSG);
-	if (p[1] || p[2] || p[3])
-		return refuse(why, "pci model state has non-zero padding", -EBADMSG);
-	if (isr & ~(ISR_QUEUE | ISR_CONFIG))
-		return refuse(why, "pci model state has ISR bits that do not exist", -EBADMSG);
-	if (!vector_ok(m, msix))
-		return refuse(why, "pci model state has a vector the function lacks", -EBADMSG);
-	p += 4;
-	for (unsigned i = 0; i < nqueues; i++) {
-		const uint8_t *q = p + (size_t)i * SAVE_QUEUE;
-		uint16_t qsize = le16_get(&q), vector = le16_get(&q);
-
-		if (qsize > max)
-			return refuse(why, "pci model state has a queue size above the maximum",
-				      -EBADMSG);
-		if (!vector_ok(m, vector))
-			return refuse(why, "pci model state has a vector the function lacks",
-				      -EBADMSG);
-		if (q[0] || q[1] || q[2] || q[3])
-			return refuse(why, "pci model state has non-zero padding", -EBADMSG);
-	}
-
-	m->device_feature_select = dfs;
-	m->driver_feature_select = gfs;
-	__atomic_store_n(&m->msix_config, msix, __ATOMIC_RELEASE);
-	m->queue_select = select;
-	__atomic_store_n(&m->isr, isr, __ATOMIC_RELEASE);
-	for (unsigned i = 0; i < nqueues; i++) {
-		struct pci_queue *q = &m->queues[i];
-
-		q->size = le16_get(&p);
-		__atomic_store_n(&q->vector, le16_get(&p), __ATOMIC_RELEASE);
-		p += 4;
-		q->desc = le64_get(&p);
-		q->driver = le64_get(&p);
-		q->device = le64_get(&p);
-	}
-	return 0;
-}
-
 /* Set-up. */
 
 int uvirtio_pci_dev_create(struct uvirtio_pci_dev **out, struct uvirtio_device *dev,
@@ -772,14 +567,14 @@ int uvirtio_pci_dev_create(struct uvirtio_pci_dev **out, struct uvirtio_device *
 	struct uvirtio_pci_dev *m;
 	int ret = 0;
 
-	if (!cfg || !cfg->irq || dev->num_queues > UVIRTIO_PCI_MAX_QUEUES ||
-	    dev->config_size > UVIRTIO_PCI_DEVICE_CFG_MAX || cfg->nvectors > VECTORS_MAX ||
-	    dev->ops->device_id > UVIRTIO_PCI_DEVICE_ID_LAST - UVIRTIO_PCI_DEVICE_ID_BASE)
+	if (!cfg || !cfg->irq || uvirtio_device_num_queues(dev) > UVIRTIO_PCI_MAX_QUEUES ||
+	    uvirtio_device_config_size(dev) > UVIRTIO_PCI_DEVICE_CFG_MAX || cfg->nvectors > VECTORS_MAX ||
+	    uvirtio_device_ops(dev)->device_id > UVIRTIO_PCI_DEVICE_ID_LAST - UVIRTIO_PCI_DEVICE_ID_BASE)
 		return -EINVAL;
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
-	m->queues = calloc(dev->num_queues, sizeof(*m->queues));
+	m->queues = calloc(uvirtio_device_num_queues(dev), sizeof(*m->queues));
 	if (!m->queues) {
 		free(m);
 		return -ENOMEM;
@@ -787,13 +582,13 @@ int uvirtio_pci_dev_create(struct uvirtio_pci_dev **out, struct uvirtio_device *
 	m->dev = dev;
 	m->cfg = *cfg;
 	if (!m->cfg.nvectors)
-		m->cfg.nvectors = dev->num_queues + 1;
-	m->nqueues = dev->num_queues;
+		m->cfg.nvectors = uvirtio_device_num_queues(dev) + 1;
+	m->nqueues = uvirtio_device_num_queues(dev);
 	pthread_mutex_init(&m->lock, NULL);
 	reset_model(m);
 	for (unsigned i = 0; i < m->nqueues; i++)
 		m->queues[i].kick_fd = -1;
-	for (unsigned i = 0; i < m->nqueues && dev->ops->takes_kick_fds && !ret; i++) {
+	for (unsigned i = 0; i < m->nqueues && uvirtio_device_ops(dev)->takes_kick_fds && !ret; i++) {
 		m->queues[i].kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		ret = m->queues[i].kick_fd < 0 ? -errno : uvirtio_device_set_kick_fd(dev, i, m->queues[i].kick_fd);
 	}

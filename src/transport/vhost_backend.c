@@ -315,7 +315,7 @@ static void serve_connection(struct uvirtio_vhost_backend *vb, int fd)
 		p[0] = (struct pollfd){ .fd = vb->stop_fd, .events = POLLIN };
 		p[1] = (struct pollfd){ .fd = vb->conn_fd, .events = POLLIN };
 		p[2] = (struct pollfd){ .fd = vb->resched_fd, .events = POLLIN };
-		if (!dev->ops->takes_kick_fds) {
+		if (!uvirtio_device_ops(dev)->takes_kick_fds) {
 			for (unsigned i = 0; i < vb->nrings; i++) {
 				if (!vb->rings[i].running)
 					continue;
@@ -432,18 +432,18 @@ int uvirtio_vhost_backend_attach(struct uvirtio_vhost_backend *vb, struct uvirti
 
 	if (__atomic_load_n(&vb->serving, __ATOMIC_ACQUIRE))
 		return -EBUSY;
-	rings = calloc(dev->num_queues, sizeof(*rings));
+	rings = calloc(uvirtio_device_num_queues(dev), sizeof(*rings));
 	if (!rings)
 		return -ENOMEM;
 	if (vb->dev)
 		uvirtio_vhost_backend_end_connection(vb);
 	free_rings(vb);
-	for (unsigned i = 0; i < dev->num_queues; i++) {
+	for (unsigned i = 0; i < uvirtio_device_num_queues(dev); i++) {
 		rings[i].kick_fd = rings[i].err_fd = rings[i].call_fd = -1;
 		pthread_mutex_init(&rings[i].call_lock, NULL);
 	}
 	vb->rings = rings;
-	vb->nrings = dev->num_queues;
+	vb->nrings = uvirtio_device_num_queues(dev);
 	vb->dev = dev;
 	uvirtio_device_set_hooks(dev, &hooks);
 	return 0;

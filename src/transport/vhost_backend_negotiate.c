@@ -112,13 +112,13 @@ int vb_get_config(struct uvirtio_vhost_backend *vb, const struct uvirtio_vhost_m
 	if (c->size)
 		ret = uvirtio_device_config_read(vb->dev, c->offset, out->payload, c->size);
 	else
-		ret = c->offset > vb->dev->config_size ? -EINVAL : 0;
+		ret = c->offset > uvirtio_device_config_size(vb->dev) ? -EINVAL : 0;
 	if (ret) {
 		/* QEMU reads a reply of another size as failure. */
 		out->size = 0;
 		vb->reply.hdr.size = VHOST_USER_CONFIG_HDR_SIZE;
 		return vb_fail(vb, ret, "config read of %u bytes at %u is outside config space (%u bytes)",
-			    c->size, c->offset, vb->dev->config_size);
+			    c->size, c->offset, uvirtio_device_config_size(vb->dev));
 	}
 	vb->reply.hdr.size = VHOST_USER_CONFIG_HDR_SIZE + c->size;
 	return 0;

@@ -90,7 +90,7 @@ static int ring_try_run(struct uvirtio_vhost_backend *vb, unsigned i)
 		return ret;
 	if (!packed && base > UINT16_MAX)
 		return vb_fail(vb, -EINVAL, "ring %u: base %#x is over 16 bits for a split ring", i, base);
-	if (dev->ops->takes_kick_fds)
+	if (uvirtio_device_ops(dev)->takes_kick_fds)
 		uvirtio_device_set_kick_fd(dev, i, r->kick_fd);
 	ret = uvirtio_device_queue_enable_at(dev, i, &l, (uint16_t)base,
 					     (uint16_t)(packed ? base >> 16 : base));

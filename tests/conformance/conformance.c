@@ -63,8 +63,8 @@ static void check_ring_negotiated(void)
 
 	if (!fx.t->ops->notify_data)
 		need &= ~UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA);
-	CHECK_EQ(ld.drv.features & ring_bits, need);
-	CHECK(!(ld.drv.features & ~ring_bits &
+	CHECK_EQ(uvirtio_driver_features(&ld.drv) & ring_bits, need);
+	CHECK(!(uvirtio_driver_features(&ld.drv) & ~ring_bits &
 		(UVIRTIO_BIT(VIRTIO_F_RING_PACKED) | UVIRTIO_BIT(VIRTIO_F_IN_ORDER) |
 		 UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA))));
 }

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "uvirtio/blk_dev.h"
+#include "../../src/core/core_priv.h"
 #include "fuzz_input.h"
 
 #define MAX_IOV 8
@@ -346,12 +347,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	/* Negotiated as the input says (the fuzzer stands in for FEATURES_OK). */
-	blk.dev.features = uvirtio_device_get_features(&blk.dev) &
-			   (in_u64(&in) | UVIRTIO_BIT(VIRTIO_F_VERSION_1));
+	device_of(&blk.dev)->features = uvirtio_device_get_features(&blk.dev) &
+					(in_u64(&in) | UVIRTIO_BIT(VIRTIO_F_VERSION_1));
 	/* The model knows the device from what a driver sees: the config
 	 * space and the features. */
 	d.read_only = cfg.read_only;
-	d.features = blk.dev.features;
+	d.features = uvirtio_device_accepted_features(&blk.dev);
 	d.capacity = le64toh(blk.config.capacity);
 	d.max_seg[0] = le32toh(blk.config.max_discard_seg);
 	d.max_seg[1] = le32toh(blk.config.max_write_zeroes_seg);

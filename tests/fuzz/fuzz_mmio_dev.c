@@ -64,7 +64,7 @@ struct echo {
 
 static void echo_notify(struct uvirtio_device *dev, unsigned index)
 {
-	struct echo *e = dev->priv;
+	struct echo *e = uvirtio_device_priv(dev);
 	struct uvirtio_devq *q = uvirtio_device_queue(dev, index);
 	struct uvirtio_req req;
 	unsigned budget = 64;

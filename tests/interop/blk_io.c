@@ -117,7 +117,7 @@ static int run(unsigned regions, bool verify_only)
 		 "probe with every feature", fe))
 		return 1;
 	printf("# negotiated %#llx, %u queues, capacity %llu sectors\n",
-	       (unsigned long long)b.drv.features, b.num_queues,
+	       (unsigned long long)uvirtio_driver_features(&b.drv), b.num_queues,
 	       (unsigned long long)b.limits.capacity);
 	buf = uvirtio_blk_drv_alloc_buf(&b, CHUNK);
 	if (!buf || (uint64_t)regions * REGION_SECTORS > b.limits.capacity)
@@ -129,7 +129,7 @@ static int run(unsigned regions, bool verify_only)
 		if (step(write_region(&b, r % b.num_queues, r, buf), what, fe))
 			return 1;
 	}
-	if (!verify_only && (b.drv.features & UVIRTIO_BIT(VIRTIO_BLK_F_FLUSH)) &&
+	if (!verify_only && (uvirtio_driver_features(&b.drv) & UVIRTIO_BIT(VIRTIO_BLK_F_FLUSH)) &&
 	    step(uvirtio_blk_drv_flush(&b, 0, 10000), "flush", fe))
 		return 1;
 	for (unsigned r = 0; r < regions; r++) {
@@ -156,7 +156,7 @@ static int run(unsigned regions, bool verify_only)
 	if (step(uvirtio_blk_drv_probe(&b, uvirtio_vhost_frontend_transport(fe), &fewer),
 		 "reset, renegotiate without INDIRECT_DESC, EVENT_IDX and MQ, 16-entry queue", fe))
 		return 1;
-	printf("# negotiated %#llx, %u queues\n", (unsigned long long)b.drv.features, b.num_queues);
+	printf("# negotiated %#llx, %u queues\n", (unsigned long long)uvirtio_driver_features(&b.drv), b.num_queues);
 	buf = uvirtio_blk_drv_alloc_buf(&b, CHUNK);
 	for (unsigned r = 0; r < regions; r++) {
 		char what[64];

@@ -179,7 +179,7 @@ static int run(const char *path, const char *move_to, bool strict, bool quiesce)
 		return 1;
 	printf("# backend features %#llx, negotiated %#llx\n",
 	       (unsigned long long)uvirtio_vhost_frontend_backend_features(fe),
-	       (unsigned long long)drv.features);
+	       (unsigned long long)uvirtio_driver_features(&drv));
 	if (!uvirtio_driver_has_feature(&drv, VIRTIO_F_RING_RESET) ||
 	    !uvirtio_driver_has_feature(&drv, VIRTIO_F_SUSPEND))
 		return step(-EOPNOTSUPP, "RING_RESET and SUSPEND negotiated"), 1;
@@ -249,7 +249,7 @@ static int run(const char *path, const char *move_to, bool strict, bool quiesce)
 	    step(verify(0, 56, 20), "verify all 56") ||
 	    step(write_all(56, 64, 20), "8 more writes") || step(verify(0, 64, 20), "verify all 64"))
 		return 1;
-	if (drv.features & UVIRTIO_BIT(VIRTIO_BLK_F_FLUSH)) {
+	if (uvirtio_driver_features(&drv) & UVIRTIO_BIT(VIRTIO_BLK_F_FLUSH)) {
 		struct rq *x = &rqs[0];
 		struct iovec out = { &x->hdr, sizeof(x->hdr) }, in = { &x->status, 1 };
 

@@ -2,11 +2,13 @@
 /*
  * Tests' window into src/core/ (tests/support/README.md): the snapshot blob's
  * CRC-32, so a test that edits a blob can reseal it and reach the check after
- * the checksum.
+ * the checksum; and the device core's hooks and per-queue started flag, for
+ * tests that fire a notification by hand or check that a queue thread stopped.
  */
 #ifndef UVIRTIO_TESTS_SUPPORT_CORE_INTERNAL_H
 #define UVIRTIO_TESTS_SUPPORT_CORE_INTERNAL_H
 
 #include "../../src/core/crc32.h"
+#include "../../src/core/device_internal.h"
 
 #endif

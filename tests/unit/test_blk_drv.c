@@ -142,7 +142,7 @@ static uint8_t md_serve(struct memdisk *m, struct uvirtio_req *req)
 
 static void md_notify(struct uvirtio_device *dev, unsigned index)
 {
-	struct memdisk *m = dev->priv;
+	struct memdisk *m = uvirtio_device_priv(dev);
 	struct uvirtio_devq *q = uvirtio_device_queue(dev, index);
 	struct uvirtio_req req;
 
@@ -180,18 +180,18 @@ static void md_notify(struct uvirtio_device *dev, unsigned index)
 
 static void md_reset(struct uvirtio_device *dev)
 {
-	((struct memdisk *)dev->priv)->nheld = 0;
+	((struct memdisk *)uvirtio_device_priv(dev))->nheld = 0;
 }
 
 /* Completes every held request OK with its whole writable part. */
 static int md_release(struct uvirtio_device *dev, void *arg)
 {
-	struct memdisk *m = dev->priv;
+	struct memdisk *m = uvirtio_device_priv(dev);
 
 	(void)arg;
 	/* Take first what the driver made available but whose kick the device
 	 * thread has not served yet: this call may overtake the kick. */
-	for (unsigned i = 0; i < m->dev.num_queues; i++)
+	for (unsigned i = 0; i < uvirtio_device_num_queues(dev); i++)
 		if (uvirtio_device_queue(dev, i)->ready)
 			md_notify(dev, i);
 	for (unsigned i = 0; i < m->nheld; i++) {
@@ -213,14 +213,14 @@ static int md_needs_reset(struct uvirtio_device *dev, void *arg)
 
 static int md_set_mode(struct uvirtio_device *dev, void *arg)
 {
-	((struct memdisk *)dev->priv)->mode = *(enum md_mode *)arg;
+	((struct memdisk *)uvirtio_device_priv(dev))->mode = *(enum md_mode *)arg;
 	return 0;
 }
 
 /* What the device holds, copied on its thread (for data and counters). */
 static int md_snapshot(struct uvirtio_device *dev, void *arg)
 {
-	memcpy(arg, dev->priv, sizeof(struct memdisk));
+	memcpy(arg, uvirtio_device_priv(dev), sizeof(struct memdisk));
 	return 0;
 }
 
@@ -803,7 +803,7 @@ static void test_blk_drv_reprobe_with_other_features_keeps_the_data(void)
 	/* Without MQ, DISCARD and the ring features: one queue, no discard. */
 	CHECK_EQ(uvirtio_blk_drv_probe(&b, e.t, &(struct uvirtio_blk_drv_opts){
 			.features = UVIRTIO_BIT(VIRTIO_BLK_F_FLUSH), .num_queues = 2, .queue_size = 16 }), 0);
-	CHECK_EQ(b.drv.features, UVIRTIO_BIT(VIRTIO_BLK_F_FLUSH) | UVIRTIO_BIT(VIRTIO_F_VERSION_1));
+	CHECK_EQ(uvirtio_driver_features(&b.drv), UVIRTIO_BIT(VIRTIO_BLK_F_FLUSH) | UVIRTIO_BIT(VIRTIO_F_VERSION_1));
 	CHECK_EQ(uvirtio_blk_drv_num_queues(&b), 1);
 	CHECK_EQ(uvirtio_blk_drv_discard(&b, 0, 0, 8, 5000), -EOPNOTSUPP);
 	CHECK_EQ(uvirtio_blk_drv_read(&b, 1, 200, r, 8192, 5000), -EINVAL);
@@ -1132,7 +1132,7 @@ static void file_async_in_flight_across_two_queues(bool indirect, uint64_t ring)
 			.backend = UVIRTIO_BLK_BACKEND_FILE, .num_queues = 2 }), 0);
 	CHECK_EQ(uvirtio_blk_drv_probe(&b, d.t, &(struct uvirtio_blk_drv_opts){
 			.features = features, .num_queues = 2, .queue_size = 32 }), 0);
-	CHECK_EQ(b.drv.features & UVIRTIO_BLK_DRV_RING_FEATURES, ring);
+	CHECK_EQ(uvirtio_driver_features(&b.drv) & UVIRTIO_BLK_DRV_RING_FEATURES, ring);
 	for (unsigned i = 0; i < 2; i++) {
 		c[i] = (struct async_ctx){ .b = &b, .queue = i };
 		c[i].buf = uvirtio_blk_drv_alloc_buf(&b, 2 * NREQ * 4096);

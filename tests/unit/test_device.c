@@ -44,13 +44,13 @@ static int validate(struct uvirtio_device *dev, uint64_t f)
 
 static int start(struct uvirtio_device *dev)
 {
-	((struct testdev *)dev->priv)->starts++;
+	((struct testdev *)uvirtio_device_priv(dev))->starts++;
 	return 0;
 }
 
 static void queue_notify(struct uvirtio_device *dev, unsigned index)
 {
-	struct testdev *t = dev->priv;
+	struct testdev *t = uvirtio_device_priv(dev);
 
 	if (!t->holding && uvirtio_devq_pop(uvirtio_device_queue(dev, index), &t->held) == 1)
 		t->holding = true;
@@ -66,7 +66,7 @@ static int config_write(struct uvirtio_device *dev, unsigned offset, const void 
 
 static void reset(struct uvirtio_device *dev)
 {
-	struct testdev *t = dev->priv;
+	struct testdev *t = uvirtio_device_priv(dev);
 
 	t->resets++;
 	/* Finish (push) or cancel (drop) what is in flight before returning. */
@@ -194,7 +194,7 @@ static void test_device_features_ok_accepts_any_valid_subset(void)
 	for (unsigned i = 0; i < sizeof(subsets) / sizeof(subsets[0]); i++) {
 		CHECK_EQ(td_init(&t), 0);
 		CHECK(negotiate(&t, subsets[i]) & VIRTIO_CONFIG_S_FEATURES_OK);
-		CHECK_EQ(t.dev.features, subsets[i]);
+		CHECK_EQ(uvirtio_device_accepted_features(&t.dev), subsets[i]);
 		td_fini(&t);
 	}
 }
@@ -205,7 +205,7 @@ static void test_device_features_ok_refused_for_feature_not_offered(void)
 
 	CHECK_EQ(td_init(&t), 0);
 	CHECK(!(negotiate(&t, V1 | UVIRTIO_BIT(20)) & VIRTIO_CONFIG_S_FEATURES_OK));
-	CHECK_EQ(t.dev.features, 0);
+	CHECK_EQ(uvirtio_device_accepted_features(&t.dev), 0);
 	td_fini(&t);
 }
 
@@ -243,7 +243,7 @@ static void test_device_features_fixed_after_features_ok(void)
 	CHECK_EQ(td_init(&t), 0);
 	CHECK(negotiate(&t, V1) & VIRTIO_CONFIG_S_FEATURES_OK);
 	CHECK_EQ(uvirtio_device_set_driver_features(&t.dev, V1 | UVIRTIO_BIT(F_BASE)), -EBUSY);
-	CHECK_EQ(t.dev.features, V1);
+	CHECK_EQ(uvirtio_device_accepted_features(&t.dev), V1);
 	td_fini(&t);
 }
 
@@ -282,7 +282,7 @@ static void test_device_driver_ok_refused_in_one_write_with_refused_features(voi
 	CHECK_EQ(uvirtio_device_get_status(&t.dev), 0);
 	CHECK_EQ(t.starts, 0);
 	CHECK(!uvirtio_device_running(&t.dev));
-	CHECK_EQ(t.dev.features, 0);
+	CHECK_EQ(uvirtio_device_accepted_features(&t.dev), 0);
 	td_fini(&t);
 }
 
@@ -364,6 +364,7 @@ static void test_device_config_update_bumps_generation_and_notifies(void)
 static void test_device_broken_queue_sets_needs_reset_and_notifies_config(void)
 {
 	struct testdev t;
+	struct uvirtio_device_stats st;
 	struct iovec in;
 	int tok;
 
@@ -376,7 +377,8 @@ static void test_device_broken_queue_sets_needs_reset_and_notifies_config(void)
 	uvirtio_device_queue_notify(&t.dev, 0);
 	CHECK(uvirtio_devq_is_broken(uvirtio_device_queue(&t.dev, 0)));
 	CHECK(uvirtio_device_get_status(&t.dev) & VIRTIO_CONFIG_S_NEEDS_RESET);
-	CHECK_STR(t.dev.needs_reset_reason, "descriptor index out of range");
+	uvirtio_device_get_stats(&t.dev, &st);
+	CHECK_STR(st.needs_reset_reason, "descriptor index out of range");
 	CHECK_EQ(t.notifies_config, 1);
 	/* A device that needs reset ignores kicks, without spinning. */
 	uvirtio_device_queue_notify(&t.dev, 0);
@@ -392,14 +394,14 @@ static void test_device_reset_forgets_negotiated_state(void)
 	CHECK_EQ(bring_up(&t, V1 | UVIRTIO_BIT(F_BASE)), 0);
 	CHECK_EQ(uvirtio_device_set_status(&t.dev, 0), 0);
 	CHECK_EQ(uvirtio_device_get_status(&t.dev), 0);
-	CHECK_EQ(t.dev.features, 0);
-	CHECK_EQ(t.dev.driver_features, 0);
+	CHECK_EQ(uvirtio_device_accepted_features(&t.dev), 0);
+	CHECK_EQ(uvirtio_device_get_driver_features(&t.dev), 0);
 	CHECK(!uvirtio_device_queue(&t.dev, 0)->ready);
 	CHECK_EQ(t.resets, 1);
 	/* Renegotiation with a different set works. */
 	uvirtio_drvq_destroy(&t.dq);
 	CHECK_EQ(bring_up(&t, V1 | UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX)), 0);
-	CHECK_EQ(t.dev.features, V1 | UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX));
+	CHECK_EQ(uvirtio_device_accepted_features(&t.dev), V1 | UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX));
 	td_fini(&t);
 }
 
@@ -512,7 +514,7 @@ struct qtdev {
 
 static int qt_queue_start(struct uvirtio_device *dev, unsigned index)
 {
-	struct qtdev *q = dev->priv;
+	struct qtdev *q = uvirtio_device_priv(dev);
 
 	q->starts[index]++;
 	q->order[q->norder++ % 16] = (char)('a' + index);
@@ -523,7 +525,7 @@ static int qt_queue_start(struct uvirtio_device *dev, unsigned index)
 
 static void qt_queue_stop(struct uvirtio_device *dev, unsigned index)
 {
-	struct qtdev *q = dev->priv;
+	struct qtdev *q = uvirtio_device_priv(dev);
 
 	q->stops[index]++;
 	q->order[q->norder++ % 16] = (char)('A' + index);
@@ -535,14 +537,14 @@ static void qt_queue_stop(struct uvirtio_device *dev, unsigned index)
 
 static void qt_reset(struct uvirtio_device *dev)
 {
-	struct qtdev *q = dev->priv;
+	struct qtdev *q = uvirtio_device_priv(dev);
 
 	q->order[q->norder++ % 16] = 'R';
 }
 
 static void qt_queue_notify(struct uvirtio_device *dev, unsigned index)
 {
-	((struct qtdev *)dev->priv)->notifies[index]++;
+	((struct qtdev *)uvirtio_device_priv(dev))->notifies[index]++;
 }
 
 static const struct uvirtio_device_ops qt_ops = {
@@ -557,13 +559,19 @@ static const struct uvirtio_device_ops qt_ops = {
 	.takes_kick_fds = true,
 };
 
-static int qt_init(struct qtdev *q)
+/* @ops: qt_ops, or a variant of it; must outlive @q's device. */
+static int qt_init_with(struct qtdev *q, const struct uvirtio_device_ops *ops)
 {
 	int ret = td_init(&q->t);
 
 	memset(q->starts, 0, sizeof(*q) - offsetof(struct qtdev, starts));
 	uvirtio_device_destroy(&q->t.dev);
-	return ret ? ret : uvirtio_device_init(&q->t.dev, &qt_ops, q, NULL, 0, &q->t.mem);
+	return ret ? ret : uvirtio_device_init(&q->t.dev, ops, q, NULL, 0, &q->t.mem);
+}
+
+static int qt_init(struct qtdev *q)
+{
+	return qt_init_with(q, &qt_ops);
 }
 
 static int add_one(struct testdev *t)
@@ -952,14 +960,12 @@ static void test_device_that_cannot_suspend_sets_device_needs_reset(void)
 	struct uvirtio_device_ops ops = qt_ops;
 
 	ops.suspend = cannot_suspend;
-	CHECK_EQ(qt_init(&q), 0);
-	q.t.dev.ops = &ops;
+	CHECK_EQ(qt_init_with(&q, &ops), 0);
 	CHECK_EQ(bring_up(&q.t, V1 | SUSP), 0);
 	CHECK_EQ(uvirtio_device_set_status(&q.t.dev, RUNNING_STATUS | VIRTIO_CONFIG_S_SUSPEND), 0);
 	CHECK(uvirtio_device_get_status(&q.t.dev) & VIRTIO_CONFIG_S_NEEDS_RESET);
 	CHECK(!uvirtio_device_suspended(&q.t.dev));
 	uvirtio_device_reset(&q.t.dev);
-	q.t.dev.ops = &qt_ops;
 	td_fini(&q.t);
 }
 
@@ -1011,7 +1017,7 @@ static void test_snapshot_restored_device_resumes_where_the_first_stopped(void)
 	CHECK_EQ(uvirtio_device_restore(&b.t.dev, blob, (size_t)n, &why), 0);
 	CHECK(why == NULL);
 	CHECK(uvirtio_device_suspended(&b.t.dev));
-	CHECK_EQ(b.t.dev.features, V1 | SUSP | RR);
+	CHECK_EQ(uvirtio_device_accepted_features(&b.t.dev), V1 | SUSP | RR);
 	CHECK(uvirtio_device_queue_ready(&b.t.dev, 0));
 	/* Buffers the first device never took go to the new one, in order. */
 	CHECK_EQ(add_one(&a.t), 0);
@@ -1036,7 +1042,7 @@ static void expect_refused(struct qtdev *a, const unsigned char *blob, size_t n,
 	CHECK_EQ(uvirtio_device_restore(&b.t.dev, blob, n, &why), err);
 	CHECK(why != NULL && strlen(why) > 10);
 	CHECK_EQ(uvirtio_device_get_status(&b.t.dev), 0);
-	CHECK_EQ(b.t.dev.features, 0);
+	CHECK_EQ(uvirtio_device_accepted_features(&b.t.dev), 0);
 	CHECK(!uvirtio_device_queue_ready(&b.t.dev, 0));
 	uvirtio_device_destroy(&b.t.dev);
 }

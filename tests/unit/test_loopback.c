@@ -47,7 +47,7 @@ struct sink {
 
 static void sink_notify(struct uvirtio_device *dev, unsigned index)
 {
-	struct sink *s = dev->priv;
+	struct sink *s = uvirtio_device_priv(dev);
 	struct uvirtio_req req;
 
 	uvirtio_req_init(&req, s->iov, 8);
@@ -60,7 +60,7 @@ static void sink_notify(struct uvirtio_device *dev, unsigned index)
 /* Completes the last request taken, claiming its whole writable part. */
 static int sink_release_last(struct uvirtio_device *dev, void *arg)
 {
-	struct sink *s = dev->priv;
+	struct sink *s = uvirtio_device_priv(dev);
 	int ret;
 
 	(void)arg;
@@ -73,7 +73,7 @@ static int sink_release_last(struct uvirtio_device *dev, void *arg)
 
 static void sink_reset(struct uvirtio_device *dev)
 {
-	((struct sink *)dev->priv)->held = 0;
+	((struct sink *)uvirtio_device_priv(dev))->held = 0;
 }
 
 /* Offers feature 5 but cannot work with it after all: FEATURES_OK fails. */
@@ -87,7 +87,7 @@ static int sink_validate(struct uvirtio_device *dev, uint64_t features)
 static void sink_queue_stop(struct uvirtio_device *dev, unsigned index)
 {
 	(void)index;
-	((struct sink *)dev->priv)->held = 0;
+	((struct sink *)uvirtio_device_priv(dev))->held = 0;
 }
 
 static const struct uvirtio_device_ops sink_ops = {
@@ -130,13 +130,16 @@ static void env_stop(struct env *e)
 
 static int read_resets(struct uvirtio_device *dev, void *arg)
 {
-	*(unsigned *)arg = dev->resets;
+	struct uvirtio_device_stats st;
+
+	uvirtio_device_get_stats(dev, &st);
+	*(unsigned *)arg = st.resets;
 	return 0;
 }
 
 static int read_features(struct uvirtio_device *dev, void *arg)
 {
-	*(uint64_t *)arg = dev->features;
+	*(uint64_t *)arg = uvirtio_device_accepted_features(dev);
 	return 0;
 }
 
@@ -239,7 +242,7 @@ static void test_driver_remove_resets_before_deleting_queues(void)
 	CHECK_EQ(uvirtio_driver_remove(&drv, count_release, &released), 0);
 	CHECK_STR(rec.trace, "reset ");
 	CHECK_EQ(released, 3);
-	CHECK_EQ(drv.nvqs, 0);
+	CHECK_EQ(uvirtio_driver_num_vqs(&drv), 0);
 	CHECK_EQ(uvirtio_loopback_run_on_device(e.lb, read_resets, &resets), 0);
 	CHECK_EQ(resets, 2);
 	env_stop(&e);
@@ -255,12 +258,12 @@ static void test_driver_renegotiates_different_features_after_reset(void)
 
 	CHECK_EQ(env_start(&e, false), 0);
 	CHECK_EQ(uvirtio_rng_drv_probe(&drv, uvirtio_loopback_transport(e.lb), rich), 0);
-	CHECK_EQ(drv.drv.features, rich | UVIRTIO_BIT(VIRTIO_F_VERSION_1));
+	CHECK_EQ(uvirtio_driver_features(&drv.drv), rich | UVIRTIO_BIT(VIRTIO_F_VERSION_1));
 	CHECK_EQ(uvirtio_rng_drv_read(&drv, buf, sizeof(buf), 5000), sizeof(buf));
 	uvirtio_rng_drv_remove(&drv);
 
 	CHECK_EQ(uvirtio_rng_drv_probe(&drv, uvirtio_loopback_transport(e.lb), 0), 0);
-	CHECK_EQ(drv.drv.features, UVIRTIO_BIT(VIRTIO_F_VERSION_1));
+	CHECK_EQ(uvirtio_driver_features(&drv.drv), UVIRTIO_BIT(VIRTIO_F_VERSION_1));
 	CHECK_EQ(uvirtio_loopback_run_on_device(e.lb, read_features, &dev_features), 0);
 	CHECK_EQ(dev_features, UVIRTIO_BIT(VIRTIO_F_VERSION_1));
 	CHECK_EQ(uvirtio_rng_drv_read(&drv, buf, sizeof(buf), 5000), sizeof(buf));
@@ -392,7 +395,7 @@ static void test_driver_never_accepts_transport_features_it_cannot_drive(void)
 	CHECK_EQ(env_start(&e, false), 0);
 	CHECK_EQ(uvirtio_loopback_run_on_device(e.lb, offer_unimplemented, NULL), 0);
 	CHECK_EQ(uvirtio_driver_probe(&drv, uvirtio_loopback_transport(e.lb), ~0ull), 0);
-	CHECK_EQ(drv.features, UVIRTIO_BIT(VIRTIO_F_VERSION_1) | UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX) |
+	CHECK_EQ(uvirtio_driver_features(&drv), UVIRTIO_BIT(VIRTIO_F_VERSION_1) | UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX) |
 				       UVIRTIO_BIT(3));
 	uvirtio_driver_remove(&drv, NULL, NULL);
 	env_stop(&e);
@@ -400,7 +403,7 @@ static void test_driver_never_accepts_transport_features_it_cannot_drive(void)
 
 static int read_held(struct uvirtio_device *dev, void *arg)
 {
-	*(unsigned *)arg = ((struct sink *)dev->priv)->held;
+	*(unsigned *)arg = ((struct sink *)uvirtio_device_priv(dev))->held;
 	return 0;
 }
 
@@ -598,7 +601,7 @@ static int rng_round_trips(uint64_t features, bool traced, uint64_t *negotiated,
 	for (unsigned i = 0; i < 200 && !ret; i++)
 		ret = uvirtio_rng_drv_read(&drv, buf, sizeof(buf), 5000) == sizeof(buf) ? 0 : -EIO;
 	if (!ret) {
-		*negotiated = drv.drv.features;
+		*negotiated = uvirtio_driver_features(&drv.drv);
 		*next = uvirtio_drvq_notification_data(uvirtio_driver_vq(&drv.drv, 0));
 		ret = uvirtio_loopback_run_on_device(e.lb, read_notified, recorded);
 		if (!ret && uvirtio_drvq_is_broken(uvirtio_driver_vq(&drv.drv, 0)))

@@ -20,11 +20,21 @@
 #include "uvirtio/driver.h"
 #include "uvirtio/mmio.h"
 #include "uvirtio/rng.h"
+#include "../support/core_internal.h"
 
 #define S_ACK VIRTIO_CONFIG_S_ACKNOWLEDGE
 #define S_DRIVER VIRTIO_CONFIG_S_DRIVER
 #define S_FEATURES_OK VIRTIO_CONFIG_S_FEATURES_OK
 #define S_DRIVER_OK VIRTIO_CONFIG_S_DRIVER_OK
+
+/* How many resets the device core completed. */
+static unsigned resets_of(const struct uvirtio_device *dev)
+{
+	struct uvirtio_device_stats st;
+
+	uvirtio_device_get_stats(dev, &st);
+	return st.resets;
+}
 
 static uint32_t rd(struct uvirtio_mmio_dev *m, uint64_t off)
 {
@@ -137,10 +147,10 @@ static void test_mmio_unaligned_access_is_ignored(void)
 static void test_mmio_interrupt_status_set_by_hooks_and_cleared_by_ack(void)
 {
 	struct solo s;
-	struct uvirtio_device_hooks *h;
+	const struct uvirtio_device_hooks *h;
 
 	CHECK_EQ(solo_start(&s), 0);
-	h = &s.rng.dev.hooks;
+	h = uvirtio_device_get_hooks(&s.rng.dev);
 	h->notify_used(h->opaque, 0);
 	CHECK_EQ(rd(s.m, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_MMIO_INT_VRING);
 	CHECK_EQ(s.irqs, 1);
@@ -164,7 +174,7 @@ static void test_mmio_interrupt_status_set_by_hooks_and_cleared_by_ack(void)
 static void test_mmio_reset_clears_the_models_registers(void)
 {
 	struct solo s;
-	struct uvirtio_device_hooks *h;
+	const struct uvirtio_device_hooks *h;
 	uint8_t saved[UVIRTIO_MMIO_DEV_SAVE_SIZE(1)], fresh[UVIRTIO_MMIO_DEV_SAVE_SIZE(1)];
 
 	CHECK_EQ(solo_start(&s), 0);
@@ -175,7 +185,7 @@ static void test_mmio_reset_clears_the_models_registers(void)
 	wr(s.m, VIRTIO_MMIO_QUEUE_NUM, 8);
 	wr(s.m, VIRTIO_MMIO_QUEUE_DESC_LOW, 0x1000);
 	wr(s.m, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
-	h = &s.rng.dev.hooks;
+	h = uvirtio_device_get_hooks(&s.rng.dev);
 	h->notify_config(h->opaque);
 	CHECK_EQ(uvirtio_mmio_dev_save(s.m, saved, sizeof(saved)), sizeof(saved));
 	CHECK(memcmp(saved, fresh, sizeof(saved)));
@@ -185,7 +195,7 @@ static void test_mmio_reset_clears_the_models_registers(void)
 	CHECK_EQ(rd(s.m, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
 	CHECK_EQ(uvirtio_mmio_dev_save(s.m, saved, sizeof(saved)), sizeof(saved));
 	CHECK(!memcmp(saved, fresh, sizeof(saved)));
-	CHECK_EQ(s.rng.dev.resets, 1);
+	CHECK_EQ(resets_of(&s.rng.dev), 1);
 	solo_stop(&s);
 }
 
@@ -202,14 +212,14 @@ static void test_mmio_driver_features_written_in_halves(void)
 	/* A selector with no bits behind it changes nothing. */
 	wr(s.m, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 2);
 	wr(s.m, VIRTIO_MMIO_DRIVER_FEATURES, 0xffffffff);
-	CHECK_EQ(s.rng.dev.driver_features,
+	CHECK_EQ(uvirtio_device_get_driver_features(&s.rng.dev),
 		 UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX) | UVIRTIO_BIT(VIRTIO_F_VERSION_1));
 	wr(s.m, VIRTIO_MMIO_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK);
 	CHECK_EQ(rd(s.m, VIRTIO_MMIO_STATUS), S_ACK | S_DRIVER | S_FEATURES_OK);
 	/* After FEATURES_OK a feature write is ignored. */
 	wr(s.m, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
 	wr(s.m, VIRTIO_MMIO_DRIVER_FEATURES, 0);
-	CHECK_EQ(s.rng.dev.features,
+	CHECK_EQ(uvirtio_device_accepted_features(&s.rng.dev),
 		 UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX) | UVIRTIO_BIT(VIRTIO_F_VERSION_1));
 	solo_stop(&s);
 }
@@ -217,7 +227,7 @@ static void test_mmio_driver_features_written_in_halves(void)
 static void test_mmio_save_load_round_trip_and_refuses_bad_blobs(void)
 {
 	uint8_t blob[UVIRTIO_MMIO_DEV_SAVE_SIZE(1)], bad[sizeof(blob)], again[sizeof(blob)];
-	struct uvirtio_device_hooks *h;
+	const struct uvirtio_device_hooks *h;
 	struct solo a, b;
 
 	CHECK_EQ(solo_start(&a), 0);
@@ -227,7 +237,7 @@ static void test_mmio_save_load_round_trip_and_refuses_bad_blobs(void)
 	wr(a.m, VIRTIO_MMIO_QUEUE_NUM, 32);
 	wr(a.m, VIRTIO_MMIO_QUEUE_USED_HIGH, 0x12345678);
 	wr(a.m, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
-	h = &a.rng.dev.hooks;
+	h = uvirtio_device_get_hooks(&a.rng.dev);
 	h->notify_used(h->opaque, 0);
 	CHECK_EQ(uvirtio_mmio_dev_save(a.m, blob, sizeof(blob)), sizeof(blob));
 
@@ -628,11 +638,11 @@ static void test_mmio_reset_is_complete_when_status_write_returns(void)
 	CHECK_EQ(rng_env_start(&e), 0);
 	CHECK_EQ(uvirtio_rng_drv_probe(&drv, e.t, 0), 0);
 	CHECK_EQ(uvirtio_rng_drv_read(&drv, a, sizeof(a), 10000), sizeof(a));
-	resets = e.rng.dev.resets;
+	resets = resets_of(&e.rng.dev);
 	wr(e.m, VIRTIO_MMIO_QUEUE_SEL, 0);
 	wr(e.m, VIRTIO_MMIO_STATUS, 0);
 	/* Nothing to wait for: the device is reset and the queue gone. */
-	CHECK_EQ(e.rng.dev.resets, resets + 1);
+	CHECK_EQ(resets_of(&e.rng.dev), resets + 1);
 	CHECK_EQ(rd(e.m, VIRTIO_MMIO_STATUS), 0);
 	CHECK_EQ(rd(e.m, VIRTIO_MMIO_QUEUE_READY), 0);
 	CHECK(!uvirtio_device_queue_ready(&e.rng.dev, 0));
@@ -655,7 +665,7 @@ struct lazy {
 
 static void lazy_notify(struct uvirtio_device *dev, unsigned index)
 {
-	struct lazy *l = dev->priv;
+	struct lazy *l = uvirtio_device_priv(dev);
 
 	if (__atomic_add_fetch(&l->calls, 1, __ATOMIC_ACQ_REL) == 1)
 		uvirtio_device_reschedule(dev, index);
@@ -991,7 +1001,7 @@ static void test_mmio_blk_reset_with_requests_in_flight_is_complete_at_once(void
 	/* The write of 0 returns with every queue thread stopped. */
 	CHECK_EQ(e.t->ops->reset(e.t), 0);
 	CHECK_EQ(rd(e.m, VIRTIO_MMIO_STATUS), 0);
-	CHECK(!e.dev->dev.queue_started[0]);
+	CHECK(!uvirtio_device_queue_started(&e.dev->dev, 0));
 	CHECK_EQ(rd(e.m, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
 	uvirtio_driver_remove(&drv, NULL, NULL);
 	blk_env_stop(&e);
@@ -1043,7 +1053,7 @@ static int rng_notifications(uint64_t features, uint64_t *negotiated, uint32_t *
 		/* Several reads: the ring of 64 goes round more than once. */
 		for (unsigned k = 0; k < 100 && !ret; k++)
 			ret = uvirtio_rng_drv_read(&drv, a, sizeof(a), 10000) == sizeof(a) ? 0 : -EIO;
-		*negotiated = drv.drv.features;
+		*negotiated = uvirtio_driver_features(&drv.drv);
 		*next = uvirtio_drvq_notification_data(uvirtio_driver_vq(&drv.drv, 0));
 		*recorded = uvirtio_devq_notified_avail(uvirtio_device_queue(&rng.dev, 0), &avail)
 				    ? avail
@@ -1124,7 +1134,7 @@ static void test_mmio_blk_packed_ring_with_notification_data_kicks_queue_threads
 	 * the model: the index must come from bits 0-15 there too. */
 	CHECK_EQ(blk_env_start(&e, 2), 0);
 	CHECK_EQ(uvirtio_driver_probe(&drv, e.t, PACKED | ND | UVIRTIO_BIT(VIRTIO_BLK_F_MQ)), 0);
-	CHECK((drv.features & (PACKED | ND)) == (PACKED | ND));
+	CHECK((uvirtio_driver_features(&drv) & (PACKED | ND)) == (PACKED | ND));
 	/* Queue 1 of 5 (not a power of 2), so bits 0-15 are not 0. */
 	CHECK_EQ(uvirtio_driver_find_vqs(&drv, 2, (const unsigned[]){ 5, 5 }), 0);
 	CHECK_EQ(uvirtio_driver_ready(&drv), 0);

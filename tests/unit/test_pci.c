@@ -63,6 +63,15 @@ static void rec_log(struct recbus *r, bool write, unsigned space, uint64_t off, 
 		r->acc[r->n++] = (struct access){ write, space, off, size, val };
 }
 
+/* How many resets the device core completed. */
+static unsigned resets_of(const struct uvirtio_device *dev)
+{
+	struct uvirtio_device_stats st;
+
+	uvirtio_device_get_stats(dev, &st);
+	return st.resets;
+}
+
 static int rec_read(void *opaque, unsigned space, uint64_t off, unsigned size, uint32_t *v)
 {
 	struct recbus *r = opaque;
@@ -526,11 +535,11 @@ static void test_pci_device_status_write_of_0_resets_before_the_write_returns(vo
 
 	CHECK_EQ(env_start(&e, false, 1, 0), 0);
 	CHECK_EQ(probe_rng(&e, &drv, 0), 0);
-	resets = e.dev->resets;
+	resets = resets_of(e.dev);
 	CHECK_EQ(mrd(&e, COMMON(queue_enable), 2), 1);
 	mwr(&e, COMMON(device_status), 1, 0);
 	CHECK_EQ(mrd(&e, COMMON(device_status), 1), 0);
-	CHECK_EQ(e.dev->resets, resets + 1);
+	CHECK_EQ(resets_of(e.dev), resets + 1);
 	CHECK_EQ(mrd(&e, COMMON(queue_enable), 2), 0);
 	/* The reset forgot the vectors the driver had asked for. */
 	CHECK_EQ(mrd(&e, COMMON(msix_config), 2), VIRTIO_MSI_NO_VECTOR);
@@ -1244,7 +1253,7 @@ struct slow {
 
 static void slow_notify(struct uvirtio_device *dev, unsigned index)
 {
-	struct slow *s = dev->priv;
+	struct slow *s = uvirtio_device_priv(dev);
 	struct uvirtio_devq *q = uvirtio_device_queue(dev, index);
 	struct uvirtio_req req;
 
@@ -1320,7 +1329,7 @@ static void rng_notify_writes(uint64_t features, bool with_data)
 	buf = uvirtio_dma_alloc(t->ops->dma(t), 64, 64);
 	CHECK(buf);
 	CHECK_EQ(uvirtio_driver_probe(&drv, t, features), 0);
-	CHECK_EQ(drv.features & (PACKED | ND), features & (PACKED | ND));
+	CHECK_EQ(uvirtio_driver_features(&drv) & (PACKED | ND), features & (PACKED | ND));
 	CHECK_EQ(uvirtio_driver_find_vqs(&drv, 1, (const unsigned[]){ 5 }), 0);
 	CHECK_EQ(uvirtio_driver_ready(&drv), 0);
 	for (unsigned i = 0; i < 12; i++)
@@ -1381,7 +1390,7 @@ static void test_pci_blk_packed_rings_with_notification_data_carry_verified_io(v
 
 	CHECK_EQ(env_start(&e, true, 2, 0), 0);
 	CHECK_EQ(uvirtio_driver_probe(&drv, e.t, PACKED | ND | UVIRTIO_BIT(VIRTIO_BLK_F_MQ)), 0);
-	CHECK((drv.features & (PACKED | ND)) == (PACKED | ND));
+	CHECK((uvirtio_driver_features(&drv) & (PACKED | ND)) == (PACKED | ND));
 	CHECK_EQ(uvirtio_driver_find_vqs(&drv, 2, (const unsigned[]){ 5, 5 }), 0);
 	CHECK_EQ(uvirtio_driver_ready(&drv), 0);
 	for (unsigned i = 0; i < 2; i++) {

@@ -78,7 +78,7 @@ struct tdev {
 
 static void tdev_serve(struct uvirtio_device *dev, unsigned index)
 {
-	struct tdev *t = dev->priv;
+	struct tdev *t = uvirtio_device_priv(dev);
 	struct uvirtio_devq *q = uvirtio_device_queue(dev, index);
 	struct uvirtio_req req;
 	bool pushed = false;
@@ -112,7 +112,7 @@ struct tdev_arg {
 static void *tdev_thread(void *arg)
 {
 	struct tdev_arg a = *(struct tdev_arg *)arg;
-	struct tdev *t = a.dev->priv;
+	struct tdev *t = uvirtio_device_priv(a.dev);
 
 	free(arg);
 	tdev_serve(a.dev, a.index); /* the ring once at start */
@@ -135,7 +135,7 @@ static void *tdev_thread(void *arg)
 
 static int tdev_queue_start(struct uvirtio_device *dev, unsigned index)
 {
-	struct tdev *t = dev->priv;
+	struct tdev *t = uvirtio_device_priv(dev);
 	struct tdev_arg *a = malloc(sizeof(*a));
 
 	if (!a)
@@ -151,7 +151,7 @@ static int tdev_queue_start(struct uvirtio_device *dev, unsigned index)
 
 static void tdev_queue_stop(struct uvirtio_device *dev, unsigned index)
 {
-	struct tdev *t = dev->priv;
+	struct tdev *t = uvirtio_device_priv(dev);
 	uint64_t one = 1;
 
 	(void)!write(t->q[index].stop_fd, &one, sizeof(one));
@@ -416,13 +416,14 @@ static int qemu_realize(struct fe *f, uint64_t protocol_features, int backend_fd
 {
 	uint64_t features = get_u64(f, VHOST_USER_GET_FEATURES);
 	static struct uvirtio_vhost_msg r;
-	struct vhost_user_config c = { .offset = 0, .size = f->dev->config_size };
+	static uint8_t config[VHOST_USER_CONFIG_MAX];
+	struct vhost_user_config c = { .offset = 0, .size = uvirtio_device_config_size(f->dev) };
 
 	TRY(features & F_PROTO);
 	TRY(!(features & UVIRTIO_BIT(VIRTIO_F_RING_RESET)));
 	TRY(get_u64(f, VHOST_USER_GET_PROTOCOL_FEATURES) == PF_ALL);
 	TRY(fe_set_u64(f, VHOST_USER_SET_PROTOCOL_FEATURES, 0, protocol_features) == 0);
-	TRY(get_u64(f, VHOST_USER_GET_QUEUE_NUM) == f->dev->num_queues);
+	TRY(get_u64(f, VHOST_USER_GET_QUEUE_NUM) == uvirtio_device_num_queues(f->dev));
 	TRY(get_u64(f, VHOST_USER_GET_MAX_MEM_SLOTS) == UVIRTIO_MEM_MAX_REGIONS);
 	if (backend_fd >= 0)
 		TRY(fe_ack(f, VHOST_USER_SET_BACKEND_REQ_FD, NULL, 0, &backend_fd, 1) == 0);
@@ -430,7 +431,8 @@ static int qemu_realize(struct fe *f, uint64_t protocol_features, int backend_fd
 	TRY(fe_send(f, VHOST_USER_GET_CONFIG, 0, &c, VHOST_USER_CONFIG_HDR_SIZE + c.size, NULL, 0) == 0);
 	TRY(fe_recv(f, &r) == 0);
 	TRY(r.hdr.size == VHOST_USER_CONFIG_HDR_SIZE + c.size && r.payload.config.size == c.size);
-	TRY(!c.size || !memcmp(r.payload.config.payload, f->dev->config, c.size));
+	TRY(c.size <= sizeof(config) && !uvirtio_device_config_read(f->dev, 0, config, c.size));
+	TRY(!c.size || !memcmp(r.payload.config.payload, config, c.size));
 	return 0;
 }
 

@@ -1425,7 +1425,7 @@ static void test_frontend_suspend_stops_every_ring_and_presents_suspend(void)
 	CHECK_EQ(fe_connect(&fe, s.path, 0), 0);
 	t = uvirtio_vhost_frontend_transport(fe);
 	CHECK_EQ(raw_probe(&r, t, 2, 16, 16), 0);
-	CHECK_EQ(r.drv.nvqs, 2);
+	CHECK_EQ(uvirtio_driver_num_vqs(&r.drv), 2);
 	for (unsigned i = 0; i < 16; i++)
 		CHECK_EQ(raw_submit(&r, i % 2, i, true, 8 * i, 400 + i), 0);
 	CHECK_EQ(uvirtio_driver_suspend(&r.drv, 10000), 0);

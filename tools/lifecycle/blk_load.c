@@ -63,7 +63,8 @@ static bool load_past_deadline(struct load *l)
 	for (unsigned i = 0; i < SLOTS; i++) {
 		const struct slot *s = &l->slots[i];
 
-		if (s->state == INFLIGHT && !l->drv.vq_reset[s->queue] && now - s->submitted_ms > load_deadline_ms) {
+		if (s->state == INFLIGHT && !uvirtio_driver_queue_is_reset(&l->drv, s->queue) &&
+		    now - s->submitted_ms > load_deadline_ms) {
 			load_failf(l, "the request of %s did not complete within %d ms",
 				   load_req_name(s, name, sizeof(name)), load_deadline_ms);
 			return true;
@@ -152,7 +153,7 @@ unsigned load_reap(struct load *l)
 		uint32_t len;
 		int ret;
 
-		if (l->drv.vq_reset[qi])
+		if (uvirtio_driver_queue_is_reset(&l->drv, qi))
 			continue;
 		while ((ret = uvirtio_drvq_get(q, &tok, &len)) == 1) {
 			load_complete(l, tok, len);
@@ -168,7 +169,7 @@ unsigned load_reap(struct load *l)
 
 static bool load_queue_usable(struct load *l, unsigned qi)
 {
-	return !l->drv.vq_reset[qi];
+	return !uvirtio_driver_queue_is_reset(&l->drv, qi);
 }
 
 /* Give every idle or queued slot of a usable queue its next request. */
@@ -365,7 +366,7 @@ int load_start_driver(struct load *l, uint64_t features)
 	ret = uvirtio_driver_probe(&l->drv, l->f->t, features | UVIRTIO_BIT(VIRTIO_BLK_F_MQ));
 	if (ret)
 		return ret;
-	l->features = l->drv.features;
+	l->features = uvirtio_driver_features(&l->drv);
 	ret = uvirtio_driver_find_vqs(&l->drv, l->nq, sizes);
 	return ret ? ret : uvirtio_driver_ready(&l->drv);
 }

@@ -541,7 +541,7 @@ void fixture_destroy(struct fixture *f)
 		uvirtio_regbus_remote_destroy(&f->remote);
 	} else {
 		model_destroy(f);
-		if (f->blk[f->cur].dev.ops)
+		if (uvirtio_device_ops(&f->blk[f->cur].dev))
 			uvirtio_blk_dev_destroy(&f->blk[f->cur]);
 	}
 	if (f->irq_fds[0] >= 0 && !strcmp(f->transport, "mmio"))
