@@ -59,6 +59,7 @@ struct run {
 	unsigned batch;
 	uint64_t features;
 	struct uvirtio_dma dma;
+	bool dma_ready;
 	struct uvirtio_mem mem;
 	struct uvirtio_drvq drvq;
 	struct uvirtio_devq devq;
@@ -190,6 +191,7 @@ static int run_setup(struct run *r)
 	ret = uvirtio_dma_init(&r->dma, r->region, GUEST_ADDR, r->region_size);
 	if (ret)
 		return ret;
+	r->dma_ready = true;
 	ret = uvirtio_drvq_create(&r->drvq, &r->dma, 0, num, r->features, 2);
 	if (ret)
 		return ret;
@@ -211,7 +213,7 @@ static void run_teardown(struct run *r)
 	/* A packed or IN_ORDER queue holds per-slot state until reset. */
 	uvirtio_devq_reset(&r->devq);
 	uvirtio_drvq_destroy(&r->drvq);
-	if (r->dma.base)
+	if (r->dma_ready)
 		uvirtio_dma_destroy(&r->dma);
 	free(r->region);
 }

@@ -108,8 +108,12 @@ static void build_head_out_of_range(struct raw *r, struct hcase *h)
 
 static void build_address_outside(struct raw *r, struct hcase *h)
 {
+	uint64_t guest_addr, outside;
+	size_t size;
+
 	/* The data buffer starts 1 MiB past the end of guest memory. */
-	uint64_t outside = r->dma->guest_addr + r->dma->size + (1u << 20);
+	uvirtio_dma_guest_range(r->dma, &guest_addr, &size);
+	outside = guest_addr + size + (1u << 20);
 
 	std_hdr(r, VIRTIO_BLK_T_IN);
 	allow_write(r, STATUS_OFF, 1);

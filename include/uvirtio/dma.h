@@ -11,26 +11,14 @@
 #ifndef UVIRTIO_DMA_H
 #define UVIRTIO_DMA_H
 
-#include <errno.h>
-#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "uvirtio/api.h"
 
-struct uvirtio_dma_extent {
-	size_t offset;
-	size_t size;
-};
-
+/* Caller-owned, opaque (docs/ARCHITECTURE.md, "Objects"). */
 struct uvirtio_dma {
-	char *base;          /* host mapping; not owned */
-	uint64_t guest_addr; /* where the device sees base */
-	size_t size;
-
-	pthread_mutex_t lock;
-	struct uvirtio_dma_extent *used; /* allocations, sorted by offset */
-	size_t nused, capused;
+	UVIRTIO_OPAQUE(256);
 };
 
 /**
@@ -60,20 +48,22 @@ void uvirtio_dma_free(struct uvirtio_dma *d, void *p);
 
 /**
  * uvirtio_dma_addr() - the guest address of the host range [@p, @p + @len).
+ * @d: an initialised area; read-only, so any thread may call this at once
+ *     with allocations on others.
  *
  * Return: 0 and *@addr set, or -EFAULT when the range is not wholly inside
  * the shared mapping.
  */
-static inline int uvirtio_dma_addr(const struct uvirtio_dma *d, const void *p, size_t len,
-				   uint64_t *addr)
-{
-	uintptr_t off = (uintptr_t)p - (uintptr_t)d->base;
+UVIRTIO_API
+int uvirtio_dma_addr(const struct uvirtio_dma *d, const void *p, size_t len, uint64_t *addr);
 
-	/* Unsigned wrap makes a pointer below base a huge offset. */
-	if (off > d->size || len > d->size - off)
-		return -EFAULT;
-	*addr = d->guest_addr + off;
-	return 0;
-}
+/**
+ * uvirtio_dma_guest_range() - where the device sees the whole area.
+ * @d:          an initialised area.
+ * @guest_addr: if not NULL, set to the guest address of its first byte.
+ * @size:       if not NULL, set to its size in bytes.
+ */
+UVIRTIO_API
+void uvirtio_dma_guest_range(const struct uvirtio_dma *d, uint64_t *guest_addr, size_t *size);
 
 #endif

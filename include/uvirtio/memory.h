@@ -31,10 +31,10 @@ struct uvirtio_mem_region {
 	uint64_t fd_offset;  /* offset of the region in fd */
 };
 
+/* Caller-owned, opaque (docs/ARCHITECTURE.md, "Objects"): a table of up to
+ * UVIRTIO_MEM_MAX_REGIONS regions. */
 struct uvirtio_mem {
-	unsigned nregions;
-	/* Sorted by guest_addr, never overlapping. */
-	struct uvirtio_mem_region regions[UVIRTIO_MEM_MAX_REGIONS];
+	UVIRTIO_OPAQUE(24576);
 };
 
 /**

@@ -14,7 +14,6 @@
 #ifndef UVIRTIO_REGBUS_H
 #define UVIRTIO_REGBUS_H
 
-#include <pthread.h>
 #include <stdint.h>
 
 #include "uvirtio/api.h"
@@ -37,11 +36,11 @@ struct uvirtio_regbus {
  * le64 offset) and one 8-byte reply (le32 negative errno or 0, le32 value).
  * Interrupts do not travel here: the device end signals eventfds it
  * inherited or was given.
+ *
+ * Caller-owned, opaque (docs/ARCHITECTURE.md, "Objects").
  */
 struct uvirtio_regbus_remote {
-	struct uvirtio_regbus bus; /* hand &bus to the driver-side transport */
-	int fd;
-	pthread_mutex_t lock; /* one access on the wire at a time */
+	UVIRTIO_OPAQUE(256);
 };
 
 /**
@@ -53,6 +52,14 @@ struct uvirtio_regbus_remote {
  */
 UVIRTIO_API
 void uvirtio_regbus_remote_init(struct uvirtio_regbus_remote *r, int fd);
+
+/**
+ * uvirtio_regbus_remote_bus() - the bus to hand to a driver-side transport
+ * (uvirtio_mmio_drv_set_bus(), uvirtio_pci_drv_set_bus()).
+ * @r: an initialised one. Return: owned by @r, valid until its destroy.
+ */
+UVIRTIO_API
+struct uvirtio_regbus *uvirtio_regbus_remote_bus(struct uvirtio_regbus_remote *r);
 
 /** uvirtio_regbus_remote_destroy() - free what init set up (not the fd). */
 UVIRTIO_API

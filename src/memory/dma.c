@@ -3,22 +3,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "uvirtio/dma.h"
+#include "memory_priv.h"
 
-int uvirtio_dma_init(struct uvirtio_dma *d, void *base, uint64_t guest_addr, size_t size)
+int uvirtio_dma_init(struct uvirtio_dma *public_d, void *base, uint64_t guest_addr, size_t size)
 {
+	struct dma *d = dma_of(public_d);
 	uint64_t last;
 
 	if (size == 0 || __builtin_add_overflow(guest_addr, size - 1, &last) ||
 	    (uintptr_t)base + (size - 1) < (uintptr_t)base)
 		return -EINVAL;
-	*d = (struct uvirtio_dma){ .base = base, .guest_addr = guest_addr, .size = size };
+	*d = (struct dma){ .base = base, .guest_addr = guest_addr, .size = size };
 	pthread_mutex_init(&d->lock, NULL);
 	return 0;
 }
 
-void uvirtio_dma_destroy(struct uvirtio_dma *d)
+void uvirtio_dma_destroy(struct uvirtio_dma *public_d)
 {
+	struct dma *d = dma_of(public_d);
+
 	free(d->used);
 	d->used = NULL;
 	d->nused = d->capused = 0;
@@ -30,8 +33,9 @@ static size_t align_up(size_t v, size_t align)
 	return (v + align - 1) & ~(align - 1);
 }
 
-void *uvirtio_dma_alloc(struct uvirtio_dma *d, size_t size, size_t align)
+void *uvirtio_dma_alloc(struct uvirtio_dma *public_d, size_t size, size_t align)
 {
+	struct dma *d = dma_of(public_d);
 	size_t start = 0, at;
 	void *p = NULL;
 
@@ -40,7 +44,7 @@ void *uvirtio_dma_alloc(struct uvirtio_dma *d, size_t size, size_t align)
 	pthread_mutex_lock(&d->lock);
 	if (d->nused == d->capused) {
 		size_t cap = d->capused ? d->capused * 2 : 16;
-		struct uvirtio_dma_extent *n = realloc(d->used, cap * sizeof(*n));
+		struct dma_extent *n = realloc(d->used, cap * sizeof(*n));
 
 		if (!n)
 			goto out;
@@ -60,7 +64,7 @@ void *uvirtio_dma_alloc(struct uvirtio_dma *d, size_t size, size_t align)
 	if (at > d->nused)
 		goto out;
 	memmove(&d->used[at + 1], &d->used[at], (d->nused - at) * sizeof(d->used[0]));
-	d->used[at] = (struct uvirtio_dma_extent){ .offset = start, .size = size };
+	d->used[at] = (struct dma_extent){ .offset = start, .size = size };
 	d->nused++;
 	p = d->base + start;
 	memset(p, 0, size);
@@ -69,8 +73,9 @@ out:
 	return p;
 }
 
-void uvirtio_dma_free(struct uvirtio_dma *d, void *p)
+void uvirtio_dma_free(struct uvirtio_dma *public_d, void *p)
 {
+	struct dma *d = dma_of(public_d);
 	size_t off;
 
 	if (!p)
@@ -85,4 +90,31 @@ void uvirtio_dma_free(struct uvirtio_dma *d, void *p)
 		}
 	}
 	pthread_mutex_unlock(&d->lock);
+}
+
+int uvirtio_dma_addr(const struct uvirtio_dma *public_d, const void *p, size_t len, uint64_t *addr)
+{
+	const struct dma *d = dma_of_const(public_d);
+	uintptr_t off = (uintptr_t)p - (uintptr_t)d->base;
+
+	/* Unsigned wrap makes a pointer below base a huge offset. */
+	if (off > d->size || len > d->size - off)
+		return -EFAULT;
+	*addr = d->guest_addr + off;
+	return 0;
+}
+
+void uvirtio_dma_guest_range(const struct uvirtio_dma *public_d, uint64_t *guest_addr, size_t *size)
+{
+	const struct dma *d = dma_of_const(public_d);
+
+	if (guest_addr)
+		*guest_addr = d->guest_addr;
+	if (size)
+		*size = d->size;
+}
+
+size_t dma_nallocations(const struct uvirtio_dma *d)
+{
+	return dma_of_const(d)->nused;
 }

@@ -2,7 +2,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "uvirtio/memory.h"
+#include "memory_priv.h"
 
 /* Last guest address of a region; callers have checked it does not overflow. */
 static uint64_t region_last(const struct uvirtio_mem_region *r)
@@ -11,7 +11,7 @@ static uint64_t region_last(const struct uvirtio_mem_region *r)
 }
 
 /* Index of the first region whose last address is >= addr (binary search). */
-static unsigned lower_bound(const struct uvirtio_mem *m, uint64_t addr)
+static unsigned lower_bound(const struct mem *m, uint64_t addr)
 {
 	unsigned lo = 0, hi = m->nregions;
 
@@ -26,13 +26,14 @@ static unsigned lower_bound(const struct uvirtio_mem *m, uint64_t addr)
 	return lo;
 }
 
-void uvirtio_mem_init(struct uvirtio_mem *m)
+void uvirtio_mem_init(struct uvirtio_mem *public_m)
 {
-	m->nregions = 0;
+	mem_of(public_m)->nregions = 0;
 }
 
-int uvirtio_mem_add(struct uvirtio_mem *m, const struct uvirtio_mem_region *r)
+int uvirtio_mem_add(struct uvirtio_mem *public_m, const struct uvirtio_mem_region *r)
 {
+	struct mem *m = mem_of(public_m);
 	uint64_t last;
 	unsigned at;
 
@@ -58,9 +59,10 @@ int uvirtio_mem_add(struct uvirtio_mem *m, const struct uvirtio_mem_region *r)
 	return 0;
 }
 
-int uvirtio_mem_remove(struct uvirtio_mem *m, uint64_t guest_addr, uint64_t size,
+int uvirtio_mem_remove(struct uvirtio_mem *public_m, uint64_t guest_addr, uint64_t size,
 		       struct uvirtio_mem_region *out)
 {
+	struct mem *m = mem_of(public_m);
 	unsigned at = lower_bound(m, guest_addr);
 
 	if (at == m->nregions || m->regions[at].guest_addr != guest_addr ||
@@ -74,13 +76,18 @@ int uvirtio_mem_remove(struct uvirtio_mem *m, uint64_t guest_addr, uint64_t size
 	return 0;
 }
 
-const struct uvirtio_mem_region *uvirtio_mem_find(const struct uvirtio_mem *m, uint64_t addr)
+static const struct uvirtio_mem_region *find(const struct mem *m, uint64_t addr)
 {
 	unsigned at = lower_bound(m, addr);
 
 	if (at == m->nregions || m->regions[at].guest_addr > addr)
 		return NULL;
 	return &m->regions[at];
+}
+
+const struct uvirtio_mem_region *uvirtio_mem_find(const struct uvirtio_mem *m, uint64_t addr)
+{
+	return find(mem_of_const(m), addr);
 }
 
 void *uvirtio_mem_ptr(const struct uvirtio_mem *m, uint64_t addr, uint64_t len)
@@ -90,15 +97,16 @@ void *uvirtio_mem_ptr(const struct uvirtio_mem *m, uint64_t addr, uint64_t len)
 
 	if (len == 0 || __builtin_add_overflow(addr, len - 1, &last))
 		return NULL;
-	r = uvirtio_mem_find(m, addr);
+	r = find(mem_of_const(m), addr);
 	if (!r || last > region_last(r))
 		return NULL;
 	return (char *)r->host_addr + (addr - r->guest_addr);
 }
 
-int uvirtio_mem_translate(const struct uvirtio_mem *m, uint64_t addr, uint64_t len,
+int uvirtio_mem_translate(const struct uvirtio_mem *public_m, uint64_t addr, uint64_t len,
 			  struct iovec *iov, unsigned max_iov)
 {
+	const struct mem *m = mem_of_const(public_m);
 	uint64_t last;
 	unsigned n = 0;
 
@@ -124,4 +132,9 @@ int uvirtio_mem_translate(const struct uvirtio_mem *m, uint64_t addr, uint64_t l
 			return (int)n;
 		addr = chunk_last + 1;
 	}
+}
+
+unsigned mem_nregions(const struct uvirtio_mem *m)
+{
+	return mem_of_const(m)->nregions;
 }

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -10,6 +11,18 @@
 #define OP_WRITE 2
 #define REQUEST_BYTES 16
 #define REPLY_BYTES 8
+
+struct regbus_remote {
+	struct uvirtio_regbus bus; /* handed out by uvirtio_regbus_remote_bus() */
+	int fd;
+	pthread_mutex_t lock; /* one access on the wire at a time */
+};
+UVIRTIO_OPAQUE_FITS(struct regbus_remote, struct uvirtio_regbus_remote);
+
+static inline struct regbus_remote *regbus_remote_of(struct uvirtio_regbus_remote *p)
+{
+	return (struct regbus_remote *)p;
+}
 
 static void put_le(uint8_t *p, uint64_t v, unsigned bytes)
 {
@@ -57,7 +70,7 @@ static int recv_all(int fd, uint8_t *p, size_t n)
 	return 0;
 }
 
-static int transact(struct uvirtio_regbus_remote *r, uint8_t op, unsigned space, uint64_t offset,
+static int transact(struct regbus_remote *r, uint8_t op, unsigned space, uint64_t offset,
 		    unsigned size, uint32_t value, uint32_t *out)
 {
 	uint8_t req[REQUEST_BYTES] = { op, (uint8_t)space, (uint8_t)size, 0 }, rep[REPLY_BYTES];
@@ -94,17 +107,26 @@ static int remote_write(void *opaque, unsigned space, uint64_t offset, unsigned 
 	return transact(opaque, OP_WRITE, space, offset, size, value, NULL);
 }
 
-void uvirtio_regbus_remote_init(struct uvirtio_regbus_remote *r, int fd)
+void uvirtio_regbus_remote_init(struct uvirtio_regbus_remote *public_r, int fd)
 {
+	struct regbus_remote *r = regbus_remote_of(public_r);
+
 	r->fd = fd;
 	pthread_mutex_init(&r->lock, NULL);
 	r->bus = (struct uvirtio_regbus){ .read = remote_read, .write = remote_write, .opaque = r };
 }
 
-void uvirtio_regbus_remote_destroy(struct uvirtio_regbus_remote *r)
+struct uvirtio_regbus *uvirtio_regbus_remote_bus(struct uvirtio_regbus_remote *r)
 {
+	return &regbus_remote_of(r)->bus;
+}
+
+void uvirtio_regbus_remote_destroy(struct uvirtio_regbus_remote *public_r)
+{
+	struct regbus_remote *r = regbus_remote_of(public_r);
+
 	pthread_mutex_destroy(&r->lock);
-	memset(r, 0, sizeof(*r));
+	memset(public_r, 0, sizeof(*public_r));
 	r->fd = -1;
 }
 

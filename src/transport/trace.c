@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+#include <errno.h>
 #include <stddef.h>
 
 #include "uvirtio/trace.h"

@@ -302,7 +302,7 @@ int uvirtio_vhost_frontend_move(struct uvirtio_vhost_frontend *fe,
 	to->memfd = fe->memfd;
 	to->map = fe->map;
 	to->mem_size = fe->mem_size;
-	to->dma.guest_addr = fe->dma.guest_addr;
+	to->mem_guest_addr = fe->mem_guest_addr;
 	to->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (to->timer_fd < 0) {
 		ret = -errno;

@@ -15,13 +15,13 @@
  * translates them through the regions' userspace_addr. */
 uint64_t vf_frontend_addr(const struct uvirtio_vhost_frontend *fe, uint64_t guest)
 {
-	return (uint64_t)(uintptr_t)fe->map + (guest - fe->dma.guest_addr);
+	return (uint64_t)(uintptr_t)fe->map + (guest - fe->mem_guest_addr);
 }
 
 bool vf_layout_inside(const struct uvirtio_vhost_frontend *fe,
 			  const struct uvirtio_queue_layout *l)
 {
-	uint64_t lo = fe->dma.guest_addr, hi = lo + fe->dma.size;
+	uint64_t lo = fe->mem_guest_addr, hi = lo + fe->mem_size;
 
 	return l->desc >= lo && l->desc < hi && l->avail >= lo && l->avail < hi &&
 	       l->used >= lo && l->used < hi;
@@ -52,6 +52,7 @@ int vf_make_memory(struct uvirtio_vhost_frontend *fe, const struct uvirtio_vhost
 				 cfg->hugetlb ? " in huge pages" : "", strerror(errno));
 	}
 	fe->mem_size = size;
+	fe->mem_guest_addr = guest;
 	if (uvirtio_dma_init(&fe->dma, fe->map, guest, size))
 		return vf_set_error(fe, -EINVAL, "guest memory at %#llx of %zu bytes overflows",
 				 (unsigned long long)guest, size);
@@ -62,7 +63,7 @@ int vf_make_memory(struct uvirtio_vhost_frontend *fe, const struct uvirtio_vhost
 int vf_share_memory(struct uvirtio_vhost_frontend *fe)
 {
 	struct vhost_user_mem_region region = {
-		.guest_phys_addr = fe->dma.guest_addr,
+		.guest_phys_addr = fe->mem_guest_addr,
 		.memory_size = fe->mem_size,
 		.userspace_addr = (uint64_t)(uintptr_t)fe->map,
 		.mmap_offset = 0,

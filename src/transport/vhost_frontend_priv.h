@@ -91,6 +91,7 @@ struct uvirtio_vhost_frontend {
 	int memfd;
 	void *map;
 	size_t mem_size;
+	uint64_t mem_guest_addr; /* where the device sees map */
 	struct uvirtio_dma dma;
 	bool dma_ready;
 

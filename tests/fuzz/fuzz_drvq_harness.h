@@ -33,6 +33,7 @@
 #include "uvirtio/devq.h"
 #include "uvirtio/drvq.h"
 #include "uvirtio/virtio_spec.h"
+#include "../../src/memory/memory_priv.h"
 #include "fuzz_input.h"
 
 #define SHM_SIZE (192u * 1024)
@@ -529,7 +530,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	uvirtio_drvq_destroy(&q);
 	uvirtio_dma_free(&dma, data_area);
-	FUZZ_CHECK(dma.nused == 0);
+	FUZZ_CHECK(dma_nallocations(&dma) == 0);
 	uvirtio_dma_destroy(&dma);
 	return 0;
 }

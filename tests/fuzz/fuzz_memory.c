@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "uvirtio/memory.h"
+#include "../../src/memory/memory_priv.h"
 #include "fuzz_input.h"
 
 #define MAX_IOV 16
@@ -55,15 +56,17 @@ FUZZ_MODEL static const struct uvirtio_mem_region *model_find(uint64_t addr)
  * overlapping the next: the binary searches in memory.c rely on it. */
 FUZZ_MODEL static void check_map(void)
 {
-	FUZZ_CHECK(map.nregions == model.n);
-	for (unsigned i = 0; i < map.nregions; i++) {
-		const struct uvirtio_mem_region *r = &map.regions[i];
+	const struct mem *m = mem_of_const(&map);
+
+	FUZZ_CHECK(m->nregions == model.n);
+	for (unsigned i = 0; i < m->nregions; i++) {
+		const struct uvirtio_mem_region *r = &m->regions[i];
 		uint64_t last;
 
 		FUZZ_CHECK(r->size != 0);
 		FUZZ_CHECK(!__builtin_add_overflow(r->guest_addr, r->size - 1, &last));
-		if (i + 1 < map.nregions)
-			FUZZ_CHECK(last < map.regions[i + 1].guest_addr);
+		if (i + 1 < m->nregions)
+			FUZZ_CHECK(last < m->regions[i + 1].guest_addr);
 		FUZZ_CHECK(same_region(r, &model.r[i]));
 	}
 }

@@ -34,6 +34,7 @@
 #include "uvirtio/blk_dev.h"
 #include "uvirtio/mmio.h"
 #include "uvirtio/rng.h"
+#include "../../src/memory/memory_priv.h"
 #include "fuzz_input.h"
 
 #define GUEST_ADDR 0x10000u
@@ -232,7 +233,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	threaded = kind == 2;
 
-	if (!mem.nregions) {
+	if (!mem_nregions(&mem)) {
 		uvirtio_mem_init(&mem);
 		if (uvirtio_mem_add(&mem, &r))
 			__builtin_trap();

@@ -63,6 +63,7 @@
 
 #include "uvirtio/blk_dev.h"
 #include "uvirtio/vhost_backend.h"
+#include "../../src/memory/memory_priv.h"
 #include "../../src/transport/vhost_backend_priv.h"
 #include "fuzz_input.h"
 #include "fuzz_fds.h"
@@ -429,7 +430,7 @@ static void session_end(struct session *s, struct uvirtio_blk_dev *blk)
 			(unsigned long long)bst.unsupp);
 	}
 	FUZZ_CHECK(uvirtio_vhost_backend_mapped_regions(s->vb) == 0);
-	FUZZ_CHECK(uvirtio_vhost_backend_mem(s->vb)->nregions == 0);
+	FUZZ_CHECK(mem_nregions(uvirtio_vhost_backend_mem(s->vb)) == 0);
 	FUZZ_CHECK(uvirtio_device_get_status(&blk->dev) == 0);
 	uvirtio_vhost_backend_destroy(s->vb);
 	uvirtio_blk_dev_destroy(blk);

@@ -34,6 +34,7 @@
 
 #include "uvirtio/rng.h"
 #include "uvirtio/vhost_backend.h"
+#include "../../src/memory/memory_priv.h"
 #include "../../src/transport/vhost_backend_priv.h"
 #include "fuzz_input.h"
 #include "fuzz_leaks.h"
@@ -188,7 +189,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uvirtio_vhost_backend_end_connection(vb);
 	munmap(g, GUEST_SIZE);
 	FUZZ_CHECK(uvirtio_vhost_backend_mapped_regions(vb) == 0);
-	FUZZ_CHECK(uvirtio_vhost_backend_mem(vb)->nregions == 0);
+	FUZZ_CHECK(mem_nregions(uvirtio_vhost_backend_mem(vb)) == 0);
 	FUZZ_CHECK(uvirtio_device_get_status(&rng.dev) == 0);
 	FUZZ_CHECK(count_dir("/proc/self/fd") == fds_at_start);
 	return 0;

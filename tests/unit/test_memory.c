@@ -4,6 +4,7 @@
 
 #include "harness.h"
 #include "uvirtio/memory.h"
+#include "../support/memory_internal.h"
 
 static char backing[3][4096];
 
@@ -105,7 +106,7 @@ static void test_mem_add_refuses_overlap_zero_size_null_host_and_overflow(void)
 	CHECK_EQ(uvirtio_mem_add(&m, &zero), -EINVAL);
 	CHECK_EQ(uvirtio_mem_add(&m, &wraps), -EINVAL);
 	CHECK_EQ(uvirtio_mem_add(&m, &unmapped), -EINVAL);
-	CHECK_EQ(m.nregions, 1);
+	CHECK_EQ(mem_nregions(&m), 1);
 }
 
 static void test_mem_add_refuses_more_than_max_regions(void)

@@ -52,6 +52,7 @@ static void test_regbus_remote_forwards_reads_writes_and_errors(void)
 	struct regs g = { 0 };
 	struct server s = { .local = { regs_read, regs_write, &g } };
 	struct uvirtio_regbus_remote r;
+	struct uvirtio_regbus *bus;
 	pthread_t th;
 	uint32_t v = 0;
 	int sv[2];
@@ -60,14 +61,15 @@ static void test_regbus_remote_forwards_reads_writes_and_errors(void)
 	s.fd = sv[1];
 	CHECK_EQ(pthread_create(&th, NULL, serve, &s), 0);
 	uvirtio_regbus_remote_init(&r, sv[0]);
-	CHECK_EQ(r.bus.write(r.bus.opaque, 1, 8, 4, 0xdeadbeef), 0);
-	CHECK_EQ(r.bus.read(r.bus.opaque, 1, 8, 4, &v), 0);
+	bus = uvirtio_regbus_remote_bus(&r);
+	CHECK_EQ(bus->write(bus->opaque, 1, 8, 4, 0xdeadbeef), 0);
+	CHECK_EQ(bus->read(bus->opaque, 1, 8, 4, &v), 0);
 	CHECK_EQ(v, 0xdeadbeef);
 	CHECK_EQ(g.r[1][2], 0xdeadbeef);
 	/* The device end's refusal comes back as it was. */
-	CHECK_EQ(r.bus.read(r.bus.opaque, 0, 6, 4, &v), -EINVAL);
+	CHECK_EQ(bus->read(bus->opaque, 0, 6, 4, &v), -EINVAL);
 	/* A size no CPU makes never goes on the wire. */
-	CHECK_EQ(r.bus.write(r.bus.opaque, 0, 0, 3, 1), -EINVAL);
+	CHECK_EQ(bus->write(bus->opaque, 0, 0, 3, 1), -EINVAL);
 	close(sv[0]);
 	pthread_join(th, NULL);
 	CHECK_EQ(s.ret, 0);
@@ -78,14 +80,16 @@ static void test_regbus_remote_forwards_reads_writes_and_errors(void)
 static void test_regbus_remote_access_fails_once_the_device_end_is_gone(void)
 {
 	struct uvirtio_regbus_remote r;
+	struct uvirtio_regbus *bus;
 	uint32_t v;
 	int sv[2];
 
 	CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	close(sv[1]);
 	uvirtio_regbus_remote_init(&r, sv[0]);
-	CHECK_EQ(r.bus.read(r.bus.opaque, 0, 0, 4, &v), -ENOTCONN);
-	CHECK_EQ(r.bus.write(r.bus.opaque, 0, 0, 4, 0), -ENOTCONN);
+	bus = uvirtio_regbus_remote_bus(&r);
+	CHECK_EQ(bus->read(bus->opaque, 0, 0, 4, &v), -ENOTCONN);
+	CHECK_EQ(bus->write(bus->opaque, 0, 0, 4, 0), -ENOTCONN);
 	close(sv[0]);
 	uvirtio_regbus_remote_destroy(&r);
 }
@@ -93,6 +97,7 @@ static void test_regbus_remote_access_fails_once_the_device_end_is_gone(void)
 static void test_regbus_remote_refuses_a_reply_with_a_positive_status(void)
 {
 	struct uvirtio_regbus_remote r;
+	struct uvirtio_regbus *bus;
 	uint8_t req[16], rep[8] = { 1, 0, 0, 0 };
 	uint32_t v;
 	int sv[2];
@@ -101,7 +106,8 @@ static void test_regbus_remote_refuses_a_reply_with_a_positive_status(void)
 	/* The reply is there before the request: the other end lies. */
 	CHECK_EQ(write(sv[1], rep, sizeof(rep)), (ssize_t)sizeof(rep));
 	uvirtio_regbus_remote_init(&r, sv[0]);
-	CHECK_EQ(r.bus.read(r.bus.opaque, 0, 0, 4, &v), -EPROTO);
+	bus = uvirtio_regbus_remote_bus(&r);
+	CHECK_EQ(bus->read(bus->opaque, 0, 0, 4, &v), -EPROTO);
 	CHECK_EQ(read(sv[1], req, sizeof(req)), (ssize_t)sizeof(req));
 	close(sv[0]);
 	close(sv[1]);

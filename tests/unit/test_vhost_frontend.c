@@ -384,6 +384,8 @@ static void test_frontend_guest_memory_in_huge_pages(void)
 	struct uvirtio_vhost_frontend *fe;
 	struct uvirtio_vhost_frontend_config cfg = { .fd = -1, .mem_size = 3u << 20, .hugetlb = true };
 	struct uvirtio_blk_drv b;
+	struct uvirtio_transport *t;
+	size_t mem_size;
 
 	if (free_huge_pages() < 2) {
 		test_skipped = "fewer than 2 free 2 MiB huge pages (vm.nr_hugepages)";
@@ -393,8 +395,9 @@ static void test_frontend_guest_memory_in_huge_pages(void)
 	cfg.socket_path = s.path;
 	/* 3 MiB is rounded up to two huge pages. */
 	CHECK_EQ(uvirtio_vhost_frontend_connect(&fe, &cfg), 0);
-	CHECK_EQ(uvirtio_vhost_frontend_transport(fe)->ops->dma(uvirtio_vhost_frontend_transport(fe))->size,
-		 4u << 20);
+	t = uvirtio_vhost_frontend_transport(fe);
+	uvirtio_dma_guest_range(t->ops->dma(t), NULL, &mem_size);
+	CHECK_EQ(mem_size, 4u << 20);
 	CHECK_EQ(uvirtio_blk_drv_probe(&b, uvirtio_vhost_frontend_transport(fe), NULL), 0);
 	CHECK_EQ(write_verify(&b, 0, 0, 65536, 9), 0);
 	CHECK(image_has_pattern(s.img, 0, 65536, 9));
@@ -818,12 +821,21 @@ static void test_frontend_bad_used_ring_breaks_the_queue_not_the_process(void)
 	fake_finish(&f);
 }
 
+/* Where guest memory starts, as the device sees it. */
+static uint64_t guest_base(struct uvirtio_transport *t)
+{
+	uint64_t base;
+
+	uvirtio_dma_guest_range(t->ops->dma(t), &base, NULL);
+	return base;
+}
+
 /* Takes the transport through a driver's start with one ring of 8 (a
  * layout inside guest memory; the fakes do not read it) to DRIVER_OK. */
 static int start_ring0(struct uvirtio_transport *t)
 {
 	const struct uvirtio_transport_ops *o = t->ops;
-	uint64_t base = o->dma(t)->guest_addr;
+	uint64_t base = guest_base(t);
 	struct uvirtio_queue_layout l = { .num = 8, .desc = base, .avail = base + 4096,
 					  .used = base + 8192 };
 	uint8_t s = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER;
@@ -1268,7 +1280,7 @@ static void test_frontend_does_not_pass_ring_reset_to_backend_that_did_not_offer
 static int start_ring0_lifecycle(struct uvirtio_transport *t)
 {
 	const struct uvirtio_transport_ops *o = t->ops;
-	uint64_t base = o->dma(t)->guest_addr;
+	uint64_t base = guest_base(t);
 	struct uvirtio_queue_layout l = { .num = 8, .desc = base, .avail = base + 4096,
 					  .used = base + 8192 };
 	uint8_t s = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER;

@@ -253,6 +253,7 @@ static int move_registers(struct fixture *f)
 	void *snap = malloc(snap_size);
 	long nsnap, nmodel;
 	int32_t child_ret = -EIO;
+	struct uvirtio_regbus *bus;
 	int ret, fd;
 
 	if (!snap)
@@ -290,8 +291,9 @@ static int move_registers(struct fixture *f)
 	/* Switch the driver over first: set_bus waits for an access in
 	 * progress (the interrupt thread's, say) under the transport's lock,
 	 * so none can reach the old model once it is freed. */
-	ret = !strcmp(f->transport, "mmio") ? uvirtio_mmio_drv_set_bus(f->t, &f->remote.bus)
-					      : uvirtio_pci_drv_set_bus(f->t, &f->remote.bus);
+	bus = uvirtio_regbus_remote_bus(&f->remote);
+	ret = !strcmp(f->transport, "mmio") ? uvirtio_mmio_drv_set_bus(f->t, bus)
+					      : uvirtio_pci_drv_set_bus(f->t, bus);
 	/* The old device end lets go; it touches no guest memory (suspended,
 	 * and its reset writes none). */
 	model_destroy(f);
