@@ -74,7 +74,7 @@ int check_connect(struct check_ctx *c, struct check_conn *conn)
 		}
 		ret = uvirtio_blk_dev_init(conn->dev, &bc, uvirtio_loopback_mem(conn->lb));
 		if (!ret)
-			ret = uvirtio_loopback_start(conn->lb, &conn->dev->dev);
+			ret = uvirtio_loopback_start(conn->lb, uvirtio_blk_dev_device(conn->dev));
 		if (ret) {
 			uvirtio_loopback_destroy(conn->lb);
 			free(conn->dev);
@@ -181,7 +181,7 @@ static const char *err_name(int err)
 static const char *queue_err_name(struct uvirtio_blk_drv *b, unsigned q, int err)
 {
 	static _Thread_local char line[256];
-	const struct uvirtio_drvq *vq = q < uvirtio_blk_drv_num_queues(b) ? uvirtio_driver_vq(&b->drv, q) : NULL;
+	const struct uvirtio_drvq *vq = q < uvirtio_blk_drv_num_queues(b) ? uvirtio_driver_vq(uvirtio_blk_drv_driver(b), q) : NULL;
 
 	if (err != -EIO || !vq || !uvirtio_drvq_is_broken(vq))
 		return err_name(err);
@@ -630,7 +630,7 @@ static enum check_verdict check_io_multi_segment(struct check_ctx *c)
 
 static bool offered(struct blk_session *s, unsigned bit)
 {
-	return uvirtio_driver_has_feature(&s->b.drv, bit);
+	return uvirtio_driver_has_feature(uvirtio_blk_drv_driver(&s->b), bit);
 }
 
 /* Open a session for a check of a write-type request that the backend
@@ -811,7 +811,7 @@ static enum check_verdict check_reset_renegotiate(struct check_ctx *c)
 		session_close(&s);
 		return CHECK_NA;
 	}
-	first = s.b.drv.features;
+	first = uvirtio_blk_drv_driver(&s.b)->features;
 	ro = uvirtio_blk_drv_read_only(&s.b);
 	if (ro) {
 		ret = uvirtio_blk_drv_read(&s.b, 0, disk / 512, s.buf[2], len, c->opts.timeout_ms);
@@ -853,10 +853,10 @@ static enum check_verdict check_reset_renegotiate(struct check_ctx *c)
 		session_close(&s);
 		return FAIL(c, "no shared memory for data buffers");
 	}
-	if (s.b.drv.features & dropped) {
+	if (uvirtio_blk_drv_driver(&s.b)->features & dropped) {
 		free(ref);
 		session_close(&s);
-		return FAIL(c, "renegotiated features 0x%" PRIx64 " still hold a dropped bit", s.b.drv.features);
+		return FAIL(c, "renegotiated features 0x%" PRIx64 " still hold a dropped bit", uvirtio_blk_drv_driver(&s.b)->features);
 	}
 	memset(s.buf[1], 0xa5, len);
 	ret = uvirtio_blk_drv_read(&s.b, 0, disk / 512, s.buf[1], len, c->opts.timeout_ms);
@@ -881,7 +881,7 @@ static enum check_verdict check_reset_renegotiate(struct check_ctx *c)
 			return FAIL(c, "after renegotiation: %s", why);
 		}
 	}
-	uint64_t second = s.b.drv.features;
+	uint64_t second = uvirtio_blk_drv_driver(&s.b)->features;
 
 	session_close(&s);
 	return PASS(c, "features 0x%" PRIx64 " then, after reset, 0x%" PRIx64 " (no INDIRECT_DESC/EVENT_IDX/MQ); "

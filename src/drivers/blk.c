@@ -49,12 +49,36 @@ struct uvirtio_blk_drv_queue {
 	int epoll_fd;           /* what event_fd gives out: call_fd, config fd, dead_fd */
 };
 
-static struct uvirtio_dma *dma_of(struct uvirtio_blk_drv *b)
+struct blk_drv {
+	struct uvirtio_driver drv;
+	struct uvirtio_transport *t; /* set at probe */
+	struct uvirtio_blk_drv_limits limits;
+	bool read_only;
+	bool writeback;
+	unsigned num_queues;
+	struct uvirtio_blk_drv_queue *queues;
+	int config_fd; /* the transport's config-change fd */
+	int dead_fd;   /* an eventfd made readable for good when the device needs a reset */
+	bool dead;     /* the device set DEVICE_NEEDS_RESET (atomic) */
+};
+UVIRTIO_OPAQUE_FITS(struct blk_drv, struct uvirtio_blk_drv);
+
+static struct blk_drv *blk_drv_of(struct uvirtio_blk_drv *p)
 {
-	return b->drv.t->ops->dma(b->drv.t);
+	return (struct blk_drv *)p;
 }
 
-static bool is_dead(struct uvirtio_blk_drv *b)
+static const struct blk_drv *blk_drv_of_const(const struct uvirtio_blk_drv *p)
+{
+	return (const struct blk_drv *)p;
+}
+
+static struct uvirtio_dma *dma_of(struct blk_drv *b)
+{
+	return b->t->ops->dma(b->t);
+}
+
+static bool is_dead(struct blk_drv *b)
 {
 	return __atomic_load_n(&b->dead, __ATOMIC_ACQUIRE);
 }
@@ -65,7 +89,7 @@ static bool is_dead(struct uvirtio_blk_drv *b)
  * A configuration change may be the device saying it needs a reset. Any
  * queue's thread may be the one that clears the config fd, so the finding is
  * kept in @b->dead and dead_fd, which wake every other waiter too. */
-static void take_events(struct uvirtio_blk_drv *b, struct uvirtio_blk_drv_queue *q)
+static void take_events(struct blk_drv *b, struct uvirtio_blk_drv_queue *q)
 {
 	struct pollfd p[2] = {
 		{ .fd = q->call_fd, .events = POLLIN },
@@ -93,7 +117,7 @@ static void take_events(struct uvirtio_blk_drv *b, struct uvirtio_blk_drv_queue 
 /* ------------------------------------------------------------------ */
 /* Probe and remove */
 
-static void queue_free(struct uvirtio_blk_drv *b, struct uvirtio_blk_drv_queue *q)
+static void queue_free(struct blk_drv *b, struct uvirtio_blk_drv_queue *q)
 {
 	if (q->epoll_fd >= 0)
 		close(q->epoll_fd);
@@ -113,10 +137,10 @@ static int epoll_add(int epfd, int fd)
 	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
 }
 
-static int queue_init(struct uvirtio_blk_drv *b, unsigned index)
+static int queue_init(struct blk_drv *b, unsigned index)
 {
 	struct uvirtio_blk_drv_queue *q = &b->queues[index];
-	struct uvirtio_transport *t = b->drv.t;
+	struct uvirtio_transport *t = b->t;
 	unsigned n;
 	int ret;
 
@@ -180,7 +204,7 @@ static uint16_t le16_at(const struct virtio_blk_config *c, size_t off)
 /* Read config space once, consistently: one generation-checked read of the
  * prefix that covers every field a negotiated feature makes valid (a device
  * need not have the fields of features it did not offer). */
-static int read_config(struct uvirtio_blk_drv *b)
+static int read_config(struct blk_drv *b)
 {
 	struct uvirtio_blk_drv_limits *l = &b->limits;
 	struct uvirtio_driver *d = &b->drv;
@@ -272,14 +296,14 @@ static void cancel_token(void *token, void *opaque)
 		struct uvirtio_blk_drv_req *req = s->req;
 
 		s->req = NULL;
-		req->slot = NULL;
+		req->uvirtio_private_do_not_touch = NULL;
 		req->result = -ECANCELED;
 		if (req->callback)
 			req->callback(req);
 	}
 }
 
-static void teardown(struct uvirtio_blk_drv *b)
+static void teardown(struct blk_drv *b)
 {
 	/* Reset first (inside uvirtio_driver_remove()): until then the device
 	 * may use the slots' memory and the caller's buffers. */
@@ -297,15 +321,17 @@ static void teardown(struct uvirtio_blk_drv *b)
 	b->dead = false;
 }
 
-int uvirtio_blk_drv_probe(struct uvirtio_blk_drv *b, struct uvirtio_transport *t,
+int uvirtio_blk_drv_probe(struct uvirtio_blk_drv *public_b, struct uvirtio_transport *t,
 			  const struct uvirtio_blk_drv_opts *opts)
 {
+	struct blk_drv *b = blk_drv_of(public_b);
 	uint64_t wanted = opts && opts->features ? opts->features : UVIRTIO_BLK_DRV_FEATURES;
 	unsigned nq = opts && opts->num_queues ? opts->num_queues : 1;
 	unsigned *sizes;
 	int ret;
 
-	memset(b, 0, sizeof(*b));
+	memset(public_b, 0, sizeof(*public_b));
+	b->t = t;
 	b->dead_fd = -1;
 	b->config_fd = -1;
 	/* RO is accepted whenever offered: the driver must know it may not write. */
@@ -356,30 +382,37 @@ fail:
 	return ret;
 }
 
-void uvirtio_blk_drv_remove(struct uvirtio_blk_drv *b)
+void uvirtio_blk_drv_remove(struct uvirtio_blk_drv *public_b)
 {
-	if (b->drv.t)
+	struct blk_drv *b = blk_drv_of(public_b);
+
+	if (b->t)
 		teardown(b);
 }
 
-void *uvirtio_blk_drv_alloc_buf(struct uvirtio_blk_drv *b, size_t size)
+void *uvirtio_blk_drv_alloc_buf(struct uvirtio_blk_drv *public_b, size_t size)
 {
+	struct blk_drv *b = blk_drv_of(public_b);
+
 	return uvirtio_dma_alloc(dma_of(b), size, BUF_ALIGN);
 }
 
-void uvirtio_blk_drv_free_buf(struct uvirtio_blk_drv *b, void *buf)
+void uvirtio_blk_drv_free_buf(struct uvirtio_blk_drv *public_b, void *buf)
 {
+	struct blk_drv *b = blk_drv_of(public_b);
+
 	uvirtio_dma_free(dma_of(b), buf);
 }
 
-int uvirtio_blk_drv_set_writeback(struct uvirtio_blk_drv *b, bool writeback)
+int uvirtio_blk_drv_set_writeback(struct uvirtio_blk_drv *public_b, bool writeback)
 {
+	struct blk_drv *b = blk_drv_of(public_b);
 	uint8_t wce = writeback;
 	int ret;
 
 	if (!uvirtio_driver_has_feature(&b->drv, VIRTIO_BLK_F_CONFIG_WCE))
 		return -EOPNOTSUPP;
-	ret = b->drv.t->ops->set_config(b->drv.t, offsetof(struct virtio_blk_config, wce), &wce, 1);
+	ret = b->t->ops->set_config(b->t, offsetof(struct virtio_blk_config, wce), &wce, 1);
 	if (ret)
 		return ret;
 	/* Read it back: the device decides which modes it has. */
@@ -389,16 +422,46 @@ int uvirtio_blk_drv_set_writeback(struct uvirtio_blk_drv *b, bool writeback)
 	return ret;
 }
 
+struct uvirtio_driver *uvirtio_blk_drv_driver(struct uvirtio_blk_drv *b)
+{
+	return &blk_drv_of(b)->drv;
+}
+
+uint64_t uvirtio_blk_drv_capacity(const struct uvirtio_blk_drv *b)
+{
+	return blk_drv_of_const(b)->limits.capacity;
+}
+
+const struct uvirtio_blk_drv_limits *uvirtio_blk_drv_limits(const struct uvirtio_blk_drv *b)
+{
+	return &blk_drv_of_const(b)->limits;
+}
+
+unsigned uvirtio_blk_drv_num_queues(const struct uvirtio_blk_drv *b)
+{
+	return blk_drv_of_const(b)->num_queues;
+}
+
+bool uvirtio_blk_drv_read_only(const struct uvirtio_blk_drv *b)
+{
+	return blk_drv_of_const(b)->read_only;
+}
+
+bool uvirtio_blk_drv_writeback(const struct uvirtio_blk_drv *b)
+{
+	return blk_drv_of_const(b)->writeback;
+}
+
 /* ------------------------------------------------------------------ */
 /* Requests */
 
 /* Sectors [sector, sector + n) inside the disk, without overflow. */
-static bool in_capacity(const struct uvirtio_blk_drv *b, uint64_t sector, uint64_t n)
+static bool in_capacity(const struct blk_drv *b, uint64_t sector, uint64_t n)
 {
 	return sector <= b->limits.capacity && n <= b->limits.capacity - sector;
 }
 
-static int check_data(struct uvirtio_blk_drv *b, const struct uvirtio_blk_drv_queue *q,
+static int check_data(struct blk_drv *b, const struct uvirtio_blk_drv_queue *q,
 		      const struct uvirtio_blk_drv_req *req, uint32_t *len)
 {
 	struct uvirtio_dma *dma = dma_of(b);
@@ -426,7 +489,7 @@ static int check_data(struct uvirtio_blk_drv *b, const struct uvirtio_blk_drv_qu
 	return 0;
 }
 
-static int check_range(struct uvirtio_blk_drv *b, const struct uvirtio_blk_drv_req *req, uint32_t max)
+static int check_range(struct blk_drv *b, const struct uvirtio_blk_drv_req *req, uint32_t max)
 {
 	if (req->niov || !req->num_sectors || !in_capacity(b, req->sector, req->num_sectors))
 		return -EINVAL;
@@ -436,7 +499,7 @@ static int check_range(struct uvirtio_blk_drv *b, const struct uvirtio_blk_drv_r
 }
 
 /* Everything about @req that can be refused before it reaches the device. */
-static int check_req(struct uvirtio_blk_drv *b, const struct uvirtio_blk_drv_queue *q,
+static int check_req(struct blk_drv *b, const struct uvirtio_blk_drv_queue *q,
 		     const struct uvirtio_blk_drv_req *req, uint32_t *data_len)
 {
 	struct uvirtio_driver *d = &b->drv;
@@ -500,12 +563,12 @@ static void slot_put(struct uvirtio_blk_drv_queue *q, struct slot *s)
 	q->nfree++;
 }
 
-static struct uvirtio_blk_drv_queue *get_queue(struct uvirtio_blk_drv *b, unsigned queue)
+static struct uvirtio_blk_drv_queue *get_queue(struct blk_drv *b, unsigned queue)
 {
 	return queue < b->num_queues ? &b->queues[queue] : NULL;
 }
 
-int uvirtio_blk_drv_submit(struct uvirtio_blk_drv *b, unsigned queue, struct uvirtio_blk_drv_req *req)
+static int submit(struct blk_drv *b, unsigned queue, struct uvirtio_blk_drv_req *req)
 {
 	struct uvirtio_blk_drv_queue *q = get_queue(b, queue);
 	struct iovec *v;
@@ -569,17 +632,22 @@ int uvirtio_blk_drv_submit(struct uvirtio_blk_drv *b, unsigned queue, struct uvi
 	s->in_len = (req->type == VIRTIO_BLK_T_IN || req->type == VIRTIO_BLK_T_GET_ID ? data_len : 0) + 1;
 
 	s->req = req;
-	req->slot = s;
+	req->uvirtio_private_do_not_touch = s;
 	req->result = 0;
 	ret = uvirtio_drvq_add(q->vq, v, n_out, v + n_out, n_in, s);
 	if (ret) {
-		req->slot = NULL;
+		req->uvirtio_private_do_not_touch = NULL;
 		slot_put(q, s);
 		/* No indirect table and no room for a direct chain: full for now. */
 		return ret == -ENOMEM ? -ENOSPC : ret;
 	}
 	s->busy = true;
 	return uvirtio_drvq_kick(q->vq);
+}
+
+int uvirtio_blk_drv_submit(struct uvirtio_blk_drv *b, unsigned queue, struct uvirtio_blk_drv_req *req)
+{
+	return submit(blk_drv_of(b), queue, req);
 }
 
 static int status_result(uint8_t status)
@@ -626,7 +694,7 @@ static bool complete(struct uvirtio_blk_drv_queue *q, struct slot *s, uint32_t l
 		req->id[VIRTIO_BLK_ID_BYTES] = 0;
 	}
 	req->result = result;
-	req->slot = NULL;
+	req->uvirtio_private_do_not_touch = NULL;
 	/* The slot is free before the callback, so it can submit again. */
 	slot_put(q, s);
 	if (req->callback)
@@ -634,7 +702,7 @@ static bool complete(struct uvirtio_blk_drv_queue *q, struct slot *s, uint32_t l
 	return true;
 }
 
-int uvirtio_blk_drv_poll(struct uvirtio_blk_drv *b, unsigned queue, unsigned max)
+static int poll_queue(struct blk_drv *b, unsigned queue, unsigned max)
 {
 	struct uvirtio_blk_drv_queue *q = get_queue(b, queue);
 	unsigned done = 0;
@@ -667,8 +735,14 @@ int uvirtio_blk_drv_poll(struct uvirtio_blk_drv *b, unsigned queue, unsigned max
 	return (int)done;
 }
 
-int uvirtio_blk_drv_event_fd(struct uvirtio_blk_drv *b, unsigned queue)
+int uvirtio_blk_drv_poll(struct uvirtio_blk_drv *b, unsigned queue, unsigned max)
 {
+	return poll_queue(blk_drv_of(b), queue, max);
+}
+
+int uvirtio_blk_drv_event_fd(struct uvirtio_blk_drv *public_b, unsigned queue)
+{
+	struct blk_drv *b = blk_drv_of(public_b);
 	struct uvirtio_blk_drv_queue *q = get_queue(b, queue);
 
 	return q ? q->epoll_fd : -EINVAL;
@@ -713,7 +787,7 @@ static void sync_done(struct uvirtio_blk_drv_req *req)
 	*(bool *)req->opaque = true;
 }
 
-static int run_sync(struct uvirtio_blk_drv *b, unsigned queue, struct uvirtio_blk_drv_req *req,
+static int run_sync(struct blk_drv *b, unsigned queue, struct uvirtio_blk_drv_req *req,
 		    int timeout_ms)
 {
 	struct uvirtio_blk_drv_queue *q = get_queue(b, queue);
@@ -726,14 +800,14 @@ static int run_sync(struct uvirtio_blk_drv *b, unsigned queue, struct uvirtio_bl
 	req->callback = sync_done;
 	req->opaque = &done;
 	for (;;) {
-		ret = uvirtio_blk_drv_submit(b, queue, req);
+		ret = submit(b, queue, req);
 		if (ret != -EAGAIN && ret != -ENOSPC)
 			break;
 		/* Full with the caller's own async requests: wait for room.
 		 * With none in flight, room will not come. */
 		if (q->nfree == q->nslots)
 			return ret;
-		ret = uvirtio_blk_drv_poll(b, queue, q->nslots);
+		ret = poll_queue(b, queue, q->nslots);
 		if (ret < 0)
 			return ret;
 		/* Wait only when nothing completed: otherwise there is room,
@@ -746,11 +820,11 @@ static int run_sync(struct uvirtio_blk_drv *b, unsigned queue, struct uvirtio_bl
 				return -ETIMEDOUT;
 		}
 	}
-	if (ret && !req->slot)
+	if (ret && !req->uvirtio_private_do_not_touch)
 		return ret;
 	/* Submitted; a notify error leaves it with the device all the same. */
 	while (!ret && !done) {
-		ret = uvirtio_blk_drv_poll(b, queue, q->nslots);
+		ret = poll_queue(b, queue, q->nslots);
 		if (ret < 0 || done)
 			break;
 		if ((unsigned)ret == q->nslots) {
@@ -767,12 +841,12 @@ static int run_sync(struct uvirtio_blk_drv *b, unsigned queue, struct uvirtio_bl
 		return req->result;
 	/* Give up on it: the slot stays with the device and is freed without
 	 * a callback when it comes back (or at remove). */
-	((struct slot *)req->slot)->req = NULL;
-	req->slot = NULL;
+	((struct slot *)req->uvirtio_private_do_not_touch)->req = NULL;
+	req->uvirtio_private_do_not_touch = NULL;
 	return ret;
 }
 
-static int rw(struct uvirtio_blk_drv *b, unsigned queue, uint32_t type, uint64_t sector,
+static int rw(struct blk_drv *b, unsigned queue, uint32_t type, uint64_t sector,
 	      const struct iovec *iov, unsigned niov, int timeout_ms)
 {
 	struct uvirtio_blk_drv_req req = {
@@ -782,40 +856,48 @@ static int rw(struct uvirtio_blk_drv *b, unsigned queue, uint32_t type, uint64_t
 	return run_sync(b, queue, &req, timeout_ms);
 }
 
-int uvirtio_blk_drv_read(struct uvirtio_blk_drv *b, unsigned queue, uint64_t sector, void *buf,
+int uvirtio_blk_drv_read(struct uvirtio_blk_drv *public_b, unsigned queue, uint64_t sector, void *buf,
 			 size_t len, int timeout_ms)
 {
+	struct blk_drv *b = blk_drv_of(public_b);
 	struct iovec v = { .iov_base = buf, .iov_len = len };
 
 	return rw(b, queue, VIRTIO_BLK_T_IN, sector, &v, 1, timeout_ms);
 }
 
-int uvirtio_blk_drv_write(struct uvirtio_blk_drv *b, unsigned queue, uint64_t sector,
+int uvirtio_blk_drv_write(struct uvirtio_blk_drv *public_b, unsigned queue, uint64_t sector,
 			  const void *buf, size_t len, int timeout_ms)
 {
+	struct blk_drv *b = blk_drv_of(public_b);
 	struct iovec v = { .iov_base = (void *)buf, .iov_len = len };
 
 	return rw(b, queue, VIRTIO_BLK_T_OUT, sector, &v, 1, timeout_ms);
 }
 
-int uvirtio_blk_drv_readv(struct uvirtio_blk_drv *b, unsigned queue, uint64_t sector,
+int uvirtio_blk_drv_readv(struct uvirtio_blk_drv *public_b, unsigned queue, uint64_t sector,
 			  const struct iovec *iov, unsigned niov, int timeout_ms)
 {
+	struct blk_drv *b = blk_drv_of(public_b);
+
 	return rw(b, queue, VIRTIO_BLK_T_IN, sector, iov, niov, timeout_ms);
 }
 
-int uvirtio_blk_drv_writev(struct uvirtio_blk_drv *b, unsigned queue, uint64_t sector,
+int uvirtio_blk_drv_writev(struct uvirtio_blk_drv *public_b, unsigned queue, uint64_t sector,
 			   const struct iovec *iov, unsigned niov, int timeout_ms)
 {
+	struct blk_drv *b = blk_drv_of(public_b);
+
 	return rw(b, queue, VIRTIO_BLK_T_OUT, sector, iov, niov, timeout_ms);
 }
 
-int uvirtio_blk_drv_flush(struct uvirtio_blk_drv *b, unsigned queue, int timeout_ms)
+int uvirtio_blk_drv_flush(struct uvirtio_blk_drv *public_b, unsigned queue, int timeout_ms)
 {
+	struct blk_drv *b = blk_drv_of(public_b);
+
 	return rw(b, queue, VIRTIO_BLK_T_FLUSH, 0, NULL, 0, timeout_ms);
 }
 
-static int range_op(struct uvirtio_blk_drv *b, unsigned queue, uint32_t type, uint64_t sector,
+static int range_op(struct blk_drv *b, unsigned queue, uint32_t type, uint64_t sector,
 		    uint32_t num_sectors, uint32_t flags, int timeout_ms)
 {
 	struct uvirtio_blk_drv_req req = {
@@ -825,22 +907,27 @@ static int range_op(struct uvirtio_blk_drv *b, unsigned queue, uint32_t type, ui
 	return run_sync(b, queue, &req, timeout_ms);
 }
 
-int uvirtio_blk_drv_discard(struct uvirtio_blk_drv *b, unsigned queue, uint64_t sector,
+int uvirtio_blk_drv_discard(struct uvirtio_blk_drv *public_b, unsigned queue, uint64_t sector,
 			    uint32_t num_sectors, int timeout_ms)
 {
+	struct blk_drv *b = blk_drv_of(public_b);
+
 	return range_op(b, queue, VIRTIO_BLK_T_DISCARD, sector, num_sectors, 0, timeout_ms);
 }
 
-int uvirtio_blk_drv_write_zeroes(struct uvirtio_blk_drv *b, unsigned queue, uint64_t sector,
+int uvirtio_blk_drv_write_zeroes(struct uvirtio_blk_drv *public_b, unsigned queue, uint64_t sector,
 				 uint32_t num_sectors, bool unmap, int timeout_ms)
 {
+	struct blk_drv *b = blk_drv_of(public_b);
+
 	return range_op(b, queue, VIRTIO_BLK_T_WRITE_ZEROES, sector, num_sectors,
 			unmap ? UVIRTIO_BLK_DRV_REQ_UNMAP : 0, timeout_ms);
 }
 
-int uvirtio_blk_drv_get_id(struct uvirtio_blk_drv *b, unsigned queue,
+int uvirtio_blk_drv_get_id(struct uvirtio_blk_drv *public_b, unsigned queue,
 			   char id[VIRTIO_BLK_ID_BYTES + 1], int timeout_ms)
 {
+	struct blk_drv *b = blk_drv_of(public_b);
 	struct uvirtio_blk_drv_req req = { .type = VIRTIO_BLK_T_GET_ID };
 	int ret = run_sync(b, queue, &req, timeout_ms);
 
