@@ -11,7 +11,7 @@ int main(void)
 
 	uvirtio_loopback_create(&lb, NULL);               /* guest memory + eventfds */
 	uvirtio_rng_dev_init(&dev, uvirtio_loopback_mem(lb));
-	uvirtio_loopback_start(lb, &dev.dev);              /* device thread */
+	uvirtio_loopback_start(lb, uvirtio_rng_dev_device(&dev));              /* device thread */
 
 	/* reset, ACKNOWLEDGE, DRIVER, negotiate, FEATURES_OK, queue, DRIVER_OK */
 	uvirtio_rng_drv_probe(&drv, uvirtio_loopback_transport(lb),

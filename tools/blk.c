@@ -246,7 +246,7 @@ int blk_main(int argc, char **argv)
 		uvirtio_vhost_backend_destroy(vb);
 		return 1;
 	}
-	ret = uvirtio_vhost_backend_attach(vb, &blk.dev);
+	ret = uvirtio_vhost_backend_attach(vb, uvirtio_blk_dev_device(&blk));
 	if (!ret)
 		ret = uvirtio_vhost_backend_listen(vb);
 	if (ret) {
@@ -263,7 +263,7 @@ int blk_main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	fprintf(stderr, "uvirtio blk: serving %s (%" PRIu64 " sectors of 512 bytes, %u queue%s%s%s) on %s\n",
-		bc.path ? bc.path : "null backend", blk.capacity, bc.num_queues,
+		bc.path ? bc.path : "null backend", uvirtio_blk_dev_capacity(&blk), bc.num_queues,
 		bc.num_queues == 1 ? "" : "s", bc.read_only ? ", read-only" : "",
 		bc.poll ? ", polling" : "", vc.socket_path ? vc.socket_path : "the inherited fd");
 

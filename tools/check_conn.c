@@ -50,7 +50,7 @@ int check_connect(struct check_ctx *c, struct check_conn *conn)
 		}
 		ret = uvirtio_blk_dev_init(conn->dev, &bc, uvirtio_loopback_mem(conn->lb));
 		if (!ret)
-			ret = uvirtio_loopback_start(conn->lb, &conn->dev->dev);
+			ret = uvirtio_loopback_start(conn->lb, uvirtio_blk_dev_device(conn->dev));
 		if (ret) {
 			uvirtio_loopback_destroy(conn->lb);
 			free(conn->dev);
@@ -154,7 +154,7 @@ const char *err_name(int err)
 const char *queue_err_name(struct uvirtio_blk_drv *b, unsigned q, int err)
 {
 	static _Thread_local char line[256];
-	const struct uvirtio_drvq *vq = q < uvirtio_blk_drv_num_queues(b) ? uvirtio_driver_vq(&b->drv, q) : NULL;
+	const struct uvirtio_drvq *vq = q < uvirtio_blk_drv_num_queues(b) ? uvirtio_driver_vq(uvirtio_blk_drv_driver(b), q) : NULL;
 
 	if (err != -EIO || !vq || !uvirtio_drvq_is_broken(vq))
 		return err_name(err);

@@ -131,7 +131,7 @@ static enum check_verdict check_io_multi_segment(struct check_ctx *c)
 
 static bool offered(struct blk_session *s, unsigned bit)
 {
-	return uvirtio_driver_has_feature(&s->b.drv, bit);
+	return uvirtio_driver_has_feature(uvirtio_blk_drv_driver(&s->b), bit);
 }
 
 /* Open a session for a check of a write-type request that the backend
@@ -312,7 +312,7 @@ static enum check_verdict check_reset_renegotiate(struct check_ctx *c)
 		session_close(&s);
 		return CHECK_NA;
 	}
-	first = uvirtio_driver_features(&s.b.drv);
+	first = uvirtio_driver_features(uvirtio_blk_drv_driver(&s.b));
 	ro = uvirtio_blk_drv_read_only(&s.b);
 	if (ro) {
 		ret = uvirtio_blk_drv_read(&s.b, 0, disk / 512, s.buf[2], len, c->opts.timeout_ms);
@@ -354,11 +354,11 @@ static enum check_verdict check_reset_renegotiate(struct check_ctx *c)
 		session_close(&s);
 		return FAIL(c, "no shared memory for data buffers");
 	}
-	if (uvirtio_driver_features(&s.b.drv) & dropped) {
+	if (uvirtio_driver_features(uvirtio_blk_drv_driver(&s.b)) & dropped) {
 		free(ref);
 		session_close(&s);
 		return FAIL(c, "renegotiated features 0x%" PRIx64 " still hold a dropped bit",
-			    uvirtio_driver_features(&s.b.drv));
+			    uvirtio_driver_features(uvirtio_blk_drv_driver(&s.b)));
 	}
 	memset(s.buf[1], 0xa5, len);
 	ret = uvirtio_blk_drv_read(&s.b, 0, disk / 512, s.buf[1], len, c->opts.timeout_ms);
@@ -383,7 +383,7 @@ static enum check_verdict check_reset_renegotiate(struct check_ctx *c)
 			return FAIL(c, "after renegotiation: %s", why);
 		}
 	}
-	uint64_t second = uvirtio_driver_features(&s.b.drv);
+	uint64_t second = uvirtio_driver_features(uvirtio_blk_drv_driver(&s.b));
 
 	session_close(&s);
 	return PASS(c, "features 0x%" PRIx64 " then, after reset, 0x%" PRIx64 " (no INDIRECT_DESC/EVENT_IDX/MQ); "

@@ -230,7 +230,7 @@ static int blk_round(struct uvirtio_trace_transport *tt, struct round *r, unsign
 		fprintf(stderr, "uvirtio demo: probe failed: %s\n", strerror(-ret));
 		return ret;
 	}
-	r->negotiated = uvirtio_driver_features(&drv.drv);
+	r->negotiated = uvirtio_driver_features(uvirtio_blk_drv_driver(&drv));
 	print_limits(&drv);
 	for (unsigned i = 0; i < nios && !ret; i++) {
 		ios[i].buf = uvirtio_blk_drv_alloc_buf(&drv, CHUNK);
@@ -434,7 +434,7 @@ int demo_blk_main(int argc, char **argv)
 	if (!ret)
 		ret = uvirtio_blk_dev_init(&blk, &bc, uvirtio_loopback_mem(lb));
 	if (!ret) {
-		ret = uvirtio_loopback_start(lb, &blk.dev);
+		ret = uvirtio_loopback_start(lb, uvirtio_blk_dev_device(&blk));
 		if (ret)
 			uvirtio_blk_dev_destroy(&blk);
 	}

@@ -21,13 +21,14 @@
 static int device_counters(struct uvirtio_device *dev, void *arg)
 {
 	unsigned long *c = arg;
-	struct uvirtio_rng_dev *rng = uvirtio_device_priv(dev);
-	struct uvirtio_device_stats st;
+	struct uvirtio_device_stats dst;
+	struct uvirtio_rng_dev_stats st;
 
-	uvirtio_device_get_stats(dev, &st);
-	c[0] = st.resets;
-	c[1] = rng->requests;
-	c[2] = rng->bytes;
+	uvirtio_device_get_stats(dev, &dst);
+	uvirtio_rng_dev_stats(uvirtio_device_priv(dev), &st);
+	c[0] = dst.resets;
+	c[1] = st.requests;
+	c[2] = st.bytes;
 	return 0;
 }
 
@@ -49,6 +50,7 @@ static int round_trip(struct uvirtio_trace_transport *tt, unsigned round, uint64
 		      unsigned char *data, uint64_t *negotiated, unsigned long *requests)
 {
 	struct uvirtio_rng_drv drv;
+	struct uvirtio_rng_drv_stats st;
 	char buf[256];
 	ssize_t got;
 	int ret;
@@ -60,7 +62,7 @@ static int round_trip(struct uvirtio_trace_transport *tt, unsigned round, uint64
 		fprintf(stderr, "uvirtio demo: probe failed: %s\n", strerror(-ret));
 		return ret;
 	}
-	*negotiated = uvirtio_driver_features(&drv.drv);
+	*negotiated = uvirtio_driver_features(uvirtio_rng_drv_driver(&drv));
 
 	got = uvirtio_rng_drv_read(&drv, data, bytes, 5000);
 	if (got < 0) {
@@ -68,12 +70,13 @@ static int round_trip(struct uvirtio_trace_transport *tt, unsigned round, uint64
 		uvirtio_rng_drv_remove(&drv);
 		return (int)got;
 	}
+	uvirtio_rng_drv_stats(&drv, &st);
 	printf("  I/O: %zu random bytes in %llu requests; %u of 256 byte values seen; first bytes",
-	       (size_t)got, (unsigned long long)drv.requests, distinct_bytes(data, (size_t)got));
+	       (size_t)got, (unsigned long long)st.requests, distinct_bytes(data, (size_t)got));
 	for (size_t i = 0; i < 8 && i < (size_t)got; i++)
 		printf(" %02x", data[i]);
 	printf("\n");
-	*requests = drv.requests;
+	*requests = st.requests;
 	printf("  removing the driver:\n");
 	uvirtio_rng_drv_remove(&drv);
 	return 0;
@@ -128,7 +131,7 @@ int demo_rng_main(int argc, char **argv)
 	if (!ret)
 		ret = uvirtio_rng_dev_init(&rng, uvirtio_loopback_mem(lb));
 	if (!ret)
-		ret = uvirtio_loopback_start(lb, &rng.dev);
+		ret = uvirtio_loopback_start(lb, uvirtio_rng_dev_device(&rng));
 	if (ret) {
 		fprintf(stderr, "uvirtio demo: cannot start the loopback transport: %s\n", strerror(-ret));
 		uvirtio_loopback_destroy(lb);

@@ -18,7 +18,7 @@
  *   struct uvirtio_blk_dev blk;
  *   struct uvirtio_blk_dev_config cfg = { .path = "disk.img", .num_queues = 2 };
  *   uvirtio_blk_dev_init(&blk, &cfg, mem);
- *   ... hand &blk.dev to a transport ...
+ *   ... hand uvirtio_blk_dev_device(&blk) to a transport ...
  *   uvirtio_blk_dev_destroy(&blk);
  */
 #ifndef UVIRTIO_BLK_DEV_H
@@ -89,36 +89,15 @@ struct uvirtio_blk_dev_stats {
 	uint64_t writethrough;     /* writes made durable before completing (wce = 0) */
 };
 
-struct uvirtio_blk_queue; /* private: one per queue, with its thread */
-
+/* Caller-owned, opaque (docs/ARCHITECTURE.md, "Objects"). */
 struct uvirtio_blk_dev {
-	struct uvirtio_device dev;     /* hand this to a transport */
-	struct virtio_blk_config config; /* config space, little-endian */
-	struct uvirtio_device_ops ops;   /* per device: features and queue count vary */
-
-	/* Set at init, read-only afterwards. */
-	enum uvirtio_blk_backend backend;
-	uint64_t capacity;             /* in 512-byte sectors */
-	bool read_only, direct, poll;
-	uint64_t poll_ns; /* 0: no polling before a sleep */
-	bool is_block_device;
-	int fd;                        /* the image; -1 for the null backend */
-	int buffered_fd;               /* with direct: the image without O_DIRECT */
-	unsigned direct_align;         /* with direct: iovec alignment O_DIRECT needs */
-	unsigned seg_max;
-	uint8_t initial_wce;
-	char serial[VIRTIO_BLK_ID_BYTES];
-
-	/* The write cache is on: read by queue threads, written by the control
-	 * thread (start, config writes, reset). Accessed atomically. */
-	bool writeback;
-
-	struct uvirtio_blk_queue *queues;
+	UVIRTIO_OPAQUE(2048); /* holds a struct uvirtio_device */
 };
 
 /**
  * uvirtio_blk_dev_init() - open the backend and set a virtio-blk device up.
- * @blk: the device, owned by the caller; hand &@blk->dev to a transport. It
+ * @blk: the device, owned by the caller; hand uvirtio_blk_dev_device(@blk) to a
+ *       transport. It
  *       must not move after init (its ops and queues point into it).
  * @cfg: what to serve; copied (strings too), so it may go after the call.
  * @mem: guest memory the queues use (the transport's).
@@ -141,10 +120,27 @@ int uvirtio_blk_dev_init(struct uvirtio_blk_dev *blk, const struct uvirtio_blk_d
 /**
  * uvirtio_blk_dev_destroy() - reset the device (every queue thread finishes
  * its requests and exits), close the backend and free what init allocated.
- * Call on the control thread, after the transport let go of @blk->dev.
+ * Call on the control thread, after the transport let go of
+ * uvirtio_blk_dev_device(@blk).
  */
 UVIRTIO_API
 void uvirtio_blk_dev_destroy(struct uvirtio_blk_dev *blk);
+
+/**
+ * uvirtio_blk_dev_device() - the device core inside @blk, to hand to a
+ * transport (and for the device core's calls, e.g. uvirtio_device_queue()).
+ * @blk: an initialised device.
+ * Return: owned by @blk, valid until uvirtio_blk_dev_destroy().
+ */
+UVIRTIO_API
+struct uvirtio_device *uvirtio_blk_dev_device(struct uvirtio_blk_dev *blk);
+
+/**
+ * uvirtio_blk_dev_capacity() - the disk's size in 512-byte sectors, as set at
+ * init (what the config space offers). Any thread.
+ */
+UVIRTIO_API
+uint64_t uvirtio_blk_dev_capacity(const struct uvirtio_blk_dev *blk);
 
 /**
  * uvirtio_blk_dev_get_stats() - add up the counters of every queue into @out.

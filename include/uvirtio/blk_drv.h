@@ -111,21 +111,12 @@ struct uvirtio_blk_drv_req {
 	char id[VIRTIO_BLK_ID_BYTES + 1]; /* GET_ID: the device's ID, NUL-terminated */
 
 	/* Private to the driver. */
-	void *slot;
+	void *uvirtio_private_do_not_touch;
 };
 
-struct uvirtio_blk_drv_queue; /* private per-queue state */
-
+/* Caller-owned, opaque (docs/ARCHITECTURE.md, "Objects"). */
 struct uvirtio_blk_drv {
-	struct uvirtio_driver drv;
-	struct uvirtio_blk_drv_limits limits;
-	bool read_only;
-	bool writeback;
-	unsigned num_queues;
-	struct uvirtio_blk_drv_queue *queues;
-	int config_fd; /* the transport's config-change fd */
-	int dead_fd;   /* an eventfd made readable for good when the device needs a reset */
-	bool dead;     /* the device set DEVICE_NEEDS_RESET (atomic) */
+	UVIRTIO_OPAQUE(512); /* holds a struct uvirtio_driver */
 };
 
 /**
@@ -169,39 +160,37 @@ void *uvirtio_blk_drv_alloc_buf(struct uvirtio_blk_drv *b, size_t size);
 UVIRTIO_API
 void uvirtio_blk_drv_free_buf(struct uvirtio_blk_drv *b, void *buf);
 
+/**
+ * uvirtio_blk_drv_driver() - the driver core inside @b (for the driver
+ * core's calls, e.g. uvirtio_driver_has_feature()).
+ * Return: owned by @b, valid until uvirtio_blk_drv_remove().
+ */
+UVIRTIO_API
+struct uvirtio_driver *uvirtio_blk_drv_driver(struct uvirtio_blk_drv *b);
+
 /** uvirtio_blk_drv_capacity() - the size of the disk in 512-byte sectors. */
-static inline uint64_t uvirtio_blk_drv_capacity(const struct uvirtio_blk_drv *b)
-{
-	return b->limits.capacity;
-}
+UVIRTIO_API
+uint64_t uvirtio_blk_drv_capacity(const struct uvirtio_blk_drv *b);
 
 /** uvirtio_blk_drv_limits() - the device's limits and topology, read at probe. */
-static inline const struct uvirtio_blk_drv_limits *uvirtio_blk_drv_limits(const struct uvirtio_blk_drv *b)
-{
-	return &b->limits;
-}
+UVIRTIO_API
+const struct uvirtio_blk_drv_limits *uvirtio_blk_drv_limits(const struct uvirtio_blk_drv *b);
 
 /** uvirtio_blk_drv_num_queues() - queues the driver set up (0 to this - 1). */
-static inline unsigned uvirtio_blk_drv_num_queues(const struct uvirtio_blk_drv *b)
-{
-	return b->num_queues;
-}
+UVIRTIO_API
+unsigned uvirtio_blk_drv_num_queues(const struct uvirtio_blk_drv *b);
 
 /** uvirtio_blk_drv_read_only() - whether the device is read-only (RO). */
-static inline bool uvirtio_blk_drv_read_only(const struct uvirtio_blk_drv *b)
-{
-	return b->read_only;
-}
+UVIRTIO_API
+bool uvirtio_blk_drv_read_only(const struct uvirtio_blk_drv *b);
 
 /**
  * uvirtio_blk_drv_writeback() - whether the device caches writes, so that
  * only a flush makes them durable: FLUSH negotiated and, with CONFIG_WCE,
  * the config's writeback field set.
  */
-static inline bool uvirtio_blk_drv_writeback(const struct uvirtio_blk_drv *b)
-{
-	return b->writeback;
-}
+UVIRTIO_API
+bool uvirtio_blk_drv_writeback(const struct uvirtio_blk_drv *b);
 
 /**
  * uvirtio_blk_drv_set_writeback() - switch the device's cache mode through

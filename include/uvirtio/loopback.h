@@ -9,7 +9,7 @@
  *   struct uvirtio_loopback *lb;
  *   uvirtio_loopback_create(&lb, NULL);
  *   uvirtio_rng_dev_init(&rng, uvirtio_loopback_mem(lb));
- *   uvirtio_loopback_start(lb, &rng.dev);
+ *   uvirtio_loopback_start(lb, uvirtio_rng_dev_device(&rng));
  *   uvirtio_rng_drv_probe(&drv, uvirtio_loopback_transport(lb));
  */
 #ifndef UVIRTIO_LOOPBACK_H

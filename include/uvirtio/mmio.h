@@ -18,7 +18,7 @@
  *   struct uvirtio_mmio_pair *p;
  *   uvirtio_mmio_pair_create(&p, NULL);
  *   uvirtio_rng_dev_init(&rng, uvirtio_mmio_pair_mem(p));
- *   uvirtio_mmio_pair_start(p, &rng.dev);
+ *   uvirtio_mmio_pair_start(p, uvirtio_rng_dev_device(&rng));
  *   uvirtio_rng_drv_probe(&drv, uvirtio_mmio_pair_transport(p), 0);
  *
  * Only version 2 exists here: the legacy interface (version 1, QueuePFN) is

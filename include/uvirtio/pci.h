@@ -312,7 +312,7 @@ void uvirtio_pci_drv_destroy(struct uvirtio_transport *t);
  *   struct uvirtio_pci_pair *p;
  *   uvirtio_pci_pair_create(&p, NULL);
  *   uvirtio_rng_dev_init(&rng, uvirtio_pci_pair_mem(p));
- *   uvirtio_pci_pair_start(p, &rng.dev);
+ *   uvirtio_pci_pair_start(p, uvirtio_rng_dev_device(&rng));
  *   uvirtio_rng_drv_probe(&drv, uvirtio_pci_pair_transport(p));
  *
  * There is no device thread: a register access runs the device on the

@@ -18,17 +18,22 @@
 #define UVIRTIO_RNG_IOV_MAX 64u
 
 /* Device side. */
+
+/* Caller-owned, opaque (docs/ARCHITECTURE.md, "Objects"). */
 struct uvirtio_rng_dev {
-	struct uvirtio_device dev;
-	struct iovec iov[UVIRTIO_RNG_IOV_MAX];
-	uint64_t requests;  /* served since init */
-	uint64_t bytes;     /* random bytes written since init */
-	uint64_t refused;   /* requests answered with 0 bytes (no writable part) */
+	UVIRTIO_OPAQUE(4096); /* holds a struct uvirtio_device */
+};
+
+/* What the device did since init. */
+struct uvirtio_rng_dev_stats {
+	uint64_t requests; /* served */
+	uint64_t bytes;    /* random bytes written */
+	uint64_t refused;  /* requests answered with 0 bytes (no writable part) */
 };
 
 /**
  * uvirtio_rng_dev_init() - a virtio-rng device over guest memory @mem.
- * @r: owned by the caller; hand &@r->dev to a transport.
+ * @r: owned by the caller; hand uvirtio_rng_dev_device(@r) to a transport.
  * Return: 0, or uvirtio_device_init()'s error.
  */
 UVIRTIO_API
@@ -38,12 +43,31 @@ int uvirtio_rng_dev_init(struct uvirtio_rng_dev *r, struct uvirtio_mem *mem);
 UVIRTIO_API
 void uvirtio_rng_dev_destroy(struct uvirtio_rng_dev *r);
 
+/**
+ * uvirtio_rng_dev_device() - the device core inside @r, to hand to a transport.
+ * @r: an initialised device.
+ * Return: owned by @r, valid until uvirtio_rng_dev_destroy().
+ */
+UVIRTIO_API
+struct uvirtio_device *uvirtio_rng_dev_device(struct uvirtio_rng_dev *r);
+
+/**
+ * uvirtio_rng_dev_stats() - copy the device's counters into @out.
+ * The device thread updates them while it serves; read them from another
+ * thread once it is idle (or for a moment's, unsynchronised, snapshot).
+ */
+UVIRTIO_API
+void uvirtio_rng_dev_stats(const struct uvirtio_rng_dev *r, struct uvirtio_rng_dev_stats *out);
+
 /* Driver side. */
+
+/* Caller-owned, opaque (docs/ARCHITECTURE.md, "Objects"). */
 struct uvirtio_rng_drv {
-	struct uvirtio_driver drv;
-	void *buf;         /* bounce buffer in shared memory */
-	size_t buf_size;
-	bool pending;      /* the bounce buffer is with the device (a read timed out) */
+	UVIRTIO_OPAQUE(512); /* holds a struct uvirtio_driver */
+};
+
+/* What the driver did since probe. */
+struct uvirtio_rng_drv_stats {
 	uint64_t requests; /* buffers the device returned */
 };
 
@@ -69,5 +93,21 @@ ssize_t uvirtio_rng_drv_read(struct uvirtio_rng_drv *r, void *buf, size_t len, i
 /** uvirtio_rng_drv_remove() - reset the device and free the queue. */
 UVIRTIO_API
 void uvirtio_rng_drv_remove(struct uvirtio_rng_drv *r);
+
+/**
+ * uvirtio_rng_drv_driver() - the driver core inside @r (for the driver
+ * core's calls, e.g. uvirtio_driver_vq()).
+ * @r: a probed driver.
+ * Return: owned by @r, valid until uvirtio_rng_drv_remove().
+ */
+UVIRTIO_API
+struct uvirtio_driver *uvirtio_rng_drv_driver(struct uvirtio_rng_drv *r);
+
+/**
+ * uvirtio_rng_drv_stats() - copy the driver's counters into @out. Call on
+ * the thread that reads (or while no read runs).
+ */
+UVIRTIO_API
+void uvirtio_rng_drv_stats(const struct uvirtio_rng_drv *r, struct uvirtio_rng_drv_stats *out);
 
 #endif

@@ -11,7 +11,7 @@
  *   struct uvirtio_vhost_backend_config cfg = { .socket_path = "/run/rng.sock", .fd = -1 };
  *   uvirtio_vhost_backend_create(&vb, &cfg);
  *   uvirtio_rng_dev_init(&rng, uvirtio_vhost_backend_mem(vb));
- *   uvirtio_vhost_backend_attach(vb, &rng.dev);
+ *   uvirtio_vhost_backend_attach(vb, uvirtio_rng_dev_device(&rng));
  *   uvirtio_vhost_backend_listen(vb);   // "socket in use" shows here
  *   uvirtio_vhost_backend_run(vb);      // until uvirtio_vhost_backend_stop()
  *

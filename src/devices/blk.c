@@ -44,7 +44,7 @@ struct blk_slot {
 };
 
 struct uvirtio_blk_queue {
-	struct uvirtio_blk_dev *blk;
+	struct blk_dev *blk;
 	unsigned index;
 	struct uvirtio_devq *vq;
 	int wake_fd, stop_fd, cq_fd; /* eventfds, ours for the device's life */
@@ -117,7 +117,7 @@ static struct io_uring_sqe *get_sqe(struct uvirtio_blk_queue *bq)
 
 static void submit_rw(struct uvirtio_blk_queue *bq, struct blk_slot *s)
 {
-	struct uvirtio_blk_dev *blk = bq->blk;
+	struct blk_dev *blk = bq->blk;
 	struct io_uring_sqe *sqe = get_sqe(bq);
 	unsigned n = s->p.ndata > URING_IOV_MAX ? URING_IOV_MAX : s->p.ndata;
 	int fd = s->buffered ? blk->buffered_fd : blk->fd;
@@ -164,7 +164,7 @@ static void advance(struct blk_slot *s, size_t bytes)
 
 static void io_done(struct uvirtio_blk_queue *bq, struct blk_slot *s, int res)
 {
-	struct uvirtio_blk_dev *blk = bq->blk;
+	struct blk_dev *blk = bq->blk;
 	bool in = s->p.type == VIRTIO_BLK_T_IN;
 
 	bq->submitted--;
@@ -205,7 +205,7 @@ static void io_done(struct uvirtio_blk_queue *bq, struct blk_slot *s, int res)
 
 static void start_request(struct uvirtio_blk_queue *bq, struct blk_slot *s)
 {
-	struct uvirtio_blk_dev *blk = bq->blk;
+	struct blk_dev *blk = bq->blk;
 	bool null = blk->backend == UVIRTIO_BLK_BACKEND_NULL;
 
 	s->done = 0;
@@ -413,7 +413,7 @@ static void queue_free(struct uvirtio_blk_queue *bq)
 
 static int blk_queue_start(struct uvirtio_device *dev, unsigned index)
 {
-	struct uvirtio_blk_dev *blk = uvirtio_device_priv(dev);
+	struct blk_dev *blk = uvirtio_device_priv(dev);
 	struct uvirtio_blk_queue *bq = &blk->queues[index];
 	unsigned num = bq->vq->num;
 	int ret;
@@ -459,7 +459,7 @@ fail:
 
 static void blk_queue_stop(struct uvirtio_device *dev, unsigned index)
 {
-	struct uvirtio_blk_dev *blk = uvirtio_device_priv(dev);
+	struct blk_dev *blk = uvirtio_device_priv(dev);
 	struct uvirtio_blk_queue *bq = &blk->queues[index];
 
 	__atomic_store_n(&bq->stopping, true, __ATOMIC_RELEASE);
@@ -472,21 +472,21 @@ static void blk_queue_stop(struct uvirtio_device *dev, unsigned index)
 /* A transport without kick fds: wake the queue's thread. */
 static void blk_queue_notify(struct uvirtio_device *dev, unsigned index)
 {
-	struct uvirtio_blk_dev *blk = uvirtio_device_priv(dev);
+	struct blk_dev *blk = uvirtio_device_priv(dev);
 
 	eventfd_signal(blk->queues[index].wake_fd);
 }
 
 /* Device ops. */
 
-static void set_writeback(struct uvirtio_blk_dev *blk, bool on)
+static void set_writeback(struct blk_dev *blk, bool on)
 {
 	__atomic_store_n(&blk->writeback, on, __ATOMIC_RELEASE);
 }
 
 static int blk_validate_features(struct uvirtio_device *dev, uint64_t features)
 {
-	struct uvirtio_blk_dev *blk = uvirtio_device_priv(dev);
+	struct blk_dev *blk = uvirtio_device_priv(dev);
 
 	/* spec: with CONFIG_WCE but not FLUSH the device SHOULD start in
 	 * writethrough mode. Set here, at FEATURES_OK, because Linux reads
@@ -499,7 +499,7 @@ static int blk_validate_features(struct uvirtio_device *dev, uint64_t features)
 
 static int blk_start(struct uvirtio_device *dev)
 {
-	struct uvirtio_blk_dev *blk = uvirtio_device_priv(dev);
+	struct blk_dev *blk = uvirtio_device_priv(dev);
 
 	/* Without FLUSH the driver cannot make writes durable: writethrough. */
 	set_writeback(blk, blk_has(blk, VIRTIO_BLK_F_FLUSH) &&
@@ -509,7 +509,7 @@ static int blk_start(struct uvirtio_device *dev)
 
 static int blk_config_write(struct uvirtio_device *dev, unsigned offset, const void *buf, unsigned len)
 {
-	struct uvirtio_blk_dev *blk = uvirtio_device_priv(dev);
+	struct blk_dev *blk = uvirtio_device_priv(dev);
 	uint8_t v;
 
 	/* spec: writeback is the only writable field, and only with CONFIG_WCE. */
@@ -527,7 +527,7 @@ static int blk_config_write(struct uvirtio_device *dev, unsigned offset, const v
 
 static void blk_reset(struct uvirtio_device *dev)
 {
-	struct uvirtio_blk_dev *blk = uvirtio_device_priv(dev);
+	struct blk_dev *blk = uvirtio_device_priv(dev);
 
 	/* The queue threads are gone (the core stopped each queue first). */
 	blk->config.wce = blk->initial_wce;
@@ -547,7 +547,7 @@ static int log2_exact(uint32_t v)
 	return n;
 }
 
-static void fill_config(struct uvirtio_blk_dev *blk, const struct uvirtio_blk_dev_config *cfg,
+static void fill_config(struct blk_dev *blk, const struct uvirtio_blk_dev_config *cfg,
 			uint32_t blk_size, uint32_t physical, unsigned nq)
 {
 	struct virtio_blk_config *c = &blk->config;
@@ -574,16 +574,17 @@ static void fill_config(struct uvirtio_blk_dev *blk, const struct uvirtio_blk_de
 	c->write_zeroes_may_unmap = 1;
 }
 
-int uvirtio_blk_dev_init(struct uvirtio_blk_dev *blk, const struct uvirtio_blk_dev_config *cfg,
+int uvirtio_blk_dev_init(struct uvirtio_blk_dev *public_blk, const struct uvirtio_blk_dev_config *cfg,
 			 struct uvirtio_mem *mem)
 {
+	struct blk_dev *blk = blk_dev_of(public_blk);
 	unsigned nq = cfg->num_queues ? cfg->num_queues : 1;
 	uint32_t logical, physical, blk_size;
 	uint64_t features;
 	unsigned made = 0;
 	int ret;
 
-	memset(blk, 0, sizeof(*blk));
+	memset(public_blk, 0, sizeof(*public_blk));
 	blk->fd = blk->buffered_fd = -1;
 	if (nq > UVIRTIO_BLK_QUEUES_MAX || cfg->seg_max > SEG_MAX_LIMIT ||
 	    cfg->max_discard_seg > BLK_DISCARD_SEG_LIMIT || cfg->max_write_zeroes_seg > BLK_DISCARD_SEG_LIMIT)
@@ -681,8 +682,10 @@ fail:
 	return ret;
 }
 
-void uvirtio_blk_dev_destroy(struct uvirtio_blk_dev *blk)
+void uvirtio_blk_dev_destroy(struct uvirtio_blk_dev *public_blk)
 {
+	struct blk_dev *blk = blk_dev_of(public_blk);
+
 	if (!blk->queues)
 		return;
 	/* Stops every queue thread, which finishes what it took. */
@@ -697,8 +700,25 @@ void uvirtio_blk_dev_destroy(struct uvirtio_blk_dev *blk)
 	blk_backend_close(blk);
 }
 
-void uvirtio_blk_dev_get_stats(const struct uvirtio_blk_dev *blk, struct uvirtio_blk_dev_stats *out)
+struct uvirtio_device *uvirtio_blk_dev_device(struct uvirtio_blk_dev *blk)
 {
+	return &blk_dev_of(blk)->dev;
+}
+
+uint64_t uvirtio_blk_dev_capacity(const struct uvirtio_blk_dev *blk)
+{
+	return blk_dev_of_const(blk)->capacity;
+}
+
+const struct uvirtio_device_ops *blk_dev_ops(const struct uvirtio_blk_dev *blk)
+{
+	return &blk_dev_of_const(blk)->ops;
+}
+
+void uvirtio_blk_dev_get_stats(const struct uvirtio_blk_dev *public_blk, struct uvirtio_blk_dev_stats *out)
+{
+	const struct blk_dev *blk = blk_dev_of_const(public_blk);
+
 	memset(out, 0, sizeof(*out));
 	for (unsigned i = 0; i < blk->ops.num_queues; i++) {
 		const uint64_t *src = (const uint64_t *)&blk->queues[i].stats;

@@ -24,7 +24,7 @@ static int open_image(const char *path, int flags)
 	return fd < 0 ? -errno : fd;
 }
 
-int blk_backend_open(struct uvirtio_blk_dev *blk, const struct uvirtio_blk_dev_config *cfg,
+int blk_backend_open(struct blk_dev *blk, const struct uvirtio_blk_dev_config *cfg,
 		     uint32_t *logical, uint32_t *physical)
 {
 	int flags = cfg->read_only ? O_RDONLY : O_RDWR;
@@ -86,7 +86,7 @@ fail_errno:
 	return fd;
 }
 
-void blk_backend_close(struct uvirtio_blk_dev *blk)
+void blk_backend_close(struct blk_dev *blk)
 {
 	if (blk->fd >= 0)
 		close(blk->fd);
@@ -95,7 +95,7 @@ void blk_backend_close(struct uvirtio_blk_dev *blk)
 	blk->fd = blk->buffered_fd = -1;
 }
 
-bool blk_backend_direct_ok(const struct uvirtio_blk_dev *blk, const struct iovec *iov, unsigned n,
+bool blk_backend_direct_ok(const struct blk_dev *blk, const struct iovec *iov, unsigned n,
 			   uint64_t off)
 {
 	uintptr_t mask = blk->direct_align - 1;
@@ -122,7 +122,7 @@ static void advance(struct iovec **iov, unsigned *n, size_t bytes)
 	}
 }
 
-int blk_backend_rw_sync(struct uvirtio_blk_dev *blk, bool write, struct iovec *iov, unsigned n,
+int blk_backend_rw_sync(struct blk_dev *blk, bool write, struct iovec *iov, unsigned n,
 			uint64_t off, uint32_t len, bool dsync, struct uvirtio_blk_dev_stats *st)
 {
 	int fd = blk->fd;
@@ -159,7 +159,7 @@ int blk_backend_rw_sync(struct uvirtio_blk_dev *blk, bool write, struct iovec *i
 	return 0;
 }
 
-int blk_backend_flush_sync(struct uvirtio_blk_dev *blk)
+int blk_backend_flush_sync(struct blk_dev *blk)
 {
 	if (blk->backend == UVIRTIO_BLK_BACKEND_NULL)
 		return 0;
@@ -182,7 +182,7 @@ static int write_zeroes_by_hand(int fd, uint64_t off, uint64_t len)
 	return 0;
 }
 
-static int file_range(struct uvirtio_blk_dev *blk, uint32_t type, bool unmap, uint64_t off,
+static int file_range(struct blk_dev *blk, uint32_t type, bool unmap, uint64_t off,
 		      uint64_t len)
 {
 	/* fallocate goes through the buffered descriptor when there is one:
@@ -208,7 +208,7 @@ static int file_range(struct uvirtio_blk_dev *blk, uint32_t type, bool unmap, ui
 	return write_zeroes_by_hand(fd, off, len);
 }
 
-int blk_backend_discard_sync(struct uvirtio_blk_dev *blk, uint32_t type,
+int blk_backend_discard_sync(struct blk_dev *blk, uint32_t type,
 			     const struct virtio_blk_discard_write_zeroes *segs, unsigned n)
 {
 	if (blk->backend == UVIRTIO_BLK_BACKEND_NULL)

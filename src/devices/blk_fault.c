@@ -95,7 +95,7 @@ static void ignored(struct uvirtio_devq *q, void *opaque)
 		uvirtio_devq_broken_reason(q) ? uvirtio_devq_broken_reason(q) : "?");
 }
 
-int blk_fault_dev_init(struct uvirtio_blk_dev *blk)
+int blk_fault_dev_init(struct blk_dev *blk)
 {
 	const char *env = getenv("UVIRTIO_BLK_FAULT");
 

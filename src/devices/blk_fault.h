@@ -41,7 +41,7 @@ BLK_HIDDEN int blk_fault_set(const char *spec);
  * UVIRTIO_BLK_FAULT from the environment unless blk_fault_set() chose, and
  * for ignore-hostile unhook the queues from DEVICE_NEEDS_RESET.
  * Return: 0, or -EINVAL (with one line on stderr) for a bad UVIRTIO_BLK_FAULT. */
-BLK_HIDDEN int blk_fault_dev_init(struct uvirtio_blk_dev *blk);
+BLK_HIDDEN int blk_fault_dev_init(struct blk_dev *blk);
 
 /* What a queue thread does with a request it is about to give back. */
 enum blk_fault_action {

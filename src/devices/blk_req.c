@@ -7,7 +7,7 @@
 
 #include "blk_priv.h"
 
-bool blk_has(const struct uvirtio_blk_dev *blk, unsigned bit)
+bool blk_has(const struct blk_dev *blk, unsigned bit)
 {
 	return uvirtio_device_has_feature(&blk->dev, bit);
 }
@@ -83,12 +83,12 @@ static enum blk_action answer(struct blk_parsed *p, uint8_t status, uint32_t dat
 }
 
 /* @sectors sectors from @sector lie within the disk (no overflow). */
-static bool in_range(const struct uvirtio_blk_dev *blk, uint64_t sector, uint64_t sectors)
+static bool in_range(const struct blk_dev *blk, uint64_t sector, uint64_t sectors)
 {
 	return sector <= blk->capacity && sectors <= blk->capacity - sector;
 }
 
-static enum blk_action parse_data(struct uvirtio_blk_dev *blk, struct blk_parsed *p, uint64_t sector)
+static enum blk_action parse_data(struct blk_dev *blk, struct blk_parsed *p, uint64_t sector)
 {
 	/* spec: a read or write length is a multiple of 512 bytes. */
 	if (p->len % BLK_SECTOR)
@@ -101,7 +101,7 @@ static enum blk_action parse_data(struct uvirtio_blk_dev *blk, struct blk_parsed
 	return p->type == VIRTIO_BLK_T_IN ? DO_READ : DO_WRITE;
 }
 
-static enum blk_action parse_segments(struct uvirtio_blk_dev *blk, struct uvirtio_req *req,
+static enum blk_action parse_segments(struct blk_dev *blk, struct uvirtio_req *req,
 				  struct blk_parsed *p, struct virtio_blk_discard_write_zeroes *segs)
 {
 	bool discard = p->type == VIRTIO_BLK_T_DISCARD;
@@ -155,7 +155,7 @@ static void count_type(struct uvirtio_blk_dev_stats *st, uint32_t type)
 
 /* Decide what @req asks for. Reads guest memory (header, segments) once
  * each; writes it only for GET_ID, inside the writable iovecs. */
-enum blk_action blk_parse(struct uvirtio_blk_dev *blk, struct uvirtio_req *req, struct blk_parsed *p,
+enum blk_action blk_parse(struct blk_dev *blk, struct uvirtio_req *req, struct blk_parsed *p,
 			 struct virtio_blk_discard_write_zeroes *segs, struct uvirtio_blk_dev_stats *st)
 {
 	struct iovec *in = req->iov + req->n_out;
@@ -212,7 +212,7 @@ enum blk_action blk_parse(struct uvirtio_blk_dev *blk, struct uvirtio_req *req, 
 	}
 }
 
-bool blk_writeback(const struct uvirtio_blk_dev *blk)
+bool blk_writeback(const struct blk_dev *blk)
 {
 	return __atomic_load_n(&blk->writeback, __ATOMIC_ACQUIRE);
 }
@@ -242,7 +242,7 @@ uint32_t blk_finish(struct blk_parsed *p, struct uvirtio_blk_dev_stats *st, int 
 }
 
 /* Discard or write zeroes, done on the calling thread. */
-int blk_do_discard(struct uvirtio_blk_dev *blk, struct blk_parsed *p,
+int blk_do_discard(struct blk_dev *blk, struct blk_parsed *p,
 		      const struct virtio_blk_discard_write_zeroes *segs)
 {
 	int ret = blk_backend_discard_sync(blk, p->type, segs, p->nsegs);
@@ -253,9 +253,10 @@ int blk_do_discard(struct uvirtio_blk_dev *blk, struct blk_parsed *p,
 	return ret;
 }
 
-uint32_t uvirtio_blk_dev_serve_sync(struct uvirtio_blk_dev *blk, struct uvirtio_req *req,
+uint32_t uvirtio_blk_dev_serve_sync(struct uvirtio_blk_dev *public_blk, struct uvirtio_req *req,
 				    struct uvirtio_blk_dev_stats *stats)
 {
+	struct blk_dev *blk = blk_dev_of(public_blk);
 	struct virtio_blk_discard_write_zeroes segs[BLK_DISCARD_SEG_LIMIT];
 	struct uvirtio_blk_dev_stats scratch;
 	struct blk_parsed p;

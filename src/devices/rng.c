@@ -9,7 +9,24 @@
 /* Requests served per notification before yielding the device thread. */
 #define RNG_BUDGET 256u
 
-static struct uvirtio_rng_dev *to_rng(struct uvirtio_device *dev)
+struct rng_dev {
+	struct uvirtio_device dev;
+	struct iovec iov[UVIRTIO_RNG_IOV_MAX];
+	struct uvirtio_rng_dev_stats stats; /* written by the device thread */
+};
+UVIRTIO_OPAQUE_FITS(struct rng_dev, struct uvirtio_rng_dev);
+
+static struct rng_dev *rng_dev_of(struct uvirtio_rng_dev *p)
+{
+	return (struct rng_dev *)p;
+}
+
+static const struct rng_dev *rng_dev_of_const(const struct uvirtio_rng_dev *p)
+{
+	return (const struct rng_dev *)p;
+}
+
+static struct rng_dev *to_rng(struct uvirtio_device *dev)
 {
 	return uvirtio_device_priv(dev);
 }
@@ -40,7 +57,7 @@ static uint32_t fill_random(const struct iovec *iov, unsigned n)
 
 static void rng_queue_notify(struct uvirtio_device *dev, unsigned index)
 {
-	struct uvirtio_rng_dev *r = to_rng(dev);
+	struct rng_dev *r = to_rng(dev);
 	struct uvirtio_devq *q = uvirtio_device_queue(dev, index);
 	struct uvirtio_req req;
 	bool pushed = false;
@@ -55,10 +72,10 @@ static void rng_queue_notify(struct uvirtio_device *dev, unsigned index)
 			uint32_t len = fill_random(req.iov + req.n_out, req.n_in);
 
 			if (!len)
-				r->refused++;
+				r->stats.refused++;
 			uvirtio_devq_push(q, req.id, len);
-			r->requests++;
-			r->bytes += len;
+			r->stats.requests++;
+			r->stats.bytes += len;
 			pushed = true;
 			budget--;
 		}
@@ -84,13 +101,25 @@ static const struct uvirtio_device_ops rng_ops = {
 	.queue_notify = rng_queue_notify,
 };
 
-int uvirtio_rng_dev_init(struct uvirtio_rng_dev *r, struct uvirtio_mem *mem)
+int uvirtio_rng_dev_init(struct uvirtio_rng_dev *public_r, struct uvirtio_mem *mem)
 {
-	memset(r, 0, sizeof(*r));
+	struct rng_dev *r = rng_dev_of(public_r);
+
+	memset(public_r, 0, sizeof(*public_r));
 	return uvirtio_device_init(&r->dev, &rng_ops, r, NULL, 0, mem);
 }
 
 void uvirtio_rng_dev_destroy(struct uvirtio_rng_dev *r)
 {
-	uvirtio_device_destroy(&r->dev);
+	uvirtio_device_destroy(&rng_dev_of(r)->dev);
+}
+
+struct uvirtio_device *uvirtio_rng_dev_device(struct uvirtio_rng_dev *r)
+{
+	return &rng_dev_of(r)->dev;
+}
+
+void uvirtio_rng_dev_stats(const struct uvirtio_rng_dev *r, struct uvirtio_rng_dev_stats *out)
+{
+	*out = rng_dev_of_const(r)->stats;
 }

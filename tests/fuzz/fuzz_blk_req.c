@@ -38,6 +38,7 @@
 #include "uvirtio/blk_dev.h"
 #include "../../src/core/core_priv.h"
 #include "fuzz_input.h"
+#include "../../src/devices/blk_priv.h"
 
 #define MAX_IOV 8
 #define MAX_IOV_LEN 1200
@@ -316,6 +317,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static struct uvirtio_blk_dev blk;
 	struct uvirtio_blk_dev_config cfg = { .backend = UVIRTIO_BLK_BACKEND_NULL };
 	struct model_dev d = { 0 };
+	struct blk_dev *bd;
 	uint8_t flags = in_u8(&in);
 	uint64_t capacity = in_num(&in);
 	char path[64];
@@ -347,17 +349,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	/* Negotiated as the input says (the fuzzer stands in for FEATURES_OK). */
-	device_of(&blk.dev)->features = uvirtio_device_get_features(&blk.dev) &
+	bd = blk_dev_of(&blk);
+	device_of(&bd->dev)->features = uvirtio_device_get_features(&bd->dev) &
 					(in_u64(&in) | UVIRTIO_BIT(VIRTIO_F_VERSION_1));
 	/* The model knows the device from what a driver sees: the config
 	 * space and the features. */
 	d.read_only = cfg.read_only;
-	d.features = uvirtio_device_accepted_features(&blk.dev);
-	d.capacity = le64toh(blk.config.capacity);
-	d.max_seg[0] = le32toh(blk.config.max_discard_seg);
-	d.max_seg[1] = le32toh(blk.config.max_write_zeroes_seg);
-	d.max_sectors[0] = le32toh(blk.config.max_discard_sectors);
-	d.max_sectors[1] = le32toh(blk.config.max_write_zeroes_sectors);
+	d.features = uvirtio_device_accepted_features(&bd->dev);
+	d.capacity = le64toh(bd->config.capacity);
+	d.max_seg[0] = le32toh(bd->config.max_discard_seg);
+	d.max_seg[1] = le32toh(bd->config.max_write_zeroes_seg);
+	d.max_sectors[0] = le32toh(bd->config.max_discard_sectors);
+	d.max_sectors[1] = le32toh(bd->config.max_write_zeroes_sectors);
 	strncpy(d.serial, SERIAL, sizeof(d.serial));
 	FUZZ_CHECK(!d.has_image || d.capacity == d.image_bytes / SECTOR);
 	for (unsigned r = 0; r < MAX_REQS && !in_empty(&in); r++)

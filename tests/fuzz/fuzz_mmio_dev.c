@@ -241,7 +241,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(guest, 0, sizeof(guest));
 	if (kind == 0) {
 		FUZZ_CHECK(uvirtio_rng_dev_init(&rng, &mem) == 0);
-		dev = &rng.dev;
+		dev = uvirtio_rng_dev_device(&rng);
 	} else if (kind == 1) {
 		memset(&echo, 0, sizeof(echo));
 		FUZZ_CHECK(uvirtio_device_init(&echo.dev, &echo_ops, &echo, echo.config,
@@ -249,7 +249,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		dev = &echo.dev;
 	} else {
 		FUZZ_CHECK(uvirtio_blk_dev_init(&blk, &bc, &mem) == 0);
-		dev = &blk.dev;
+		dev = uvirtio_blk_dev_device(&blk);
 	}
 	FUZZ_CHECK(uvirtio_mmio_dev_create(&m, dev, &mc) == 0);
 	run_ops(m, &in);

@@ -86,7 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					       .guest_addr = GUEST_ADDR, .size = GUEST_SIZE,
 					       .host_addr = guest, .fd = -1 }) == 0);
 	FUZZ_CHECK(uvirtio_rng_dev_init(&rng, &mem) == 0);
-	FUZZ_CHECK(uvirtio_pci_dev_create(&m, &rng.dev,
+	FUZZ_CHECK(uvirtio_pci_dev_create(&m, uvirtio_rng_dev_device(&rng),
 					  &(struct uvirtio_pci_dev_config){ .irq = irq }) == 0);
 
 	while (!in_empty(&in)) {
@@ -163,7 +163,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uvirtio_pci_dev_read(m, UVIRTIO_PCI_SPACE_BAR0,
 			     offsetof(struct virtio_pci_common_cfg, device_status), 1, &v);
 	FUZZ_CHECK(v == 0);
-	FUZZ_CHECK(!uvirtio_device_queue_ready(&rng.dev, 0));
+	FUZZ_CHECK(!uvirtio_device_queue_ready(uvirtio_rng_dev_device(&rng), 0));
 	uvirtio_pci_dev_destroy(m);
 	uvirtio_rng_dev_destroy(&rng);
 	return 0;

@@ -66,16 +66,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uvirtio_mem_add(&mem, &r);
 	if (uvirtio_rng_dev_init(&rng, &mem))
 		abort();
-	ret = uvirtio_device_restore(&rng.dev, blob, n, &why);
+	ret = uvirtio_device_restore(uvirtio_rng_dev_device(&rng), blob, n, &why);
 	if (ret) {
 		FUZZ_CHECK(why != NULL);
-		FUZZ_CHECK(uvirtio_device_get_status(&rng.dev) == 0);
+		FUZZ_CHECK(uvirtio_device_get_status(uvirtio_rng_dev_device(&rng)) == 0);
 	} else {
-		FUZZ_CHECK(uvirtio_device_suspended(&rng.dev));
+		FUZZ_CHECK(uvirtio_device_suspended(uvirtio_rng_dev_device(&rng)));
 		if (flags & 2) {
-			uvirtio_device_set_status(&rng.dev, uvirtio_device_get_status(&rng.dev) |
+			uvirtio_device_set_status(uvirtio_rng_dev_device(&rng), uvirtio_device_get_status(uvirtio_rng_dev_device(&rng)) |
 								    VIRTIO_CONFIG_S_DRIVER_OK);
-			uvirtio_device_queue_notify(&rng.dev, 0);
+			uvirtio_device_queue_notify(uvirtio_rng_dev_device(&rng), 0);
 		}
 	}
 	uvirtio_rng_dev_destroy(&rng);

@@ -392,7 +392,7 @@ static void session_start(struct session *s, struct uvirtio_blk_dev *blk,
 	cfg.fd = sv[1];
 	FUZZ_CHECK(uvirtio_vhost_backend_create(&s->vb, &cfg) == 0);
 	FUZZ_CHECK(uvirtio_blk_dev_init(blk, bcfg, uvirtio_vhost_backend_mem(s->vb)) == 0);
-	FUZZ_CHECK(uvirtio_vhost_backend_attach(s->vb, &blk->dev) == 0);
+	FUZZ_CHECK(uvirtio_vhost_backend_attach(s->vb, uvirtio_blk_dev_device(blk)) == 0);
 	FUZZ_CHECK(pthread_create(&s->thread, NULL, serve, s) == 0);
 }
 
@@ -431,7 +431,7 @@ static void session_end(struct session *s, struct uvirtio_blk_dev *blk)
 	}
 	FUZZ_CHECK(uvirtio_vhost_backend_mapped_regions(s->vb) == 0);
 	FUZZ_CHECK(mem_nregions(uvirtio_vhost_backend_mem(s->vb)) == 0);
-	FUZZ_CHECK(uvirtio_device_get_status(&blk->dev) == 0);
+	FUZZ_CHECK(uvirtio_device_get_status(uvirtio_blk_dev_device(blk)) == 0);
 	uvirtio_vhost_backend_destroy(s->vb);
 	uvirtio_blk_dev_destroy(blk);
 	close(s->sock);

@@ -387,7 +387,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fprintf(stderr, "fuzz_vhost_frontend: connect %d %s\n", ret, error);
 	if (!ret) {
 		struct uvirtio_transport *t = uvirtio_vhost_frontend_transport(fe);
-		struct uvirtio_driver *d = core ? &gen : &blk.drv;
+		struct uvirtio_driver *d = core ? &gen : uvirtio_blk_drv_driver(&blk);
 
 		if (core) {
 			/* The driver core alone, asking for what the blk driver

@@ -60,7 +60,7 @@ static void setup(void)
 
 	FUZZ_CHECK(uvirtio_vhost_backend_create(&vb, &cfg) == 0);
 	FUZZ_CHECK(uvirtio_rng_dev_init(&rng, uvirtio_vhost_backend_mem(vb)) == 0);
-	FUZZ_CHECK(uvirtio_vhost_backend_attach(vb, &rng.dev) == 0);
+	FUZZ_CHECK(uvirtio_vhost_backend_attach(vb, uvirtio_rng_dev_device(&rng)) == 0);
 	guest_fd = memfd_create("fuzz-guest", MFD_CLOEXEC);
 	FUZZ_CHECK(guest_fd >= 0 && ftruncate(guest_fd, GUEST_SIZE) == 0);
 }
@@ -176,7 +176,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		switch (op % 8) {
 		case 6:
-			uvirtio_device_queue_notify(&rng.dev, in_u8(&in));
+			uvirtio_device_queue_notify(uvirtio_rng_dev_device(&rng), in_u8(&in));
 			break;
 		case 7:
 			uvirtio_vhost_backend_end_connection(vb);
@@ -190,7 +190,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	munmap(g, GUEST_SIZE);
 	FUZZ_CHECK(uvirtio_vhost_backend_mapped_regions(vb) == 0);
 	FUZZ_CHECK(mem_nregions(uvirtio_vhost_backend_mem(vb)) == 0);
-	FUZZ_CHECK(uvirtio_device_get_status(&rng.dev) == 0);
+	FUZZ_CHECK(uvirtio_device_get_status(uvirtio_rng_dev_device(&rng)) == 0);
 	FUZZ_CHECK(count_dir("/proc/self/fd") == fds_at_start);
 	return 0;
 }

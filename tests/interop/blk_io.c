@@ -117,27 +117,27 @@ static int run(unsigned regions, bool verify_only)
 		 "probe with every feature", fe))
 		return 1;
 	printf("# negotiated %#llx, %u queues, capacity %llu sectors\n",
-	       (unsigned long long)uvirtio_driver_features(&b.drv), b.num_queues,
-	       (unsigned long long)b.limits.capacity);
+	       (unsigned long long)uvirtio_driver_features(uvirtio_blk_drv_driver(&b)), uvirtio_blk_drv_num_queues(&b),
+	       (unsigned long long)uvirtio_blk_drv_capacity(&b));
 	buf = uvirtio_blk_drv_alloc_buf(&b, CHUNK);
-	if (!buf || (uint64_t)regions * REGION_SECTORS > b.limits.capacity)
+	if (!buf || (uint64_t)regions * REGION_SECTORS > uvirtio_blk_drv_capacity(&b))
 		return step(-ENOSPC, "room for the regions", fe), 1;
 	for (unsigned r = 0; r < regions && !verify_only; r++) {
 		char what[64];
 
-		snprintf(what, sizeof(what), "write region %u on queue %u", r, r % b.num_queues);
-		if (step(write_region(&b, r % b.num_queues, r, buf), what, fe))
+		snprintf(what, sizeof(what), "write region %u on queue %u", r, r % uvirtio_blk_drv_num_queues(&b));
+		if (step(write_region(&b, r % uvirtio_blk_drv_num_queues(&b), r, buf), what, fe))
 			return 1;
 	}
-	if (!verify_only && (uvirtio_driver_features(&b.drv) & UVIRTIO_BIT(VIRTIO_BLK_F_FLUSH)) &&
+	if (!verify_only && (uvirtio_driver_features(uvirtio_blk_drv_driver(&b)) & UVIRTIO_BIT(VIRTIO_BLK_F_FLUSH)) &&
 	    step(uvirtio_blk_drv_flush(&b, 0, 10000), "flush", fe))
 		return 1;
 	for (unsigned r = 0; r < regions; r++) {
 		char what[64];
 
 		/* Read back on another queue than the one that wrote. */
-		snprintf(what, sizeof(what), "verify region %u on queue %u", r, (r + 1) % b.num_queues);
-		if (step(verify_region(&b, (r + 1) % b.num_queues, r, buf, want), what, fe))
+		snprintf(what, sizeof(what), "verify region %u on queue %u", r, (r + 1) % uvirtio_blk_drv_num_queues(&b));
+		if (step(verify_region(&b, (r + 1) % uvirtio_blk_drv_num_queues(&b), r, buf, want), what, fe))
 			return 1;
 	}
 	if (verify_only)
@@ -156,7 +156,7 @@ static int run(unsigned regions, bool verify_only)
 	if (step(uvirtio_blk_drv_probe(&b, uvirtio_vhost_frontend_transport(fe), &fewer),
 		 "reset, renegotiate without INDIRECT_DESC, EVENT_IDX and MQ, 16-entry queue", fe))
 		return 1;
-	printf("# negotiated %#llx, %u queues\n", (unsigned long long)uvirtio_driver_features(&b.drv), b.num_queues);
+	printf("# negotiated %#llx, %u queues\n", (unsigned long long)uvirtio_driver_features(uvirtio_blk_drv_driver(&b)), uvirtio_blk_drv_num_queues(&b));
 	buf = uvirtio_blk_drv_alloc_buf(&b, CHUNK);
 	for (unsigned r = 0; r < regions; r++) {
 		char what[64];

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../support/devices_internal.h"
 #include "harness.h"
 #include "uvirtio/blk_dev.h"
 #include "uvirtio/driver.h"
@@ -64,7 +65,7 @@ static int env_start_sized(struct env *e, struct uvirtio_blk_dev_config *cfg, ui
 	if (ret)
 		return ret;
 	e->have_blk = true;
-	ret = uvirtio_loopback_start(e->lb, &e->blk.dev);
+	ret = uvirtio_loopback_start(e->lb, uvirtio_blk_dev_device(&e->blk));
 	if (ret)
 		return ret;
 	e->t = uvirtio_loopback_transport(e->lb);
@@ -1059,8 +1060,8 @@ static void test_blk_queue_notify_wakes_a_queue_without_kick_fd(void)
 	CHECK_EQ(uvirtio_loopback_create(&e.lb, NULL), 0);
 	CHECK_EQ(uvirtio_blk_dev_init(&e.blk, &cfg, uvirtio_loopback_mem(e.lb)), 0);
 	e.have_blk = true;
-	CHECK(e.blk.ops.takes_kick_fds);
-	CHECK_EQ(uvirtio_loopback_start(e.lb, &e.blk.dev), 0);
+	CHECK(blk_dev_ops(&e.blk)->takes_kick_fds);
+	CHECK_EQ(uvirtio_loopback_start(e.lb, uvirtio_blk_dev_device(&e.blk)), 0);
 	e.t = uvirtio_loopback_transport(e.lb);
 	e.dma = e.t->ops->dma(e.t);
 	CHECK_EQ(uvirtio_driver_probe(&e.drv, e.t, ALL_BLK_FEATURES), 0);
@@ -1125,7 +1126,7 @@ static void test_blk_broken_ring_with_requests_in_flight_needs_reset_and_reset_r
 	CHECK_EQ(uvirtio_drvq_kick(q), 0);
 	while (!uvirtio_driver_needs_reset(&e.drv))
 		CHECK(uvirtio_driver_wait(&e.drv, 0, WAIT_MS) != 0);
-	CHECK(uvirtio_device_get_status(&e.blk.dev) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	CHECK(uvirtio_device_get_status(uvirtio_blk_dev_device(&e.blk)) & VIRTIO_CONFIG_S_NEEDS_RESET);
 	CHECK_EQ(stats(&e).writes, BURST);
 	/* The reset returns: every write taken has finished or been dropped,
 	 * and none was published once the ring broke. (The thread may have

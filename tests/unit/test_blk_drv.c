@@ -803,13 +803,13 @@ static void test_blk_drv_reprobe_with_other_features_keeps_the_data(void)
 	/* Without MQ, DISCARD and the ring features: one queue, no discard. */
 	CHECK_EQ(uvirtio_blk_drv_probe(&b, e.t, &(struct uvirtio_blk_drv_opts){
 			.features = UVIRTIO_BIT(VIRTIO_BLK_F_FLUSH), .num_queues = 2, .queue_size = 16 }), 0);
-	CHECK_EQ(uvirtio_driver_features(&b.drv), UVIRTIO_BIT(VIRTIO_BLK_F_FLUSH) | UVIRTIO_BIT(VIRTIO_F_VERSION_1));
+	CHECK_EQ(uvirtio_driver_features(uvirtio_blk_drv_driver(&b)), UVIRTIO_BIT(VIRTIO_BLK_F_FLUSH) | UVIRTIO_BIT(VIRTIO_F_VERSION_1));
 	CHECK_EQ(uvirtio_blk_drv_num_queues(&b), 1);
 	CHECK_EQ(uvirtio_blk_drv_discard(&b, 0, 0, 8, 5000), -EOPNOTSUPP);
 	CHECK_EQ(uvirtio_blk_drv_read(&b, 1, 200, r, 8192, 5000), -EINVAL);
 	CHECK_EQ(uvirtio_blk_drv_read(&b, 0, 200, r, 8192, 5000), 0);
 	CHECK(!memcmp(w, r, 8192));
-	CHECK_EQ(uvirtio_driver_vq(&b.drv, 0)->num, 16);
+	CHECK_EQ(uvirtio_driver_vq(uvirtio_blk_drv_driver(&b), 0)->num, 16);
 	uvirtio_blk_drv_remove(&b);
 	uvirtio_blk_drv_remove(&b); /* twice is harmless */
 	env_stop(&e);
@@ -932,7 +932,7 @@ static void test_blk_drv_used_length_larger_than_offered_breaks_queue(void)
 	CHECK_EQ(uvirtio_blk_drv_probe(&b, e.t, NULL), 0);
 	buf = uvirtio_blk_drv_alloc_buf(&b, 4096);
 	CHECK_EQ(uvirtio_blk_drv_read(&b, 0, 0, buf, 4096, 5000), -EIO);
-	CHECK(uvirtio_drvq_is_broken(uvirtio_driver_vq(&b.drv, 0)));
+	CHECK(uvirtio_drvq_is_broken(uvirtio_driver_vq(uvirtio_blk_drv_driver(&b), 0)));
 	CHECK_EQ(uvirtio_blk_drv_read(&b, 0, 0, buf, 4096, 5000), -EIO);
 	CHECK_EQ(uvirtio_blk_drv_poll(&b, 0, 10), -EIO);
 	uvirtio_blk_drv_remove(&b);
@@ -949,13 +949,13 @@ static void test_blk_drv_used_id_not_submitted_breaks_queue(void)
 	CHECK_EQ(uvirtio_blk_drv_probe(&b, e.t, NULL), 0);
 	buf = uvirtio_blk_drv_alloc_buf(&b, 4096);
 	CHECK_EQ(uvirtio_blk_drv_write(&b, 0, 0, buf, 4096, 5000), -EIO);
-	CHECK(uvirtio_drvq_is_broken(uvirtio_driver_vq(&b.drv, 0)));
+	CHECK(uvirtio_drvq_is_broken(uvirtio_driver_vq(uvirtio_blk_drv_driver(&b), 0)));
 	CHECK_EQ(uvirtio_blk_drv_submit(&b, 0, &(struct uvirtio_blk_drv_req){ .type = VIRTIO_BLK_T_GET_ID }),
 		 -EIO);
 	uvirtio_blk_drv_remove(&b);
 	/* A reset and a new probe give a working queue again. */
 	CHECK_EQ(uvirtio_blk_drv_probe(&b, e.t, NULL), 0);
-	CHECK(!uvirtio_drvq_is_broken(uvirtio_driver_vq(&b.drv, 0)));
+	CHECK(!uvirtio_drvq_is_broken(uvirtio_driver_vq(uvirtio_blk_drv_driver(&b), 0)));
 	uvirtio_blk_drv_remove(&b);
 	env_stop(&e);
 }
@@ -996,7 +996,7 @@ static int real_start(struct real *r, struct uvirtio_blk_dev_config cfg)
 	if (r->fd >= 0)
 		unlink(r->path);
 	if (!ret)
-		ret = uvirtio_loopback_start(r->lb, &r->dev->dev);
+		ret = uvirtio_loopback_start(r->lb, uvirtio_blk_dev_device(r->dev));
 	if (!ret)
 		r->t = uvirtio_loopback_transport(r->lb);
 	return ret;
@@ -1132,7 +1132,7 @@ static void file_async_in_flight_across_two_queues(bool indirect, uint64_t ring)
 			.backend = UVIRTIO_BLK_BACKEND_FILE, .num_queues = 2 }), 0);
 	CHECK_EQ(uvirtio_blk_drv_probe(&b, d.t, &(struct uvirtio_blk_drv_opts){
 			.features = features, .num_queues = 2, .queue_size = 32 }), 0);
-	CHECK_EQ(uvirtio_driver_features(&b.drv) & UVIRTIO_BLK_DRV_RING_FEATURES, ring);
+	CHECK_EQ(uvirtio_driver_features(uvirtio_blk_drv_driver(&b)) & UVIRTIO_BLK_DRV_RING_FEATURES, ring);
 	for (unsigned i = 0; i < 2; i++) {
 		c[i] = (struct async_ctx){ .b = &b, .queue = i };
 		c[i].buf = uvirtio_blk_drv_alloc_buf(&b, 2 * NREQ * 4096);

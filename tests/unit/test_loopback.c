@@ -117,7 +117,7 @@ static int env_start(struct env *e, bool sink)
 		e->dev = &e->sink.dev;
 	} else {
 		ret = uvirtio_rng_dev_init(&e->rng, uvirtio_loopback_mem(e->lb));
-		e->dev = &e->rng.dev;
+		e->dev = uvirtio_rng_dev_device(&e->rng);
 	}
 	return ret ? ret : uvirtio_loopback_start(e->lb, e->dev);
 }
@@ -155,6 +155,7 @@ static bool has_entropy(const unsigned char *p, size_t n)
 static void test_loopback_rng_reads_random_bytes(void)
 {
 	static unsigned char a[65536], b[65536];
+	struct uvirtio_rng_dev_stats st;
 	struct uvirtio_rng_drv drv;
 	struct env e;
 
@@ -166,7 +167,8 @@ static void test_loopback_rng_reads_random_bytes(void)
 	CHECK(memcmp(a, b, sizeof(a)) != 0);
 	uvirtio_rng_drv_remove(&drv);
 	env_stop(&e);
-	CHECK_EQ(e.rng.bytes, 2 * sizeof(a));
+	uvirtio_rng_dev_stats(&e.rng, &st);
+	CHECK_EQ(st.bytes, 2 * sizeof(a));
 }
 
 static void test_driver_probe_resets_first_then_follows_the_status_sequence(void)
@@ -258,12 +260,12 @@ static void test_driver_renegotiates_different_features_after_reset(void)
 
 	CHECK_EQ(env_start(&e, false), 0);
 	CHECK_EQ(uvirtio_rng_drv_probe(&drv, uvirtio_loopback_transport(e.lb), rich), 0);
-	CHECK_EQ(uvirtio_driver_features(&drv.drv), rich | UVIRTIO_BIT(VIRTIO_F_VERSION_1));
+	CHECK_EQ(uvirtio_driver_features(uvirtio_rng_drv_driver(&drv)), rich | UVIRTIO_BIT(VIRTIO_F_VERSION_1));
 	CHECK_EQ(uvirtio_rng_drv_read(&drv, buf, sizeof(buf), 5000), sizeof(buf));
 	uvirtio_rng_drv_remove(&drv);
 
 	CHECK_EQ(uvirtio_rng_drv_probe(&drv, uvirtio_loopback_transport(e.lb), 0), 0);
-	CHECK_EQ(uvirtio_driver_features(&drv.drv), UVIRTIO_BIT(VIRTIO_F_VERSION_1));
+	CHECK_EQ(uvirtio_driver_features(uvirtio_rng_drv_driver(&drv)), UVIRTIO_BIT(VIRTIO_F_VERSION_1));
 	CHECK_EQ(uvirtio_loopback_run_on_device(e.lb, read_features, &dev_features), 0);
 	CHECK_EQ(dev_features, UVIRTIO_BIT(VIRTIO_F_VERSION_1));
 	CHECK_EQ(uvirtio_rng_drv_read(&drv, buf, sizeof(buf), 5000), sizeof(buf));
@@ -305,12 +307,12 @@ static void test_loopback_hostile_driver_ring_sets_needs_reset(void)
 
 	CHECK_EQ(env_start(&e, false), 0);
 	CHECK_EQ(uvirtio_rng_drv_probe(&drv, uvirtio_loopback_transport(e.lb), 0), 0);
-	q = uvirtio_driver_vq(&drv.drv, 0);
+	q = uvirtio_driver_vq(uvirtio_rng_drv_driver(&drv), 0);
 	/* Publish an avail index far ahead of anything added. */
 	q->avail->idx = 1000;
 	CHECK_EQ(uvirtio_drvq_notify(q), 0);
-	CHECK_EQ(uvirtio_driver_wait(&drv.drv, UVIRTIO_CONFIG_EVENT, 5000), 1);
-	CHECK(uvirtio_driver_needs_reset(&drv.drv));
+	CHECK_EQ(uvirtio_driver_wait(uvirtio_rng_drv_driver(&drv), UVIRTIO_CONFIG_EVENT, 5000), 1);
+	CHECK(uvirtio_driver_needs_reset(uvirtio_rng_drv_driver(&drv)));
 	q->avail->idx = 0;
 	CHECK_EQ(uvirtio_rng_drv_read(&drv, buf, sizeof(buf), 200), -EIO);
 	/* Reset and probe again: the device works. */
@@ -324,6 +326,7 @@ static void test_loopback_hostile_driver_ring_sets_needs_reset(void)
 static void test_loopback_indices_wrap_across_threads(void)
 {
 	const uint64_t f = UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX);
+	struct uvirtio_rng_drv_stats st;
 	struct uvirtio_rng_drv drv;
 	unsigned char buf[8];
 	struct env e;
@@ -332,8 +335,9 @@ static void test_loopback_indices_wrap_across_threads(void)
 	CHECK_EQ(uvirtio_rng_drv_probe(&drv, uvirtio_loopback_transport(e.lb), f), 0);
 	for (unsigned i = 0; i < 70000; i++)
 		CHECK_EQ(uvirtio_rng_drv_read(&drv, buf, sizeof(buf), 5000), sizeof(buf));
-	CHECK_EQ(drv.requests, 70000);
-	CHECK_EQ(uvirtio_driver_vq(&drv.drv, 0)->last_used, 70000 % 65536);
+	uvirtio_rng_drv_stats(&drv, &st);
+	CHECK_EQ(st.requests, 70000);
+	CHECK_EQ(uvirtio_driver_vq(uvirtio_rng_drv_driver(&drv), 0)->last_used, 70000 % 65536);
 	uvirtio_rng_drv_remove(&drv);
 	env_stop(&e);
 }
@@ -355,7 +359,7 @@ static void test_rng_read_after_timeout_waits_for_the_old_request(void)
 	CHECK_EQ(small[0], 0xab);
 	CHECK_EQ(small[16], 0x11);
 	CHECK_EQ(small[31], 0x11);
-	CHECK_EQ(uvirtio_drvq_num_free(uvirtio_driver_vq(&drv.drv, 0)), 64);
+	CHECK_EQ(uvirtio_drvq_num_free(uvirtio_driver_vq(uvirtio_rng_drv_driver(&drv), 0)), 64);
 	uvirtio_rng_drv_remove(&drv);
 	env_stop(&e);
 }
@@ -370,7 +374,7 @@ static void test_rng_read_without_timeout_ends_when_device_needs_reset(void)
 	CHECK_EQ(uvirtio_rng_drv_probe(&drv, uvirtio_loopback_transport(e.lb), 0), 0);
 	/* A driver bug: its next add publishes an avail index far ahead. The
 	 * device breaks the queue; the waiting read must hear of it. */
-	uvirtio_driver_vq(&drv.drv, 0)->avail_idx = 1000;
+	uvirtio_driver_vq(uvirtio_rng_drv_driver(&drv), 0)->avail_idx = 1000;
 	CHECK_EQ(uvirtio_rng_drv_read(&drv, buf, sizeof(buf), -1), -EIO);
 	uvirtio_rng_drv_remove(&drv);
 	env_stop(&e);
@@ -527,15 +531,15 @@ static void test_driver_suspend_waits_for_suspend_and_resume_carries_on(void)
 	t = uvirtio_loopback_transport(e.lb);
 	CHECK_EQ(uvirtio_rng_drv_probe(&drv, t, UVIRTIO_BIT(VIRTIO_F_SUSPEND)), 0);
 	CHECK_EQ(uvirtio_rng_drv_read(&drv, a, sizeof(a), 5000), sizeof(a));
-	CHECK_EQ(uvirtio_driver_suspend(&drv.drv, 5000), 0);
+	CHECK_EQ(uvirtio_driver_suspend(uvirtio_rng_drv_driver(&drv), 5000), 0);
 	CHECK_EQ(t->ops->get_status(t, &status), 0);
 	CHECK(status & VIRTIO_CONFIG_S_SUSPEND);
 	CHECK(!(status & VIRTIO_CONFIG_S_DRIVER_OK));
-	CHECK_EQ(uvirtio_driver_suspend(&drv.drv, 5000), -EINVAL);
-	CHECK_EQ(uvirtio_driver_resume(&drv.drv, 5000), 0);
+	CHECK_EQ(uvirtio_driver_suspend(uvirtio_rng_drv_driver(&drv), 5000), -EINVAL);
+	CHECK_EQ(uvirtio_driver_resume(uvirtio_rng_drv_driver(&drv), 5000), 0);
 	CHECK_EQ(t->ops->get_status(t, &status), 0);
 	CHECK_EQ(status, 15);
-	CHECK_EQ(uvirtio_driver_resume(&drv.drv, 5000), -EINVAL);
+	CHECK_EQ(uvirtio_driver_resume(uvirtio_rng_drv_driver(&drv), 5000), -EINVAL);
 	CHECK_EQ(uvirtio_rng_drv_read(&drv, a, sizeof(a), 5000), sizeof(a));
 	uvirtio_rng_drv_remove(&drv);
 	env_stop(&e);
@@ -548,7 +552,7 @@ static void test_driver_suspend_refused_without_suspend_feature(void)
 
 	CHECK_EQ(env_start(&e, false), 0);
 	CHECK_EQ(uvirtio_rng_drv_probe(&drv, uvirtio_loopback_transport(e.lb), 0), 0);
-	CHECK_EQ(uvirtio_driver_suspend(&drv.drv, 5000), -EOPNOTSUPP);
+	CHECK_EQ(uvirtio_driver_suspend(uvirtio_rng_drv_driver(&drv), 5000), -EOPNOTSUPP);
 	uvirtio_rng_drv_remove(&drv);
 	env_stop(&e);
 }
@@ -601,10 +605,10 @@ static int rng_round_trips(uint64_t features, bool traced, uint64_t *negotiated,
 	for (unsigned i = 0; i < 200 && !ret; i++)
 		ret = uvirtio_rng_drv_read(&drv, buf, sizeof(buf), 5000) == sizeof(buf) ? 0 : -EIO;
 	if (!ret) {
-		*negotiated = uvirtio_driver_features(&drv.drv);
-		*next = uvirtio_drvq_notification_data(uvirtio_driver_vq(&drv.drv, 0));
+		*negotiated = uvirtio_driver_features(uvirtio_rng_drv_driver(&drv));
+		*next = uvirtio_drvq_notification_data(uvirtio_driver_vq(uvirtio_rng_drv_driver(&drv), 0));
 		ret = uvirtio_loopback_run_on_device(e.lb, read_notified, recorded);
-		if (!ret && uvirtio_drvq_is_broken(uvirtio_driver_vq(&drv.drv, 0)))
+		if (!ret && uvirtio_drvq_is_broken(uvirtio_driver_vq(uvirtio_rng_drv_driver(&drv), 0)))
 			ret = -EIO;
 		/* Through the trace, the kicks went as notify_data (how many
 		 * depends on the device's event suppression: at least one). */

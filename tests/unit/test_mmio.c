@@ -72,7 +72,7 @@ static int solo_start(struct solo *s)
 	memset(s, 0, sizeof(*s));
 	uvirtio_mem_init(&s->mem);
 	ret = uvirtio_rng_dev_init(&s->rng, &s->mem);
-	return ret ? ret : uvirtio_mmio_dev_create(&s->m, &s->rng.dev, &cfg);
+	return ret ? ret : uvirtio_mmio_dev_create(&s->m, uvirtio_rng_dev_device(&s->rng), &cfg);
 }
 
 static void solo_stop(struct solo *s)
@@ -101,9 +101,9 @@ static void test_mmio_identity_registers_read_as_spec(void)
 	CHECK_EQ(rd(s.m, VIRTIO_MMIO_DEVICE_ID), 4);
 	CHECK_EQ(rd(s.m, VIRTIO_MMIO_VENDOR_ID), UVIRTIO_MMIO_VENDOR_QEMU);
 	wr(s.m, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
-	CHECK_EQ(rd(s.m, VIRTIO_MMIO_DEVICE_FEATURES), uvirtio_device_get_features(&s.rng.dev) >> 32);
+	CHECK_EQ(rd(s.m, VIRTIO_MMIO_DEVICE_FEATURES), uvirtio_device_get_features(uvirtio_rng_dev_device(&s.rng)) >> 32);
 	wr(s.m, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
-	CHECK_EQ(rd(s.m, VIRTIO_MMIO_DEVICE_FEATURES), (uint32_t)uvirtio_device_get_features(&s.rng.dev));
+	CHECK_EQ(rd(s.m, VIRTIO_MMIO_DEVICE_FEATURES), (uint32_t)uvirtio_device_get_features(uvirtio_rng_dev_device(&s.rng)));
 	wr(s.m, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 2);
 	CHECK_EQ(rd(s.m, VIRTIO_MMIO_DEVICE_FEATURES), 0);
 	CHECK_EQ(rd(s.m, VIRTIO_MMIO_QUEUE_NUM_MAX), UVIRTIO_RNG_QUEUE_SIZE);
@@ -150,7 +150,7 @@ static void test_mmio_interrupt_status_set_by_hooks_and_cleared_by_ack(void)
 	const struct uvirtio_device_hooks *h;
 
 	CHECK_EQ(solo_start(&s), 0);
-	h = uvirtio_device_get_hooks(&s.rng.dev);
+	h = uvirtio_device_get_hooks(uvirtio_rng_dev_device(&s.rng));
 	h->notify_used(h->opaque, 0);
 	CHECK_EQ(rd(s.m, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_MMIO_INT_VRING);
 	CHECK_EQ(s.irqs, 1);
@@ -185,7 +185,7 @@ static void test_mmio_reset_clears_the_models_registers(void)
 	wr(s.m, VIRTIO_MMIO_QUEUE_NUM, 8);
 	wr(s.m, VIRTIO_MMIO_QUEUE_DESC_LOW, 0x1000);
 	wr(s.m, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
-	h = uvirtio_device_get_hooks(&s.rng.dev);
+	h = uvirtio_device_get_hooks(uvirtio_rng_dev_device(&s.rng));
 	h->notify_config(h->opaque);
 	CHECK_EQ(uvirtio_mmio_dev_save(s.m, saved, sizeof(saved)), sizeof(saved));
 	CHECK(memcmp(saved, fresh, sizeof(saved)));
@@ -195,7 +195,7 @@ static void test_mmio_reset_clears_the_models_registers(void)
 	CHECK_EQ(rd(s.m, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
 	CHECK_EQ(uvirtio_mmio_dev_save(s.m, saved, sizeof(saved)), sizeof(saved));
 	CHECK(!memcmp(saved, fresh, sizeof(saved)));
-	CHECK_EQ(resets_of(&s.rng.dev), 1);
+	CHECK_EQ(resets_of(uvirtio_rng_dev_device(&s.rng)), 1);
 	solo_stop(&s);
 }
 
@@ -212,14 +212,14 @@ static void test_mmio_driver_features_written_in_halves(void)
 	/* A selector with no bits behind it changes nothing. */
 	wr(s.m, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 2);
 	wr(s.m, VIRTIO_MMIO_DRIVER_FEATURES, 0xffffffff);
-	CHECK_EQ(uvirtio_device_get_driver_features(&s.rng.dev),
+	CHECK_EQ(uvirtio_device_get_driver_features(uvirtio_rng_dev_device(&s.rng)),
 		 UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX) | UVIRTIO_BIT(VIRTIO_F_VERSION_1));
 	wr(s.m, VIRTIO_MMIO_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK);
 	CHECK_EQ(rd(s.m, VIRTIO_MMIO_STATUS), S_ACK | S_DRIVER | S_FEATURES_OK);
 	/* After FEATURES_OK a feature write is ignored. */
 	wr(s.m, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
 	wr(s.m, VIRTIO_MMIO_DRIVER_FEATURES, 0);
-	CHECK_EQ(uvirtio_device_accepted_features(&s.rng.dev),
+	CHECK_EQ(uvirtio_device_accepted_features(uvirtio_rng_dev_device(&s.rng)),
 		 UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX) | UVIRTIO_BIT(VIRTIO_F_VERSION_1));
 	solo_stop(&s);
 }
@@ -237,7 +237,7 @@ static void test_mmio_save_load_round_trip_and_refuses_bad_blobs(void)
 	wr(a.m, VIRTIO_MMIO_QUEUE_NUM, 32);
 	wr(a.m, VIRTIO_MMIO_QUEUE_USED_HIGH, 0x12345678);
 	wr(a.m, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
-	h = uvirtio_device_get_hooks(&a.rng.dev);
+	h = uvirtio_device_get_hooks(uvirtio_rng_dev_device(&a.rng));
 	h->notify_used(h->opaque, 0);
 	CHECK_EQ(uvirtio_mmio_dev_save(a.m, blob, sizeof(blob)), sizeof(blob));
 
@@ -408,7 +408,7 @@ static int rng_env_start(struct rng_env *e)
 	if (!ret)
 		ret = uvirtio_rng_dev_init(&e->rng, uvirtio_mmio_pair_mem(e->p));
 	if (!ret)
-		ret = uvirtio_mmio_pair_start(e->p, &e->rng.dev);
+		ret = uvirtio_mmio_pair_start(e->p, uvirtio_rng_dev_device(&e->rng));
 	if (!ret) {
 		e->t = uvirtio_mmio_pair_transport(e->p);
 		e->m = uvirtio_mmio_pair_model(e->p);
@@ -425,6 +425,7 @@ static void rng_env_stop(struct rng_env *e)
 static void test_mmio_rng_over_pair_reads_random_bytes(void)
 {
 	static unsigned char a[65536], b[sizeof(a)];
+	struct uvirtio_rng_dev_stats st;
 	struct uvirtio_rng_drv drv;
 	struct rng_env e;
 
@@ -434,7 +435,8 @@ static void test_mmio_rng_over_pair_reads_random_bytes(void)
 	CHECK_EQ(uvirtio_rng_drv_read(&drv, a, sizeof(a), 10000), sizeof(a));
 	CHECK_EQ(uvirtio_rng_drv_read(&drv, b, sizeof(b), 10000), sizeof(b));
 	CHECK(memcmp(a, b, sizeof(a)));
-	CHECK(e.rng.bytes >= 2 * sizeof(a));
+	uvirtio_rng_dev_stats(&e.rng, &st);
+	CHECK(st.bytes >= 2 * sizeof(a));
 	uvirtio_rng_drv_remove(&drv);
 	CHECK_EQ(rd(e.m, VIRTIO_MMIO_STATUS), 0);
 	rng_env_stop(&e);
@@ -456,7 +458,7 @@ static void test_mmio_suspend_sets_suspend_and_clears_driver_ok(void)
 
 		uvirtio_mmio_dev_bus(e.m, &bus);
 		CHECK_EQ(uvirtio_mmio_drv_set_bus(e.t, &bus), -EBUSY);
-		CHECK_EQ(uvirtio_driver_suspend(&drv.drv, 10000), 0);
+		CHECK_EQ(uvirtio_driver_suspend(uvirtio_rng_drv_driver(&drv), 10000), 0);
 		status = rd(e.m, VIRTIO_MMIO_STATUS);
 		CHECK(status & VIRTIO_CONFIG_S_SUSPEND);
 		CHECK(!(status & S_DRIVER_OK));
@@ -464,7 +466,7 @@ static void test_mmio_suspend_sets_suspend_and_clears_driver_ok(void)
 		CHECK_EQ(rd(e.m, VIRTIO_MMIO_QUEUE_READY), 1);
 		CHECK_EQ(uvirtio_mmio_drv_set_bus(e.t, &bus), 0);
 	}
-	CHECK_EQ(uvirtio_driver_resume(&drv.drv, 10000), 0);
+	CHECK_EQ(uvirtio_driver_resume(uvirtio_rng_drv_driver(&drv), 10000), 0);
 	CHECK_EQ(rd(e.m, VIRTIO_MMIO_STATUS), S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
 	{
 		struct uvirtio_regbus bus;
@@ -552,7 +554,7 @@ static void test_mmio_driver_access_sequence_follows_linux(void)
 	CHECK(irq_fd >= 0);
 	CHECK_EQ(uvirtio_shared_mem_create(&sm, "test-mmio", 0, 0), 0);
 	CHECK_EQ(uvirtio_rng_dev_init(&rng, uvirtio_shared_mem_device_view(&sm)), 0);
-	CHECK_EQ(uvirtio_mmio_dev_create(&m, &rng.dev, &mc), 0);
+	CHECK_EQ(uvirtio_mmio_dev_create(&m, uvirtio_rng_dev_device(&rng), &mc), 0);
 	memset(&r, 0, sizeof(r));
 	pthread_mutex_init(&r.lock, NULL);
 	uvirtio_mmio_dev_bus(m, &r.inner);
@@ -623,7 +625,7 @@ static void test_mmio_queue_reset_ignored_without_ring_reset(void)
 	CHECK_EQ(rd(e.m, VIRTIO_MMIO_QUEUE_READY), 1);
 	/* The transport sees the device kept the queue. */
 	CHECK_EQ(e.t->ops->queue_reset(e.t, 0), -EIO);
-	CHECK(uvirtio_device_queue_ready(&e.rng.dev, 0));
+	CHECK(uvirtio_device_queue_ready(uvirtio_rng_dev_device(&e.rng), 0));
 	uvirtio_driver_remove(&drv, NULL, NULL);
 	rng_env_stop(&e);
 }
@@ -638,14 +640,14 @@ static void test_mmio_reset_is_complete_when_status_write_returns(void)
 	CHECK_EQ(rng_env_start(&e), 0);
 	CHECK_EQ(uvirtio_rng_drv_probe(&drv, e.t, 0), 0);
 	CHECK_EQ(uvirtio_rng_drv_read(&drv, a, sizeof(a), 10000), sizeof(a));
-	resets = resets_of(&e.rng.dev);
+	resets = resets_of(uvirtio_rng_dev_device(&e.rng));
 	wr(e.m, VIRTIO_MMIO_QUEUE_SEL, 0);
 	wr(e.m, VIRTIO_MMIO_STATUS, 0);
 	/* Nothing to wait for: the device is reset and the queue gone. */
-	CHECK_EQ(resets_of(&e.rng.dev), resets + 1);
+	CHECK_EQ(resets_of(uvirtio_rng_dev_device(&e.rng)), resets + 1);
 	CHECK_EQ(rd(e.m, VIRTIO_MMIO_STATUS), 0);
 	CHECK_EQ(rd(e.m, VIRTIO_MMIO_QUEUE_READY), 0);
-	CHECK(!uvirtio_device_queue_ready(&e.rng.dev, 0));
+	CHECK(!uvirtio_device_queue_ready(uvirtio_rng_dev_device(&e.rng), 0));
 	CHECK_EQ(rd(e.m, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
 	/* And the driver can probe again. */
 	uvirtio_rng_drv_remove(&drv);
@@ -739,7 +741,7 @@ static int blk_env_start(struct blk_env *e, unsigned queues)
 		ret = uvirtio_blk_dev_init(e->dev, &cfg, uvirtio_mmio_pair_mem(e->p));
 	unlink(e->path);
 	if (!ret)
-		ret = uvirtio_mmio_pair_start(e->p, &e->dev->dev);
+		ret = uvirtio_mmio_pair_start(e->p, uvirtio_blk_dev_device(e->dev));
 	if (!ret) {
 		e->t = uvirtio_mmio_pair_transport(e->p);
 		e->m = uvirtio_mmio_pair_model(e->p);
@@ -917,7 +919,7 @@ static void test_mmio_queue_reset_register_resets_only_that_queue(void)
 	/* ...are done with when the write returns. */
 	CHECK_EQ(rd(e.m, VIRTIO_MMIO_QUEUE_RESET), 0);
 	CHECK_EQ(rd(e.m, VIRTIO_MMIO_QUEUE_READY), 0);
-	uvirtio_device_queue_layout(&e.dev->dev, 0, &l);
+	uvirtio_device_queue_layout(uvirtio_blk_dev_device(e.dev), 0, &l);
 	CHECK_EQ(l.num, 0);
 	wr(e.m, VIRTIO_MMIO_QUEUE_SEL, 1);
 	CHECK_EQ(rd(e.m, VIRTIO_MMIO_QUEUE_READY), 1);
@@ -955,7 +957,7 @@ static void test_mmio_queue_reset_and_resize_while_other_queue_runs(void)
 		CHECK_EQ(blk_io(&drv, 0, &io, VIRTIO_BLK_T_OUT, 8 * k, 4096), 0);
 		CHECK_EQ(uvirtio_driver_queue_reset(&drv, 0, NULL, NULL), 0);
 		CHECK_EQ(uvirtio_driver_queue_enable(&drv, 0, size), 0);
-		uvirtio_device_queue_layout(&e.dev->dev, 0, &l);
+		uvirtio_device_queue_layout(uvirtio_blk_dev_device(e.dev), 0, &l);
 		CHECK_EQ(l.num, size);
 		memset(io.data, 0, 4096);
 		CHECK_EQ(blk_io(&drv, 0, &io, VIRTIO_BLK_T_IN, 8 * k, 4096), 0);
@@ -1001,7 +1003,7 @@ static void test_mmio_blk_reset_with_requests_in_flight_is_complete_at_once(void
 	/* The write of 0 returns with every queue thread stopped. */
 	CHECK_EQ(e.t->ops->reset(e.t), 0);
 	CHECK_EQ(rd(e.m, VIRTIO_MMIO_STATUS), 0);
-	CHECK(!uvirtio_device_queue_started(&e.dev->dev, 0));
+	CHECK(!uvirtio_device_queue_started(uvirtio_blk_dev_device(e.dev), 0));
 	CHECK_EQ(rd(e.m, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
 	uvirtio_driver_remove(&drv, NULL, NULL);
 	blk_env_stop(&e);
@@ -1039,7 +1041,7 @@ static int rng_notifications(uint64_t features, uint64_t *negotiated, uint32_t *
 		return -ENOMEM;
 	ret = uvirtio_rng_dev_init(&rng, uvirtio_shared_mem_device_view(&sm));
 	if (!ret)
-		ret = uvirtio_mmio_dev_create(&m, &rng.dev, &mc);
+		ret = uvirtio_mmio_dev_create(&m, uvirtio_rng_dev_device(&rng), &mc);
 	if (ret)
 		return ret;
 	memset(&r, 0, sizeof(r));
@@ -1053,9 +1055,9 @@ static int rng_notifications(uint64_t features, uint64_t *negotiated, uint32_t *
 		/* Several reads: the ring of 64 goes round more than once. */
 		for (unsigned k = 0; k < 100 && !ret; k++)
 			ret = uvirtio_rng_drv_read(&drv, a, sizeof(a), 10000) == sizeof(a) ? 0 : -EIO;
-		*negotiated = uvirtio_driver_features(&drv.drv);
-		*next = uvirtio_drvq_notification_data(uvirtio_driver_vq(&drv.drv, 0));
-		*recorded = uvirtio_devq_notified_avail(uvirtio_device_queue(&rng.dev, 0), &avail)
+		*negotiated = uvirtio_driver_features(uvirtio_rng_drv_driver(&drv));
+		*next = uvirtio_drvq_notification_data(uvirtio_driver_vq(uvirtio_rng_drv_driver(&drv), 0));
+		*recorded = uvirtio_devq_notified_avail(uvirtio_device_queue(uvirtio_rng_dev_device(&rng), 0), &avail)
 				    ? avail
 				    : -1;
 		pthread_mutex_lock(&r.lock);

@@ -174,11 +174,11 @@ static int env_start(struct env *e, bool blk, unsigned nq, unsigned nvectors)
 			return -errno;
 		cfg.path = e->path;
 		ret = uvirtio_blk_dev_init(&e->blk, &cfg, uvirtio_pci_pair_mem(e->p));
-		e->dev = &e->blk.dev;
+		e->dev = uvirtio_blk_dev_device(&e->blk);
 		e->is_blk = true;
 	} else {
 		ret = uvirtio_rng_dev_init(&e->rng, uvirtio_pci_pair_mem(e->p));
-		e->dev = &e->rng.dev;
+		e->dev = uvirtio_rng_dev_device(&e->rng);
 	}
 	if (ret) {
 		e->dev = NULL;
@@ -1168,8 +1168,8 @@ static void test_pci_suspended_device_moves_to_a_new_model_and_goes_on(void)
 
 	cfg.path = e.path;
 	CHECK_EQ(uvirtio_blk_dev_init(&blk2, &cfg, uvirtio_pci_pair_mem(e.p)), 0);
-	CHECK_EQ(uvirtio_device_restore(&blk2.dev, snap, (size_t)snap_len, NULL), 0);
-	CHECK_EQ(uvirtio_pci_dev_create(&m2, &blk2.dev, &(struct uvirtio_pci_dev_config){
+	CHECK_EQ(uvirtio_device_restore(uvirtio_blk_dev_device(&blk2), snap, (size_t)snap_len, NULL), 0);
+	CHECK_EQ(uvirtio_pci_dev_create(&m2, uvirtio_blk_dev_device(&blk2), &(struct uvirtio_pci_dev_config){
 						 .irq = moved_irq, .opaque = e.t }), 0);
 	CHECK_EQ(uvirtio_pci_dev_load(m2, state, (size_t)state_len, NULL), 0);
 	uvirtio_pci_dev_bus(m2, &bus2);

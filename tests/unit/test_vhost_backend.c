@@ -271,7 +271,7 @@ static int fe_device(struct fe *f, bool threaded)
 		f->dev = &f->td.dev;
 	} else {
 		TRY(uvirtio_rng_dev_init(&f->rng, uvirtio_vhost_backend_mem(f->vb)) == 0);
-		f->dev = &f->rng.dev;
+		f->dev = uvirtio_rng_dev_device(&f->rng);
 	}
 	TRY(uvirtio_vhost_backend_attach(f->vb, f->dev) == 0);
 	return 0;
@@ -604,6 +604,7 @@ static int ring_io(struct fe *f, unsigned i, unsigned n, unsigned char fill)
 static void test_vhost_qemu_realize_start_io_reset_restart_with_rng(void)
 {
 	uint32_t base[1];
+	struct uvirtio_rng_dev_stats st;
 	struct fe f;
 
 	CHECK_EQ(fe_start(&f, false), 0);
@@ -625,7 +626,8 @@ static void test_vhost_qemu_realize_start_io_reset_restart_with_rng(void)
 	}
 	CHECK_EQ(qemu_full_start(&f, PF_ALL, 1, (uint16_t)base[0]), 0);
 	CHECK_EQ(ring_io(&f, 0, 4, 0), 0);
-	CHECK_EQ(f.rng.requests, 12);
+	uvirtio_rng_dev_stats(&f.rng, &st);
+	CHECK_EQ(st.requests, 12);
 	CHECK_EQ(qemu_stop(&f, PF_ALL, 1, base), 0);
 	CHECK_EQ(base[0], 12);
 	CHECK_EQ(fe_finish(&f), 0);
@@ -1554,6 +1556,7 @@ static void test_vhost_memory_table_change_while_ring_runs_restarts_it(void)
 static void test_vhost_packed_ring_base_in_qemu_encoding_wraps_and_restarts_there(void)
 {
 	uint32_t base[1];
+	struct uvirtio_rng_dev_stats st;
 	struct fe f;
 
 	CHECK_EQ(fe_start(&f, false), 0);
@@ -1579,7 +1582,8 @@ static void test_vhost_packed_ring_base_in_qemu_encoding_wraps_and_restarts_ther
 	 * else would serve nothing, or find descriptors not available). */
 	CHECK_EQ(qemu_full_start(&f, PF_ALL, 1, base[0]), 0);
 	CHECK_EQ(ring_io(&f, 0, PACKED_NUM, 0), 0);
-	CHECK_EQ(f.rng.requests, 16 + PACKED_NUM);
+	uvirtio_rng_dev_stats(&f.rng, &st);
+	CHECK_EQ(st.requests, 16 + PACKED_NUM);
 	CHECK_EQ(qemu_stop(&f, PF_ALL, 1, base), 0);
 	CHECK_EQ(base[0], 0x80038003u);
 	CHECK(!uvirtio_drvq_is_broken(&f.dq[0]));

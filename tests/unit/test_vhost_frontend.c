@@ -73,7 +73,7 @@ static int server_start_on(struct server *s, unsigned queues, const char *img)
 	if (uvirtio_vhost_backend_create(&s->vb, &vc))
 		return -1;
 	if (uvirtio_blk_dev_init(&s->blk, &bc, uvirtio_vhost_backend_mem(s->vb)) ||
-	    uvirtio_vhost_backend_attach(s->vb, &s->blk.dev) || uvirtio_vhost_backend_listen(s->vb))
+	    uvirtio_vhost_backend_attach(s->vb, uvirtio_blk_dev_device(&s->blk)) || uvirtio_vhost_backend_listen(s->vb))
 		return -1;
 	return pthread_create(&s->thread, NULL, server_thread, s) ? -1 : 0;
 }
@@ -189,7 +189,7 @@ static void test_frontend_blk_io_verified_in_the_backend_image(void)
 		 PF(MQ) | PF(REPLY_ACK) | PF(CONFIG) | PF(RESET_DEVICE) | PF(CONFIGURE_MEM_SLOTS) |
 			 PF(STATUS));
 	CHECK_EQ(uvirtio_blk_drv_probe(&b, uvirtio_vhost_frontend_transport(fe), NULL), 0);
-	CHECK_EQ(b.limits.capacity, IMG_SECTORS);
+	CHECK_EQ(uvirtio_blk_drv_capacity(&b), IMG_SECTORS);
 	CHECK_EQ(write_verify(&b, 0, 16, 65536, 1), 0);
 	CHECK(image_has_pattern(s.img, 16, 65536, 1));
 	CHECK_EQ(uvirtio_blk_drv_flush(&b, 0, 10000), 0);
@@ -214,14 +214,14 @@ static void test_frontend_reset_and_renegotiate_with_fewer_features(void)
 	CHECK_EQ(server_start(&s, 2), 0);
 	CHECK_EQ(fe_connect(&fe, s.path, 0), 0);
 	CHECK_EQ(uvirtio_blk_drv_probe(&b, uvirtio_vhost_frontend_transport(fe), NULL), 0);
-	CHECK(uvirtio_driver_has_feature(&b.drv, VIRTIO_RING_F_EVENT_IDX));
+	CHECK(uvirtio_driver_has_feature(uvirtio_blk_drv_driver(&b), VIRTIO_RING_F_EVENT_IDX));
 	CHECK_EQ(write_verify(&b, 0, 0, 8192, 2), 0);
 	uvirtio_blk_drv_remove(&b);
 
 	CHECK_EQ(uvirtio_blk_drv_probe(&b, uvirtio_vhost_frontend_transport(fe), &opts), 0);
-	CHECK(!uvirtio_driver_has_feature(&b.drv, VIRTIO_RING_F_EVENT_IDX));
-	CHECK(!uvirtio_driver_has_feature(&b.drv, VIRTIO_RING_F_INDIRECT_DESC));
-	CHECK_EQ(b.num_queues, 1);
+	CHECK(!uvirtio_driver_has_feature(uvirtio_blk_drv_driver(&b), VIRTIO_RING_F_EVENT_IDX));
+	CHECK(!uvirtio_driver_has_feature(uvirtio_blk_drv_driver(&b), VIRTIO_RING_F_INDIRECT_DESC));
+	CHECK_EQ(uvirtio_blk_drv_num_queues(&b), 1);
 	CHECK_EQ(read_verify(&b, 0, 0, 8192, 2), 0);
 	CHECK_EQ(write_verify(&b, 0, 64, 4096, 3), 0);
 	uvirtio_blk_drv_remove(&b);
@@ -240,7 +240,7 @@ static void test_frontend_two_queues_each_carry_verified_io(void)
 	CHECK_EQ(fe_connect(&fe, s.path, 0), 0);
 	CHECK_EQ(uvirtio_vhost_frontend_num_queues(fe), 2);
 	CHECK_EQ(uvirtio_blk_drv_probe(&b, uvirtio_vhost_frontend_transport(fe), &opts), 0);
-	CHECK_EQ(b.num_queues, 2);
+	CHECK_EQ(uvirtio_blk_drv_num_queues(&b), 2);
 	CHECK_EQ(write_verify(&b, 0, 0, 4096, 4), 0);
 	CHECK_EQ(write_verify(&b, 1, 8, 4096, 5), 0);
 	CHECK_EQ(read_verify(&b, 1, 0, 4096, 4), 0);

@@ -247,7 +247,7 @@ static int spawn_register_child(struct fixture *f)
 
 static int move_registers(struct fixture *f)
 {
-	struct uvirtio_device *dev = &f->blk[f->cur].dev;
+	struct uvirtio_device *dev = uvirtio_blk_dev_device(&f->blk[f->cur]);
 	size_t snap_size = uvirtio_device_snapshot_size(dev);
 	unsigned char model_state[4096];
 	void *snap = malloc(snap_size);
@@ -316,7 +316,7 @@ static int create_registers(struct fixture *f)
 	ret = blk_init(&f->blk[0], f->image, uvirtio_shared_mem_device_view(&f->sm));
 	if (ret)
 		return ret;
-	ret = model_create(f, &f->blk[0].dev);
+	ret = model_create(f, uvirtio_blk_dev_device(&f->blk[0]));
 	if (ret)
 		return ret;
 	if (!strcmp(f->transport, "mmio"))
@@ -347,7 +347,7 @@ static int take_snapshot(struct uvirtio_device *dev, void *arg)
 static int move_loopback(struct fixture *f)
 {
 	unsigned next = !f->cur;
-	struct snap_arg a = { .size = uvirtio_device_snapshot_size(&f->blk[f->cur].dev) };
+	struct snap_arg a = { .size = uvirtio_device_snapshot_size(uvirtio_blk_dev_device(&f->blk[f->cur])) };
 	const char *why = NULL;
 	int ret;
 
@@ -358,13 +358,13 @@ static int move_loopback(struct fixture *f)
 	if (!ret)
 		ret = blk_init(&f->blk[next], f->image, uvirtio_loopback_mem(f->lb));
 	if (!ret) {
-		ret = uvirtio_device_restore(&f->blk[next].dev, a.buf, (size_t)a.n, &why);
+		ret = uvirtio_device_restore(uvirtio_blk_dev_device(&f->blk[next]), a.buf, (size_t)a.n, &why);
 		if (ret)
 			fprintf(stderr, "conformance: restore refused: %s\n", why);
 	}
 	free(a.buf);
 	if (!ret)
-		ret = uvirtio_loopback_replace_device(f->lb, &f->blk[next].dev);
+		ret = uvirtio_loopback_replace_device(f->lb, uvirtio_blk_dev_device(&f->blk[next]));
 	if (ret)
 		return ret;
 	uvirtio_blk_dev_destroy(&f->blk[f->cur]);
@@ -381,7 +381,7 @@ static int create_loopback(struct fixture *f)
 	if (!ret)
 		ret = blk_init(&f->blk[0], f->image, uvirtio_loopback_mem(f->lb));
 	if (!ret)
-		ret = uvirtio_loopback_start(f->lb, &f->blk[0].dev);
+		ret = uvirtio_loopback_start(f->lb, uvirtio_blk_dev_device(&f->blk[0]));
 	f->t = uvirtio_loopback_transport(f->lb);
 	f->move = move_loopback;
 	f->where = "this process";
@@ -487,7 +487,7 @@ static int serve_vhost_user(int sock, const char *image)
 		return 1;
 	ret = blk_init(&blk, image, uvirtio_vhost_backend_mem(vb));
 	if (!ret)
-		ret = uvirtio_vhost_backend_attach(vb, &blk.dev);
+		ret = uvirtio_vhost_backend_attach(vb, uvirtio_blk_dev_device(&blk));
 	if (!ret)
 		ret = uvirtio_vhost_backend_run(vb);
 	uvirtio_vhost_backend_destroy(vb);
@@ -543,7 +543,7 @@ void fixture_destroy(struct fixture *f)
 		uvirtio_regbus_remote_destroy(&f->remote);
 	} else {
 		model_destroy(f);
-		if (uvirtio_device_ops(&f->blk[f->cur].dev))
+		if (uvirtio_device_ops(uvirtio_blk_dev_device(&f->blk[f->cur])))
 			uvirtio_blk_dev_destroy(&f->blk[f->cur]);
 	}
 	if (f->irq_fds[0] >= 0 && !strcmp(f->transport, "mmio"))
@@ -599,12 +599,12 @@ int fixture_device_child(int argc, char **argv)
 	if (!ret)
 		ret = recv_blob(sock, &model, &nmodel);
 	if (!ret) {
-		ret = uvirtio_device_restore(&f.blk[0].dev, snap, nsnap, &why);
+		ret = uvirtio_device_restore(uvirtio_blk_dev_device(&f.blk[0]), snap, nsnap, &why);
 		if (ret)
 			fprintf(stderr, "conformance child: restore refused: %s\n", why);
 	}
 	if (!ret)
-		ret = model_create(&f, &f.blk[0].dev);
+		ret = model_create(&f, uvirtio_blk_dev_device(&f.blk[0]));
 	if (!ret)
 		ret = model_load(&f, model, nmodel);
 	result = ret;
