@@ -43,6 +43,7 @@ int uvirtio_device_init(struct uvirtio_device *dev, const struct uvirtio_device_
 	}
 	for (unsigned i = 0; i < ops->num_queues; i++) {
 		uvirtio_devq_set_broken_cb(&dev->queues[i], queue_broken, dev);
+		dev->queues[i].index = i;
 		dev->kick_fds[i] = -1;
 	}
 	pthread_mutex_init(&dev->status_lock, NULL);
