@@ -8,6 +8,7 @@
 #include "uvirtio/device.h"
 #include "uvirtio/devq.h"
 #include "uvirtio/log.h"
+#include "uvirtio/mmio.h"
 #include "uvirtio/virtio_spec.h"
 #include "../support/log_internal.h"
 
@@ -186,8 +187,29 @@ static void test_log_null_sink_is_silent(void)
 	fix_destroy(&f);
 }
 
+static void test_log_mmio_refused_access_names_offset_and_size(void)
+{
+	struct capture c = { 0 };
+	struct uvirtio_mmio_dev *m;
+	struct fix f;
+
+	CHECK_EQ(fix_init(&f), 0);
+	CHECK_EQ(uvirtio_mmio_dev_create(&m, &f.dev, NULL), 0);
+	uvirtio_set_log(capture, UVIRTIO_LOG_WARN, &c);
+
+	CHECK_EQ(uvirtio_mmio_dev_write(m, 0x70, 2, 1), -EINVAL);
+	uvirtio_set_log(NULL, 0, NULL);
+
+	CHECK_EQ(c.lines, 1);
+	CHECK_EQ(c.level, UVIRTIO_LOG_WARN);
+	CHECK_STR(c.last, "mmio: write of 2 bytes at 0x70: registers are aligned 32-bit words");
+	uvirtio_mmio_dev_destroy(m);
+	fix_destroy(&f);
+}
+
 TEST_MAIN(T(test_log_broken_ring_names_queue_check_and_value),
 	  T(test_log_broken_ring_logs_once),
 	  T(test_log_level_filter_passes_only_as_severe_or_worse),
 	  T(test_log_errors_only_sink_still_gets_a_broken_ring),
-	  T(test_log_null_sink_is_silent))
+	  T(test_log_null_sink_is_silent),
+	  T(test_log_mmio_refused_access_names_offset_and_size))
