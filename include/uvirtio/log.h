@@ -42,8 +42,9 @@ enum uvirtio_log_level {
  *
  * Called on whichever thread hit the problem (a queue thread, a transport's
  * connection thread, the caller's), one call at a time: the library
- * serialises the calls. The function must not call uvirtio_set_log() and
- * should return quickly; it may not call back into the object that logged.
+ * serialises the calls under a lock of its own, so the function must not
+ * call uvirtio_set_log() or any other uvirtio function (it could log, and
+ * wait for itself), and should return quickly: a queue thread waits.
  */
 typedef void (*uvirtio_log_fn)(void *opaque, int level, const char *msg);
 

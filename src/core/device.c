@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "uvirtio/device.h"
+#include "../log/log_priv.h"
 
 /* Status bits the driver writes; DEVICE_NEEDS_RESET is the device's. */
 #define DRIVER_STATUS_BITS                                                          \
@@ -528,6 +529,8 @@ void uvirtio_device_needs_reset(struct uvirtio_device *dev, const char *why)
 	pthread_mutex_unlock(&dev->status_lock);
 	if (status & VIRTIO_CONFIG_S_NEEDS_RESET)
 		return;
+	uvirtio_log(UVIRTIO_LOG_ERR, "%s device: DEVICE_NEEDS_RESET (%s)",
+		    dev->ops->name ? dev->ops->name : "virtio", why ? why : "no reason given");
 	if ((status & VIRTIO_CONFIG_S_DRIVER_OK) && dev->hooks.notify_config)
 		dev->hooks.notify_config(dev->hooks.opaque);
 }
