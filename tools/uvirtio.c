@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "uvirtio/log.h"
+
 #include "../bench/bench.h"
 #include "blk.h"
 #include "check.h"
@@ -35,8 +37,18 @@ static void usage(FILE *f)
 		"on stderr says what was wrong.\n");
 }
 
+/* The library's log lines (a peer's fault, a connection dropped, an
+ * injected fault striking) go to stderr, one per line. */
+static void log_to_stderr(void *opaque, int level, const char *msg)
+{
+	(void)opaque;
+	(void)level;
+	fprintf(stderr, "uvirtio: %s\n", msg);
+}
+
 int main(int argc, char **argv)
 {
+	uvirtio_set_log(log_to_stderr, UVIRTIO_LOG_INFO, NULL);
 	/* Installed as uvirtio-blk too, the program a vhost-user JSON
 	 * description names: management tools run it with no subcommand. */
 	if (!strcmp(basename(argv[0]), "uvirtio-blk"))

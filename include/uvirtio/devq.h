@@ -116,6 +116,7 @@ struct uvirtio_devq {
 
 	bool broken;
 	const char *broken_reason;
+	unsigned index; /* the queue's number in log lines; the device core sets it */
 	uvirtio_devq_broken_fn on_broken;
 	void *on_broken_opaque;
 };
@@ -216,8 +217,8 @@ int uvirtio_devq_pop(struct uvirtio_devq *q, struct uvirtio_req *req);
  * longer) len ends a run with that request's own entry.
  *
  * Return: 0; -EINVAL for an id outside the queue, or (packed, or IN_ORDER)
- * one not in flight; -ESHUTDOWN when the queue is stopped or broken (nothing
- * is written to guest memory then).
+ * one not in flight; -EIO when the queue is broken; -ESHUTDOWN when it is
+ * stopped (nothing is written to guest memory in either case).
  */
 UVIRTIO_API
 int uvirtio_devq_push(struct uvirtio_devq *q, uint16_t id, uint32_t len);

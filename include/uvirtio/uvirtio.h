@@ -1,5 +1,13 @@
 /* SPDX-License-Identifier: MIT */
-/* Everything public in uvirtio, for programs that want one include. */
+/*
+ * Everything public in uvirtio, for programs that want one include.
+ *
+ * Errors: every function that can fail returns a negative errno value (never
+ * sets errno); each code means one thing across the library, listed once in
+ * docs/ARCHITECTURE.md, "Errors" (-EIO: the queue or device is broken and
+ * needs a reset; -ENOTCONN: the peer is gone; -ESHUTDOWN: the queue is
+ * stopped). Why something failed goes to the optional log sink, log.h.
+ */
 #ifndef UVIRTIO_UVIRTIO_H
 #define UVIRTIO_UVIRTIO_H
 
@@ -24,5 +32,6 @@
 #include "uvirtio/mmio.h"
 #include "uvirtio/pci.h"
 #include "uvirtio/snapshot.h"
+#include "uvirtio/log.h"
 
 #endif

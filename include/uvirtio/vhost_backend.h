@@ -38,9 +38,6 @@
 
 struct uvirtio_vhost_backend;
 
-/* One line describing what went wrong (no newline, no prefix). */
-typedef void (*uvirtio_vhost_backend_log_fn)(void *opaque, const char *line);
-
 struct uvirtio_vhost_backend_config {
 	/* Where to listen (or, with @client, to connect); NULL with @fd. */
 	const char *socket_path;
@@ -50,10 +47,10 @@ struct uvirtio_vhost_backend_config {
 	 * socket (SO_ACCEPTCONN) to accept front-ends from, or one already
 	 * connected to a front-end. The backend owns it from create on. */
 	int fd;
-	/* NULL: lines go to stderr, prefixed "uvirtio vhost-user: ". Called on
-	 * the thread running uvirtio_vhost_backend_run() (or listen()). */
-	uvirtio_vhost_backend_log_fn log;
-	void *log_opaque;
+	/* What goes wrong with a front-end (a request refused, a connection
+	 * dropped) is logged through uvirtio_set_log() (log.h), as
+	 * "vhost-user: ..." lines from the thread running
+	 * uvirtio_vhost_backend_run() (or listen()). */
 };
 
 struct uvirtio_vhost_backend_stats {

@@ -91,7 +91,9 @@ struct uvirtio_vhost_frontend_config {
 	 * or a test drives the paths a backend takes with an older front-end. */
 	uint64_t disable_protocol_features;
 	/* When not NULL, connect writes one line here saying why it failed
-	 * (NUL-terminated, cut to @error_size). */
+	 * (NUL-terminated, cut to @error_size). Every such line, at connect
+	 * and after, also goes to the log sink (log.h) at UVIRTIO_LOG_DEBUG,
+	 * as "vhost-user front-end: ...". */
 	char *error;
 	size_t error_size;
 };

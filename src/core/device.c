@@ -5,6 +5,7 @@
 
 #include "core_priv.h"
 #include "device_internal.h"
+#include "../log/log_priv.h"
 
 /* Status bits the driver writes; DEVICE_NEEDS_RESET is the device's. */
 #define DRIVER_STATUS_BITS                                                          \
@@ -45,6 +46,7 @@ int uvirtio_device_init(struct uvirtio_device *public_dev, const struct uvirtio_
 	}
 	for (unsigned i = 0; i < ops->num_queues; i++) {
 		uvirtio_devq_set_broken_cb(&dev->queues[i], queue_broken, public_dev);
+		dev->queues[i].index = i;
 		dev->kick_fds[i] = -1;
 	}
 	pthread_mutex_init(&dev->status_lock, NULL);
@@ -579,6 +581,8 @@ void uvirtio_device_needs_reset(struct uvirtio_device *public_dev, const char *w
 	pthread_mutex_unlock(&dev->status_lock);
 	if (status & VIRTIO_CONFIG_S_NEEDS_RESET)
 		return;
+	uvirtio_log(UVIRTIO_LOG_ERR, "%s device: DEVICE_NEEDS_RESET (%s)",
+		    dev->ops->name ? dev->ops->name : "virtio", why ? why : "no reason given");
 	if ((status & VIRTIO_CONFIG_S_DRIVER_OK) && dev->hooks.notify_config)
 		dev->hooks.notify_config(dev->hooks.opaque);
 }

@@ -6,6 +6,7 @@
 
 #include "uvirtio/snapshot.h"
 #include "core_priv.h"
+#include "../log/log_priv.h"
 #include "crc32.h"
 
 static const char magic[8] = { 'U', 'V', 'S', 'N', 'A', 'P', 0, 0 };
@@ -120,6 +121,7 @@ struct parsed {
 
 static int refuse(const char **why, const char *reason, int err)
 {
+	uvirtio_log(UVIRTIO_LOG_WARN, "snapshot: %s: not restored", reason);
 	if (why)
 		*why = reason;
 	return err;

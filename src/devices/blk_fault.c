@@ -12,6 +12,7 @@
 
 #include <linux/virtio_blk.h>
 
+#include "../log/log_priv.h"
 #include "blk_fault.h"
 #include "uvirtio/device.h"
 
@@ -91,8 +92,8 @@ int blk_fault_set(const char *spec)
 static void ignored(struct uvirtio_devq *q, void *opaque)
 {
 	(void)opaque;
-	fprintf(stderr, "uvirtio: injected fault ignore-hostile: a queue broke (%s); no DEVICE_NEEDS_RESET\n",
-		uvirtio_devq_broken_reason(q) ? uvirtio_devq_broken_reason(q) : "?");
+	uvirtio_log(UVIRTIO_LOG_WARN, "injected fault ignore-hostile: a queue broke (%s); no DEVICE_NEEDS_RESET",
+		    uvirtio_devq_broken_reason(q) ? uvirtio_devq_broken_reason(q) : "?");
 }
 
 int blk_fault_dev_init(struct blk_dev *blk)
@@ -101,8 +102,8 @@ int blk_fault_dev_init(struct blk_dev *blk)
 
 	if (!chosen && env && *env) {
 		if (blk_fault_set(env)) {
-			fprintf(stderr, "uvirtio: UVIRTIO_BLK_FAULT='%s' names no fault: %s, NAME one of %s\n",
-				env, BLK_FAULT_SPEC, BLK_FAULT_NAMES);
+			uvirtio_log(UVIRTIO_LOG_ERR, "UVIRTIO_BLK_FAULT='%s' names no fault: %s, NAME one of %s",
+				    env, BLK_FAULT_SPEC, BLK_FAULT_NAMES);
 			return -EINVAL;
 		}
 	}
@@ -115,7 +116,7 @@ int blk_fault_dev_init(struct blk_dev *blk)
 }
 
 /* Whether data request @p is the one to strike: the Nth, or the first one
- * after it that @can be. Says so on stderr, so that a negative control
+ * after it that @can be. Says so in a log line, so that a negative control
  * knows the fault was there to be caught. */
 static bool strike(const struct blk_parsed *p, bool can)
 {
@@ -124,9 +125,9 @@ static bool strike(const struct blk_parsed *p, bool can)
 	if (n < at || !can || p->len < min_len || __atomic_load_n(&struck, __ATOMIC_RELAXED) ||
 	    __atomic_exchange_n(&struck, true, __ATOMIC_RELAXED))
 		return false;
-	fprintf(stderr, "uvirtio: injected fault %s at data request %lu (a %s of %u bytes at byte %llu)\n",
-		names[kind], n, p->type == VIRTIO_BLK_T_IN ? "read" : "write", p->len,
-		(unsigned long long)p->off);
+	uvirtio_log(UVIRTIO_LOG_WARN, "injected fault %s at data request %lu (a %s of %u bytes at byte %llu)",
+		    names[kind], n, p->type == VIRTIO_BLK_T_IN ? "read" : "write", p->len,
+		    (unsigned long long)p->off);
 	return true;
 }
 

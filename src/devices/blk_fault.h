@@ -11,8 +11,10 @@
  * (read or write) the process completes, or the first one after it that it
  * can strike (default N = 20, so that negotiation and the first I/O
  * succeed), and only a request of at least BYTES data bytes (default 0; a
- * guest's file data, not its filesystem's metadata, say). A fault says on
- * stderr when it strikes, so a negative control knows it was there:
+ * guest's file data, not its filesystem's metadata, say). A fault says so
+ * when it strikes, in a log line "injected fault NAME ..." (log.h; the
+ * uvirtio command and the conformance test print it on stderr), so a
+ * negative control knows it was there:
  *
  *   flip-read-byte   one byte of a successful read's data flipped
  *   long-used-len    one used length longer than the chain's writable buffers
@@ -40,7 +42,7 @@ BLK_HIDDEN int blk_fault_set(const char *spec);
 /* uvirtio_blk_dev_init(), once the device core is set up: take
  * UVIRTIO_BLK_FAULT from the environment unless blk_fault_set() chose, and
  * for ignore-hostile unhook the queues from DEVICE_NEEDS_RESET.
- * Return: 0, or -EINVAL (with one line on stderr) for a bad UVIRTIO_BLK_FAULT. */
+ * Return: 0, or -EINVAL (with one log line) for a bad UVIRTIO_BLK_FAULT. */
 BLK_HIDDEN int blk_fault_dev_init(struct blk_dev *blk);
 
 /* What a queue thread does with a request it is about to give back. */

@@ -17,23 +17,49 @@
  * ends the run with its own entry, so no length is lost.
  */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "uvirtio/devq.h"
 #include "uvirtio/virtio_spec.h"
+#include "../log/log_priv.h"
 #include "devq_priv.h"
 #include "ring_access.h"
 
-int devq_broken(struct uvirtio_devq *q, const char *why)
+/* The first rule broken wins: it is the reason kept and the one line logged. */
+static int mark_broken(struct uvirtio_devq *q, const char *why, const char *detail)
 {
 	if (!q->broken) {
 		q->broken = true;
 		q->broken_reason = why;
 		q->ready = false;
+		if (detail)
+			uvirtio_log(UVIRTIO_LOG_ERR, "queue %u: %s (%s); the queue is broken", q->index, why, detail);
+		else
+			uvirtio_log(UVIRTIO_LOG_ERR, "queue %u: %s; the queue is broken", q->index, why);
 		if (q->on_broken)
 			q->on_broken(q, q->on_broken_opaque);
 	}
 	return -EIO;
+}
+
+int devq_broken(struct uvirtio_devq *q, const char *why)
+{
+	return mark_broken(q, why, NULL);
+}
+
+int devq_broken_at(struct uvirtio_devq *q, const char *why, const char *fmt, ...)
+{
+	char detail[160];
+	va_list ap;
+
+	if (q->broken || !uvirtio_log_enabled(UVIRTIO_LOG_ERR))
+		return mark_broken(q, why, NULL);
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	return mark_broken(q, why, detail);
 }
 
 /* Every slot free, every handle on the free stack, nothing held. */
@@ -55,10 +81,11 @@ void uvirtio_devq_reset(struct uvirtio_devq *q)
 {
 	uvirtio_devq_broken_fn cb = q->on_broken;
 	void *cb_opaque = q->on_broken_opaque;
+	unsigned index = q->index;
 
 	/* One block holds slots, free_handles and order. */
 	free(q->slots);
-	*q = (struct uvirtio_devq){ .on_broken = cb, .on_broken_opaque = cb_opaque };
+	*q = (struct uvirtio_devq){ .on_broken = cb, .on_broken_opaque = cb_opaque, .index = index };
 }
 
 static int alloc_requests(struct uvirtio_devq *q)
@@ -278,7 +305,9 @@ int uvirtio_devq_push_batch(struct uvirtio_devq *q, const struct uvirtio_used *e
 {
 	struct used_writer w = { .idx = q->used_idx };
 
-	if (!q->ready || q->broken)
+	if (q->broken)
+		return -EIO;
+	if (!q->ready)
 		return -ESHUTDOWN;
 
 	if (!q->packed && !q->in_order) {

@@ -38,7 +38,13 @@ struct used_writer {
 	uint16_t first_flags; /* ...and its flags, stored last */
 };
 
+/* Marks @q broken for the rule @why names (kept as its reason, logged with
+ * the queue's index) and calls its broken callback, once; always -EIO.
+ * devq_broken_at() adds the offending values to the log line, formatted
+ * from @fmt only when a sink takes it: call it on failure branches only. */
 int devq_broken(struct uvirtio_devq *q, const char *why);
+int devq_broken_at(struct uvirtio_devq *q, const char *why, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 int split_dev_setup(struct uvirtio_devq *q, const struct uvirtio_mem *mem, unsigned num,
 		     uint64_t desc, uint64_t avail, uint64_t used);

@@ -10,15 +10,28 @@
 #include <errno.h>
 
 #include "uvirtio/drvq.h"
+#include "../log/log_priv.h"
 
-/* Marks @q broken for the first rule the device broke; always -EIO. */
-static inline int drvq_broken(struct uvirtio_drvq *q, const char *why)
+/* Marks @q broken for the first rule the device broke, and logs it with the
+ * queue's index and @value (what @what names); always -EIO. */
+static inline int drvq_broken_at(struct uvirtio_drvq *q, const char *why, const char *what,
+				 unsigned long long value)
 {
 	if (!q->broken) {
 		q->broken = true;
 		q->broken_reason = why;
+		if (what)
+			uvirtio_log(UVIRTIO_LOG_ERR, "queue %u: %s (%s %llu); the queue is broken",
+				    q->index, why, what, value);
+		else
+			uvirtio_log(UVIRTIO_LOG_ERR, "queue %u: %s; the queue is broken", q->index, why);
 	}
 	return -EIO;
+}
+
+static inline int drvq_broken(struct uvirtio_drvq *q, const char *why)
+{
+	return drvq_broken_at(q, why, NULL, 0);
 }
 
 /* Whether a buffer of @total parts goes into an indirect table; sets
@@ -42,11 +55,11 @@ static inline bool drvq_use_indirect(const struct uvirtio_drvq *q, unsigned tota
 static inline int drvq_check_used(struct uvirtio_drvq *q, uint32_t id, uint32_t used_len)
 {
 	if (id >= q->num)
-		return drvq_broken(q, "used id out of range");
+		return drvq_broken_at(q, "used id out of range", "id", id);
 	if (!q->slots[id].token)
-		return drvq_broken(q, "used id not in flight");
+		return drvq_broken_at(q, "used id not in flight", "id", id);
 	if (used_len > q->slots[id].in_len)
-		return drvq_broken(q, "used length larger than the buffer");
+		return drvq_broken_at(q, "used length larger than the buffer", "length", used_len);
 	return 0;
 }
 

@@ -90,12 +90,15 @@ static int take_element(struct uvirtio_devq *q, struct uvirtio_req *req, uint64_
 	*total += len;
 	/* The used descriptor reports lengths in 32 bits. */
 	if (*total > UINT32_MAX)
-		return devq_broken(q, "descriptor chain longer than 4 GiB");
+		return devq_broken_at(q, "descriptor chain longer than 4 GiB",
+				      "element length %u brings the buffer to %llu bytes", len,
+				      (unsigned long long)*total);
 	n = uvirtio_mem_translate(q->mem, addr, len, req->iov + *n_iov, req->iov_cap - *n_iov);
 	if (n == -ENOBUFS)
 		return devq_broken(q, "descriptor chain needs more iovecs than the device allows");
 	if (n < 0)
-		return devq_broken(q, "buffer outside guest memory");
+		return devq_broken_at(q, "buffer outside guest memory", "element addr %#llx length %u",
+				      (unsigned long long)addr, len);
 	*n_iov += (unsigned)n;
 	if (!*seen_writable) {
 		*n_out += (unsigned)n;
@@ -118,17 +121,19 @@ static int walk_indirect(struct uvirtio_devq *q, struct uvirtio_req *req, const 
 	if (!q->indirect)
 		return devq_broken(q, "indirect descriptor without VIRTIO_F_INDIRECT_DESC");
 	if (d->len == 0 || d->len % sizeof(struct vring_packed_desc))
-		return devq_broken(q, "indirect table length not a non-zero multiple of 16");
+		return devq_broken_at(q, "indirect table length not a non-zero multiple of 16", "length %u",
+				      d->len);
 	count = d->len / sizeof(struct vring_packed_desc);
 	if (count > UVIRTIO_INDIRECT_MAX)
-		return devq_broken(q, "indirect table too long");
+		return devq_broken_at(q, "indirect table too long", "length %u", d->len);
 	/* spec: a list is no longer than the queue size; the table's
 	 * descriptors count. */
 	if (count > q->num)
 		return devq_broken(q, "descriptor chain longer than the queue (indirect)");
 	table = uvirtio_mem_ptr(q->mem, d->addr, d->len);
 	if (!table)
-		return devq_broken(q, "indirect table outside guest memory");
+		return devq_broken_at(q, "indirect table outside guest memory", "addr %#llx length %u",
+				      (unsigned long long)d->addr, d->len);
 
 	for (uint32_t i = 0; i < count; i++) {
 		struct pdesc_copy e = pdesc_read_once(&table[i]);
@@ -189,7 +194,8 @@ int packed_dev_peek(struct uvirtio_devq *q, struct uvirtio_req *req, struct devq
 			/* spec: AVAIL and USED are set correctly in every
 			 * descriptor of a list, not just the first. */
 			if (!pdesc_is_avail(d.flags, wrap))
-				return devq_broken(q, "descriptor in a chain not marked available (bad AVAIL/USED flags)");
+				return devq_broken_at(q, "descriptor in a chain not marked available (bad AVAIL/USED flags)",
+						      "descriptor %u flags %#x", pos, d.flags);
 		}
 		ndesc++;
 		/* The buffer id is in the last descriptor of the list. */

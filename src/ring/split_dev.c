@@ -88,7 +88,8 @@ static int walk_chain(struct uvirtio_devq *q, uint16_t head, struct uvirtio_req 
 
 		/* spec: descriptor indices are less than the queue (or table) size. */
 		if (idx >= table_size)
-			return devq_broken(q, "descriptor index out of range");
+			return devq_broken_at(q, "descriptor index out of range", "descriptor %u, %s size %u",
+					      idx, in_indirect ? "table" : "queue", table_size);
 		/* spec: a chain is no longer than the queue size. A chain that would
 		 * be longer must revisit an index: this also catches every loop. */
 		if (++steps > table_size)
@@ -109,9 +110,10 @@ static int walk_chain(struct uvirtio_devq *q, uint16_t head, struct uvirtio_req 
 			if (d.flags & VRING_DESC_F_NEXT)
 				return devq_broken(q, "indirect descriptor with NEXT set");
 			if (d.len == 0 || d.len % sizeof(struct vring_desc))
-				return devq_broken(q, "indirect table length not a non-zero multiple of 16");
+				return devq_broken_at(q, "indirect table length not a non-zero multiple of 16",
+						      "descriptor %u length %u", idx, d.len);
 			if (d.len / sizeof(struct vring_desc) > UVIRTIO_INDIRECT_MAX)
-				return devq_broken(q, "indirect table too long");
+				return devq_broken_at(q, "indirect table too long", "descriptor %u length %u", idx, d.len);
 			/* spec: a chain is no longer than the queue size, and
 			 * the descriptors of an indirect table count (2.7.5.3.1):
 			 * those before this one and the table's. */
@@ -119,7 +121,9 @@ static int walk_chain(struct uvirtio_devq *q, uint16_t head, struct uvirtio_req 
 				return devq_broken(q, "descriptor chain longer than the queue (indirect)");
 			table = uvirtio_mem_ptr(q->mem, d.addr, d.len);
 			if (!table)
-				return devq_broken(q, "indirect table outside guest memory");
+				return devq_broken_at(q, "indirect table outside guest memory",
+						      "descriptor %u addr %#llx length %u", idx,
+						      (unsigned long long)d.addr, d.len);
 			table_size = d.len / sizeof(struct vring_desc);
 			in_indirect = true;
 			steps = 0;
@@ -131,20 +135,24 @@ static int walk_chain(struct uvirtio_devq *q, uint16_t head, struct uvirtio_req 
 			seen_writable = true;
 		} else if (seen_writable) {
 			/* spec: readable descriptors come before writable ones. */
-			return devq_broken(q, "readable descriptor after a writable one");
+			return devq_broken_at(q, "readable descriptor after a writable one", "descriptor %u", idx);
 		}
 
 		total += d.len;
 		/* The used element reports lengths in 32 bits. */
 		if (total > UINT32_MAX)
-			return devq_broken(q, "descriptor chain longer than 4 GiB");
+			return devq_broken_at(q, "descriptor chain longer than 4 GiB",
+					      "descriptor %u length %u brings the chain to %llu bytes", idx,
+					      d.len, (unsigned long long)total);
 
 		n = uvirtio_mem_translate(q->mem, d.addr, d.len, req->iov + n_iov,
 					  req->iov_cap - n_iov);
 		if (n == -ENOBUFS)
 			return devq_broken(q, "descriptor chain needs more iovecs than the device allows");
 		if (n < 0)
-			return devq_broken(q, "buffer outside guest memory");
+			return devq_broken_at(q, "buffer outside guest memory",
+					      "descriptor %u addr %#llx length %u", idx,
+					      (unsigned long long)d.addr, d.len);
 		n_iov += (unsigned)n;
 		if (!seen_writable) {
 			n_out += (unsigned)n;
@@ -179,7 +187,9 @@ int split_dev_peek(struct uvirtio_devq *q, struct uvirtio_req *req, struct devq_
 		/* spec: the driver makes at most queue-size buffers available
 		 * beyond what the device has taken. */
 		if ((uint16_t)(avail - q->last_avail) > q->num)
-			return devq_broken(q, "avail index more than the queue size ahead");
+			return devq_broken_at(q, "avail index more than the queue size ahead",
+					      "avail idx %u, last taken %u, queue size %u", avail,
+					      q->last_avail, q->num);
 		q->avail_seen = avail;
 		if (avail == q->last_avail)
 			return 0;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "../core/eventfd.h"
+#include "../log/log_priv.h"
 #include "uvirtio/mmio.h"
 
 #define MMIO_VERSION 2u
@@ -200,6 +201,7 @@ static void write_queue_ready(struct uvirtio_mmio_dev *m, uint32_t value)
 {
 	struct staged_queue *q = selected(m);
 	struct uvirtio_queue_layout l;
+	int ret;
 
 	/* Writing 0 does not stop a queue: the spec's ways are a queue reset
 	 * (QueueReset) and a device reset. Linux writes 0 only after a reset,
@@ -212,7 +214,11 @@ static void write_queue_ready(struct uvirtio_mmio_dev *m, uint32_t value)
 	/* A refused layout (size 0, above the maximum or not a power of two,
 	 * rings outside memory, before FEATURES_OK) leaves QueueReady 0, which
 	 * the driver can read back. */
-	uvirtio_device_queue_enable(m->dev, m->queue_sel, &l);
+	ret = uvirtio_device_queue_enable(m->dev, m->queue_sel, &l);
+	if (ret)
+		uvirtio_log(UVIRTIO_LOG_WARN, "mmio: queue %u: ring refused (%s): QueueNum %u desc %#llx driver %#llx device %#llx",
+			    m->queue_sel, strerror(-ret), l.num, (unsigned long long)l.desc,
+			    (unsigned long long)l.avail, (unsigned long long)l.used);
 }
 
 static void write_queue_reset(struct uvirtio_mmio_dev *m, uint32_t value)
@@ -354,11 +360,16 @@ int uvirtio_mmio_dev_read(struct uvirtio_mmio_dev *m, uint64_t offset, unsigned 
 		return ret;
 	}
 	/* spec 4.2.2.2: registers are read and written as 32-bit words. */
-	if (size != 4 || (offset & 3))
+	if (size != 4 || (offset & 3)) {
+		uvirtio_log(UVIRTIO_LOG_WARN, "mmio: read of %u bytes at %#llx: registers are aligned 32-bit words",
+			    size, (unsigned long long)offset);
 		return -EINVAL;
+	}
 	pthread_mutex_lock(&m->lock);
 	*value = read_register(m, offset, &ok);
 	pthread_mutex_unlock(&m->lock);
+	if (!ok)
+		uvirtio_log(UVIRTIO_LOG_WARN, "mmio: read at %#llx: no such register", (unsigned long long)offset);
 	return ok ? 0 : -EINVAL;
 }
 
@@ -376,8 +387,11 @@ int uvirtio_mmio_dev_write(struct uvirtio_mmio_dev *m, uint64_t offset, unsigned
 		pthread_mutex_unlock(&m->lock);
 		return ret;
 	}
-	if (size != 4 || (offset & 3))
+	if (size != 4 || (offset & 3)) {
+		uvirtio_log(UVIRTIO_LOG_WARN, "mmio: write of %u bytes at %#llx: registers are aligned 32-bit words",
+			    size, (unsigned long long)offset);
 		return -EINVAL;
+	}
 	/* A queue thread polls its kick fd: a kick is an eventfd write, no lock
 	 * (an ioeventfd), so a kick never waits behind a slow reset. */
 	if (offset == VIRTIO_MMIO_QUEUE_NOTIFY && m->kick_fds) {
@@ -392,6 +406,9 @@ int uvirtio_mmio_dev_write(struct uvirtio_mmio_dev *m, uint64_t offset, unsigned
 	pthread_mutex_lock(&m->lock);
 	ok = write_register(m, offset, value);
 	pthread_mutex_unlock(&m->lock);
+	if (!ok)
+		uvirtio_log(UVIRTIO_LOG_WARN, "mmio: write of %#x at %#llx: no such register", value,
+			    (unsigned long long)offset);
 	return ok ? 0 : -EINVAL;
 }
 

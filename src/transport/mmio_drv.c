@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../core/eventfd.h"
+#include "../log/log_priv.h"
 #include "uvirtio/mmio.h"
 
 /* How many times queue_reset reads QueueReset back before giving up: the
@@ -295,7 +296,7 @@ static int mmio_config_generation(struct uvirtio_transport *t, uint32_t *generat
 
 /* QueueNumMax as a hostile device may present it: 0 is "no such queue";
  * a split ring's size is a power of two up to 32768 (spec 2.7). */
-static int read_num_max(struct mmio_drv *d, unsigned *max)
+static int read_num_max(struct mmio_drv *d, unsigned index, unsigned *max)
 {
 	uint32_t v;
 	int ret = rd32(d, VIRTIO_MMIO_QUEUE_NUM_MAX, &v);
@@ -303,8 +304,11 @@ static int read_num_max(struct mmio_drv *d, unsigned *max)
 	*max = 0;
 	if (ret)
 		return ret;
-	if (v && ((v & (v - 1)) || v > UVIRTIO_QUEUE_SIZE_MAX))
+	if (v && ((v & (v - 1)) || v > UVIRTIO_QUEUE_SIZE_MAX)) {
+		uvirtio_log(UVIRTIO_LOG_ERR, "mmio: queue %u: QueueNumMax %u is not a power of 2 up to %u",
+			    index, v, UVIRTIO_QUEUE_SIZE_MAX);
 		return -EIO;
+	}
 	*max = v;
 	return 0;
 }
@@ -318,7 +322,7 @@ static int mmio_queue_max_size(struct uvirtio_transport *t, unsigned index, unsi
 	if (index >= UVIRTIO_MMIO_DRV_MAX_QUEUES)
 		return 0;
 	ret = wr32(d, VIRTIO_MMIO_QUEUE_SEL, index);
-	return ret ? ret : read_num_max(d, max);
+	return ret ? ret : read_num_max(d, index, max);
 }
 
 static int write64(struct mmio_drv *d, uint64_t low_reg, uint64_t high_reg, uint64_t v)
@@ -351,7 +355,7 @@ static int mmio_queue_enable(struct uvirtio_transport *t, unsigned index,
 		return ret;
 	if (ready)
 		return -ENOENT;
-	ret = read_num_max(d, &max);
+	ret = read_num_max(d, index, &max);
 	if (ret)
 		return ret;
 	if (max == 0)
@@ -374,8 +378,11 @@ static int mmio_queue_enable(struct uvirtio_transport *t, unsigned index,
 	 * then leave the driver waiting for ever, so we do. */
 	if (!ret)
 		ret = rd32(d, VIRTIO_MMIO_QUEUE_READY, &ready);
-	if (!ret && ready != 1)
+	if (!ret && ready != 1) {
+		uvirtio_log(UVIRTIO_LOG_ERR, "mmio: queue %u: QueueReady reads %u after the driver wrote 1",
+			    index, ready);
 		ret = -EIO;
+	}
 	return ret;
 }
 
@@ -402,8 +409,10 @@ static int mmio_queue_reset(struct uvirtio_transport *t, unsigned index)
 	ret = rd32(d, VIRTIO_MMIO_QUEUE_READY, &v);
 	if (ret)
 		return ret;
-	if (v)
+	if (v) {
+		uvirtio_log(UVIRTIO_LOG_ERR, "mmio: queue %u: QueueReady reads %u after QueueReset", index, v);
 		return -EIO;
+	}
 	if (index < __atomic_load_n(&d->nfds, __ATOMIC_ACQUIRE))
 		eventfd_drain(d->event_fds[index]);
 	return 0;

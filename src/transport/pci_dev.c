@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "../core/eventfd.h"
+#include "../log/log_priv.h"
 #include "pci_dev_priv.h"
 
 #define VECTORS_MAX 2048u
@@ -307,9 +308,15 @@ static void queue_enable(struct uvirtio_pci_dev *m, struct pci_queue *q)
 
 	/* Enabling an enabled queue would restart its ring under the driver:
 	 * ignored. A layout the device refuses leaves queue_enable reading 0. */
+	int ret;
+
 	if (uvirtio_device_queue_ready(m->dev, index))
 		return;
-	(void)uvirtio_device_queue_enable(m->dev, index, &l);
+	ret = uvirtio_device_queue_enable(m->dev, index, &l);
+	if (ret)
+		uvirtio_log(UVIRTIO_LOG_WARN, "pci: queue %u: ring refused (%s): size %u desc %#llx driver %#llx device %#llx",
+			    index, strerror(-ret), l.num, (unsigned long long)l.desc,
+			    (unsigned long long)l.avail, (unsigned long long)l.used);
 }
 
 static void queue_reset(struct uvirtio_pci_dev *m, struct pci_queue *q)
@@ -483,8 +490,11 @@ int uvirtio_pci_dev_read(struct uvirtio_pci_dev *m, unsigned space, uint64_t off
 			 uint32_t *value)
 {
 	*value = 0;
-	if (space > UVIRTIO_PCI_SPACE_BAR0 || (size != 1 && size != 2 && size != 4))
+	if (space > UVIRTIO_PCI_SPACE_BAR0 || (size != 1 && size != 2 && size != 4)) {
+		uvirtio_log(UVIRTIO_LOG_WARN, "pci: read of %u bytes at %#llx in space %u refused", size,
+			    (unsigned long long)offset, space);
 		return -EINVAL;
+	}
 	if (space == UVIRTIO_PCI_SPACE_CONFIG) {
 		/* Read-only after create: no lock needed. */
 		*value = config_space_read(m, offset, size);
@@ -502,8 +512,11 @@ int uvirtio_pci_dev_write(struct uvirtio_pci_dev *m, unsigned space, uint64_t of
 {
 	unsigned index;
 
-	if (space > UVIRTIO_PCI_SPACE_BAR0 || (size != 1 && size != 2 && size != 4))
+	if (space > UVIRTIO_PCI_SPACE_BAR0 || (size != 1 && size != 2 && size != 4)) {
+		uvirtio_log(UVIRTIO_LOG_WARN, "pci: write of %u bytes at %#llx in space %u refused", size,
+			    (unsigned long long)offset, space);
 		return -EINVAL;
+	}
 	/* PCI configuration space is read-only here: nothing in it is the
 	 * driver's to change (no BAR moves, no MSI-X table). */
 	if (space == UVIRTIO_PCI_SPACE_CONFIG)

@@ -7,6 +7,7 @@
 #include <linux/virtio_pci.h>
 #include <string.h>
 
+#include "../log/log_priv.h"
 #include "pci_dev_priv.h"
 
 #define SAVE_MAGIC "UVPCIDEV"
@@ -94,6 +95,7 @@ long uvirtio_pci_dev_save(const struct uvirtio_pci_dev *m, void *buf, size_t siz
 
 static int refuse(const char **why, const char *reason, int err)
 {
+	uvirtio_log(UVIRTIO_LOG_WARN, "pci: %s: not loaded", reason);
 	if (why)
 		*why = reason;
 	return err;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "../core/eventfd.h"
+#include "../log/log_priv.h"
 #include "uvirtio/pci.h"
 
 #define COMMON(field) offsetof(struct virtio_pci_common_cfg, field)
@@ -352,7 +353,10 @@ static int set_vector(struct pci_drv *d, unsigned field, uint16_t want)
 		ret = common_rd(d, field, 2, &got);
 	if (ret)
 		return ret;
-	return got == want || got == VIRTIO_MSI_NO_VECTOR ? 0 : -EIO;
+	if (got == want || got == VIRTIO_MSI_NO_VECTOR)
+		return 0;
+	uvirtio_log(UVIRTIO_LOG_ERR, "pci: vector field %#x reads %u after the driver wrote %u", field, got, want);
+	return -EIO;
 }
 
 static int pci_reset(struct uvirtio_transport *t)
@@ -518,8 +522,10 @@ static int pci_queue_enable(struct uvirtio_transport *t, unsigned index,
 	    (ret = common_rd(d, COMMON(queue_enable), 2, &enabled)))
 		return ret;
 	/* The bus cannot carry the device's refusal; reading back can. */
-	if (!enabled)
+	if (!enabled) {
+		uvirtio_log(UVIRTIO_LOG_ERR, "pci: queue %u: queue_enable reads 0 after the driver wrote 1", index);
 		return -EIO;
+	}
 	__atomic_store_n(&d->notify_at[index], (uint32_t)at, __ATOMIC_RELEASE);
 	return 0;
 }

@@ -21,24 +21,24 @@
 #include <unistd.h>
 
 #include "../core/eventfd.h"
+#include "../log/log_priv.h"
 #include "uvirtio/vhost_backend.h"
 #include "vhost_backend_priv.h"
 #include "vhost_msg.h"
 
-/* Logging: one line per problem, through the caller's callback. */
+/* Logging: one line per problem, through the library's log sink. */
 
-void vb_log(struct uvirtio_vhost_backend *vb, const char *fmt, ...)
+void vb_log(int level, const char *fmt, ...)
 {
-	char line[320];
+	char line[280];
 	va_list ap;
 
+	if (!uvirtio_log_enabled(level))
+		return;
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	if (vb->cfg.log)
-		vb->cfg.log(vb->cfg.log_opaque, line);
-	else
-		fprintf(stderr, "uvirtio vhost-user: %s\n", line);
+	uvirtio_log(level, "vhost-user: %s", line);
 }
 
 /* A request fails: keep the reason for the one line handle_msg logs. */
@@ -178,7 +178,7 @@ static int send_reply(struct uvirtio_vhost_backend *vb, uint32_t request)
 		return 0;
 	ret = uvirtio_vhost_msg_send(vb->conn_fd, &vb->reply, vb->stop_fd);
 	if (ret && ret != -ECANCELED)
-		vb_log(vb, "%s: cannot send the reply: %s", uvirtio_vhost_msg_request_name(request),
+		vb_log(UVIRTIO_LOG_ERR, "%s: cannot send the reply: %s", uvirtio_vhost_msg_request_name(request),
 		     strerror(-ret));
 	return ret;
 }
@@ -199,14 +199,14 @@ int uvirtio_vhost_backend_handle_msg(struct uvirtio_vhost_backend *vb, struct uv
 		uvirtio_vhost_msg_close_fds(m);
 		vb_count(&vb->st_errors);
 		vb_count(&vb->st_disconnects_on_error);
-		vb_log(vb, "request %u has the REPLY flag set: disconnecting", req);
+		vb_log(UVIRTIO_LOG_ERR, "request %u has the REPLY flag set: disconnecting", req);
 		return -EPROTO;
 	}
 	if (ret == -ENOSYS) {
 		/* QEMU probes: an unknown request is not an error unless the
 		 * front-end waits for an answer. */
 		uvirtio_vhost_msg_close_fds(m);
-		vb_log(vb, "ignoring request %u (%s): not supported", req, name);
+		vb_log(UVIRTIO_LOG_INFO, "ignoring request %u (%s): not supported", req, name);
 		if (!need_reply)
 			return 0;
 		vb_count(&vb->st_errors);
@@ -233,18 +233,18 @@ int uvirtio_vhost_backend_handle_msg(struct uvirtio_vhost_backend *vb, struct uv
 	}
 	vb_count(&vb->st_errors);
 	if (req == VHOST_USER_GET_CONFIG && vb->reply.hdr.size) {
-		vb_log(vb, "%s: %s; replied failure", name, vb->why);
+		vb_log(UVIRTIO_LOG_WARN, "%s: %s; replied failure", name, vb->why);
 		return send_reply(vb, req);
 	}
 	if (!has_reply && need_reply) {
-		vb_log(vb, "%s: %s; replied failure", name, vb->why);
+		vb_log(UVIRTIO_LOG_WARN, "%s: %s; replied failure", name, vb->why);
 		reply_u64(vb, 1);
 		return send_reply(vb, req);
 	}
 	/* The front-end cannot be told (or waits for an answer there is none
 	 * for): going on would leave it believing what is not so. */
 	vb_count(&vb->st_disconnects_on_error);
-	vb_log(vb, "%s: %s; disconnecting", name, vb->why);
+	vb_log(UVIRTIO_LOG_ERR, "%s: %s; disconnecting", name, vb->why);
 	return ret;
 }
 
@@ -305,7 +305,7 @@ static void serve_connection(struct uvirtio_vhost_backend *vb, int fd)
 	vb_count(&vb->st_connections);
 	__atomic_store_n(&vb->st_connected, true, __ATOMIC_RELAXED);
 	if (!p || !ring_of) {
-		vb_log(vb, "out of memory");
+		vb_log(UVIRTIO_LOG_ERR, "out of memory");
 		goto out;
 	}
 	for (;;) {
@@ -326,7 +326,7 @@ static void serve_connection(struct uvirtio_vhost_backend *vb, int fd)
 		if (poll(p, n, -1) < 0) {
 			if (errno == EINTR)
 				continue;
-			vb_log(vb, "poll: %s", strerror(errno));
+			vb_log(UVIRTIO_LOG_ERR, "poll: %s", strerror(errno));
 			break;
 		}
 		if (p[0].revents)
@@ -352,7 +352,7 @@ static void serve_connection(struct uvirtio_vhost_backend *vb, int fd)
 		if (ret) {
 			vb_count(&vb->st_errors);
 			vb_count(&vb->st_disconnects_on_error);
-			vb_log(vb, "bad message from the front-end (%s): disconnecting", strerror(-ret));
+			vb_log(UVIRTIO_LOG_ERR, "bad message from the front-end (%s): disconnecting", strerror(-ret));
 			break;
 		}
 		if (uvirtio_vhost_backend_handle_msg(vb, m))
@@ -540,7 +540,7 @@ static int serve_listening(struct uvirtio_vhost_backend *vb, int lfd)
 			if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK ||
 			    errno == ECONNABORTED)
 				continue;
-			vb_log(vb, "accept: %s", strerror(errno));
+			vb_log(UVIRTIO_LOG_ERR, "accept: %s", strerror(errno));
 			return -errno;
 		}
 		serve_connection(vb, fd);
@@ -575,7 +575,7 @@ static int run_locked(struct uvirtio_vhost_backend *vb)
 			}
 			ret = -errno;
 			close(fd);
-			vb_log(vb, "cannot connect to %s: %s", vb->path, strerror(-ret));
+			vb_log(UVIRTIO_LOG_ERR, "cannot connect to %s: %s", vb->path, strerror(-ret));
 			return ret;
 		}
 		serve_connection(vb, fd);

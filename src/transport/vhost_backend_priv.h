@@ -119,8 +119,8 @@ struct uvirtio_vhost_backend {
 	bool st_connected;
 };
 
-/* One line through the caller's log callback (stderr without one). */
-void vb_log(struct uvirtio_vhost_backend *vb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* One line through the log sink (include/uvirtio/log.h), "vhost-user: " first. */
+void vb_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A request fails: keep the reason for the one line handle_msg logs; returns @err. */
 int vb_fail(struct uvirtio_vhost_backend *vb, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -17,6 +17,7 @@
 
 #include "../core/eventfd.h"
 
+#include "../log/log_priv.h"
 #include "vhost_frontend_priv.h"
 
 /* Called with @fe->lock held, or from connect before any other thread runs. */
@@ -27,6 +28,7 @@ int vf_set_error(struct uvirtio_vhost_frontend *fe, int err, const char *fmt, ..
 	va_start(ap, fmt);
 	vsnprintf(fe->error, sizeof(fe->error), fmt, ap);
 	va_end(ap);
+	uvirtio_log(UVIRTIO_LOG_DEBUG, "vhost-user front-end: %s", fe->error);
 	return err;
 }
 
@@ -40,6 +42,7 @@ int vf_report(struct uvirtio_vhost_frontend *fe, int err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(fe->error, sizeof(fe->error), fmt, ap);
 	va_end(ap);
+	uvirtio_log(UVIRTIO_LOG_DEBUG, "vhost-user front-end: %s", fe->error);
 	pthread_mutex_unlock(&fe->lock);
 	return err;
 }
@@ -54,6 +57,7 @@ int vf_give_up(struct uvirtio_vhost_frontend *fe, int err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(fe->error, sizeof(fe->error), fmt, ap);
 	va_end(ap);
+	uvirtio_log(UVIRTIO_LOG_DEBUG, "vhost-user front-end: %s", fe->error);
 	__atomic_store_n(&fe->connected, false, __ATOMIC_RELAXED);
 	/* shutdown, not just close: the watcher's dup must see the end too. */
 	if (fe->sock >= 0)

@@ -35,6 +35,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "uvirtio/log.h"
+
 #include "../../tools/lifecycle/blk_load.h"
 #include "../unit/harness.h"
 
@@ -232,6 +234,15 @@ static const struct test_case cases[] = {
 	T(test_remove_at_the_end),
 };
 
+/* The library's log lines on stderr, as the uvirtio command prints them
+ * (the negative controls look for an injected fault's line there). */
+static void log_to_stderr(void *opaque, int level, const char *msg)
+{
+	(void)opaque;
+	(void)level;
+	fprintf(stderr, "uvirtio: %s\n", msg);
+}
+
 int main(int argc, char **argv)
 {
 	const char *transport = NULL, *image = NULL, *ring = "split";
@@ -239,6 +250,7 @@ int main(int argc, char **argv)
 	unsigned n = sizeof(cases) / sizeof(cases[0]), failed = 0;
 	int ret;
 
+	uvirtio_set_log(log_to_stderr, UVIRTIO_LOG_INFO, NULL);
 	for (int i = 1; i < argc; i++) {
 		if (!strncmp(argv[i], "--transport=", 12))
 			transport = argv[i] + 12;

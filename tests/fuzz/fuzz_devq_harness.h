@@ -169,7 +169,7 @@ static void devq_fuzz_check_broken_end(struct uvirtio_devq *q, bool has_avail)
 
 	uvirtio_req_init(&req, iov_store, IOV_MAX_CAP);
 	FUZZ_CHECK(uvirtio_devq_pop(q, &req) == -EIO);
-	FUZZ_CHECK(uvirtio_devq_push_batch(q, &e, 1) == -ESHUTDOWN);
+	FUZZ_CHECK(uvirtio_devq_push_batch(q, &e, 1) == -EIO);
 	FUZZ_CHECK(!uvirtio_devq_needs_notify(q));
 	FUZZ_CHECK(!uvirtio_devq_enable_notify(q));
 	if (has_avail)

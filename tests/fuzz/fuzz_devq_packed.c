@@ -141,7 +141,7 @@ static void push_checked(struct uvirtio_devq *q, const struct uvirtio_used *e, u
 	}
 	ret = n == 1 ? uvirtio_devq_push(q, (uint16_t)e->id, e->len) : uvirtio_devq_push_batch(q, e, n);
 	if (!q->ready || q->broken) {
-		FUZZ_CHECK(ret == -ESHUTDOWN);
+		FUZZ_CHECK(ret == (q->broken ? -EIO : -ESHUTDOWN));
 		return;
 	}
 	if (!valid) {

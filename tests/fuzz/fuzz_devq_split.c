@@ -335,7 +335,7 @@ static void push_checked_in_order(struct uvirtio_devq *q, const struct uvirtio_u
 	bool ok = true;
 
 	if (!q->ready || q->broken) {
-		FUZZ_CHECK(ret == -ESHUTDOWN);
+		FUZZ_CHECK(ret == (q->broken ? -EIO : -ESHUTDOWN));
 		return;
 	}
 	for (unsigned i = 0; i < n && ok; i++) {
@@ -397,7 +397,7 @@ static void push_checked(struct uvirtio_devq *q, const struct uvirtio_used *e, u
 	ret = n == 1 ? uvirtio_devq_push(q, (uint16_t)e->id, e->len) : uvirtio_devq_push_batch(q, e, n);
 
 	if (!q->ready || q->broken) {
-		FUZZ_CHECK(ret == -ESHUTDOWN);
+		FUZZ_CHECK(ret == (q->broken ? -EIO : -ESHUTDOWN));
 		return;
 	}
 	FUZZ_CHECK(ret == 0);
@@ -510,7 +510,7 @@ static void run_op(struct uvirtio_devq *q, const struct fuzz_op *o, unsigned iov
 		uint16_t used_before = ready ? load16(&q->used->idx) : 0;
 		int ret = uvirtio_devq_push_batch(q, &e, 1);
 
-		FUZZ_CHECK(ret == (ready ? -EINVAL : -ESHUTDOWN));
+		FUZZ_CHECK(ret == (ready ? -EINVAL : q->broken ? -EIO : -ESHUTDOWN));
 		if (ready)
 			FUZZ_CHECK(load16(&q->used->idx) == used_before);
 		break;

@@ -516,7 +516,7 @@ static void test_split_broken_queue_writes_nothing(void)
 	CHECK_EQ(fix_init(&f, 8, 0), 0);
 	make_avail(&f, 9);
 	CHECK_EQ(uvirtio_devq_pop(&f.q, &f.req), -EIO);
-	CHECK_EQ(uvirtio_devq_push(&f.q, 0, 0), -ESHUTDOWN);
+	CHECK_EQ(uvirtio_devq_push(&f.q, 0, 0), -EIO);
 	CHECK_EQ(f.used->idx, 0);
 }
 
