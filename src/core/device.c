@@ -135,7 +135,8 @@ static void store_status(struct uvirtio_device *dev, uint8_t driver_bits)
 
 static void start_queue(struct uvirtio_device *dev, unsigned i)
 {
-	if (!dev->ops->queue_start || dev->queue_started[i] || !dev->queues[i].ready)
+	if (!dev->ops->queue_start || dev->queue_started[i] ||
+	    !uvirtio_devq_is_ready(&dev->queues[i]))
 		return;
 	if (dev->ops->queue_start(dev, i)) {
 		uvirtio_device_needs_reset(dev, "device failed to start a queue");
@@ -159,7 +160,7 @@ static void drain_queue(struct uvirtio_device *dev, unsigned i)
 {
 	if (dev->ops->queue_start)
 		stop_queue(dev, i);
-	else if (dev->ops->queue_stop && dev->queues[i].ready)
+	else if (dev->ops->queue_stop && uvirtio_devq_is_ready(&dev->queues[i]))
 		dev->ops->queue_stop(dev, i);
 }
 
@@ -181,7 +182,7 @@ static void suspend(struct uvirtio_device *dev, uint8_t driver_bits)
 {
 	for (unsigned i = 0; i < dev->num_queues; i++) {
 		drain_queue(dev, i);
-		if (dev->queues[i].ready)
+		if (uvirtio_devq_is_ready(&dev->queues[i]))
 			uvirtio_devq_stop(&dev->queues[i]);
 	}
 	if (dev->config_size)
@@ -476,7 +477,8 @@ void uvirtio_device_queue_notify(struct uvirtio_device *dev, unsigned index)
 	/* A queue served on its own thread is that thread's to read: ask
 	 * whether the core started it, not the ring's ready flag, which the
 	 * thread clears when it finds the ring broken. */
-	if (dev->ops->queue_start ? !dev->queue_started[index] : !dev->queues[index].ready)
+	if (dev->ops->queue_start ? !dev->queue_started[index]
+				  : !uvirtio_devq_is_ready(&dev->queues[index]))
 		return;
 	dev->ops->queue_notify(dev, index);
 }
@@ -488,7 +490,8 @@ void uvirtio_device_queue_notify_data(struct uvirtio_device *dev, uint32_t data)
 	/* A queue on its own thread is that thread's: its kick fd carries no
 	 * data, and the data is only a hint (the ring is what counts). */
 	if ((dev->features & UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA)) && index < dev->num_queues &&
-	    uvirtio_device_running(dev) && !dev->ops->queue_start && dev->queues[index].ready)
+	    uvirtio_device_running(dev) && !dev->ops->queue_start &&
+	    uvirtio_devq_is_ready(&dev->queues[index]))
 		(void)uvirtio_devq_note_notification(&dev->queues[index], data);
 	uvirtio_device_queue_notify(dev, index);
 }
