@@ -180,6 +180,7 @@ static void *device_thread(void *arg)
 static int run_setup(struct run *r)
 {
 	struct uvirtio_mem_region region;
+	struct uvirtio_drvq_ring ring;
 	unsigned num = r->o->ring_size;
 	int ret;
 
@@ -204,8 +205,9 @@ static int run_setup(struct run *r)
 	ret = uvirtio_mem_add(&r->mem, &region);
 	if (ret)
 		return ret;
-	return uvirtio_devq_setup(&r->devq, &r->mem, num, r->drvq.desc_addr, r->drvq.avail_addr,
-				  r->drvq.used_addr, r->features);
+	uvirtio_drvq_ring(&r->drvq, &ring);
+	return uvirtio_devq_setup(&r->devq, &r->mem, num, ring.desc, ring.avail, ring.used,
+				  r->features);
 }
 
 static void run_teardown(struct run *r)

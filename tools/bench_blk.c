@@ -225,7 +225,7 @@ int bench_blk_main(int argc, char **argv)
 		goto out;
 	}
 	for (unsigned q = 0; q < o.queues; q++) {
-		unsigned num = uvirtio_driver_vq(uvirtio_blk_drv_driver(&r->blk), q)->num;
+		unsigned num = uvirtio_drvq_size(uvirtio_driver_vq(uvirtio_blk_drv_driver(&r->blk), q));
 
 		if (o.iodepth > num) {
 			fprintf(stderr, PROG ": --iodepth=%u is more than the queue size %u; raise --queue-size\n",

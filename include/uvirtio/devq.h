@@ -64,61 +64,10 @@ struct uvirtio_used {
 struct uvirtio_devq;
 typedef void (*uvirtio_devq_broken_fn)(struct uvirtio_devq *q, void *opaque);
 
-/* Per-request bookkeeping (packed ring, IN_ORDER); private to src/ring. */
-struct uvirtio_devq_slot;
-
+/* Caller-owned, opaque (docs/ARCHITECTURE.md, "Objects"). A zeroed one is
+ * a reset queue: safe to set up or to reset. */
 struct uvirtio_devq {
-	/* Set by uvirtio_devq_setup(); read-only afterwards. */
-	const struct uvirtio_mem *mem;
-	union {
-		struct { /* split ring */
-			struct vring_desc *desc;
-			struct vring_avail *avail;
-			struct vring_used *used;
-		};
-		struct { /* packed ring */
-			struct vring_packed_desc *pdesc;
-			struct vring_packed_desc_event *driver_event; /* driver area */
-			struct vring_packed_desc_event *device_event; /* device area */
-		};
-	};
-	uint16_t num;
-	bool event_idx;
-	bool indirect;
-	bool ready;
-	bool packed;            /* VIRTIO_F_RING_PACKED */
-	bool in_order;          /* VIRTIO_F_IN_ORDER */
-	bool notification_data; /* VIRTIO_F_NOTIFICATION_DATA */
-
-	/* Device-private state, never read back from shared memory. Split: the
-	 * free-running 16-bit indices. Packed: index | wrap counter << 15. */
-	uint16_t last_avail;     /* next avail slot (packed: descriptor) to take */
-	uint16_t avail_seen;     /* split: avail->idx as last read */
-	uint16_t used_idx;       /* next used slot, also the published used->idx */
-	uint16_t signalled_used; /* used_idx when the driver was last notified */
-	bool signalled_used_valid;
-	bool notify_enabled;
-	uint32_t inflight;       /* popped and not yet pushed */
-	uint32_t inflight_desc;  /* packed: ring descriptors those requests hold */
-	uint32_t used_since_signal; /* packed: descriptors used since needs_notify */
-	uint16_t notified_avail; /* NOTIFICATION_DATA: the last data's bits 16-31 */
-	bool notified;           /* whether notified_avail holds anything */
-
-	/* Packed or IN_ORDER only (NULL otherwise): allocated by setup, freed
-	 * by reset. slots[num]; free_handles: a stack of free packed handles;
-	 * order: the in-order ring of handles popped, oldest first. */
-	struct uvirtio_devq_slot *slots;
-	uint16_t *free_handles;
-	uint16_t *order;
-	uint32_t nfree;
-	uint32_t order_head;
-	uint32_t order_count;
-
-	bool broken;
-	const char *broken_reason;
-	unsigned index; /* the queue's number in log lines; the device core sets it */
-	uvirtio_devq_broken_fn on_broken;
-	void *on_broken_opaque;
+	UVIRTIO_OPAQUE(256);
 };
 
 /**
@@ -156,6 +105,14 @@ int uvirtio_devq_setup(struct uvirtio_devq *q, const struct uvirtio_mem *mem, un
  */
 UVIRTIO_API
 void uvirtio_devq_set_broken_cb(struct uvirtio_devq *q, uvirtio_devq_broken_fn fn, void *opaque);
+
+/**
+ * uvirtio_devq_set_index() - the queue's number, as log lines name it
+ * (include/uvirtio/log.h); 0 until set. A reset keeps it. The device core
+ * sets it for its queues.
+ */
+UVIRTIO_API
+void uvirtio_devq_set_index(struct uvirtio_devq *q, unsigned index);
 
 /**
  * uvirtio_devq_set_indices() - resume a ring at a known position (vhost-user
@@ -295,44 +252,61 @@ int uvirtio_devq_note_notification(struct uvirtio_devq *q, uint32_t data);
  * offset | wrap << 15). Return: true and *@avail set, or false if none was
  * recorded since setup.
  */
-static inline bool uvirtio_devq_notified_avail(const struct uvirtio_devq *q, uint16_t *avail)
-{
-	if (!q->notified)
-		return false;
-	*avail = q->notified_avail;
-	return true;
-}
+UVIRTIO_API
+bool uvirtio_devq_notified_avail(const struct uvirtio_devq *q, uint16_t *avail);
 
 /**
  * uvirtio_devq_next_avail() - the next avail slot the device will take
  * (split: the free-running avail index; packed: index | wrap << 15).
  */
-static inline uint16_t uvirtio_devq_next_avail(const struct uvirtio_devq *q)
-{
-	return q->last_avail;
-}
+UVIRTIO_API
+uint16_t uvirtio_devq_next_avail(const struct uvirtio_devq *q);
 
 /**
  * uvirtio_devq_used_index() - the next used slot the device will write,
  * also what the driver has been shown (split: the free-running used index;
  * packed: index | wrap << 15). IN_ORDER completions held back are not in it.
  */
-static inline uint16_t uvirtio_devq_used_index(const struct uvirtio_devq *q)
-{
-	return q->used_idx;
-}
+UVIRTIO_API
+uint16_t uvirtio_devq_used_index(const struct uvirtio_devq *q);
+
+/**
+ * uvirtio_devq_size() - the queue size given to uvirtio_devq_setup(), or 0
+ * for a queue that was reset (or never set up). Stopping keeps it.
+ */
+UVIRTIO_API
+unsigned uvirtio_devq_size(const struct uvirtio_devq *q);
+
+/**
+ * uvirtio_devq_is_ready() - whether @q is set up and serving: true from a
+ * successful uvirtio_devq_setup() until it is stopped, reset or broken.
+ */
+UVIRTIO_API
+bool uvirtio_devq_is_ready(const struct uvirtio_devq *q);
+
+/**
+ * uvirtio_devq_is_packed() - whether @q was set up with the packed layout
+ * (VIRTIO_F_RING_PACKED); false after a reset.
+ */
+UVIRTIO_API
+bool uvirtio_devq_is_packed(const struct uvirtio_devq *q);
+
+/**
+ * uvirtio_devq_broken_cb() - the broken callback set with
+ * uvirtio_devq_set_broken_cb(), for an owner that moves a queue and keeps
+ * its callback. @opaque: if not NULL, set to the callback's argument.
+ * Return: the callback, or NULL when none is set.
+ */
+UVIRTIO_API
+uvirtio_devq_broken_fn uvirtio_devq_broken_cb(const struct uvirtio_devq *q, void **opaque);
 
 /** uvirtio_devq_is_broken() - whether a driver fault has broken @q. */
-static inline bool uvirtio_devq_is_broken(const struct uvirtio_devq *q)
-{
-	return q->broken;
-}
+UVIRTIO_API
+bool uvirtio_devq_is_broken(const struct uvirtio_devq *q);
 
 /** uvirtio_devq_broken_reason() - the rule the driver broke, or NULL. */
-static inline const char *uvirtio_devq_broken_reason(const struct uvirtio_devq *q)
-{
-	return q->broken_reason;
-}
+UVIRTIO_API
+const char *uvirtio_devq_broken_reason(const struct uvirtio_devq *q);
 
 /** uvirtio_req_init() - point @req at caller storage for @cap iovecs. */
 static inline void uvirtio_req_init(struct uvirtio_req *req, struct iovec *iov, unsigned cap)

@@ -35,75 +35,10 @@
 struct uvirtio_drvq;
 typedef int (*uvirtio_drvq_notify_fn)(void *opaque, unsigned index);
 
-/* Private state of a buffer in flight, per head (split) or buffer id (packed). */
-struct uvirtio_drvq_slot {
-	void *token;     /* NULL when the head / id is free */
-	uint32_t in_len; /* writable bytes: the most a device may report */
-	uint16_t ndescs; /* ring descriptors held (1 when indirect) */
-	uint16_t last;   /* last ring descriptor of the chain */
-};
-
+/* Caller-owned, opaque (docs/ARCHITECTURE.md, "Objects"). A zeroed one is
+ * safe to destroy. */
 struct uvirtio_drvq {
-	struct uvirtio_dma *dma;
-	unsigned index; /* queue number, given to the notify callback */
-	uint16_t num;
-	bool event_idx;
-	bool packed;            /* VIRTIO_F_RING_PACKED: the packed layout */
-	bool in_order;          /* VIRTIO_F_IN_ORDER */
-	bool notification_data; /* VIRTIO_F_NOTIFICATION_DATA (the caller sends it) */
-
-	/* The ring, in shared memory. Split: descriptor table, avail and used
-	 * rings. Packed: descriptor ring, driver area (our event suppression,
-	 * at avail_addr) and device area (the device's, at used_addr). */
-	struct vring_desc *desc;
-	struct vring_avail *avail;
-	struct vring_used *used;
-	struct vring_packed_desc *packed_desc;
-	struct vring_packed_desc_event *driver_event;
-	struct vring_packed_desc_event *device_event;
-	uint64_t desc_addr, avail_addr, used_addr; /* guest addresses */
-	void *ring_mem;
-
-	/* Indirect tables: one per head (split) or buffer id (packed),
-	 * indirect_max descriptors each, so a buffer in flight owns its table
-	 * and nothing is allocated per add. */
-	union {
-		struct vring_desc *indirect_pool;
-		struct vring_packed_desc *packed_indirect_pool;
-	};
-	unsigned indirect_max; /* 0: no indirect descriptors */
-
-	/* Private state. */
-	uint16_t *next; /* split: free-list and chain links, mirrored from the
-			 * ring; packed: free list of buffer ids */
-	struct uvirtio_drvq_slot *slots;
-	uint16_t free_head;   /* split: first free descriptor; packed: first free id */
-	uint16_t num_free;    /* ring descriptors free */
-	uint16_t avail_idx;   /* split: shadow of avail->idx */
-	uint16_t avail_flags; /* split: shadow of avail->flags */
-	uint32_t num_added;   /* made available since the last kick_prepare
-			       * (split: buffers; packed: descriptors) */
-	uint16_t last_used;   /* split: next used slot to read; packed: position
-			       * of the next used descriptor */
-	uint16_t used_seen;   /* split: used->idx as last read */
-
-	/* Packed: the next position to make available and the wrap counters
-	 * (both start at 1), and the shadow of the driver area's flags. */
-	uint16_t next_avail;
-	bool avail_wrap, used_wrap;
-	uint16_t event_flags;
-
-	/* IN_ORDER: a used entry covering a batch, being handed out buffer by
-	 * buffer: the id it named (the batch's last buffer) and its length. */
-	bool batch_pending;
-	uint16_t batch_id;
-	uint32_t batch_len;
-
-	bool broken;
-	const char *broken_reason;
-
-	uvirtio_drvq_notify_fn notify;
-	void *notify_opaque;
+	UVIRTIO_OPAQUE(512);
 };
 
 /**
@@ -275,22 +210,62 @@ bool uvirtio_drvq_enable_cb_delayed(struct uvirtio_drvq *q);
 UVIRTIO_API
 void *uvirtio_drvq_detach_unused(struct uvirtio_drvq *q);
 
+/** uvirtio_drvq_size() - the queue size given to uvirtio_drvq_create(). */
+UVIRTIO_API
+unsigned uvirtio_drvq_size(const struct uvirtio_drvq *q);
+
+/**
+ * uvirtio_drvq_features() - the ring features @q honours: of those given to
+ * uvirtio_drvq_create(), VIRTIO_F_RING_PACKED, VIRTIO_RING_F_EVENT_IDX,
+ * VIRTIO_F_IN_ORDER, VIRTIO_F_NOTIFICATION_DATA, and
+ * VIRTIO_RING_F_INDIRECT_DESC when its table pool could be allocated.
+ */
+UVIRTIO_API
+uint64_t uvirtio_drvq_features(const struct uvirtio_drvq *q);
+
+/** uvirtio_drvq_is_packed() - whether @q has the packed layout (VIRTIO_F_RING_PACKED). */
+UVIRTIO_API
+bool uvirtio_drvq_is_packed(const struct uvirtio_drvq *q);
+
+/**
+ * struct uvirtio_drvq_ring - where a queue's ring lies in shared memory.
+ * @desc, @avail, @used: guest addresses of its three parts (split:
+ *     descriptor table, avail ring, used ring; packed: descriptor ring,
+ *     driver area, device area), what a transport gives the device.
+ * @desc_host, @avail_host, @used_host: the same parts in the driver's
+ *     mapping, for a program that watches what the device writes. They are
+ *     shared with the device: read them only with single atomic loads, and
+ *     never write them.
+ */
+struct uvirtio_drvq_ring {
+	uint64_t desc, avail, used;
+	void *desc_host, *avail_host, *used_host;
+};
+
+/**
+ * uvirtio_drvq_ring() - fill @r with where @q's ring lies (see struct
+ * uvirtio_drvq_ring); valid until uvirtio_drvq_destroy().
+ */
+UVIRTIO_API
+void uvirtio_drvq_ring(const struct uvirtio_drvq *q, struct uvirtio_drvq_ring *r);
+
+/**
+ * uvirtio_drvq_dma() - the shared memory @q was created in, which its
+ * buffers must come from. Return: the @dma given to uvirtio_drvq_create().
+ */
+UVIRTIO_API
+struct uvirtio_dma *uvirtio_drvq_dma(const struct uvirtio_drvq *q);
+
 /** uvirtio_drvq_num_free() - ring descriptors free. */
-static inline unsigned uvirtio_drvq_num_free(const struct uvirtio_drvq *q)
-{
-	return q->num_free;
-}
+UVIRTIO_API
+unsigned uvirtio_drvq_num_free(const struct uvirtio_drvq *q);
 
 /** uvirtio_drvq_is_broken() - whether a device fault has broken @q. */
-static inline bool uvirtio_drvq_is_broken(const struct uvirtio_drvq *q)
-{
-	return q->broken;
-}
+UVIRTIO_API
+bool uvirtio_drvq_is_broken(const struct uvirtio_drvq *q);
 
 /** uvirtio_drvq_broken_reason() - the rule the device broke, or NULL. */
-static inline const char *uvirtio_drvq_broken_reason(const struct uvirtio_drvq *q)
-{
-	return q->broken_reason;
-}
+UVIRTIO_API
+const char *uvirtio_drvq_broken_reason(const struct uvirtio_drvq *q);
 
 #endif

@@ -46,7 +46,7 @@ int uvirtio_device_init(struct uvirtio_device *public_dev, const struct uvirtio_
 	}
 	for (unsigned i = 0; i < ops->num_queues; i++) {
 		uvirtio_devq_set_broken_cb(&dev->queues[i], queue_broken, public_dev);
-		dev->queues[i].index = i;
+		uvirtio_devq_set_index(&dev->queues[i], i);
 		dev->kick_fds[i] = -1;
 	}
 	pthread_mutex_init(&dev->status_lock, NULL);
@@ -152,7 +152,8 @@ static void store_status(struct device *dev, uint8_t driver_bits)
 
 static void start_queue(struct device *dev, unsigned i)
 {
-	if (!dev->ops->queue_start || dev->queue_started[i] || !dev->queues[i].ready)
+	if (!dev->ops->queue_start || dev->queue_started[i] ||
+	    !uvirtio_devq_is_ready(&dev->queues[i]))
 		return;
 	if (dev->ops->queue_start(pub(dev), i)) {
 		uvirtio_device_needs_reset(pub(dev), "device failed to start a queue");
@@ -176,7 +177,7 @@ static void drain_queue(struct device *dev, unsigned i)
 {
 	if (dev->ops->queue_start)
 		stop_queue(dev, i);
-	else if (dev->ops->queue_stop && dev->queues[i].ready)
+	else if (dev->ops->queue_stop && uvirtio_devq_is_ready(&dev->queues[i]))
 		dev->ops->queue_stop(pub(dev), i);
 }
 
@@ -198,7 +199,7 @@ static void suspend(struct device *dev, uint8_t driver_bits)
 {
 	for (unsigned i = 0; i < dev->num_queues; i++) {
 		drain_queue(dev, i);
-		if (dev->queues[i].ready)
+		if (uvirtio_devq_is_ready(&dev->queues[i]))
 			uvirtio_devq_stop(&dev->queues[i]);
 	}
 	if (dev->config_size)
@@ -522,7 +523,8 @@ void uvirtio_device_queue_notify(struct uvirtio_device *public_dev, unsigned ind
 	/* A queue served on its own thread is that thread's to read: ask
 	 * whether the core started it, not the ring's ready flag, which the
 	 * thread clears when it finds the ring broken. */
-	if (dev->ops->queue_start ? !dev->queue_started[index] : !dev->queues[index].ready)
+	if (dev->ops->queue_start ? !dev->queue_started[index]
+				  : !uvirtio_devq_is_ready(&dev->queues[index]))
 		return;
 	dev->ops->queue_notify(public_dev, index);
 }
@@ -535,7 +537,7 @@ void uvirtio_device_queue_notify_data(struct uvirtio_device *public_dev, uint32_
 	/* A queue on its own thread is that thread's: its kick fd carries no
 	 * data, and the data is only a hint (the ring is what counts). */
 	if ((dev->features & UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA)) && index < dev->num_queues &&
-	    running(dev) && !dev->ops->queue_start && dev->queues[index].ready)
+	    running(dev) && !dev->ops->queue_start && uvirtio_devq_is_ready(&dev->queues[index]))
 		(void)uvirtio_devq_note_notification(&dev->queues[index], data);
 	uvirtio_device_queue_notify(public_dev, index);
 }

@@ -126,6 +126,7 @@ static int setup_vq(struct driver *drv, unsigned i, unsigned num)
 	struct uvirtio_transport *t = drv->t;
 	struct uvirtio_drvq *q = &drv->vqs[i];
 	struct uvirtio_queue_layout l;
+	struct uvirtio_drvq_ring ring;
 	unsigned max;
 	int ret;
 
@@ -140,8 +141,9 @@ static int setup_vq(struct driver *drv, unsigned i, unsigned num)
 	if (ret)
 		return ret;
 	uvirtio_drvq_set_notify(q, notify_queue, drv);
+	uvirtio_drvq_ring(q, &ring);
 	l = (struct uvirtio_queue_layout){
-		.num = num, .desc = q->desc_addr, .avail = q->avail_addr, .used = q->used_addr,
+		.num = num, .desc = ring.desc, .avail = ring.avail, .used = ring.used,
 	};
 	ret = t->ops->queue_enable(t, i, &l);
 	if (ret)
@@ -310,7 +312,7 @@ int uvirtio_driver_queue_enable(struct uvirtio_driver *public_drv, unsigned inde
 		return -EBUSY;
 	q = &drv->vqs[index];
 	if (!size)
-		size = q->num ? q->num : DEFAULT_QUEUE_SIZE;
+		size = uvirtio_drvq_size(q) ? uvirtio_drvq_size(q) : DEFAULT_QUEUE_SIZE;
 	uvirtio_drvq_destroy(q);
 	ret = setup_vq(drv, index, size);
 	if (!ret)

@@ -94,7 +94,7 @@ long uvirtio_device_snapshot(const struct uvirtio_device *public_dev, void *buf,
 		 * (devq.h); the format keeps them apart. Split rings have none. */
 		uint16_t avail = l->num ? uvirtio_devq_next_avail(q) : 0;
 		uint16_t used = l->num ? uvirtio_devq_used_index(q) : 0;
-		bool packed = l->num && q->packed;
+		bool packed = l->num && uvirtio_devq_is_packed(q);
 
 		put(&c, l->num ? 1 : 0, 1);
 		put(&c, packed ? avail >> 15 : 0, 1); /* avail wrap counter */
@@ -272,8 +272,8 @@ int uvirtio_device_restore(struct uvirtio_device *public_dev, const void *buf, s
 		if (!pqs[i].l.num)
 			continue;
 		struct uvirtio_devq *q = &dev->queues[i];
-		uvirtio_devq_broken_fn cb = q->on_broken;
-		void *cb_opaque = q->on_broken_opaque;
+		void *cb_opaque;
+		uvirtio_devq_broken_fn cb = uvirtio_devq_broken_cb(q, &cb_opaque);
 
 		/* The queue was reset (status 0): it owns nothing to free. It
 		 * takes over the checked one, with its own broken callback. */

@@ -415,7 +415,7 @@ static int blk_queue_start(struct uvirtio_device *dev, unsigned index)
 {
 	struct blk_dev *blk = uvirtio_device_priv(dev);
 	struct uvirtio_blk_queue *bq = &blk->queues[index];
-	unsigned num = bq->vq->num;
+	unsigned num = uvirtio_devq_size(bq->vq);
 	int ret;
 
 	/* Slots, iovecs and the ring are sized to the queue here, so the

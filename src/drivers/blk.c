@@ -46,7 +46,7 @@ static int queue_init(struct blk_drv *b, unsigned index)
 
 	q->epoll_fd = -1;
 	q->vq = uvirtio_driver_vq(&b->drv, index);
-	n = q->vq->num;
+	n = uvirtio_drvq_size(q->vq);
 	/* Every request takes a header and a status descriptor besides its
 	 * data, and a chain may not be longer than the queue (spec, 2.7.5.3). */
 	if (n < 3)

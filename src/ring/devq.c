@@ -28,7 +28,7 @@
 #include "ring_access.h"
 
 /* The first rule broken wins: it is the reason kept and the one line logged. */
-static int mark_broken(struct uvirtio_devq *q, const char *why, const char *detail)
+static int mark_broken(struct devq *q, const char *why, const char *detail)
 {
 	if (!q->broken) {
 		q->broken = true;
@@ -39,17 +39,17 @@ static int mark_broken(struct uvirtio_devq *q, const char *why, const char *deta
 		else
 			uvirtio_log(UVIRTIO_LOG_ERR, "queue %u: %s; the queue is broken", q->index, why);
 		if (q->on_broken)
-			q->on_broken(q, q->on_broken_opaque);
+			q->on_broken(devq_public(q), q->on_broken_opaque);
 	}
 	return -EIO;
 }
 
-int devq_broken(struct uvirtio_devq *q, const char *why)
+int devq_broken(struct devq *q, const char *why)
 {
 	return mark_broken(q, why, NULL);
 }
 
-int devq_broken_at(struct uvirtio_devq *q, const char *why, const char *fmt, ...)
+int devq_broken_at(struct devq *q, const char *why, const char *fmt, ...)
 {
 	char detail[160];
 	va_list ap;
@@ -63,7 +63,7 @@ int devq_broken_at(struct uvirtio_devq *q, const char *why, const char *fmt, ...
 }
 
 /* Every slot free, every handle on the free stack, nothing held. */
-static void drop_requests(struct uvirtio_devq *q)
+static void drop_requests(struct devq *q)
 {
 	if (!q->slots)
 		return;
@@ -77,18 +77,19 @@ static void drop_requests(struct uvirtio_devq *q)
 	q->order_count = 0;
 }
 
-void uvirtio_devq_reset(struct uvirtio_devq *q)
+void uvirtio_devq_reset(struct uvirtio_devq *public_q)
 {
+	struct devq *q = devq_of(public_q);
 	uvirtio_devq_broken_fn cb = q->on_broken;
 	void *cb_opaque = q->on_broken_opaque;
 	unsigned index = q->index;
 
 	/* One block holds slots, free_handles and order. */
 	free(q->slots);
-	*q = (struct uvirtio_devq){ .on_broken = cb, .on_broken_opaque = cb_opaque, .index = index };
+	*q = (struct devq){ .on_broken = cb, .on_broken_opaque = cb_opaque, .index = index };
 }
 
-static int alloc_requests(struct uvirtio_devq *q)
+static int alloc_requests(struct devq *q)
 {
 	size_t slots = (size_t)q->num * sizeof(struct uvirtio_devq_slot);
 	char *block = malloc(slots + 2 * (size_t)q->num * sizeof(uint16_t));
@@ -102,13 +103,14 @@ static int alloc_requests(struct uvirtio_devq *q)
 	return 0;
 }
 
-int uvirtio_devq_setup(struct uvirtio_devq *q, const struct uvirtio_mem *mem, unsigned num,
+int uvirtio_devq_setup(struct uvirtio_devq *public_q, const struct uvirtio_mem *mem, unsigned num,
 		       uint64_t desc, uint64_t avail, uint64_t used, uint64_t features)
 {
+	struct devq *q = devq_of(public_q);
 	bool packed = features & UVIRTIO_BIT(VIRTIO_F_RING_PACKED);
 	int ret;
 
-	uvirtio_devq_reset(q);
+	uvirtio_devq_reset(public_q);
 	if (packed)
 		ret = packed_dev_setup(q, mem, num, desc, avail, used);
 	else
@@ -130,7 +132,7 @@ int uvirtio_devq_setup(struct uvirtio_devq *q, const struct uvirtio_mem *mem, un
 	}
 	/* A split ring without IN_ORDER needs no per-request state. */
 	if ((packed || q->in_order) && alloc_requests(q)) {
-		uvirtio_devq_reset(q);
+		uvirtio_devq_reset(public_q);
 		return -ENOMEM;
 	}
 	q->notify_enabled = true;
@@ -138,19 +140,30 @@ int uvirtio_devq_setup(struct uvirtio_devq *q, const struct uvirtio_mem *mem, un
 	return 0;
 }
 
-void uvirtio_devq_set_broken_cb(struct uvirtio_devq *q, uvirtio_devq_broken_fn fn, void *opaque)
+void uvirtio_devq_set_broken_cb(struct uvirtio_devq *public_q, uvirtio_devq_broken_fn fn, void *opaque)
 {
+	struct devq *q = devq_of(public_q);
+
 	q->on_broken = fn;
 	q->on_broken_opaque = opaque;
 }
 
-bool uvirtio_devq_has_avail(const struct uvirtio_devq *q)
+void uvirtio_devq_set_index(struct uvirtio_devq *q, unsigned index)
 {
+	devq_of(q)->index = index;
+}
+
+bool uvirtio_devq_has_avail(const struct uvirtio_devq *public_q)
+{
+	const struct devq *q = devq_of_const(public_q);
+
 	return q->packed ? packed_dev_has_avail(q) : split_dev_has_avail(q);
 }
 
-int uvirtio_devq_set_indices(struct uvirtio_devq *q, uint16_t next_avail, uint16_t used_idx)
+int uvirtio_devq_set_indices(struct uvirtio_devq *public_q, uint16_t next_avail, uint16_t used_idx)
 {
+	struct devq *q = devq_of(public_q);
+
 	/* An index past the ring's end names no descriptor. */
 	if (q->packed && (packed_idx(next_avail) >= q->num || packed_idx(used_idx) >= q->num))
 		return -EINVAL;
@@ -165,15 +178,18 @@ int uvirtio_devq_set_indices(struct uvirtio_devq *q, uint16_t next_avail, uint16
 	return 0;
 }
 
-void uvirtio_devq_stop(struct uvirtio_devq *q)
+void uvirtio_devq_stop(struct uvirtio_devq *public_q)
 {
+	struct devq *q = devq_of(public_q);
+
 	q->ready = false;
 	/* Nothing can be pushed any more: held completions go (devq.h). */
 	drop_requests(q);
 }
 
-int uvirtio_devq_note_notification(struct uvirtio_devq *q, uint32_t data)
+int uvirtio_devq_note_notification(struct uvirtio_devq *public_q, uint32_t data)
 {
+	struct devq *q = devq_of(public_q);
 	uint16_t avail = (uint16_t)(data >> 16);
 
 	if (!q->notification_data)
@@ -188,14 +204,15 @@ int uvirtio_devq_note_notification(struct uvirtio_devq *q, uint32_t data)
 	return 0;
 }
 
-static void order_push(struct uvirtio_devq *q, uint16_t h)
+static void order_push(struct devq *q, uint16_t h)
 {
 	q->order[(q->order_head + q->order_count) % q->num] = h;
 	q->order_count++;
 }
 
-int uvirtio_devq_pop(struct uvirtio_devq *q, struct uvirtio_req *req)
+int uvirtio_devq_pop(struct uvirtio_devq *public_q, struct uvirtio_req *req)
 {
+	struct devq *q = devq_of(public_q);
 	struct uvirtio_devq_slot *s;
 	struct devq_popped p;
 	uint16_t h;
@@ -245,7 +262,7 @@ int uvirtio_devq_pop(struct uvirtio_devq *q, struct uvirtio_req *req)
 	return 1;
 }
 
-static void used_put(struct uvirtio_devq *q, struct used_writer *w, uint16_t id, uint32_t len,
+static void used_put(struct devq *q, struct used_writer *w, uint16_t id, uint32_t len,
 		     uint16_t count)
 {
 	if (q->packed)
@@ -254,7 +271,7 @@ static void used_put(struct uvirtio_devq *q, struct used_writer *w, uint16_t id,
 		split_dev_used_put(q, w, id, len, count);
 }
 
-static void used_end(struct uvirtio_devq *q, struct used_writer *w)
+static void used_end(struct devq *q, struct used_writer *w)
 {
 	if (!w->n)
 		return; /* everything held back: nothing to publish */
@@ -266,7 +283,7 @@ static void used_end(struct uvirtio_devq *q, struct used_writer *w)
 
 /* A request's used entry is written (or covered by a batch's): its slot and
  * handle are free again. */
-static void release_slot(struct uvirtio_devq *q, uint16_t h)
+static void release_slot(struct devq *q, uint16_t h)
 {
 	q->slots[h].state = SLOT_FREE;
 	if (q->packed) {
@@ -277,7 +294,7 @@ static void release_slot(struct uvirtio_devq *q, uint16_t h)
 
 /* IN_ORDER: publish every completion whose predecessors are all done, in pop
  * order, a run of full-length ones as one entry. */
-static void flush_in_order(struct uvirtio_devq *q, struct used_writer *w)
+static void flush_in_order(struct devq *q, struct used_writer *w)
 {
 	while (q->order_count && q->slots[q->order[q->order_head]].state == SLOT_DONE) {
 		uint32_t count = 0;
@@ -301,8 +318,9 @@ static void flush_in_order(struct uvirtio_devq *q, struct used_writer *w)
 	}
 }
 
-int uvirtio_devq_push_batch(struct uvirtio_devq *q, const struct uvirtio_used *elems, unsigned n)
+int uvirtio_devq_push_batch(struct uvirtio_devq *public_q, const struct uvirtio_used *elems, unsigned n)
 {
+	struct devq *q = devq_of(public_q);
 	struct used_writer w = { .idx = q->used_idx };
 
 	if (q->broken)
@@ -358,20 +376,80 @@ int uvirtio_devq_push(struct uvirtio_devq *q, uint16_t id, uint32_t len)
 	return uvirtio_devq_push_batch(q, &e, 1);
 }
 
-bool uvirtio_devq_needs_notify(struct uvirtio_devq *q)
+bool uvirtio_devq_needs_notify(struct uvirtio_devq *public_q)
 {
+	struct devq *q = devq_of(public_q);
+
 	return q->packed ? packed_dev_needs_notify(q) : split_dev_needs_notify(q);
 }
 
-void uvirtio_devq_disable_notify(struct uvirtio_devq *q)
+void uvirtio_devq_disable_notify(struct uvirtio_devq *public_q)
 {
+	struct devq *q = devq_of(public_q);
+
 	if (q->packed)
 		packed_dev_disable_notify(q);
 	else
 		split_dev_disable_notify(q);
 }
 
-bool uvirtio_devq_enable_notify(struct uvirtio_devq *q)
+bool uvirtio_devq_enable_notify(struct uvirtio_devq *public_q)
 {
+	struct devq *q = devq_of(public_q);
+
 	return q->packed ? packed_dev_enable_notify(q) : split_dev_enable_notify(q);
+}
+
+bool uvirtio_devq_notified_avail(const struct uvirtio_devq *public_q, uint16_t *avail)
+{
+	const struct devq *q = devq_of_const(public_q);
+
+	if (!q->notified)
+		return false;
+	*avail = q->notified_avail;
+	return true;
+}
+
+uint16_t uvirtio_devq_next_avail(const struct uvirtio_devq *q)
+{
+	return devq_of_const(q)->last_avail;
+}
+
+uint16_t uvirtio_devq_used_index(const struct uvirtio_devq *q)
+{
+	return devq_of_const(q)->used_idx;
+}
+
+bool uvirtio_devq_is_broken(const struct uvirtio_devq *q)
+{
+	return devq_of_const(q)->broken;
+}
+
+const char *uvirtio_devq_broken_reason(const struct uvirtio_devq *q)
+{
+	return devq_of_const(q)->broken_reason;
+}
+
+unsigned uvirtio_devq_size(const struct uvirtio_devq *q)
+{
+	return devq_of_const(q)->num;
+}
+
+bool uvirtio_devq_is_ready(const struct uvirtio_devq *q)
+{
+	return devq_of_const(q)->ready;
+}
+
+bool uvirtio_devq_is_packed(const struct uvirtio_devq *q)
+{
+	return devq_of_const(q)->packed;
+}
+
+uvirtio_devq_broken_fn uvirtio_devq_broken_cb(const struct uvirtio_devq *public_q, void **opaque)
+{
+	const struct devq *q = devq_of_const(public_q);
+
+	if (opaque)
+		*opaque = q->on_broken_opaque;
+	return q->on_broken;
 }

@@ -10,9 +10,84 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <linux/virtio_ring.h>
+
 #include "uvirtio/devq.h"
 
 enum { SLOT_FREE, SLOT_INFLIGHT, SLOT_DONE };
+
+/* The queue behind a struct uvirtio_devq (devq.h). */
+struct devq {
+	/* Set by uvirtio_devq_setup(); read-only afterwards. */
+	const struct uvirtio_mem *mem;
+	union {
+		struct { /* split ring */
+			struct vring_desc *desc;
+			struct vring_avail *avail;
+			struct vring_used *used;
+		};
+		struct { /* packed ring */
+			struct vring_packed_desc *pdesc;
+			struct vring_packed_desc_event *driver_event; /* driver area */
+			struct vring_packed_desc_event *device_event; /* device area */
+		};
+	};
+	uint16_t num;
+	bool event_idx;
+	bool indirect;
+	bool ready;
+	bool packed;            /* VIRTIO_F_RING_PACKED */
+	bool in_order;          /* VIRTIO_F_IN_ORDER */
+	bool notification_data; /* VIRTIO_F_NOTIFICATION_DATA */
+
+	/* Device-private state, never read back from shared memory. Split: the
+	 * free-running 16-bit indices. Packed: index | wrap counter << 15. */
+	uint16_t last_avail;     /* next avail slot (packed: descriptor) to take */
+	uint16_t avail_seen;     /* split: avail->idx as last read */
+	uint16_t used_idx;       /* next used slot, also the published used->idx */
+	uint16_t signalled_used; /* used_idx when the driver was last notified */
+	bool signalled_used_valid;
+	bool notify_enabled;
+	uint32_t inflight;       /* popped and not yet pushed */
+	uint32_t inflight_desc;  /* packed: ring descriptors those requests hold */
+	uint32_t used_since_signal; /* packed: descriptors used since needs_notify */
+	uint16_t notified_avail; /* NOTIFICATION_DATA: the last data's bits 16-31 */
+	bool notified;           /* whether notified_avail holds anything */
+
+	/* Packed or IN_ORDER only (NULL otherwise): allocated by setup, freed
+	 * by reset. slots[num]; free_handles: a stack of free packed handles;
+	 * order: the in-order ring of handles popped, oldest first. */
+	struct uvirtio_devq_slot *slots;
+	uint16_t *free_handles;
+	uint16_t *order;
+	uint32_t nfree;
+	uint32_t order_head;
+	uint32_t order_count;
+
+	bool broken;
+	const char *broken_reason;
+	unsigned index; /* the queue's number in log lines; kept by reset */
+	uvirtio_devq_broken_fn on_broken;
+	void *on_broken_opaque;
+};
+UVIRTIO_OPAQUE_FITS(struct devq, struct uvirtio_devq);
+
+static inline struct devq *devq_of(struct uvirtio_devq *q)
+{
+	return (struct devq *)q;
+}
+
+static inline const struct devq *devq_of_const(const struct uvirtio_devq *q)
+{
+	return (const struct devq *)q;
+}
+
+/* The public handle of @q, for the broken callback. */
+static inline struct uvirtio_devq *devq_public(struct devq *q)
+{
+	return (struct uvirtio_devq *)q;
+}
+
 
 /* One request, by handle (packed) or head index (split, IN_ORDER). */
 struct uvirtio_devq_slot {
@@ -42,32 +117,32 @@ struct used_writer {
  * the queue's index) and calls its broken callback, once; always -EIO.
  * devq_broken_at() adds the offending values to the log line, formatted
  * from @fmt only when a sink takes it: call it on failure branches only. */
-int devq_broken(struct uvirtio_devq *q, const char *why);
-int devq_broken_at(struct uvirtio_devq *q, const char *why, const char *fmt, ...)
+int devq_broken(struct devq *q, const char *why);
+int devq_broken_at(struct devq *q, const char *why, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-int split_dev_setup(struct uvirtio_devq *q, const struct uvirtio_mem *mem, unsigned num,
+int split_dev_setup(struct devq *q, const struct uvirtio_mem *mem, unsigned num,
 		     uint64_t desc, uint64_t avail, uint64_t used);
-bool split_dev_has_avail(const struct uvirtio_devq *q);
-int split_dev_peek(struct uvirtio_devq *q, struct uvirtio_req *req, struct devq_popped *p);
-void split_dev_consume(struct uvirtio_devq *q);
-void split_dev_used_put(struct uvirtio_devq *q, struct used_writer *w, uint16_t id, uint32_t len,
+bool split_dev_has_avail(const struct devq *q);
+int split_dev_peek(struct devq *q, struct uvirtio_req *req, struct devq_popped *p);
+void split_dev_consume(struct devq *q);
+void split_dev_used_put(struct devq *q, struct used_writer *w, uint16_t id, uint32_t len,
 			 uint16_t count);
-void split_dev_used_end(struct uvirtio_devq *q, struct used_writer *w);
-bool split_dev_needs_notify(struct uvirtio_devq *q);
-void split_dev_disable_notify(struct uvirtio_devq *q);
-bool split_dev_enable_notify(struct uvirtio_devq *q);
+void split_dev_used_end(struct devq *q, struct used_writer *w);
+bool split_dev_needs_notify(struct devq *q);
+void split_dev_disable_notify(struct devq *q);
+bool split_dev_enable_notify(struct devq *q);
 
-int packed_dev_setup(struct uvirtio_devq *q, const struct uvirtio_mem *mem, unsigned num,
+int packed_dev_setup(struct devq *q, const struct uvirtio_mem *mem, unsigned num,
 		      uint64_t desc, uint64_t driver, uint64_t device);
-bool packed_dev_has_avail(const struct uvirtio_devq *q);
-int packed_dev_peek(struct uvirtio_devq *q, struct uvirtio_req *req, struct devq_popped *p);
-void packed_dev_consume(struct uvirtio_devq *q, uint16_t ndesc);
-void packed_dev_used_put(struct uvirtio_devq *q, struct used_writer *w, uint16_t id, uint32_t len,
+bool packed_dev_has_avail(const struct devq *q);
+int packed_dev_peek(struct devq *q, struct uvirtio_req *req, struct devq_popped *p);
+void packed_dev_consume(struct devq *q, uint16_t ndesc);
+void packed_dev_used_put(struct devq *q, struct used_writer *w, uint16_t id, uint32_t len,
 			  uint16_t ndesc);
-void packed_dev_used_end(struct uvirtio_devq *q, struct used_writer *w);
-bool packed_dev_needs_notify(struct uvirtio_devq *q);
-void packed_dev_disable_notify(struct uvirtio_devq *q);
-bool packed_dev_enable_notify(struct uvirtio_devq *q);
+void packed_dev_used_end(struct devq *q, struct used_writer *w);
+bool packed_dev_needs_notify(struct devq *q);
+void packed_dev_disable_notify(struct devq *q);
+bool packed_dev_enable_notify(struct devq *q);
 
 #endif

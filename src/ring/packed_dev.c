@@ -31,7 +31,7 @@
 #define F_AVAIL (1u << VRING_PACKED_DESC_F_AVAIL)
 #define F_USED (1u << VRING_PACKED_DESC_F_USED)
 
-int packed_dev_setup(struct uvirtio_devq *q, const struct uvirtio_mem *mem, unsigned num,
+int packed_dev_setup(struct devq *q, const struct uvirtio_mem *mem, unsigned num,
 		      uint64_t desc, uint64_t driver, uint64_t device)
 {
 	/* spec, packed virtqueues: up to 2^15 entries, any number. */
@@ -63,7 +63,7 @@ int packed_dev_setup(struct uvirtio_devq *q, const struct uvirtio_mem *mem, unsi
 	return 0;
 }
 
-bool packed_dev_has_avail(const struct uvirtio_devq *q)
+bool packed_dev_has_avail(const struct devq *q)
 {
 	uint16_t at = q->last_avail;
 
@@ -74,7 +74,7 @@ bool packed_dev_has_avail(const struct uvirtio_devq *q)
 
 /* One element of a buffer into req: the readable-before-writable rule, the
  * 4 GiB total, and the translation. */
-static int take_element(struct uvirtio_devq *q, struct uvirtio_req *req, uint64_t addr,
+static int take_element(struct devq *q, struct uvirtio_req *req, uint64_t addr,
 			uint32_t len, bool writable, bool *seen_writable, uint64_t *total,
 			unsigned *n_iov, unsigned *n_out, uint64_t *out_len)
 {
@@ -109,7 +109,7 @@ static int take_element(struct uvirtio_devq *q, struct uvirtio_req *req, uint64_
 
 /* An indirect table: its descriptors are sequential (no NEXT walking) and
  * only WRITE is meaningful in them. Every entry is read once. */
-static int walk_indirect(struct uvirtio_devq *q, struct uvirtio_req *req, const struct pdesc_copy *d,
+static int walk_indirect(struct devq *q, struct uvirtio_req *req, const struct pdesc_copy *d,
 			 bool *seen_writable, uint64_t *total, unsigned *n_iov, unsigned *n_out,
 			 uint64_t *out_len)
 {
@@ -154,7 +154,7 @@ static int walk_indirect(struct uvirtio_devq *q, struct uvirtio_req *req, const 
 
 /* Finds the next available buffer and walks it into req without taking it.
  * Every descriptor field is read once (pdesc_read_once*) and checked before use. */
-int packed_dev_peek(struct uvirtio_devq *q, struct uvirtio_req *req, struct devq_popped *p)
+int packed_dev_peek(struct devq *q, struct uvirtio_req *req, struct devq_popped *p)
 {
 	uint16_t pos = packed_idx(q->last_avail);
 	bool wrap = packed_wrap(q->last_avail);
@@ -238,12 +238,12 @@ int packed_dev_peek(struct uvirtio_devq *q, struct uvirtio_req *req, struct devq
 /* The device area's one 32-bit word: off_wrap in the low half, flags in the
  * high half (little-endian layout of struct vring_packed_desc_event). One
  * store, so the driver never sees DESC with a stale offset. */
-static void store_device_event(struct uvirtio_devq *q, uint16_t off_wrap, uint16_t flags)
+static void store_device_event(struct devq *q, uint16_t off_wrap, uint16_t flags)
 {
 	ring_store32(q->device_event, (uint32_t)off_wrap | (uint32_t)flags << 16);
 }
 
-void packed_dev_consume(struct uvirtio_devq *q, uint16_t ndesc)
+void packed_dev_consume(struct devq *q, uint16_t ndesc)
 {
 	unsigned pos = packed_idx(q->last_avail) + ndesc;
 	bool wrap = packed_wrap(q->last_avail);
@@ -263,7 +263,7 @@ void packed_dev_consume(struct uvirtio_devq *q, uint16_t ndesc)
 
 /* One used descriptor at w->idx for a buffer (IN_ORDER: a batch) that took
  * @ndesc ring descriptors; the next one goes @ndesc further on. */
-void packed_dev_used_put(struct uvirtio_devq *q, struct used_writer *w, uint16_t id, uint32_t len,
+void packed_dev_used_put(struct devq *q, struct used_writer *w, uint16_t id, uint32_t len,
 			  uint16_t ndesc)
 {
 	unsigned pos = packed_idx(w->idx);
@@ -294,7 +294,7 @@ void packed_dev_used_put(struct uvirtio_devq *q, struct used_writer *w, uint16_t
 	w->idx = packed_encode(pos, wrap);
 }
 
-void packed_dev_used_end(struct uvirtio_devq *q, struct used_writer *w)
+void packed_dev_used_end(struct devq *q, struct used_writer *w)
 {
 	if (!w->n)
 		return;
@@ -312,14 +312,14 @@ void packed_dev_used_end(struct uvirtio_devq *q, struct used_writer *w)
 
 /* A position with its wrap counter as a distance along two laps: the first
  * lap (counter 1) is 0 .. num-1, the second num .. 2num-1. */
-static uint32_t lap_pos(const struct uvirtio_devq *q, uint16_t v)
+static uint32_t lap_pos(const struct devq *q, uint16_t v)
 {
 	return packed_idx(v) + (packed_wrap(v) ? 0u : q->num);
 }
 
 /* vring_need_event() across the wrap: whether the descriptor the driver
  * named (@event) was used in [old, new). */
-static bool need_event(const struct uvirtio_devq *q, uint16_t event, uint16_t old, uint16_t new)
+static bool need_event(const struct devq *q, uint16_t event, uint16_t old, uint16_t new)
 {
 	uint32_t laps = 2u * q->num;
 	uint32_t e = (lap_pos(q, event) + laps - lap_pos(q, old)) % laps;
@@ -328,7 +328,7 @@ static bool need_event(const struct uvirtio_devq *q, uint16_t event, uint16_t ol
 	return e < n;
 }
 
-bool packed_dev_needs_notify(struct uvirtio_devq *q)
+bool packed_dev_needs_notify(struct devq *q)
 {
 	uint32_t ev;
 	uint16_t off_wrap, flags, old, new;
@@ -367,7 +367,7 @@ bool packed_dev_needs_notify(struct uvirtio_devq *q)
 	}
 }
 
-void packed_dev_disable_notify(struct uvirtio_devq *q)
+void packed_dev_disable_notify(struct devq *q)
 {
 	if (!q->ready || !q->notify_enabled)
 		return;
@@ -375,7 +375,7 @@ void packed_dev_disable_notify(struct uvirtio_devq *q)
 	ring_store16(&q->device_event->flags, VRING_PACKED_EVENT_FLAG_DISABLE);
 }
 
-bool packed_dev_enable_notify(struct uvirtio_devq *q)
+bool packed_dev_enable_notify(struct devq *q)
 {
 	uint16_t at = q->last_avail;
 

@@ -44,7 +44,7 @@ size_t packed_drv_ring_bytes(unsigned num)
 	return 16ull * num + 2 * sizeof(struct vring_packed_desc_event);
 }
 
-void packed_drv_init(struct uvirtio_drvq *q, char *ring)
+void packed_drv_init(struct drvq *q, char *ring)
 {
 	unsigned num = q->num;
 
@@ -98,7 +98,7 @@ static void write_fields(struct vring_packed_desc *d, uint64_t addr, uint32_t le
 	__atomic_store_n(&d->addr, htole64(addr), __ATOMIC_RELAXED);
 }
 
-int packed_drv_add(struct uvirtio_drvq *q, const struct iovec *out, unsigned n_out,
+int packed_drv_add(struct drvq *q, const struct iovec *out, unsigned n_out,
 			   const struct iovec *in, unsigned n_in, void *token, uint32_t in_len)
 {
 	unsigned total = n_out + n_in, ndescs;
@@ -191,7 +191,7 @@ int packed_drv_add(struct uvirtio_drvq *q, const struct iovec *out, unsigned n_o
 	return 0;
 }
 
-bool packed_drv_kick_prepare(struct uvirtio_drvq *q)
+bool packed_drv_kick_prepare(struct drvq *q)
 {
 	uint16_t new = q->next_avail, old = (uint16_t)(new - q->num_added), flags, event;
 	bool lost = q->num_added >= q->num;
@@ -226,12 +226,12 @@ bool packed_drv_kick_prepare(struct uvirtio_drvq *q)
 }
 
 /* The driver area's off_wrap: where we want the next used notification. */
-static void set_event(struct uvirtio_drvq *q, uint16_t pos, bool wrap)
+static void set_event(struct drvq *q, uint16_t pos, bool wrap)
 {
 	ring_store16(&q->driver_event->off_wrap, (uint16_t)(pos | (wrap ? WRAP_BIT : 0)));
 }
 
-static void set_event_flags(struct uvirtio_drvq *q, uint16_t flags)
+static void set_event_flags(struct drvq *q, uint16_t flags)
 {
 	if (q->event_flags == flags)
 		return;
@@ -241,7 +241,7 @@ static void set_event_flags(struct uvirtio_drvq *q, uint16_t flags)
 
 /* IN_ORDER: a used descriptor for @id, which is not the oldest buffer (the
  * one at last_used): the device used every buffer up to it. */
-static int start_batch(struct uvirtio_drvq *q, uint16_t id, uint32_t used_len)
+static int start_batch(struct drvq *q, uint16_t id, uint32_t used_len)
 {
 	uint16_t h = q->last_used;
 	bool w = q->used_wrap;
@@ -259,7 +259,7 @@ static int start_batch(struct uvirtio_drvq *q, uint16_t id, uint32_t used_len)
 /* The buffer at @id is back (used, or detached after a reset): its
  * descriptors are free again. The used descriptor stands for the buffer's
  * whole chain, so last_used moves past all of it. */
-static void release(struct uvirtio_drvq *q, uint16_t id)
+static void release(struct drvq *q, uint16_t id)
 {
 	struct uvirtio_drvq_slot *s = &q->slots[id];
 
@@ -272,7 +272,7 @@ static void release(struct uvirtio_drvq *q, uint16_t id)
 	}
 }
 
-int packed_drv_get(struct uvirtio_drvq *q, void **token, uint32_t *len)
+int packed_drv_get(struct drvq *q, void **token, uint32_t *len)
 {
 	/* Set on every path that reaches their use; gcc with ASan cannot see
 	 * that batch_pending is set whenever the first block is skipped. */
@@ -321,12 +321,12 @@ int packed_drv_get(struct uvirtio_drvq *q, void **token, uint32_t *len)
 	return 1;
 }
 
-void packed_drv_disable_cb(struct uvirtio_drvq *q)
+void packed_drv_disable_cb(struct drvq *q)
 {
 	set_event_flags(q, VRING_PACKED_EVENT_FLAG_DISABLE);
 }
 
-bool packed_drv_enable_cb(struct uvirtio_drvq *q)
+bool packed_drv_enable_cb(struct drvq *q)
 {
 	if (q->event_idx)
 		set_event(q, q->last_used, q->used_wrap);
@@ -340,7 +340,7 @@ bool packed_drv_enable_cb(struct uvirtio_drvq *q)
 	return !is_used(ring_load16(&q->packed_desc[q->last_used].flags), q->used_wrap);
 }
 
-bool packed_drv_enable_cb_delayed(struct uvirtio_drvq *q)
+bool packed_drv_enable_cb_delayed(struct drvq *q)
 {
 	/* About 3/4 of the descriptors in flight (Linux counts the same). */
 	unsigned bufs = (unsigned)(q->num - q->num_free) * 3 / 4;
@@ -357,7 +357,7 @@ bool packed_drv_enable_cb_delayed(struct uvirtio_drvq *q)
 	return !is_used(ring_load16(&q->packed_desc[pos].flags), wrap);
 }
 
-void *packed_drv_detach_unused(struct uvirtio_drvq *q)
+void *packed_drv_detach_unused(struct drvq *q)
 {
 	/* The device is reset: a batch it announced no longer matters. */
 	q->batch_pending = false;

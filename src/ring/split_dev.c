@@ -26,7 +26,7 @@ static bool is_pow2(unsigned n)
 	return n && !(n & (n - 1));
 }
 
-int split_dev_setup(struct uvirtio_devq *q, const struct uvirtio_mem *mem, unsigned num,
+int split_dev_setup(struct devq *q, const struct uvirtio_mem *mem, unsigned num,
 		     uint64_t desc, uint64_t avail, uint64_t used)
 {
 	/* spec, split virtqueues: the queue size is a power of 2, at most 32768. */
@@ -58,21 +58,21 @@ int split_dev_setup(struct uvirtio_devq *q, const struct uvirtio_mem *mem, unsig
 	return 0;
 }
 
-bool split_dev_has_avail(const struct uvirtio_devq *q)
+bool split_dev_has_avail(const struct devq *q)
 {
 	if (q->broken || !q->avail)
 		return false;
 	return q->last_avail != q->avail_seen || ring_load16(&q->avail->idx) != q->last_avail;
 }
 
-static uint16_t ring_mask(const struct uvirtio_devq *q)
+static uint16_t ring_mask(const struct devq *q)
 {
 	return (uint16_t)(q->num - 1);
 }
 
 /* Walks one chain into req. Every value comes from a single read of the
  * descriptor into local memory (desc_read_once) and is checked before use. */
-static int walk_chain(struct uvirtio_devq *q, uint16_t head, struct uvirtio_req *req)
+static int walk_chain(struct devq *q, uint16_t head, struct uvirtio_req *req)
 {
 	const struct vring_desc *table = q->desc;
 	unsigned table_size = q->num;
@@ -174,7 +174,7 @@ static int walk_chain(struct uvirtio_devq *q, uint16_t head, struct uvirtio_req 
 
 /* Finds the next available chain and walks it into req, without taking it:
  * devq.c does its bookkeeping, then split_dev_consume(). */
-int split_dev_peek(struct uvirtio_devq *q, struct uvirtio_req *req, struct devq_popped *p)
+int split_dev_peek(struct devq *q, struct uvirtio_req *req, struct devq_popped *p)
 {
 	uint16_t head;
 	int ret;
@@ -204,7 +204,7 @@ int split_dev_peek(struct uvirtio_devq *q, struct uvirtio_req *req, struct devq_
 	return 1;
 }
 
-void split_dev_consume(struct uvirtio_devq *q)
+void split_dev_consume(struct devq *q)
 {
 	q->last_avail++;
 	/* With EVENT_IDX, a device that wants kicks keeps avail_event at the
@@ -216,7 +216,7 @@ void split_dev_consume(struct uvirtio_devq *q)
 
 /* One used entry at w->idx; with IN_ORDER one entry may stand for @count
  * buffers (the driver completes every buffer up to @id). */
-void split_dev_used_put(struct uvirtio_devq *q, struct used_writer *w, uint16_t id, uint32_t len,
+void split_dev_used_put(struct devq *q, struct used_writer *w, uint16_t id, uint32_t len,
 			 uint16_t count)
 {
 	struct vring_used_elem *e = &q->used->ring[w->idx & ring_mask(q)];
@@ -228,7 +228,7 @@ void split_dev_used_put(struct uvirtio_devq *q, struct used_writer *w, uint16_t 
 	w->n++;
 }
 
-void split_dev_used_end(struct uvirtio_devq *q, struct used_writer *w)
+void split_dev_used_end(struct devq *q, struct used_writer *w)
 {
 	uint16_t idx = w->idx;
 
@@ -243,7 +243,7 @@ void split_dev_used_end(struct uvirtio_devq *q, struct used_writer *w)
 	q->used_idx = idx;
 }
 
-bool split_dev_needs_notify(struct uvirtio_devq *q)
+bool split_dev_needs_notify(struct devq *q)
 {
 	uint16_t old, new;
 	bool valid;
@@ -268,7 +268,7 @@ bool split_dev_needs_notify(struct uvirtio_devq *q)
 	return vring_need_event(ring_load16(&q->avail->ring[q->num]), new, old);
 }
 
-void split_dev_disable_notify(struct uvirtio_devq *q)
+void split_dev_disable_notify(struct devq *q)
 {
 	if (!q->ready || !q->notify_enabled)
 		return;
@@ -279,7 +279,7 @@ void split_dev_disable_notify(struct uvirtio_devq *q)
 		ring_store16(&q->used->flags, VRING_USED_F_NO_NOTIFY);
 }
 
-bool split_dev_enable_notify(struct uvirtio_devq *q)
+bool split_dev_enable_notify(struct devq *q)
 {
 	if (!q->ready || q->broken)
 		return false;

@@ -36,7 +36,7 @@ size_t split_drv_ring_bytes(unsigned num)
 	return used_offset(num) + 6 + 8ull * num;
 }
 
-void split_drv_init(struct uvirtio_drvq *q, char *ring)
+void split_drv_init(struct drvq *q, char *ring)
 {
 	unsigned num = q->num;
 
@@ -66,7 +66,7 @@ static void write_desc(struct vring_desc *d, uint64_t addr, uint32_t len, uint16
 /* Writes the parts of a buffer as a chain: into the ring following the free
  * list (table == NULL), or into an indirect table at 0, 1, 2, ...
  * Nothing private changes here, so a failure leaves the queue as it was. */
-static int write_chain(struct uvirtio_drvq *q, struct vring_desc *table, const struct iovec *out,
+static int write_chain(struct drvq *q, struct vring_desc *table, const struct iovec *out,
 		       unsigned n_out, const struct iovec *in, unsigned n_in, uint16_t *last)
 {
 	unsigned total = n_out + n_in;
@@ -90,7 +90,7 @@ static int write_chain(struct uvirtio_drvq *q, struct vring_desc *table, const s
 	return 0;
 }
 
-int split_drv_add(struct uvirtio_drvq *q, const struct iovec *out, unsigned n_out,
+int split_drv_add(struct drvq *q, const struct iovec *out, unsigned n_out,
 			  const struct iovec *in, unsigned n_in, void *token, uint32_t in_len)
 {
 	unsigned total = n_out + n_in;
@@ -139,7 +139,7 @@ int split_drv_add(struct uvirtio_drvq *q, const struct iovec *out, unsigned n_ou
 	return 0;
 }
 
-bool split_drv_kick_prepare(struct uvirtio_drvq *q)
+bool split_drv_kick_prepare(struct drvq *q)
 {
 	uint16_t new = q->avail_idx, old = (uint16_t)(new - q->num_added);
 	bool wrapped = q->num_added >= 65536;
@@ -157,7 +157,7 @@ bool split_drv_kick_prepare(struct uvirtio_drvq *q)
 	return !(ring_load16(&q->used->flags) & VRING_USED_F_NO_NOTIFY);
 }
 
-static void free_chain(struct uvirtio_drvq *q, uint16_t head)
+static void free_chain(struct drvq *q, uint16_t head)
 {
 	struct uvirtio_drvq_slot *s = &q->slots[head];
 
@@ -175,7 +175,7 @@ static void free_chain(struct uvirtio_drvq *q, uint16_t head)
 
 /* IN_ORDER: the head of the oldest buffer in flight (the run in flight ends
  * just before free_head). */
-static uint16_t oldest_head(const struct uvirtio_drvq *q)
+static uint16_t oldest_head(const struct drvq *q)
 {
 	return (uint16_t)((q->free_head + q->num_free) & (q->num - 1));
 }
@@ -183,7 +183,7 @@ static uint16_t oldest_head(const struct uvirtio_drvq *q)
 /* IN_ORDER: a used entry for @id, which is not the oldest buffer: the device
  * used every buffer up to it. Counts them; there must be no more than the
  * used entries the device published. */
-static int start_batch(struct uvirtio_drvq *q, uint16_t id, uint32_t used_len)
+static int start_batch(struct drvq *q, uint16_t id, uint32_t used_len)
 {
 	uint16_t h = oldest_head(q), bufs = 1;
 
@@ -201,7 +201,7 @@ static int start_batch(struct uvirtio_drvq *q, uint16_t id, uint32_t used_len)
 	return 0;
 }
 
-int split_drv_get(struct uvirtio_drvq *q, void **token, uint32_t *len)
+int split_drv_get(struct drvq *q, void **token, uint32_t *len)
 {
 	/* Set on every path that reaches their use; gcc with ASan cannot see
 	 * that batch_pending is set whenever the first block is skipped. */
@@ -259,7 +259,7 @@ int split_drv_get(struct uvirtio_drvq *q, void **token, uint32_t *len)
 	return 1;
 }
 
-void split_drv_disable_cb(struct uvirtio_drvq *q)
+void split_drv_disable_cb(struct drvq *q)
 {
 	if (q->avail_flags & VRING_AVAIL_F_NO_INTERRUPT)
 		return;
@@ -272,7 +272,7 @@ void split_drv_disable_cb(struct uvirtio_drvq *q)
 		ring_store16(&q->avail->flags, q->avail_flags);
 }
 
-static bool arm_cb(struct uvirtio_drvq *q, uint16_t event, uint16_t pending_allowed)
+static bool arm_cb(struct drvq *q, uint16_t event, uint16_t pending_allowed)
 {
 	if (q->avail_flags & VRING_AVAIL_F_NO_INTERRUPT) {
 		q->avail_flags &= (uint16_t)~VRING_AVAIL_F_NO_INTERRUPT;
@@ -289,19 +289,19 @@ static bool arm_cb(struct uvirtio_drvq *q, uint16_t event, uint16_t pending_allo
 	return (uint16_t)(ring_load16(&q->used->idx) - q->last_used) <= pending_allowed;
 }
 
-bool split_drv_enable_cb(struct uvirtio_drvq *q)
+bool split_drv_enable_cb(struct drvq *q)
 {
 	return arm_cb(q, q->last_used, 0);
 }
 
-bool split_drv_enable_cb_delayed(struct uvirtio_drvq *q)
+bool split_drv_enable_cb_delayed(struct drvq *q)
 {
 	uint16_t bufs = (uint16_t)((uint16_t)(q->avail_idx - q->last_used) * 3 / 4);
 
 	return arm_cb(q, (uint16_t)(q->last_used + bufs), bufs);
 }
 
-void *split_drv_detach_unused(struct uvirtio_drvq *q)
+void *split_drv_detach_unused(struct drvq *q)
 {
 	/* The device is reset: a batch it announced no longer matters. */
 	q->batch_pending = false;

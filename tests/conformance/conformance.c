@@ -155,7 +155,7 @@ static void test_queue_resize_through_queue_reset(void)
 	CHECK_EQ(load_refill(&ld, true), 0);
 	CHECK_EQ(uvirtio_driver_queue_reset(&ld.drv, 1, load_detached, &ld), 0);
 	CHECK_EQ(uvirtio_driver_queue_enable(&ld.drv, 1, 16), 0);
-	CHECK_EQ(uvirtio_driver_vq(&ld.drv, 1)->num, 16);
+	CHECK_EQ(uvirtio_drvq_size(uvirtio_driver_vq(&ld.drv, 1)), 16);
 	CHECK(load_poison_intact(&ld));
 	load_requeue_detached(&ld, 1);
 	CHECK_EQ(load_run(&ld, 500), 0);

@@ -209,7 +209,7 @@ static int run(const char *path, const char *move_to, bool strict, bool quiesce)
 		return step(-EIO, "every uncollected write given back"), 1;
 	if (step(uvirtio_driver_queue_enable(&drv, 0, 64), "enable the queue again with 64 entries"))
 		return 1;
-	printf("# queue size now %u\n", uvirtio_driver_vq(&drv, 0)->num);
+	printf("# queue size now %u\n", uvirtio_drvq_size(uvirtio_driver_vq(&drv, 0)));
 	if (step(write_all(0, 40, 20), "40 writes in flight on the resized queue") ||
 	    step(verify(0, 40, 20), "verify all 40"))
 		return 1;

@@ -843,7 +843,7 @@ static void test_blk_full_queue_sleeps_only_while_io_is_in_flight(void)
 
 	CHECK_EQ(env_start_sized(&e, &cfg, ALL_BLK_FEATURES, 1, sizes), 0);
 	q = uvirtio_driver_vq(&e.drv, 0);
-	CHECK_EQ(q->num, 2);
+	CHECK_EQ(uvirtio_drvq_size(q), 2);
 	status = dalloc(&e, 2);
 	for (unsigned k = 0; k < 2; k++) {
 		out[k] = (struct iovec){ make_hdr(&e, VIRTIO_BLK_T_FLUSH, 0), 16 };
@@ -918,7 +918,10 @@ static bool burst_alloc(struct env *e, struct burst *b)
 
 static uint16_t used_idx(struct env *e)
 {
-	return __atomic_load_n(&uvirtio_driver_vq(&e->drv, 0)->used->idx, __ATOMIC_ACQUIRE);
+	struct uvirtio_drvq_ring ring;
+
+	uvirtio_drvq_ring(uvirtio_driver_vq(&e->drv, 0), &ring);
+	return __atomic_load_n(&((struct vring_used *)ring.used_host)->idx, __ATOMIC_ACQUIRE);
 }
 
 static void test_blk_reset_completes_every_taken_request_first(void)
@@ -975,6 +978,7 @@ static void test_blk_queue_stop_then_enable_at_loses_and_repeats_nothing(void)
 	struct uvirtio_blk_dev_config cfg = { 0 };
 	bool seen[BURST] = { false };
 	unsigned got = 0;
+	struct uvirtio_drvq_ring ring;
 	struct uvirtio_drvq *q;
 	struct burst b;
 	struct qpos pos;
@@ -1003,8 +1007,9 @@ static void test_blk_queue_stop_then_enable_at_loses_and_repeats_nothing(void)
 	CHECK_EQ(burst_add(&e, &b, BURST / 2, BURST / 2), 0);
 	CHECK_EQ(used_idx(&e), pos.next);
 
-	pos.l = (struct uvirtio_queue_layout){ .num = q->num, .desc = q->desc_addr,
-					       .avail = q->avail_addr, .used = q->used_addr };
+	uvirtio_drvq_ring(q, &ring);
+	pos.l = (struct uvirtio_queue_layout){ .num = uvirtio_drvq_size(q), .desc = ring.desc,
+					       .avail = ring.avail, .used = ring.used };
 	CHECK_EQ(uvirtio_loopback_run_on_device(e.lb, dev_queue_enable_at, &pos), 0);
 	while (got < BURST) {
 		uint32_t len;
@@ -1100,6 +1105,8 @@ static void test_blk_queue_notify_wakes_a_queue_without_kick_fd(void)
 static void test_blk_broken_ring_with_requests_in_flight_needs_reset_and_reset_returns(void)
 {
 	struct uvirtio_blk_dev_config cfg = { 0 };
+	struct uvirtio_drvq_ring ring;
+	struct vring_avail *avail;
 	struct uvirtio_drvq *q;
 	uint8_t status, *buf;
 	struct burst b;
@@ -1120,9 +1127,11 @@ static void test_blk_broken_ring_with_requests_in_flight_needs_reset_and_reset_r
 		b.in[i] = (struct iovec){ b.status + i, 1 };
 		CHECK_EQ(uvirtio_drvq_add(q, b.out[i], 2, &b.in[i], 1, (void *)(uintptr_t)(i + 1)), 0);
 	}
-	idx = __atomic_load_n(&q->avail->idx, __ATOMIC_RELAXED);
-	q->avail->ring[idx & (q->num - 1)] = htole16(q->num);
-	__atomic_store_n(&q->avail->idx, (uint16_t)(idx + 1), __ATOMIC_RELEASE);
+	uvirtio_drvq_ring(q, &ring);
+	avail = ring.avail_host;
+	idx = __atomic_load_n(&avail->idx, __ATOMIC_RELAXED);
+	avail->ring[idx & (uvirtio_drvq_size(q) - 1)] = htole16(uvirtio_drvq_size(q));
+	__atomic_store_n(&avail->idx, (uint16_t)(idx + 1), __ATOMIC_RELEASE);
 	CHECK_EQ(uvirtio_drvq_kick(q), 0);
 	while (!uvirtio_driver_needs_reset(&e.drv))
 		CHECK(uvirtio_driver_wait(&e.drv, 0, WAIT_MS) != 0);

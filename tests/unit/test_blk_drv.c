@@ -168,7 +168,7 @@ static void md_notify(struct uvirtio_device *dev, unsigned index)
 		else if (m->mode == MD_LEN_SHORT)
 			len--;
 		else if (m->mode == MD_ID_UNSUBMITTED)
-			id = (uint16_t)((id + 1) % q->num);
+			id = (uint16_t)((id + 1) % uvirtio_devq_size(q));
 		if (m->mode == MD_UNSUPP_ONE_BYTE) {
 			*status = VIRTIO_BLK_S_UNSUPP;
 			len = 1;
@@ -192,7 +192,7 @@ static int md_release(struct uvirtio_device *dev, void *arg)
 	/* Take first what the driver made available but whose kick the device
 	 * thread has not served yet: this call may overtake the kick. */
 	for (unsigned i = 0; i < uvirtio_device_num_queues(dev); i++)
-		if (uvirtio_device_queue(dev, i)->ready)
+		if (uvirtio_devq_is_ready(uvirtio_device_queue(dev, i)))
 			md_notify(dev, i);
 	for (unsigned i = 0; i < m->nheld; i++) {
 		*m->held[i].status = VIRTIO_BLK_S_OK;
@@ -809,7 +809,7 @@ static void test_blk_drv_reprobe_with_other_features_keeps_the_data(void)
 	CHECK_EQ(uvirtio_blk_drv_read(&b, 1, 200, r, 8192, 5000), -EINVAL);
 	CHECK_EQ(uvirtio_blk_drv_read(&b, 0, 200, r, 8192, 5000), 0);
 	CHECK(!memcmp(w, r, 8192));
-	CHECK_EQ(uvirtio_driver_vq(uvirtio_blk_drv_driver(&b), 0)->num, 16);
+	CHECK_EQ(uvirtio_drvq_size(uvirtio_driver_vq(uvirtio_blk_drv_driver(&b), 0)), 16);
 	uvirtio_blk_drv_remove(&b);
 	uvirtio_blk_drv_remove(&b); /* twice is harmless */
 	env_stop(&e);

@@ -34,6 +34,33 @@ struct testdev {
 
 static char *guest;
 
+/* Where a driver queue's ring lies (uvirtio_drvq_ring()), and its split
+ * descriptor table and used ring as the device writes them. */
+static struct uvirtio_drvq_ring dq_ring(const struct uvirtio_drvq *dq)
+{
+	struct uvirtio_drvq_ring r;
+
+	uvirtio_drvq_ring(dq, &r);
+	return r;
+}
+
+static struct vring_desc *dq_desc(const struct uvirtio_drvq *dq)
+{
+	return dq_ring(dq).desc_host;
+}
+
+static struct vring_used *dq_used(const struct uvirtio_drvq *dq)
+{
+	return dq_ring(dq).used_host;
+}
+
+static struct uvirtio_queue_layout layout_of(const struct uvirtio_drvq *dq)
+{
+	struct uvirtio_drvq_ring r = dq_ring(dq);
+
+	return (struct uvirtio_queue_layout){ uvirtio_drvq_size(dq), r.desc, r.avail, r.used };
+}
+
 static const struct uvirtio_feature_dep deps[] = { { F_NEEDS_BASE, F_BASE } };
 
 static int validate(struct uvirtio_device *dev, uint64_t f)
@@ -163,7 +190,7 @@ static int bring_up(struct testdev *t, uint64_t features)
 	ret = uvirtio_drvq_create(&t->dq, &t->dma, 0, 16, features, 0);
 	if (ret)
 		return ret;
-	l = (struct uvirtio_queue_layout){ 16, t->dq.desc_addr, t->dq.avail_addr, t->dq.used_addr };
+	l = layout_of(&t->dq);
 	ret = uvirtio_device_queue_enable(&t->dev, 0, &l);
 	if (ret)
 		return ret;
@@ -372,8 +399,8 @@ static void test_device_broken_queue_sets_needs_reset_and_notifies_config(void)
 	CHECK_EQ(bring_up(&t, V1), 0);
 	in = (struct iovec){ .iov_base = guest + 0x80000, .iov_len = 8 };
 	CHECK_EQ(uvirtio_drvq_add(&t.dq, NULL, 0, &in, 1, &tok), 0);
-	t.dq.desc[0].next = 99; /* corrupt: NEXT to an index past the queue */
-	t.dq.desc[0].flags |= VRING_DESC_F_NEXT;
+	dq_desc(&t.dq)[0].next = 99; /* corrupt: NEXT to an index past the queue */
+	dq_desc(&t.dq)[0].flags |= VRING_DESC_F_NEXT;
 	uvirtio_device_queue_notify(&t.dev, 0);
 	CHECK(uvirtio_devq_is_broken(uvirtio_device_queue(&t.dev, 0)));
 	CHECK(uvirtio_device_get_status(&t.dev) & VIRTIO_CONFIG_S_NEEDS_RESET);
@@ -396,7 +423,7 @@ static void test_device_reset_forgets_negotiated_state(void)
 	CHECK_EQ(uvirtio_device_get_status(&t.dev), 0);
 	CHECK_EQ(uvirtio_device_accepted_features(&t.dev), 0);
 	CHECK_EQ(uvirtio_device_get_driver_features(&t.dev), 0);
-	CHECK(!uvirtio_device_queue(&t.dev, 0)->ready);
+	CHECK(!uvirtio_devq_is_ready(uvirtio_device_queue(&t.dev, 0)));
 	CHECK_EQ(t.resets, 1);
 	/* Renegotiation with a different set works. */
 	uvirtio_drvq_destroy(&t.dq);
@@ -421,22 +448,22 @@ static void reset_with_request_in_flight(bool drop)
 	CHECK_EQ(uvirtio_drvq_add(&t.dq, NULL, 0, &in, 1, &tok), 0);
 	uvirtio_device_queue_notify(&t.dev, 0);
 	CHECK(t.holding);
-	used_before = t.dq.used->idx;
+	used_before = dq_used(&t.dq)->idx;
 	notified_before = t.notifies_used;
 
 	uvirtio_device_reset(&t.dev);
 	CHECK(!t.holding);
-	CHECK_EQ(t.dq.used->idx, drop ? used_before : used_before + 1);
+	CHECK_EQ(dq_used(&t.dq)->idx, drop ? used_before : used_before + 1);
 	CHECK_EQ(t.notifies_used, drop ? notified_before : notified_before + 1);
 
 	/* After reset returns: no guest memory written, no notification sent. */
-	memset(t.dq.used, 0x5a, 64);
+	memset(dq_used(&t.dq), 0x5a, 64);
 	CHECK_EQ(uvirtio_devq_push(uvirtio_device_queue(&t.dev, 0), 0, 8), -ESHUTDOWN);
 	uvirtio_device_notify(&t.dev, 0);
 	uvirtio_device_queue_notify(&t.dev, 0);
 	uvirtio_device_config_update(&t.dev, 8, "Q", 1);
 	for (unsigned i = 0; i < 64; i++)
-		CHECK_EQ(((unsigned char *)t.dq.used)[i], 0x5a);
+		CHECK_EQ(((unsigned char *)dq_used(&t.dq))[i], 0x5a);
 	CHECK_EQ(t.notifies_used, drop ? notified_before : notified_before + 1);
 	CHECK_EQ(t.notifies_config, 0);
 	td_fini(&t);
@@ -478,7 +505,7 @@ static void test_device_serves_buffers_made_available_before_driver_ok(void)
 	CHECK_EQ(td_init(&t), 0);
 	CHECK(negotiate(&t, V1) & VIRTIO_CONFIG_S_FEATURES_OK);
 	CHECK_EQ(uvirtio_drvq_create(&t.dq, &t.dma, 0, 16, V1, 0), 0);
-	l = (struct uvirtio_queue_layout){ 16, t.dq.desc_addr, t.dq.avail_addr, t.dq.used_addr };
+	l = layout_of(&t.dq);
 	CHECK_EQ(uvirtio_device_queue_enable(&t.dev, 0, &l), 0);
 	in = (struct iovec){ .iov_base = guest + 0x80000, .iov_len = 8 };
 	CHECK_EQ(uvirtio_drvq_add(&t.dq, NULL, 0, &in, 1, &tok), 0);
@@ -600,7 +627,7 @@ static void test_device_queue_enabled_while_running_starts_at_once(void)
 
 	CHECK_EQ(qt_init(&q), 0);
 	CHECK_EQ(bring_up(&q.t, V1), 0);
-	l = (struct uvirtio_queue_layout){ 16, q.t.dq.desc_addr, q.t.dq.avail_addr, q.t.dq.used_addr };
+	l = layout_of(&q.t.dq);
 	CHECK_EQ(uvirtio_device_queue_enable(&q.t.dev, 1, &l), 0);
 	CHECK_EQ(q.starts[1], 1);
 	td_fini(&q.t);
@@ -616,7 +643,7 @@ static void test_device_queue_stop_finishes_requests_and_returns_next_avail(void
 	CHECK_EQ(add_one(&q.t), 0);
 	CHECK_EQ(add_one(&q.t), 0);
 	{
-		struct uvirtio_queue_layout l = { 16, q.t.dq.desc_addr, q.t.dq.avail_addr, q.t.dq.used_addr };
+		struct uvirtio_queue_layout l = layout_of(&q.t.dq);
 
 		CHECK_EQ(uvirtio_device_queue_enable(&q.t.dev, 0, &l), 0);
 		CHECK_EQ(uvirtio_device_set_status(&q.t.dev, RUNNING_STATUS), 0);
@@ -625,7 +652,7 @@ static void test_device_queue_stop_finishes_requests_and_returns_next_avail(void
 		CHECK_EQ(uvirtio_device_queue_stop(&q.t.dev, 0), 1);
 		CHECK_EQ(q.stops[0], 1);
 		CHECK(!q.t.holding);
-		CHECK(!uvirtio_device_queue(&q.t.dev, 0)->ready);
+		CHECK(!uvirtio_devq_is_ready(uvirtio_device_queue(&q.t.dev, 0)));
 		/* Resumed where it stopped: the second request comes next. */
 		CHECK_EQ(uvirtio_device_queue_enable_at(&q.t.dev, 0, &l, 1, 1), 0);
 		CHECK_EQ(q.starts[0], 2);
@@ -663,8 +690,9 @@ static void test_device_queue_thread_notified_only_while_started(void)
 	CHECK_EQ(q.notifies[0], 1);
 	CHECK_EQ(q.notifies[1], 0);
 	/* Started is what counts, even when the ring broke meanwhile (the
-	 * thread then ignores the kick itself). */
-	uvirtio_device_queue(&q.t.dev, 0)->ready = false;
+	 * thread then ignores the kick itself): the ring is no longer ready,
+	 * as a broken one is (stopping it clears the same flag). */
+	uvirtio_devq_stop(uvirtio_device_queue(&q.t.dev, 0));
 	uvirtio_device_queue_notify(&q.t.dev, 0);
 	CHECK_EQ(q.notifies[0], 2);
 	uvirtio_device_queue_stop(&q.t.dev, 0);
@@ -703,11 +731,6 @@ static void test_device_kick_fd_per_queue(void)
 #define RR UVIRTIO_BIT(VIRTIO_F_RING_RESET)
 #define SUSP UVIRTIO_BIT(VIRTIO_F_SUSPEND)
 
-static struct uvirtio_queue_layout layout_of(const struct uvirtio_drvq *dq)
-{
-	return (struct uvirtio_queue_layout){ dq->num, dq->desc_addr, dq->avail_addr, dq->used_addr };
-}
-
 static void test_device_queue_reset_refused_without_ring_reset(void)
 {
 	struct qtdev q;
@@ -741,7 +764,7 @@ static void test_device_queue_reset_finishes_in_flight_then_uses_no_buffer(void)
 	/* The request taken was finished before the reset returned. */
 	CHECK(!q.t.holding);
 	CHECK_EQ(q.stops[0], 1);
-	used_after = q.t.dq.used->idx;
+	used_after = dq_used(&q.t.dq)->idx;
 	CHECK_EQ(used_after, 1);
 	/* spec: after a queue reset the device uses no buffer of that queue. */
 	CHECK(!uvirtio_device_queue_ready(&q.t.dev, 0));
@@ -749,7 +772,7 @@ static void test_device_queue_reset_finishes_in_flight_then_uses_no_buffer(void)
 	uvirtio_device_queue_notify(&q.t.dev, 0);
 	CHECK_EQ(q.notifies[0], 0);
 	CHECK_EQ(uvirtio_devq_push(uvirtio_device_queue(&q.t.dev, 0), 0, 0), -ESHUTDOWN);
-	CHECK_EQ(q.t.dq.used->idx, used_after);
+	CHECK_EQ(dq_used(&q.t.dq)->idx, used_after);
 	/* The device as a whole runs on. */
 	CHECK_EQ(uvirtio_device_get_status(&q.t.dev), RUNNING_STATUS);
 	td_fini(&q.t);
@@ -780,7 +803,7 @@ static void test_device_queue_reset_forgets_avail_and_used_state_and_accepts_new
 	l = layout_of(&small);
 	CHECK_EQ(uvirtio_device_queue_enable(&q.t.dev, 0, &l), 0);
 	CHECK(uvirtio_device_queue_ready(&q.t.dev, 0));
-	CHECK_EQ(uvirtio_device_queue(&q.t.dev, 0)->num, 4);
+	CHECK_EQ(uvirtio_devq_size(uvirtio_device_queue(&q.t.dev, 0)), 4);
 	/* The new ring starts at index 0: its first buffer is taken. */
 	{
 		struct iovec in = { .iov_base = guest + 0x90000, .iov_len = 8 };
@@ -862,7 +885,7 @@ static void test_device_suspend_finishes_in_flight_then_presents_suspend_and_cle
 	CHECK(q.t.holding);
 	CHECK_EQ(uvirtio_device_set_status(&q.t.dev, RUNNING_STATUS | VIRTIO_CONFIG_S_SUSPEND), 0);
 	CHECK(!q.t.holding);
-	CHECK_EQ(q.t.dq.used->idx, 1);
+	CHECK_EQ(dq_used(&q.t.dq)->idx, 1);
 	CHECK_EQ(uvirtio_device_get_status(&q.t.dev),
 		 (RUNNING_STATUS | VIRTIO_CONFIG_S_SUSPEND) & ~VIRTIO_CONFIG_S_DRIVER_OK);
 	CHECK(uvirtio_device_suspended(&q.t.dev));
@@ -894,7 +917,7 @@ static void test_device_suspended_takes_no_buffer_and_sends_no_notification(void
 	uvirtio_device_reschedule(&q.t.dev, 0);
 	CHECK_EQ(q.t.notifies_used, used_notifies);
 	CHECK_EQ(q.t.reschedules, 0);
-	CHECK_EQ(q.t.dq.used->idx, 0);
+	CHECK_EQ(dq_used(&q.t.dq)->idx, 0);
 	td_fini(&q.t);
 }
 
@@ -1221,7 +1244,7 @@ static void packed_snapshot_round_trip(unsigned trips)
 	CHECK_EQ(uvirtio_device_restore(&b.t.dev, blob, (size_t)n, &why), 0);
 	CHECK(why == NULL);
 	q = uvirtio_device_queue(&b.t.dev, 0);
-	CHECK(q->packed);
+	CHECK(uvirtio_devq_is_packed(q));
 	CHECK_EQ(uvirtio_devq_next_avail(q), at);
 	CHECK_EQ(uvirtio_devq_used_index(q), at);
 	/* Resumed: the buffer the first device left is the new one's. */
@@ -1346,7 +1369,7 @@ static void test_device_queue_enable_at_refuses_packed_index_not_below_queue_siz
 	CHECK_EQ(uvirtio_device_queue_enable_at(&q.t.dev, 1, &l, 0x7fff, 0x7fff), -EINVAL);
 	/* Left disabled: not ready, its thread never started. */
 	CHECK(!uvirtio_device_queue_ready(&q.t.dev, 1));
-	CHECK(!uvirtio_device_queue(&q.t.dev, 1)->ready);
+	CHECK(!uvirtio_devq_is_ready(uvirtio_device_queue(&q.t.dev, 1)));
 	CHECK_EQ(q.starts[1], 0);
 	/* The last position and either wrap counter are the ring's own. */
 	CHECK_EQ(uvirtio_device_queue_enable_at(&q.t.dev, 1, &l, 0x000b, 0x800b), 0);
@@ -1358,7 +1381,7 @@ static void test_device_queue_enable_at_refuses_packed_index_not_below_queue_siz
 	 * base): disabled too, not left with its old layout. */
 	CHECK_EQ(uvirtio_device_queue_enable_at(&q.t.dev, 1, &l, 0x800c, 0x800c), -EINVAL);
 	CHECK(!uvirtio_device_queue_ready(&q.t.dev, 1));
-	CHECK(!uvirtio_device_queue(&q.t.dev, 1)->ready);
+	CHECK(!uvirtio_devq_is_ready(uvirtio_device_queue(&q.t.dev, 1)));
 	uvirtio_drvq_destroy(&dq1);
 	td_fini(&q.t);
 }

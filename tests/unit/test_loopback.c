@@ -9,6 +9,7 @@
 #include "uvirtio/loopback.h"
 #include "uvirtio/rng.h"
 #include "uvirtio/trace.h"
+#include "../support/ring_internal.h"
 
 /* Writes down, in order, what the driver did through the transport. */
 struct recorder {
@@ -301,6 +302,8 @@ static void test_loopback_config_change_reaches_driver(void)
 static void test_loopback_hostile_driver_ring_sets_needs_reset(void)
 {
 	struct uvirtio_rng_drv drv;
+	struct uvirtio_drvq_ring ring;
+	struct vring_avail *avail;
 	struct uvirtio_drvq *q;
 	unsigned char buf[16];
 	struct env e;
@@ -308,12 +311,14 @@ static void test_loopback_hostile_driver_ring_sets_needs_reset(void)
 	CHECK_EQ(env_start(&e, false), 0);
 	CHECK_EQ(uvirtio_rng_drv_probe(&drv, uvirtio_loopback_transport(e.lb), 0), 0);
 	q = uvirtio_driver_vq(uvirtio_rng_drv_driver(&drv), 0);
+	uvirtio_drvq_ring(q, &ring);
+	avail = ring.avail_host;
 	/* Publish an avail index far ahead of anything added. */
-	q->avail->idx = 1000;
+	avail->idx = 1000;
 	CHECK_EQ(uvirtio_drvq_notify(q), 0);
 	CHECK_EQ(uvirtio_driver_wait(uvirtio_rng_drv_driver(&drv), UVIRTIO_CONFIG_EVENT, 5000), 1);
 	CHECK(uvirtio_driver_needs_reset(uvirtio_rng_drv_driver(&drv)));
-	q->avail->idx = 0;
+	avail->idx = 0;
 	CHECK_EQ(uvirtio_rng_drv_read(&drv, buf, sizeof(buf), 200), -EIO);
 	/* Reset and probe again: the device works. */
 	uvirtio_rng_drv_remove(&drv);
@@ -337,7 +342,7 @@ static void test_loopback_indices_wrap_across_threads(void)
 		CHECK_EQ(uvirtio_rng_drv_read(&drv, buf, sizeof(buf), 5000), sizeof(buf));
 	uvirtio_rng_drv_stats(&drv, &st);
 	CHECK_EQ(st.requests, 70000);
-	CHECK_EQ(uvirtio_driver_vq(uvirtio_rng_drv_driver(&drv), 0)->last_used, 70000 % 65536);
+	CHECK_EQ(uvirtio_drvq_used_index(uvirtio_driver_vq(uvirtio_rng_drv_driver(&drv), 0)), 70000 % 65536);
 	uvirtio_rng_drv_remove(&drv);
 	env_stop(&e);
 }
@@ -374,7 +379,7 @@ static void test_rng_read_without_timeout_ends_when_device_needs_reset(void)
 	CHECK_EQ(uvirtio_rng_drv_probe(&drv, uvirtio_loopback_transport(e.lb), 0), 0);
 	/* A driver bug: its next add publishes an avail index far ahead. The
 	 * device breaks the queue; the waiting read must hear of it. */
-	uvirtio_driver_vq(uvirtio_rng_drv_driver(&drv), 0)->avail_idx = 1000;
+	drvq_test_set_avail_idx(uvirtio_driver_vq(uvirtio_rng_drv_driver(&drv), 0), 1000);
 	CHECK_EQ(uvirtio_rng_drv_read(&drv, buf, sizeof(buf), -1), -EIO);
 	uvirtio_rng_drv_remove(&drv);
 	env_stop(&e);
@@ -421,7 +426,7 @@ static int kick_and_read_held(struct uvirtio_device *dev, void *arg)
 
 static int read_queue_size(struct uvirtio_device *dev, void *arg)
 {
-	*(unsigned *)arg = uvirtio_device_queue(dev, 0)->num;
+	*(unsigned *)arg = uvirtio_devq_size(uvirtio_device_queue(dev, 0));
 	return 0;
 }
 
@@ -498,15 +503,15 @@ static void test_driver_queue_enable_after_reset_resizes_the_queue(void)
 
 	CHECK_EQ(sink_with_three_buffers(&e, &drv, UVIRTIO_BIT(VIRTIO_F_RING_RESET)), 0);
 	q = uvirtio_driver_vq(&drv, 0);
-	CHECK_EQ(q->num, 64);
+	CHECK_EQ(uvirtio_drvq_size(q), 64);
 	CHECK_EQ(uvirtio_driver_queue_reset(&drv, 0, NULL, NULL), 0);
 	CHECK_EQ(uvirtio_driver_queue_enable(&drv, 0, 8), 0);
 	CHECK(uvirtio_driver_vq(&drv, 0) == q);
-	CHECK_EQ(q->num, 8);
+	CHECK_EQ(uvirtio_drvq_size(q), 8);
 	CHECK_EQ(uvirtio_loopback_run_on_device(e.lb, read_queue_size, &size), 0);
 	CHECK_EQ(size, 8);
 	/* The new ring works from index 0. */
-	buf = uvirtio_dma_alloc(q->dma, 64, 64);
+	buf = uvirtio_dma_alloc(uvirtio_drvq_dma(q), 64, 64);
 	{
 		struct iovec in = { .iov_base = buf, .iov_len = 64 };
 

@@ -1140,7 +1140,7 @@ static void test_mmio_blk_packed_ring_with_notification_data_kicks_queue_threads
 	/* Queue 1 of 5 (not a power of 2), so bits 0-15 are not 0. */
 	CHECK_EQ(uvirtio_driver_find_vqs(&drv, 2, (const unsigned[]){ 5, 5 }), 0);
 	CHECK_EQ(uvirtio_driver_ready(&drv), 0);
-	CHECK_EQ(blk_io_alloc(uvirtio_driver_vq(&drv, 1)->dma, &io, 4096), 0);
+	CHECK_EQ(blk_io_alloc(uvirtio_drvq_dma(uvirtio_driver_vq(&drv, 1)), &io, 4096), 0);
 	for (unsigned n = 0; n < 12; n++) {
 		unsigned char want[4096];
 

@@ -8,6 +8,7 @@
 #include "harness.h"
 #include "uvirtio/devq.h"
 #include "uvirtio/virtio_spec.h"
+#include "../support/ring_internal.h"
 
 #define GA 0x100000ull /* guest address of the fixture's memory */
 #define DESC_OFF 0x0
@@ -109,7 +110,7 @@ static void drv_add(struct fix *f, const struct elem *e, unsigned n, uint16_t id
 			head_flags = flags;
 		else
 			d->flags = flags;
-		if (++f->avail_pos == f->q.num) {
+		if (++f->avail_pos == uvirtio_devq_size(&f->q)) {
 			f->avail_pos = 0;
 			f->avail_wrap = !f->avail_wrap;
 		}
@@ -137,8 +138,8 @@ static bool drv_get(struct fix *f, unsigned ndesc, uint16_t *id, uint32_t *len)
 	*id = d->id;
 	*len = d->len;
 	f->used_pos = (uint16_t)(f->used_pos + ndesc);
-	if (f->used_pos >= f->q.num) {
-		f->used_pos = (uint16_t)(f->used_pos - f->q.num);
+	if (f->used_pos >= uvirtio_devq_size(&f->q)) {
+		f->used_pos = (uint16_t)(f->used_pos - uvirtio_devq_size(&f->q));
 		f->used_wrap = !f->used_wrap;
 	}
 	return true;
@@ -186,7 +187,7 @@ static void test_packed_pops_readable_then_writable_chain(void)
 	CHECK(f->req.iov[2].iov_base == guest + DATA_OFF + 0x400);
 	CHECK_EQ(uvirtio_devq_pop(&f->q, &f->req), 0);
 	CHECK(!uvirtio_devq_has_avail(&f->q));
-	CHECK_EQ(f->q.inflight, 1);
+	CHECK_EQ(devq_test_inflight(&f->q), 1);
 	CHECK_EQ(uvirtio_devq_next_avail(&f->q), 0x8000 | 3);
 
 	CHECK(!drv_get(f, 3, &id, &len));
@@ -197,7 +198,7 @@ static void test_packed_pops_readable_then_writable_chain(void)
 	/* Used: AVAIL = USED = wrap counter 1, WRITE since data was written. */
 	CHECK_EQ(f->desc[0].flags, F_AVAIL | F_USED | VRING_DESC_F_WRITE);
 	CHECK_EQ(uvirtio_devq_used_index(&f->q), 0x8000 | 3);
-	CHECK_EQ(f->q.inflight, 0);
+	CHECK_EQ(devq_test_inflight(&f->q), 0);
 	fix_fini(f);
 }
 
@@ -550,7 +551,7 @@ static void test_packed_setup_refuses_bad_size_and_alignment(void)
 	CHECK_EQ(uvirtio_devq_setup(&q, &f->mem, 4, GA, GA + DRIVER_OFF, GA + DEVICE_OFF + 2, PACKED), -EINVAL);
 	CHECK_EQ(uvirtio_devq_setup(&q, &f->mem, 4, GA, 0x1000, GA + DEVICE_OFF, PACKED), -EFAULT);
 	CHECK_EQ(uvirtio_devq_setup(&q, &f->mem, 4, GA + sizeof(guest) - 32, GA + DRIVER_OFF, GA + DEVICE_OFF, PACKED), -EFAULT);
-	CHECK(!q.ready);
+	CHECK(!uvirtio_devq_is_ready(&q));
 	uvirtio_devq_reset(&q);
 	fix_fini(f);
 }
@@ -583,7 +584,7 @@ static void test_packed_out_of_order_pushes_use_completion_order(void)
 	CHECK(drv_get(f, 1, &id, &len));
 	CHECK_EQ(id, 10);
 	CHECK_EQ(uvirtio_devq_used_index(&f->q), 0x8004);
-	CHECK_EQ(f->q.inflight, 0);
+	CHECK_EQ(devq_test_inflight(&f->q), 0);
 	fix_fini(f);
 }
 
@@ -659,16 +660,16 @@ static void test_packed_reset_forgets_ring_and_frees(void)
 	struct fix *f = &fx;
 
 	CHECK_EQ(fix_init(f, 4, IN_ORDER), 0);
-	CHECK(f->q.slots != NULL);
+	CHECK(devq_test_has_slots(&f->q));
 	drv_add1(f, 0);
 	CHECK_EQ(uvirtio_devq_pop(&f->q, &f->req), 1);
 	uvirtio_devq_reset(&f->q);
-	CHECK(f->q.slots == NULL);
-	CHECK(!f->q.packed);
+	CHECK(!devq_test_has_slots(&f->q));
+	CHECK(!uvirtio_devq_is_packed(&f->q));
 	CHECK_EQ(uvirtio_devq_pop(&f->q, &f->req), 0);
 	CHECK_EQ(uvirtio_devq_push(&f->q, 0, 0), -ESHUTDOWN);
 	/* The broken callback is kept; reset twice is fine. */
-	CHECK(f->q.on_broken == on_broken);
+	CHECK(uvirtio_devq_broken_cb(&f->q, NULL) == on_broken);
 	uvirtio_devq_reset(&f->q);
 }
 
@@ -843,7 +844,7 @@ static void test_packed_in_order_out_of_order_pushes_come_out_in_order(void)
 	CHECK_EQ(uvirtio_devq_push(&f->q, h[1], 2), 0);
 	CHECK(!drv_get(f, 1, &id, &len)); /* held behind the first */
 	CHECK_EQ(uvirtio_devq_used_index(&f->q), 0x8000);
-	CHECK_EQ(f->q.inflight, 1);
+	CHECK_EQ(devq_test_inflight(&f->q), 1);
 	CHECK_EQ(uvirtio_devq_push(&f->q, h[0], 1), 0);
 	for (unsigned i = 0; i < 3; i++) {
 		CHECK(drv_get(f, 1, &id, &len));
@@ -851,7 +852,7 @@ static void test_packed_in_order_out_of_order_pushes_come_out_in_order(void)
 		CHECK_EQ(len, i + 1);
 	}
 	CHECK_EQ(uvirtio_devq_used_index(&f->q), 0x8003);
-	CHECK_EQ(f->q.inflight, 0);
+	CHECK_EQ(devq_test_inflight(&f->q), 0);
 	fix_fini(f);
 }
 
@@ -920,7 +921,7 @@ static void test_packed_in_order_stop_drops_held_completions(void)
 	CHECK_EQ(uvirtio_devq_push(&f->q, h[1], 0), 0);
 	uvirtio_devq_stop(&f->q);
 	CHECK_EQ(uvirtio_devq_push(&f->q, h[0], 0), -ESHUTDOWN);
-	CHECK_EQ(f->q.order_count, 0);
+	CHECK_EQ(devq_test_order_count(&f->q), 0);
 	CHECK_EQ(uvirtio_devq_used_index(&f->q), 0x8000);
 	CHECK_EQ(f->desc[0].flags, F_AVAIL);
 	fix_fini(f);

@@ -12,6 +12,7 @@
 #include "harness.h"
 #include "uvirtio/drvq.h"
 #include "uvirtio/virtio_spec.h"
+#include "../support/ring_internal.h"
 
 #define GA 0x200000ull
 #define MEM_SIZE (8u << 20)
@@ -40,6 +41,10 @@ struct seen {
 struct fix {
 	struct uvirtio_dma dma;
 	struct uvirtio_drvq q;
+	/* The ring as the device sees it (uvirtio_drvq_ring()). */
+	struct uvirtio_drvq_ring ring;
+	struct vring_packed_desc *desc;
+	struct vring_packed_desc_event *driver_event, *device_event;
 	struct dev d;
 	char *buf;
 	unsigned notifies;
@@ -67,6 +72,10 @@ static int fix_init(struct fix *f, unsigned num, uint64_t features, unsigned ind
 	if (ret)
 		return ret;
 	uvirtio_drvq_set_notify(&f->q, count_notify, f);
+	uvirtio_drvq_ring(&f->q, &f->ring);
+	f->desc = f->ring.desc_host;
+	f->driver_event = f->ring.avail_host;
+	f->device_event = f->ring.used_host;
 	f->buf = uvirtio_dma_alloc(&f->dma, 65536, 64);
 	f->d = (struct dev){ .avail_wrap = true, .used_wrap = true };
 	return 0;
@@ -91,8 +100,8 @@ static void *host(uint64_t addr)
 static void dev_advance(struct fix *f, uint16_t *pos, bool *wrap, unsigned by)
 {
 	*pos = (uint16_t)(*pos + by);
-	if (*pos >= f->q.num) {
-		*pos = (uint16_t)(*pos - f->q.num);
+	if (*pos >= uvirtio_drvq_size(&f->q)) {
+		*pos = (uint16_t)(*pos - uvirtio_drvq_size(&f->q));
 		*wrap = !*wrap;
 	}
 }
@@ -100,7 +109,7 @@ static void dev_advance(struct fix *f, uint16_t *pos, bool *wrap, unsigned by)
 /* The device takes the next available buffer: 1, or 0 when there is none. */
 static int dev_pop(struct fix *f, struct seen *s)
 {
-	struct vring_packed_desc *ring = f->q.packed_desc;
+	struct vring_packed_desc *ring = f->desc;
 	uint16_t pos = f->d.avail_pos;
 	bool wrap = f->d.avail_wrap;
 	uint16_t flags = le16toh(__atomic_load_n(&ring[pos].flags, __ATOMIC_ACQUIRE));
@@ -149,7 +158,7 @@ static int dev_pop(struct fix *f, struct seen *s)
  * and moves on by @skip descriptors. */
 static void dev_push_raw(struct fix *f, uint16_t id, uint32_t len, unsigned skip, bool wrap)
 {
-	struct vring_packed_desc *d = &f->q.packed_desc[f->d.used_pos];
+	struct vring_packed_desc *d = &f->desc[f->d.used_pos];
 
 	d->id = htole16(id);
 	d->len = htole32(len);
@@ -164,8 +173,8 @@ static void dev_push(struct fix *f, const struct seen *s, uint32_t len)
 
 static void dev_set_area(struct fix *f, uint16_t flags, uint16_t off, bool wrap)
 {
-	f->q.device_event->off_wrap = htole16((uint16_t)(off | (wrap ? 0x8000 : 0)));
-	f->q.device_event->flags = htole16(flags);
+	f->device_event->off_wrap = htole16((uint16_t)(off | (wrap ? 0x8000 : 0)));
+	f->device_event->flags = htole16(flags);
 }
 
 #define CHECK_DRV_BROKEN(f, reason)                                           \
@@ -201,10 +210,10 @@ static void test_packed_layout_ring_then_driver_then_device_area(void)
 
 	CHECK_EQ(uvirtio_drvq_ring_bytes(5, PACKED), 5 * 16 + 8);
 	CHECK_EQ(fix_init(&f, 5, 0, 0), 0);
-	CHECK(f.q.packed);
-	CHECK_EQ(f.q.desc_addr % 16, 0);
-	CHECK_EQ(f.q.avail_addr, f.q.desc_addr + 5 * 16);
-	CHECK_EQ(f.q.used_addr, f.q.avail_addr + 4);
+	CHECK(uvirtio_drvq_is_packed(&f.q));
+	CHECK_EQ(f.ring.desc % 16, 0);
+	CHECK_EQ(f.ring.avail, f.ring.desc + 5 * 16);
+	CHECK_EQ(f.ring.used, f.ring.avail + 4);
 	fix_fini(&f);
 }
 
@@ -261,17 +270,17 @@ static void test_packed_chain_flags_ids_and_avail_bits(void)
 	for (unsigned i = 0; i < 3; i++)
 		parts[i] = part(&f, 16 * i, 16);
 	CHECK_EQ(uvirtio_drvq_add(&f.q, parts, 1, parts + 1, 2, &tok), 0);
-	CHECK_EQ(le16toh(f.q.packed_desc[0].flags), F_AVAIL | VRING_DESC_F_NEXT);
-	CHECK_EQ(le16toh(f.q.packed_desc[1].flags), F_AVAIL | VRING_DESC_F_NEXT | VRING_DESC_F_WRITE);
-	CHECK_EQ(le16toh(f.q.packed_desc[2].flags), F_AVAIL | VRING_DESC_F_WRITE);
-	CHECK_EQ(le16toh(f.q.packed_desc[3].flags), 0);
+	CHECK_EQ(le16toh(f.desc[0].flags), F_AVAIL | VRING_DESC_F_NEXT);
+	CHECK_EQ(le16toh(f.desc[1].flags), F_AVAIL | VRING_DESC_F_NEXT | VRING_DESC_F_WRITE);
+	CHECK_EQ(le16toh(f.desc[2].flags), F_AVAIL | VRING_DESC_F_WRITE);
+	CHECK_EQ(le16toh(f.desc[3].flags), 0);
 	for (unsigned i = 0; i < 3; i++) {
 		uint64_t addr;
 
-		CHECK_EQ(le16toh(f.q.packed_desc[i].id), le16toh(f.q.packed_desc[0].id));
+		CHECK_EQ(le16toh(f.desc[i].id), le16toh(f.desc[0].id));
 		CHECK_EQ(uvirtio_dma_addr(&f.dma, parts[i].iov_base, 16, &addr), 0);
-		CHECK_EQ(le64toh(f.q.packed_desc[i].addr), addr);
-		CHECK_EQ(le32toh(f.q.packed_desc[i].len), 16);
+		CHECK_EQ(le64toh(f.desc[i].addr), addr);
+		CHECK_EQ(le32toh(f.desc[i].len), 16);
 	}
 	CHECK_EQ(uvirtio_drvq_avail_index(&f.q), 0x8000 | 3);
 	fix_fini(&f);
@@ -383,8 +392,8 @@ static void test_packed_indirect_one_descriptor_with_table(void)
 		parts[i] = part(&f, 16 * i, 8);
 	CHECK_EQ(uvirtio_drvq_add(&f.q, parts, 1, parts + 1, 2, &tok), 0);
 	CHECK_EQ(uvirtio_drvq_num_free(&f.q), 3);
-	CHECK_EQ(le16toh(f.q.packed_desc[0].flags), F_AVAIL | VRING_DESC_F_INDIRECT);
-	CHECK_EQ(le32toh(f.q.packed_desc[0].len), 3 * 16);
+	CHECK_EQ(le16toh(f.desc[0].flags), F_AVAIL | VRING_DESC_F_INDIRECT);
+	CHECK_EQ(le32toh(f.desc[0].len), 3 * 16);
 	CHECK_EQ(dev_pop(&f, &s), 1);
 	CHECK(s.indirect);
 	CHECK_EQ(s.nparts, 3);
@@ -422,8 +431,8 @@ static void test_packed_add_refuses_memory_the_device_cannot_reach(void)
 	/* Nothing was written, the chain's second descriptor included: once
 	 * a later one-part add makes position 0 available, a device moves on
 	 * to position 1, which must not look available. */
-	CHECK_EQ(le16toh(f.q.packed_desc[0].flags), 0);
-	CHECK_EQ(le16toh(f.q.packed_desc[1].flags), 0);
+	CHECK_EQ(le16toh(f.desc[0].flags), 0);
+	CHECK_EQ(le16toh(f.desc[1].flags), 0);
 	CHECK_EQ(uvirtio_drvq_avail_index(&f.q), 0x8000);
 	fix_fini(&f);
 }
@@ -531,17 +540,17 @@ static void test_packed_disable_and_enable_cb_write_driver_area(void)
 
 	CHECK_EQ(fix_init(&f, 8, 0, 0), 0);
 	uvirtio_drvq_disable_cb(&f.q);
-	CHECK_EQ(le16toh(f.q.driver_event->flags), VRING_PACKED_EVENT_FLAG_DISABLE);
+	CHECK_EQ(le16toh(f.driver_event->flags), VRING_PACKED_EVENT_FLAG_DISABLE);
 	CHECK(uvirtio_drvq_enable_cb(&f.q));
-	CHECK_EQ(le16toh(f.q.driver_event->flags), VRING_PACKED_EVENT_FLAG_ENABLE);
+	CHECK_EQ(le16toh(f.driver_event->flags), VRING_PACKED_EVENT_FLAG_ENABLE);
 	fix_fini(&f);
 
 	CHECK_EQ(fix_init(&f, 8, EVENT_IDX, 0), 0);
 	uvirtio_drvq_disable_cb(&f.q);
-	CHECK_EQ(le16toh(f.q.driver_event->flags), VRING_PACKED_EVENT_FLAG_DISABLE);
+	CHECK_EQ(le16toh(f.driver_event->flags), VRING_PACKED_EVENT_FLAG_DISABLE);
 	CHECK(uvirtio_drvq_enable_cb(&f.q));
-	CHECK_EQ(le16toh(f.q.driver_event->flags), VRING_PACKED_EVENT_FLAG_DESC);
-	CHECK_EQ(le16toh(f.q.driver_event->off_wrap), 0x8000);
+	CHECK_EQ(le16toh(f.driver_event->flags), VRING_PACKED_EVENT_FLAG_DESC);
+	CHECK_EQ(le16toh(f.driver_event->off_wrap), 0x8000);
 	fix_fini(&f);
 }
 
@@ -563,7 +572,7 @@ static void test_packed_enable_cb_returns_false_when_used_buffers_pending(void)
 	CHECK(!uvirtio_drvq_enable_cb(&f.q));
 	CHECK_EQ(uvirtio_drvq_get(&f.q, &token, &len), 1);
 	/* get moves the event along with callbacks on. */
-	CHECK_EQ(le16toh(f.q.driver_event->off_wrap), 0x8000 | 1);
+	CHECK_EQ(le16toh(f.driver_event->off_wrap), 0x8000 | 1);
 	CHECK(uvirtio_drvq_enable_cb(&f.q));
 	fix_fini(&f);
 }
@@ -590,8 +599,8 @@ static void test_packed_enable_cb_delayed_asks_at_three_quarters(void)
 	for (unsigned i = 0; i < 4; i++)
 		CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, &in, 1, &tok), 0);
 	CHECK(uvirtio_drvq_enable_cb_delayed(&f.q));
-	CHECK_EQ(le16toh(f.q.driver_event->flags), VRING_PACKED_EVENT_FLAG_DESC);
-	CHECK_EQ(le16toh(f.q.driver_event->off_wrap), 0x8000 | 5);
+	CHECK_EQ(le16toh(f.driver_event->flags), VRING_PACKED_EVENT_FLAG_DESC);
+	CHECK_EQ(le16toh(f.driver_event->off_wrap), 0x8000 | 5);
 	/* Used up to there already: false. */
 	for (unsigned i = 0; i < 4; i++) {
 		CHECK_EQ(dev_pop(&f, &s), 1);
@@ -613,8 +622,8 @@ static void test_packed_notification_data_offset_and_wrap(void)
 	int tok;
 
 	CHECK_EQ(fix_init(&f, 3, UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA), 0), 0);
-	CHECK(f.q.notification_data);
-	f.q.index = 7;
+	CHECK((uvirtio_drvq_features(&f.q) & UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA)));
+	drvq_test_set_index(&f.q, 7);
 	in = part(&f, 0, 8);
 	CHECK_EQ(uvirtio_drvq_notification_data(&f.q), 0x80000007u);
 	for (unsigned i = 1; i <= 7; i++) {
@@ -646,7 +655,7 @@ static void test_packed_used_flags_with_wrong_wrap_not_seen_yet(void)
 	CHECK_EQ(dev_pop(&f, &s), 1);
 	dev_push_raw(&f, s.id, 0, 0, false); /* both bits 0: wrap 0 */
 	CHECK_EQ(uvirtio_drvq_get(&f.q, &token, &len), 0);
-	f.q.packed_desc[0].flags = htole16(F_USED); /* USED only */
+	f.desc[0].flags = htole16(F_USED); /* USED only */
 	CHECK_EQ(uvirtio_drvq_get(&f.q, &token, &len), 0);
 	CHECK(!uvirtio_drvq_is_broken(&f.q));
 	dev_push_raw(&f, s.id, 0, 1, true);

@@ -1093,7 +1093,7 @@ static void test_pci_queue_reset_and_reenable_with_another_size_while_another_qu
 	for (unsigned size = 16; size <= 128; size *= 2) {
 		CHECK_EQ(uvirtio_driver_queue_reset(&drv, 0, NULL, NULL), 0);
 		CHECK_EQ(uvirtio_driver_queue_enable(&drv, 0, size), 0);
-		CHECK_EQ(uvirtio_driver_vq(&drv, 0)->num, size);
+		CHECK_EQ(uvirtio_drvq_size(uvirtio_driver_vq(&drv, 0)), size);
 		CHECK_EQ(raw_cycles(&q0, 8, size), 0);
 	}
 	pthread_join(th, NULL);

@@ -461,13 +461,18 @@ static void test_split_drv_reads_each_used_field_once(void)
 	CHECK_EQ(drv_init(0), 0);
 	/* Twice: the used index is read in the get that finds it moved. */
 	for (unsigned round = 0; round < 2; round++) {
-		struct vring_used *used = dr.q.used;
+		struct uvirtio_drvq_ring ring;
+		struct vring_used *used;
+		struct vring_avail *avail;
 		uint16_t head;
 		void *token = NULL;
 		uint32_t len = 0;
 
+		uvirtio_drvq_ring(&dr.q, &ring);
+		used = ring.used_host;
+		avail = ring.avail_host;
 		CHECK_EQ(drv_add(&tokens[round]), 0);
-		head = dr.q.avail->ring[round];
+		head = avail->ring[round];
 		/* The device: one used entry, then the index. */
 		used->ring[round] = (struct vring_used_elem){ .id = head, .len = 20 + round };
 		used->idx = (uint16_t)(round + 1);
@@ -498,12 +503,15 @@ static void test_packed_drv_reads_each_used_field_once(void)
 	CHECK_EQ(drv_init(PACKED), 0);
 	/* Each buffer takes two ring descriptors: used at 0, then at 2. */
 	for (unsigned round = 0; round < 2; round++) {
-		struct vring_packed_desc *desc = dr.q.packed_desc;
+		struct uvirtio_drvq_ring ring;
+		struct vring_packed_desc *desc;
 		unsigned pos = 2 * round;
 		uint16_t id;
 		void *token = NULL;
 		uint32_t len = 0;
 
+		uvirtio_drvq_ring(&dr.q, &ring);
+		desc = ring.desc_host;
 		CHECK_EQ(drv_add(&tokens[round]), 0);
 		id = desc[pos + 1].id;
 		/* The device: id and len, then the flags (first lap: AVAIL and

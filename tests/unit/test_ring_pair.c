@@ -67,6 +67,7 @@ static uint32_t rnd(struct pair *p, uint32_t n)
 static int pair_init(struct pair *p, unsigned num, uint64_t features, unsigned nrecs, uint64_t seed)
 {
 	struct uvirtio_mem_region r = { .guest_addr = GA, .size = MEM_SIZE, .fd = -1 };
+	struct uvirtio_drvq_ring ring;
 	int ret;
 
 	memset(p, 0, sizeof(*p));
@@ -92,8 +93,9 @@ static int pair_init(struct pair *p, unsigned num, uint64_t features, unsigned n
 		return -ENOMEM;
 	for (unsigned i = 0; i < num; i++)
 		p->free_slots[p->nfree_slots++] = i;
-	return uvirtio_devq_setup(&p->dq, &p->mem, num, p->q.desc_addr, p->q.avail_addr,
-				  p->q.used_addr, p->features);
+	uvirtio_drvq_ring(&p->q, &ring);
+	return uvirtio_devq_setup(&p->dq, &p->mem, num, ring.desc, ring.avail, ring.used,
+				  p->features);
 }
 
 static void pair_fini(struct pair *p)
@@ -109,7 +111,8 @@ static void pair_fini(struct pair *p)
  * ring is full (or every request was added), else -errno. */
 static int drv_add(struct pair *p)
 {
-	unsigned max_parts = p->q.num < PARTS_MAX ? p->q.num : PARTS_MAX;
+	unsigned num = uvirtio_drvq_size(&p->q);
+	unsigned max_parts = num < PARTS_MAX ? num : PARTS_MAX;
 	struct iovec parts[PARTS_MAX];
 	unsigned n_out, n_in, slot;
 	struct rec *r;

@@ -11,6 +11,7 @@
 #include "harness.h"
 #include "uvirtio/devq.h"
 #include "uvirtio/virtio_spec.h"
+#include "../support/ring_internal.h"
 
 #define GA 0x100000ull /* guest address of the fixture's memory */
 #define DESC_OFF 0x0
@@ -71,7 +72,7 @@ static void set_desc(struct vring_desc *table, unsigned i, uint64_t addr, uint32
 
 static void make_avail(struct fix *f, uint16_t head)
 {
-	f->avail->ring[f->avail->idx % f->q.num] = head;
+	f->avail->ring[f->avail->idx % uvirtio_devq_size(&f->q)] = head;
 	f->avail->idx++;
 }
 
@@ -94,7 +95,7 @@ static void test_split_pops_readable_then_writable_chain(void)
 	CHECK(f.req.iov[0].iov_base == guest + DATA_OFF);
 	CHECK(f.req.iov[1].iov_base == guest + DATA_OFF + 0x100);
 	CHECK_EQ(uvirtio_devq_pop(&f.q, &f.req), 0);
-	CHECK_EQ(f.q.inflight, 1);
+	CHECK_EQ(devq_test_inflight(&f.q), 1);
 }
 
 static void test_split_has_avail_tells_what_pop_would_take(void)
@@ -446,7 +447,7 @@ static void test_split_setup_refuses_ring_misaligned_in_host_memory(void)
 	uvirtio_mem_init(&mem);
 	CHECK_EQ(uvirtio_mem_add(&mem, &r), 0);
 	CHECK_EQ(uvirtio_devq_setup(&q, &mem, 8, GA, GA + AVAIL_OFF, GA + USED_OFF, 0), -EINVAL);
-	CHECK(!q.ready);
+	CHECK(!uvirtio_devq_is_ready(&q));
 }
 
 static void test_split_accepts_queue_size_32768(void)
@@ -456,7 +457,7 @@ static void test_split_accepts_queue_size_32768(void)
 	/* 32768 descriptors take 512 KiB: place the rings behind them. */
 	CHECK_EQ(fix_init(&f, 8, 0), 0);
 	CHECK_EQ(uvirtio_devq_setup(&f.q, &f.mem, 32768, GA, GA + 0x80000, GA + 0xa0000, 0), 0);
-	CHECK_EQ(f.q.num, 32768);
+	CHECK_EQ(uvirtio_devq_size(&f.q), 32768);
 }
 
 static void test_split_push_publishes_used_entry(void)
@@ -471,7 +472,7 @@ static void test_split_push_publishes_used_entry(void)
 	CHECK_EQ(f.used->idx, 1);
 	CHECK_EQ(f.used->ring[0].id, 2);
 	CHECK_EQ(f.used->ring[0].len, 5);
-	CHECK_EQ(f.q.inflight, 0);
+	CHECK_EQ(devq_test_inflight(&f.q), 0);
 }
 
 static void test_split_push_batch_publishes_once(void)
@@ -719,14 +720,14 @@ static void test_split_in_order_out_of_order_pushes_come_out_in_order(void)
 	CHECK_EQ(uvirtio_devq_push(&f.q, 1, 2), 0);
 	CHECK_EQ(f.used->idx, 0); /* held behind buffer 0 */
 	CHECK_EQ(uvirtio_devq_used_index(&f.q), 0);
-	CHECK_EQ(f.q.inflight, 1);
+	CHECK_EQ(devq_test_inflight(&f.q), 1);
 	CHECK_EQ(uvirtio_devq_push(&f.q, 0, 1), 0);
 	CHECK_EQ(f.used->idx, 3);
 	for (unsigned i = 0; i < 3; i++) {
 		CHECK_EQ(f.used->ring[i].id, i);
 		CHECK_EQ(f.used->ring[i].len, i + 1);
 	}
-	CHECK_EQ(f.q.inflight, 0);
+	CHECK_EQ(devq_test_inflight(&f.q), 0);
 	uvirtio_devq_reset(&f.q);
 }
 
@@ -818,9 +819,9 @@ static void test_split_in_order_stop_drops_held_completions(void)
 	uvirtio_devq_stop(&f.q);
 	CHECK_EQ(uvirtio_devq_push(&f.q, 0, 8), -ESHUTDOWN);
 	CHECK_EQ(f.used->idx, 0);
-	CHECK_EQ(f.q.order_count, 0);
+	CHECK_EQ(devq_test_order_count(&f.q), 0);
 	uvirtio_devq_reset(&f.q);
-	CHECK(f.q.slots == NULL);
+	CHECK(!devq_test_has_slots(&f.q));
 }
 
 static void test_split_without_in_order_allocates_nothing(void)
@@ -828,8 +829,8 @@ static void test_split_without_in_order_allocates_nothing(void)
 	struct fix f;
 
 	CHECK_EQ(fix_init(&f, 8, 0), 0);
-	CHECK(f.q.slots == NULL);
-	CHECK(!f.q.packed);
+	CHECK(!devq_test_has_slots(&f.q));
+	CHECK(!uvirtio_devq_is_packed(&f.q));
 	CHECK_EQ(uvirtio_devq_set_indices(&f.q, 0xfff0, 0xffe0), 0);
 	CHECK_EQ(uvirtio_devq_next_avail(&f.q), 0xfff0);
 	CHECK_EQ(uvirtio_devq_used_index(&f.q), 0xffe0);

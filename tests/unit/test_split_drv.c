@@ -7,6 +7,7 @@
 #include "uvirtio/devq.h"
 #include "uvirtio/drvq.h"
 #include "uvirtio/virtio_spec.h"
+#include "../support/ring_internal.h"
 
 #define GA 0x200000ull
 #define MEM_SIZE (8u << 20)
@@ -16,6 +17,11 @@ static char *shared;
 struct fix {
 	struct uvirtio_dma dma;
 	struct uvirtio_drvq q;
+	/* The ring as the device sees it (uvirtio_drvq_ring()). */
+	struct uvirtio_drvq_ring ring;
+	struct vring_desc *desc;
+	struct vring_avail *avail;
+	struct vring_used *used;
 	/* The device's view, for round trips. */
 	struct uvirtio_mem mem;
 	struct uvirtio_devq dq;
@@ -49,12 +55,16 @@ static int fix_init(struct fix *f, unsigned num, uint64_t features, unsigned ind
 	if (ret)
 		return ret;
 	uvirtio_drvq_set_notify(&f->q, count_notify, f);
+	uvirtio_drvq_ring(&f->q, &f->ring);
+	f->desc = f->ring.desc_host;
+	f->avail = f->ring.avail_host;
+	f->used = f->ring.used_host;
 	uvirtio_mem_init(&f->mem);
 	uvirtio_mem_add(&f->mem, &r);
 	uvirtio_req_init(&f->req, f->iov, 64);
 	f->buf = uvirtio_dma_alloc(&f->dma, 65536, 64);
-	return uvirtio_devq_setup(&f->dq, &f->mem, num, f->q.desc_addr, f->q.avail_addr,
-				  f->q.used_addr, features);
+	return uvirtio_devq_setup(&f->dq, &f->mem, num, f->ring.desc, f->ring.avail,
+				  f->ring.used, features);
 }
 
 static void fix_fini(struct fix *f)
@@ -123,7 +133,7 @@ static void test_drvq_add_uses_indirect_table_for_several_parts(void)
 	parts[2] = part(&f, 16, 8);
 	CHECK_EQ(uvirtio_drvq_add(&f.q, parts, 1, parts + 1, 2, &tok), 0);
 	CHECK_EQ(uvirtio_drvq_num_free(&f.q), 3);
-	CHECK(f.q.desc[0].flags & VRING_DESC_F_INDIRECT);
+	CHECK(f.desc[0].flags & VRING_DESC_F_INDIRECT);
 	CHECK_EQ(uvirtio_devq_pop(&f.dq, &f.req), 1);
 	CHECK_EQ(f.req.n_out, 1);
 	CHECK_EQ(f.req.n_in, 2);
@@ -143,7 +153,7 @@ static void test_drvq_add_falls_back_to_direct_when_indirect_table_cannot_be_had
 	parts[2] = part(&f, 16, 8);
 	CHECK_EQ(uvirtio_drvq_add(&f.q, parts, 3, NULL, 0, &tok), 0);
 	CHECK_EQ(uvirtio_drvq_num_free(&f.q), 1);
-	CHECK(!(f.q.desc[0].flags & VRING_DESC_F_INDIRECT));
+	CHECK(!(f.desc[0].flags & VRING_DESC_F_INDIRECT));
 	CHECK_EQ(uvirtio_devq_pop(&f.dq, &f.req), 1);
 	CHECK_EQ(f.req.n_out, 3);
 	fix_fini(&f);
@@ -176,7 +186,7 @@ static void test_drvq_indirect_table_never_longer_than_queue(void)
 	int tok;
 
 	CHECK_EQ(fix_init(&f, 4, UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC), 64), 0);
-	CHECK_EQ(f.q.indirect_max, 4);
+	CHECK_EQ(drvq_test_indirect_max(&f.q), 4);
 	for (unsigned i = 0; i < 5; i++)
 		parts[i] = part(&f, 8 * i, 8);
 	CHECK_EQ(uvirtio_drvq_add(&f.q, parts, 5, NULL, 0, &tok), -ENOMEM);
@@ -252,7 +262,7 @@ static void test_drvq_kick_prepare_honours_avail_event(void)
 	CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, &in, 1, &tok), 0);
 	CHECK(!uvirtio_drvq_kick_prepare(&f.q));
 	/* The device asks for a kick at entry 3. */
-	poke16(&f.q.used->ring[8], 3);
+	poke16(&f.used->ring[8], 3);
 	CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, &in, 1, &tok), 0);
 	CHECK(uvirtio_drvq_kick_prepare(&f.q));
 	fix_fini(&f);
@@ -286,9 +296,9 @@ static void test_drvq_disable_cb_sets_no_interrupt(void)
 
 	CHECK_EQ(fix_init(&f, 8, 0, 0), 0);
 	uvirtio_drvq_disable_cb(&f.q);
-	CHECK_EQ(f.q.avail->flags, VRING_AVAIL_F_NO_INTERRUPT);
+	CHECK_EQ(f.avail->flags, VRING_AVAIL_F_NO_INTERRUPT);
 	CHECK(uvirtio_drvq_enable_cb(&f.q));
-	CHECK_EQ(f.q.avail->flags, 0);
+	CHECK_EQ(f.avail->flags, 0);
 	fix_fini(&f);
 }
 
@@ -309,10 +319,10 @@ static void test_drvq_enable_cb_returns_false_when_used_buffers_pending(void)
 	/* The device pushed while callbacks were off and will not notify: the
 	 * driver must learn from enable_cb that it has to collect first. */
 	CHECK(!uvirtio_drvq_enable_cb(&f.q));
-	CHECK_EQ(peek16(&f.q.avail->ring[8]), 0);
+	CHECK_EQ(peek16(&f.avail->ring[8]), 0);
 	CHECK_EQ(uvirtio_drvq_get(&f.q, &token, &len), 1);
 	CHECK(uvirtio_drvq_enable_cb(&f.q));
-	CHECK_EQ(peek16(&f.q.avail->ring[8]), 1);
+	CHECK_EQ(peek16(&f.avail->ring[8]), 1);
 	fix_fini(&f);
 }
 
@@ -327,7 +337,7 @@ static void test_drvq_enable_cb_delayed_asks_at_three_quarters(void)
 	for (unsigned i = 0; i < 8; i++)
 		CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, &in, 1, &tok), 0);
 	CHECK(uvirtio_drvq_enable_cb_delayed(&f.q));
-	CHECK_EQ(peek16(&f.q.avail->ring[8]), 6);
+	CHECK_EQ(peek16(&f.avail->ring[8]), 6);
 	for (unsigned i = 0; i < 7; i++) {
 		CHECK_EQ(uvirtio_devq_pop(&f.dq, &f.req), 1);
 		CHECK_EQ(uvirtio_devq_push(&f.dq, f.req.id, 0), 0);
@@ -358,7 +368,7 @@ static void test_drvq_detach_unused_returns_every_token(void)
 	}
 	CHECK_EQ(seen, 7);
 	CHECK_EQ(uvirtio_drvq_num_free(&f.q), 8);
-	CHECK_EQ(f.q.avail->idx, 0);
+	CHECK_EQ(f.avail->idx, 0);
 	fix_fini(&f);
 }
 
@@ -384,7 +394,7 @@ static void run_wrap(unsigned num, uint64_t features)
 		done++;
 	}
 	CHECK_EQ(done, 70000);
-	CHECK_EQ(f.q.avail->idx, 70000 % 65536);
+	CHECK_EQ(f.avail->idx, 70000 % 65536);
 	CHECK_EQ(uvirtio_drvq_num_free(&f.q), num);
 	fix_fini(&f);
 }
@@ -402,9 +412,9 @@ static void test_drvq_indices_wrap_with_event_idx_and_indirect(void)
 /* A hostile device writes the used ring by hand. */
 static void hostile_used(struct fix *f, uint32_t id, uint32_t len)
 {
-	f->q.used->ring[f->q.used->idx % f->q.num].id = id;
-	f->q.used->ring[f->q.used->idx % f->q.num].len = len;
-	f->q.used->idx++;
+	f->used->ring[f->used->idx % uvirtio_drvq_size(&f->q)].id = id;
+	f->used->ring[f->used->idx % uvirtio_drvq_size(&f->q)].len = len;
+	f->used->idx++;
 }
 
 #define CHECK_DRV_BROKEN(f, reason)                                           \
@@ -491,7 +501,7 @@ static void test_drvq_breaks_on_used_index_ahead_of_avail(void)
 	int tok;
 
 	CHECK_EQ(fix_one_in_flight(&f, &tok), 0);
-	f.q.used->idx = 2;
+	f.used->idx = 2;
 	CHECK_DRV_BROKEN(f, "used index ahead of the buffers made available");
 	fix_fini(&f);
 }
@@ -507,14 +517,14 @@ static void test_drvq_notification_data_carries_avail_index_across_wrap(void)
 	int tok;
 
 	CHECK_EQ(fix_init(&f, 2, UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA), 0), 0);
-	CHECK(f.q.notification_data);
-	f.q.index = 9;
+	CHECK((uvirtio_drvq_features(&f.q) & UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA)));
+	drvq_test_set_index(&f.q, 9);
 	in = part(&f, 0, 8);
 	CHECK_EQ(uvirtio_drvq_notification_data(&f.q), 9);
 	for (unsigned i = 1; i <= 65538; i++) {
 		CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, &in, 1, &tok), 0);
 		CHECK_EQ(uvirtio_drvq_notification_data(&f.q), ((uint32_t)(i & 0xffff) << 16) | 9);
-		hostile_used(&f, f.q.avail->ring[(i - 1) % 2], 0);
+		hostile_used(&f, f.avail->ring[(i - 1) % 2], 0);
 		CHECK_EQ(uvirtio_drvq_get(&f.q, &token, &len), 1);
 	}
 	CHECK_EQ(uvirtio_drvq_avail_index(&f.q), 2);
@@ -537,19 +547,19 @@ static void test_drvq_in_order_uses_descriptors_in_ring_order(void)
 	for (unsigned i = 0; i < 3; i++)
 		parts[i] = part(&f, 8 * i, 8);
 	CHECK_EQ(uvirtio_drvq_add(&f.q, parts, 3, NULL, 0, &tok), 0);
-	CHECK_EQ(f.q.avail->ring[0], 0);
-	CHECK_EQ(f.q.desc[0].next, 1);
-	CHECK_EQ(f.q.desc[1].next, 2);
-	CHECK(!(f.q.desc[2].flags & VRING_DESC_F_NEXT));
+	CHECK_EQ(f.avail->ring[0], 0);
+	CHECK_EQ(f.desc[0].next, 1);
+	CHECK_EQ(f.desc[1].next, 2);
+	CHECK(!(f.desc[2].flags & VRING_DESC_F_NEXT));
 	hostile_used(&f, 0, 0);
 	CHECK_EQ(uvirtio_drvq_get(&f.q, &token, &len), 1);
 	/* The next chain starts at 3 and wraps to 0, not at the freed head. */
 	CHECK_EQ(uvirtio_drvq_add(&f.q, parts, 2, NULL, 0, &tok), 0);
-	CHECK_EQ(f.q.avail->ring[1], 3);
-	CHECK(f.q.desc[3].flags & VRING_DESC_F_NEXT);
-	CHECK_EQ(f.q.desc[3].next, 0);
+	CHECK_EQ(f.avail->ring[1], 3);
+	CHECK(f.desc[3].flags & VRING_DESC_F_NEXT);
+	CHECK_EQ(f.desc[3].next, 0);
 	CHECK_EQ(uvirtio_drvq_add(&f.q, parts, 1, NULL, 0, &tok), 0);
-	CHECK_EQ(f.q.avail->ring[2], 1);
+	CHECK_EQ(f.avail->ring[2], 1);
 	fix_fini(&f);
 }
 
@@ -557,9 +567,9 @@ static void test_drvq_in_order_uses_descriptors_in_ring_order(void)
  * may: at the batch's first slot, used->idx advanced by @bufs. */
 static void in_order_batch(struct fix *f, uint32_t id, uint32_t len, uint16_t bufs)
 {
-	f->q.used->ring[f->q.used->idx % f->q.num].id = id;
-	f->q.used->ring[f->q.used->idx % f->q.num].len = len;
-	f->q.used->idx = (uint16_t)(f->q.used->idx + bufs);
+	f->used->ring[f->used->idx % uvirtio_drvq_size(&f->q)].id = id;
+	f->used->ring[f->used->idx % uvirtio_drvq_size(&f->q)].len = len;
+	f->used->idx = (uint16_t)(f->used->idx + bufs);
 }
 
 /* spec, split "In-order": one used entry naming the batch's last buffer
@@ -582,7 +592,7 @@ static void test_drvq_in_order_batch_completes_every_buffer_up_to_id(void)
 		CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, parts, 1, &toks[0]), 0);
 		CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, parts, 2, &toks[1]), 0);
 		CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, parts + 1, 1, &toks[2]), 0);
-		last = f.q.avail->ring[(f.q.avail_idx - 1) % 8];
+		last = f.avail->ring[(uvirtio_drvq_avail_index(&f.q) - 1) % 8];
 		in_order_batch(&f, last, 5, 3);
 		CHECK_EQ(uvirtio_drvq_get(&f.q, &token, &len), 1);
 		CHECK(token == &toks[0]);
@@ -651,7 +661,7 @@ static void test_drvq_in_order_detach_unused_returns_every_token(void)
 	}
 	CHECK_EQ(n, 3);
 	CHECK_EQ(uvirtio_drvq_num_free(&f.q), 4);
-	CHECK_EQ(f.q.avail_idx, f.q.last_used);
+	CHECK_EQ(uvirtio_drvq_avail_index(&f.q), uvirtio_drvq_used_index(&f.q));
 	fix_fini(&f);
 }
 

@@ -469,6 +469,15 @@ static uint64_t ring_uva(struct fe *f, uint64_t gpa)
 	return (uintptr_t)f->map + (gpa - GPA);
 }
 
+/* Where ring @i (made by make_ring()) lies, as the back-end is told. */
+static struct uvirtio_drvq_ring dq_ring(struct fe *f, unsigned i)
+{
+	struct uvirtio_drvq_ring r;
+
+	uvirtio_drvq_ring(&f->dq[i], &r);
+	return r;
+}
+
 /* QEMU 7.2 vhost_dev_start: features (and FEATURES_OK via GET/SET_STATUS
  * when STATUS is negotiated), memory, each ring, enable, DRIVER_OK. */
 static int qemu_start(struct fe *f, uint64_t pf, unsigned nrings, uint32_t base)
@@ -507,9 +516,9 @@ static int qemu_start(struct fe *f, uint64_t pf, unsigned nrings, uint32_t base)
 		TRY(make_ring(f, i, num) == 0);
 		/* Packed: descriptor ring, driver area, device area. */
 		a = (struct vhost_user_vring_addr){ .index = i,
-						    .desc_user_addr = ring_uva(f, f->dq[i].desc_addr),
-						    .used_user_addr = ring_uva(f, f->dq[i].used_addr),
-						    .avail_user_addr = ring_uva(f, f->dq[i].avail_addr) };
+						    .desc_user_addr = ring_uva(f, dq_ring(f, i).desc),
+						    .used_user_addr = ring_uva(f, dq_ring(f, i).used),
+						    .avail_user_addr = ring_uva(f, dq_ring(f, i).avail) };
 		TRY(fe_state(f, VHOST_USER_SET_VRING_NUM, 0, i, num) == 0);
 		TRY(fe_state(f, VHOST_USER_SET_VRING_BASE, 0, i, base) == 0);
 		TRY(fe_send(f, VHOST_USER_SET_VRING_ADDR, 0, &a, sizeof(a), NULL, 0) == 0);
@@ -1623,9 +1632,9 @@ static void test_vhost_packed_ring_size_need_not_be_power_of_two_split_base_is_1
 	CHECK_EQ(fe_state(&f, VHOST_USER_SET_VRING_NUM, NEED, 0, 16), 0);
 	CHECK_EQ(make_ring(&f, 0, 16), 0);
 	a = (struct vhost_user_vring_addr){ .index = 0,
-					    .desc_user_addr = ring_uva(&f, f.dq[0].desc_addr),
-					    .used_user_addr = ring_uva(&f, f.dq[0].used_addr),
-					    .avail_user_addr = ring_uva(&f, f.dq[0].avail_addr) };
+					    .desc_user_addr = ring_uva(&f, dq_ring(&f, 0).desc),
+					    .used_user_addr = ring_uva(&f, dq_ring(&f, 0).used),
+					    .avail_user_addr = ring_uva(&f, dq_ring(&f, 0).avail) };
 	CHECK_EQ(fe_ack(&f, VHOST_USER_SET_VRING_ADDR, &a, sizeof(a), NULL, 0), 0);
 	CHECK_EQ(fe_u64(&f, VHOST_USER_SET_VRING_KICK, NEED, &v, 8, &f.kick[0], 1, &v), 0);
 	CHECK_EQ(v, 0);

@@ -1370,7 +1370,7 @@ static void test_frontend_queue_reset_then_enable_with_new_size_hands_over_new_r
 	CHECK_EQ(fe_connect(&fe, s.path, 0), 0);
 	CHECK_EQ(raw_probe(&r, uvirtio_vhost_frontend_transport(fe), 1, 8, 32), 0);
 	CHECK_EQ(raw_write_verify(&r, 0, 0, 0, 1), 0);
-	CHECK_EQ(uvirtio_driver_vq(&r.drv, 0)->num, 8);
+	CHECK_EQ(uvirtio_drvq_size(uvirtio_driver_vq(&r.drv, 0)), 8);
 	/* Leave a signal for the old ring behind: the reset drains it. */
 	fd = uvirtio_vhost_frontend_transport(fe)->ops->event_fd(uvirtio_vhost_frontend_transport(fe), 0);
 	eventfd_signal(fd);
@@ -1382,7 +1382,7 @@ static void test_frontend_queue_reset_then_enable_with_new_size_hands_over_new_r
 	}
 	/* Four times as large: 32 writes in flight at once, where 8 fitted. */
 	CHECK_EQ(uvirtio_driver_queue_enable(&r.drv, 0, 32), 0);
-	CHECK_EQ(uvirtio_driver_vq(&r.drv, 0)->num, 32);
+	CHECK_EQ(uvirtio_drvq_size(uvirtio_driver_vq(&r.drv, 0)), 32);
 	for (unsigned i = 0; i < 32; i++)
 		CHECK_EQ(raw_submit(&r, 0, i, true, 8 * (i + 1), 200 + i), 0);
 	CHECK_EQ(raw_wait(&r, 0, 0, 32), 0);

@@ -240,10 +240,17 @@ int load_wait_any(struct load *l)
 		for (unsigned qi = 0; qi < l->nq; qi++) {
 			struct uvirtio_drvq *q = uvirtio_driver_vq(&l->drv, qi);
 
+			struct uvirtio_drvq_ring ring;
+			bool packed = uvirtio_drvq_is_packed(q);
+			const struct vring_used *used;
+
+			uvirtio_drvq_ring(q, &ring);
+			used = ring.used_host;
 			if (load_queue_usable(l, qi))
 				printf("# stuck: queue %u avail %u used %u (driver read %u), %u in flight\n",
 				       qi, uvirtio_drvq_avail_index(q),
-				       q->packed ? 0 : le16toh(q->used->idx), q->last_used,
+				       packed ? 0 : le16toh(__atomic_load_n(&used->idx, __ATOMIC_RELAXED)),
+				       uvirtio_drvq_used_index(q) & (packed ? 0x7fffu : 0xffffu),
 				       load_count(l, INFLIGHT));
 		}
 	}
@@ -402,15 +409,17 @@ static uint64_t load_used_idx(struct load *l, unsigned qi)
 {
 	struct uvirtio_drvq *q = uvirtio_driver_vq(&l->drv, qi);
 	uint64_t h = 14695981039346656037ull;
+	struct uvirtio_drvq_ring ring;
 
-	if (!q->packed)
-		return __atomic_load_n(&q->used->idx, __ATOMIC_ACQUIRE);
+	uvirtio_drvq_ring(q, &ring);
+	if (!uvirtio_drvq_is_packed(q))
+		return __atomic_load_n(&((struct vring_used *)ring.used_host)->idx, __ATOMIC_ACQUIRE);
 	/* A packed ring has no used index: the device writes its used entries
 	 * over the descriptors. The driver adds nothing while it waits here,
 	 * so any change of the descriptor ring (FNV-1a of its bytes) is the
 	 * device's. */
-	for (size_t i = 0; i < 16u * q->num; i++)
-		h = (h ^ __atomic_load_n((const uint8_t *)q->packed_desc + i, __ATOMIC_ACQUIRE)) *
+	for (size_t i = 0; i < 16u * uvirtio_drvq_size(q); i++)
+		h = (h ^ __atomic_load_n((const uint8_t *)ring.desc_host + i, __ATOMIC_ACQUIRE)) *
 		    1099511628211ull;
 	return h;
 }
