@@ -225,7 +225,7 @@ static int blk_round(struct uvirtio_trace_transport *tt, struct round *r, unsign
 	int ret;
 
 	printf("round %u: %s\n", number, r->what);
-	ret = uvirtio_blk_drv_probe(&drv, &tt->t, &r->opts);
+	ret = uvirtio_blk_drv_probe(&drv, uvirtio_trace_transport_handle(tt), &r->opts);
 	if (ret) {
 		fprintf(stderr, "uvirtio demo: probe failed: %s\n", strerror(-ret));
 		return ret;
@@ -453,7 +453,7 @@ int demo_blk_main(int argc, char **argv)
 
 	uvirtio_trace_transport_init(&tt, uvirtio_loopback_transport(lb), demo_print_step,
 				     (void *)features_blk_names);
-	tt.quiet = UVIRTIO_TRACE_QUIET_NOTIFY | UVIRTIO_TRACE_QUIET_GET_STATUS | UVIRTIO_TRACE_QUIET_CONFIG;
+	uvirtio_trace_transport_set_quiet(&tt, UVIRTIO_TRACE_QUIET_NOTIFY | UVIRTIO_TRACE_QUIET_GET_STATUS | UVIRTIO_TRACE_QUIET_CONFIG);
 	for (unsigned r = 0; r < 2 && !ret; r++) {
 		ret = blk_round(&tt, &rounds[r], r + 1, &m, image, ios, rounds[r].opts.num_queues * DEPTH);
 		printf("\n");

@@ -57,7 +57,7 @@ static int round_trip(struct uvirtio_trace_transport *tt, unsigned round, uint64
 
 	printf("round %u: the driver asks for %s\n", round,
 	       wanted ? features_describe(NULL, wanted, buf, sizeof(buf)) : "no optional feature");
-	ret = uvirtio_rng_drv_probe(&drv, &tt->t, wanted);
+	ret = uvirtio_rng_drv_probe(&drv, uvirtio_trace_transport_handle(tt), wanted);
 	if (ret) {
 		fprintf(stderr, "uvirtio demo: probe failed: %s\n", strerror(-ret));
 		return ret;
@@ -144,7 +144,7 @@ int demo_rng_main(int argc, char **argv)
 	       "each side; notifications through eventfds.\n\n");
 
 	uvirtio_trace_transport_init(&tt, uvirtio_loopback_transport(lb), demo_print_step, NULL);
-	tt.quiet = UVIRTIO_TRACE_QUIET_NOTIFY | UVIRTIO_TRACE_QUIET_GET_STATUS | UVIRTIO_TRACE_QUIET_CONFIG;
+	uvirtio_trace_transport_set_quiet(&tt, UVIRTIO_TRACE_QUIET_NOTIFY | UVIRTIO_TRACE_QUIET_GET_STATUS | UVIRTIO_TRACE_QUIET_CONFIG);
 	for (unsigned r = 0; r < 2 && !ret; r++) {
 		ret = round_trip(&tt, r + 1, rounds[r], bytes, data, &negotiated[r], &requests[r]);
 		printf("\n");

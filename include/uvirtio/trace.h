@@ -21,16 +21,14 @@ struct uvirtio_trace_event {
 
 typedef void (*uvirtio_trace_fn)(void *opaque, const struct uvirtio_trace_event *ev);
 
+/* A transport that reports each operation of another. Caller-owned, opaque
+ * (docs/ARCHITECTURE.md, "Objects"). */
 struct uvirtio_trace_transport {
-	struct uvirtio_transport t; /* hand &t to the driver */
-	struct uvirtio_transport *inner;
-	uvirtio_trace_fn fn;
-	void *opaque;
-	/* Operations not reported: bit per op, UVIRTIO_TRACE_QUIET_*. Notify,
-	 * get_status and config reads are frequent; quiet them for readable logs. */
-	unsigned quiet;
+	UVIRTIO_OPAQUE(128);
 };
 
+/* Operations not reported (uvirtio_trace_transport_set_quiet()): notify,
+ * get_status and config reads are frequent; quiet them for readable logs. */
 #define UVIRTIO_TRACE_QUIET_NOTIFY 1u
 #define UVIRTIO_TRACE_QUIET_GET_STATUS 2u
 #define UVIRTIO_TRACE_QUIET_CONFIG 4u
@@ -42,5 +40,19 @@ struct uvirtio_trace_transport {
 UVIRTIO_API
 void uvirtio_trace_transport_init(struct uvirtio_trace_transport *tt, struct uvirtio_transport *inner,
 				  uvirtio_trace_fn fn, void *opaque);
+
+/**
+ * uvirtio_trace_transport_handle() - the tracing transport, to hand to a
+ * driver in place of the inner one. Owned by @tt.
+ */
+UVIRTIO_API
+struct uvirtio_transport *uvirtio_trace_transport_handle(struct uvirtio_trace_transport *tt);
+
+/**
+ * uvirtio_trace_transport_set_quiet() - stop reporting the operations in
+ * @quiet, a mask of UVIRTIO_TRACE_QUIET_* (0, the default, reports all).
+ */
+UVIRTIO_API
+void uvirtio_trace_transport_set_quiet(struct uvirtio_trace_transport *tt, unsigned quiet);
 
 #endif

@@ -5,15 +5,29 @@
 #include "uvirtio/trace.h"
 #include "uvirtio/virtio_spec.h"
 
-static struct uvirtio_trace_transport *to_tt(struct uvirtio_transport *t)
+struct trace_transport {
+	struct uvirtio_transport t; /* what the driver is given */
+	struct uvirtio_transport *inner;
+	uvirtio_trace_fn fn;
+	void *opaque;
+	unsigned quiet; /* UVIRTIO_TRACE_QUIET_* */
+};
+UVIRTIO_OPAQUE_FITS(struct trace_transport, struct uvirtio_trace_transport);
+
+static struct trace_transport *trace_transport_of(struct uvirtio_trace_transport *tt)
 {
-	return (struct uvirtio_trace_transport *)((char *)t - offsetof(struct uvirtio_trace_transport, t));
+	return (struct trace_transport *)tt;
+}
+
+static struct trace_transport *to_tt(struct uvirtio_transport *t)
+{
+	return (struct trace_transport *)((char *)t - offsetof(struct trace_transport, t));
 }
 
 static int report(struct uvirtio_transport *t, unsigned quiet_bit, const char *op, unsigned index,
 		  uint64_t value, int ret)
 {
-	struct uvirtio_trace_transport *tt = to_tt(t);
+	struct trace_transport *tt = to_tt(t);
 	struct uvirtio_trace_event ev = { .op = op, .index = index, .value = value, .ret = ret };
 
 	if (!(tt->quiet & quiet_bit))
@@ -140,10 +154,20 @@ static const struct uvirtio_transport_ops trace_ops = {
 void uvirtio_trace_transport_init(struct uvirtio_trace_transport *tt, struct uvirtio_transport *inner,
 				  uvirtio_trace_fn fn, void *opaque)
 {
-	*tt = (struct uvirtio_trace_transport){
+	*trace_transport_of(tt) = (struct trace_transport){
 		.t = { .ops = &trace_ops, .name = inner->name },
 		.inner = inner,
 		.fn = fn,
 		.opaque = opaque,
 	};
+}
+
+struct uvirtio_transport *uvirtio_trace_transport_handle(struct uvirtio_trace_transport *tt)
+{
+	return &trace_transport_of(tt)->t;
+}
+
+void uvirtio_trace_transport_set_quiet(struct uvirtio_trace_transport *tt, unsigned quiet)
+{
+	trace_transport_of(tt)->quiet = quiet;
 }

@@ -34,7 +34,7 @@ static void rec_init(struct recorder *r, struct uvirtio_transport *inner)
 {
 	memset(r, 0, sizeof(*r));
 	uvirtio_trace_transport_init(&r->tt, inner, record, r);
-	r->tt.quiet = UVIRTIO_TRACE_QUIET_NOTIFY | UVIRTIO_TRACE_QUIET_GET_STATUS | UVIRTIO_TRACE_QUIET_CONFIG;
+	uvirtio_trace_transport_set_quiet(&r->tt, UVIRTIO_TRACE_QUIET_NOTIFY | UVIRTIO_TRACE_QUIET_GET_STATUS | UVIRTIO_TRACE_QUIET_CONFIG);
 }
 
 /* A device that takes requests and keeps them until reset drops them. */
@@ -182,10 +182,10 @@ static void test_driver_probe_resets_first_then_follows_the_status_sequence(void
 	CHECK_EQ(env_start(&e, false), 0);
 	rec_init(&rec, uvirtio_loopback_transport(e.lb));
 	/* An earlier driver left the device half set up. */
-	CHECK_EQ(rec.tt.t.ops->set_status(&rec.tt.t, VIRTIO_CONFIG_S_ACKNOWLEDGE), 0);
+	CHECK_EQ(uvirtio_trace_transport_handle(&rec.tt)->ops->set_status(uvirtio_trace_transport_handle(&rec.tt), VIRTIO_CONFIG_S_ACKNOWLEDGE), 0);
 	rec.trace[0] = 0;
 
-	CHECK_EQ(uvirtio_rng_drv_probe(&drv, &rec.tt.t, 0), 0);
+	CHECK_EQ(uvirtio_rng_drv_probe(&drv, uvirtio_trace_transport_handle(&rec.tt), 0), 0);
 	CHECK_STR(rec.trace, "reset status:1 status:3 get_features set_features status:11 queue:0 status:15 ");
 	CHECK_EQ(uvirtio_loopback_run_on_device(e.lb, read_resets, &resets), 0);
 	CHECK_EQ(resets, 1);
@@ -204,8 +204,8 @@ static void test_driver_probe_fails_when_features_ok_does_not_stick(void)
 	rec_init(&rec, uvirtio_loopback_transport(e.lb));
 	/* The device offers feature 5 and then refuses it: the driver sees that
 	 * only by reading FEATURES_OK back. */
-	CHECK_EQ(uvirtio_driver_probe(&drv, &rec.tt.t, UVIRTIO_BIT(5)), -ENODEV);
-	CHECK_EQ(rec.tt.t.ops->get_status(&rec.tt.t, &status), 0);
+	CHECK_EQ(uvirtio_driver_probe(&drv, uvirtio_trace_transport_handle(&rec.tt), UVIRTIO_BIT(5)), -ENODEV);
+	CHECK_EQ(uvirtio_trace_transport_handle(&rec.tt)->ops->get_status(uvirtio_trace_transport_handle(&rec.tt), &status), 0);
 	CHECK(status & VIRTIO_CONFIG_S_FAILED);
 	CHECK(!(status & VIRTIO_CONFIG_S_FEATURES_OK));
 	env_stop(&e);
@@ -229,11 +229,11 @@ static void test_driver_remove_resets_before_deleting_queues(void)
 
 	CHECK_EQ(env_start(&e, true), 0);
 	rec_init(&rec, uvirtio_loopback_transport(e.lb));
-	CHECK_EQ(uvirtio_driver_probe(&drv, &rec.tt.t, 0), 0);
+	CHECK_EQ(uvirtio_driver_probe(&drv, uvirtio_trace_transport_handle(&rec.tt), 0), 0);
 	CHECK_EQ(uvirtio_driver_find_vqs(&drv, 1, NULL), 0);
 	CHECK_EQ(uvirtio_driver_ready(&drv), 0);
 	q = uvirtio_driver_vq(&drv, 0);
-	buf = uvirtio_dma_alloc(rec.tt.t.ops->dma(&rec.tt.t), 4096, 64);
+	buf = uvirtio_dma_alloc(uvirtio_trace_transport_handle(&rec.tt)->ops->dma(uvirtio_trace_transport_handle(&rec.tt)), 4096, 64);
 	for (unsigned i = 0; i < 3; i++) {
 		struct iovec in = { .iov_base = buf + 64 * i, .iov_len = 64 };
 
@@ -604,7 +604,7 @@ static int rng_round_trips(uint64_t features, bool traced, uint64_t *negotiated,
 	t = uvirtio_loopback_transport(e.lb);
 	if (traced) {
 		uvirtio_trace_transport_init(&tt, t, count_notify_data, &traced_data);
-		t = &tt.t;
+		t = uvirtio_trace_transport_handle(&tt);
 	}
 	ret = uvirtio_rng_drv_probe(&drv, t, features);
 	for (unsigned i = 0; i < 200 && !ret; i++)
