@@ -13,6 +13,19 @@ static struct uvirtio_mem_region region(uint64_t ga, uint64_t size, void *host)
 	return (struct uvirtio_mem_region){ .guest_addr = ga, .size = size, .host_addr = host, .fd = -1 };
 }
 
+/* A fresh map of two 4 KiB regions, backing[0] at @ga0 then backing[1] at @ga1.
+ * Return: 0, or the error of the first add that failed. */
+static int mem_with_two_regions(struct uvirtio_mem *m, uint64_t ga0, uint64_t ga1)
+{
+	struct uvirtio_mem_region a = region(ga0, 4096, backing[0]);
+	struct uvirtio_mem_region b = region(ga1, 4096, backing[1]);
+	int err;
+
+	uvirtio_mem_init(m);
+	err = uvirtio_mem_add(m, &a);
+	return err ? err : uvirtio_mem_add(m, &b);
+}
+
 static void test_mem_translates_inside_one_region(void)
 {
 	struct uvirtio_mem m;
@@ -63,13 +76,9 @@ static void test_mem_refuses_range_outside_regions(void)
 static void test_mem_refuses_range_across_a_hole(void)
 {
 	struct uvirtio_mem m;
-	struct uvirtio_mem_region a = region(0x10000, 4096, backing[0]);
-	struct uvirtio_mem_region b = region(0x12000, 4096, backing[1]);
 	struct iovec iov[4];
 
-	uvirtio_mem_init(&m);
-	CHECK_EQ(uvirtio_mem_add(&m, &a), 0);
-	CHECK_EQ(uvirtio_mem_add(&m, &b), 0);
+	CHECK_EQ(mem_with_two_regions(&m, 0x10000, 0x12000), 0);
 	CHECK_EQ(uvirtio_mem_translate(&m, 0x10ff0, 0x2000, iov, 4), -EFAULT);
 }
 
@@ -128,25 +137,17 @@ static void test_mem_add_refuses_more_than_max_regions(void)
 static void test_mem_refuses_when_iovecs_run_out(void)
 {
 	struct uvirtio_mem m;
-	struct uvirtio_mem_region a = region(0x10000, 4096, backing[0]);
-	struct uvirtio_mem_region b = region(0x11000, 4096, backing[1]);
 	struct iovec iov[1];
 
-	uvirtio_mem_init(&m);
-	CHECK_EQ(uvirtio_mem_add(&m, &a), 0);
-	CHECK_EQ(uvirtio_mem_add(&m, &b), 0);
+	CHECK_EQ(mem_with_two_regions(&m, 0x10000, 0x11000), 0);
 	CHECK_EQ(uvirtio_mem_translate(&m, 0x10ff0, 0x20, iov, 1), -ENOBUFS);
 }
 
 static void test_mem_ptr_refuses_range_across_regions(void)
 {
 	struct uvirtio_mem m;
-	struct uvirtio_mem_region a = region(0x10000, 4096, backing[0]);
-	struct uvirtio_mem_region b = region(0x11000, 4096, backing[1]);
 
-	uvirtio_mem_init(&m);
-	CHECK_EQ(uvirtio_mem_add(&m, &a), 0);
-	CHECK_EQ(uvirtio_mem_add(&m, &b), 0);
+	CHECK_EQ(mem_with_two_regions(&m, 0x10000, 0x11000), 0);
 	CHECK(uvirtio_mem_ptr(&m, 0x10ff0, 0x10) == backing[0] + 0xff0);
 	CHECK(uvirtio_mem_ptr(&m, 0x10ff0, 0x20) == NULL);
 	CHECK(uvirtio_mem_ptr(&m, 0x10000, 0) == NULL);

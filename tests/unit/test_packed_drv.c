@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "harness.h"
+#include "drvq_fixture.h"
 #include "uvirtio/drvq.h"
 #include "uvirtio/virtio_spec.h"
 #include "../support/ring_internal.h"
@@ -90,6 +91,18 @@ static void fix_fini(struct fix *f)
 static struct iovec part(struct fix *f, size_t off, size_t len)
 {
 	return (struct iovec){ .iov_base = f->buf + off, .iov_len = len };
+}
+
+/* A queue of 4 without features and one buffer added: @in, 8 bytes the
+ * device writes, with token @tok. Return: 0, or the failed step's error. */
+static int fix_init_one_added(struct fix *f, struct iovec *in, int *tok)
+{
+	int ret = fix_init(f, 4, 0, 0);
+
+	if (ret)
+		return ret;
+	*in = part(f, 0, 8);
+	return uvirtio_drvq_add(&f->q, NULL, 0, in, 1, tok);
 }
 
 static void *host(uint64_t addr)
@@ -649,9 +662,7 @@ static void test_packed_used_flags_with_wrong_wrap_not_seen_yet(void)
 	uint32_t len;
 	int tok;
 
-	CHECK_EQ(fix_init(&f, 4, 0, 0), 0);
-	in = part(&f, 0, 8);
-	CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, &in, 1, &tok), 0);
+	CHECK_EQ(fix_init_one_added(&f, &in, &tok), 0);
 	CHECK_EQ(dev_pop(&f, &s), 1);
 	dev_push_raw(&f, s.id, 0, 0, false); /* both bits 0: wrap 0 */
 	CHECK_EQ(uvirtio_drvq_get(&f.q, &token, &len), 0);
@@ -669,9 +680,7 @@ static void test_packed_breaks_on_used_id_out_of_range(void)
 	struct iovec in;
 	int tok;
 
-	CHECK_EQ(fix_init(&f, 4, 0, 0), 0);
-	in = part(&f, 0, 8);
-	CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, &in, 1, &tok), 0);
+	CHECK_EQ(fix_init_one_added(&f, &in, &tok), 0);
 	dev_push_raw(&f, 4, 0, 1, true);
 	CHECK_DRV_BROKEN(f, "used id out of range");
 	fix_fini(&f);
@@ -683,9 +692,7 @@ static void test_packed_breaks_on_used_id_not_in_flight(void)
 	struct iovec in;
 	int tok;
 
-	CHECK_EQ(fix_init(&f, 4, 0, 0), 0);
-	in = part(&f, 0, 8);
-	CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, &in, 1, &tok), 0);
+	CHECK_EQ(fix_init_one_added(&f, &in, &tok), 0);
 	dev_push_raw(&f, 2, 0, 1, true);
 	CHECK_DRV_BROKEN(f, "used id not in flight");
 	fix_fini(&f);
@@ -700,9 +707,7 @@ static void test_packed_breaks_on_used_id_returned_twice(void)
 	uint32_t len;
 	int tok;
 
-	CHECK_EQ(fix_init(&f, 4, 0, 0), 0);
-	in = part(&f, 0, 8);
-	CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, &in, 1, &tok), 0);
+	CHECK_EQ(fix_init_one_added(&f, &in, &tok), 0);
 	CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, &in, 1, &tok), 0);
 	CHECK_EQ(dev_pop(&f, &s), 1);
 	dev_push(&f, &s, 0);
@@ -836,18 +841,11 @@ static void test_packed_in_order_detach_unused_returns_every_token(void)
 	struct fix f;
 	struct iovec in;
 	int toks[4];
-	void *t;
-	unsigned n = 0;
 
 	CHECK_EQ(fix_init(&f, 5, IN_ORDER, 0), 0);
 	in = part(&f, 0, 8);
-	for (unsigned i = 0; i < 4; i++)
-		CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, &in, 1, &toks[i]), 0);
-	while ((t = uvirtio_drvq_detach_unused(&f.q))) {
-		CHECK(t == &toks[n]);
-		n++;
-	}
-	CHECK_EQ(n, 4);
+	/* Every token back, in the order added. */
+	CHECK_EQ(drvq_add_then_detach_all(&f.q, &in, toks, 4), 4);
 	CHECK_EQ(uvirtio_drvq_num_free(&f.q), 5);
 	fix_fini(&f);
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "harness.h"
+#include "drvq_fixture.h"
 #include "uvirtio/devq.h"
 #include "uvirtio/drvq.h"
 #include "uvirtio/virtio_spec.h"
@@ -80,6 +81,19 @@ static struct iovec part(struct fix *f, size_t off, size_t len)
 	return (struct iovec){ .iov_base = f->buf + off, .iov_len = len };
 }
 
+/* A queue of 4 with INDIRECT_DESC and tables of @indirect_max descriptors,
+ * and three 8-byte parts of the buffer side by side. Return: fix_init()'s. */
+static int fix_init_indirect_three_parts(struct fix *f, unsigned indirect_max, struct iovec parts[3])
+{
+	int ret = fix_init(f, 4, UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC), indirect_max);
+
+	if (ret)
+		return ret;
+	for (unsigned i = 0; i < 3; i++)
+		parts[i] = part(f, 8 * i, 8);
+	return 0;
+}
+
 static void test_drvq_add_and_get_round_trip_token_and_length(void)
 {
 	struct fix f;
@@ -127,10 +141,7 @@ static void test_drvq_add_uses_indirect_table_for_several_parts(void)
 	struct iovec parts[3];
 	int tok;
 
-	CHECK_EQ(fix_init(&f, 4, UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC), 8), 0);
-	parts[0] = part(&f, 0, 8);
-	parts[1] = part(&f, 8, 8);
-	parts[2] = part(&f, 16, 8);
+	CHECK_EQ(fix_init_indirect_three_parts(&f, 8, parts), 0);
 	CHECK_EQ(uvirtio_drvq_add(&f.q, parts, 1, parts + 1, 2, &tok), 0);
 	CHECK_EQ(uvirtio_drvq_num_free(&f.q), 3);
 	CHECK(f.desc[0].flags & VRING_DESC_F_INDIRECT);
@@ -147,10 +158,7 @@ static void test_drvq_add_falls_back_to_direct_when_indirect_table_cannot_be_had
 	int tok;
 
 	/* Tables of two descriptors: a three-part buffer cannot have one. */
-	CHECK_EQ(fix_init(&f, 4, UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC), 2), 0);
-	parts[0] = part(&f, 0, 8);
-	parts[1] = part(&f, 8, 8);
-	parts[2] = part(&f, 16, 8);
+	CHECK_EQ(fix_init_indirect_three_parts(&f, 2, parts), 0);
 	CHECK_EQ(uvirtio_drvq_add(&f.q, parts, 3, NULL, 0, &tok), 0);
 	CHECK_EQ(uvirtio_drvq_num_free(&f.q), 1);
 	CHECK(!(f.desc[0].flags & VRING_DESC_F_INDIRECT));
@@ -165,10 +173,7 @@ static void test_drvq_add_returns_enomem_when_indirect_fails_and_direct_does_not
 	struct iovec parts[3];
 	int tok;
 
-	CHECK_EQ(fix_init(&f, 4, UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC), 2), 0);
-	parts[0] = part(&f, 0, 8);
-	parts[1] = part(&f, 8, 8);
-	parts[2] = part(&f, 16, 8);
+	CHECK_EQ(fix_init_indirect_three_parts(&f, 2, parts), 0);
 	CHECK_EQ(uvirtio_drvq_add(&f.q, parts, 1, NULL, 0, &tok), 0);
 	CHECK_EQ(uvirtio_drvq_add(&f.q, parts, 1, NULL, 0, &tok), 0);
 	CHECK_EQ(uvirtio_drvq_add(&f.q, parts, 3, NULL, 0, &tok), -ENOMEM);
@@ -648,18 +653,11 @@ static void test_drvq_in_order_detach_unused_returns_every_token(void)
 	struct fix f;
 	struct iovec in;
 	int toks[3];
-	void *t;
-	unsigned n = 0;
 
 	CHECK_EQ(fix_init(&f, 4, IN_ORDER, 0), 0);
 	in = part(&f, 0, 8);
-	for (unsigned i = 0; i < 3; i++)
-		CHECK_EQ(uvirtio_drvq_add(&f.q, NULL, 0, &in, 1, &toks[i]), 0);
-	while ((t = uvirtio_drvq_detach_unused(&f.q))) {
-		CHECK(t == &toks[n]);
-		n++;
-	}
-	CHECK_EQ(n, 3);
+	/* Every token back, in the order added. */
+	CHECK_EQ(drvq_add_then_detach_all(&f.q, &in, toks, 3), 3);
 	CHECK_EQ(uvirtio_drvq_num_free(&f.q), 4);
 	CHECK_EQ(uvirtio_drvq_avail_index(&f.q), uvirtio_drvq_used_index(&f.q));
 	fix_fini(&f);
