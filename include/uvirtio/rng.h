@@ -52,9 +52,9 @@ UVIRTIO_API
 struct uvirtio_device *uvirtio_rng_dev_device(struct uvirtio_rng_dev *r);
 
 /**
- * uvirtio_rng_dev_stats() - copy the device's counters into @out.
- * The device thread updates them while it serves; read them from another
- * thread once it is idle (or for a moment's, unsynchronised, snapshot).
+ * uvirtio_rng_dev_stats() - copy the device's counters into @out. Safe from
+ * any thread while the device serves: each counter is read atomically (the
+ * three are not one snapshot).
  */
 UVIRTIO_API
 void uvirtio_rng_dev_stats(const struct uvirtio_rng_dev *r, struct uvirtio_rng_dev_stats *out);

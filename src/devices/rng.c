@@ -71,11 +71,13 @@ static void rng_queue_notify(struct uvirtio_device *dev, unsigned index)
 			/* Readable parts are not for us; only writable ones get bytes. */
 			uint32_t len = fill_random(req.iov + req.n_out, req.n_in);
 
+			/* Relaxed: counters another thread may read at any time,
+			 * ordered with nothing. */
 			if (!len)
-				r->stats.refused++;
+				__atomic_fetch_add(&r->stats.refused, 1, __ATOMIC_RELAXED);
 			uvirtio_devq_push(q, req.id, len);
-			r->stats.requests++;
-			r->stats.bytes += len;
+			__atomic_fetch_add(&r->stats.requests, 1, __ATOMIC_RELAXED);
+			__atomic_fetch_add(&r->stats.bytes, len, __ATOMIC_RELAXED);
 			pushed = true;
 			budget--;
 		}
@@ -121,5 +123,9 @@ struct uvirtio_device *uvirtio_rng_dev_device(struct uvirtio_rng_dev *r)
 
 void uvirtio_rng_dev_stats(const struct uvirtio_rng_dev *r, struct uvirtio_rng_dev_stats *out)
 {
-	*out = rng_dev_of_const(r)->stats;
+	const struct uvirtio_rng_dev_stats *st = &rng_dev_of_const(r)->stats;
+
+	out->requests = __atomic_load_n(&st->requests, __ATOMIC_RELAXED);
+	out->bytes = __atomic_load_n(&st->bytes, __ATOMIC_RELAXED);
+	out->refused = __atomic_load_n(&st->refused, __ATOMIC_RELAXED);
 }
