@@ -345,16 +345,20 @@ bool fake_ring0_running(struct fake *f)
 	return __atomic_load_n(&f->ring0_running, __ATOMIC_ACQUIRE);
 }
 
-int fake_set_up(enum fake_mode mode, uint32_t at, char *err, size_t err_size)
+bool fake_set_up_fails(enum fake_mode mode, uint32_t at, int want, const char *text)
 {
 	struct fake f;
 	struct uvirtio_vhost_frontend *fe;
-	int ret = fake_connect(&f, mode, at, &fe, err, err_size);
+	char err[160] = "";
+	int ret = fake_connect(&f, mode, at, &fe, err, sizeof(err));
 
 	if (!ret)
 		uvirtio_vhost_frontend_destroy(fe);
 	fake_finish(&f);
-	return ret;
+	if (ret == want && strstr(err, text))
+		return true;
+	printf("# set-up: %d (\"%s\"), expected %d naming \"%s\"\n", ret, err, want, text);
+	return false;
 }
 
 uint64_t guest_base(struct uvirtio_transport *t)

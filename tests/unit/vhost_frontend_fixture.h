@@ -103,9 +103,10 @@ void fake_finish(struct fake *f);
 void *fake_thread(void *arg);
 bool fake_ring0_running(struct fake *f);
 
-/* A connect to a scripted backend that breaks the set-up: the connect's
- * return value, its error line in @err; nothing left behind either way. */
-int fake_set_up(enum fake_mode mode, uint32_t at, char *err, size_t err_size);
+/* A connect to a scripted backend in @mode, which breaks the set-up at
+ * request @at: true when the connect returned @want and its error line
+ * names @text (else both are printed); nothing is left behind either way. */
+bool fake_set_up_fails(enum fake_mode mode, uint32_t at, int want, const char *text);
 
 /* Where guest memory starts, as the device sees it. */
 uint64_t guest_base(struct uvirtio_transport *t);
