@@ -122,6 +122,7 @@ bool image_has_pattern(const char *img, uint64_t sector, size_t len, unsigned se
 
 /* ------------------------------------------------------------------ */
 /* Scripted backends on a socketpair: well-behaved until told otherwise. */
+
 static void fake_reply(struct fake *f, uint32_t req, const void *p, uint32_t size)
 {
 	struct uvirtio_vhost_msg r = { .hdr = { req, VHOST_USER_VERSION | VHOST_USER_REPLY_MASK, size } };
