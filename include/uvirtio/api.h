@@ -22,7 +22,7 @@
  * The storage of a caller-owned object whose layout is private to the
  * library (docs/ARCHITECTURE.md, "Objects"). A public object type is
  *
- *	struct uvirtio_devq { UVIRTIO_OPAQUE(512); };
+ *	struct uvirtio_devq { UVIRTIO_OPAQUE(256); };
  *
  * so a program can embed it, put it on its stack or allocate it, and only
  * the functions declared beside it read or change it. The byte count is

@@ -140,7 +140,8 @@ int uvirtio_devq_setup(struct uvirtio_devq *public_q, const struct uvirtio_mem *
 	return 0;
 }
 
-void uvirtio_devq_set_broken_cb(struct uvirtio_devq *public_q, uvirtio_devq_broken_fn fn, void *opaque)
+void uvirtio_devq_set_broken_cb(struct uvirtio_devq *public_q, uvirtio_devq_broken_fn fn,
+				void *opaque)
 {
 	struct devq *q = devq_of(public_q);
 
@@ -318,7 +319,8 @@ static void flush_in_order(struct devq *q, struct used_writer *w)
 	}
 }
 
-int uvirtio_devq_push_batch(struct uvirtio_devq *public_q, const struct uvirtio_used *elems, unsigned n)
+int uvirtio_devq_push_batch(struct uvirtio_devq *public_q, const struct uvirtio_used *elems,
+			    unsigned n)
 {
 	struct devq *q = devq_of(public_q);
 	struct used_writer w = { .idx = q->used_idx };

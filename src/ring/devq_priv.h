@@ -122,24 +122,24 @@ int devq_broken_at(struct devq *q, const char *why, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 int split_dev_setup(struct devq *q, const struct uvirtio_mem *mem, unsigned num,
-		     uint64_t desc, uint64_t avail, uint64_t used);
+		    uint64_t desc, uint64_t avail, uint64_t used);
 bool split_dev_has_avail(const struct devq *q);
 int split_dev_peek(struct devq *q, struct uvirtio_req *req, struct devq_popped *p);
 void split_dev_consume(struct devq *q);
 void split_dev_used_put(struct devq *q, struct used_writer *w, uint16_t id, uint32_t len,
-			 uint16_t count);
+			uint16_t count);
 void split_dev_used_end(struct devq *q, struct used_writer *w);
 bool split_dev_needs_notify(struct devq *q);
 void split_dev_disable_notify(struct devq *q);
 bool split_dev_enable_notify(struct devq *q);
 
 int packed_dev_setup(struct devq *q, const struct uvirtio_mem *mem, unsigned num,
-		      uint64_t desc, uint64_t driver, uint64_t device);
+		     uint64_t desc, uint64_t driver, uint64_t device);
 bool packed_dev_has_avail(const struct devq *q);
 int packed_dev_peek(struct devq *q, struct uvirtio_req *req, struct devq_popped *p);
 void packed_dev_consume(struct devq *q, uint16_t ndesc);
 void packed_dev_used_put(struct devq *q, struct used_writer *w, uint16_t id, uint32_t len,
-			  uint16_t ndesc);
+			 uint16_t ndesc);
 void packed_dev_used_end(struct devq *q, struct used_writer *w);
 bool packed_dev_needs_notify(struct devq *q);
 void packed_dev_disable_notify(struct devq *q);

@@ -178,7 +178,7 @@ static inline uint32_t drvq_batch_next_len(struct drvq *q, uint16_t id)
 size_t split_drv_ring_bytes(unsigned num);
 void split_drv_init(struct drvq *q, char *ring);
 int split_drv_add(struct drvq *q, const struct iovec *out, unsigned n_out,
-			  const struct iovec *in, unsigned n_in, void *token, uint32_t in_len);
+		  const struct iovec *in, unsigned n_in, void *token, uint32_t in_len);
 bool split_drv_kick_prepare(struct drvq *q);
 int split_drv_get(struct drvq *q, void **token, uint32_t *len);
 void split_drv_disable_cb(struct drvq *q);
@@ -189,7 +189,7 @@ void *split_drv_detach_unused(struct drvq *q);
 size_t packed_drv_ring_bytes(unsigned num);
 void packed_drv_init(struct drvq *q, char *ring);
 int packed_drv_add(struct drvq *q, const struct iovec *out, unsigned n_out,
-			   const struct iovec *in, unsigned n_in, void *token, uint32_t in_len);
+		   const struct iovec *in, unsigned n_in, void *token, uint32_t in_len);
 bool packed_drv_kick_prepare(struct drvq *q);
 int packed_drv_get(struct drvq *q, void **token, uint32_t *len);
 void packed_drv_disable_cb(struct drvq *q);

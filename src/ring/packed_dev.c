@@ -32,7 +32,7 @@
 #define F_USED (1u << VRING_PACKED_DESC_F_USED)
 
 int packed_dev_setup(struct devq *q, const struct uvirtio_mem *mem, unsigned num,
-		      uint64_t desc, uint64_t driver, uint64_t device)
+		     uint64_t desc, uint64_t driver, uint64_t device)
 {
 	/* spec, packed virtqueues: up to 2^15 entries, any number. */
 	if (num == 0 || num > 32768u)
@@ -264,7 +264,7 @@ void packed_dev_consume(struct devq *q, uint16_t ndesc)
 /* One used descriptor at w->idx for a buffer (IN_ORDER: a batch) that took
  * @ndesc ring descriptors; the next one goes @ndesc further on. */
 void packed_dev_used_put(struct devq *q, struct used_writer *w, uint16_t id, uint32_t len,
-			  uint16_t ndesc)
+			 uint16_t ndesc)
 {
 	unsigned pos = packed_idx(w->idx);
 	bool wrap = packed_wrap(w->idx);

@@ -99,7 +99,7 @@ static void write_fields(struct vring_packed_desc *d, uint64_t addr, uint32_t le
 }
 
 int packed_drv_add(struct drvq *q, const struct iovec *out, unsigned n_out,
-			   const struct iovec *in, unsigned n_in, void *token, uint32_t in_len)
+		   const struct iovec *in, unsigned n_in, void *token, uint32_t in_len)
 {
 	unsigned total = n_out + n_in, ndescs;
 	bool indirect, indirect_refused, wrap = q->avail_wrap;

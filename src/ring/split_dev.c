@@ -27,7 +27,7 @@ static bool is_pow2(unsigned n)
 }
 
 int split_dev_setup(struct devq *q, const struct uvirtio_mem *mem, unsigned num,
-		     uint64_t desc, uint64_t avail, uint64_t used)
+		    uint64_t desc, uint64_t avail, uint64_t used)
 {
 	/* spec, split virtqueues: the queue size is a power of 2, at most 32768. */
 	if (!is_pow2(num) || num > UVIRTIO_QUEUE_SIZE_MAX)
@@ -217,7 +217,7 @@ void split_dev_consume(struct devq *q)
 /* One used entry at w->idx; with IN_ORDER one entry may stand for @count
  * buffers (the driver completes every buffer up to @id). */
 void split_dev_used_put(struct devq *q, struct used_writer *w, uint16_t id, uint32_t len,
-			 uint16_t count)
+			uint16_t count)
 {
 	struct vring_used_elem *e = &q->used->ring[w->idx & ring_mask(q)];
 

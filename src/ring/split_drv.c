@@ -91,7 +91,7 @@ static int write_chain(struct drvq *q, struct vring_desc *table, const struct io
 }
 
 int split_drv_add(struct drvq *q, const struct iovec *out, unsigned n_out,
-			  const struct iovec *in, unsigned n_in, void *token, uint32_t in_len)
+		  const struct iovec *in, unsigned n_in, void *token, uint32_t in_len)
 {
 	unsigned total = n_out + n_in;
 	bool indirect, indirect_refused;

@@ -21,6 +21,11 @@
 #include "uvirtio/devq.h"
 #include "uvirtio/virtio_spec.h"
 #include "fuzz_input.h"
+#include "../../src/ring/devq_priv.h"
+
+/* The queue's private state, which the targets check after every step
+ * (tests/fuzz compiles the library's sources and sees their headers). */
+#define DEVQ(q) ((struct devq *)(q))
 
 #define GUEST_SIZE 16384u
 #define NREGIONS_MAX 4

@@ -48,13 +48,13 @@ static bool was_broken;
 /* An encoded index as a distance along two laps (wrap 1 first). */
 static uint32_t lap(const struct uvirtio_devq *q, uint16_t v)
 {
-	return (v & 0x7fffu) + ((v & 0x8000u) ? 0u : q->num);
+	return (v & 0x7fffu) + ((v & 0x8000u) ? 0u : DEVQ(q)->num);
 }
 
 /* Descriptors from the used index to the next avail index. */
 static uint32_t ring_distance(const struct uvirtio_devq *q)
 {
-	uint32_t laps = 2u * q->num;
+	uint32_t laps = 2u * DEVQ(q)->num;
 
 	return (lap(q, uvirtio_devq_next_avail(q)) + laps - lap(q, uvirtio_devq_used_index(q))) % laps;
 }
@@ -62,23 +62,23 @@ static uint32_t ring_distance(const struct uvirtio_devq *q)
 static void check_state(const struct uvirtio_devq *q)
 {
 	if (was_broken)
-		FUZZ_CHECK(q->broken);
-	if (q->broken) {
+		FUZZ_CHECK(DEVQ(q)->broken);
+	if (DEVQ(q)->broken) {
 		FUZZ_CHECK(broken_calls == 1);
-		FUZZ_CHECK(q->broken_reason != NULL);
-		FUZZ_CHECK(!q->ready);
+		FUZZ_CHECK(DEVQ(q)->broken_reason != NULL);
+		FUZZ_CHECK(!DEVQ(q)->ready);
 		was_broken = true;
 	} else {
 		FUZZ_CHECK(broken_calls == 0);
 	}
-	if (q->ready) {
+	if (DEVQ(q)->ready) {
 		/* Indices stay inside the ring, and between them lie exactly the
 		 * descriptors of requests not yet published: at most num. */
-		FUZZ_CHECK((uvirtio_devq_next_avail(q) & 0x7fff) < q->num);
-		FUZZ_CHECK((uvirtio_devq_used_index(q) & 0x7fff) < q->num);
-		FUZZ_CHECK(q->inflight_desc <= q->num);
-		FUZZ_CHECK(ring_distance(q) == q->inflight_desc % (2u * q->num));
-		FUZZ_CHECK(q->inflight <= q->num);
+		FUZZ_CHECK((uvirtio_devq_next_avail(q) & 0x7fff) < DEVQ(q)->num);
+		FUZZ_CHECK((uvirtio_devq_used_index(q) & 0x7fff) < DEVQ(q)->num);
+		FUZZ_CHECK(DEVQ(q)->inflight_desc <= DEVQ(q)->num);
+		FUZZ_CHECK(ring_distance(q) == DEVQ(q)->inflight_desc % (2u * DEVQ(q)->num));
+		FUZZ_CHECK(DEVQ(q)->inflight <= DEVQ(q)->num);
 	}
 }
 
@@ -86,7 +86,7 @@ static int pop_checked(struct uvirtio_devq *q, struct uvirtio_req *req, unsigned
 		       bool write_in, uint8_t fill)
 {
 	uint64_t out_sum = 0, in_sum = 0;
-	uint32_t inflight = q->inflight;
+	uint32_t inflight = DEVQ(q)->inflight;
 	int ret;
 
 	uvirtio_req_init(req, iov_store + IOV_MAX_CAP - iov_cap, iov_cap);
@@ -96,14 +96,14 @@ static int pop_checked(struct uvirtio_devq *q, struct uvirtio_req *req, unsigned
 		return ret;
 	}
 	FUZZ_CHECK(ret == 0 || ret == 1 || ret == -EIO);
-	FUZZ_CHECK((ret == -EIO) == q->broken);
+	FUZZ_CHECK((ret == -EIO) == DEVQ(q)->broken);
 	if (ret != 1) {
-		FUZZ_CHECK(q->inflight == inflight);
+		FUZZ_CHECK(DEVQ(q)->inflight == inflight);
 		return ret;
 	}
-	FUZZ_CHECK(q->inflight == inflight + 1);
+	FUZZ_CHECK(DEVQ(q)->inflight == inflight + 1);
 	/* A handle indexes the device's table: below num, never two alike. */
-	FUZZ_CHECK(req->id < q->num);
+	FUZZ_CHECK(req->id < DEVQ(q)->num);
 	FUZZ_CHECK(!handle_out[req->id]);
 	handle_out[req->id] = true;
 	FUZZ_CHECK(req->n_out <= iov_cap && req->n_in <= iov_cap - req->n_out);
@@ -130,37 +130,37 @@ static int pop_checked(struct uvirtio_devq *q, struct uvirtio_req *req, unsigned
 static void push_checked(struct uvirtio_devq *q, const struct uvirtio_used *e, unsigned n)
 {
 	uint16_t before = uvirtio_devq_used_index(q);
-	uint32_t inflight = q->inflight;
+	uint32_t inflight = DEVQ(q)->inflight;
 	bool valid = true;
 	int ret;
 
 	for (unsigned i = 0; i < n && valid; i++) {
-		valid = e[i].id < q->num && handle_out[e[i].id];
+		valid = e[i].id < DEVQ(q)->num && handle_out[e[i].id];
 		for (unsigned j = 0; j < i && valid; j++)
 			valid = e[j].id != e[i].id;
 	}
 	ret = n == 1 ? uvirtio_devq_push(q, (uint16_t)e->id, e->len) : uvirtio_devq_push_batch(q, e, n);
-	if (!q->ready || q->broken) {
-		FUZZ_CHECK(ret == (q->broken ? -EIO : -ESHUTDOWN));
+	if (!DEVQ(q)->ready || DEVQ(q)->broken) {
+		FUZZ_CHECK(ret == (DEVQ(q)->broken ? -EIO : -ESHUTDOWN));
 		return;
 	}
 	if (!valid) {
 		FUZZ_CHECK(ret == -EINVAL);
 		FUZZ_CHECK(uvirtio_devq_used_index(q) == before);
-		FUZZ_CHECK(q->inflight == inflight);
+		FUZZ_CHECK(DEVQ(q)->inflight == inflight);
 		return;
 	}
 	FUZZ_CHECK(ret == 0);
-	FUZZ_CHECK(q->inflight == inflight - n);
+	FUZZ_CHECK(DEVQ(q)->inflight == inflight - n);
 	for (unsigned i = 0; i < n; i++)
 		handle_out[e[i].id] = false;
 	/* Without IN_ORDER everything pushed is published at once. */
-	if (!q->in_order && n)
+	if (!DEVQ(q)->in_order && n)
 		FUZZ_CHECK(uvirtio_devq_used_index(q) != before || n == 0);
 	if (uvirtio_devq_used_index(q) != before) {
 		/* The batch's first descriptor, its flags stored last: used in
 		 * the lap of the old used index. */
-		uint16_t f = load16(&q->pdesc[before & 0x7fff].flags);
+		uint16_t f = load16(&DEVQ(q)->pdesc[before & 0x7fff].flags);
 		bool w = before & 0x8000;
 
 		FUZZ_CHECK(!!(f & (1u << VRING_PACKED_DESC_F_AVAIL)) == w);
@@ -171,7 +171,7 @@ static void push_checked(struct uvirtio_devq *q, const struct uvirtio_used *e, u
 static void run_op(struct uvirtio_devq *q, const struct fuzz_op *o, unsigned iov_cap, bool write_in)
 {
 	struct uvirtio_req req;
-	bool ready = q->ready && !q->broken;
+	bool ready = DEVQ(q)->ready && !DEVQ(q)->broken;
 
 	switch (o->op % OP_COUNT) {
 	case OP_POP_PUSH:
@@ -204,7 +204,7 @@ static void run_op(struct uvirtio_devq *q, const struct fuzz_op *o, unsigned iov
 		break;
 	case OP_NEEDS_NOTIFY: {
 		bool got = uvirtio_devq_needs_notify(q);
-		uint16_t flags = ready ? load16(&q->driver_event->flags) & 3 : 0;
+		uint16_t flags = ready ? load16(&DEVQ(q)->driver_event->flags) & 3 : 0;
 
 		if (!ready)
 			FUZZ_CHECK(!got);
@@ -221,28 +221,28 @@ static void run_op(struct uvirtio_devq *q, const struct fuzz_op *o, unsigned iov
 			FUZZ_CHECK(!got);
 			break;
 		}
-		if (q->event_idx) {
-			FUZZ_CHECK(load16(&q->device_event->flags) == VRING_PACKED_EVENT_FLAG_DESC);
-			FUZZ_CHECK(load16(&q->device_event->off_wrap) == uvirtio_devq_next_avail(q));
+		if (DEVQ(q)->event_idx) {
+			FUZZ_CHECK(load16(&DEVQ(q)->device_event->flags) == VRING_PACKED_EVENT_FLAG_DESC);
+			FUZZ_CHECK(load16(&DEVQ(q)->device_event->off_wrap) == uvirtio_devq_next_avail(q));
 		} else {
-			FUZZ_CHECK(load16(&q->device_event->flags) == VRING_PACKED_EVENT_FLAG_ENABLE);
+			FUZZ_CHECK(load16(&DEVQ(q)->device_event->flags) == VRING_PACKED_EVENT_FLAG_ENABLE);
 		}
 		break;
 	}
 	case OP_DISABLE_NOTIFY: {
 		/* Written once when it turns kicks off; the area may overlap
 		 * descriptors the device writes later, so look only then. */
-		bool was_enabled = q->notify_enabled;
+		bool was_enabled = DEVQ(q)->notify_enabled;
 
 		uvirtio_devq_disable_notify(q);
 		if (ready && was_enabled)
-			FUZZ_CHECK(load16(&q->device_event->flags) == VRING_PACKED_EVENT_FLAG_DISABLE);
+			FUZZ_CHECK(load16(&DEVQ(q)->device_event->flags) == VRING_PACKED_EVENT_FLAG_DISABLE);
 		if (ready)
-			FUZZ_CHECK(!q->notify_enabled);
+			FUZZ_CHECK(!DEVQ(q)->notify_enabled);
 		break;
 	}
 	case OP_PUSH_BAD_ID: {
-		uint16_t id = (uint16_t)(o->arg & 1 ? q->num + (o->arg >> 1) : (o->arg >> 1) % NUM_MAX);
+		uint16_t id = (uint16_t)(o->arg & 1 ? DEVQ(q)->num + (o->arg >> 1) : (o->arg >> 1) % NUM_MAX);
 		struct uvirtio_used e = { .id = id, .len = 0 };
 
 		if (id < NUM_MAX && handle_out[id])
@@ -254,23 +254,23 @@ static void run_op(struct uvirtio_devq *q, const struct fuzz_op *o, unsigned iov
 		uint16_t next = uvirtio_devq_next_avail(q);
 
 		uvirtio_devq_stop(q);
-		FUZZ_CHECK(!q->ready && uvirtio_devq_next_avail(q) == next);
+		FUZZ_CHECK(!DEVQ(q)->ready && uvirtio_devq_next_avail(q) == next);
 		break;
 	}
 	case OP_NOTE: {
 		int ret = uvirtio_devq_note_notification(q, (uint32_t)o->arg << 16 | 7u);
 		uint16_t v;
 
-		if (!q->notification_data)
+		if (!DEVQ(q)->notification_data)
 			FUZZ_CHECK(ret == -EPERM);
-		else if ((o->arg & 0x7fff) >= q->num)
+		else if ((o->arg & 0x7fff) >= DEVQ(q)->num)
 			FUZZ_CHECK(ret == -EINVAL);
 		else
 			FUZZ_CHECK(ret == 0 && uvirtio_devq_notified_avail(q, &v) && v == o->arg);
 		break;
 	}
 	case OP_HAS_AVAIL:
-		if (q->broken)
+		if (DEVQ(q)->broken)
 			FUZZ_CHECK(!uvirtio_devq_has_avail(q));
 		else
 			(void)uvirtio_devq_has_avail(q);
@@ -331,11 +331,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	else
 		want = 0;
 	FUZZ_CHECK(ret == want);
-	FUZZ_CHECK(q.ready == (ret == 0));
-	FUZZ_CHECK(!q.broken);
+	FUZZ_CHECK(DEVQ(&q)->ready == (ret == 0));
+	FUZZ_CHECK(!DEVQ(&q)->broken);
 
 	if (ret == 0) {
-		FUZZ_CHECK(q.packed && q.num == num);
+		FUZZ_CHECK(DEVQ(&q)->packed && DEVQ(&q)->num == num);
 		FUZZ_CHECK(uvirtio_devq_next_avail(&q) == 0x8000);
 		FUZZ_CHECK(uvirtio_devq_used_index(&q) == 0x8000);
 		if (flags & 0x08) {
@@ -357,7 +357,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		run_op(&q, &o, iov_cap, flags & 0x04);
 	}
 
-	if (q.broken)
+	if (DEVQ(&q)->broken)
 		devq_fuzz_check_broken_end(&q, true);
 	uvirtio_devq_reset(&q);
 	return 0;

@@ -77,12 +77,12 @@ static uint32_t load32(const void *p)
 /* The event fields: one entry past each ring. */
 static uint16_t used_event(const struct uvirtio_devq *q)
 {
-	return load16(&q->avail->ring[q->num]);
+	return load16(&DEVQ(q)->avail->ring[DEVQ(q)->num]);
 }
 
 static uint16_t avail_event(const struct uvirtio_devq *q)
 {
-	return load16(&q->used->ring[q->num]);
+	return load16(&DEVQ(q)->used->ring[DEVQ(q)->num]);
 }
 
 /* The reference: what pop must return, from the spec's rules and the limits
@@ -140,8 +140,8 @@ FUZZ_MODEL static bool ref_translate(struct expect *e, unsigned cap, uint64_t ad
 FUZZ_MODEL static bool ref_walk(const struct uvirtio_devq *q, uint16_t head, unsigned cap,
 				struct expect *e)
 {
-	const uint8_t *table = ref_ptr(desc_addr, 16ull * q->num);
-	unsigned size = q->num, visited = 0;
+	const uint8_t *table = ref_ptr(desc_addr, 16ull * DEVQ(q)->num);
+	unsigned size = DEVQ(q)->num, visited = 0;
 	bool indirect = false, writable = false;
 	uint16_t i = head;
 
@@ -162,12 +162,12 @@ FUZZ_MODEL static bool ref_walk(const struct uvirtio_devq *q, uint16_t head, uns
 			/* spec: only with INDIRECT_DESC, never inside an indirect
 			 * table, never with NEXT; devq.h: a whole number of
 			 * descriptors, at most UVIRTIO_INDIRECT_MAX. */
-			if (!q->indirect || indirect || (flags & VRING_DESC_F_NEXT) || !len ||
+			if (!DEVQ(q)->indirect || indirect || (flags & VRING_DESC_F_NEXT) || !len ||
 			    len % 16 || len / 16 > UVIRTIO_INDIRECT_MAX)
 				return false;
 			/* spec: no chain longer than the queue, the table's
 			 * descriptors and those before it included. */
-			if (visited - 1 + len / 16 > q->num)
+			if (visited - 1 + len / 16 > DEVQ(q)->num)
 				return false;
 			table = ref_ptr(le64toh(d.addr), len);
 			if (!table)
@@ -205,40 +205,40 @@ FUZZ_MODEL static void ref_pop(const struct uvirtio_devq *q, unsigned cap, struc
 	uint16_t head;
 
 	memset(e, 0, sizeof(*e));
-	if (q->broken) {
+	if (DEVQ(q)->broken) {
 		e->ret = -EIO;
 		return;
 	}
-	if (!q->ready)
+	if (!DEVQ(q)->ready)
 		return;
 	/* The device reads avail->idx again only once it has taken all it saw. */
-	if (q->last_avail == q->avail_seen) {
-		uint16_t avail = load16(&q->avail->idx);
+	if (DEVQ(q)->last_avail == DEVQ(q)->avail_seen) {
+		uint16_t avail = load16(&DEVQ(q)->avail->idx);
 
 		/* spec: at most the queue size ahead of the device. */
-		if ((uint16_t)(avail - q->last_avail) > q->num) {
+		if ((uint16_t)(avail - DEVQ(q)->last_avail) > DEVQ(q)->num) {
 			e->ret = -EIO;
 			return;
 		}
-		if (avail == q->last_avail)
+		if (avail == DEVQ(q)->last_avail)
 			return;
 	}
-	head = load16(&q->avail->ring[q->last_avail & (q->num - 1)]);
+	head = load16(&DEVQ(q)->avail->ring[DEVQ(q)->last_avail & (DEVQ(q)->num - 1)]);
 	e->id = head;
 	e->ret = ref_walk(q, head, cap, e) ? 1 : -EIO;
 	/* IN_ORDER: a head still in flight made available again breaks it. */
-	if (e->ret == 1 && q->in_order && io[head].state != IO_FREE)
+	if (e->ret == 1 && DEVQ(q)->in_order && io[head].state != IO_FREE)
 		e->ret = -EIO;
 }
 
 static void check_broken_state(const struct uvirtio_devq *q)
 {
 	if (st.was_broken)
-		FUZZ_CHECK(q->broken);
-	if (q->broken) {
+		FUZZ_CHECK(DEVQ(q)->broken);
+	if (DEVQ(q)->broken) {
 		FUZZ_CHECK(broken_calls == 1);
-		FUZZ_CHECK(q->broken_reason != NULL);
-		FUZZ_CHECK(!q->ready);
+		FUZZ_CHECK(DEVQ(q)->broken_reason != NULL);
+		FUZZ_CHECK(!DEVQ(q)->ready);
 		st.was_broken = true;
 	} else {
 		FUZZ_CHECK(broken_calls == 0);
@@ -253,7 +253,7 @@ static int pop_checked(struct uvirtio_devq *q, struct uvirtio_req *req, unsigned
 	uint64_t out_sum = 0, in_sum = 0;
 	int ret;
 
-	if (q->ready && load16(&q->avail->idx) != st.avail0)
+	if (DEVQ(q)->ready && load16(&DEVQ(q)->avail->idx) != st.avail0)
 		st.avail_changed = true;
 
 	ref_pop(q, iov_cap, &e);
@@ -264,7 +264,7 @@ static int pop_checked(struct uvirtio_devq *q, struct uvirtio_req *req, unsigned
 		return ret;
 	}
 	FUZZ_CHECK(ret == e.ret);
-	FUZZ_CHECK((ret == -EIO) == q->broken);
+	FUZZ_CHECK((ret == -EIO) == DEVQ(q)->broken);
 	if (ret != 1)
 		return ret;
 
@@ -277,22 +277,22 @@ static int pop_checked(struct uvirtio_devq *q, struct uvirtio_req *req, unsigned
 
 	st.pops++;
 	st.inflight++;
-	if (q->in_order) {
+	if (DEVQ(q)->in_order) {
 		io[req->id].state = IO_INFLIGHT;
 		io[req->id].in_len = req->in_len;
-		io_fifo[(io_first + io_count++) % q->num] = req->id;
+		io_fifo[(io_first + io_count++) % DEVQ(q)->num] = req->id;
 	}
-	FUZZ_CHECK(q->inflight == st.inflight);
+	FUZZ_CHECK(DEVQ(q)->inflight == st.inflight);
 	/* spec: the device never takes more than the driver made available.
 	 * With avail->idx unchanged, that is its distance from the first slot,
 	 * and pop refuses (breaks) a distance over the queue size. */
 	if (!st.avail_changed) {
 		uint16_t avail = (uint16_t)(st.avail0 - st.next_avail0);
 
-		FUZZ_CHECK(avail <= q->num);
+		FUZZ_CHECK(avail <= DEVQ(q)->num);
 		FUZZ_CHECK(st.pops <= avail);
 	}
-	FUZZ_CHECK(req->id < q->num);
+	FUZZ_CHECK(req->id < DEVQ(q)->num);
 	FUZZ_CHECK(req->iov_cap == iov_cap);
 	FUZZ_CHECK(req->n_out <= iov_cap && req->n_in <= iov_cap - req->n_out);
 	for (unsigned i = 0; i < req->n_out + req->n_in; i++) {
@@ -313,8 +313,8 @@ static int pop_checked(struct uvirtio_devq *q, struct uvirtio_req *req, unsigned
 	FUZZ_CHECK(in_sum == req->in_len);
 	FUZZ_CHECK(out_sum + in_sum <= UINT32_MAX);
 	/* With EVENT_IDX and kicks wanted, avail_event follows the next slot. */
-	if (q->event_idx && st.notify_enabled)
-		FUZZ_CHECK(avail_event(q) == q->last_avail);
+	if (DEVQ(q)->event_idx && st.notify_enabled)
+		FUZZ_CHECK(avail_event(q) == DEVQ(q)->last_avail);
 
 	/* A device writes what it was given to write; the buffers may be the
 	 * driver's own rings, which is its problem, not a crash of ours. */
@@ -328,24 +328,24 @@ static int pop_checked(struct uvirtio_devq *q, struct uvirtio_req *req, unsigned
  * allows, and the library must have written the same. */
 static void push_checked_in_order(struct uvirtio_devq *q, const struct uvirtio_used *e, unsigned n)
 {
-	uint16_t before = q->used_idx, idx = before, last_id = 0;
+	uint16_t before = DEVQ(q)->used_idx, idx = before, last_id = 0;
 	uint32_t last_len = 0, last_count = 0;
 	int ret = n == 1 ? uvirtio_devq_push(q, (uint16_t)e->id, e->len)
 			 : uvirtio_devq_push_batch(q, e, n);
 	bool ok = true;
 
-	if (!q->ready || q->broken) {
-		FUZZ_CHECK(ret == (q->broken ? -EIO : -ESHUTDOWN));
+	if (!DEVQ(q)->ready || DEVQ(q)->broken) {
+		FUZZ_CHECK(ret == (DEVQ(q)->broken ? -EIO : -ESHUTDOWN));
 		return;
 	}
 	for (unsigned i = 0; i < n && ok; i++) {
-		ok = e[i].id < q->num && io[e[i].id].state == IO_INFLIGHT;
+		ok = e[i].id < DEVQ(q)->num && io[e[i].id].state == IO_INFLIGHT;
 		for (unsigned j = 0; j < i && ok; j++)
 			ok = e[j].id != e[i].id;
 	}
 	if (!ok) {
 		FUZZ_CHECK(ret == -EINVAL);
-		FUZZ_CHECK(q->used_idx == before);
+		FUZZ_CHECK(DEVQ(q)->used_idx == before);
 		return;
 	}
 	FUZZ_CHECK(ret == 0);
@@ -354,14 +354,14 @@ static void push_checked_in_order(struct uvirtio_devq *q, const struct uvirtio_u
 		io[e[i].id].len = e[i].len;
 	}
 	st.inflight = st.inflight >= n ? st.inflight - n : 0;
-	FUZZ_CHECK(q->inflight == st.inflight);
+	FUZZ_CHECK(DEVQ(q)->inflight == st.inflight);
 	while (io_count && io[io_fifo[io_first]].state == IO_DONE) {
 		uint32_t count = 0;
 		uint16_t h;
 
 		for (;;) {
 			h = io_fifo[io_first];
-			io_first = (io_first + 1) % q->num;
+			io_first = (io_first + 1) % DEVQ(q)->num;
 			io_count--;
 			count++;
 			io[h].state = IO_FREE;
@@ -374,12 +374,12 @@ static void push_checked_in_order(struct uvirtio_devq *q, const struct uvirtio_u
 		last_count = count;
 		idx = (uint16_t)(idx + count);
 	}
-	FUZZ_CHECK(q->used_idx == idx);
+	FUZZ_CHECK(DEVQ(q)->used_idx == idx);
 	if (idx != before) {
-		uint16_t slot = (uint16_t)(idx - last_count) & (q->num - 1);
-		const struct vring_used_elem *le = &q->used->ring[slot];
+		uint16_t slot = (uint16_t)(idx - last_count) & (DEVQ(q)->num - 1);
+		const struct vring_used_elem *le = &DEVQ(q)->used->ring[slot];
 
-		FUZZ_CHECK(load16(&q->used->idx) == idx);
+		FUZZ_CHECK(load16(&DEVQ(q)->used->idx) == idx);
 		FUZZ_CHECK(load32(&le->id) == last_id);
 		FUZZ_CHECK(load32(&le->len) == last_len);
 	}
@@ -387,29 +387,29 @@ static void push_checked_in_order(struct uvirtio_devq *q, const struct uvirtio_u
 
 static void push_checked(struct uvirtio_devq *q, const struct uvirtio_used *e, unsigned n)
 {
-	uint16_t before = q->used_idx;
+	uint16_t before = DEVQ(q)->used_idx;
 	int ret;
 
-	if (q->in_order) {
+	if (DEVQ(q)->in_order) {
 		push_checked_in_order(q, e, n);
 		return;
 	}
 	ret = n == 1 ? uvirtio_devq_push(q, (uint16_t)e->id, e->len) : uvirtio_devq_push_batch(q, e, n);
 
-	if (!q->ready || q->broken) {
-		FUZZ_CHECK(ret == (q->broken ? -EIO : -ESHUTDOWN));
+	if (!DEVQ(q)->ready || DEVQ(q)->broken) {
+		FUZZ_CHECK(ret == (DEVQ(q)->broken ? -EIO : -ESHUTDOWN));
 		return;
 	}
 	FUZZ_CHECK(ret == 0);
 	st.inflight = st.inflight >= n ? st.inflight - n : 0;
-	FUZZ_CHECK(q->inflight == st.inflight);
-	FUZZ_CHECK(q->used_idx == (uint16_t)(before + n));
+	FUZZ_CHECK(DEVQ(q)->inflight == st.inflight);
+	FUZZ_CHECK(DEVQ(q)->used_idx == (uint16_t)(before + n));
 	/* Each entry, then the index, as the driver will read them. The used
 	 * ring never overlaps its own index, so the last entry is intact. */
-	FUZZ_CHECK(load16(&q->used->idx) == q->used_idx);
+	FUZZ_CHECK(load16(&DEVQ(q)->used->idx) == DEVQ(q)->used_idx);
 	if (n) {
-		uint16_t slot = (uint16_t)(q->used_idx - 1) & (q->num - 1);
-		const struct vring_used_elem *le = &q->used->ring[slot];
+		uint16_t slot = (uint16_t)(DEVQ(q)->used_idx - 1) & (DEVQ(q)->num - 1);
+		const struct vring_used_elem *le = &DEVQ(q)->used->ring[slot];
 
 		FUZZ_CHECK(load32(&le->id) == e[n - 1].id);
 		FUZZ_CHECK(load32(&le->len) == e[n - 1].len);
@@ -419,7 +419,7 @@ static void push_checked(struct uvirtio_devq *q, const struct uvirtio_used *e, u
 static void run_op(struct uvirtio_devq *q, const struct fuzz_op *o, unsigned iov_cap, bool write_in)
 {
 	struct uvirtio_req req;
-	bool ready = q->ready && !q->broken;
+	bool ready = DEVQ(q)->ready && !DEVQ(q)->broken;
 
 	switch (o->op % OP_COUNT) {
 	case OP_POP_PUSH:
@@ -449,7 +449,7 @@ static void run_op(struct uvirtio_devq *q, const struct fuzz_op *o, unsigned iov
 	case OP_PUSH_HELD:
 		/* IN_ORDER: odd arguments push the batch back to front, so
 		 * completions arrive out of order and must be reordered. */
-		if (q->in_order && (o->arg & 1))
+		if (DEVQ(q)->in_order && (o->arg & 1))
 			for (unsigned i = 0; i < nheld / 2; i++) {
 				struct uvirtio_used t = held[i];
 
@@ -467,15 +467,15 @@ static void run_op(struct uvirtio_devq *q, const struct fuzz_op *o, unsigned iov
 			FUZZ_CHECK(!got);
 			break;
 		}
-		if (!q->event_idx) {
+		if (!DEVQ(q)->event_idx) {
 			/* spec: without EVENT_IDX the driver's flag decides. */
-			want = !(load16(&q->avail->flags) & VRING_AVAIL_F_NO_INTERRUPT);
+			want = !(load16(&DEVQ(q)->avail->flags) & VRING_AVAIL_F_NO_INTERRUPT);
 		} else {
 			/* spec: notify when used_event lies in (old, new]; nothing
 			 * was signalled yet after setup, so the first time, notify. */
 			want = !st.signalled_valid ||
-			       vring_need_event(used_event(q), q->used_idx, st.signalled);
-			st.signalled = q->used_idx;
+			       vring_need_event(used_event(q), DEVQ(q)->used_idx, st.signalled);
+			st.signalled = DEVQ(q)->used_idx;
 			st.signalled_valid = true;
 		}
 		FUZZ_CHECK(got == want);
@@ -489,12 +489,12 @@ static void run_op(struct uvirtio_devq *q, const struct fuzz_op *o, unsigned iov
 			break;
 		}
 		st.notify_enabled = true;
-		if (q->event_idx)
-			FUZZ_CHECK(avail_event(q) == q->last_avail);
+		if (DEVQ(q)->event_idx)
+			FUZZ_CHECK(avail_event(q) == DEVQ(q)->last_avail);
 		else
-			FUZZ_CHECK(load16(&q->used->flags) == 0);
+			FUZZ_CHECK(load16(&DEVQ(q)->used->flags) == 0);
 		/* Lost wake-up rule: true iff something is available now. */
-		FUZZ_CHECK(got == (load16(&q->avail->idx) != q->last_avail));
+		FUZZ_CHECK(got == (load16(&DEVQ(q)->avail->idx) != DEVQ(q)->last_avail));
 		break;
 	}
 	case OP_DISABLE_NOTIFY:
@@ -502,17 +502,17 @@ static void run_op(struct uvirtio_devq *q, const struct fuzz_op *o, unsigned iov
 		if (!ready)
 			break;
 		st.notify_enabled = false;
-		if (!q->event_idx)
-			FUZZ_CHECK(load16(&q->used->flags) & VRING_USED_F_NO_NOTIFY);
+		if (!DEVQ(q)->event_idx)
+			FUZZ_CHECK(load16(&DEVQ(q)->used->flags) & VRING_USED_F_NO_NOTIFY);
 		break;
 	case OP_PUSH_BAD_ID: {
-		struct uvirtio_used e = { .id = (uint32_t)q->num + o->arg, .len = 0 };
-		uint16_t used_before = ready ? load16(&q->used->idx) : 0;
+		struct uvirtio_used e = { .id = (uint32_t)DEVQ(q)->num + o->arg, .len = 0 };
+		uint16_t used_before = ready ? load16(&DEVQ(q)->used->idx) : 0;
 		int ret = uvirtio_devq_push_batch(q, &e, 1);
 
-		FUZZ_CHECK(ret == (ready ? -EINVAL : q->broken ? -EIO : -ESHUTDOWN));
+		FUZZ_CHECK(ret == (ready ? -EINVAL : DEVQ(q)->broken ? -EIO : -ESHUTDOWN));
 		if (ready)
-			FUZZ_CHECK(load16(&q->used->idx) == used_before);
+			FUZZ_CHECK(load16(&DEVQ(q)->used->idx) == used_before);
 		break;
 	}
 	case OP_STOP: {
@@ -520,7 +520,7 @@ static void run_op(struct uvirtio_devq *q, const struct fuzz_op *o, unsigned iov
 		uint16_t next = uvirtio_devq_next_avail(q);
 
 		uvirtio_devq_stop(q);
-		FUZZ_CHECK(!q->ready && uvirtio_devq_next_avail(q) == next);
+		FUZZ_CHECK(!DEVQ(q)->ready && uvirtio_devq_next_avail(q) == next);
 		/* IN_ORDER: held completions are dropped (devq.h). */
 		io_count = 0;
 		break;
@@ -582,18 +582,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	else
 		want = 0;
 	FUZZ_CHECK(ret == want);
-	FUZZ_CHECK(q.ready == (ret == 0));
-	FUZZ_CHECK(!q.broken);
+	FUZZ_CHECK(DEVQ(&q)->ready == (ret == 0));
+	FUZZ_CHECK(!DEVQ(&q)->broken);
 
 	if (ret == 0) {
-		FUZZ_CHECK(q.num == num);
-		FUZZ_CHECK(q.event_idx == !!(flags & 0x02));
-		FUZZ_CHECK(q.indirect == !!(flags & 0x01));
-		FUZZ_CHECK(q.in_order == !!(flags & 0x10));
+		FUZZ_CHECK(DEVQ(&q)->num == num);
+		FUZZ_CHECK(DEVQ(&q)->event_idx == !!(flags & 0x02));
+		FUZZ_CHECK(DEVQ(&q)->indirect == !!(flags & 0x01));
+		FUZZ_CHECK(DEVQ(&q)->in_order == !!(flags & 0x10));
 		if (flags & 0x08)
 			uvirtio_devq_set_indices(&q, next_avail, used_idx);
-		st.avail0 = load16(&q.avail->idx);
-		st.next_avail0 = q.last_avail;
+		st.avail0 = load16(&DEVQ(&q)->avail->idx);
+		st.next_avail0 = DEVQ(&q)->last_avail;
 		st.notify_enabled = true;
 	}
 
@@ -606,7 +606,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		run_op(&q, &o, iov_cap, flags & 0x04);
 	}
 
-	if (q.broken)
+	if (DEVQ(&q)->broken)
 		devq_fuzz_check_broken_end(&q, false);
 	/* IN_ORDER state is allocated: the owner resets the queue. */
 	uvirtio_devq_reset(&q);

@@ -35,6 +35,11 @@
 #include "uvirtio/virtio_spec.h"
 #include "../../src/memory/memory_priv.h"
 #include "fuzz_input.h"
+#include "../../src/ring/drvq_priv.h"
+
+/* The queue's private state, which the targets check after every step
+ * (tests/fuzz compiles the library's sources and sees their headers). */
+#define DRVQ(q) ((struct drvq *)(q))
 
 #define SHM_SIZE (192u * 1024)
 #define DATA_SIZE 4096u
@@ -179,13 +184,13 @@ static struct tok *take_token(void *p)
 
 static void check_queue(const struct uvirtio_drvq *q)
 {
-	FUZZ_CHECK(q->num_free <= q->num);
-	FUZZ_CHECK(uvirtio_drvq_num_free(q) == q->num - st.held_descs);
+	FUZZ_CHECK(DRVQ(q)->num_free <= DRVQ(q)->num);
+	FUZZ_CHECK(uvirtio_drvq_num_free(q) == DRVQ(q)->num - st.held_descs);
 	drvq_fuzz_check_indices(q);
 	if (st.was_broken)
-		FUZZ_CHECK(q->broken);
-	if (q->broken) {
-		FUZZ_CHECK(q->broken_reason != NULL);
+		FUZZ_CHECK(DRVQ(q)->broken);
+	if (DRVQ(q)->broken) {
+		FUZZ_CHECK(DRVQ(q)->broken_reason != NULL);
 		/* Only a hostile device breaks the queue. */
 		FUZZ_CHECK(st.dirty);
 		st.was_broken = true;
@@ -234,12 +239,12 @@ static void op_add(struct uvirtio_drvq *q, struct fuzz_in *in)
 
 	/* Room, as the header describes it: an indirect table takes one
 	 * descriptor, a direct chain one per part. */
-	if (q->num_free == 0) {
+	if (DRVQ(q)->num_free == 0) {
 		enospc = true;
-	} else if (q->indirect_max && total > 1 && total <= q->indirect_max) {
+	} else if (DRVQ(q)->indirect_max && total > 1 && total <= DRVQ(q)->indirect_max) {
 		indirect = true;
-	} else if (total > q->num_free) {
-		if (q->indirect_max && total > 1)
+	} else if (total > DRVQ(q)->num_free) {
+		if (DRVQ(q)->indirect_max && total > 1)
 			enomem = true;
 		else
 			enospc = true;
@@ -295,7 +300,7 @@ static int op_get(struct uvirtio_drvq *q)
 		return ret;
 	}
 	FUZZ_CHECK(ret == 1 || ret == 0 || ret == -EIO);
-	FUZZ_CHECK((ret == -EIO) == q->broken);
+	FUZZ_CHECK((ret == -EIO) == DRVQ(q)->broken);
 	if (!st.dirty) {
 		/* Only the honest device wrote: exactly its completions, in order. */
 		if (fifo_empty(&used_fifo)) {
@@ -389,7 +394,7 @@ static void op_kick(struct uvirtio_drvq *q, bool notify)
 		int ret = uvirtio_drvq_kick(q);
 
 		want = calls != notify_calls || ret == -EIO;
-		FUZZ_CHECK(ret == (want && q->broken ? -EIO : 0));
+		FUZZ_CHECK(ret == (want && DRVQ(q)->broken ? -EIO : 0));
 	} else {
 		want = uvirtio_drvq_kick_prepare(q);
 	}
@@ -412,10 +417,10 @@ static void run_op(struct uvirtio_drvq *q, struct uvirtio_devq *dq, struct fuzz_
 	case OP_GET_LOOP:
 		/* No more than num buffers can be in flight: a get loop that
 		 * runs longer is collecting the same buffer twice. */
-		for (unsigned i = 0; i <= q->num; i++) {
+		for (unsigned i = 0; i <= DRVQ(q)->num; i++) {
 			if (op_get(q) != 1)
 				break;
-			FUZZ_CHECK(i < q->num);
+			FUZZ_CHECK(i < DRVQ(q)->num);
 		}
 		break;
 	case OP_SERVE:
@@ -425,13 +430,13 @@ static void run_op(struct uvirtio_drvq *q, struct uvirtio_devq *dq, struct fuzz_
 		uint8_t where = in_u8(in);
 		uint16_t off = in_u16(in);
 		uint8_t val = in_u8(in);
-		size_t ring_bytes = uvirtio_drvq_ring_bytes(q->num, drvq_fuzz_layout_features());
+		size_t ring_bytes = uvirtio_drvq_ring_bytes(DRVQ(q)->num, drvq_fuzz_layout_features());
 
 		/* The ring, or an indirect table: the device can write both. */
-		if ((where & 1) && q->indirect_pool)
-			((uint8_t *)q->indirect_pool)[off % (q->num * q->indirect_max * 16u)] = val;
+		if ((where & 1) && DRVQ(q)->indirect_pool)
+			((uint8_t *)DRVQ(q)->indirect_pool)[off % (DRVQ(q)->num * DRVQ(q)->indirect_max * 16u)] = val;
 		else
-			((uint8_t *)q->ring_mem)[off % ring_bytes] = val;
+			((uint8_t *)DRVQ(q)->ring_mem)[off % ring_bytes] = val;
 		st.dirty = true;
 		break;
 	}
@@ -487,15 +492,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ret = uvirtio_drvq_create(&q, &dma, 3, num, features, indirect_max);
 	FUZZ_CHECK(ret == 0);
 	uvirtio_drvq_set_notify(&q, notify_cb, NULL);
-	FUZZ_CHECK(q.num == num && q.num_free == num);
+	FUZZ_CHECK(DRVQ(&q)->num == num && DRVQ(&q)->num_free == num);
 	/* Without INDIRECT_DESC, or when the pool does not fit, no indirect
 	 * tables; otherwise the size asked for, or the default. */
 	if (!(fbits & 0x01))
-		FUZZ_CHECK(q.indirect_max == 0 && !q.indirect_pool);
-	else if (q.indirect_max)
-		FUZZ_CHECK(q.indirect_pool && q.indirect_max <= num &&
-			   (!indirect_max || q.indirect_max == (indirect_max < num ? indirect_max : num)));
-	FUZZ_CHECK(uvirtio_dma_addr(&dma, q.ring_mem, uvirtio_drvq_ring_bytes(num, features),
+		FUZZ_CHECK(DRVQ(&q)->indirect_max == 0 && !DRVQ(&q)->indirect_pool);
+	else if (DRVQ(&q)->indirect_max)
+		FUZZ_CHECK(DRVQ(&q)->indirect_pool && DRVQ(&q)->indirect_max <= num &&
+			   (!indirect_max || DRVQ(&q)->indirect_max == (indirect_max < num ? indirect_max : num)));
+	FUZZ_CHECK(uvirtio_dma_addr(&dma, DRVQ(&q)->ring_mem, uvirtio_drvq_ring_bytes(num, features),
 				    &(uint64_t){ 0 }) == 0);
 
 	/* The honest device: this library's device side, on the same ring. */
@@ -505,7 +510,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uvirtio_mem_init(&mem);
 	FUZZ_CHECK(uvirtio_mem_add(&mem, &region) == 0);
 	memset(&dq, 0, sizeof(dq));
-	FUZZ_CHECK(uvirtio_devq_setup(&dq, &mem, num, q.desc_addr, q.avail_addr, q.used_addr,
+	FUZZ_CHECK(uvirtio_devq_setup(&dq, &mem, num, DRVQ(&q)->desc_addr, DRVQ(&q)->avail_addr, DRVQ(&q)->used_addr,
 				      features) == 0);
 
 	/* Bounded by the input: every operation reads at least one byte. */
@@ -515,7 +520,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* Tear down as a driver does: reset the device, then take back every
 	 * buffer it never used; exactly the ones in flight come back. */
 	uvirtio_devq_reset(&dq);
-	for (unsigned i = 0; i <= q.num; i++) {
+	for (unsigned i = 0; i <= DRVQ(&q)->num; i++) {
 		void *token = uvirtio_drvq_detach_unused(&q);
 
 		if (!token) {
@@ -525,7 +530,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		take_token(token);
 		check_queue(&q);
 	}
-	FUZZ_CHECK(q.num_free == q.num);
+	FUZZ_CHECK(DRVQ(&q)->num_free == DRVQ(&q)->num);
 	FUZZ_CHECK(uvirtio_drvq_avail_index(&q) == uvirtio_drvq_used_index(&q));
 
 	uvirtio_drvq_destroy(&q);

@@ -38,7 +38,7 @@ static uint64_t drvq_fuzz_layout_features(void)
  * counters start at 1, so lap 1 is the first). */
 static unsigned lin(const struct uvirtio_drvq *q, uint16_t pos, bool wrap)
 {
-	return pos + (wrap ? 0u : q->num);
+	return pos + (wrap ? 0u : DRVQ(q)->num);
 }
 
 static bool is_used(uint16_t flags, bool wrap)
@@ -50,9 +50,9 @@ static void drvq_fuzz_check_indices(const struct uvirtio_drvq *q)
 {
 	/* The descriptors in flight lie between the next used and the next
 	 * available position (counted over two laps, by the wrap counters). */
-	FUZZ_CHECK(q->next_avail < q->num && q->last_used < q->num);
-	FUZZ_CHECK((lin(q, q->next_avail, q->avail_wrap) + 2u * q->num -
-		    lin(q, q->last_used, q->used_wrap)) % (2u * q->num) == st.held_descs % (2u * q->num));
+	FUZZ_CHECK(DRVQ(q)->next_avail < DRVQ(q)->num && DRVQ(q)->last_used < DRVQ(q)->num);
+	FUZZ_CHECK((lin(q, DRVQ(q)->next_avail, DRVQ(q)->avail_wrap) + 2u * DRVQ(q)->num -
+		    lin(q, DRVQ(q)->last_used, DRVQ(q)->used_wrap)) % (2u * DRVQ(q)->num) == st.held_descs % (2u * DRVQ(q)->num));
 }
 
 static void drvq_fuzz_check_after_get(const struct uvirtio_drvq *q)
@@ -60,8 +60,8 @@ static void drvq_fuzz_check_after_get(const struct uvirtio_drvq *q)
 	/* With callbacks on at a descriptor (EVENT_IDX, after enable_cb;
 	 * a fresh queue starts at ENABLE), off_wrap follows the next used
 	 * descriptor. */
-	if (q->event_flags == VRING_PACKED_EVENT_FLAG_DESC && st.cb_enabled && !st.dirty)
-		FUZZ_CHECK(load16(&q->driver_event->off_wrap) == uvirtio_drvq_used_index(q));
+	if (DRVQ(q)->event_flags == VRING_PACKED_EVENT_FLAG_DESC && st.cb_enabled && !st.dirty)
+		FUZZ_CHECK(load16(&DRVQ(q)->driver_event->off_wrap) == uvirtio_drvq_used_index(q));
 }
 
 /* The kick compares descriptor positions: a buffer moves it by each one. */
@@ -72,19 +72,19 @@ static uint16_t drvq_fuzz_kick_units(const struct tok *t)
 
 static bool drvq_fuzz_kick_expected(const struct uvirtio_drvq *q, uint16_t added_since_kick)
 {
-	uint16_t new = q->next_avail, old = (uint16_t)(new - added_since_kick);
-	uint16_t off_wrap = load16(&q->device_event->off_wrap), flags = load16(&q->device_event->flags);
+	uint16_t new = DRVQ(q)->next_avail, old = (uint16_t)(new - added_since_kick);
+	uint16_t off_wrap = load16(&DRVQ(q)->device_event->off_wrap), flags = load16(&DRVQ(q)->device_event->flags);
 	uint16_t ev = off_wrap & 0x7fff;
 
 	/* spec, packed event suppression: DESC with EVENT_IDX names the
 	 * descriptor (offset, wrap counter) to notify for; otherwise notify
 	 * unless DISABLE. */
-	if (flags != VRING_PACKED_EVENT_FLAG_DESC || !q->event_idx)
+	if (flags != VRING_PACKED_EVENT_FLAG_DESC || !DRVQ(q)->event_idx)
 		return flags != VRING_PACKED_EVENT_FLAG_DISABLE;
-	if (added_since_kick >= q->num)
+	if (added_since_kick >= DRVQ(q)->num)
 		return true;
-	if (!!(off_wrap & 0x8000) != q->avail_wrap)
-		ev = (uint16_t)(ev - q->num);
+	if (!!(off_wrap & 0x8000) != DRVQ(q)->avail_wrap)
+		ev = (uint16_t)(ev - DRVQ(q)->num);
 	return vring_need_event(ev, new, old);
 }
 
@@ -96,14 +96,14 @@ static void drvq_fuzz_layout_op(struct uvirtio_drvq *q, enum op op, struct fuzz_
 		uint16_t id = in_u16(in), flags = in_u16(in);
 		uint32_t len = in_u32(in);
 		/* Mostly just ahead of the driver, where it looks next. */
-		unsigned pos = (where & 0x80) ? where % q->num : (q->last_used + where % 4u) % q->num;
-		struct vring_packed_desc *d = &q->packed_desc[pos];
+		unsigned pos = (where & 0x80) ? where % DRVQ(q)->num : (DRVQ(q)->last_used + where % 4u) % DRVQ(q)->num;
+		struct vring_packed_desc *d = &DRVQ(q)->packed_desc[pos];
 
 		/* Bit 0 of @where: a well-formed used descriptor for the
 		 * current lap; otherwise whatever flags the input gives. */
 		if (where & 1)
 			flags = (uint16_t)((flags & ~(F_AVAIL | F_USED)) |
-					   (q->used_wrap ? F_AVAIL | F_USED : 0));
+					   (DRVQ(q)->used_wrap ? F_AVAIL | F_USED : 0));
 		store16(&d->id, id);
 		store32(&d->len, len);
 		store16(&d->flags, flags);
@@ -111,46 +111,46 @@ static void drvq_fuzz_layout_op(struct uvirtio_drvq *q, enum op op, struct fuzz_
 		break;
 	}
 	case OP_POKE_DEVICE_AREA:
-		store32(q->device_event, in_u32(in));
+		store32(DRVQ(q)->device_event, in_u32(in));
 		st.dirty = true;
 		break;
 	case OP_ENABLE_CB: {
-		bool was_batch = q->batch_pending, got = uvirtio_drvq_enable_cb(q);
+		bool was_batch = DRVQ(q)->batch_pending, got = uvirtio_drvq_enable_cb(q);
 
 		st.cb_enabled = true;
 		/* False exactly when a used buffer is pending, so the caller
 		 * collects it instead of sleeping through it. */
 		FUZZ_CHECK(got == !(was_batch ||
-				    is_used(load16(&q->packed_desc[q->last_used].flags), q->used_wrap)));
+				    is_used(load16(&DRVQ(q)->packed_desc[DRVQ(q)->last_used].flags), DRVQ(q)->used_wrap)));
 		if (!st.dirty) {
-			if (q->event_idx)
-				FUZZ_CHECK(load16(&q->driver_event->off_wrap) == uvirtio_drvq_used_index(q));
-			FUZZ_CHECK(load16(&q->driver_event->flags) ==
-				   (q->event_idx ? VRING_PACKED_EVENT_FLAG_DESC : VRING_PACKED_EVENT_FLAG_ENABLE));
+			if (DRVQ(q)->event_idx)
+				FUZZ_CHECK(load16(&DRVQ(q)->driver_event->off_wrap) == uvirtio_drvq_used_index(q));
+			FUZZ_CHECK(load16(&DRVQ(q)->driver_event->flags) ==
+				   (DRVQ(q)->event_idx ? VRING_PACKED_EVENT_FLAG_DESC : VRING_PACKED_EVENT_FLAG_ENABLE));
 		}
 		break;
 	}
 	case OP_ENABLE_CB_DELAYED: {
-		unsigned bufs = q->event_idx ? st.held_descs * 3 / 4 : 0;
-		unsigned pos = q->last_used + bufs;
-		bool wrap = q->used_wrap, was_batch = q->batch_pending;
+		unsigned bufs = DRVQ(q)->event_idx ? st.held_descs * 3 / 4 : 0;
+		unsigned pos = DRVQ(q)->last_used + bufs;
+		bool wrap = DRVQ(q)->used_wrap, was_batch = DRVQ(q)->batch_pending;
 		bool got = uvirtio_drvq_enable_cb_delayed(q);
 
-		if (pos >= q->num) {
-			pos -= q->num;
+		if (pos >= DRVQ(q)->num) {
+			pos -= DRVQ(q)->num;
 			wrap = !wrap;
 		}
 		st.cb_enabled = true;
-		FUZZ_CHECK(got == !(was_batch || is_used(load16(&q->packed_desc[pos].flags), wrap)));
-		if (q->event_idx && !st.dirty)
-			FUZZ_CHECK(load16(&q->driver_event->off_wrap) == (uint16_t)(pos | (wrap ? 0x8000u : 0)));
+		FUZZ_CHECK(got == !(was_batch || is_used(load16(&DRVQ(q)->packed_desc[pos].flags), wrap)));
+		if (DRVQ(q)->event_idx && !st.dirty)
+			FUZZ_CHECK(load16(&DRVQ(q)->driver_event->off_wrap) == (uint16_t)(pos | (wrap ? 0x8000u : 0)));
 		break;
 	}
 	case OP_DISABLE_CB:
 		uvirtio_drvq_disable_cb(q);
 		st.cb_enabled = false;
 		if (!st.dirty)
-			FUZZ_CHECK(load16(&q->driver_event->flags) == VRING_PACKED_EVENT_FLAG_DISABLE);
+			FUZZ_CHECK(load16(&DRVQ(q)->driver_event->flags) == VRING_PACKED_EVENT_FLAG_DISABLE);
 		break;
 	default:
 		break;

@@ -33,14 +33,14 @@ static uint64_t drvq_fuzz_layout_features(void)
 static void drvq_fuzz_check_indices(const struct uvirtio_drvq *q)
 {
 	/* Each buffer in flight is one avail entry the driver has not had back. */
-	FUZZ_CHECK((uint16_t)(q->avail_idx - q->last_used) == st.in_flight);
+	FUZZ_CHECK((uint16_t)(DRVQ(q)->avail_idx - DRVQ(q)->last_used) == st.in_flight);
 }
 
 static void drvq_fuzz_check_after_get(const struct uvirtio_drvq *q)
 {
 	/* With EVENT_IDX and callbacks on, used_event follows the next entry. */
-	if (q->event_idx && st.cb_enabled)
-		FUZZ_CHECK(load16(&q->avail->ring[q->num]) == q->last_used);
+	if (DRVQ(q)->event_idx && st.cb_enabled)
+		FUZZ_CHECK(load16(&DRVQ(q)->avail->ring[DRVQ(q)->num]) == DRVQ(q)->last_used);
 }
 
 /* One avail entry per buffer, whatever its descriptors. */
@@ -52,13 +52,13 @@ static uint16_t drvq_fuzz_kick_units(const struct tok *t)
 
 static bool drvq_fuzz_kick_expected(const struct uvirtio_drvq *q, uint16_t added_since_kick)
 {
-	uint16_t new = q->avail_idx, old = (uint16_t)(new - added_since_kick);
+	uint16_t new = DRVQ(q)->avail_idx, old = (uint16_t)(new - added_since_kick);
 
 	/* spec: with EVENT_IDX notify when avail_event lies in [old, new),
 	 * else unless the device set NO_NOTIFY. */
-	if (q->event_idx)
-		return vring_need_event(load16(&q->used->ring[q->num]), new, old);
-	return !(load16(&q->used->flags) & VRING_USED_F_NO_NOTIFY);
+	if (DRVQ(q)->event_idx)
+		return vring_need_event(load16(&DRVQ(q)->used->ring[DRVQ(q)->num]), new, old);
+	return !(load16(&DRVQ(q)->used->flags) & VRING_USED_F_NO_NOTIFY);
 }
 
 static void drvq_fuzz_layout_op(struct uvirtio_drvq *q, enum op op, struct fuzz_in *in)
@@ -68,42 +68,42 @@ static void drvq_fuzz_layout_op(struct uvirtio_drvq *q, enum op op, struct fuzz_
 		uint8_t slot = in_u8(in);
 		uint32_t id = in_u32(in), len = in_u32(in);
 
-		store32(&q->used->ring[slot & (q->num - 1)].id, id);
-		store32(&q->used->ring[slot & (q->num - 1)].len, len);
+		store32(&DRVQ(q)->used->ring[slot & (DRVQ(q)->num - 1)].id, id);
+		store32(&DRVQ(q)->used->ring[slot & (DRVQ(q)->num - 1)].len, len);
 		st.dirty = true;
 		break;
 	}
 	case OP_POKE_DEVICE_AREA:
-		store16(&q->used->idx, in_u16(in));
+		store16(&DRVQ(q)->used->idx, in_u16(in));
 		st.dirty = true;
 		break;
 	case OP_ENABLE_CB: {
-		uint16_t last_used = q->last_used;
+		uint16_t last_used = DRVQ(q)->last_used;
 		bool was = st.cb_enabled, got = uvirtio_drvq_enable_cb(q);
 
 		st.cb_enabled = true;
 		/* False exactly when used buffers are pending, so the caller
 		 * collects them instead of sleeping through them. */
-		FUZZ_CHECK(got == (load16(&q->used->idx) == last_used));
-		if (q->event_idx)
-			FUZZ_CHECK(load16(&q->avail->ring[q->num]) == last_used);
+		FUZZ_CHECK(got == (load16(&DRVQ(q)->used->idx) == last_used));
+		if (DRVQ(q)->event_idx)
+			FUZZ_CHECK(load16(&DRVQ(q)->avail->ring[DRVQ(q)->num]) == last_used);
 		else if (!was || !st.dirty)
 			/* The flag is rewritten only when it changes: a device
 			 * that scribbled on it meanwhile keeps its scribble. */
-			FUZZ_CHECK(!(load16(&q->avail->flags) & VRING_AVAIL_F_NO_INTERRUPT));
+			FUZZ_CHECK(!(load16(&DRVQ(q)->avail->flags) & VRING_AVAIL_F_NO_INTERRUPT));
 		break;
 	}
 	case OP_ENABLE_CB_DELAYED: {
-		uint16_t last_used = q->last_used;
-		uint16_t bufs = (uint16_t)((uint16_t)(q->avail_idx - last_used) * 3 / 4);
+		uint16_t last_used = DRVQ(q)->last_used;
+		uint16_t bufs = (uint16_t)((uint16_t)(DRVQ(q)->avail_idx - last_used) * 3 / 4);
 		bool got = uvirtio_drvq_enable_cb_delayed(q);
 
 		st.cb_enabled = true;
-		if (!q->event_idx)
+		if (!DRVQ(q)->event_idx)
 			bufs = 0;
-		FUZZ_CHECK(got == ((uint16_t)(load16(&q->used->idx) - last_used) <= bufs));
-		if (q->event_idx)
-			FUZZ_CHECK(load16(&q->avail->ring[q->num]) == (uint16_t)(last_used + bufs));
+		FUZZ_CHECK(got == ((uint16_t)(load16(&DRVQ(q)->used->idx) - last_used) <= bufs));
+		if (DRVQ(q)->event_idx)
+			FUZZ_CHECK(load16(&DRVQ(q)->avail->ring[DRVQ(q)->num]) == (uint16_t)(last_used + bufs));
 		break;
 	}
 	case OP_DISABLE_CB: {
@@ -111,10 +111,10 @@ static void drvq_fuzz_layout_op(struct uvirtio_drvq *q, enum op op, struct fuzz_
 
 		uvirtio_drvq_disable_cb(q);
 		st.cb_enabled = false;
-		if (was && q->event_idx)
-			FUZZ_CHECK(load16(&q->avail->ring[q->num]) == (uint16_t)(q->last_used - 1));
+		if (was && DRVQ(q)->event_idx)
+			FUZZ_CHECK(load16(&DRVQ(q)->avail->ring[DRVQ(q)->num]) == (uint16_t)(DRVQ(q)->last_used - 1));
 		else if (was)
-			FUZZ_CHECK(load16(&q->avail->flags) & VRING_AVAIL_F_NO_INTERRUPT);
+			FUZZ_CHECK(load16(&DRVQ(q)->avail->flags) & VRING_AVAIL_F_NO_INTERRUPT);
 		break;
 	}
 	default:
