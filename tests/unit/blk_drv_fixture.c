@@ -319,8 +319,10 @@ int async_run_two_queues(struct uvirtio_blk_drv *b, struct async_ctx c[2], unsig
 	pthread_t th[2];
 	int ret;
 
+	/* A worker that does not run leaves its result at -ECANCELED. */
+	for (unsigned i = 0; i < 2; i++)
+		c[i] = (struct async_ctx){ .b = b, .queue = i, .result = -ECANCELED };
 	for (unsigned i = 0; i < 2; i++) {
-		c[i] = (struct async_ctx){ .b = b, .queue = i };
 		c[i].buf = uvirtio_blk_drv_alloc_buf(b, 2 * NREQ * 4096);
 		if (!c[i].buf)
 			return -ENOMEM;

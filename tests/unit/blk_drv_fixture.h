@@ -106,7 +106,8 @@ void count_done(struct uvirtio_blk_drv_req *req);
 void *async_worker(void *arg);
 /* One async_worker on each of queues 0 and 1 of @b, each with its own
  * buffer filled from @seed + queue, run to the end. 0 once both ran (their
- * outcomes in c[i].result), else a negative errno. */
+ * outcomes in c[i].result; -ECANCELED for one that did not run), else a
+ * negative errno. */
 int async_run_two_queues(struct uvirtio_blk_drv *b, struct async_ctx c[2], unsigned seed);
 
 /* The real blk device on loopback: a file backend gets a new image of
