@@ -37,6 +37,26 @@ struct fuzz_op {
 	uint16_t arg;
 };
 
+/* Each target's checked pop and push (they check different layouts). */
+typedef int (*fuzz_pop_fn)(struct uvirtio_devq *q, struct uvirtio_req *req, unsigned iov_cap,
+			   bool write_in, uint8_t fill);
+typedef void (*fuzz_push_fn)(struct uvirtio_devq *q, const struct uvirtio_used *e, unsigned n);
+
+/* Pop a request and push it straight back: with @o->arg as its length, or
+ * (@whole) with its whole writable length. */
+static inline void fuzz_pop_push_now(struct uvirtio_devq *q, const struct fuzz_op *o, bool whole,
+				     unsigned iov_cap, bool write_in, fuzz_pop_fn pop,
+				     fuzz_push_fn push)
+{
+	struct uvirtio_req req;
+
+	if (pop(q, &req, iov_cap, write_in, (uint8_t)o->arg) == 1) {
+		struct uvirtio_used e = { .id = req.id, .len = whole ? req.in_len : o->arg };
+
+		push(q, &e, 1);
+	}
+}
+
 static _Alignas(4096) uint8_t guest[GUEST_SIZE];
 static uint8_t snapshot[GUEST_SIZE];
 static struct uvirtio_mem mem;
@@ -87,6 +107,30 @@ FUZZ_MODEL static bool iov_in_region(const struct iovec *v)
 			return true;
 	}
 	return false;
+}
+
+/* What every popped request must be, whatever the layout: its iovecs inside
+ * the caller's capacity, none empty, each inside one accepted region (so,
+ * the point of it all, inside guest memory), adding up to its lengths. */
+static void check_req_iovs(const struct uvirtio_req *req, unsigned iov_cap)
+{
+	uint64_t out_sum = 0, in_sum = 0;
+
+	FUZZ_CHECK(req->n_out <= iov_cap && req->n_in <= iov_cap - req->n_out);
+	for (unsigned i = 0; i < req->n_out + req->n_in; i++) {
+		const struct iovec *v = &req->iov[i];
+
+		FUZZ_CHECK(v->iov_len != 0);
+		FUZZ_CHECK(iov_in_region(v));
+		FUZZ_CHECK((uintptr_t)v->iov_base >= (uintptr_t)guest &&
+			   (uintptr_t)v->iov_base - (uintptr_t)guest + v->iov_len <= GUEST_SIZE);
+		if (i < req->n_out)
+			out_sum += v->iov_len;
+		else
+			in_sum += v->iov_len;
+	}
+	FUZZ_CHECK(out_sum == req->out_len);
+	FUZZ_CHECK(in_sum == req->in_len);
 }
 
 static uint16_t load16(const void *p)

@@ -85,7 +85,6 @@ static void check_state(const struct uvirtio_devq *q)
 static int pop_checked(struct uvirtio_devq *q, struct uvirtio_req *req, unsigned iov_cap,
 		       bool write_in, uint8_t fill)
 {
-	uint64_t out_sum = 0, in_sum = 0;
 	uint32_t inflight = DEVQ(q)->inflight;
 	int ret;
 
@@ -106,21 +105,7 @@ static int pop_checked(struct uvirtio_devq *q, struct uvirtio_req *req, unsigned
 	FUZZ_CHECK(req->id < DEVQ(q)->num);
 	FUZZ_CHECK(!handle_out[req->id]);
 	handle_out[req->id] = true;
-	FUZZ_CHECK(req->n_out <= iov_cap && req->n_in <= iov_cap - req->n_out);
-	for (unsigned i = 0; i < req->n_out + req->n_in; i++) {
-		const struct iovec *v = &req->iov[i];
-
-		FUZZ_CHECK(v->iov_len != 0);
-		FUZZ_CHECK(iov_in_region(v));
-		FUZZ_CHECK((uintptr_t)v->iov_base >= (uintptr_t)guest &&
-			   (uintptr_t)v->iov_base - (uintptr_t)guest + v->iov_len <= GUEST_SIZE);
-		if (i < req->n_out)
-			out_sum += v->iov_len;
-		else
-			in_sum += v->iov_len;
-	}
-	FUZZ_CHECK(out_sum == req->out_len);
-	FUZZ_CHECK(in_sum == req->in_len);
+	check_req_iovs(req, iov_cap);
 	if (write_in)
 		for (unsigned i = req->n_out; i < req->n_out + req->n_in; i++)
 			memset(req->iov[i].iov_base, fill, req->iov[i].iov_len);
@@ -176,14 +161,8 @@ static void run_op(struct uvirtio_devq *q, const struct fuzz_op *o, unsigned iov
 	switch (o->op % OP_COUNT) {
 	case OP_POP_PUSH:
 	case OP_POP_PUSH_FULL:
-		if (pop_checked(q, &req, iov_cap, write_in, (uint8_t)o->arg) == 1) {
-			struct uvirtio_used e = {
-				.id = req.id,
-				.len = o->op % OP_COUNT == OP_POP_PUSH ? o->arg : req.in_len,
-			};
-
-			push_checked(q, &e, 1);
-		}
+		fuzz_pop_push_now(q, o, o->op % OP_COUNT == OP_POP_PUSH_FULL, iov_cap, write_in,
+				  pop_checked, push_checked);
 		break;
 	case OP_POP_HOLD:
 		if (pop_checked(q, &req, iov_cap, write_in, (uint8_t)o->arg) == 1)

@@ -250,7 +250,6 @@ static int pop_checked(struct uvirtio_devq *q, struct uvirtio_req *req, unsigned
 		       bool write_in, uint8_t fill)
 {
 	struct expect e;
-	uint64_t out_sum = 0, in_sum = 0;
 	int ret;
 
 	if (DEVQ(q)->ready && load16(&DEVQ(q)->avail->idx) != st.avail0)
@@ -294,24 +293,8 @@ static int pop_checked(struct uvirtio_devq *q, struct uvirtio_req *req, unsigned
 	}
 	FUZZ_CHECK(req->id < DEVQ(q)->num);
 	FUZZ_CHECK(req->iov_cap == iov_cap);
-	FUZZ_CHECK(req->n_out <= iov_cap && req->n_in <= iov_cap - req->n_out);
-	for (unsigned i = 0; i < req->n_out + req->n_in; i++) {
-		const struct iovec *v = &req->iov[i];
-
-		FUZZ_CHECK(v->iov_len != 0);
-		FUZZ_CHECK(iov_in_region(v));
-		/* Implied by the check above, spelled out because it is the
-		 * point: nothing the device gets points outside guest memory. */
-		FUZZ_CHECK((uintptr_t)v->iov_base >= (uintptr_t)guest &&
-			   (uintptr_t)v->iov_base - (uintptr_t)guest + v->iov_len <= GUEST_SIZE);
-		if (i < req->n_out)
-			out_sum += v->iov_len;
-		else
-			in_sum += v->iov_len;
-	}
-	FUZZ_CHECK(out_sum == req->out_len);
-	FUZZ_CHECK(in_sum == req->in_len);
-	FUZZ_CHECK(out_sum + in_sum <= UINT32_MAX);
+	check_req_iovs(req, iov_cap);
+	FUZZ_CHECK((uint64_t)req->out_len + req->in_len <= UINT32_MAX);
 	/* With EVENT_IDX and kicks wanted, avail_event follows the next slot. */
 	if (DEVQ(q)->event_idx && st.notify_enabled)
 		FUZZ_CHECK(avail_event(q) == DEVQ(q)->last_avail);
@@ -424,14 +407,8 @@ static void run_op(struct uvirtio_devq *q, const struct fuzz_op *o, unsigned iov
 	switch (o->op % OP_COUNT) {
 	case OP_POP_PUSH:
 	case OP_POP_PUSH_FULL:
-		if (pop_checked(q, &req, iov_cap, write_in, (uint8_t)o->arg) == 1) {
-			struct uvirtio_used e = {
-				.id = req.id,
-				.len = o->op % OP_COUNT == OP_POP_PUSH ? o->arg : req.in_len,
-			};
-
-			push_checked(q, &e, 1);
-		}
+		fuzz_pop_push_now(q, o, o->op % OP_COUNT == OP_POP_PUSH_FULL, iov_cap, write_in,
+				  pop_checked, push_checked);
 		break;
 	case OP_POP_HOLD:
 		if (pop_checked(q, &req, iov_cap, write_in, (uint8_t)o->arg) == 1) {
