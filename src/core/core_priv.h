@@ -78,4 +78,13 @@ static inline bool suspended(const struct device *dev)
 	return status_of(dev) & VIRTIO_CONFIG_S_SUSPEND;
 }
 
+/* For tests only (tests/support/core_internal.h); not exported. The hooks
+ * the transport set (uvirtio_device_set_hooks()), for a test that fires a
+ * notification as the device core would. */
+const struct uvirtio_device_hooks *uvirtio_device_get_hooks(const struct uvirtio_device *dev);
+
+/* For tests only: whether the core called queue_start for queue @index and
+ * not queue_stop yet. */
+bool uvirtio_device_queue_started(const struct uvirtio_device *dev, unsigned index);
+
 #endif

@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "core_priv.h"
-#include "device_internal.h"
 #include "../log/log_priv.h"
 
 /* Status bits the driver writes; DEVICE_NEEDS_RESET is the device's. */

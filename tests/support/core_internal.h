@@ -9,6 +9,6 @@
 #define UVIRTIO_TESTS_SUPPORT_CORE_INTERNAL_H
 
 #include "../../src/core/crc32.h"
-#include "../../src/core/device_internal.h"
+#include "../../src/core/core_priv.h"
 
 #endif
