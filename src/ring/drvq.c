@@ -26,6 +26,7 @@ int uvirtio_drvq_create(struct uvirtio_drvq *public_q, struct uvirtio_dma *dma, 
 {
 	struct drvq *q = drvq_of(public_q);
 	bool packed = features & UVIRTIO_BIT(VIRTIO_F_RING_PACKED);
+	uint64_t ring_addr = 0;
 	char *ring;
 
 	memset(q, 0, sizeof(*q));
@@ -54,6 +55,11 @@ int uvirtio_drvq_create(struct uvirtio_drvq *public_q, struct uvirtio_dma *dma, 
 	q->in_order = features & UVIRTIO_BIT(VIRTIO_F_IN_ORDER);
 	q->notification_data = features & UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA);
 	q->ring_mem = ring;
+	uvirtio_dma_guest_range(dma, &q->dma_guest_addr, &q->dma_size);
+	/* The area is one mapping: its base is where the ring's guest
+	 * address says the ring sits. */
+	uvirtio_dma_addr(dma, ring, 1, &ring_addr);
+	q->dma_base = (const char *)ring - (ring_addr - q->dma_guest_addr);
 
 	if (features & UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC)) {
 		unsigned max = indirect_max ? indirect_max : DEFAULT_INDIRECT_MAX;

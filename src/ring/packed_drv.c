@@ -120,7 +120,7 @@ int packed_drv_add(struct drvq *q, const struct iovec *out, unsigned n_out,
 		for (unsigned k = 0; k < total; k++) {
 			const struct iovec *part = k < n_out ? &out[k] : &in[k - n_out];
 
-			if (uvirtio_dma_addr(q->dma, part->iov_base, part->iov_len, &addr))
+			if (drvq_dma_addr(q, part->iov_base, part->iov_len, &addr))
 				return -EFAULT;
 			/* spec, packed indirect descriptors: a table has no NEXT
 			 * and its ids are ignored. */
@@ -130,7 +130,7 @@ int packed_drv_add(struct drvq *q, const struct iovec *out, unsigned n_out,
 				.flags = htole16(k < n_out ? 0 : VRING_DESC_F_WRITE),
 			};
 		}
-		uvirtio_dma_addr(q->dma, table, total * sizeof(*table), &addr);
+		drvq_dma_addr(q, table, total * sizeof(*table), &addr);
 		write_fields(&q->packed_desc[head], addr, total * (uint32_t)sizeof(*table), id);
 		head_flags = (uint16_t)(VRING_DESC_F_INDIRECT | avail_flags(wrap));
 		ndescs = 1;
@@ -144,7 +144,7 @@ int packed_drv_add(struct drvq *q, const struct iovec *out, unsigned n_out,
 			const struct iovec *part = k < n_out ? &out[k] : &in[k - n_out];
 			uint64_t addr;
 
-			if (uvirtio_dma_addr(q->dma, part->iov_base, part->iov_len, &addr))
+			if (drvq_dma_addr(q, part->iov_base, part->iov_len, &addr))
 				return -EFAULT;
 		}
 		for (unsigned k = 0; k < total; k++) {
@@ -152,7 +152,7 @@ int packed_drv_add(struct drvq *q, const struct iovec *out, unsigned n_out,
 			uint16_t flags = avail_flags(wrap);
 			uint64_t addr = 0;
 
-			uvirtio_dma_addr(q->dma, part->iov_base, part->iov_len, &addr);
+			drvq_dma_addr(q, part->iov_base, part->iov_len, &addr);
 			if (k >= n_out)
 				flags |= VRING_DESC_F_WRITE;
 			if (k + 1 < total)

@@ -78,7 +78,7 @@ static int write_chain(struct drvq *q, struct vring_desc *table, const struct io
 		uint16_t next = table ? (uint16_t)(k + 1) : q->next[i];
 		uint64_t addr;
 
-		if (uvirtio_dma_addr(q->dma, part->iov_base, part->iov_len, &addr))
+		if (drvq_dma_addr(q, part->iov_base, part->iov_len, &addr))
 			return -EFAULT;
 		if (k + 1 < total)
 			flags |= VRING_DESC_F_NEXT;
@@ -95,7 +95,7 @@ int split_drv_add(struct drvq *q, const struct iovec *out, unsigned n_out,
 {
 	unsigned total = n_out + n_in;
 	bool indirect, indirect_refused;
-	uint16_t head, last;
+	uint16_t head, last = 0; /* set by write_chain(); -O3 cannot see it */
 	int ret;
 
 	indirect = drvq_use_indirect(q, total, &indirect_refused);
@@ -110,7 +110,7 @@ int split_drv_add(struct drvq *q, const struct iovec *out, unsigned n_out,
 		ret = write_chain(q, table, out, n_out, in, n_in, &last);
 		if (ret)
 			return ret;
-		uvirtio_dma_addr(q->dma, table, total * sizeof(*table), &table_addr);
+		drvq_dma_addr(q, table, total * sizeof(*table), &table_addr);
 		write_desc(&q->desc[head], table_addr, total * (uint32_t)sizeof(*table),
 			   VRING_DESC_F_INDIRECT, 0);
 		last = head;
