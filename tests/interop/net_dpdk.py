@@ -260,19 +260,31 @@ class UvirtioNet:
         return rc, text, parse_counters(text)
 
 
-def counter(c, *names):
-    """The first of @names present in counters dict @c (the backend names
-    its counters; these are the names it may use), or None."""
-    for n in names:
-        if c and n in c:
-            return c[n]
-    return None
+# The backend's counters (struct uvirtio_net_dev_stats): frames it took
+# from the driver's tx queue and passed on, frames it gave the driver on its
+# rx queue. Every other counter counts a frame dropped or refused (by reason).
+FROM_DRIVER = "tx_packets"
+TO_DRIVER = "rx_packets"
 
 
-# Names of the backend's counters: frames it took from the driver's tx queue
-# and frames it put on the driver's rx queue.
-FROM_DRIVER = ("tx_frames", "tx_packets", "tx")
-TO_DRIVER = ("rx_frames", "rx_packets", "rx")
+def counter(c, name):
+    """Counter @name of counters dict @c, or None."""
+    return c.get(name) if c else None
+
+
+def delta(c0, c, name):
+    """How much counter @name grew from @c0 to @c, or None."""
+    a, b = counter(c0, name), counter(c, name)
+    return None if a is None or b is None else b - a
+
+
+def drops(c0, c):
+    """Every drop or error counter that grew from @c0 to @c: {name: by}
+    (None when a counters line is missing)."""
+    if c0 is None or c is None:
+        return None
+    return {k: v - c0.get(k, 0) for k, v in c.items()
+            if not k.endswith(("_packets", "_bytes")) and v != c0.get(k, 0)}
 
 
 def finish_backend(title, backend, want_from_driver=None, want_to_driver=None):
@@ -282,7 +294,7 @@ def finish_backend(title, backend, want_from_driver=None, want_to_driver=None):
         None if clean else f"exit {rc}\n{text[-3000:]}")
     if want_from_driver is None and want_to_driver is None:
         return
-    got_from, got_to = counter(c, *FROM_DRIVER), counter(c, *TO_DRIVER)
+    got_from, got_to = counter(c, FROM_DRIVER), counter(c, TO_DRIVER)
     ok = c is not None and (want_from_driver is None or got_from == want_from_driver) and \
         (want_to_driver is None or got_to == want_to_driver)
     tap(ok, f"{title}: the counters uvirtio net prints at exit agree "
@@ -347,11 +359,12 @@ def scenario_tap(args, tmp, mode, packed):
                 f"testpmd totals {st}; tap rx_packets grew by {got}\n"
                 f"backend:\n{backend.out.text()[-2000:]}")
             c = backend.counters()
-            sent = None if c is None or c0 is None else \
-                (counter(c, *FROM_DRIVER) or 0) - (counter(c0, *FROM_DRIVER) or 0)
-            tap(sent == st["tx"], f"{title}: uvirtio net counts {sent} frames from the driver, "
-                f"testpmd sent {st['tx']}", f"counters before {c0}, after {c}")
-            want_from, want_to = counter(c, *FROM_DRIVER), None
+            sent, bad = delta(c0, c, FROM_DRIVER), drops(c0, c)
+            tap(sent == st["tx"] and bad == {},
+                f"{title}: uvirtio net counts {sent} frames from the driver, testpmd sent "
+                f"{st['tx']}; no drop or error counted", f"counters before {c0}, after {c}\n"
+                f"grew: {bad}")
+            want_from, want_to = counter(c, FROM_DRIVER), None
         else:
             if tp.cmd("start") is None:
                 tap(False, f"{title}: testpmd starts forwarding", tp.text()[-3000:])
@@ -380,11 +393,11 @@ def scenario_tap(args, tmp, mode, packed):
                 f"{title}: the tap queued exactly the test's frames (tx_packets {read}, "
                 f"tx_dropped {dropped})")
             c = backend.counters()
-            got = None if c is None or c0 is None else \
-                (counter(c, *TO_DRIVER) or 0) - (counter(c0, *TO_DRIVER) or 0)
-            tap(got == args.frames, f"{title}: uvirtio net counts {got} frames to the driver, "
-                f"{args.frames} sent", f"counters before {c0}, after {c}")
-            want_from, want_to = None, counter(c, *TO_DRIVER)
+            got, bad = delta(c0, c, TO_DRIVER), drops(c0, c)
+            tap(got == args.frames and bad == {},
+                f"{title}: uvirtio net counts {got} frames to the driver, {args.frames} sent; "
+                "no drop or error counted", f"counters before {c0}, after {c}\ngrew: {bad}")
+            want_from, want_to = None, counter(c, TO_DRIVER)
         rc = tp.quit()
         tap(rc == 0, f"{title}: testpmd quits (exit {rc})", None if rc == 0 else tp.text()[-2000:])
         tp = None
@@ -413,6 +426,7 @@ def scenario_io(args, tmp, packed):
         if not backend.serving:
             tap(False, f"{title}: uvirtio net --backend=reflect serves", backend.out.text()[-3000:])
             return
+        c0 = backend.counters()
         tp = Testpmd("testpmd", ["-l", "0-1"], unique(f"i{packed}"),
                      testpmd_vdev(sock, packed), "io", log)
         if not tp.ready:
@@ -424,14 +438,16 @@ def scenario_io(args, tmp, packed):
             tap(False, f"{title}: testpmd forwards and reports its totals", tp.text()[-3000:])
             return
         c = backend.counters()
-        frm, to = counter(c, *FROM_DRIVER), counter(c, *TO_DRIVER)
-        # Every frame sent came back (reflect), and every one received was
-        # sent again (io), except those on the way when forwarding stopped:
-        # RX <= reflected <= taken from the driver = TX.
-        ok = st["rx"] > 0 and frm == st["tx"] and to is not None and st["rx"] <= to <= frm
+        frm, to, bad = delta(c0, c, FROM_DRIVER), delta(c0, c, TO_DRIVER), drops(c0, c)
+        # Every frame sent comes back (the reflector holds a frame until the
+        # driver has an rx buffer for it), and every one received was sent
+        # again (io), except those on the way when forwarding stopped:
+        # RX <= reflected = taken from the driver = TX.
+        ok = st["rx"] > 0 and frm == st["tx"] and to == frm and st["rx"] <= to and bad == {}
         tap(ok, f"{title}: frames go round: testpmd sent {st['tx']}, received {st['rx']}; "
             f"uvirtio net took {frm}, reflected {to}",
-            None if ok else f"testpmd totals {st}; counters {c}\n{backend.out.text()[-2000:]}")
+            None if ok else f"testpmd totals {st}; counters {c}, grew: {bad}\n"
+            f"{backend.out.text()[-2000:]}")
         rc = tp.quit()
         tap(rc == 0, f"{title}: testpmd quits (exit {rc})", None if rc == 0 else tp.text()[-2000:])
         tp = None
@@ -521,8 +537,14 @@ def self_test():
         ("two totals blocks", parse_forward_stats(stop_out + stop_out), None),
         ("port stats", parse_port_stats(port_out), (1000, 12)),
         ("no port stats", parse_port_stats("Invalid port 0"), None),
-        ("counters", parse_counters("x\nuvirtio net: counters tx_frames=5 rx_frames: 6\n"),
-         {"tx_frames": 5, "rx_frames": 6}),
+        ("counters", parse_counters("x\nuvirtio net: counters tx_packets=5 rx_packets=6 "
+                                    "rx_dropped=0\n"),
+         {"tx_packets": 5, "rx_packets": 6, "rx_dropped": 0}),
+        ("a drop counted", drops({"rx_packets": 1, "rx_dropped": 0, "tx_bad_gso": 2},
+                                 {"rx_packets": 9, "rx_dropped": 3, "tx_bad_gso": 2}),
+         {"rx_dropped": 3}),
+        ("no drop counted", drops({"rx_packets": 1, "rx_bytes": 60, "rx_dropped": 0},
+                                  {"rx_packets": 9, "rx_bytes": 540, "rx_dropped": 0}), {}),
         ("the last counters line", parse_counters(
             "uvirtio net: counters rx=1\nuvirtio net: counters rx=2\n"), {"rx": 2}),
         ("no counters line", parse_counters("uvirtio net: serving on s\n"), None),
