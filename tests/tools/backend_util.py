@@ -127,10 +127,10 @@ class Netns:
         subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True,
                        text=True, timeout=30)
 
-    def run(self, *cmd, check=True):
+    def run(self, *cmd, check=True, timeout=60):
         """`ip netns exec NAME CMD...`: the completed process (text)."""
         return subprocess.run(["ip", "netns", "exec", self.name, *cmd], check=check,
-                              capture_output=True, text=True, timeout=60)
+                              capture_output=True, text=True, timeout=timeout)
 
     def add_tap(self, tap):
         """A multi-queue tap @tap in the namespace, no IPv6 (so no autoconf
