@@ -55,7 +55,10 @@ PROMPT = re.compile(r"testpmd> ")
 # How long testpmd forwards between `start` and `stop` (not asserted on).
 FORWARD_SECONDS = 3
 # The frames rxonly sends, and the largest batch sent before waiting for the
-# backend to read it (well under the tap's queue of 500 frames, txqueuelen).
+# backend to read it: well under the tap's queue, txqueuelen frames (1000 for
+# `ip tuntap add`; a reader that holds still gets the first 1000 of 2000, the
+# rest count as tx_dropped). The other way there is no queue to overflow: a
+# write into the tap's fd is counted in its rx_packets as it is made.
 RX_FRAMES = 1000
 RX_BATCH = 100
 # A local experimental ethertype (IEEE 802 88B5): nothing in the kernel
