@@ -20,7 +20,10 @@ io       `uvirtio net --backend=reflect`, testpmd --forward-mode=io started
          with one burst (`start tx_first`): frames go round between the two.
 
 No traffic leaves the namespace: the tap has no address, IPv6 is off on it
-(no autoconf frame), and the frames the test sends have a local ethertype.
+(no autoconf frame), and the frames the test sends on it go to its reader
+(the backend) only: UDP to the discard port of 198.18.0.2 (RFC 2544's
+benchmark range), each from its own source port so that a multi-queue tap
+spreads them over its queues.
 
 --peer=dpdk runs txonly and rxonly with a second testpmd as the backend
 (net_vhost), which proves this harness (the driving of testpmd over its
@@ -61,9 +64,6 @@ FORWARD_SECONDS = 3
 # write into the tap's fd is counted in its rx_packets as it is made.
 RX_FRAMES = 1000
 RX_BATCH = 100
-# A local experimental ethertype (IEEE 802 88B5): nothing in the kernel
-# answers it.
-ETHERTYPE = 0x88B5
 # Waits on a condition (a count to reach a value, a line to appear): the
 # longest a test waits before it reports what it saw. Never an assertion.
 WAIT = 60
@@ -101,6 +101,9 @@ PORT_STATS = re.compile(
     r"NIC statistics for port 0\s+#+\s*\n"
     r"\s*RX-packets:\s*(\d+).*\n(?:.*\n)*?"
     r"\s*TX-packets:\s*(\d+)")
+STREAM = re.compile(
+    r"Forward Stats for RX Port=\s*0/Queue=\s*(\d+) -> TX Port=\s*0/Queue=\s*(\d+) -+\s*\n"
+    r"\s*RX-packets:\s*(\d+)\s+TX-packets:\s*(\d+)")
 COUNTERS = re.compile(r"^uvirtio net: counters\b(.*)$", re.M)
 
 
@@ -112,6 +115,19 @@ def parse_forward_stats(text):
         return None
     rx, rxd, _, tx, txd, _ = (int(x) for x in blocks[0])
     return {"rx": rx, "rx_dropped": rxd, "tx": tx, "tx_dropped": txd}
+
+
+def parse_streams(text, queues):
+    """Per queue, (RX-packets, TX-packets) of `stop`'s stream blocks (testpmd
+    prints them with more than one stream, and leaves out a stream that
+    moved nothing): a list of @queues pairs."""
+    got = [[0, 0] for _ in range(queues)]
+    for rxq, txq, rx, tx in STREAM.findall(text):
+        if int(rxq) < queues:
+            got[int(rxq)][0] += int(rx)
+        if int(txq) < queues:
+            got[int(txq)][1] += int(tx)
+    return [tuple(g) for g in got]
 
 
 def parse_port_stats(text):
@@ -135,14 +151,17 @@ class Testpmd:
     """dpdk-testpmd in interactive mode, driven over a pipe on its stdin
     (it exits when stdin ends, so the pipe stays open until `quit`)."""
 
-    def __init__(self, name, cores, prefix, vdev, mode, log):
+    def __init__(self, name, cores, prefix, vdev, mode, log, queues=1):
         self.name = name
         self.prefix = prefix
+        self.queues = queues
         # stdbuf: testpmd's printf output to a pipe would wait in stdio's
         # buffer until exit, after the prompt that follows it.
         cmd = ["stdbuf", "-o0", TESTPMD, *cores, "--no-pci", "--no-huge", "-m", "1024",
                f"--file-prefix={prefix}", f"--vdev={vdev}", "--", "-i",
                "--total-num-mbufs=16384", f"--forward-mode={mode}"]
+        if queues > 1:
+            cmd += [f"--rxq={queues}", f"--txq={queues}"]
         self.out = backend_util.Output(cmd, stdin=subprocess.PIPE, log=log)
 
     def wait_ready(self):
@@ -211,8 +230,17 @@ def inject(dev, count, batch):
     "sent N" and exits 0, or 1 when the reader fell behind."""
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
     s.bind((dev, 0))
-    src = bytes.fromhex("020000000002")
-    dst = bytes.fromhex("020000000001")
+    eth = bytes.fromhex("020000000001" "020000000002" "0800")
+
+    def frame(n):
+        payload = b"uvirtio-net-dpdk" + struct.pack("!I", n)
+        udp = struct.pack("!HHHH", 1024 + n % 60000, 9, 8 + len(payload), 0) + payload
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), n & 0xFFFF, 0, 64, 17, 0,
+                         bytes([198, 18, 0, 1]), bytes([198, 18, 0, 2]))
+        words = sum(struct.unpack("!10H", ip))
+        words = (words & 0xFFFF) + (words >> 16)
+        csum = ~((words & 0xFFFF) + (words >> 16)) & 0xFFFF
+        return eth + ip[:10] + struct.pack("!H", csum) + ip[12:] + udp
 
     def stat(name):
         with open(f"/sys/class/net/{dev}/statistics/{name}") as f:
@@ -223,8 +251,7 @@ def inject(dev, count, batch):
     sent = 0
     while sent < count:
         for _ in range(min(batch, count - sent)):
-            payload = b"uvirtio-net-dpdk" + struct.pack("!I", sent)
-            s.send(dst + src + struct.pack("!H", ETHERTYPE) + payload.ljust(46, b"\0"))
+            s.send(frame(sent))
             sent += 1
         while stat("tx_packets") - base < sent:
             if time.monotonic() > deadline or stat("tx_dropped"):
@@ -243,7 +270,7 @@ class UvirtioNet:
 
     def __init__(self, args, sock, log, backend, ns=None, dev=None):
         cmd = [args.uvirtio, "net", f"--socket-path={sock}", f"--backend={backend}",
-               "--queues=1"]
+               f"--queues={args.queues}"]
         if dev:
             cmd.append(f"--tap={dev}")
         if ns:
@@ -317,29 +344,44 @@ def unique(tag):
     return f"uvn{os.getpid()}{tag}"
 
 
-def testpmd_vdev(sock, packed):
-    return f"net_virtio_user0,path={sock},queues=1,packed_vq={packed},mrg_rxbuf=1"
+def testpmd_vdev(sock, packed, queues):
+    return f"net_virtio_user0,path={sock},queues={queues},packed_vq={packed},mrg_rxbuf=1"
 
 
 def forward(tp, seconds, first="start"):
     """`start` (or `start tx_first`), forward @seconds, `stop`: the forward
-    totals, or None (with testpmd's output reported)."""
+    totals, with "queues" per queue (RX, TX), or None."""
     if tp.cmd(first) is None:
         return None
     time.sleep(seconds)
-    out = tp.cmd("stop")
-    return parse_forward_stats(out or "")
+    return stop_stats(tp)
+
+
+def stop_stats(tp):
+    """`stop`: its totals, with "queues" per queue (RX, TX), or None."""
+    out = tp.cmd("stop") or ""
+    st = parse_forward_stats(out)
+    if st is not None:
+        st["queues"] = parse_streams(out, tp.queues)
+    return st
+
+
+def per_queue(st, i):
+    """What a title adds with more than one queue: each queue's RX (@i 0) or
+    TX (@i 1) count."""
+    qs = st["queues"]
+    return f" (per queue {[q[i] for q in qs]})" if len(qs) > 1 else ""
 
 
 def scenario_tap(args, tmp, mode, packed):
     """txonly or rxonly against `uvirtio net --backend=tap` in a namespace."""
     ring = "packed" if packed else "split"
-    title = f"{mode} {ring}"
-    ns = backend_util.Netns(unique(f"{mode[0]}{packed}"))
+    title = f"{mode} {ring}" + (f" {args.queues} queues" if args.queues > 1 else "")
     dev = f"uvt{os.getpid() % 100000}"
-    backend = tp = None
+    backend = tp = ns = None
     log = open(os.path.join(tmp, f"{mode}-{ring}.log"), "w+")
     try:
+        ns = backend_util.Netns(unique(f"{mode[0]}{packed}"))
         ns.add_tap(dev)
         sock = os.path.join(tmp, f"{mode}-{ring}.sock")
         backend = UvirtioNet(args, sock, log, "tap", ns, dev)
@@ -349,7 +391,7 @@ def scenario_tap(args, tmp, mode, packed):
         rx0, tx0 = ns.stat(dev, "rx_packets"), ns.stat(dev, "tx_packets")
         c0 = backend.counters()
         tp = Testpmd("testpmd", ["-l", "0-1"], unique(f"{mode[0]}{packed}"),
-                     testpmd_vdev(sock, packed), mode, log)
+                     testpmd_vdev(sock, packed, args.queues), mode, log, args.queues)
         if not tp.wait_ready():
             tap(False, f"{title}: testpmd connects to uvirtio net and starts its port",
                 f"testpmd:\n{tp.text()[-3000:]}\nbackend:\n{backend.out.text()[-3000:]}")
@@ -364,7 +406,7 @@ def scenario_tap(args, tmp, mode, packed):
             got = wait_count(lambda: ns.stat(dev, "rx_packets") - rx0, st["tx"])
             tap(st["tx"] > 0 and got == st["tx"],
                 f"{title}: the tap received (rx_packets) every frame testpmd sent: "
-                f"{got} of {st['tx']}",
+                f"{got} of {st['tx']}{per_queue(st, 1)}",
                 f"testpmd totals {st}; tap rx_packets grew by {got}\n"
                 f"backend:\n{backend.out.text()[-2000:]}")
             c = backend.counters()
@@ -386,8 +428,7 @@ def scenario_tap(args, tmp, mode, packed):
                 "by the backend, none dropped", f"carrier {carrier}\n{p.stdout}{p.stderr}")
             # Frames the backend read may still be on their way to testpmd.
             seen = wait_count(lambda: (tp.port_stats() or (None, None))[0], args.frames)
-            out = tp.cmd("stop")
-            st = parse_forward_stats(out or "")
+            st = stop_stats(tp)
             if st is None:
                 tap(False, f"{title}: testpmd reports its totals", tp.text()[-3000:])
                 return
@@ -395,9 +436,13 @@ def scenario_tap(args, tmp, mode, packed):
             dropped = ns.stat(dev, "tx_dropped")
             tap(st["rx"] == args.frames,
                 f"{title}: testpmd received every frame sent on the tap: {st['rx']} of "
-                f"{args.frames}",
+                f"{args.frames}{per_queue(st, 0)}",
                 f"testpmd totals {st}, port stats said {seen}; the backend read {read} from "
                 f"the tap, tap tx_dropped {dropped}\nbackend:\n{backend.out.text()[-2000:]}")
+            if args.queues > 1:
+                each = [q[0] for q in st["queues"]]
+                tap(all(each), f"{title}: the tap spread the frames over its queues and "
+                    f"every queue brought some to testpmd: {each}")
             tap(read == args.frames and dropped == 0,
                 f"{title}: the tap queued exactly the test's frames (tx_packets {read}, "
                 f"tx_dropped {dropped})")
@@ -415,18 +460,22 @@ def scenario_tap(args, tmp, mode, packed):
         b, backend = backend, None
         finish_backend(title, b, want_from, want_to)
     finally:
-        if tp:
-            tp.close()
-        if backend:
-            finish_backend(title, backend)
-        ns.delete()
-        log.close()
+        # Processes first, the namespace last, whatever a report raises.
+        try:
+            if tp:
+                tp.close()
+            if backend:
+                finish_backend(title, backend)
+        finally:
+            if ns:
+                ns.delete()
+            log.close()
 
 
 def scenario_io(args, tmp, packed):
     """io forwarding against `uvirtio net --backend=reflect`."""
     ring = "packed" if packed else "split"
-    title = f"io {ring}"
+    title = f"io {ring}" + (f" {args.queues} queues" if args.queues > 1 else "")
     backend = tp = None
     log = open(os.path.join(tmp, f"io-{ring}.log"), "w+")
     try:
@@ -437,7 +486,7 @@ def scenario_io(args, tmp, packed):
             return
         c0 = backend.counters()
         tp = Testpmd("testpmd", ["-l", "0-1"], unique(f"i{packed}"),
-                     testpmd_vdev(sock, packed), "io", log)
+                     testpmd_vdev(sock, packed, args.queues), "io", log, args.queues)
         if not tp.wait_ready():
             tap(False, f"{title}: testpmd connects to uvirtio net and starts its port",
                 f"testpmd:\n{tp.text()[-3000:]}\nbackend:\n{backend.out.text()[-3000:]}")
@@ -456,7 +505,8 @@ def scenario_io(args, tmp, packed):
         # again (io), except those on the way when forwarding stopped:
         # RX <= reflected = taken from the driver = TX.
         ok = st["rx"] > 0 and frm == st["tx"] and to == frm and st["rx"] <= to and bad == {}
-        tap(ok, f"{title}: frames go round: testpmd sent {st['tx']}, received {st['rx']}; "
+        tap(ok, f"{title}: frames go round: testpmd sent {st['tx']}{per_queue(st, 1)}, "
+            f"received {st['rx']}; "
             f"uvirtio net took {frm}, reflected {to}",
             f"testpmd totals {st}; counters {c}, grew: {bad}\n"
             f"{backend.out.text()[-2000:]}")
@@ -473,22 +523,23 @@ def scenario_io(args, tmp, packed):
         log.close()
 
 
-def scenario_dpdk_peer(tmp, mode, packed):
+def scenario_dpdk_peer(args, tmp, mode, packed):
     """The harness against DPDK alone: testpmd's net_vhost as the backend."""
     ring = "packed" if packed else "split"
-    title = f"dpdk peer {mode} {ring}"
+    title = f"dpdk peer {mode} {ring}" + (f" {args.queues} queues" if args.queues > 1 else "")
     sock = os.path.join(tmp, f"vhost-{mode}-{ring}.sock")
     log = open(os.path.join(tmp, f"vhost-{mode}-{ring}.log"), "w+")
     other = "rxonly" if mode == "txonly" else "txonly"
     vh = fe = None
     try:
         vh = Testpmd("vhost", ["--lcores=0@0,1@0"], unique(f"v{mode[0]}{packed}"),
-                     f"net_vhost0,iface={sock},queues=1,client=0", other, log)
+                     f"net_vhost0,iface={sock},queues={args.queues},client=0", other, log,
+                     args.queues)
         if not vh.wait_ready():
             tap(False, f"{title}: testpmd net_vhost starts", vh.text()[-3000:])
             return
         fe = Testpmd("virtio-user", ["--lcores=0@1,1@1"], unique(f"u{mode[0]}{packed}"),
-                     testpmd_vdev(sock, packed), mode, log)
+                     testpmd_vdev(sock, packed, args.queues), mode, log, args.queues)
         if not fe.wait_ready():
             tap(False, f"{title}: testpmd net_virtio_user connects", fe.text()[-3000:])
             return
@@ -499,12 +550,12 @@ def scenario_dpdk_peer(tmp, mode, packed):
             tap(False, f"{title}: both start forwarding", vh.text()[-2000:] + fe.text()[-2000:])
             return
         time.sleep(FORWARD_SECONDS)
-        st_tx = parse_forward_stats(tx.cmd("stop") or "")
+        st_tx = stop_stats(tx)
         if st_tx is None:
             tap(False, f"{title}: the sender reports its totals", tx.text()[-3000:])
             return
         wait_count(lambda: (rx.port_stats() or (None, None))[0], st_tx["tx"])
-        st_rx = parse_forward_stats(rx.cmd("stop") or "")
+        st_rx = stop_stats(rx)
         ok = st_rx is not None and st_tx["tx"] > 0 and st_rx["rx"] == st_tx["tx"]
         tap(ok, f"{title}: {'virtio-user' if mode == 'txonly' else 'vhost'} sent "
             f"{st_tx['tx']}, the other received {st_rx and st_rx['rx']}",
@@ -535,6 +586,13 @@ def self_test():
   TX-packets: 256            TX-dropped: 116327072     TX-total: 116327328
   ++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++
 """
+    streams_out = """
+  ------- Forward Stats for RX Port= 0/Queue= 0 -> TX Port= 0/Queue= 0 -------
+  RX-packets: 0              TX-packets: 379904         TX-dropped: 58419584
+
+  ------- Forward Stats for RX Port= 0/Queue= 2 -> TX Port= 0/Queue= 2 -------
+  RX-packets: 5              TX-packets: 353472         TX-dropped: 58446016
+"""
     port_out = """
   ######################## NIC statistics for port 0  ########################
   RX-packets: 1000       RX-missed: 0          RX-bytes:  60000
@@ -545,6 +603,7 @@ def self_test():
     cases = [
         ("forward totals", parse_forward_stats(stop_out),
          {"rx": 7, "rx_dropped": 1, "tx": 256, "tx_dropped": 116327072}),
+        ("per queue", parse_streams(streams_out, 3), [(0, 379904), (0, 0), (5, 353472)]),
         ("no totals block", parse_forward_stats(stop_out.split("+++")[0]), None),
         ("two totals blocks", parse_forward_stats(stop_out + stop_out), None),
         ("port stats", parse_port_stats(port_out), (1000, 12)),
@@ -575,6 +634,8 @@ def main():
     ap.add_argument("--scenario", default="txonly,rxonly,io",
                     help="comma-separated: txonly, rxonly, io (io: uvirtio only)")
     ap.add_argument("--ring", default="split,packed", help="comma-separated: split, packed")
+    ap.add_argument("--queues", type=int, default=1,
+                    help="queue pairs (uvirtio net --queues, testpmd --rxq/--txq)")
     ap.add_argument("--frames", type=int, default=RX_FRAMES, help="frames rxonly sends")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     ap.add_argument("--self-test", action="store_true", help="check the parsers, then exit")
@@ -617,7 +678,7 @@ def main():
                 if args.peer == "dpdk":
                     if s == "io":
                         continue
-                    scenario_dpdk_peer(tmp, s, packed)
+                    scenario_dpdk_peer(args, tmp, s, packed)
                 elif s == "io":
                     scenario_io(args, tmp, packed)
                 else:
