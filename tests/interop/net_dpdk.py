@@ -19,6 +19,9 @@ rxonly   the same, testpmd --forward-mode=rxonly; the test sends N frames on
 io       `uvirtio net --backend=reflect`, testpmd --forward-mode=io started
          with one burst (`start tx_first`): frames go round between the two.
 
+txonly and rxonly each run twice on one backend process: a second testpmd
+connects after the first quit. --queues=2 gives both sides two queue pairs.
+
 No traffic leaves the namespace: the tap has no address, IPv6 is off on it
 (no autoconf frame), and the frames the test sends on it go to its reader
 (the backend) only: UDP to the discard port of 198.18.0.2 (RFC 2544's
@@ -35,6 +38,7 @@ TAP on stdout. Exit 0 pass, 1 fail; a missing testpmd, or not being root
 (scripts/install-deps.sh installs dpdk-dev).
 
 Usage: net_dpdk.py --uvirtio EXE [--scenario txonly,rxonly,io] [--ring split,packed]
+                   [--queues N] [--frames N] [--keep]
        net_dpdk.py --peer=dpdk
        net_dpdk.py --self-test
 """
@@ -374,11 +378,14 @@ def per_queue(st, i):
 
 
 def scenario_tap(args, tmp, mode, packed):
-    """txonly or rxonly against `uvirtio net --backend=tap` in a namespace."""
+    """txonly or rxonly against `uvirtio net --backend=tap` in a namespace:
+    two testpmd connections one after the other to the same backend process
+    (the second finds the device as the first left it, reset)."""
     ring = "packed" if packed else "split"
     title = f"{mode} {ring}" + (f" {args.queues} queues" if args.queues > 1 else "")
     dev = f"uvt{os.getpid() % 100000}"
-    backend = tp = ns = None
+    backend = ns = None
+    run = {"tp": None}
     log = open(os.path.join(tmp, f"{mode}-{ring}.log"), "w+")
     try:
         ns = backend_util.Netns(unique(f"{mode[0]}{packed}"))
@@ -388,88 +395,103 @@ def scenario_tap(args, tmp, mode, packed):
         if not backend.wait_serving():
             tap(False, f"{title}: uvirtio net --backend=tap serves", backend.out.text()[-3000:])
             return
-        rx0, tx0 = ns.stat(dev, "rx_packets"), ns.stat(dev, "tx_packets")
-        c0 = backend.counters()
-        tp = Testpmd("testpmd", ["-l", "0-1"], unique(f"{mode[0]}{packed}"),
-                     testpmd_vdev(sock, packed, args.queues), mode, log, args.queues)
-        if not tp.wait_ready():
-            tap(False, f"{title}: testpmd connects to uvirtio net and starts its port",
-                f"testpmd:\n{tp.text()[-3000:]}\nbackend:\n{backend.out.text()[-3000:]}")
-            return
-        if mode == "txonly":
-            st = forward(tp, FORWARD_SECONDS)
-            if st is None:
-                tap(False, f"{title}: testpmd forwards and reports its totals", tp.text()[-3000:])
+        want = None
+        for conn in (1, 2):
+            t = title if conn == 1 else f"{title}, second connection"
+            want = tap_connection(args, t, mode, packed, ns, dev, backend, sock, log, run, conn)
+            if want is None:
                 return
-            # Frames testpmd put on the ring before `stop` may still be on
-            # their way to the tap: wait for the count to settle.
-            got = wait_count(lambda: ns.stat(dev, "rx_packets") - rx0, st["tx"])
-            tap(st["tx"] > 0 and got == st["tx"],
-                f"{title}: the tap received (rx_packets) every frame testpmd sent: "
-                f"{got} of {st['tx']}{per_queue(st, 1)}",
-                f"testpmd totals {st}; tap rx_packets grew by {got}\n"
-                f"backend:\n{backend.out.text()[-2000:]}")
-            c = backend.counters()
-            sent, bad = delta(c0, c, FROM_DRIVER), drops(c0, c)
-            tap(sent == st["tx"] and bad == {},
-                f"{title}: uvirtio net counts {sent} frames from the driver, testpmd sent "
-                f"{st['tx']}; no drop or error counted", f"counters before {c0}, after {c}\n"
-                f"grew: {bad}")
-            want_from, want_to = counter(c, FROM_DRIVER), None
-        else:
-            if tp.cmd("start") is None:
-                tap(False, f"{title}: testpmd starts forwarding", tp.text()[-3000:])
-                return
-            carrier = wait_count(lambda: int(ns.run("cat", f"/sys/class/net/{dev}/carrier",
-                                                    check=False).stdout or 0), 1)
-            p = ns.run(sys.executable, os.path.abspath(__file__), "--inject", dev,
-                       str(args.frames), check=False, timeout=WAIT + 30)
-            tap(p.returncode == 0, f"{title}: {args.frames} frames sent on the tap, each read "
-                "by the backend, none dropped", f"carrier {carrier}\n{p.stdout}{p.stderr}")
-            # Frames the backend read may still be on their way to testpmd.
-            seen = wait_count(lambda: (tp.port_stats() or (None, None))[0], args.frames)
-            st = stop_stats(tp)
-            if st is None:
-                tap(False, f"{title}: testpmd reports its totals", tp.text()[-3000:])
-                return
-            read = ns.stat(dev, "tx_packets") - tx0
-            dropped = ns.stat(dev, "tx_dropped")
-            tap(st["rx"] == args.frames,
-                f"{title}: testpmd received every frame sent on the tap: {st['rx']} of "
-                f"{args.frames}{per_queue(st, 0)}",
-                f"testpmd totals {st}, port stats said {seen}; the backend read {read} from "
-                f"the tap, tap tx_dropped {dropped}\nbackend:\n{backend.out.text()[-2000:]}")
-            if args.queues > 1:
-                each = [q[0] for q in st["queues"]]
-                tap(all(each), f"{title}: the tap spread the frames over its queues and "
-                    f"every queue brought some to testpmd: {each}")
-            tap(read == args.frames and dropped == 0,
-                f"{title}: the tap queued exactly the test's frames (tx_packets {read}, "
-                f"tx_dropped {dropped})")
-            c = backend.counters()
-            got, bad = delta(c0, c, TO_DRIVER), drops(c0, c)
-            tap(got == args.frames and bad == {},
-                f"{title}: uvirtio net counts {got} frames to the driver, {args.frames} sent; "
-                "no drop or error counted", f"counters before {c0}, after {c}\ngrew: {bad}")
-            want_from, want_to = None, counter(c, TO_DRIVER)
-        rc = tp.quit()
-        tap(rc == 0, f"{title}: testpmd quits (exit {rc})", tp.text()[-2000:])
-        tp = None
-        tap(backend.out.proc.poll() is None,
-            f"{title}: uvirtio net still serves after testpmd quit", backend.out.text()[-2000:])
         b, backend = backend, None
-        finish_backend(title, b, want_from, want_to)
+        finish_backend(title, b, *want)
     finally:
         # Processes first, the namespace last, whatever a report raises.
         try:
-            if tp:
-                tp.close()
+            if run["tp"]:
+                run["tp"].close()
             if backend:
                 finish_backend(title, backend)
         finally:
             if ns:
                 ns.delete()
             log.close()
+
+
+def tap_connection(args, title, mode, packed, ns, dev, backend, sock, log, run, conn):
+    """One testpmd session on the tap backend (run["tp"] while it lives):
+    (frames from the driver, frames to the driver) the backend counted in
+    all, for its exit line; None when the scenario cannot go on."""
+    rx0, tx0 = ns.stat(dev, "rx_packets"), ns.stat(dev, "tx_packets")
+    c0 = backend.counters()
+    tp = run["tp"] = Testpmd("testpmd", ["-l", "0-1"], unique(f"{mode[0]}{packed}{conn}"),
+                             testpmd_vdev(sock, packed, args.queues), mode, log, args.queues)
+    if not tp.wait_ready():
+        tap(False, f"{title}: testpmd connects to uvirtio net and starts its port",
+            f"testpmd:\n{tp.text()[-3000:]}\nbackend:\n{backend.out.text()[-3000:]}")
+        return None
+    if mode == "txonly":
+        st = forward(tp, FORWARD_SECONDS)
+        if st is None:
+            tap(False, f"{title}: testpmd forwards and reports its totals", tp.text()[-3000:])
+            return None
+        # Frames testpmd put on the ring before `stop` may still be on
+        # their way to the tap: wait for the count to settle.
+        got = wait_count(lambda: ns.stat(dev, "rx_packets") - rx0, st["tx"])
+        tap(st["tx"] > 0 and got == st["tx"],
+            f"{title}: the tap received (rx_packets) every frame testpmd sent: "
+            f"{got} of {st['tx']}{per_queue(st, 1)}",
+            f"testpmd totals {st}; tap rx_packets grew by {got}\n"
+            f"backend:\n{backend.out.text()[-2000:]}")
+        c = backend.counters()
+        sent, bad = delta(c0, c, FROM_DRIVER), drops(c0, c)
+        tap(sent == st["tx"] and bad == {},
+            f"{title}: uvirtio net counts {sent} frames from the driver, testpmd sent "
+            f"{st['tx']}; no drop or error counted", f"counters before {c0}, after {c}\n"
+            f"grew: {bad}")
+    else:
+        if tp.cmd("start") is None:
+            tap(False, f"{title}: testpmd starts forwarding", tp.text()[-3000:])
+            return None
+        carrier = wait_count(lambda: int(ns.run("cat", f"/sys/class/net/{dev}/carrier",
+                                                check=False).stdout or 0), 1)
+        p = ns.run(sys.executable, os.path.abspath(__file__), "--inject", dev,
+                   str(args.frames), check=False, timeout=WAIT + 30)
+        tap(p.returncode == 0, f"{title}: {args.frames} frames sent on the tap, each read "
+            "by the backend, none dropped", f"carrier {carrier}\n{p.stdout}{p.stderr}")
+        # Frames the backend read may still be on their way to testpmd.
+        seen = wait_count(lambda: (tp.port_stats() or (None, None))[0], args.frames)
+        st = stop_stats(tp)
+        if st is None:
+            tap(False, f"{title}: testpmd reports its totals", tp.text()[-3000:])
+            return None
+        read = ns.stat(dev, "tx_packets") - tx0
+        dropped = ns.stat(dev, "tx_dropped")
+        tap(st["rx"] == args.frames,
+            f"{title}: testpmd received every frame sent on the tap: {st['rx']} of "
+            f"{args.frames}{per_queue(st, 0)}",
+            f"testpmd totals {st}, port stats said {seen}; the backend read {read} from "
+            f"the tap, tap tx_dropped {dropped}\nbackend:\n{backend.out.text()[-2000:]}")
+        if args.queues > 1:
+            each = [q[0] for q in st["queues"]]
+            tap(all(each), f"{title}: the tap spread the frames over its queues and "
+                f"every queue brought some to testpmd: {each}")
+        tap(read == args.frames and dropped == 0,
+            f"{title}: the tap queued exactly the test's frames (tx_packets {read}, "
+            f"tx_dropped {dropped})")
+        c = backend.counters()
+        got, bad = delta(c0, c, TO_DRIVER), drops(c0, c)
+        tap(got == args.frames and bad == {},
+            f"{title}: uvirtio net counts {got} frames to the driver, {args.frames} sent; "
+            "no drop or error counted", f"counters before {c0}, after {c}\ngrew: {bad}")
+    rc = tp.quit()
+    run["tp"] = None
+    tap(rc == 0, f"{title}: testpmd quits (exit {rc})", tp.text()[-2000:])
+    alive = backend.out.proc.poll() is None
+    tap(alive, f"{title}: uvirtio net still serves after testpmd quit",
+        backend.out.text()[-2000:])
+    if not alive:
+        return None
+    return (counter(c, FROM_DRIVER) if mode == "txonly" else None,
+            counter(c, TO_DRIVER) if mode == "rxonly" else None)
 
 
 def scenario_io(args, tmp, packed):
