@@ -183,6 +183,19 @@ def front_end(sock):
             server.wait()
 
 
+def man_page_lists_every_option():
+    """Every option `uvirtio net --help` names is in the man page."""
+    import re
+    page = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "man",
+                        "uvirtio-net.1")
+    with open(page) as f:
+        man = f.read().replace("\\-", "-")
+    helptext = run(["--help"]).stdout
+    opts = sorted(set(re.findall(r"--[a-z][a-z-]*", helptext)))
+    missing = [o for o in opts if o not in man]
+    check("man_page_lists_every_option", opts and not missing, "missing: %s" % missing)
+
+
 def capabilities():
     p = run(["--print-capabilities"])
     check("print_capabilities_type_net", p.returncode == 0 and '"type": "net"' in p.stdout, p.stdout)
@@ -192,6 +205,7 @@ with tempfile.TemporaryDirectory() as d:
     sock = os.path.join(d, "net.sock")
     usage_errors(sock)
     capabilities()
+    man_page_lists_every_option()
     tap_errors(sock)
     front_end(sock)
 
