@@ -20,15 +20,6 @@
 #include "uvirtio/blk_dev.h"
 #include "uvirtio/vhost_backend.h"
 
-static struct uvirtio_vhost_backend *running;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	if (running)
-		uvirtio_vhost_backend_stop(running);
-}
-
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -101,7 +92,6 @@ int blk_main(int argc, char **argv)
 	struct uvirtio_vhost_backend_config vc = { .fd = -1 };
 	struct uvirtio_vhost_backend *vb = NULL;
 	struct uvirtio_blk_dev blk;
-	struct sigaction sa = { .sa_handler = on_signal };
 	uint64_t v;
 	bool size_given = false;
 	int opt, ret;
@@ -226,19 +216,12 @@ int blk_main(int argc, char **argv)
 		return 1;
 	}
 
-	running = vb;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
 	fprintf(stderr, "uvirtio blk: serving %s (%" PRIu64 " sectors of 512 bytes, %u queue%s%s%s) on %s\n",
 		bc.path ? bc.path : "null backend", uvirtio_blk_dev_capacity(&blk), bc.num_queues,
 		bc.num_queues == 1 ? "" : "s", bc.read_only ? ", read-only" : "",
 		bc.poll ? ", polling" : "", vc.socket_path ? vc.socket_path : "the inherited fd");
 
-	ret = uvirtio_vhost_backend_run(vb);
-	running = NULL;
-	if (ret)
-		fprintf(stderr, "uvirtio blk: stopped: %s\n", strerror(-ret));
+	ret = vhost_cli_run("uvirtio blk", vb);
 	uvirtio_vhost_backend_destroy(vb);
 	uvirtio_blk_dev_destroy(&blk);
 	return ret ? 1 : 0;

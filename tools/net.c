@@ -23,15 +23,6 @@
 #include "uvirtio/net_dev.h"
 #include "uvirtio/vhost_backend.h"
 
-static struct uvirtio_vhost_backend *running;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	if (running)
-		uvirtio_vhost_backend_stop(running);
-}
-
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -163,7 +154,6 @@ int net_main(int argc, char **argv)
 	struct uvirtio_vhost_backend_config vc = { .fd = -1 };
 	struct uvirtio_vhost_backend *vb = NULL;
 	struct uvirtio_net_dev net;
-	struct sigaction sa = { .sa_handler = on_signal };
 	sigset_t usr1;
 	pthread_t counter;
 	uint8_t mac[6];
@@ -296,19 +286,12 @@ int net_main(int argc, char **argv)
 		return 1;
 	}
 
-	running = vb;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
 	fprintf(stderr, "uvirtio net: serving %u queue pair%s (%s backend%s%s%s) on %s\n", nc.num_pairs,
 		nc.num_pairs == 1 ? "" : "s", backend_name(nc.backend), nc.tap ? " " : "",
 		nc.tap ? nc.tap : "", nc.poll ? ", polling" : "",
 		vc.socket_path ? vc.socket_path : "the inherited fd");
 
-	ret = uvirtio_vhost_backend_run(vb);
-	running = NULL;
-	if (ret)
-		fprintf(stderr, "uvirtio net: stopped: %s\n", strerror(-ret));
+	ret = vhost_cli_run("uvirtio net", vb);
 	uvirtio_vhost_backend_destroy(vb);
 	print_counters(&net);
 	__atomic_store_n(&counters_done, true, __ATOMIC_RELEASE);

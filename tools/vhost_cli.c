@@ -1,11 +1,22 @@
 // SPDX-License-Identifier: MIT
 /* The socket options and set-up the vhost-user backend programs share (vhost_cli.h). */
 #include <limits.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cli_parse.h"
 #include "vhost_cli.h"
+
+static struct uvirtio_vhost_backend *serving;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	if (serving)
+		uvirtio_vhost_backend_stop(serving);
+}
 
 int vhost_cli_option(const char *prog, int opt, const char *arg, struct uvirtio_vhost_backend_config *vc)
 {
@@ -54,9 +65,26 @@ int vhost_cli_serve(const char *prog, struct uvirtio_vhost_backend *vb, struct u
 
 	if (!ret)
 		ret = uvirtio_vhost_backend_listen(vb);
-	if (!ret)
+	if (!ret) {
+		struct sigaction sa = { .sa_handler = on_signal };
+
+		serving = vb;
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+		signal(SIGPIPE, SIG_IGN);
 		return 0;
+	}
 	fprintf(stderr, "%s: cannot %s socket '%s': %s\n", prog, vc->client ? "connect to" : "listen on",
 		vhost_cli_where(vc), cli_socket_error(ret));
 	return 1;
+}
+
+int vhost_cli_run(const char *prog, struct uvirtio_vhost_backend *vb)
+{
+	int ret = uvirtio_vhost_backend_run(vb);
+
+	serving = NULL;
+	if (ret)
+		fprintf(stderr, "%s: stopped: %s\n", prog, strerror(-ret));
+	return ret;
 }

@@ -31,8 +31,12 @@ int vhost_cli_check(const char *prog, const struct uvirtio_vhost_backend_config 
 /* The socket as a message names it. */
 const char *vhost_cli_where(const struct uvirtio_vhost_backend_config *vc);
 
-/* Attach @dev to @vb and listen (or connect); 0, or 1 with one line said. */
+/* Attach @dev to @vb and listen (or connect); 0, or 1 with one line said.
+ * From then on SIGINT and SIGTERM stop @vb and SIGPIPE is ignored. */
 int vhost_cli_serve(const char *prog, struct uvirtio_vhost_backend *vb, struct uvirtio_device *dev,
 		    const struct uvirtio_vhost_backend_config *vc);
+
+/* Serve until stopped; a failure gets one line. Returns run()'s result. */
+int vhost_cli_run(const char *prog, struct uvirtio_vhost_backend *vb);
 
 #endif
