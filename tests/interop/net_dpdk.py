@@ -679,6 +679,8 @@ def main():
     missing = None
     if not shutil.which(TESTPMD):
         missing = f"{TESTPMD} not installed (Debian package dpdk-dev)"
+    elif args.peer == "uvirtio" and not shutil.which("ip"):
+        missing = "ip not installed (Debian package iproute2)"
     elif os.geteuid() != 0:
         missing = "needs root: network namespaces, and testpmd's vdevs"
     if missing:
