@@ -15,6 +15,12 @@ Every connection, finished or cut, is one JSON line on stdout:
     {"op": "PUT"|"GET", "name": ..., "bytes": N, "sha256": ..., "complete": bool}
 "ready" is printed once listening. It stops by itself after --max-connections
 connections or --max-seconds, and on SIGTERM.
+
+    python3 netpeer.py --reflect=tap0
+
+instead sends every frame of ethertype 0x88b5 that arrives on tap0 back with
+its MACs swapped: what `uvirtio net --backend=reflect` does, for running the
+guest's reflect scenario on QEMU's tap netdev (net.py --netdev=tap).
 """
 
 import argparse
@@ -110,11 +116,31 @@ def serve(conn, nettool, timeout):
                    error="bad request")
 
 
+ETHERTYPE_TEST = 0x88b5
+PACKET_OUTGOING = 4
+
+
+def reflect(ifname):
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETHERTYPE_TEST))
+    s.bind((ifname, ETHERTYPE_TEST))
+    print("ready", flush=True)
+    n = 0
+    while True:
+        frame, addr = s.recvfrom(65536)
+        if addr[2] == PACKET_OUTGOING or len(frame) < 14:
+            continue
+        s.send(frame[6:12] + frame[0:6] + frame[12:])
+        n += 1
+        if n % 500 == 0:
+            print(f"reflected {n}", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--addr", required=True)
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--nettool", required=True, help="the host build of tests/guest/nettool.c")
+    ap.add_argument("--addr")
+    ap.add_argument("--port", type=int)
+    ap.add_argument("--nettool", help="the host build of tests/guest/nettool.c")
+    ap.add_argument("--reflect", metavar="IFACE", help="reflect raw frames on IFACE instead")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds of silence per "
                     "connection before it is given up")
     ap.add_argument("--max-connections", type=int, default=64)
@@ -128,6 +154,10 @@ def main():
     timer.daemon = True
     timer.start()
 
+    if args.reflect:
+        return reflect(args.reflect)
+    if not (args.addr and args.port and args.nettool):
+        ap.error("--addr, --port and --nettool (or --reflect)")
     srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind((args.addr, args.port))
