@@ -26,8 +26,10 @@ iff --ring=packed.
 
 --netdev=tap gives QEMU `-netdev tap,...,vhost=off` on the same tap (QEMU
 runs in the namespace): the guest scenario and the host plumbing without
-uvirtio; for reflect, netpeer.py --reflect=tap0 swaps the MACs there. Exit status: 0 pass, 1 fail, 77 skip (QEMU, kernel, busybox, ethtool
-or ip not installed; not root); with CI=true a missing tool fails instead.
+uvirtio; for reflect, netpeer.py --reflect=tap0 swaps the MACs there.
+
+Exit status: 0 pass, 1 fail, 77 skip (QEMU, kernel, busybox, ethtool or ip
+not installed; not root); with CI=true a missing tool fails instead.
 """
 
 import argparse
