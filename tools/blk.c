@@ -73,20 +73,6 @@ static void print_capabilities(void)
 	printf("{\n  \"type\": \"block\",\n  \"features\": [\n    \"read-only\",\n    \"blk-file\"\n  ]\n}\n");
 }
 
-static const char *backend_error(int err)
-{
-	switch (err) {
-	case -EADDRINUSE:
-		return "another process is serving on it; stop it or choose another path";
-	case -EEXIST:
-		return "it exists and is not a socket; choose another path";
-	case -ENOTSOCK:
-		return "the inherited fd is not a stream socket";
-	default:
-		return strerror(-err);
-	}
-}
-
 int blk_main(int argc, char **argv)
 {
 	enum { O_SOCKET = 256, O_FD, O_CLIENT, O_FILE, O_RO, O_QUEUES, O_DIRECT, O_POLL, O_POLL_US,
@@ -252,7 +238,7 @@ int blk_main(int argc, char **argv)
 	if (ret) {
 		fprintf(stderr, "uvirtio blk: cannot %s socket '%s': %s\n",
 			vc.client ? "connect to" : "listen on", vc.socket_path ? vc.socket_path : "--fd",
-			backend_error(ret));
+			cli_socket_error(ret));
 		uvirtio_vhost_backend_destroy(vb);
 		uvirtio_blk_dev_destroy(&blk);
 		return 1;

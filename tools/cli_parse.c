@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli_parse.h"
 
@@ -65,4 +66,18 @@ void cli_pin_cpu(int cpu)
 	CPU_ZERO(&set);
 	CPU_SET(cpu, &set);
 	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+const char *cli_socket_error(int err)
+{
+	switch (err) {
+	case -EADDRINUSE:
+		return "another process is serving on it; stop it or choose another path";
+	case -EEXIST:
+		return "it exists and is not a socket; choose another path";
+	case -ENOTSOCK:
+		return "the inherited fd is not a stream socket";
+	default:
+		return strerror(-err);
+	}
 }

@@ -38,6 +38,9 @@ bool cli_parse_bytes(const char *s, uint64_t *out);
  */
 void cli_pin_cpu(int cpu);
 
+/* What a vhost-user backend's listen() error means, for its one-line message. */
+const char *cli_socket_error(int err);
+
 /* A spin-wait hint to the CPU (PAUSE on x86), for busy-polling loops. */
 static inline void cli_cpu_relax(void)
 {

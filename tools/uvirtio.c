@@ -9,6 +9,7 @@
 #include "../bench/bench.h"
 #include "blk.h"
 #include "check.h"
+#include "net.h"
 #include "demo.h"
 #include "lifecycle/fixtures.h"
 
@@ -25,6 +26,7 @@ static void usage(FILE *f)
 		"                  reset, suspend/resume, a move to a new process; each step printed\n"
 		"                  (demo rng, demo blk, demo lifecycle: one part)\n"
 		"  blk             serve an image as a virtio-blk device over vhost-user\n"
+		"  net             serve a virtio-net device over vhost-user (tap, reflect, null, gen)\n"
 		"  check           check a vhost-user blk backend against the spec (writes to its disk)\n"
 		"  bench ring      split-ring throughput, driver and device on two CPUs\n"
 		"  bench blk       IOPS and latency of a vhost-user-blk backend, as fio measures a disk\n"
@@ -53,6 +55,8 @@ int main(int argc, char **argv)
 	 * description names: management tools run it with no subcommand. */
 	if (!strcmp(basename(argv[0]), "uvirtio-blk"))
 		return blk_main(argc, argv);
+	if (!strcmp(basename(argv[0]), "uvirtio-net"))
+		return net_main(argc, argv);
 	if (argc < 2) {
 		usage(stderr);
 		return 2;
@@ -64,6 +68,8 @@ int main(int argc, char **argv)
 		return fixture_device_child(argc, argv);
 	if (!strcmp(argv[1], "blk"))
 		return blk_main(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "net"))
+		return net_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "check"))
 		return check_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "bench")) {

@@ -80,6 +80,10 @@ struct uvirtio_device_ops {
 	 * was stopped; return non-zero when a request could not be finished
 	 * (the device then sets DEVICE_NEEDS_RESET rather than SUSPEND). */
 	int (*suspend)(struct uvirtio_device *dev);
+	/* Optional, virtio-net over vhost-user: the front-end gave the driver
+	 * MTU @mtu (NET_SET_MTU; QEMU's host_mtu). Return 0 or a negative
+	 * errno to refuse it. */
+	int (*net_set_mtu)(struct uvirtio_device *dev, unsigned mtu);
 };
 
 /* What the transport does for the device core. notify_used runs on the

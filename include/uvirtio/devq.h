@@ -159,6 +159,21 @@ UVIRTIO_API
 int uvirtio_devq_pop(struct uvirtio_devq *q, struct uvirtio_req *req);
 
 /**
+ * uvirtio_devq_unpop() - give back, unused, the request popped last: the
+ * next pop returns the same chain again (as QEMU's virtqueue_unpop). For a
+ * device that took more buffers than a packet needed (a virtio-net rx path
+ * reading a packet of unknown size). Several may be given back, the most
+ * recent first. The request's iovecs must not be used afterwards.
+ * @id: the request's id from uvirtio_devq_pop().
+ * Return: 0; -EINVAL when no request is in flight, or (packed, IN_ORDER)
+ * @id is not the one popped last; -EIO when the queue is broken. Split
+ * without IN_ORDER keeps no per-request record: there the caller's promise
+ * that @id was popped last is all there is.
+ */
+UVIRTIO_API
+int uvirtio_devq_unpop(struct uvirtio_devq *q, uint16_t id);
+
+/**
  * uvirtio_devq_push() - give one request back as used, and publish it.
  * @id:  the request's id from uvirtio_devq_pop() (packed: the device-side
  *       handle, not the driver's buffer id).

@@ -24,6 +24,7 @@
 #include "uvirtio/rng.h"
 #include "uvirtio/blk_dev.h"
 #include "uvirtio/blk_drv.h"
+#include "uvirtio/net_dev.h"
 #include "uvirtio/vhost_backend.h"
 #include "uvirtio/vhost_frontend.h"
 #include "uvirtio/vhost_user.h"

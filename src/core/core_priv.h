@@ -37,6 +37,9 @@ struct device {
 	/* Serialises status changes between the control thread and a queue
 	 * thread that finds its ring broken. */
 	pthread_mutex_t status_lock;
+	/* Config space may change on a device type's thread (virtio-net's
+	 * control queue sets the MAC) while the transport reads it. */
+	pthread_mutex_t config_lock;
 };
 UVIRTIO_OPAQUE_FITS(struct device, struct uvirtio_device);
 

@@ -49,6 +49,7 @@ int uvirtio_device_init(struct uvirtio_device *public_dev, const struct uvirtio_
 		dev->kick_fds[i] = -1;
 	}
 	pthread_mutex_init(&dev->status_lock, NULL);
+	pthread_mutex_init(&dev->config_lock, NULL);
 
 	dev->ops = ops;
 	dev->priv = priv;
@@ -73,6 +74,7 @@ void uvirtio_device_destroy(struct uvirtio_device *public_dev)
 	free(dev->layouts);
 	free(dev->config_pending);
 	pthread_mutex_destroy(&dev->status_lock);
+	pthread_mutex_destroy(&dev->config_lock);
 	memset(public_dev, 0, sizeof(*public_dev));
 }
 
@@ -201,9 +203,11 @@ static void suspend(struct device *dev, uint8_t driver_bits)
 		if (uvirtio_devq_is_ready(&dev->queues[i]))
 			uvirtio_devq_stop(&dev->queues[i]);
 	}
+	pthread_mutex_lock(&dev->config_lock);
 	if (dev->config_size)
 		memcpy(dev->config_pending, dev->config, dev->config_size);
 	dev->config_pending_dirty = false;
+	pthread_mutex_unlock(&dev->config_lock);
 	/* spec: a device that cannot suspend sets DEVICE_NEEDS_RESET. */
 	if (dev->ops->suspend && dev->ops->suspend(pub(dev))) {
 		store_status(dev, driver_bits & (uint8_t)~VIRTIO_CONFIG_S_SUSPEND);
@@ -345,8 +349,13 @@ int uvirtio_device_config_read(const struct uvirtio_device *public_dev, unsigned
 		return -EINVAL;
 	/* A device type without config space has a NULL one; memcpy from NULL
 	 * is undefined even for 0 bytes. */
-	if (len)
+	if (len) {
+		pthread_mutex_t *lock = (pthread_mutex_t *)&dev->config_lock;
+
+		pthread_mutex_lock(lock);
 		memcpy(buf, (const char *)dev->config + offset, len);
+		pthread_mutex_unlock(lock);
+	}
 	return 0;
 }
 
@@ -361,8 +370,11 @@ int uvirtio_device_config_write(struct uvirtio_device *public_dev, unsigned offs
 	if (!dev->ops->config_write)
 		return -EPERM;
 	ret = dev->ops->config_write(public_dev, offset, buf, len);
-	if (!ret)
+	if (!ret) {
+		pthread_mutex_lock(&dev->config_lock);
 		memcpy((char *)dev->config + offset, buf, len);
+		pthread_mutex_unlock(&dev->config_lock);
+	}
 	return ret;
 }
 
@@ -382,14 +394,17 @@ int uvirtio_device_config_update(struct uvirtio_device *public_dev, unsigned off
 		return -EINVAL;
 	/* spec: while suspended the device changes no config space and sends
 	 * no notification; the change waits for resume. */
+	pthread_mutex_lock(&dev->config_lock);
 	if (suspended(dev)) {
 		if (len)
 			memcpy((char *)dev->config_pending + offset, buf, len);
 		dev->config_pending_dirty = true;
+		pthread_mutex_unlock(&dev->config_lock);
 		return 0;
 	}
 	if (len)
 		memcpy((char *)dev->config + offset, buf, len);
+	pthread_mutex_unlock(&dev->config_lock);
 	__atomic_add_fetch(&dev->config_generation, 1, __ATOMIC_RELEASE);
 	if ((status_of(dev) & VIRTIO_CONFIG_S_DRIVER_OK) && dev->hooks.notify_config)
 		dev->hooks.notify_config(dev->hooks.opaque);

@@ -253,7 +253,8 @@ int uvirtio_devq_pop(struct uvirtio_devq *public_q, struct uvirtio_req *req)
 		return devq_broken(q, "more requests in flight than the queue size");
 	h = q->free_handles[--q->nfree];
 	q->slots[h] = (struct uvirtio_devq_slot){ .in_len = req->in_len, .buf_id = p.buf_id,
-						  .ndesc = p.ndesc, .state = SLOT_INFLIGHT };
+						  .ndesc = p.ndesc, .pos = q->last_avail,
+						  .state = SLOT_INFLIGHT };
 	if (q->in_order)
 		order_push(q, h);
 	req->id = h;
@@ -261,6 +262,57 @@ int uvirtio_devq_pop(struct uvirtio_devq *public_q, struct uvirtio_req *req)
 	packed_dev_consume(q, p.ndesc);
 	q->inflight++;
 	return 1;
+}
+
+int uvirtio_devq_unpop(struct uvirtio_devq *public_q, uint16_t id)
+{
+	struct devq *q = devq_of(public_q);
+	struct uvirtio_devq_slot *s;
+	unsigned end;
+	bool wrap;
+
+	if (q->broken)
+		return -EIO;
+	if (!q->ready || !q->inflight)
+		return -EINVAL;
+	if (q->in_order) {
+		uint32_t tail;
+
+		if (!q->order_count)
+			return -EINVAL;
+		tail = (q->order_head + q->order_count - 1) % q->num;
+		if (q->order[tail] != id)
+			return -EINVAL;
+	}
+	if (!q->packed) {
+		if (q->in_order) {
+			q->slots[id].state = SLOT_FREE;
+			q->order_count--;
+		}
+		q->last_avail--;
+		q->inflight--;
+		return 0;
+	}
+	if (id >= q->num || q->slots[id].state != SLOT_INFLIGHT)
+		return -EINVAL;
+	s = &q->slots[id];
+	/* Only the request popped last ends where the next pop starts. */
+	end = (unsigned)packed_idx(s->pos) + s->ndesc;
+	wrap = packed_wrap(s->pos);
+	if (end >= q->num) {
+		end -= q->num;
+		wrap = !wrap;
+	}
+	if (packed_encode(end, wrap) != q->last_avail)
+		return -EINVAL;
+	q->last_avail = s->pos;
+	q->inflight_desc -= s->ndesc;
+	q->inflight--;
+	s->state = SLOT_FREE;
+	q->free_handles[q->nfree++] = id;
+	if (q->in_order)
+		q->order_count--;
+	return 0;
 }
 
 static void used_put(struct devq *q, struct used_writer *w, uint16_t id, uint32_t len,

@@ -95,6 +95,7 @@ struct uvirtio_devq_slot {
 	uint32_t len;    /* the pushed len, while held back (IN_ORDER) */
 	uint16_t buf_id; /* packed: the driver's buffer id; split: the head */
 	uint16_t ndesc;  /* packed: ring descriptors the request took */
+	uint16_t pos;    /* packed: where its first descriptor is (encoded) */
 	uint8_t state;
 };
 

@@ -117,13 +117,17 @@ static int dispatch(struct uvirtio_vhost_backend *vb, struct uvirtio_vhost_msg *
 		vb_reset_device(vb);
 		return 0;
 	case VHOST_USER_GET_PROTOCOL_FEATURES:
-		reply_u64(vb, OFFERED_PROTOCOL_FEATURES);
+		reply_u64(vb, vb_offered_protocol_features(vb));
 		return 0;
 	case VHOST_USER_SET_PROTOCOL_FEATURES:
 		return vb_set_protocol_features(vb, v);
 	case VHOST_USER_GET_QUEUE_NUM:
-		reply_u64(vb, vb->nrings);
+		/* QEMU's vhost-user net and DPDK count queue pairs here (QEMU
+		 * refuses a queues= above it); every other device, rings. */
+		reply_u64(vb, vb_is_net(vb) ? vb->nrings / 2 : vb->nrings);
 		return 0;
+	case VHOST_USER_NET_SET_MTU:
+		return vb_net_set_mtu(vb, v);
 	case VHOST_USER_GET_MAX_MEM_SLOTS:
 		reply_u64(vb, UVIRTIO_MEM_MAX_REGIONS);
 		return 0;

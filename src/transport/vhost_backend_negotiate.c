@@ -5,6 +5,7 @@
  * (GET/SET_CONFIG), turned into device core calls.
  */
 #include <errno.h>
+#include <linux/virtio_ids.h>
 #include <string.h>
 
 #include "vhost_backend_priv.h"
@@ -20,6 +21,39 @@ uint64_t vb_offered_features(const struct uvirtio_vhost_backend *vb)
 		~(UVIRTIO_BIT(VIRTIO_F_RING_RESET) | UVIRTIO_BIT(VIRTIO_F_SUSPEND) |
 		  UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA) | UVIRTIO_BIT(VHOST_F_LOG_ALL))) |
 	       UVIRTIO_BIT(VHOST_USER_F_PROTOCOL_FEATURES);
+}
+
+bool vb_is_net(const struct uvirtio_vhost_backend *vb)
+{
+	const struct uvirtio_device_ops *ops = vb->dev ? uvirtio_device_ops(vb->dev) : NULL;
+
+	return ops && ops->device_id == VIRTIO_ID_NET;
+}
+
+uint64_t vb_offered_protocol_features(const struct uvirtio_vhost_backend *vb)
+{
+	uint64_t pf = OFFERED_PROTOCOL_FEATURES;
+	const struct uvirtio_device_ops *ops = vb->dev ? uvirtio_device_ops(vb->dev) : NULL;
+
+	/* QEMU sends NET_SET_MTU only when this is offered. */
+	if (ops && ops->net_set_mtu)
+		pf |= UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_NET_MTU);
+	return pf;
+}
+
+int vb_net_set_mtu(struct uvirtio_vhost_backend *vb, uint64_t mtu)
+{
+	const struct uvirtio_device_ops *ops = uvirtio_device_ops(vb->dev);
+	int ret;
+
+	if (!ops->net_set_mtu || !vb_has_pf(vb, VHOST_USER_PROTOCOL_F_NET_MTU))
+		return vb_fail(vb, -ENOSYS, "NET_MTU was not negotiated");
+	if (mtu > UINT16_MAX)
+		return vb_fail(vb, -EINVAL, "MTU %llu is above 65535", (unsigned long long)mtu);
+	ret = ops->net_set_mtu(vb->dev, (unsigned)mtu);
+	if (ret)
+		return vb_fail(vb, ret, "the device refused MTU %llu", (unsigned long long)mtu);
+	return 0;
 }
 
 int vb_set_features(struct uvirtio_vhost_backend *vb, uint64_t f)
@@ -90,9 +124,9 @@ int vb_set_status(struct uvirtio_vhost_backend *vb, uint64_t value)
 
 int vb_set_protocol_features(struct uvirtio_vhost_backend *vb, uint64_t v)
 {
-	if (v & ~(uint64_t)OFFERED_PROTOCOL_FEATURES)
+	if (v & ~vb_offered_protocol_features(vb))
 		return vb_fail(vb, -EINVAL, "protocol features %#llx were not offered",
-			       (unsigned long long)(v & ~(uint64_t)OFFERED_PROTOCOL_FEATURES));
+			       (unsigned long long)(v & ~vb_offered_protocol_features(vb)));
 	vb->protocol_features = v;
 	pthread_mutex_lock(&vb->backend_lock);
 	vb->config_msgs = vb_has_pf(vb, VHOST_USER_PROTOCOL_F_CONFIG);

@@ -169,6 +169,11 @@ int vb_vring(struct uvirtio_vhost_backend *vb, const struct uvirtio_vhost_msg *m
 /* vhost_backend_negotiate.c */
 /* GET_FEATURES: the device's features as a vhost-user backend offers them. */
 uint64_t vb_offered_features(const struct uvirtio_vhost_backend *vb);
+uint64_t vb_offered_protocol_features(const struct uvirtio_vhost_backend *vb);
+/* The device is a virtio-net one: rings come in rx/tx pairs, and QEMU keeps
+ * the control queue (and MAC, link status) to itself. */
+bool vb_is_net(const struct uvirtio_vhost_backend *vb);
+int vb_net_set_mtu(struct uvirtio_vhost_backend *vb, uint64_t mtu);
 int vb_set_features(struct uvirtio_vhost_backend *vb, uint64_t f);
 int vb_set_protocol_features(struct uvirtio_vhost_backend *vb, uint64_t v);
 int vb_set_status(struct uvirtio_vhost_backend *vb, uint64_t value);

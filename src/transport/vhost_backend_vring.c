@@ -75,6 +75,7 @@ static int ring_try_run(struct uvirtio_vhost_backend *vb, unsigned i)
 	bool packed = vb_ring_packed(vb);
 	uint32_t base = r->base_set ? r->base : vhost_ring_start_base(packed);
 	struct uvirtio_queue_layout l;
+	uint16_t used;
 	uint8_t status;
 	int ret;
 
@@ -92,8 +93,16 @@ static int ring_try_run(struct uvirtio_vhost_backend *vb, unsigned i)
 		return vb_fail(vb, -EINVAL, "ring %u: base %#x is over 16 bits for a split ring", i, base);
 	if (uvirtio_device_ops(dev)->takes_kick_fds)
 		uvirtio_device_set_kick_fd(dev, i, r->kick_fd);
-	ret = uvirtio_device_queue_enable_at(dev, i, &l, (uint16_t)base,
-					     (uint16_t)(packed ? base >> 16 : base));
+	/* Packed: QEMU sends the used position in bits 16-31; DPDK's
+	 * virtio-user sends the avail one alone, and DPDK's own backend takes
+	 * used = avail then (the ring was stopped with nothing in flight). 0
+	 * there is (index 0, wrap 0): behind an avail position with wrap 1
+	 * only when a whole ring is in flight, which a restart without
+	 * inflight tracking cannot resume anyway, so it means "not given". */
+	used = packed ? (uint16_t)(base >> 16) : (uint16_t)base;
+	if (packed && !used && (base & 0x8000))
+		used = (uint16_t)base;
+	ret = uvirtio_device_queue_enable_at(dev, i, &l, (uint16_t)base, used);
 	if (ret) {
 		uvirtio_device_set_kick_fd(dev, i, -1);
 		return vb_fail(vb, ret, "ring %u refused by the device (%s)", i, strerror(-ret));
@@ -181,6 +190,11 @@ static bool is_eventfd(int fd)
 
 static int ring_index(struct uvirtio_vhost_backend *vb, uint32_t index, unsigned *out)
 {
+	if (index >= vb->nrings && vb_is_net(vb))
+		return vb_fail(vb, -EINVAL,
+			       "ring %u does not exist: the front-end asks for more queue pairs than the %u "
+			       "this device serves (uvirtio net --queues=%u)",
+			       index, vb->nrings / 2, vb->nrings / 2);
 	if (index >= vb->nrings)
 		return vb_fail(vb, -EINVAL, "ring %u does not exist (the device has %u)", index, vb->nrings);
 	*out = index;

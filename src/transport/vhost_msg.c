@@ -234,6 +234,7 @@ static const struct request_shape shapes[VHOST_USER_REQUEST_MAX] = {
 	/* QEMU sends the region's fd with REM_MEM_REG too; it is not needed. */
 	[VHOST_USER_ADD_MEM_REG] = { "ADD_MEM_REG", 40, 1, 1, false },
 	[VHOST_USER_REM_MEM_REG] = { "REM_MEM_REG", 40, 0, 1, false },
+	[VHOST_USER_NET_SET_MTU] = { "NET_SET_MTU", 8, 0, 0, false },
 	[VHOST_USER_SET_STATUS] = { "SET_STATUS", 8, 0, 0, false },
 	[VHOST_USER_GET_STATUS] = { "GET_STATUS", 0, 0, 0, true },
 };
