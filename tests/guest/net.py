@@ -49,7 +49,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 HOST_ADDR = "10.77.0.1"
 GUEST_ADDR = "10.77.0.2/24"
 PORT = 5201
-QUEUES = 2
 MAC = "52:54:00:12:34:56"
 FEATURES = {"VERSION_1": 32, "MRG_RXBUF": 15, "MQ": 22}
 RING_PACKED = 34
@@ -136,9 +135,9 @@ class Peer:
         return rc
 
 
-def check_features(lines, ring):
-    """Every `features WHEN BITS` line of the guest: the bits net needs, and
-    RING_PACKED iff the ring is packed."""
+def check_features(lines, ring, queues):
+    """Every `features WHEN BITS` line of the guest: the bits net needs (MQ
+    with more than one queue pair), and RING_PACKED iff the ring is packed."""
     seen = 0
     for line in lines:
         m = re.search(r"uvirtio-guest: features (\S+) ([01]+)\s*$", line)
@@ -149,11 +148,12 @@ def check_features(lines, ring):
         want = dict(FEATURES, RING_PACKED=RING_PACKED)
         for name, bit in want.items():
             has = len(bits) > bit and bits[bit] == "1"
-            expect = (ring == "packed") if name == "RING_PACKED" else True
+            expect = {"RING_PACKED": ring == "packed", "MQ": queues > 1}.get(name, True)
             if has != expect:
                 raise Failure(f"features {when}: {name} (bit {bit}) is "
                               f"{'set' if has else 'clear'} in {bits}")
-        print(f"net: features {when}: VERSION_1, MRG_RXBUF, MQ set, RING_PACKED "
+        print(f"net: features {when}: VERSION_1, MRG_RXBUF set, MQ "
+              f"{'set' if queues > 1 else 'clear'}, RING_PACKED "
               f"{'set' if ring == 'packed' else 'clear'}", flush=True)
     if seen == 0:
         raise Failure("the guest printed no features")
@@ -205,23 +205,31 @@ NET_TRANSFERS = ["big-up", "big-down", "rebind-up", "rebind-down", "c1-up", "c1-
 
 def net_devices(args, backend, netns):
     """QEMU's net device arguments and the command prefix QEMU runs under."""
-    dev = (f"virtio-net-pci,netdev=n0,mq=on,vectors={2 * QUEUES + 2},mac={MAC},"
+    vectors = args.vectors
+    if vectors is None:
+        # QEMU 7.2 under TCG dies of a NULL dereference when vhost-user-net
+        # starts with MSI-X (virtio_pci_set_guest_notifiers, vhost_net_start;
+        # with DPDK's vhost backend too): INTx there. The tap netdev has MSI-X.
+        vectors = 0 if args.netdev == "uvirtio" else 2 * args.queues + 2
+    dev = (f"virtio-net-pci,netdev=n0,mq={'on' if args.queues > 1 else 'off'},"
+           f"vectors={vectors},mac={MAC},"
            f"packed={'on' if args.ring == 'packed' else 'off'}")
     if args.netdev == "tap":
         return (["-netdev", f"tap,id=n0,ifname=tap0,script=no,downscript=no,"
-                 f"queues={QUEUES},vhost=off", "-device", dev], netns.exec())
+                 f"queues={args.queues},vhost=off", "-device", dev], netns.exec())
     return (["-chardev", f"socket,id=c0,path={backend.qemu_sock}",
-             "-netdev", f"vhost-user,id=n0,chardev=c0,queues={QUEUES}", "-device", dev], [])
+             "-netdev", f"vhost-user,id=n0,chardev=c0,queues={args.queues}", "-device", dev],
+            [])
 
 
 def start_backend(args, workdir, mode, netns):
     sock = os.path.join(workdir, "vhost-user-net.sock")
     cmd = [args.uvirtio, "net", f"--socket-path={sock}", f"--backend={mode}",
-           f"--queues={QUEUES}", f"--mac={MAC}"]
+           f"--queues={args.queues}", f"--mac={MAC}"]
     if mode == "tap":
         cmd = netns.exec() + cmd + ["--tap=tap0"]
     cmd += args.backend_arg
-    backend = run.Backend(args, workdir, None, QUEUES, False, cmd=cmd, sock=sock,
+    backend = run.Backend(args, workdir, None, args.queues, False, cmd=cmd, sock=sock,
                           name="uvirtio net")
     backend.wait_ready()
     return backend
@@ -240,8 +248,8 @@ def stop_backend(backend):
 def boot(args, workdir, backend, scenario, params, devices, prefix):
     """One boot of `scenario` (2 vCPUs, the device's queue pairs); its console
     lines. run.run_boot shows the console and QEMU's stderr on a failure."""
-    params = dict(params, queues=QUEUES)
-    b = run.Boot(args, workdir, backend, scenario, QUEUES, QUEUES, params, 1,
+    params = dict(params, queues=args.queues)
+    b = run.Boot(args, workdir, backend, scenario, args.queues, 2, params, 1,
                  devices=devices, prefix=prefix)
     try:
         return run.run_boot(b, backend)
@@ -266,7 +274,7 @@ def test_net(args, workdir):
         devices, prefix = net_devices(args, backend, netns)
         params = {"addr": GUEST_ADDR, "peer": HOST_ADDR, "port": PORT, "mib": args.mib}
         lines = boot(args, workdir, backend, "net", params, devices, prefix)
-        check_features(lines, args.ring)
+        check_features(lines, args.ring, args.queues)
         n = check_transfers(lines, peer.records(), NET_TRANSFERS)
         print(f"net: {n} transfers checked against the peer's records", flush=True)
     finally:
@@ -295,11 +303,11 @@ def test_reflect(args, workdir):
         devices, prefix = net_devices(args, backend, netns)
         lines = boot(args, workdir, backend, "reflect", {"frames": args.frames}, devices,
                      prefix)
-        check_features(lines, args.ring)
+        check_features(lines, args.ring, args.queues)
         counts = [m.groups() for m in (re.search(
             r"uvirtio-guest: reflect (.*): nettool: reflect sent (\d+) received (\d+) "
             r"duplicates (\d+) bad (\d+)", line) for line in lines) if m]
-        want = [str(args.frames), str(args.frames), "500"] + ["500"] * QUEUES
+        want = [str(args.frames), str(args.frames), "500"] + ["500"] * args.queues
         if [c[1] for c in counts] != want:
             raise Failure(f"the guest's reflect runs sent {[c[1] for c in counts]}, "
                           f"expected {want}")
@@ -330,6 +338,11 @@ def main():
     ap.add_argument("--uvirtio", help="the uvirtio executable (--netdev=uvirtio)")
     ap.add_argument("--mib", type=int, default=64, help="MiB of the big transfer each way")
     ap.add_argument("--frames", type=int, default=2000, help="raw frames of `reflect`")
+    ap.add_argument("--queues", type=int, default=2, help="queue pairs of the device and "
+                    "the backend (2; the guest has 2 vCPUs)")
+    ap.add_argument("--vectors", type=int, help="the device's MSI-X vectors (default: "
+                    "2*queues+2 with --netdev=tap, 0 (INTx) with uvirtio: QEMU 7.2 under TCG "
+                    "crashes with MSI-X on vhost-user-net, see README.md)")
     ap.add_argument("--backend-arg", action="append", default=[],
                     help="extra argument for `uvirtio net`")
     run.common_options(ap)
