@@ -199,8 +199,11 @@ def check_transfers(lines, records, expected):
     return len(got)
 
 
-NET_TRANSFERS = ["big-up", "big-down", "rebind-up", "rebind-down", "c1-up", "c1-down",
-                 "c2-up-cpu0", "c2-up-cpu1", "c2-down-cpu0", "c2-down-cpu1"]
+def net_transfers(queues):
+    """The transfers the net scenario makes: c2-* are those after `ethtool -L
+    eth0 combined QUEUES`, one per tx queue (cpu)."""
+    return (["big-up", "big-down", "rebind-up", "rebind-down", "c1-up", "c1-down"]
+            + [f"c2-{way}-cpu{q}" for way in ("up", "down") for q in range(queues)])
 
 
 def net_devices(args, backend, netns):
@@ -275,7 +278,7 @@ def test_net(args, workdir):
         params = {"addr": GUEST_ADDR, "peer": HOST_ADDR, "port": PORT, "mib": args.mib}
         lines = boot(args, workdir, backend, "net", params, devices, prefix)
         check_features(lines, args.ring, args.queues)
-        n = check_transfers(lines, peer.records(), NET_TRANSFERS)
+        n = check_transfers(lines, peer.records(), net_transfers(args.queues))
         print(f"net: {n} transfers checked against the peer's records", flush=True)
     finally:
         try:
