@@ -7,10 +7,11 @@ set -eu
 # liburing: the blk device's file backend. qemu-system-x86, qemu-system-common
 # (qemu-storage-daemon), linux-image-amd64 and busybox-static: the tests that
 # boot a real Linux guest against `uvirtio blk`; ethtool: the guest net tests
-# (`ethtool -L eth0 combined N`, copied into the initramfs).
+# (`ethtool -L eth0 combined N`, copied into the initramfs) and iproute2 (their
+# network namespace and tap).
 packages="meson ninja-build gcc clang libclang-rt-14-dev pkg-config python3 linux-libc-dev
 	liburing-dev qemu-system-x86 qemu-system-common qemu-utils linux-image-amd64 busybox-static
-	ethtool"
+	ethtool iproute2"
 [ "${UVIRTIO_DEPS_EXTRA:-}" ] && packages="$packages $UVIRTIO_DEPS_EXTRA"
 
 missing=""
