@@ -16,17 +16,9 @@
 
 #include "blk.h"
 #include "cli_parse.h"
+#include "vhost_cli.h"
 #include "uvirtio/blk_dev.h"
 #include "uvirtio/vhost_backend.h"
-
-static struct uvirtio_vhost_backend *running;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	if (running)
-		uvirtio_vhost_backend_stop(running);
-}
 
 static void usage(FILE *f)
 {
@@ -75,12 +67,10 @@ static void print_capabilities(void)
 
 int blk_main(int argc, char **argv)
 {
-	enum { O_SOCKET = 256, O_FD, O_CLIENT, O_FILE, O_RO, O_QUEUES, O_DIRECT, O_POLL, O_POLL_US,
+	enum { O_FIRST = VHOST_CLI_END - 1, O_FILE, O_RO, O_QUEUES, O_DIRECT, O_POLL, O_POLL_US,
 	       O_BACKEND, O_SIZE, O_SERIAL, O_WT, O_CAPS, O_HELP, O_FAULT };
 	static const struct option opts[] = {
-		{ "socket-path", required_argument, NULL, O_SOCKET },
-		{ "fd", required_argument, NULL, O_FD },
-		{ "client", no_argument, NULL, O_CLIENT },
+		VHOST_CLI_OPTIONS,
 		{ "blk-file", required_argument, NULL, O_FILE },
 		{ "read-only", no_argument, NULL, O_RO },
 		{ "queues", required_argument, NULL, O_QUEUES },
@@ -102,7 +92,6 @@ int blk_main(int argc, char **argv)
 	struct uvirtio_vhost_backend_config vc = { .fd = -1 };
 	struct uvirtio_vhost_backend *vb = NULL;
 	struct uvirtio_blk_dev blk;
-	struct sigaction sa = { .sa_handler = on_signal };
 	uint64_t v;
 	bool size_given = false;
 	int opt, ret;
@@ -112,16 +101,11 @@ int blk_main(int argc, char **argv)
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
-		case O_SOCKET:
-			vc.socket_path = optarg;
-			break;
-		case O_FD:
-			if (!cli_parse_u64(optarg, &v) || v > INT_MAX)
-				return bad_value("--fd", optarg, "a file descriptor number");
-			vc.fd = (int)v;
-			break;
-		case O_CLIENT:
-			vc.client = true;
+		case VHOST_CLI_SOCKET:
+		case VHOST_CLI_FD:
+		case VHOST_CLI_CLIENT:
+			if (vhost_cli_option("uvirtio blk", opt, optarg, &vc))
+				return 2;
 			break;
 		case O_FILE:
 			bc.path = optarg;
@@ -207,19 +191,13 @@ int blk_main(int argc, char **argv)
 		fprintf(stderr, "uvirtio blk: --size is for --backend=null; a file's size is its capacity\n");
 		return 2;
 	}
-	if (!!vc.socket_path == (vc.fd >= 0)) {
-		fprintf(stderr, "uvirtio blk: give exactly one of --socket-path=PATH and --fd=N\n");
+	if (vhost_cli_check("uvirtio blk", &vc))
 		return 2;
-	}
-	if (vc.client && !vc.socket_path) {
-		fprintf(stderr, "uvirtio blk: --client connects to --socket-path=PATH\n");
-		return 2;
-	}
 
 	ret = uvirtio_vhost_backend_create(&vb, &vc);
 	if (ret) {
 		fprintf(stderr, "uvirtio blk: cannot use socket '%s': %s\n",
-			vc.socket_path ? vc.socket_path : "--fd", strerror(-ret));
+			vhost_cli_where(&vc), strerror(-ret));
 		return 1;
 	}
 	ret = uvirtio_blk_dev_init(&blk, &bc, uvirtio_vhost_backend_mem(vb));
@@ -232,31 +210,18 @@ int blk_main(int argc, char **argv)
 		uvirtio_vhost_backend_destroy(vb);
 		return 1;
 	}
-	ret = uvirtio_vhost_backend_attach(vb, uvirtio_blk_dev_device(&blk));
-	if (!ret)
-		ret = uvirtio_vhost_backend_listen(vb);
-	if (ret) {
-		fprintf(stderr, "uvirtio blk: cannot %s socket '%s': %s\n",
-			vc.client ? "connect to" : "listen on", vc.socket_path ? vc.socket_path : "--fd",
-			cli_socket_error(ret));
+	if (vhost_cli_serve("uvirtio blk", vb, uvirtio_blk_dev_device(&blk), &vc)) {
 		uvirtio_vhost_backend_destroy(vb);
 		uvirtio_blk_dev_destroy(&blk);
 		return 1;
 	}
 
-	running = vb;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
 	fprintf(stderr, "uvirtio blk: serving %s (%" PRIu64 " sectors of 512 bytes, %u queue%s%s%s) on %s\n",
 		bc.path ? bc.path : "null backend", uvirtio_blk_dev_capacity(&blk), bc.num_queues,
 		bc.num_queues == 1 ? "" : "s", bc.read_only ? ", read-only" : "",
 		bc.poll ? ", polling" : "", vc.socket_path ? vc.socket_path : "the inherited fd");
 
-	ret = uvirtio_vhost_backend_run(vb);
-	running = NULL;
-	if (ret)
-		fprintf(stderr, "uvirtio blk: stopped: %s\n", strerror(-ret));
+	ret = vhost_cli_run("uvirtio blk", vb);
 	uvirtio_vhost_backend_destroy(vb);
 	uvirtio_blk_dev_destroy(&blk);
 	return ret ? 1 : 0;

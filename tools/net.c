@@ -18,18 +18,10 @@
 #include <string.h>
 
 #include "cli_parse.h"
+#include "vhost_cli.h"
 #include "net.h"
 #include "uvirtio/net_dev.h"
 #include "uvirtio/vhost_backend.h"
-
-static struct uvirtio_vhost_backend *running;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	if (running)
-		uvirtio_vhost_backend_stop(running);
-}
 
 static void usage(FILE *f)
 {
@@ -142,12 +134,10 @@ static const char *backend_name(enum uvirtio_net_backend b)
 
 int net_main(int argc, char **argv)
 {
-	enum { O_SOCKET = 256, O_FD, O_CLIENT, O_BACKEND, O_TAP, O_QUEUES, O_FRAME, O_MAC, O_MTU,
+	enum { O_FIRST = VHOST_CLI_END - 1, O_BACKEND, O_TAP, O_QUEUES, O_FRAME, O_MAC, O_MTU,
 	       O_POLL, O_POLL_US, O_CAPS, O_HELP };
 	static const struct option opts[] = {
-		{ "socket-path", required_argument, NULL, O_SOCKET },
-		{ "fd", required_argument, NULL, O_FD },
-		{ "client", no_argument, NULL, O_CLIENT },
+		VHOST_CLI_OPTIONS,
 		{ "backend", required_argument, NULL, O_BACKEND },
 		{ "tap", required_argument, NULL, O_TAP },
 		{ "queues", required_argument, NULL, O_QUEUES },
@@ -164,7 +154,6 @@ int net_main(int argc, char **argv)
 	struct uvirtio_vhost_backend_config vc = { .fd = -1 };
 	struct uvirtio_vhost_backend *vb = NULL;
 	struct uvirtio_net_dev net;
-	struct sigaction sa = { .sa_handler = on_signal };
 	sigset_t usr1;
 	pthread_t counter;
 	uint8_t mac[6];
@@ -175,16 +164,11 @@ int net_main(int argc, char **argv)
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
-		case O_SOCKET:
-			vc.socket_path = optarg;
-			break;
-		case O_FD:
-			if (!cli_parse_u64(optarg, &v) || v > INT_MAX)
-				return bad_value("--fd", optarg, "a file descriptor number");
-			vc.fd = (int)v;
-			break;
-		case O_CLIENT:
-			vc.client = true;
+		case VHOST_CLI_SOCKET:
+		case VHOST_CLI_FD:
+		case VHOST_CLI_CLIENT:
+			if (vhost_cli_option("uvirtio net", opt, optarg, &vc))
+				return 2;
 			break;
 		case O_BACKEND:
 			if (!strcmp(optarg, "tap"))
@@ -265,14 +249,8 @@ int net_main(int argc, char **argv)
 		fprintf(stderr, "uvirtio net: --frame-size is for --backend=gen\n");
 		return 2;
 	}
-	if (!!vc.socket_path == (vc.fd >= 0)) {
-		fprintf(stderr, "uvirtio net: give exactly one of --socket-path=PATH and --fd=N\n");
+	if (vhost_cli_check("uvirtio net", &vc))
 		return 2;
-	}
-	if (vc.client && !vc.socket_path) {
-		fprintf(stderr, "uvirtio net: --client connects to --socket-path=PATH\n");
-		return 2;
-	}
 
 	/* Before any thread exists, so that every thread inherits the mask. */
 	sigemptyset(&usr1);
@@ -282,7 +260,7 @@ int net_main(int argc, char **argv)
 	ret = uvirtio_vhost_backend_create(&vb, &vc);
 	if (ret) {
 		fprintf(stderr, "uvirtio net: cannot use socket '%s': %s\n",
-			vc.socket_path ? vc.socket_path : "--fd", strerror(-ret));
+			vhost_cli_where(&vc), strerror(-ret));
 		return 1;
 	}
 	ret = uvirtio_net_dev_init(&net, &nc, uvirtio_vhost_backend_mem(vb));
@@ -294,13 +272,7 @@ int net_main(int argc, char **argv)
 		uvirtio_vhost_backend_destroy(vb);
 		return 1;
 	}
-	ret = uvirtio_vhost_backend_attach(vb, uvirtio_net_dev_device(&net));
-	if (!ret)
-		ret = uvirtio_vhost_backend_listen(vb);
-	if (ret) {
-		fprintf(stderr, "uvirtio net: cannot %s socket '%s': %s\n",
-			vc.client ? "connect to" : "listen on", vc.socket_path ? vc.socket_path : "--fd",
-			cli_socket_error(ret));
+	if (vhost_cli_serve("uvirtio net", vb, uvirtio_net_dev_device(&net), &vc)) {
 		uvirtio_vhost_backend_destroy(vb);
 		uvirtio_net_dev_destroy(&net);
 		return 1;
@@ -314,19 +286,12 @@ int net_main(int argc, char **argv)
 		return 1;
 	}
 
-	running = vb;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
 	fprintf(stderr, "uvirtio net: serving %u queue pair%s (%s backend%s%s%s) on %s\n", nc.num_pairs,
 		nc.num_pairs == 1 ? "" : "s", backend_name(nc.backend), nc.tap ? " " : "",
 		nc.tap ? nc.tap : "", nc.poll ? ", polling" : "",
 		vc.socket_path ? vc.socket_path : "the inherited fd");
 
-	ret = uvirtio_vhost_backend_run(vb);
-	running = NULL;
-	if (ret)
-		fprintf(stderr, "uvirtio net: stopped: %s\n", strerror(-ret));
+	ret = vhost_cli_run("uvirtio net", vb);
 	uvirtio_vhost_backend_destroy(vb);
 	print_counters(&net);
 	__atomic_store_n(&counters_done, true, __ATOMIC_RELEASE);

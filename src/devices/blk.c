@@ -4,7 +4,6 @@
 #include <liburing.h>
 #include <linux/virtio_ids.h>
 #include <poll.h>
-#include <time.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -13,6 +12,7 @@
 #include <unistd.h>
 
 #include "../core/eventfd.h"
+#include "../core/spin.h"
 #include "blk_priv.h"
 #ifdef UVIRTIO_FAULT_INJECTION
 #include "blk_fault.h"
@@ -312,23 +312,6 @@ static bool stopping(struct uvirtio_blk_queue *bq)
 	return __atomic_load_n(&bq->stopping, __ATOMIC_ACQUIRE);
 }
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#else
-	__asm__ __volatile__("" ::: "memory");
-#endif
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
-}
-
 /* The ring ran dry: keep looking at it, and at io_uring's completions, for
  * poll_ns before sleeping. Returns true when there is work (or a stop).
  * Kicks stay disabled meanwhile, so a driver that adds its next request in
@@ -341,13 +324,13 @@ static bool poll_before_sleep(struct uvirtio_blk_queue *bq)
 
 	if (!bq->blk->poll_ns)
 		return false;
-	deadline = now_ns() + bq->blk->poll_ns;
+	deadline = spin_now_ns() + bq->blk->poll_ns;
 	for (unsigned i = 1;; i++) {
 		if (uvirtio_devq_has_avail(bq->vq) || io_uring_cq_ready(&bq->ring) || stopping(bq))
 			return true;
-		cpu_relax();
+		spin_relax();
 		/* The clock is read now and then: it costs more than a look. */
-		if (!(i % 32) && now_ns() >= deadline)
+		if (!(i % 32) && spin_now_ns() >= deadline)
 			return false;
 	}
 }

@@ -192,7 +192,9 @@ static int net_start(struct uvirtio_device *dev)
 	/* spec: with the control queue only the first pair runs until the
 	 * driver asks for more; over vhost-user the front-end enables pairs. */
 	__atomic_store_n(&net->active_pairs, net->ctrl_vq ? 1u : net->npairs, __ATOMIC_RELEASE);
+	pthread_mutex_lock(&net->lock);
 	net->mode.active_pairs = net->ctrl_vq ? 1u : net->npairs;
+	pthread_mutex_unlock(&net->lock);
 	if (net->backend == UVIRTIO_NET_BACKEND_TAP)
 		return net_tap_set_offload(net, net->features);
 	return 0;

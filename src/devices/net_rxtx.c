@@ -18,10 +18,10 @@
 #include <poll.h>
 #include <stddef.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "../core/eventfd.h"
+#include "../core/spin.h"
 #include "net_priv.h"
 
 /* Iovec helpers. */
@@ -530,23 +530,6 @@ static bool stopping(struct net_pair *p)
 	return __atomic_load_n(&p->stopping, __ATOMIC_ACQUIRE);
 }
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#else
-	__asm__ __volatile__("" ::: "memory");
-#endif
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
-}
-
 /* Before sleeping, keep looking at the rings a while (see blk's queue
  * threads): a driver that adds within the window needs no kick. */
 static bool poll_before_sleep(struct net_pair *p, bool want_tx, bool want_rx)
@@ -555,13 +538,13 @@ static bool poll_before_sleep(struct net_pair *p, bool want_tx, bool want_rx)
 
 	if (!p->net->poll_ns)
 		return false;
-	deadline = now_ns() + p->net->poll_ns;
+	deadline = spin_now_ns() + p->net->poll_ns;
 	for (unsigned i = 1;; i++) {
 		if ((want_tx && uvirtio_devq_has_avail(p->txq)) ||
 		    (want_rx && uvirtio_devq_has_avail(p->rxq)) || stopping(p))
 			return true;
-		cpu_relax();
-		if (!(i % 32) && now_ns() >= deadline)
+		spin_relax();
+		if (!(i % 32) && spin_now_ns() >= deadline)
 			return false;
 	}
 }
