@@ -389,6 +389,10 @@ static enum rx_result rx_gen(struct net_pair *p)
 	uint32_t seq = htole32(p->gen_seq);
 	enum rx_result got;
 
+	/* To the address the driver uses now (it may have set another). */
+	pthread_mutex_lock(&p->net->lock);
+	memcpy(p->bounce + NET_HDR_LEN, p->net->mac, 6);
+	pthread_mutex_unlock(&p->net->lock);
 	memcpy(p->bounce + NET_HDR_LEN + NET_ETH_HLEN, &seq, sizeof(seq));
 	got = rx_put_bounce(p, NET_HDR_LEN + p->net->frame_size);
 	if (got == RX_GIVEN)
