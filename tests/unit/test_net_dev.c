@@ -270,6 +270,7 @@ static size_t mac_table(uint8_t *b, unsigned uc, uint32_t uc_claim, unsigned mc,
 
 static void mac_table_set(struct nenv *e)
 {
+	static uint8_t big[4 + 6 * 600 + 4];
 	uint8_t b[512];
 	struct uvirtio_net_dev_rx_mode m;
 	size_t n;
@@ -293,6 +294,15 @@ static void mac_table_set(struct nenv *e)
 	uvirtio_net_dev_get_rx_mode(&e->net, &m);
 	CHECK_EQ(m.uc_entries, 2);
 	CHECK_EQ(m.mc_entries, 3);
+	/* More than the command buffer takes (two tables of 256). */
+	n = mac_table(big, 0, 0, 600, 600, 0);
+	CHECK_EQ(ctrl_cmd(e, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_TABLE_SET, big, n), VIRTIO_NET_ERR);
+	/* Over the filter's 64 entries, within the buffer: taken (accept all). */
+	n = mac_table(big, 100, 100, 200, 200, 0);
+	CHECK_EQ(ctrl_cmd(e, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_TABLE_SET, big, n), VIRTIO_NET_OK);
+	uvirtio_net_dev_get_rx_mode(&e->net, &m);
+	CHECK_EQ(m.uc_entries, 100);
+	CHECK_EQ(m.mc_entries, 200);
 	/* Empty tables are a table. */
 	n = mac_table(b, 0, 0, 0, 0, 0);
 	CHECK_EQ(ctrl_cmd(e, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_TABLE_SET, b, n), VIRTIO_NET_OK);
@@ -703,6 +713,22 @@ static void gen_fills(struct nenv *e)
 	CHECK_EQ(nstats(e).rx_bytes, GEN_N * 100);
 }
 
+/* The generator's frames go to the MAC the driver uses now. */
+static void gen_follows_mac(struct nenv *e)
+{
+	static const uint8_t mac[6] = { 0x02, 0xde, 0xad, 0xbe, 0xef, 0x02 };
+	uint8_t *rx = nalloc(e, 256);
+	uint32_t len;
+	void *token;
+
+	CHECK(rx);
+	CHECK_EQ(ctrl_cmd(e, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_ADDR_SET, mac, 6), VIRTIO_NET_OK);
+	CHECK_EQ(post_rx(e, 0, rx, 256), 0);
+	CHECK_EQ(wait_used(e, rxq(0), &token, &len), 1);
+	CHECK_EQ(len, HDR_LEN + 100);
+	CHECK(!memcmp(rx + HDR_LEN, mac, 6));
+}
+
 static void test_net_gen_fills_posted_buffers_in_sequence(void)
 {
 	struct uvirtio_net_dev_config cfg = { .backend = UVIRTIO_NET_BACKEND_GEN, .ctrl_vq = true,
@@ -710,6 +736,14 @@ static void test_net_gen_fills_posted_buffers_in_sequence(void)
 
 	each_transport(&cfg, SPLIT_WANT, gen_fills);
 	each_transport(&cfg, PACKED_WANT, gen_fills);
+}
+
+static void test_net_gen_frames_go_to_the_mac_the_driver_set(void)
+{
+	struct uvirtio_net_dev_config cfg = { .backend = UVIRTIO_NET_BACKEND_GEN, .ctrl_vq = true,
+					      .frame_size = 100 };
+
+	each_transport(&cfg, SPLIT_WANT, gen_follows_mac);
 }
 
 /* ------------------------------------------------------------------ */
@@ -770,4 +804,5 @@ TEST_MAIN(T(test_net_offers_the_listed_features),
 	  T(test_net_without_mrg_rxbuf_a_short_buffer_drops_the_frame),
 	  T(test_net_reflect_holds_tx_until_an_rx_buffer_comes),
 	  T(test_net_gen_fills_posted_buffers_in_sequence),
+	  T(test_net_gen_frames_go_to_the_mac_the_driver_set),
 	  T(test_net_reset_while_frames_flow_then_renegotiate))
