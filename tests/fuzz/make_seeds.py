@@ -569,6 +569,10 @@ def net_seeds():
             net_frame(100, net_hdr(flags=1, csum_start=34, csum_offset=65)),
             net_frame(100, net_hdr(gso=1, gso_size=0, flags=1, csum_start=34, csum_offset=16)),
             net_frame(100, net_hdr(gso=3, gso_size=50))]),
+        "reflect_mrg_eight_frames": net_seed(NET_IN_ORDER, base, [
+            net_frame(60 + 250 * i, net_hdr(num_buffers=i), parts=8,
+                      cuts=tuple(range(3, 3 + 7 * (9 + i), 9 + i)))
+            for i in range(8)], rx=[b % 256 for b in range(7, 7 + 48 * 37, 37)]),
         "sink_huge": net_seed(NET_SINK | NET_PACKED, base, [net_frame(1, huge=True),
                                                             net_frame(2, huge=True, parts=2, cuts=(30000,))]),
     }
