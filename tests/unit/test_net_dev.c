@@ -612,10 +612,44 @@ static void mrg_rxbuf(struct nenv *e)
 	free(joined);
 }
 
+/* The largest frame, over 4 KiB buffers: 17 of them. */
+#define MAX_CHAINS ((HDR_LEN + UVIRTIO_NET_FRAME_MAX + 4095) / 4096)
+
+static void mrg_largest_frame(struct nenv *e)
+{
+	uint8_t *pkt = make_packet(e, UVIRTIO_NET_FRAME_MAX, 6), *rx[MAX_CHAINS + 1];
+	static uint8_t joined[HDR_LEN + UVIRTIO_NET_FRAME_MAX];
+	struct iovec out[3] = { { pkt, 7 }, { pkt + 7, 30000 },
+				{ pkt + 30007, HDR_LEN + UVIRTIO_NET_FRAME_MAX - 30007 } };
+	uint32_t len;
+	void *token;
+	size_t off = 0;
+
+	CHECK(pkt);
+	for (unsigned i = 0; i <= MAX_CHAINS; i++) {
+		rx[i] = nalloc(e, 4096);
+		CHECK(rx[i]);
+		CHECK_EQ(post_rx(e, 0, rx[i], 4096), 0);
+	}
+	CHECK_EQ(tx_wait(e, 0, out, 3), 0);
+	for (unsigned i = 0; i < MAX_CHAINS; i++) {
+		CHECK_EQ(wait_used(e, rxq(0), &token, &len), 1);
+		CHECK(token == rx[i]);
+		CHECK_EQ(len, i + 1 < MAX_CHAINS ? 4096 : HDR_LEN + UVIRTIO_NET_FRAME_MAX - 4096 * i);
+		memcpy(joined + off, rx[i], len);
+		off += len;
+	}
+	CHECK_EQ(num_buffers_of(rx[0]), MAX_CHAINS);
+	CHECK(is_reflection(joined + HDR_LEN, pkt + HDR_LEN, UVIRTIO_NET_FRAME_MAX));
+	CHECK_EQ(poll_used(e, rxq(0), &token, &len), 0);
+}
+
 static void test_net_mrg_rxbuf_spreads_a_frame_over_buffers(void)
 {
 	each_transport(&reflect_cfg, SPLIT_WANT, mrg_rxbuf);
 	each_transport(&reflect_cfg, PACKED_WANT | F_IN_ORDER, mrg_rxbuf);
+	each_transport(&reflect_cfg, SPLIT_WANT, mrg_largest_frame);
+	each_transport(&reflect_cfg, PACKED_WANT, mrg_largest_frame);
 }
 
 static void no_mrg_small_buffer(struct nenv *e)
