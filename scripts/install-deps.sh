@@ -6,9 +6,13 @@ set -eu
 
 # liburing: the blk device's file backend. qemu-system-x86, qemu-system-common
 # (qemu-storage-daemon), linux-image-amd64 and busybox-static: the tests that
-# boot a real Linux guest against `uvirtio blk`.
+# boot a real Linux guest against `uvirtio blk`. dpdk-dev (dpdk-testpmd):
+# testpmd as the front-end of `uvirtio net`; ethtool: the guest net tests
+# (`ethtool -L eth0 combined N`, copied into the initramfs); iproute2: their
+# network namespaces and taps.
 packages="meson ninja-build gcc clang libclang-rt-14-dev pkg-config python3 linux-libc-dev
-	liburing-dev qemu-system-x86 qemu-system-common qemu-utils linux-image-amd64 busybox-static"
+	liburing-dev qemu-system-x86 qemu-system-common qemu-utils linux-image-amd64 busybox-static
+	dpdk-dev ethtool iproute2"
 [ "${UVIRTIO_DEPS_EXTRA:-}" ] && packages="$packages $UVIRTIO_DEPS_EXTRA"
 
 missing=""

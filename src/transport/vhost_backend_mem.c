@@ -75,7 +75,7 @@ static int map_region(struct uvirtio_vhost_backend *vb, const struct vhost_user_
 		return vb_fail(vb, -errno, "memory region: mmap failed: %s", strerror(errno));
 	*out = (struct region){ .gpa = gpa, .size = size, .uva = uva, .mmap_offset = off,
 				.map = map, .map_len = (size_t)(size + delta),
-				.host = (char *)map + delta };
+				.host = (char *)map + delta, .refs = 1 };
 	return 0;
 }
 
@@ -150,12 +150,31 @@ int vb_set_mem_table(struct uvirtio_vhost_backend *vb, struct uvirtio_vhost_msg 
 	return vb_run_ready_rings(vb);
 }
 
+/* vhost-user.rst: a region is identified by guest address, user address
+ * and size. */
+static struct region *find_region(struct uvirtio_vhost_backend *vb, const struct vhost_user_mem_region *in)
+{
+	for (unsigned k = 0; k < vb->nregions; k++)
+		if (vb->regions[k].gpa == in->guest_phys_addr && vb->regions[k].size == in->memory_size &&
+		    vb->regions[k].uva == in->userspace_addr)
+			return &vb->regions[k];
+	return NULL;
+}
+
 int vb_add_mem_reg(struct uvirtio_vhost_backend *vb, struct uvirtio_vhost_msg *m)
 {
 	struct region r;
 	struct uvirtio_mem_region mr;
 	int ret;
+	struct region *same = find_region(vb, &m->payload.mem_reg.region);
 
+	if (same) {
+		/* The same region again, from another of the front-end's vhost
+		 * devices: already mapped, the rings keep running. */
+		uvirtio_vhost_msg_close_fds(m);
+		same->refs++;
+		return 0;
+	}
 	if (vb->nregions == UVIRTIO_MEM_MAX_REGIONS) {
 		uvirtio_vhost_msg_close_fds(m);
 		return vb_fail(vb, -ENOSPC, "memory table full (%u regions)", UVIRTIO_MEM_MAX_REGIONS);
@@ -179,17 +198,16 @@ int vb_add_mem_reg(struct uvirtio_vhost_backend *vb, struct uvirtio_vhost_msg *m
 int vb_rem_mem_reg(struct uvirtio_vhost_backend *vb, struct uvirtio_vhost_msg *m)
 {
 	const struct vhost_user_mem_region *in = &m->payload.mem_reg.region;
+	struct region *r = find_region(vb, in);
 	unsigned k;
 
 	uvirtio_vhost_msg_close_fds(m);
-	/* vhost-user.rst: identified by guest address, user address and size. */
-	for (k = 0; k < vb->nregions; k++)
-		if (vb->regions[k].gpa == in->guest_phys_addr &&
-		    vb->regions[k].size == in->memory_size && vb->regions[k].uva == in->userspace_addr)
-			break;
-	if (k == vb->nregions)
+	if (!r)
 		return vb_fail(vb, -ENOENT, "no memory region at gpa %#llx size %#llx to remove",
 			    (unsigned long long)in->guest_phys_addr, (unsigned long long)in->memory_size);
+	if (--r->refs)
+		return 0;
+	k = (unsigned)(r - vb->regions);
 	vb_halt_all(vb);
 	uvirtio_mem_remove(&vb->mem, vb->regions[k].gpa, vb->regions[k].size, NULL);
 	unmap_region(&vb->regions[k]);

@@ -80,6 +80,10 @@ struct region {
 	void *map;      /* the whole mapping, page-aligned */
 	size_t map_len;
 	void *host;     /* where gpa is */
+	/* ADD_MEM_REG of this very region (gpa, size and uva): QEMU sends one
+	 * per vhost device, and vhost-user-net has one per queue pair on the
+	 * same connection; as many REM_MEM_REG take it away. */
+	unsigned refs;
 };
 
 struct uvirtio_vhost_backend {

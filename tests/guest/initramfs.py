@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Build the guest initramfs: busybox, the virtio and ext2 modules, a small
-static write helper and the scenario script (init).
+"""Build the guest initramfs: busybox, the virtio (blk, net) and ext2 modules,
+ethtool with its shared libraries, two small static helpers (rawwrite, nettool)
+and the scenario script (init).
 
     python3 initramfs.py [--kernel-version=VER] OUT.cpio.gz
 
 run.py imports build_cached() and keeps one archive per kernel version and
-content hash, so an edit to init or rawwrite.c rebuilds it.
+content hash, so an edit to init, rawwrite.c or nettool.c rebuilds it.
 """
 
 import argparse
@@ -22,11 +23,17 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUSYBOX = "/bin/busybox"
+# `ethtool -L eth0 combined N` for the net scenarios (Debian package ethtool),
+# dynamically linked: its libraries (ldd) come along.
+ETHTOOL = "/usr/sbin/ethtool"
+# Static helpers compiled from tests/guest/NAME.c into /bin/NAME.
+HELPERS = ["rawwrite", "nettool"]
 
 # What the guest needs; modules.dep supplies everything these depend on.
 # ext4 serves "ext2" (CONFIG_EXT4_USE_FOR_EXT2), which busybox mke2fs makes;
 # crc32c_generic is requested through the crypto API, not modules.dep.
-WANTED_MODULES = ["virtio_pci", "virtio_blk", "crc32c_generic", "ext4"]
+# virtio_net brings failover and net_failover (modules.dep).
+WANTED_MODULES = ["virtio_pci", "virtio_blk", "virtio_net", "crc32c_generic", "ext4"]
 
 
 class MissingTool(Exception):
@@ -106,18 +113,37 @@ def read_module(path):
     raise HarnessError(f"unknown module format: {path}")
 
 
-def build_rawwrite(workdir):
-    """Compile the static helper that tries writes busybox cannot (BLKROSET, mmap)."""
-    src = os.path.join(HERE, "rawwrite.c")
-    out = os.path.join(workdir, "rawwrite")
+def build_helper(workdir, name):
+    """Compile a static helper: rawwrite (the writes busybox cannot try:
+    BLKROSET, mmap) or nettool (a data generator, raw frames)."""
+    src = os.path.join(HERE, name + ".c")
+    out = os.path.join(workdir, name)
     cc = os.environ.get("CC", "cc")
     try:
-        subprocess.run([cc, "-static", "-O2", "-Wall", "-Werror", "-o", out, src],
+        subprocess.run([cc, "-static", "-O2", "-Wall", "-Wextra", "-Werror", "-o", out, src],
                        check=True)
     except (OSError, subprocess.CalledProcessError) as e:
-        raise HarnessError(f"cannot build a static rawwrite.c with {cc}: {e}")
+        raise HarnessError(f"cannot build a static {name}.c with {cc}: {e}")
     with open(out, "rb") as f:
         return f.read()
+
+
+def shared_libs(binary):
+    """The shared libraries `binary` loads, as (path in the guest, real file):
+    what ldd resolves, the dynamic loader included."""
+    try:
+        out = subprocess.run(["ldd", binary], check=True, stdout=subprocess.PIPE,
+                             universal_newlines=True).stdout
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise MissingTool(f"ldd {binary} failed: {e}")
+    libs = []
+    for line in out.splitlines():
+        m = re.search(r"(?:=>\s*)?(/\S+)\s+\(0x", line)
+        if m:
+            libs.append((m.group(1).lstrip("/"), os.path.realpath(m.group(1))))
+        elif "=>" in line and "not found" in line:
+            raise MissingTool(f"{binary} needs a library that is missing: {line.strip()}")
+    return libs
 
 
 class Cpio:
@@ -159,17 +185,20 @@ def build(out, version):
     """Write the initramfs for kernel `version` to `out` (gzip-compressed cpio)."""
     if not os.access(BUSYBOX, os.X_OK):
         raise MissingTool(f"{BUSYBOX} not installed (busybox-static)")
+    if not os.access(ETHTOOL, os.X_OK):
+        raise MissingTool(f"{ETHTOOL} not installed (ethtool)")
     modules = module_order(version)
     with open(os.path.join(HERE, "init"), "rb") as f:
         init = f.read()
     with open(BUSYBOX, "rb") as f:
         busybox = f.read()
     with tempfile.TemporaryDirectory() as tmp:
-        rawwrite = build_rawwrite(tmp)
+        helpers = {name: build_helper(tmp, name) for name in HELPERS}
 
     a = Cpio()
-    for d in ["bin", "sbin", "usr", "usr/bin", "usr/sbin", "dev", "proc", "sys",
-              "mnt", "tmp", "etc", "lib", "lib/modules"]:
+    dirs = ["bin", "sbin", "usr", "usr/bin", "usr/sbin", "dev", "proc", "sys",
+            "mnt", "tmp", "etc", "lib", "lib/modules"]
+    for d in dirs:
         a.dir(d)
     # The kernel opens /dev/console before init runs, so it must exist before
     # devtmpfs is mounted; without it init has no stdout.
@@ -177,7 +206,19 @@ def build(out, version):
     a.chardev("dev/null", 1, 3)
     a.file("bin/busybox", busybox, 0o755)
     a.symlink("bin/sh", "busybox")
-    a.file("bin/rawwrite", rawwrite, 0o755)
+    for name, data in helpers.items():
+        a.file("bin/" + name, data, 0o755)
+    with open(ETHTOOL, "rb") as f:
+        a.file("usr/sbin/ethtool", f.read(), 0o755)
+    for guest_path, real in shared_libs(ETHTOOL):
+        parts = guest_path.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            d = "/".join(parts[:i])
+            if d not in dirs:
+                a.dir(d)
+                dirs.append(d)
+        with open(real, "rb") as f:
+            a.file(guest_path, f.read(), 0o755)
     names = []
     for path in modules:
         name = os.path.basename(path).split(".ko")[0] + ".ko"
@@ -196,14 +237,16 @@ def build(out, version):
 def build_cached(cache_dir, version):
     """Path of an up-to-date initramfs for `version` in cache_dir, built if needed."""
     h = hashlib.sha256()
-    for path in [os.path.join(HERE, "init"), os.path.join(HERE, "rawwrite.c"),
-                 os.path.abspath(__file__), BUSYBOX]:
+    for path in ([os.path.join(HERE, "init"), os.path.abspath(__file__), BUSYBOX, ETHTOOL]
+                 + [os.path.join(HERE, n + ".c") for n in HELPERS]):
         try:
             with open(path, "rb") as f:
                 h.update(hashlib.sha256(f.read()).digest())
         except OSError as e:
             if path == BUSYBOX:
                 raise MissingTool(f"{BUSYBOX} not installed (busybox-static): {e}")
+            if path == ETHTOOL:
+                raise MissingTool(f"{ETHTOOL} not installed (ethtool): {e}")
             raise HarnessError(f"the project's own {path}: {e}")
     os.makedirs(cache_dir, exist_ok=True)
     out = os.path.join(cache_dir, f"initramfs-{version}-{h.hexdigest()[:12]}.cpio.gz")

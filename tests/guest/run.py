@@ -93,24 +93,17 @@ def stop(proc, name, grace=5.0):
 
 
 class Backend:
-    """The vhost-user-blk backend process and its socket."""
+    """The vhost-user backend process and its socket."""
 
-    def __init__(self, args, workdir, image, queues, read_only):
-        self.sock = os.path.join(workdir, "vhost-user-blk.sock")
+    def __init__(self, args, workdir, image, queues, read_only, cmd=None, sock=None,
+                 name=None):
+        """cmd, sock, name: another backend's command line, socket and name
+        (net.py's `uvirtio net`); by default the blk backend of args.backend."""
+        self.sock = sock or os.path.join(workdir, "vhost-user-blk.sock")
         self.errlog = os.path.join(workdir, "backend.log")
-        if args.backend == "uvirtio":
-            cmd = [args.uvirtio, "blk", f"--socket-path={self.sock}", f"--queues={queues}"]
-            if read_only:
-                cmd.append("--read-only")
-            cmd += args.backend_arg
-            cmd.append(image)
-        else:
-            cmd = [QSD,
-                   "--blockdev", f"driver=file,node-name=disk,filename={image}",
-                   "--export", "type=vhost-user-blk,id=e0,node-name=disk,"
-                   f"addr.type=unix,addr.path={self.sock},"
-                   f"writable={'off' if read_only else 'on'},num-queues={queues}"]
-        self.name = os.path.basename(cmd[0])
+        if cmd is None:
+            cmd = self.blk_cmd(args, image, queues, read_only)
+        self.name = name or os.path.basename(cmd[0])
         print("run: backend: " + " ".join(cmd), flush=True)
         self.err = open(self.errlog, "wb")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.err,
@@ -129,6 +122,18 @@ class Backend:
             self.recorder = subprocess.Popen(
                 [sys.executable, rec, f"--listen={self.qemu_sock}", f"--backend={self.sock}",
                  f"--out={record}"], stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
+
+    def blk_cmd(self, args, image, queues, read_only):
+        if args.backend == "uvirtio":
+            cmd = [args.uvirtio, "blk", f"--socket-path={self.sock}", f"--queues={queues}"]
+            if read_only:
+                cmd.append("--read-only")
+            return cmd + args.backend_arg + [image]
+        return [QSD,
+                "--blockdev", f"driver=file,node-name=disk,filename={image}",
+                "--export", "type=vhost-user-blk,id=e0,node-name=disk,"
+                f"addr.type=unix,addr.path={self.sock},"
+                f"writable={'off' if read_only else 'on'},num-queues={queues}"]
 
     def wait_ready(self, timeout=20.0):
         """Until the socket accepts; without connecting, which would be a front-end."""
@@ -164,7 +169,11 @@ class Backend:
 class Boot:
     """One QEMU run of one scenario; its console goes to a log file."""
 
-    def __init__(self, args, workdir, backend, scenario, queues, cpus, params, index):
+    def __init__(self, args, workdir, backend, scenario, queues, cpus, params, index,
+                 devices=None, prefix=()):
+        """devices: QEMU's device arguments (default: the vhost-user-blk disk
+        on `backend` with `queues` queues); prefix: a command QEMU runs under
+        (net.py's `ip netns exec NS`)."""
         self.scenario = scenario
         self.log = os.path.join(workdir, f"boot{index}-{scenario}.console.log")
         self.errlog = os.path.join(workdir, f"boot{index}-{scenario}.qemu.log")
@@ -172,7 +181,12 @@ class Boot:
                   f"uvirtio.ring={args.ring}"]
         append += [f"uvirtio.{k}={v}" for k, v in params.items()]
         append += args.append
-        self.cmd = [
+        if devices is None:
+            devices = [
+                "-chardev", f"socket,id=char0,path={backend.qemu_sock}",
+                "-device", f"vhost-user-blk-pci,chardev=char0,num-queues={queues},"
+                f"packed={'on' if args.ring == 'packed' else 'off'}"]
+        self.cmd = list(prefix) + [
             QEMU, "-nodefaults", "-display", "none", "-monitor", "none",
             "-machine", "q35", "-accel", "tcg", "-cpu", "max", "-smp", str(cpus),
             "-m", GUEST_MEM,
@@ -181,14 +195,11 @@ class Boot:
             "-numa", "node,memdev=mem",
             "-kernel", args.kernel, "-initrd", args.initrd,
             "-append", " ".join(append),
-            "-chardev", f"socket,id=char0,path={backend.qemu_sock}",
-            "-device", f"vhost-user-blk-pci,chardev=char0,num-queues={queues},"
-            f"packed={'on' if args.ring == 'packed' else 'off'}",
-            "-serial", "stdio", "-no-reboot",
-        ]
+        ] + devices + ["-serial", "stdio", "-no-reboot"]
         self.verbose = args.verbose
         self.timeout = args.timeout
         self.ring = args.ring
+        self.took = None
 
     def run(self):
         """Boot, wait for the power-off; return (verdict, reason, console lines)."""
@@ -209,7 +220,7 @@ class Boot:
             finally:
                 stop(proc, QEMU)
                 reader.join(5)
-        took = time.monotonic() - start
+        took = self.took = time.monotonic() - start
         if proc.returncode != 0:
             raise Failure(f"boot {self.scenario}: QEMU exited with status {proc.returncode}")
         verdicts = [m for m in (VERDICT.search(line) for line in lines) if m]
@@ -343,11 +354,97 @@ def run_boot(boot, backend):
         raise
     finally:
         # QEMU and the backend both gone is worse news than the guest's verdict.
-        if backend.proc.poll() is not None:
+        if backend is not None and backend.proc.poll() is not None:
             backend.check_alive(f"during boot {boot.scenario}")
 
 
 TESTS = {"data": test_data, "multiqueue": test_multiqueue, "readonly": test_readonly}
+
+
+def common_options(ap):
+    """The options every guest test shares (run.py's and net.py's)."""
+    ap.add_argument("--ring", default="split", choices=["split", "packed"],
+                    help="the device's ring layout (QEMU packed=off|on)")
+    ap.add_argument("--kernel", help="default: the newest /boot/vmlinuz-6.1.0-*-amd64")
+    ap.add_argument("--cache-dir", help="where built initramfs archives are kept "
+                    "(default: $TMPDIR/uvirtio-guest-cache)")
+    ap.add_argument("--timeout", type=float, default=240.0, help="seconds per boot")
+    ap.add_argument("--append", action="append", default=[],
+                    help="extra kernel command line word, e.g. uvirtio.queues=3 "
+                    "(later words override the test's)")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--verbose", action="store_true", help="echo every console line")
+
+
+def in_ci():
+    return os.environ.get("CI", "").lower() in ("true", "1", "yes")
+
+
+def prepare(args, tools, need_uvirtio, prog="run"):
+    """Signal handlers, the tools, kernel and initramfs (args.kernel,
+    args.initrd, args.kernel_version), the uvirtio executable. Return None to
+    go on, or the exit status (77 skip, 1 fail)."""
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        for tool in tools:
+            if not shutil.which(tool):
+                raise initramfs.MissingTool(f"{tool} not installed")
+        args.kernel, args.kernel_version = initramfs.find_kernel(args.kernel)
+        cache = args.cache_dir or os.path.join(tempfile.gettempdir(),
+                                               f"uvirtio-guest-cache-{os.getuid()}")
+        args.initrd = initramfs.build_cached(cache, args.kernel_version)
+    except initramfs.MissingTool as e:
+        if in_ci():
+            print(f"{prog}: FAIL: {e}; CI installs it (scripts/install-deps.sh), so in CI "
+                  "a missing tool is a failure, not a skip", flush=True)
+            return 1
+        print(f"{prog}: SKIP: {e}", flush=True)
+        return SKIP
+    except initramfs.HarnessError as e:
+        print(f"{prog}: FAIL: harness error: {e}", flush=True)
+        return 1
+    if need_uvirtio:
+        if not args.uvirtio or not os.access(args.uvirtio, os.X_OK):
+            print(f"{prog}: FAIL: --uvirtio={args.uvirtio} is not an executable", flush=True)
+            return 1
+        args.uvirtio = os.path.abspath(args.uvirtio)
+    return None
+
+
+def execute(args, name, body, logs, prog="run", cleanup=None):
+    """Run body(workdir) in a fresh work directory: a Failure or a signal is a
+    FAIL, the tails of the `logs` (names in the work directory) are shown on
+    failure, the directory is kept on failure or with --keep; cleanup(workdir)
+    runs last on every path. Return the exit status."""
+    workdir = tempfile.mkdtemp(prefix=f"uvirtio-guest-{name}-")
+    print(f"{prog}: test {name}, ring {args.ring}, kernel {args.kernel_version}, "
+          f"initramfs {args.initrd}, work dir {workdir}", flush=True)
+    start = time.monotonic()
+    ok = False
+    try:
+        body(workdir)
+        ok = True
+    except Failure as e:
+        print(f"{prog}: FAIL: {e}", flush=True)
+    except Interrupted as e:
+        print(f"{prog}: FAIL: interrupted by {e}", flush=True)
+    finally:
+        if not ok:
+            for log in logs:
+                path = os.path.join(workdir, log)
+                if os.path.exists(path):
+                    print(f"{prog}: {log} ({path}):", flush=True)
+                    sys.stdout.write(tail(path))
+        if cleanup:
+            cleanup(workdir)
+        if args.keep or not ok:
+            print(f"{prog}: logs kept in {workdir}", flush=True)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    took = time.monotonic() - start
+    print(f"{prog}: {name}: {'PASS' if ok else 'FAIL'} in {took:.1f} s", flush=True)
+    return 0 if ok else 1
 
 
 def main():
@@ -356,79 +453,31 @@ def main():
                                  epilog=__doc__.split("\n\n", 1)[1])
     ap.add_argument("--test", required=True, choices=sorted(TESTS))
     ap.add_argument("--backend", default="uvirtio", choices=["uvirtio", "qsd"])
-    ap.add_argument("--ring", default="split", choices=["split", "packed"],
-                    help="the device's ring layout (QEMU packed=off|on)")
     ap.add_argument("--uvirtio", help="the uvirtio executable (--backend=uvirtio)")
-    ap.add_argument("--kernel", help="default: the newest /boot/vmlinuz-6.1.0-*-amd64")
-    ap.add_argument("--cache-dir", help="where built initramfs archives are kept "
-                    "(default: $TMPDIR/uvirtio-guest-cache)")
     ap.add_argument("--image", help="use this image instead of a fresh 64 MiB one")
     ap.add_argument("--image-mib", type=int, default=64)
-    ap.add_argument("--timeout", type=float, default=240.0, help="seconds per boot")
-    ap.add_argument("--append", action="append", default=[],
-                    help="extra kernel command line word, e.g. uvirtio.queues=3 "
-                    "(later words override the test's)")
     ap.add_argument("--backend-arg", action="append", default=[],
                     help="extra argument for `uvirtio blk`, e.g. --inject-fault=drop-completion "
                     "(a fault_injection build; tests/negative)")
-    ap.add_argument("--keep", action="store_true", help="keep the work directory")
-    ap.add_argument("--verbose", action="store_true", help="echo every console line")
+    common_options(ap)
     args = ap.parse_args()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    rc = prepare(args, [QEMU] + ([QSD] if args.backend == "qsd" else []),
+                 need_uvirtio=args.backend == "uvirtio")
+    if rc is not None:
+        return rc
+    print(f"run: backend {args.backend}", flush=True)
 
-    start = time.monotonic()
-    try:
-        for tool in [QEMU] + ([QSD] if args.backend == "qsd" else []):
-            if not shutil.which(tool):
-                raise initramfs.MissingTool(f"{tool} not installed")
-        args.kernel, version = initramfs.find_kernel(args.kernel)
-        cache = args.cache_dir or os.path.join(tempfile.gettempdir(),
-                                               f"uvirtio-guest-cache-{os.getuid()}")
-        args.initrd = initramfs.build_cached(cache, version)
-    except initramfs.MissingTool as e:
-        if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
-            print(f"run: FAIL: {e}; CI installs it (scripts/install-deps.sh), so in CI "
-                  "a missing tool is a failure, not a skip", flush=True)
-            return 1
-        print(f"run: SKIP: {e}", flush=True)
-        return SKIP
-    except initramfs.HarnessError as e:
-        print(f"run: FAIL: harness error: {e}", flush=True)
-        return 1
-    if args.backend == "uvirtio":
-        if not args.uvirtio or not os.access(args.uvirtio, os.X_OK):
-            print(f"run: FAIL: --uvirtio={args.uvirtio} is not an executable", flush=True)
-            return 1
-        args.uvirtio = os.path.abspath(args.uvirtio)
-
-    workdir = tempfile.mkdtemp(prefix=f"uvirtio-guest-{args.test}-")
-    print(f"run: test {args.test}, backend {args.backend}, ring {args.ring}, kernel {version}, "
-          f"initramfs {args.initrd}, work dir {workdir}", flush=True)
-    image = os.path.abspath(args.image) if args.image else os.path.join(workdir, "disk.img")
-    ok = False
-    try:
-        TESTS[args.test](args, workdir, image)
-        ok = True
-    except Failure as e:
-        print(f"run: FAIL: {e}", flush=True)
-    except Interrupted as e:
-        print(f"run: FAIL: interrupted by {e}", flush=True)
-    finally:
-        if not ok:
-            errlog = os.path.join(workdir, "backend.log")
-            print(f"run: backend output ({errlog}):", flush=True)
-            sys.stdout.write(tail(errlog))
-        if args.keep or not ok:
-            print(f"run: logs kept in {workdir}", flush=True)
-            if os.path.exists(image) and not args.image:
+    def body(workdir):
+        image = os.path.abspath(args.image) if args.image else os.path.join(workdir, "disk.img")
+        try:
+            TESTS[args.test](args, workdir, image)
+        finally:
+            # The image is large and the logs tell more: it never stays.
+            if not args.image and os.path.exists(image):
                 os.unlink(image)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    took = time.monotonic() - start
-    print(f"run: {args.test}: {'PASS' if ok else 'FAIL'} in {took:.1f} s", flush=True)
-    return 0 if ok else 1
+
+    return execute(args, args.test, body, ["backend.log"])
 
 
 if __name__ == "__main__":

@@ -176,10 +176,11 @@ static void test_vhost_refuses_overlapping_regions(void)
 	/* Apart, both: accepted. */
 	r[1].userspace_addr = r[0].userspace_addr + MEM_SIZE / 2;
 	CHECK_EQ(mem_table(&f, r, 2, fds, 2), 0);
-	/* ADD_MEM_REG over an existing region. */
+	/* ADD_MEM_REG over a part of an existing region. */
 	{
 		struct vhost_user_mem_reg reg = { .region = r[0] };
 
+		reg.region.memory_size /= 2;
 		CHECK_EQ(fe_ack(&f, VHOST_USER_ADD_MEM_REG, &reg, sizeof(reg), &f.memfd, 1), 1);
 	}
 	CHECK_EQ(fe_finish(&f), 0);
@@ -297,6 +298,24 @@ static void test_vhost_rem_mem_reg_refuses_a_region_not_mapped(void)
 	reg.region.memory_size *= 2;
 	/* QEMU sends the fd along; it is closed. */
 	CHECK_EQ(fe_ack(&f, VHOST_USER_REM_MEM_REG, &reg, sizeof(reg), &f.memfd, 1), 0);
+	CHECK_EQ(fe_ack(&f, VHOST_USER_REM_MEM_REG, &reg, sizeof(reg), NULL, 0), 1);
+	CHECK_EQ(fe_finish(&f), 0);
+}
+
+/* QEMU's vhost-user-net has a vhost device per queue pair on one
+ * connection, and each sends ADD_MEM_REG (later REM_MEM_REG) for every
+ * region: the same region again is counted, not refused, and goes with as
+ * many removals. */
+static void test_vhost_same_region_added_twice_goes_with_two_removals(void)
+{
+	struct vhost_user_mem_reg reg;
+	struct fe f;
+
+	CHECK_EQ(hostile_start(&f), 0);
+	reg = (struct vhost_user_mem_reg){ .region = whole_memory(&f) };
+	CHECK_EQ(fe_ack(&f, VHOST_USER_ADD_MEM_REG, &reg, sizeof(reg), &f.memfd, 1), 0);
+	CHECK_EQ(fe_ack(&f, VHOST_USER_REM_MEM_REG, &reg, sizeof(reg), NULL, 0), 0);
+	CHECK_EQ(fe_ack(&f, VHOST_USER_REM_MEM_REG, &reg, sizeof(reg), NULL, 0), 0);
 	CHECK_EQ(fe_ack(&f, VHOST_USER_REM_MEM_REG, &reg, sizeof(reg), NULL, 0), 1);
 	CHECK_EQ(fe_finish(&f), 0);
 }
@@ -489,6 +508,7 @@ TEST_MAIN(T(test_vhost_refuses_payload_size_wrong_for_request),
 	  T(test_vhost_refuses_mem_table_with_fd_count_mismatch),
 	  T(test_vhost_refuses_more_regions_than_max_mem_slots),
 	  T(test_vhost_rem_mem_reg_refuses_a_region_not_mapped),
+	  T(test_vhost_same_region_added_twice_goes_with_two_removals),
 	  T(test_vhost_refuses_ring_fds_that_are_not_eventfds),
 	  T(test_vhost_unknown_request_ignored_or_refused_when_reply_needed),
 	  T(test_vhost_disconnects_on_reply_flag_in_a_request),
