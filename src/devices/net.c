@@ -457,6 +457,11 @@ int uvirtio_net_dev_set_link(struct uvirtio_net_dev *public_net, bool up)
 	struct net_dev *net = net_dev_of(public_net);
 
 	pthread_mutex_lock(&net->lock);
+	/* net_dev.h: nothing changed, nothing published or notified. */
+	if (__atomic_load_n(&net->link_up, __ATOMIC_ACQUIRE) == up) {
+		pthread_mutex_unlock(&net->lock);
+		return -EOPNOTSUPP;
+	}
 	__atomic_store_n(&net->link_up, up, __ATOMIC_RELEASE);
 	if (up)
 		net->status |= VIRTIO_NET_S_LINK_UP;

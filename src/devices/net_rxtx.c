@@ -389,10 +389,31 @@ static enum rx_result rx_gen(struct net_pair *p)
 	uint32_t seq = htole32(p->gen_seq);
 	enum rx_result got;
 
+	/* To the address the driver uses now (it may have set another). */
+	pthread_mutex_lock(&p->net->lock);
+	memcpy(p->bounce + NET_HDR_LEN, p->net->mac, 6);
+	pthread_mutex_unlock(&p->net->lock);
 	memcpy(p->bounce + NET_HDR_LEN + NET_ETH_HLEN, &seq, sizeof(seq));
 	got = rx_put_bounce(p, NET_HDR_LEN + p->net->frame_size);
 	if (got == RX_GIVEN)
 		p->gen_seq++;
+	if (got == RX_DROPPED && !p->net->mrg) {
+		/* Every frame is this size: the chain rx_put() kept would be
+		 * tried for ever. It goes back empty (dropped, counted). */
+		struct uvirtio_req *r = &p->rx_reqs[0];
+
+		int ret;
+
+		uvirtio_req_init(r, p->rx_iov, NET_RX_IOV_MAX);
+		ret = uvirtio_devq_pop(p->rxq, r);
+		if (ret < 0)
+			return RX_BROKEN;
+		if (ret) {
+			if (p->nrx_done == p->rx_reqs_max)
+				flush_rx(p);
+			p->rx_done[p->nrx_done++] = (struct uvirtio_used){ .id = r->id, .len = 0 };
+		}
+	}
 	return got;
 }
 

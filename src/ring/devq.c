@@ -281,7 +281,9 @@ int uvirtio_devq_unpop(struct uvirtio_devq *public_q, uint16_t id)
 		if (!q->order_count)
 			return -EINVAL;
 		tail = (q->order_head + q->order_count - 1) % q->num;
-		if (q->order[tail] != id)
+		/* The last popped may be pushed already, held behind an
+		 * earlier one: then it is not in flight. */
+		if (q->order[tail] != id || q->slots[id].state != SLOT_INFLIGHT)
 			return -EINVAL;
 	}
 	if (!q->packed) {

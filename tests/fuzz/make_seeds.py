@@ -513,13 +513,79 @@ def vu_seeds():
     return seeds
 
 
+# --- fuzz_net_hdr ---------------------------------------------------------
+
+NET_F = {"CSUM": 0, "MAC": 5, "HOST_TSO4": 11, "HOST_TSO6": 12, "HOST_ECN": 13,
+         "MRG_RXBUF": 15, "STATUS": 16}
+NET_SINK, NET_PACKED, NET_IN_ORDER, NET_INDIRECT, NET_EVENT_IDX = 1, 2, 4, 8, 16
+NET_RX_FUZZED = 48
+
+
+def net_hdr(flags=0, gso=0, hdr_len=0, gso_size=0, csum_start=0, csum_offset=0, num_buffers=0):
+    return struct.pack("<BBHHHHH", flags, gso, hdr_len, gso_size, csum_start, csum_offset,
+                       num_buffers)
+
+
+def net_frame(length, hdr=None, parts=1, cuts=(), short=False, huge=False):
+    """One tx chain as fuzz_net_hdr.c reads it."""
+    shape = (parts - 1) | (8 if short else 0) | (16 if huge else 0)
+    data = u8(shape) + u16(length)
+    if short:
+        return data + u8(length)
+    eth = bytes([0x52, 0x54, 0, 0xaa, 0xbb, 0xcc, 0x02, 0, 0, 0x11, 0x22, 0x33, 0x08, 0x00])
+    data += (hdr if hdr is not None else net_hdr()) + eth
+    return data + b"".join(u16(c) for c in cuts)
+
+
+def net_seed(mode, features, frames, rx=None):
+    rx = rx if rx is not None else [200] * NET_RX_FUZZED
+    data = u8(mode) + u32(sum(1 << NET_F[f] for f in features))
+    if not mode & NET_SINK:
+        data += bytes(rx)
+    return data + u8(len(frames)) + b"".join(frames)
+
+
+def net_seeds():
+    base = ["MAC", "STATUS", "MRG_RXBUF"]
+    offl = base + ["CSUM", "HOST_TSO4", "HOST_TSO6", "HOST_ECN"]
+    return {
+        "reflect_split": net_seed(0, base, [net_frame(60), net_frame(1500, parts=3, cuts=(5, 700))]),
+        "reflect_mrg_short_rx": net_seed(NET_EVENT_IDX, base, [net_frame(2000), net_frame(400)],
+                                         rx=[3, 40, 10, 100] * 12),
+        "reflect_packed_no_mrg": net_seed(NET_PACKED | NET_IN_ORDER | NET_INDIRECT, ["MAC"],
+                                          [net_frame(1000), net_frame(100, parts=5, cuts=(1, 6, 11, 13)),
+                                           net_frame(5, short=True)],
+                                          rx=[20, 100, 200, 31] * 12),
+        "reflect_bad_headers": net_seed(0, ["MAC"], [
+            net_frame(100, net_hdr(flags=1, csum_start=34, csum_offset=16)),
+            net_frame(100, net_hdr(gso=1, gso_size=50)),
+            net_frame(100, net_hdr(num_buffers=1)),
+            net_frame(100, net_hdr(flags=0x80)),
+            net_frame(0)]),
+        "sink_offloads": net_seed(NET_SINK, offl, [
+            net_frame(2000, net_hdr(flags=1, gso=1, gso_size=1448, csum_start=34, csum_offset=16)),
+            net_frame(2000, net_hdr(flags=1, gso=4 | 0x80, gso_size=1428, csum_start=54,
+                                    csum_offset=16)),
+            net_frame(100, net_hdr(flags=1, csum_start=34, csum_offset=65)),
+            net_frame(100, net_hdr(gso=1, gso_size=0, flags=1, csum_start=34, csum_offset=16)),
+            net_frame(100, net_hdr(gso=3, gso_size=50))]),
+        "reflect_mrg_eight_frames": net_seed(NET_IN_ORDER, base, [
+            net_frame(60 + 250 * i, net_hdr(num_buffers=i), parts=8,
+                      cuts=tuple(range(3, 3 + 7 * (9 + i), 9 + i)))
+            for i in range(8)], rx=[b % 256 for b in range(7, 7 + 48 * 37, 37)]),
+        "sink_huge": net_seed(NET_SINK | NET_PACKED, base, [net_frame(1, huge=True),
+                                                            net_frame(2, huge=True, parts=2, cuts=(30000,))]),
+    }
+
+
 def main():
     for target, seeds in (("fuzz_devq_split", devq_seeds()),
                           ("fuzz_devq_packed", devq_packed_seeds()),
                           ("fuzz_drvq_split", drvq_seeds()),
                           ("fuzz_memory", mem_seeds()),
                           ("fuzz_blk_req", blk_seeds()),
-                          ("fuzz_vhost_msg", vu_seeds())):
+                          ("fuzz_vhost_msg", vu_seeds()),
+                          ("fuzz_net_hdr", net_seeds())):
         d = os.path.join(CORPUS, target)
         os.makedirs(d, exist_ok=True)
         # Generated seeds are rewritten; regression-* files are inputs a
