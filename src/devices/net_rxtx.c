@@ -210,7 +210,9 @@ static bool rx_allowed(const struct net_pair *p)
 
 /* rx. */
 
-enum rx_result { RX_GIVEN, RX_STARVED, RX_DROPPED, RX_BROKEN, RX_EMPTY };
+/* RX_TOO_BIG: the frame needs more chains or iovecs than the ring can ever
+ * hold at once, so waiting for buffers would never end. */
+enum rx_result { RX_GIVEN, RX_STARVED, RX_DROPPED, RX_BROKEN, RX_EMPTY, RX_TOO_BIG };
 
 /* Give back the first @k chains of a frame, the last popped first. */
 static void rx_unpop(struct net_pair *p, unsigned k)
@@ -229,8 +231,8 @@ static enum rx_result rx_pop(struct net_pair *p, unsigned k, unsigned iov_used, 
 	for (;;) {
 		int ret;
 
-		if (k >= p->rx_reqs_max || iov_used >= iov_cap)
-			return RX_STARVED;
+		if (k >= p->rx_reqs_max || iov_used >= iov_cap || (k && k >= uvirtio_devq_size(p->rxq)))
+			return k ? RX_TOO_BIG : RX_STARVED;
 		uvirtio_req_init(r, p->rx_iov + iov_used, iov_cap - iov_used);
 		ret = uvirtio_devq_pop(p->rxq, r);
 		if (ret < 0)
@@ -294,6 +296,11 @@ static enum rx_result rx_put(struct net_pair *p, const struct iovec *src, unsign
 			net_count(&p->stats.rx_dropped, 1);
 			return RX_DROPPED;
 		}
+		if (got == RX_TOO_BIG) {
+			rx_unpop(p, k);
+			net_count(&p->stats.rx_dropped, 1);
+			return RX_TOO_BIG;
+		}
 		if (got != RX_GIVEN) {
 			rx_unpop(p, k);
 			return got;
@@ -308,7 +315,7 @@ static enum rx_result rx_put(struct net_pair *p, const struct iovec *src, unsign
 			 * is too short: the frame cannot be given. */
 			rx_unpop(p, k);
 			net_count(&p->stats.rx_dropped, 1);
-			return RX_DROPPED;
+			return RX_TOO_BIG;
 		}
 	}
 	rx_complete(p, k, lens, len);
@@ -335,7 +342,7 @@ static enum rx_result rx_from_tap(struct net_pair *p)
 		got = rx_put_bounce(p, p->pending_len);
 		if (got != RX_STARVED)
 			p->pending_len = 0;
-		return got;
+		return got == RX_TOO_BIG ? RX_DROPPED : got;
 	}
 	/* readv takes at most 1024 iovecs: the chain's, then the bounce. */
 	got = rx_pop(p, 0, 0, NET_TX_IOV_MAX - 1);
@@ -363,7 +370,7 @@ static enum rx_result rx_from_tap(struct net_pair *p)
 	got = rx_put_bounce(p, (size_t)n);
 	if (got == RX_STARVED)
 		p->pending_len = (uint32_t)n;
-	return got == RX_STARVED ? RX_STARVED : RX_GIVEN;
+	return got == RX_TOO_BIG ? RX_DROPPED : got;
 }
 
 /* The generator's frame: to the driver's MAC, from a locally administered
@@ -397,9 +404,10 @@ static enum rx_result rx_gen(struct net_pair *p)
 	got = rx_put_bounce(p, NET_HDR_LEN + p->net->frame_size);
 	if (got == RX_GIVEN)
 		p->gen_seq++;
-	if (got == RX_DROPPED && !p->net->mrg) {
-		/* Every frame is this size: the chain rx_put() kept would be
-		 * tried for ever. It goes back empty (dropped, counted). */
+	if (got == RX_TOO_BIG) {
+		/* Every frame is this size: the chains rx_put() gave back
+		 * would be tried for ever. One goes back empty (the frame was
+		 * counted as dropped), so the driver sees progress. */
 		struct uvirtio_req *r = &p->rx_reqs[0];
 
 		int ret;
@@ -413,6 +421,7 @@ static enum rx_result rx_gen(struct net_pair *p)
 				flush_rx(p);
 			p->rx_done[p->nrx_done++] = (struct uvirtio_used){ .id = r->id, .len = 0 };
 		}
+		return RX_DROPPED;
 	}
 	return got;
 }

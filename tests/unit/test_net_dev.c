@@ -652,6 +652,37 @@ static void test_net_mrg_rxbuf_spreads_a_frame_over_buffers(void)
 	each_transport(&reflect_cfg, PACKED_WANT, mrg_largest_frame);
 }
 
+/* A frame larger than the whole rx ring's buffers can never be given:
+ * dropped and counted, not waited for (the tx ring would stall behind it). */
+static void ring_too_small(struct nenv *e)
+{
+	static const unsigned sizes[3] = { 2, 256, 256 };
+	uint8_t *big = make_packet(e, 4000, 3), *fits = make_packet(e, 1000, 4), *rx[2];
+	struct iovec out_big = { big, HDR_LEN + 4000 }, out_fits = { fits, HDR_LEN + 1000 };
+	uint32_t len;
+	void *token;
+
+	CHECK_EQ(nenv_up_sized(e, SPLIT_WANT, sizes), 0);
+	for (unsigned i = 0; i < 2; i++) {
+		rx[i] = nalloc(e, 1500);
+		CHECK(rx[i]);
+		CHECK_EQ(post_rx(e, 0, rx[i], 1500), 0);
+	}
+	CHECK(big && fits);
+	CHECK_EQ(tx_wait(e, 0, &out_big, 1), 0);
+	CHECK_EQ(nstats(e).rx_dropped, 1);
+	CHECK_EQ(tx_wait(e, 0, &out_fits, 1), 0);
+	CHECK_EQ(wait_used(e, rxq(0), &token, &len), 1);
+	CHECK(token == rx[0]);
+	CHECK_EQ(len, HDR_LEN + 1000);
+	CHECK(is_reflection(rx[0] + HDR_LEN, fits + HDR_LEN, 1000));
+}
+
+static void test_net_a_frame_no_ring_could_hold_is_dropped(void)
+{
+	each_transport(&reflect_cfg, 0, ring_too_small);
+}
+
 static void no_mrg_small_buffer(struct nenv *e)
 {
 	uint8_t *big = make_packet(e, 200, 1), *small = make_packet(e, 80, 2), *rx = nalloc(e, 150);
@@ -875,6 +906,7 @@ TEST_MAIN(T(test_net_offers_the_listed_features),
 	  T(test_net_many_frames_in_flight_split_and_packed),
 	  T(test_net_mrg_rxbuf_spreads_a_frame_over_buffers),
 	  T(test_net_without_mrg_rxbuf_a_short_buffer_drops_the_frame),
+	  T(test_net_a_frame_no_ring_could_hold_is_dropped),
 	  T(test_net_reflect_holds_tx_until_an_rx_buffer_comes),
 	  T(test_net_gen_fills_posted_buffers_in_sequence),
 	  T(test_net_gen_frames_go_to_the_mac_the_driver_set),
