@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Build the guest initramfs: busybox, the virtio (blk, net) and ext2 modules,
-ethtool with its shared libraries, two small static helpers (rawwrite, nettool)
-and the scenario script (init).
+ethtool with its shared libraries, three small static helpers (rawwrite,
+nettool, migload) and the scenario script (init).
 
     python3 initramfs.py [--kernel-version=VER] OUT.cpio.gz
 
 run.py imports build_cached() and keeps one archive per kernel version and
-content hash, so an edit to init, rawwrite.c or nettool.c rebuilds it.
+content hash, so an edit to init or a helper's .c rebuilds it.
 """
 
 import argparse
@@ -27,7 +27,7 @@ BUSYBOX = "/bin/busybox"
 # dynamically linked: its libraries (ldd) come along.
 ETHTOOL = "/usr/sbin/ethtool"
 # Static helpers compiled from tests/guest/NAME.c into /bin/NAME.
-HELPERS = ["rawwrite", "nettool"]
+HELPERS = ["rawwrite", "nettool", "migload"]
 
 # What the guest needs; modules.dep supplies everything these depend on.
 # ext4 serves "ext2" (CONFIG_EXT4_USE_FOR_EXT2), which busybox mke2fs makes;
@@ -115,7 +115,8 @@ def read_module(path):
 
 def build_helper(workdir, name):
     """Compile a static helper: rawwrite (the writes busybox cannot try:
-    BLKROSET, mmap) or nettool (a data generator, raw frames)."""
+    BLKROSET, mmap), nettool (a data generator, raw frames) or migload (the
+    migration test's write/verify load)."""
     src = os.path.join(HERE, name + ".c")
     out = os.path.join(workdir, name)
     cc = os.environ.get("CC", "cc")

@@ -96,13 +96,16 @@ class Backend:
     """The vhost-user backend process and its socket."""
 
     def __init__(self, args, workdir, image, queues, read_only, cmd=None, sock=None,
-                 name=None):
+                 name=None, log="backend.log", shared=False):
         """cmd, sock, name: another backend's command line, socket and name
-        (net.py's `uvirtio net`); by default the blk backend of args.backend."""
+        (net.py's `uvirtio net`); by default the blk backend of args.backend.
+        log: its output's file in workdir; shared: another backend process
+        has the same image open (migrate.py), so qemu-storage-daemon must
+        not lock it."""
         self.sock = sock or os.path.join(workdir, "vhost-user-blk.sock")
-        self.errlog = os.path.join(workdir, "backend.log")
+        self.errlog = os.path.join(workdir, log)
         if cmd is None:
-            cmd = self.blk_cmd(args, image, queues, read_only)
+            cmd = self.blk_cmd(args, image, queues, read_only, shared)
         self.name = name or os.path.basename(cmd[0])
         print("run: backend: " + " ".join(cmd), flush=True)
         self.err = open(self.errlog, "wb")
@@ -123,14 +126,15 @@ class Backend:
                 [sys.executable, rec, f"--listen={self.qemu_sock}", f"--backend={self.sock}",
                  f"--out={record}"], stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
 
-    def blk_cmd(self, args, image, queues, read_only):
+    def blk_cmd(self, args, image, queues, read_only, shared=False):
         if args.backend == "uvirtio":
             cmd = [args.uvirtio, "blk", f"--socket-path={self.sock}", f"--queues={queues}"]
             if read_only:
                 cmd.append("--read-only")
             return cmd + args.backend_arg + [image]
         return [QSD,
-                "--blockdev", f"driver=file,node-name=disk,filename={image}",
+                "--blockdev", f"driver=file,node-name=disk,filename={image}"
+                + (",locking=off" if shared else ""),
                 "--export", "type=vhost-user-blk,id=e0,node-name=disk,"
                 f"addr.type=unix,addr.path={self.sock},"
                 f"writable={'off' if read_only else 'on'},num-queues={queues}"]
