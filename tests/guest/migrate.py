@@ -10,8 +10,8 @@ disk; the guest's final verify pass decides.
 One round (--rounds, default 5; ping-pong): a fresh backend process on the
 image and a fresh destination QEMU with the source's arguments plus
 `-incoming unix:PATH`; QMP on the source: migrate-set-parameters
-(max-bandwidth --bandwidth-mib MiB/s, downtime-limit 1 ms, so precopy keeps
-syncing while the guest dirties more than a few pages per round), migrate, poll query-migrate; once ram.dirty-sync-count reaches
+(max-bandwidth --bandwidth-mib MiB/s, downtime-limit --downtime-ms), migrate,
+poll query-migrate; once ram.dirty-sync-count reaches
 --sync-rounds (3) it raises max-bandwidth and downtime-limit so that the
 migration converges under TCG; `completed` with dirty-sync-count at least
 --sync-rounds, the destination `running`, then the source QEMU and its backend
@@ -23,6 +23,8 @@ the guest's PASS verdict.
 
 --corrupt-after=N (the red check): after round N the host flips a byte in
 every block of the image the guest has written; the verify must then fail.
+--rounds=0 runs the load and its verify without any migration (the harness's
+own control; --corrupt-after=0 corrupts before the stop mark).
 
 Exit status: 0 pass, 1 fail, 77 skip (QEMU, kernel or busybox not installed;
 in CI a failure, as run.py's).
@@ -44,6 +46,7 @@ from run import Backend, Boot, Failure, QEMU, QSD  # noqa: E402
 BS = 4096
 STOP_MARK = b"UVIRTIO-MIGRATE-STOP"
 PROGRESS = re.compile(r"migload: progress writes (\d+) errors (\d+) mismatches (\d+)")
+GUEST_CRASH = re.compile(r"Oops:|Kernel panic|BUG:|is not a head|unexpected used")
 RESULT = re.compile(r"migload: result writes (\d+) reads (\d+) blocks (\d+) "
                     r"errors (\d+) mismatches (\d+)")
 
@@ -132,6 +135,15 @@ class Vm:
         self.qmp = Qmp(self.qmp_path, self.proc)
         return self.qmp
 
+    def crashed(self):
+        """A kernel oops or panic, or virtio_ring's complaint about a used
+        entry, on this console: no use waiting for progress."""
+        for line in list(self.lines):
+            m = GUEST_CRASH.search(line)
+            if m:
+                return line.strip()
+        return None
+
     def progress(self):
         """The last `migload: progress` write count on this QEMU's console."""
         last = None
@@ -151,9 +163,12 @@ class Vm:
         return rc
 
 
-def wait_for(what, cond, timeout, alive=()):
+def wait_for(what, cond, timeout, alive=(), vm=None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        crash = vm.crashed() if vm else None
+        if crash:
+            raise Failure(f"the guest crashed while waiting for {what}: {crash}")
         for p, name in alive:
             if p.poll() is not None:
                 raise Failure(f"{name} exited with status {p.returncode} while waiting for {what}")
@@ -172,7 +187,7 @@ def migrate_once(args, src, dst, uri, rnd):
     if status != "inmigrate":
         raise Failure(f"round {rnd}: destination is {status}, not inmigrate")
     sq.cmd("migrate-set-parameters", **{"max-bandwidth": args.bandwidth_mib << 20,
-                                        "downtime-limit": 1})
+                                        "downtime-limit": args.downtime_ms})
     sq.cmd("migrate", uri=f"unix:{uri}")
     raised = False
     max_sync = 0
@@ -256,7 +271,7 @@ def test_migrate(args, workdir, image):
         sb = backend()
         src = vm(sb)
         wait_for("migload progress on the first QEMU", src.progress, args.timeout,
-                 [(src.proc, "QEMU"), (sb.proc, sb.name)])
+                 [(src.proc, "QEMU"), (sb.proc, sb.name)], src)
         print(f"migrate: load running ({src.progress()} writes)", flush=True)
         for rnd in range(1, args.rounds + 1):
             db = backend()
@@ -274,12 +289,14 @@ def test_migrate(args, workdir, image):
             procs.remove(sb)
             got = wait_for(f"round {rnd}: migload progress past {before} writes on the "
                            "destination", lambda: (dst.progress() or 0) > before and dst.progress(),
-                           args.timeout, [(dst.proc, "QEMU"), (db.proc, db.name)])
+                           args.timeout, [(dst.proc, "QEMU"), (db.proc, db.name)], dst)
             print(f"migrate: round {rnd}: the load goes on at the destination "
                   f"({before} -> {got} writes)", flush=True)
             if args.corrupt_after == rnd:
                 corrupt_image(image, args.blocks)
             src, sb = dst, db
+        if args.corrupt_after == 0:
+            corrupt_image(image, args.blocks)
         # The stop mark: migload sees it in block 0 and verifies.
         fd = os.open(image, os.O_WRONLY)
         try:
@@ -337,10 +354,14 @@ def main():
                     help="dirty-sync-count before the bandwidth is raised (and required)")
     ap.add_argument("--bandwidth-mib", type=int, default=32,
                     help="max-bandwidth (MiB/s) until then")
+    ap.add_argument("--downtime-ms", type=int, default=300,
+                    help="downtime-limit until the raise (QEMU's default 300; with 1 ms "
+                    "the switch comes ~1 ms after the device stops: see README.md)")
     ap.add_argument("--migrate-timeout", type=float, default=120.0,
                     help="seconds per migration")
-    ap.add_argument("--corrupt-after", type=int, default=0,
-                    help="corrupt the written blocks on the host after this round (red check)")
+    ap.add_argument("--corrupt-after", type=int, default=-1,
+                    help="corrupt the written blocks on the host after this round, 0: with "
+                    "--rounds=0 before the stop mark (red check)")
     ap.add_argument("--verbose-qmp", action="store_true", help="print every query-migrate poll")
     ap.add_argument("--backend-arg", action="append", default=[],
                     help="extra argument for `uvirtio blk`")
