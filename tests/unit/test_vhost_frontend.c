@@ -64,7 +64,7 @@ static void test_frontend_blk_io_verified_in_the_backend_image(void)
 	/* uvirtio blk offers all of these; the front-end takes them. */
 	CHECK_EQ(uvirtio_vhost_frontend_protocol_features(fe, NULL),
 		 PF(MQ) | PF(REPLY_ACK) | PF(CONFIG) | PF(RESET_DEVICE) | PF(CONFIGURE_MEM_SLOTS) |
-			 PF(STATUS));
+			 PF(STATUS) | PF(LOG_SHMFD));
 	CHECK_EQ(uvirtio_blk_drv_probe(&b, uvirtio_vhost_frontend_transport(fe), NULL), 0);
 	CHECK_EQ(uvirtio_blk_drv_capacity(&b), IMG_SECTORS);
 	CHECK_EQ(write_verify(&b, 0, 16, 65536, 1), 0);
