@@ -17,8 +17,9 @@
 #include "harness.h"
 #include "uvirtio/blk_drv.h"
 #include "uvirtio/dma.h"
+#include "uvirtio/driver.h"
+#include "uvirtio/drvq.h"
 #include "vhost_frontend_fixture.h"
-#include "../../src/transport/vhost_frontend_priv.h"
 
 #define PAGE 4096u
 
@@ -154,7 +155,8 @@ static void dirty_log_io(bool packed)
 	struct uvirtio_blk_drv b;
 	struct io io = { 0 };
 	unsigned char *wbuf, *rbuf, *big;
-	const struct uvirtio_queue_layout *l;
+	struct uvirtio_drvq *q;
+	struct uvirtio_drvq_ring r;
 	uint64_t ring, ring_len;
 	size_t size = 0;
 
@@ -176,11 +178,12 @@ static void dirty_log_io(bool packed)
 	CHECK(size * 8 * PAGE >= guest_base(uvirtio_vhost_frontend_transport(fe)) + (16u << 20));
 	io = (struct io){ .fe = fe, .seen = calloc(1, size), .size = size };
 	CHECK(io.seen);
-	l = &fe->rings[0].layout;
+	q = uvirtio_driver_vq(uvirtio_blk_drv_driver(&b), 0);
+	uvirtio_drvq_ring(q, &r);
 	/* What the device writes of the ring: split, the used ring; packed,
 	 * the descriptors. */
-	ring = packed ? l->desc : l->used;
-	ring_len = packed ? 16ull * l->num : 6 + 8ull * l->num;
+	ring = packed ? r.desc : r.used;
+	ring_len = packed ? 16ull * uvirtio_drvq_size(q) : 6 + 8ull * uvirtio_drvq_size(q);
 
 	for (unsigned round = 0; round < 3; round++) {
 		CHECK_EQ(run_req(&b, &io, VIRTIO_BLK_T_OUT, 8, wbuf, 2 * PAGE, NULL), 0);
