@@ -264,20 +264,6 @@ void split_dev_consume(struct devq *q)
 		ring_store16(&q->used->ring[q->num], q->last_avail);
 }
 
-/* One used entry at w->idx; with IN_ORDER one entry may stand for @count
- * buffers (the driver completes every buffer up to @id). */
-void split_dev_used_put(struct devq *q, struct used_writer *w, uint16_t id, uint32_t len,
-			uint16_t count)
-{
-	struct vring_used_elem *e = &q->used->ring[w->idx & ring_mask(q)];
-
-	ring_store32(&e->id, id);
-	ring_store32(&e->len, len);
-	w->idx = (uint16_t)(w->idx + count);
-	w->advanced += count;
-	w->n++;
-}
-
 /* Logging: the used ring's bytes [off, off + len) at its logged address. */
 static void log_used(struct devq *q, const struct uvirtio_dirty_log_area *a, uint64_t off,
 		     uint64_t len)
@@ -290,28 +276,35 @@ static void log_used(struct devq *q, const struct uvirtio_dirty_log_area *a, uin
 	uvirtio_dirty_log_mark(a, gpa, len);
 }
 
+/* One used entry at w->idx; with IN_ORDER one entry may stand for @count
+ * buffers (the driver completes every buffer up to @id). */
+void split_dev_used_put(struct devq *q, struct used_writer *w, uint16_t id, uint32_t len,
+			uint16_t count)
+{
+	struct vring_used_elem *e = &q->used->ring[w->idx & ring_mask(q)];
+
+	ring_store32(&e->id, id);
+	ring_store32(&e->len, len);
+	/* Logging: the entry, after its stores and before used_end's release
+	 * publishes it. One at a time: with IN_ORDER the next entry may be
+	 * several slots on. */
+	if (w->log)
+		log_used(q, w->log,
+			 offsetof(struct vring_used, ring) + (uint64_t)(w->idx & ring_mask(q)) * sizeof(*e),
+			 sizeof(*e));
+	w->idx = (uint16_t)(w->idx + count);
+	w->advanced += count;
+	w->n++;
+}
+
 void split_dev_used_end(struct devq *q, struct used_writer *w)
 {
 	uint16_t idx = w->idx;
 
-	if (w->log) {
-		/* The entries just written (w->n of them, from the published
-		 * used_idx on; they may wrap around the ring) and the idx field,
-		 * marked after the entries were stored and before the release
-		 * below publishes them. */
-		uint16_t first = q->used_idx & ring_mask(q);
-		unsigned n = w->n > q->num ? q->num : w->n;
-		uint64_t ring_off = offsetof(struct vring_used, ring);
-		uint64_t esz = sizeof(struct vring_used_elem);
-
-		if (first + n <= q->num) {
-			log_used(q, w->log, ring_off + first * esz, n * esz);
-		} else {
-			log_used(q, w->log, ring_off + first * esz, (q->num - first) * esz);
-			log_used(q, w->log, ring_off, (first + n - q->num) * esz);
-		}
+	/* The idx field, marked before the release below publishes it (the
+	 * entries were marked as they were written, in used_put). */
+	if (w->log)
 		log_used(q, w->log, offsetof(struct vring_used, idx), sizeof(uint16_t));
-	}
 	/* Release pairs with the driver's acquire load of used->idx: the
 	 * entries above, and our writes into the buffers, are visible first. */
 	ring_store16_release(&q->used->idx, idx);

@@ -912,7 +912,35 @@ static void test_split_dirty_log_marks_written_pages_and_the_logged_used_ring(vo
 	uvirtio_devq_reset(&f.q);
 }
 
-TEST_MAIN(T(test_split_dirty_log_marks_written_pages_and_the_logged_used_ring), T(test_split_pops_readable_then_writable_chain),
+/* The used entry on another page than used->idx (a ring of 1024, entry
+ * 600): both pages are marked. */
+static void test_split_dirty_log_marks_the_used_entry_page_and_the_index_page(void)
+{
+	struct fix f;
+	struct uvirtio_dirty_log log = { 0 };
+	struct uvirtio_dirty_log_area area = { .bits = log_bits, .size = sizeof(log_bits) };
+	uint64_t used_log = GA + 0x70000;
+
+	CHECK_EQ(fix_init(&f, 1024, 0), 0);
+	memset(log_bits, 0, sizeof(log_bits));
+	uvirtio_devq_set_dirty_log(&f.q, &log, used_log);
+	CHECK_EQ(uvirtio_devq_set_indices(&f.q, 600, 600), 0);
+	f.avail->idx = 600;
+	set_desc(f.desc, 0, GA + DATA_OFF, 100, VRING_DESC_F_WRITE, 0);
+	make_avail(&f, 0);
+	CHECK_EQ(uvirtio_devq_pop(&f.q, &f.req), 1);
+	CHECK(!uvirtio_dirty_log_switch(&log, &area));
+	CHECK_EQ(uvirtio_devq_push(&f.q, 0, 100), 0);
+	CHECK(page_marked(used_log));        /* used->idx */
+	CHECK(page_marked(used_log + 4096)); /* used->ring[600] at byte 4804 */
+	CHECK(page_marked(GA + DATA_OFF));
+	CHECK_EQ(marked_pages(), 3);
+	uvirtio_dirty_log_switch(&log, NULL);
+	uvirtio_devq_reset(&f.q);
+}
+
+TEST_MAIN(T(test_split_dirty_log_marks_written_pages_and_the_logged_used_ring),
+	  T(test_split_dirty_log_marks_the_used_entry_page_and_the_index_page), T(test_split_pops_readable_then_writable_chain),
 	  T(test_split_has_avail_tells_what_pop_would_take), T(test_split_pops_indirect_chain),
 	  T(test_split_refuses_head_index_out_of_range),
 	  T(test_split_refuses_next_index_out_of_range),
