@@ -296,7 +296,7 @@ int uvirtio_vhost_frontend_move(struct uvirtio_vhost_frontend *fe,
 			close(cfg->fd);
 		return -ENOMEM;
 	}
-	to->sock = to->config_fd = to->watch_fd = to->stop_fd = -1;
+	to->sock = to->config_fd = to->watch_fd = to->stop_fd = to->log_fd = -1;
 	pthread_mutex_init(&to->lock, NULL);
 	to->reply_timeout_ms = fe->reply_timeout_ms;
 	to->memfd = fe->memfd;
@@ -353,6 +353,10 @@ int uvirtio_vhost_frontend_move(struct uvirtio_vhost_frontend *fe,
 		vf_give_up(fe, ret, "move: cannot watch the new connection (%s)", strerror(-ret));
 		pthread_mutex_unlock(&fe->lock);
 	}
+	/* Logging: the new backend gets a log of its own (the old one's bits
+	 * moved into it); SET_FEATURES above already carried LOG_ALL. */
+	if (!ret && fe->logging)
+		ret = vf_make_log(fe);
 	goto out;
 fail:
 	if (cfg->error && cfg->error_size)
