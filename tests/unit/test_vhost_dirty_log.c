@@ -10,6 +10,8 @@
  * log replaced with a request in flight: its bits still arrive. */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +19,9 @@
 #include "harness.h"
 #include "uvirtio/blk_drv.h"
 #include "uvirtio/dma.h"
+#include "uvirtio/devq.h"
 #include "uvirtio/driver.h"
+#include "uvirtio/memory.h"
 #include "uvirtio/drvq.h"
 #include "vhost_frontend_fixture.h"
 
@@ -235,5 +239,103 @@ static void test_dirty_log_packed_marks_every_page_written_before_the_used_index
 	dirty_log_io(true);
 }
 
-TEST_MAIN(T(test_dirty_log_split_marks_every_page_written_before_the_used_index),
+/* The ring layer alone: one thread pops and pushes requests on a split
+ * ring, each writing one page, while another switches the log to a fresh
+ * area again and again and, as QEMU does with an old log, takes its bits
+ * once the switch returned it. No bit may land in an area after that (it
+ * would be lost), and every page pushed is in some area. */
+#define SW_PAGES 64
+#define SW_AREAS 400
+#define SW_GA 0x100000ull
+
+static _Alignas(4096) char sw_guest[(SW_PAGES + 4) * PAGE];
+static uint8_t sw_bits[SW_AREAS][((SW_GA + sizeof(sw_guest)) / PAGE + 7) / 8];
+
+struct switcher {
+	struct uvirtio_dirty_log log;
+	struct uvirtio_dirty_log_area areas[SW_AREAS];
+	uint8_t seen[sizeof(sw_bits[0])];
+	unsigned used;
+	bool done; /* atomic: every area was used */
+};
+
+static void collect(struct switcher *sw, struct uvirtio_dirty_log_area *a)
+{
+	for (size_t i = 0; a && i < a->size; i++)
+		sw->seen[i] |= __atomic_exchange_n(&a->bits[i], 0, __ATOMIC_RELAXED);
+}
+
+static void *switch_thread(void *arg)
+{
+	struct switcher *sw = arg;
+
+	while (sw->used + 1 < SW_AREAS) {
+		struct uvirtio_dirty_log_area *a = &sw->areas[++sw->used];
+
+		collect(sw, uvirtio_dirty_log_switch(&sw->log, a));
+		sched_yield();
+	}
+	__atomic_store_n(&sw->done, true, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void test_dirty_log_switch_under_pushes_loses_no_bit(void)
+{
+	static struct switcher sw;
+	struct uvirtio_mem mem;
+	struct uvirtio_mem_region r = { .guest_addr = SW_GA, .size = sizeof(sw_guest),
+					.host_addr = sw_guest, .fd = -1 };
+	struct vring_desc *desc = (struct vring_desc *)sw_guest;
+	struct vring_avail *avail = (struct vring_avail *)(sw_guest + 256);
+	struct uvirtio_devq q = { 0 };
+	struct iovec iov[4];
+	struct uvirtio_req req;
+	pthread_t th;
+	bool late = false, all = true;
+
+	memset(&sw, 0, sizeof(sw));
+	memset(sw_bits, 0, sizeof(sw_bits));
+	memset(sw_guest, 0, sizeof(sw_guest));
+	for (unsigned k = 0; k < SW_AREAS; k++)
+		sw.areas[k] = (struct uvirtio_dirty_log_area){ .bits = sw_bits[k], .size = sizeof(sw_bits[k]) };
+	uvirtio_mem_init(&mem);
+	CHECK_EQ(uvirtio_mem_add(&mem, &r), 0);
+	/* desc at +0, avail at +256, used at +1024; buffers from page 4 on. */
+	CHECK_EQ(uvirtio_devq_setup(&q, &mem, 8, SW_GA, SW_GA + 256, SW_GA + 1024,
+				    UVIRTIO_BIT(VIRTIO_F_VERSION_1)), 0);
+	uvirtio_devq_set_dirty_log(&q, &sw.log, SW_GA + 1024);
+	uvirtio_req_init(&req, iov, 4);
+	CHECK(!uvirtio_dirty_log_switch(&sw.log, &sw.areas[0]));
+	CHECK_EQ(pthread_create(&th, NULL, switch_thread, &sw), 0);
+	/* Until the switcher is through its areas (and every page once). */
+	for (unsigned i = 0; i < SW_PAGES || !__atomic_load_n(&sw.done, __ATOMIC_ACQUIRE); i++) {
+		uint64_t page = SW_GA + (4 + i % SW_PAGES) * PAGE;
+
+		desc[0] = (struct vring_desc){ .addr = page, .len = 8, .flags = VRING_DESC_F_WRITE };
+		avail->ring[avail->idx % 8] = 0;
+		__atomic_store_n(&avail->idx, (uint16_t)(avail->idx + 1), __ATOMIC_RELEASE);
+		CHECK_EQ(uvirtio_devq_pop(&q, &req), 1);
+		CHECK_EQ(uvirtio_devq_push(&q, req.id, 8), 0);
+	}
+	pthread_join(th, NULL);
+	collect(&sw, uvirtio_dirty_log_switch(&sw.log, NULL));
+	/* Every retired area was taken when it was returned: a bit in one
+	 * now came after its switch returned. */
+	for (unsigned k = 0; k < SW_AREAS; k++)
+		for (size_t b = 0; b < sizeof(sw_bits[k]); b++)
+			if (sw_bits[k][b])
+				late = true;
+	for (unsigned p = 0; p < SW_PAGES; p++) {
+		uint64_t n = (SW_GA >> 12) + 4 + p;
+
+		if (!(sw.seen[n / 8] & (1u << (n % 8))))
+			all = false;
+	}
+	CHECK(!late);
+	CHECK(all);
+	uvirtio_devq_reset(&q);
+}
+
+TEST_MAIN(T(test_dirty_log_switch_under_pushes_loses_no_bit),
+	  T(test_dirty_log_split_marks_every_page_written_before_the_used_index),
 	  T(test_dirty_log_packed_marks_every_page_written_before_the_used_index))
