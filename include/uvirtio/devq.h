@@ -333,4 +333,59 @@ static inline void uvirtio_req_init(struct uvirtio_req *req, struct iovec *iov, 
 	req->id = 0;
 }
 
+/*
+ * Dirty page logging (vhost-user live migration, docs/ARCHITECTURE.md
+ * "Dirty logging"). While a queue has a log whose area is active, every
+ * guest page the device writes through it is marked in the area's bitmap
+ * (one bit per 4 KiB guest-physical page: bit gpa / 4096, byte bit / 8, an
+ * atomic OR) before the used index that exposes it is published: the
+ * writable part of each pushed request up to its used length, the split
+ * used ring entries and used->idx (at the address given to
+ * uvirtio_devq_set_dirty_log()), the packed descriptors written back. Pages
+ * past the bitmap's end are not marked.
+ */
+#define UVIRTIO_DIRTY_PAGE_SHIFT 12
+
+/* A bitmap in memory the owner mapped; @size in bytes. */
+struct uvirtio_dirty_log_area {
+	uint8_t *bits;
+	uint64_t size;
+};
+
+/* Shared by the queues that log into it and the thread that switches it.
+ * Zeroed: no area, nothing logged. Fields are the ring layer's. */
+struct uvirtio_dirty_log {
+	struct uvirtio_dirty_log_area *active; /* atomic; NULL: not logging */
+	uint32_t users;                        /* atomic: pushes using active */
+};
+
+/**
+ * uvirtio_devq_set_dirty_log() - make @q log into @log (NULL: never), the
+ * used ring (split) at guest address @used_log_gpa. Kept by
+ * uvirtio_devq_reset() and setup. May be called while another thread uses
+ * the queue (atomic stores): the next push sees it.
+ */
+UVIRTIO_API
+void uvirtio_devq_set_dirty_log(struct uvirtio_devq *q, struct uvirtio_dirty_log *log,
+				uint64_t used_log_gpa);
+
+/**
+ * uvirtio_dirty_log_switch() - make @area (NULL: stop logging) the active
+ * area of @log, and return the previous one once no push can still be
+ * marking it: the caller may then unmap it. Bits a push marked are in the
+ * old area (if it had loaded it) or the new one, never lost. Waits (yields)
+ * while pushes are inside their marking section; never call it from a
+ * queue's thread in the middle of a push.
+ */
+UVIRTIO_API
+struct uvirtio_dirty_log_area *uvirtio_dirty_log_switch(struct uvirtio_dirty_log *log,
+							struct uvirtio_dirty_log_area *area);
+
+/**
+ * uvirtio_dirty_log_mark() - mark the pages of [@gpa, @gpa + @len) in
+ * @area (a range that wraps stops at the top of the address space).
+ */
+UVIRTIO_API
+void uvirtio_dirty_log_mark(const struct uvirtio_dirty_log_area *area, uint64_t gpa, uint64_t len);
+
 #endif

@@ -228,6 +228,41 @@ int uvirtio_vhost_frontend_move(struct uvirtio_vhost_frontend *fe,
 				const struct uvirtio_vhost_frontend_config *cfg);
 
 /**
+ * uvirtio_vhost_frontend_set_dirty_log() - turn the backend's dirty logging
+ * on or off, as QEMU does for a live migration: the first time on, a log
+ * memfd (one bit per 4 KiB page of guest-physical addresses up to the end
+ * of guest memory, bit gpa / 4096 of byte bit / 8) goes to the backend
+ * with SET_LOG_BASE (its reply awaited); then SET_FEATURES with
+ * VHOST_F_LOG_ALL (once the driver's features were set; later ones carry
+ * it too) and every started ring's SET_VRING_ADDR with the LOG flag (its
+ * used ring's guest address as log_guest_addr), the rings running. Off:
+ * the same without them; the log stays, readable, until destroy.
+ *
+ * Return: 0; -EOPNOTSUPP when the backend offers no VHOST_F_LOG_ALL or no
+ * LOG_SHMFD; errors of the requests (logging is then as it was).
+ */
+UVIRTIO_API
+int uvirtio_vhost_frontend_set_dirty_log(struct uvirtio_vhost_frontend *fe, bool on);
+
+/**
+ * uvirtio_vhost_frontend_replace_dirty_log() - hand the backend a new log
+ * (SET_LOG_BASE, as QEMU does when it resizes it), rings running; the bits
+ * of the old one are moved into the new one after the backend's reply, so
+ * none is lost. Return: 0; -EINVAL without a log; errors as above.
+ */
+UVIRTIO_API
+int uvirtio_vhost_frontend_replace_dirty_log(struct uvirtio_vhost_frontend *fe);
+
+/**
+ * uvirtio_vhost_frontend_dirty_log() - the log the backend marks (NULL
+ * before set_dirty_log), @size its bytes. The backend sets bits with an
+ * atomic OR while rings run: read and clear them with atomic exchanges,
+ * as QEMU does. Valid until the next replace or destroy.
+ */
+UVIRTIO_API
+uint8_t *uvirtio_vhost_frontend_dirty_log(struct uvirtio_vhost_frontend *fe, size_t *size);
+
+/**
  * uvirtio_vhost_frontend_destroy() - close the connection (the backend
  * sees it end), unmap guest memory and close every fd. Drivers probed on
  * the transport must have been removed first. NULL is ignored.

@@ -17,6 +17,7 @@
  * ends the run with its own entry, so no length is lost.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,10 +84,13 @@ void uvirtio_devq_reset(struct uvirtio_devq *public_q)
 	uvirtio_devq_broken_fn cb = q->on_broken;
 	void *cb_opaque = q->on_broken_opaque;
 	unsigned index = q->index;
+	struct uvirtio_dirty_log *log = __atomic_load_n(&q->log, __ATOMIC_RELAXED);
+	uint64_t log_used = __atomic_load_n(&q->log_used, __ATOMIC_RELAXED);
 
 	/* One block holds slots, free_handles and order. */
 	free(q->slots);
-	*q = (struct devq){ .on_broken = cb, .on_broken_opaque = cb_opaque, .index = index };
+	*q = (struct devq){ .on_broken = cb, .on_broken_opaque = cb_opaque, .index = index,
+			    .log = log, .log_used = log_used };
 }
 
 static int alloc_requests(struct devq *q)
@@ -121,6 +125,7 @@ int uvirtio_devq_setup(struct uvirtio_devq *public_q, const struct uvirtio_mem *
 	q->mem = mem;
 	q->num = (uint16_t)num; /* 32768 fits */
 	q->packed = packed;
+	q->desc_gpa = desc;
 	q->event_idx = features & UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX);
 	q->indirect = features & UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC);
 	q->in_order = features & UVIRTIO_BIT(VIRTIO_F_IN_ORDER);
@@ -244,6 +249,8 @@ int uvirtio_devq_pop(struct uvirtio_devq *public_q, struct uvirtio_req *req)
 		return 1;
 	}
 
+	p.w.n = 0;
+	p.w.covering = false;
 	ret = packed_dev_peek(q, req, &p);
 	if (ret <= 0)
 		return ret;
@@ -252,7 +259,7 @@ int uvirtio_devq_pop(struct uvirtio_devq *public_q, struct uvirtio_req *req)
 	if (!q->nfree)
 		return devq_broken(q, "more requests in flight than the queue size");
 	h = q->free_handles[--q->nfree];
-	q->slots[h] = (struct uvirtio_devq_slot){ .in_len = req->in_len, .buf_id = p.buf_id,
+	q->slots[h] = (struct uvirtio_devq_slot){ .w = p.w, .in_len = req->in_len, .buf_id = p.buf_id,
 						  .ndesc = p.ndesc, .pos = q->last_avail,
 						  .state = SLOT_INFLIGHT };
 	if (q->in_order)
@@ -373,21 +380,49 @@ static void flush_in_order(struct devq *q, struct used_writer *w)
 	}
 }
 
-int uvirtio_devq_push_batch(struct uvirtio_devq *public_q, const struct uvirtio_used *elems,
-			    unsigned n)
+/* Logging: a push marks inside this section, which a switch of the area
+ * waits for (uvirtio_dirty_log_switch()). The increment and the load are
+ * sequentially consistent, as are the switch's exchange and its load of
+ * users: a push that loaded the old area is counted when the switch looks. */
+static const struct uvirtio_dirty_log_area *log_enter(struct uvirtio_dirty_log *log)
 {
-	struct devq *q = devq_of(public_q);
-	struct used_writer w = { .idx = q->used_idx };
+	__atomic_add_fetch(&log->users, 1, __ATOMIC_SEQ_CST);
+	return __atomic_load_n(&log->active, __ATOMIC_SEQ_CST);
+}
 
-	if (q->broken)
-		return -EIO;
-	if (!q->ready)
-		return -ESHUTDOWN;
+static void log_leave(struct uvirtio_dirty_log *log)
+{
+	/* Release: the marks above are done before the switch sees 0. */
+	__atomic_sub_fetch(&log->users, 1, __ATOMIC_RELEASE);
+}
+
+/* The data pages of elems[0..n): the writable part up to each used len.
+ * The device wrote them before it pushed (program order on this thread, or
+ * the device's own hand-off to it), so the marks come after the writes. */
+static void log_data(struct devq *q, const struct uvirtio_dirty_log_area *a,
+		     const struct uvirtio_used *elems, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		if (!elems[i].len)
+			continue;
+		if (q->packed)
+			devq_log_ranges_mark(a, &q->slots[elems[i].id].w, elems[i].len);
+		else
+			split_dev_log_chain(q, a, (uint16_t)elems[i].id, elems[i].len);
+	}
+}
+
+static int push_batch(struct devq *q, const struct uvirtio_used *elems, unsigned n,
+		      const struct uvirtio_dirty_log_area *log)
+{
+	struct used_writer w = { .idx = q->used_idx, .log = log };
 
 	if (!q->packed && !q->in_order) {
 		for (unsigned i = 0; i < n; i++)
 			if (elems[i].id >= q->num)
 				return -EINVAL;
+		if (log)
+			log_data(q, log, elems, n);
 		for (unsigned i = 0; i < n; i++)
 			split_dev_used_put(q, &w, (uint16_t)elems[i].id, elems[i].len, 1);
 		split_dev_used_end(q, &w);
@@ -409,6 +444,9 @@ int uvirtio_devq_push_batch(struct uvirtio_devq *public_q, const struct uvirtio_
 		q->slots[id].len = elems[i].len;
 	}
 	q->inflight = q->inflight >= n ? q->inflight - n : 0;
+	/* IN_ORDER: marked now, published maybe later: before either way. */
+	if (log)
+		log_data(q, log, elems, n);
 
 	if (q->in_order) {
 		flush_in_order(q, &w);
@@ -423,6 +461,90 @@ int uvirtio_devq_push_batch(struct uvirtio_devq *public_q, const struct uvirtio_
 	}
 	used_end(q, &w);
 	return 0;
+}
+
+int uvirtio_devq_push_batch(struct uvirtio_devq *public_q, const struct uvirtio_used *elems,
+			    unsigned n)
+{
+	struct devq *q = devq_of(public_q);
+	struct uvirtio_dirty_log *log = __atomic_load_n(&q->log, __ATOMIC_RELAXED);
+	const struct uvirtio_dirty_log_area *a;
+	int ret;
+
+	if (q->broken)
+		return -EIO;
+	if (!q->ready)
+		return -ESHUTDOWN;
+	/* Not logging: one predictable branch (a relaxed load of a pointer
+	 * that changes only when the front-end turns logging on or off). A
+	 * push that just missed logging turned on is not marked: QEMU sends
+	 * every page after it turned logging on and marks the split used
+	 * ring itself when it stops the device. */
+	if (__builtin_expect(!log || !__atomic_load_n(&log->active, __ATOMIC_RELAXED), 1))
+		return push_batch(q, elems, n, NULL);
+	a = log_enter(log);
+	ret = push_batch(q, elems, n, a);
+	log_leave(log);
+	return ret;
+}
+
+void uvirtio_devq_set_dirty_log(struct uvirtio_devq *public_q, struct uvirtio_dirty_log *log,
+				uint64_t used_log_gpa)
+{
+	struct devq *q = devq_of(public_q);
+
+	__atomic_store_n(&q->log_used, used_log_gpa, __ATOMIC_RELAXED);
+	__atomic_store_n(&q->log, log, __ATOMIC_RELEASE);
+}
+
+struct uvirtio_dirty_log_area *uvirtio_dirty_log_switch(struct uvirtio_dirty_log *log,
+							struct uvirtio_dirty_log_area *area)
+{
+	struct uvirtio_dirty_log_area *old = __atomic_exchange_n(&log->active, area, __ATOMIC_SEQ_CST);
+
+	/* A push inside its section may hold the old area: wait it out. New
+	 * pushes see the new one; they are counted too, so under a steady
+	 * stream of pushes this waits for a moment without one. */
+	while (__atomic_load_n(&log->users, __ATOMIC_SEQ_CST))
+		sched_yield();
+	return old;
+}
+
+void uvirtio_dirty_log_mark(const struct uvirtio_dirty_log_area *a, uint64_t gpa, uint64_t len)
+{
+	uint64_t last, page, end_page;
+
+	if (!a || !len)
+		return;
+	if (__builtin_add_overflow(gpa, len - 1, &last))
+		last = UINT64_MAX;
+	end_page = last >> UVIRTIO_DIRTY_PAGE_SHIFT;
+	for (page = gpa >> UVIRTIO_DIRTY_PAGE_SHIFT; page <= end_page; page++) {
+		uint64_t byte = page / 8;
+
+		if (byte >= a->size)
+			break; /* past the log: nothing to mark there */
+		/* Atomic: the front-end clears bits concurrently as it reads
+		 * them, and other queues mark the same bytes. */
+		__atomic_fetch_or(&a->bits[byte], (uint8_t)(1u << (page % 8)), __ATOMIC_RELAXED);
+	}
+}
+
+void devq_log_ranges_mark(const struct uvirtio_dirty_log_area *a, const struct devq_log_ranges *w,
+			  uint32_t len)
+{
+	for (unsigned i = 0; i < w->n && len; i++) {
+		uint64_t l = w->len[i];
+
+		if (w->covering && i + 1 == w->n) {
+			uvirtio_dirty_log_mark(a, w->gpa[i], l);
+			return;
+		}
+		if (l > len)
+			l = len;
+		uvirtio_dirty_log_mark(a, w->gpa[i], l);
+		len -= l;
+	}
 }
 
 int uvirtio_devq_push(struct uvirtio_devq *q, uint16_t id, uint32_t len)

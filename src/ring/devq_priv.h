@@ -67,6 +67,11 @@ struct devq {
 	bool broken;
 	const char *broken_reason;
 	unsigned index; /* the queue's number in log lines; kept by reset */
+	/* Dirty logging (devq.h), kept by reset; both atomic: the owner may
+	 * set them while the queue runs. */
+	struct uvirtio_dirty_log *log;
+	uint64_t log_used;  /* split: the used ring's guest address to log */
+	uint64_t desc_gpa;  /* packed: the descriptor ring's guest address */
 	uvirtio_devq_broken_fn on_broken;
 	void *on_broken_opaque;
 };
@@ -89,8 +94,25 @@ static inline struct uvirtio_devq *devq_public(struct devq *q)
 }
 
 
+/*
+ * Packed only: the writable ranges of a request, recorded when it is popped
+ * (always, not only while logging: QEMU turns logging on under requests in
+ * flight), so that push can mark them without reading the descriptors
+ * again, which the device may have overwritten with used ones by then.
+ * Past DEVQ_LOG_RANGES the last range grows to cover the rest: more pages
+ * marked than written, never fewer.
+ */
+#define DEVQ_LOG_RANGES 3
+struct devq_log_ranges {
+	uint64_t gpa[DEVQ_LOG_RANGES];
+	uint64_t len[DEVQ_LOG_RANGES];
+	uint8_t n;
+	bool covering; /* the last range covers several: marked whole */
+};
+
 /* One request, by handle (packed) or head index (split, IN_ORDER). */
 struct uvirtio_devq_slot {
+	struct devq_log_ranges w; /* packed */
 	uint32_t in_len; /* bytes writable: a full-length completion */
 	uint32_t len;    /* the pushed len, while held back (IN_ORDER) */
 	uint16_t buf_id; /* packed: the driver's buffer id; split: the head */
@@ -103,6 +125,7 @@ struct uvirtio_devq_slot {
 struct devq_popped {
 	uint16_t buf_id; /* packed: the driver's buffer id; split: the head */
 	uint16_t ndesc;  /* packed: ring descriptors of the chain; split: 1 */
+	struct devq_log_ranges w; /* packed: the writable ranges */
 };
 
 /* Used entries being written: one publication, see devq_*_used_end(). */
@@ -112,6 +135,8 @@ struct used_writer {
 	unsigned n;          /* entries written */
 	uint16_t first_pos;  /* packed: the first entry's position... */
 	uint16_t first_flags; /* ...and its flags, stored last */
+	/* Logging: the area to mark the entries in, or NULL. */
+	const struct uvirtio_dirty_log_area *log;
 };
 
 /* Marks @q broken for the rule @why names (kept as its reason, logged with
@@ -121,6 +146,13 @@ struct used_writer {
 int devq_broken(struct devq *q, const char *why);
 int devq_broken_at(struct devq *q, const char *why, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* Logging: mark the first @len bytes of the writable part of the split
+ * chain at @head (split_dev.c), of recorded ranges @w (devq.c). */
+void split_dev_log_chain(struct devq *q, const struct uvirtio_dirty_log_area *a, uint16_t head,
+			 uint32_t len);
+void devq_log_ranges_mark(const struct uvirtio_dirty_log_area *a, const struct devq_log_ranges *w,
+			  uint32_t len);
 
 int split_dev_setup(struct devq *q, const struct uvirtio_mem *mem, unsigned num,
 		    uint64_t desc, uint64_t avail, uint64_t used);

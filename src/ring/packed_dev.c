@@ -74,9 +74,37 @@ bool packed_dev_has_avail(const struct devq *q)
 
 /* One element of a buffer into req: the readable-before-writable rule, the
  * 4 GiB total, and the translation. */
+/* Records a writable range for logging (devq_priv.h, struct
+ * devq_log_ranges): a few stores, on every pop. */
+static void record_writable(struct devq_log_ranges *w, uint64_t addr, uint32_t len)
+{
+	unsigned last = w->n - 1u;
+	uint64_t lo, hi;
+
+	if (!len)
+		return;
+	if (w->n && !w->covering && w->gpa[last] + w->len[last] == addr) {
+		w->len[last] += len; /* contiguous: one range */
+		return;
+	}
+	if (w->n < DEVQ_LOG_RANGES) {
+		w->gpa[w->n] = addr;
+		w->len[w->n++] = len;
+		return;
+	}
+	/* Full: the last range covers this one too. A translated range never
+	 * wraps (uvirtio_mem_translate checked it), so neither does hi. */
+	lo = w->gpa[last] < addr ? w->gpa[last] : addr;
+	hi = w->gpa[last] + w->len[last] > addr + len ? w->gpa[last] + w->len[last] : addr + len;
+	w->gpa[last] = lo;
+	w->len[last] = hi - lo;
+	w->covering = true;
+}
+
 static int take_element(struct devq *q, struct uvirtio_req *req, uint64_t addr,
 			uint32_t len, bool writable, bool *seen_writable, uint64_t *total,
-			unsigned *n_iov, unsigned *n_out, uint64_t *out_len)
+			unsigned *n_iov, unsigned *n_out, uint64_t *out_len,
+			struct devq_log_ranges *w)
 {
 	int n;
 
@@ -103,6 +131,8 @@ static int take_element(struct devq *q, struct uvirtio_req *req, uint64_t addr,
 	if (!*seen_writable) {
 		*n_out += (unsigned)n;
 		*out_len += len;
+	} else {
+		record_writable(w, addr, len);
 	}
 	return 0;
 }
@@ -111,7 +141,7 @@ static int take_element(struct devq *q, struct uvirtio_req *req, uint64_t addr,
  * only WRITE is meaningful in them. Every entry is read once. */
 static int walk_indirect(struct devq *q, struct uvirtio_req *req, const struct pdesc_copy *d,
 			 bool *seen_writable, uint64_t *total, unsigned *n_iov, unsigned *n_out,
-			 uint64_t *out_len)
+			 uint64_t *out_len, struct devq_log_ranges *w)
 {
 	const struct vring_packed_desc *table;
 	uint32_t count;
@@ -145,7 +175,7 @@ static int walk_indirect(struct devq *q, struct uvirtio_req *req, const struct p
 		if (e.flags & VRING_DESC_F_INDIRECT)
 			return devq_broken(q, "nested indirect descriptor");
 		ret = take_element(q, req, e.addr, e.len, e.flags & VRING_DESC_F_WRITE,
-				   seen_writable, total, n_iov, n_out, out_len);
+				   seen_writable, total, n_iov, n_out, out_len, w);
 		if (ret < 0)
 			return ret;
 	}
@@ -209,10 +239,10 @@ int packed_dev_peek(struct devq *q, struct uvirtio_req *req, struct devq_popped 
 			if (ndesc > 1)
 				return devq_broken(q, "indirect descriptor in a chain");
 			ret = walk_indirect(q, req, &d, &seen_writable, &total, &n_iov, &n_out,
-					    &out_len);
+					    &out_len, &p->w);
 		} else {
 			ret = take_element(q, req, d.addr, d.len, d.flags & VRING_DESC_F_WRITE,
-					   &seen_writable, &total, &n_iov, &n_out, &out_len);
+					   &seen_writable, &total, &n_iov, &n_out, &out_len, &p->w);
 		}
 		if (ret < 0)
 			return ret;
@@ -275,6 +305,10 @@ void packed_dev_used_put(struct devq *q, struct used_writer *w, uint16_t id, uin
 
 	ring_store16(&d->id, id);
 	ring_store32(&d->len, len);
+	/* Logging: this descriptor, after its id and len and before the
+	 * release in used_end publishes it; its flags are marked again there. */
+	if (w->log)
+		uvirtio_dirty_log_mark(w->log, q->desc_gpa + 16u * pos, sizeof(*d));
 	if (w->n == 0) {
 		w->first_pos = (uint16_t)pos;
 		w->first_flags = flags;
@@ -302,6 +336,11 @@ void packed_dev_used_end(struct devq *q, struct used_writer *w)
 	 * descriptor of the batch, and our writes into the buffers, are
 	 * visible before the driver sees the first one used. */
 	ring_store16_release(&q->pdesc[w->first_pos].flags, w->first_flags);
+	/* After the store too: a front-end that read and cleared the bit
+	 * since the mark in used_put would otherwise miss these flags. */
+	if (w->log)
+		uvirtio_dirty_log_mark(w->log, q->desc_gpa + 16u * w->first_pos,
+				       sizeof(struct vring_packed_desc));
 	q->used_idx = w->idx;
 	q->used_since_signal += w->advanced;
 	/* Two laps since the last look make the driver's event offset

@@ -172,6 +172,56 @@ static int walk_chain(struct devq *q, uint16_t head, struct uvirtio_req *req)
 	return 1;
 }
 
+/*
+ * Logging: the first @len bytes of the writable part of the chain at @head,
+ * read again from the descriptor table at push time. A second read is
+ * harmless on a split ring: the device never writes descriptors, so they are
+ * as the driver made them available, and the driver may not change them
+ * before the used entry is published (spec 2.7.13.1). A driver that does
+ * anyway gets only its own pages marked otherwise than written (its memory
+ * at the destination may be stale): every index and address is checked as
+ * the pop did, and nothing but log bits is written. It also marks requests
+ * popped before logging was turned on, which nothing recorded.
+ */
+void split_dev_log_chain(struct devq *q, const struct uvirtio_dirty_log_area *a, uint16_t head,
+			 uint32_t len)
+{
+	const struct vring_desc *table = q->desc;
+	unsigned table_size = q->num, steps = 0;
+	bool in_indirect = false;
+	uint16_t idx = head;
+
+	while (len) {
+		struct desc_copy d;
+
+		if (idx >= table_size || ++steps > table_size)
+			return;
+		d = desc_read_once(&table[idx]);
+		if (d.flags & VRING_DESC_F_INDIRECT) {
+			if (in_indirect || !d.len || d.len % sizeof(struct vring_desc) ||
+			    d.len / sizeof(struct vring_desc) > UVIRTIO_INDIRECT_MAX)
+				return;
+			table = uvirtio_mem_ptr(q->mem, d.addr, d.len);
+			if (!table)
+				return;
+			table_size = d.len / sizeof(struct vring_desc);
+			in_indirect = true;
+			steps = 0;
+			idx = 0;
+			continue;
+		}
+		if (d.flags & VRING_DESC_F_WRITE) {
+			uint32_t l = d.len < len ? d.len : len;
+
+			uvirtio_dirty_log_mark(a, d.addr, l);
+			len -= l;
+		}
+		if (!(d.flags & VRING_DESC_F_NEXT))
+			return;
+		idx = d.next;
+	}
+}
+
 /* Finds the next available chain and walks it into req, without taking it:
  * devq.c does its bookkeeping, then split_dev_consume(). */
 int split_dev_peek(struct devq *q, struct uvirtio_req *req, struct devq_popped *p)
@@ -214,6 +264,18 @@ void split_dev_consume(struct devq *q)
 		ring_store16(&q->used->ring[q->num], q->last_avail);
 }
 
+/* Logging: the used ring's bytes [off, off + len) at its logged address. */
+static void log_used(struct devq *q, const struct uvirtio_dirty_log_area *a, uint64_t off,
+		     uint64_t len)
+{
+	uint64_t base = __atomic_load_n(&q->log_used, __ATOMIC_RELAXED), gpa;
+
+	/* A base near the top wraps: marked up to the top, never around. */
+	if (__builtin_add_overflow(base, off, &gpa))
+		return;
+	uvirtio_dirty_log_mark(a, gpa, len);
+}
+
 /* One used entry at w->idx; with IN_ORDER one entry may stand for @count
  * buffers (the driver completes every buffer up to @id). */
 void split_dev_used_put(struct devq *q, struct used_writer *w, uint16_t id, uint32_t len,
@@ -223,6 +285,13 @@ void split_dev_used_put(struct devq *q, struct used_writer *w, uint16_t id, uint
 
 	ring_store32(&e->id, id);
 	ring_store32(&e->len, len);
+	/* Logging: the entry, after its stores and before used_end's release
+	 * publishes it. One at a time: with IN_ORDER the next entry may be
+	 * several slots on. */
+	if (w->log)
+		log_used(q, w->log,
+			 offsetof(struct vring_used, ring) + (uint64_t)(w->idx & ring_mask(q)) * sizeof(*e),
+			 sizeof(*e));
 	w->idx = (uint16_t)(w->idx + count);
 	w->advanced += count;
 	w->n++;
@@ -232,9 +301,19 @@ void split_dev_used_end(struct devq *q, struct used_writer *w)
 {
 	uint16_t idx = w->idx;
 
+	/* The idx field, marked before the release below publishes it (the
+	 * entries were marked as they were written, in used_put). */
+	if (w->log)
+		log_used(q, w->log, offsetof(struct vring_used, idx), sizeof(uint16_t));
 	/* Release pairs with the driver's acquire load of used->idx: the
 	 * entries above, and our writes into the buffers, are visible first. */
 	ring_store16_release(&q->used->idx, idx);
+	/* And once more after the store: a front-end that read and cleared
+	 * the bit between the mark above and the store would otherwise send
+	 * the page without it. (The data pages need no second mark: they were
+	 * written before their first.) */
+	if (w->log)
+		log_used(q, w->log, offsetof(struct vring_used, idx), sizeof(uint16_t));
 	/* 65536 pushes since the last notification make signalled_used look
 	 * recent: forget it, so the next needs_notify notifies (as vhost does). */
 	if ((uint16_t)(idx - q->signalled_used) < (uint16_t)(idx - q->used_idx) ||

@@ -167,6 +167,10 @@ static int dispatch(struct uvirtio_vhost_backend *vb, struct uvirtio_vhost_msg *
 	case VHOST_USER_GET_STATUS:
 		reply_u64(vb, uvirtio_device_get_status(vb->dev));
 		return 0;
+	case VHOST_USER_SET_LOG_BASE:
+		return vb_set_log_base(vb, m);
+	case VHOST_USER_SET_LOG_FD:
+		return vb_set_log_fd(vb, m);
 	}
 	return vb_fail(vb, -ENOSYS, "not handled");
 }
@@ -236,6 +240,13 @@ int uvirtio_vhost_backend_handle_msg(struct uvirtio_vhost_backend *vb, struct uv
 		return 0;
 	}
 	vb_count(&vb->st_errors);
+	/* QEMU waits for SET_LOG_BASE's reply whatever happened; it fails
+	 * the migration on a non-zero one. */
+	if (req == VHOST_USER_SET_LOG_BASE) {
+		vb_log(UVIRTIO_LOG_WARN, "%s: %s; replied failure", name, vb->why);
+		reply_u64(vb, 1);
+		return send_reply(vb, req);
+	}
 	if (req == VHOST_USER_GET_CONFIG && vb->reply.hdr.size) {
 		vb_log(UVIRTIO_LOG_WARN, "%s: %s; replied failure", name, vb->why);
 		return send_reply(vb, req);
@@ -262,6 +273,7 @@ void uvirtio_vhost_backend_end_connection(struct uvirtio_vhost_backend *vb)
 	}
 	for (unsigned i = 0; i < vb->nrings; i++)
 		vb_forget_ring(&vb->rings[i]);
+	vb_log_end(vb);
 	pthread_mutex_lock(&vb->backend_lock);
 	backend_fd = vb->backend_fd;
 	vb->backend_fd = -1;
@@ -390,7 +402,7 @@ int uvirtio_vhost_backend_create(struct uvirtio_vhost_backend **out,
 		return -ENOMEM;
 	}
 	vb->cfg.socket_path = vb->path;
-	vb->listen_fd = vb->conn_fd = vb->backend_fd = -1;
+	vb->listen_fd = vb->conn_fd = vb->backend_fd = vb->log_fd = -1;
 	vb->inherited_fd = cfg->fd;
 	uvirtio_mem_init(&vb->mem);
 	pthread_mutex_init(&vb->backend_lock, NULL);

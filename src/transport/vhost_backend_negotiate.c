@@ -20,7 +20,9 @@ uint64_t vb_offered_features(const struct uvirtio_vhost_backend *vb)
 	return (uvirtio_device_get_features(vb->dev) &
 		~(UVIRTIO_BIT(VIRTIO_F_RING_RESET) | UVIRTIO_BIT(VIRTIO_F_SUSPEND) |
 		  UVIRTIO_BIT(VIRTIO_F_NOTIFICATION_DATA) | UVIRTIO_BIT(VHOST_F_LOG_ALL))) |
-	       UVIRTIO_BIT(VHOST_USER_F_PROTOCOL_FEATURES);
+	       UVIRTIO_BIT(VHOST_USER_F_PROTOCOL_FEATURES) |
+	       /* Dirty logging is the backend's (vhost_backend_log.c), not the device's. */
+	       UVIRTIO_BIT(VHOST_F_LOG_ALL);
 }
 
 bool vb_is_net(const struct uvirtio_vhost_backend *vb)
@@ -64,15 +66,21 @@ int vb_set_features(struct uvirtio_vhost_backend *vb, uint64_t f)
 		return vb_fail(vb, -EINVAL, "features %#llx were not offered",
 			    (unsigned long long)(f & ~vb_offered_features(vb)));
 	if (vb_any_running(vb)) {
-		if (vb->features_set && f == vb->features)
+		/* QEMU turns logging on and off with the rings running: only
+		 * the log changes. */
+		if (vb->features_set && !((f ^ vb->features) & ~UVIRTIO_BIT(VHOST_F_LOG_ALL))) {
+			vb->features = f;
+			vb_log_update(vb);
 			return 0;
+		}
 		return vb_fail(vb, -EBUSY, "features changed while rings run");
 	}
 	if (uvirtio_device_get_status(dev))
 		uvirtio_device_reset(dev);
 	vb->features_set = false;
 	uvirtio_device_set_status(dev, DRIVER_BITS);
-	uvirtio_device_set_driver_features(dev, f & ~UVIRTIO_BIT(VHOST_USER_F_PROTOCOL_FEATURES));
+	uvirtio_device_set_driver_features(dev, f & ~(UVIRTIO_BIT(VHOST_USER_F_PROTOCOL_FEATURES) |
+						      UVIRTIO_BIT(VHOST_F_LOG_ALL)));
 	uvirtio_device_set_status(dev, DRIVER_BITS | VIRTIO_CONFIG_S_FEATURES_OK);
 	if (!(uvirtio_device_get_status(dev) & VIRTIO_CONFIG_S_FEATURES_OK)) {
 		uvirtio_device_reset(dev);
@@ -80,6 +88,7 @@ int vb_set_features(struct uvirtio_vhost_backend *vb, uint64_t f)
 	}
 	vb->features = f;
 	vb->features_set = true;
+	vb_log_update(vb);
 	/* vhost-user.rst: without VHOST_USER_F_PROTOCOL_FEATURES rings start
 	 * enabled; with it they wait for SET_VRING_ENABLE. */
 	if (!(f & UVIRTIO_BIT(VHOST_USER_F_PROTOCOL_FEATURES)))

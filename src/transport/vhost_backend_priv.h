@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <unistd.h>
 
+#include "uvirtio/devq.h"
 #include "uvirtio/memory.h"
 #include "uvirtio/vhost_backend.h"
 #include "vhost_msg.h"
@@ -52,7 +53,7 @@ unsigned uvirtio_vhost_backend_mapped_regions(const struct uvirtio_vhost_backend
 	 UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_BACKEND_REQ) | UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_CONFIG) | \
 	 UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_RESET_DEVICE) |                               \
 	 UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) |                        \
-	 UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_STATUS))
+	 UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_STATUS) | UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_LOG_SHMFD))
 
 struct vb_ring {
 	unsigned num; /* 0: not set */
@@ -66,6 +67,10 @@ struct vb_ring {
 	bool started;    /* has a kick fd; GET_VRING_BASE clears it */
 	bool enabled;    /* SET_VRING_ENABLE */
 	bool running;    /* enabled in the device core */
+	/* SET_VRING_ADDR's LOG flag: the used ring is logged at log_addr
+	 * (split; packed rings log their descriptors, see the ring layer). */
+	bool log_flag;
+	uint64_t log_addr;
 	int kick_fd, err_fd;
 	/* The call fd is swapped by the control thread (SET_VRING_CALL) while
 	 * a queue thread may be signalling it through notify_used. */
@@ -114,6 +119,12 @@ struct uvirtio_vhost_backend {
 	pthread_mutex_t backend_lock;
 	int backend_fd;
 	bool config_msgs; /* CONFIG negotiated: config changes may be sent */
+
+	/* Dirty logging: the queues mark into dlog, whose active area is the
+	 * mapped log while LOG_ALL is set (vb_log_update()). */
+	struct uvirtio_dirty_log dlog;
+	struct vb_log_map *log_map; /* SET_LOG_BASE, NULL before */
+	int log_fd;                 /* SET_LOG_FD, kept and closed */
 
 	char why[200]; /* the reason the current request failed */
 	struct uvirtio_vhost_msg in, reply;
@@ -169,6 +180,21 @@ void vb_reset_device(struct uvirtio_vhost_backend *vb);
 int vb_vring_fd(struct uvirtio_vhost_backend *vb, struct uvirtio_vhost_msg *m);
 /* SET_VRING_NUM/ADDR/BASE/ENABLE, GET_VRING_BASE. */
 int vb_vring(struct uvirtio_vhost_backend *vb, const struct uvirtio_vhost_msg *m);
+
+/* vhost_backend_log.c */
+struct vb_log_map {
+	struct uvirtio_dirty_log_area area;
+	void *map;
+	size_t map_len;
+};
+/* The active log follows LOG_ALL and the mapped log. */
+void vb_log_update(struct uvirtio_vhost_backend *vb);
+int vb_set_log_base(struct uvirtio_vhost_backend *vb, struct uvirtio_vhost_msg *m);
+int vb_set_log_fd(struct uvirtio_vhost_backend *vb, struct uvirtio_vhost_msg *m);
+/* Logging off, the log unmapped, the log fd closed, no queue pointing here. */
+void vb_log_end(struct uvirtio_vhost_backend *vb);
+/* Whether a logged used ring at [gpa, gpa + len) is a valid place. */
+int vb_log_check_addr(struct uvirtio_vhost_backend *vb, unsigned ring, uint64_t gpa, uint64_t len);
 
 /* vhost_backend_negotiate.c */
 /* GET_FEATURES: the device's features as a vhost-user backend offers them. */

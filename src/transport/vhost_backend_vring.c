@@ -91,6 +91,10 @@ static int ring_try_run(struct uvirtio_vhost_backend *vb, unsigned i)
 		return ret;
 	if (!packed && base > UINT16_MAX)
 		return vb_fail(vb, -EINVAL, "ring %u: base %#x is over 16 bits for a split ring", i, base);
+	/* Logging, whenever the log is active: the used ring where the
+	 * front-end said (SET_VRING_ADDR's LOG flag), or where it is. */
+	uvirtio_devq_set_dirty_log(uvirtio_device_queue(dev, i), &vb->dlog,
+				   r->log_flag ? r->log_addr : l.used);
 	if (uvirtio_device_ops(dev)->takes_kick_fds)
 		uvirtio_device_set_kick_fd(dev, i, r->kick_fd);
 	/* Packed: QEMU sends the used position in bits 16-31; DPDK's
@@ -156,6 +160,8 @@ void vb_forget_ring(struct vb_ring *r)
 	r->base = 0;
 	r->base_set = false;
 	r->started = r->enabled = r->running = false;
+	r->log_flag = false;
+	r->log_addr = 0;
 	__atomic_store_n(&r->resched, false, __ATOMIC_RELAXED);
 }
 
@@ -169,6 +175,7 @@ void vb_reset_device(struct uvirtio_vhost_backend *vb)
 	vb->features = 0;
 	vb->features_set = false;
 	vb->fe_status = 0;
+	vb_log_update(vb);
 }
 
 /* Request handlers. Each returns 0 or a negative errno with vb->why set;
@@ -281,6 +288,33 @@ int vb_vring(struct uvirtio_vhost_backend *vb, const struct uvirtio_vhost_msg *m
 	default:
 		break;
 	}
+	if (m->hdr.request == VHOST_USER_SET_VRING_ADDR) {
+		const struct vhost_user_vring_addr *a = &m->payload.addr;
+		bool log = a->flags & VHOST_USER_VRING_F_LOG;
+
+		if (a->flags & ~VHOST_USER_VRING_F_LOG)
+			return vb_fail(vb, -EINVAL, "ring %u: unknown address flags %#x", i, a->flags);
+		if (log && !(vb->features & UVIRTIO_BIT(VHOST_F_LOG_ALL)))
+			return vb_fail(vb, -EINVAL, "ring %u: logging asked before VHOST_F_LOG_ALL was set", i);
+		/* Packed: QEMU gives the device area (4 bytes). */
+		if (log && vb_log_check_addr(vb, i, a->log_guest_addr,
+					     vb_ring_packed(vb) ? 4 : 6 + 8ull * r->num))
+			return -EINVAL;
+		/* QEMU sends the same addresses again to turn logging on and
+		 * off while the ring runs: only the log changes then. */
+		if (r->running && a->desc_user_addr == r->desc_uva &&
+		    a->avail_user_addr == r->avail_uva && a->used_user_addr == r->used_uva) {
+			struct uvirtio_queue_layout l;
+
+			if (ring_layout(vb, i, &l))
+				return -EFAULT;
+			r->log_flag = log;
+			r->log_addr = a->log_guest_addr;
+			uvirtio_devq_set_dirty_log(uvirtio_device_queue(vb->dev, i), &vb->dlog,
+						   log ? r->log_addr : l.used);
+			return 0;
+		}
+	}
 	/* The rest change a ring under the device's feet: only while stopped. */
 	if (r->running)
 		return vb_fail(vb, -EBUSY, "ring %u changed while it runs", i);
@@ -311,8 +345,6 @@ int vb_vring(struct uvirtio_vhost_backend *vb, const struct uvirtio_vhost_msg *m
 		struct uvirtio_queue_layout l;
 		uint64_t old_desc = r->desc_uva, old_avail = r->avail_uva, old_used = r->used_uva;
 
-		if (a->flags & VHOST_USER_VRING_F_LOG)
-			return vb_fail(vb, -EINVAL, "ring %u: logging asked but LOG_ALL is not offered", i);
 		r->desc_uva = a->desc_user_addr;
 		r->avail_uva = a->avail_user_addr;
 		r->used_uva = a->used_user_addr;
@@ -325,6 +357,8 @@ int vb_vring(struct uvirtio_vhost_backend *vb, const struct uvirtio_vhost_msg *m
 			return -EFAULT;
 		}
 		r->addr_set = true;
+		r->log_flag = a->flags & VHOST_USER_VRING_F_LOG;
+		r->log_addr = a->log_guest_addr;
 		return 0;
 	}
 	}

@@ -71,7 +71,7 @@ int uvirtio_vhost_frontend_connect(struct uvirtio_vhost_frontend **out,
 	}
 	fe->t.ops = &frontend_ops;
 	fe->t.name = "vhost-user";
-	fe->sock = fe->memfd = fe->config_fd = fe->watch_fd = fe->stop_fd = -1;
+	fe->sock = fe->memfd = fe->config_fd = fe->watch_fd = fe->stop_fd = fe->log_fd = -1;
 	pthread_mutex_init(&fe->lock, NULL);
 	fe->max_queue_size = qsize;
 	fe->reply_timeout_ms = cfg->reply_timeout_ms ? cfg->reply_timeout_ms
@@ -296,7 +296,7 @@ int uvirtio_vhost_frontend_move(struct uvirtio_vhost_frontend *fe,
 			close(cfg->fd);
 		return -ENOMEM;
 	}
-	to->sock = to->config_fd = to->watch_fd = to->stop_fd = -1;
+	to->sock = to->config_fd = to->watch_fd = to->stop_fd = to->log_fd = -1;
 	pthread_mutex_init(&to->lock, NULL);
 	to->reply_timeout_ms = fe->reply_timeout_ms;
 	to->memfd = fe->memfd;
@@ -353,6 +353,10 @@ int uvirtio_vhost_frontend_move(struct uvirtio_vhost_frontend *fe,
 		vf_give_up(fe, ret, "move: cannot watch the new connection (%s)", strerror(-ret));
 		pthread_mutex_unlock(&fe->lock);
 	}
+	/* Logging: the new backend gets a log of its own (the old one's bits
+	 * moved into it); SET_FEATURES above already carried LOG_ALL. */
+	if (!ret && fe->logging)
+		ret = vf_make_log(fe);
 	goto out;
 fail:
 	if (cfg->error && cfg->error_size)
@@ -365,6 +369,60 @@ out:
 	pthread_mutex_destroy(&to->lock);
 	free(to);
 	return ret;
+}
+
+/* What QEMU does when migration starts and ends (vhost_dev_set_log):
+ * SET_FEATURES with or without VHOST_F_LOG_ALL, then each started ring's
+ * addresses again with or without the LOG flag, the rings running. */
+static int send_log_state(struct uvirtio_vhost_frontend *fe)
+{
+	int ret = 0;
+
+	if (fe->sent_features) {
+		uint64_t v = fe->logging ? fe->sent_features | (1ull << VHOST_F_LOG_ALL)
+					 : fe->sent_features & ~(1ull << VHOST_F_LOG_ALL);
+
+		ret = vf_send_u64(fe, VHOST_USER_SET_FEATURES, v);
+		if (ret)
+			return ret;
+		fe->sent_features = v;
+	}
+	for (unsigned i = 0; i < fe->nrings && !ret; i++)
+		if (fe->rings[i].started)
+			ret = vf_send_vring_addr(fe, i);
+	return ret;
+}
+
+int uvirtio_vhost_frontend_set_dirty_log(struct uvirtio_vhost_frontend *fe, bool on)
+{
+	int ret;
+
+	if (on == fe->logging)
+		return 0;
+	if (on && !fe->log_map) {
+		ret = vf_make_log(fe);
+		if (ret)
+			return ret;
+	}
+	fe->logging = on;
+	ret = send_log_state(fe);
+	if (ret)
+		fe->logging = !on;
+	return ret;
+}
+
+int uvirtio_vhost_frontend_replace_dirty_log(struct uvirtio_vhost_frontend *fe)
+{
+	if (!fe->log_map)
+		return vf_report(fe, -EINVAL, "dirty log: none to replace");
+	return vf_make_log(fe);
+}
+
+uint8_t *uvirtio_vhost_frontend_dirty_log(struct uvirtio_vhost_frontend *fe, size_t *size)
+{
+	if (size)
+		*size = fe->log_size;
+	return fe->log_map;
 }
 
 void uvirtio_vhost_frontend_destroy(struct uvirtio_vhost_frontend *fe)
@@ -390,6 +448,7 @@ void uvirtio_vhost_frontend_destroy(struct uvirtio_vhost_frontend *fe)
 	close_fd(&fe->memfd);
 	close_fd(&fe->config_fd);
 	close_fd(&fe->timer_fd);
+	vf_free_log(fe);
 	pthread_mutex_destroy(&fe->lock);
 	free(fe);
 }

@@ -87,3 +87,73 @@ int vf_share_memory(struct uvirtio_vhost_frontend *fe)
 			offsetof(struct vhost_user_mem_table, regions) + sizeof(region), &fe->memfd, 1,
 			NULL, 0);
 }
+
+/* The dirty log: one bit per 4 KiB page of guest-physical addresses from 0
+ * to the end of guest memory, in whole u64 words (QEMU's unit). */
+static size_t log_size(const struct uvirtio_vhost_frontend *fe)
+{
+	uint64_t pages = (fe->mem_guest_addr + fe->mem_size + 4095) / 4096;
+
+	return (size_t)((pages + 63) / 64 * 8);
+}
+
+void vf_free_log(struct uvirtio_vhost_frontend *fe)
+{
+	if (fe->log_map)
+		munmap(fe->log_map, fe->log_size);
+	fe->log_map = NULL;
+	fe->log_size = 0;
+	close_fd(&fe->log_fd);
+}
+
+/* A new log, handed to the backend with SET_LOG_BASE. The old one (if
+ * any) is read into the new one only after the backend's reply: from then
+ * on it marks the new one, and what it marked before is in the old. */
+int vf_make_log(struct uvirtio_vhost_frontend *fe)
+{
+	size_t size = log_size(fe);
+	struct vhost_user_log l = { .mmap_size = size, .mmap_offset = 0 };
+	uint8_t *map;
+	uint64_t reply = 0;
+	int fd, ret;
+
+	if (!has_pf(fe, VHOST_USER_PROTOCOL_F_LOG_SHMFD) ||
+	    !(fe->backend_features & (1ull << VHOST_F_LOG_ALL)))
+		return vf_report(fe, -EOPNOTSUPP, "dirty log: the backend does not offer %s",
+				 has_pf(fe, VHOST_USER_PROTOCOL_F_LOG_SHMFD) ? "VHOST_F_LOG_ALL"
+									     : "LOG_SHMFD");
+	fd = memfd_create("uvirtio-dirty-log", MFD_CLOEXEC);
+	if (fd < 0)
+		return vf_report(fe, -errno, "dirty log: memfd_create: %s", strerror(errno));
+	if (ftruncate(fd, (off_t)size) < 0) {
+		ret = -errno;
+		close(fd);
+		return vf_report(fe, ret, "dirty log of %zu bytes: %s", size, strerror(-ret));
+	}
+	map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED) {
+		ret = -errno;
+		close(fd);
+		return vf_report(fe, ret, "dirty log: mmap: %s", strerror(-ret));
+	}
+	ret = vf_transact(fe, VHOST_USER_SET_LOG_BASE, &l, sizeof(l), &fd, 1, &reply, sizeof(reply));
+	if (!ret && reply)
+		ret = vf_report(fe, -EIO, "SET_LOG_BASE: the backend refused the log");
+	if (ret) {
+		munmap(map, size);
+		close(fd);
+		return ret;
+	}
+	if (fe->log_map) {
+		/* Same size (the memory does not change): bits the backend
+		 * set in the old log before its reply are kept. */
+		for (size_t i = 0; i < size && i < fe->log_size; i++)
+			__atomic_fetch_or(&map[i], __atomic_exchange_n(&fe->log_map[i], 0, __ATOMIC_RELAXED),
+					  __ATOMIC_RELAXED);
+	}
+	vf_free_log(fe);
+	fe->log_map = map;
+	fe->log_size = size;
+	fe->log_fd = fd;
+	return 0;
+}

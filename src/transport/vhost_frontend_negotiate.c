@@ -36,6 +36,8 @@ static uint64_t backend_share(const struct uvirtio_vhost_frontend *fe, uint64_t 
 	 * starts rings disabled only when it sees it. */
 	if (protocol_features_negotiated(fe))
 		v |= 1ull << VHOST_USER_F_PROTOCOL_FEATURES;
+	if (fe->logging)
+		v |= 1ull << VHOST_F_LOG_ALL;
 	return v;
 }
 

@@ -43,7 +43,7 @@
 	 UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_CONFIG) |                                      \
 	 UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_RESET_DEVICE) |                                \
 	 UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) |                         \
-	 UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_STATUS))
+	 UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_STATUS) | UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_LOG_SHMFD))
 
 /* Transport features this front-end implements itself, whatever the
  * backend offers: a queue reset is GET_VRING_BASE on that ring, a suspend
@@ -110,6 +110,12 @@ struct uvirtio_vhost_frontend {
 	unsigned nrings;
 	struct vf_ring *rings;
 	int config_fd; /* never signalled: no backend channel (see above) */
+
+	/* Dirty logging (uvirtio_vhost_frontend_set_dirty_log()). */
+	bool logging;     /* VHOST_F_LOG_ALL in SET_FEATURES, LOG flag on rings */
+	int log_fd;       /* the log's memfd, -1 before the first */
+	uint8_t *log_map; /* what the backend marks */
+	size_t log_size;
 };
 
 static inline struct uvirtio_vhost_frontend *to_fe(struct uvirtio_transport *t)
@@ -199,6 +205,12 @@ int vf_queue_enable(struct uvirtio_transport *t, unsigned index,
 int vf_queue_reset(struct uvirtio_transport *t, unsigned index);
 int vf_notify(struct uvirtio_transport *t, unsigned index);
 int vf_event_fd(struct uvirtio_transport *t, unsigned index);
+
+/* vhost_frontend_mem.c: the dirty log. */
+int vf_make_log(struct uvirtio_vhost_frontend *fe);
+void vf_free_log(struct uvirtio_vhost_frontend *fe);
+/* SET_VRING_ADDR for ring @index, with the LOG flag when logging. */
+int vf_send_vring_addr(struct uvirtio_vhost_frontend *fe, unsigned index);
 
 /* vhost_frontend_negotiate.c */
 /* GET_FEATURES, the protocol features, GET_QUEUE_NUM, SET_OWNER. */

@@ -39,8 +39,7 @@ uint32_t vf_start_base(const struct uvirtio_vhost_frontend *fe)
 	return vhost_ring_start_base(fe->driver_features & UVIRTIO_BIT(VIRTIO_F_RING_PACKED));
 }
 
-/* Hands ring @index to the backend at @base and enables it. */
-int vf_start_ring(struct uvirtio_vhost_frontend *fe, unsigned index, uint32_t base)
+int vf_send_vring_addr(struct uvirtio_vhost_frontend *fe, unsigned index)
 {
 	struct vf_ring *r = &fe->rings[index];
 	struct vhost_user_vring_addr a = {
@@ -48,7 +47,18 @@ int vf_start_ring(struct uvirtio_vhost_frontend *fe, unsigned index, uint32_t ba
 		.desc_user_addr = vf_frontend_addr(fe, r->layout.desc),
 		.used_user_addr = vf_frontend_addr(fe, r->layout.used),
 		.avail_user_addr = vf_frontend_addr(fe, r->layout.avail),
+		/* As QEMU: the used ring's (packed: device area's) guest address. */
+		.log_guest_addr = r->layout.used,
+		.flags = fe->logging ? VHOST_USER_VRING_F_LOG : 0,
 	};
+
+	return vf_transact(fe, VHOST_USER_SET_VRING_ADDR, &a, sizeof(a), NULL, 0, NULL, 0);
+}
+
+/* Hands ring @index to the backend at @base and enables it. */
+int vf_start_ring(struct uvirtio_vhost_frontend *fe, unsigned index, uint32_t base)
+{
+	struct vf_ring *r = &fe->rings[index];
 	int ret;
 
 	bool kicked = false;
@@ -63,7 +73,7 @@ int vf_start_ring(struct uvirtio_vhost_frontend *fe, unsigned index, uint32_t ba
 	if (!ret)
 		ret = vf_send_state(fe, VHOST_USER_SET_VRING_BASE, index, base);
 	if (!ret)
-		ret = vf_transact(fe, VHOST_USER_SET_VRING_ADDR, &a, sizeof(a), NULL, 0, NULL, 0);
+		ret = vf_send_vring_addr(fe, index);
 	if (!ret)
 		ret = vf_send_vring_fd(fe, VHOST_USER_SET_VRING_CALL, index, r->call_fd);
 	if (!ret) {

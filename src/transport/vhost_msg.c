@@ -237,12 +237,14 @@ static const struct request_shape shapes[VHOST_USER_REQUEST_MAX] = {
 	[VHOST_USER_NET_SET_MTU] = { "NET_SET_MTU", 8, 0, 0, false },
 	[VHOST_USER_SET_STATUS] = { "SET_STATUS", 8, 0, 0, false },
 	[VHOST_USER_GET_STATUS] = { "GET_STATUS", 0, 0, 0, true },
+	/* vhost-user.rst: QEMU waits for SET_LOG_BASE's reply, REPLY_ACK or
+	 * not. SET_LOG_FD has no payload (QEMU sends none; DPDK takes any). */
+	[VHOST_USER_SET_LOG_BASE] = { "SET_LOG_BASE", 16, 1, 1, true },
+	[VHOST_USER_SET_LOG_FD] = { "SET_LOG_FD", 0, 1, 1, false },
 };
 
 /* Requests this module knows only by name: a backend treats them as unknown. */
 static const char *const other_names[VHOST_USER_REQUEST_MAX] = {
-	[VHOST_USER_SET_LOG_BASE] = "SET_LOG_BASE",
-	[VHOST_USER_SET_LOG_FD] = "SET_LOG_FD",
 	[VHOST_USER_SEND_RARP] = "SEND_RARP",
 	[VHOST_USER_NET_SET_MTU] = "NET_SET_MTU",
 	[VHOST_USER_IOTLB_MSG] = "IOTLB_MSG",

@@ -76,8 +76,15 @@ struct vhost_user_config {
 	uint8_t payload[VHOST_USER_CONFIG_MAX];
 };
 
+/* SET_LOG_BASE: where the dirty log is in the fd that comes with it. */
+struct vhost_user_log {
+	uint64_t mmap_size;
+	uint64_t mmap_offset;
+};
+
 union vhost_user_payload {
 	uint64_t u64;
+	struct vhost_user_log log;
 	struct vhost_user_vring_state state;
 	struct vhost_user_vring_addr addr;
 	struct vhost_user_mem_table mem_table;

@@ -419,6 +419,7 @@ VU = {
     "SET_PROTOCOL_FEATURES": 16, "GET_QUEUE_NUM": 17, "SET_VRING_ENABLE": 18,
     "SET_BACKEND_REQ_FD": 21, "GET_CONFIG": 24, "RESET_DEVICE": 34, "GET_MAX_MEM_SLOTS": 36,
     "ADD_MEM_REG": 37, "REM_MEM_REG": 38, "SET_STATUS": 39, "GET_STATUS": 40,
+    "SET_LOG_BASE": 6, "SET_LOG_FD": 7,
 }
 VU_NEED_REPLY, VU_REPLY = 1, 2
 VU_FD_MEMFD, VU_FD_EVENTFD, VU_FD_GUEST, VU_FD_PIPE = 0, 1, 2, 3
@@ -509,6 +510,37 @@ def vu_seeds():
         vu_req("SET_MEM_TABLE", u32(1) + u32(0) + region, fds=[VU_FD_GUEST, VU_FD_EVENTFD]),
         u8(0) + u8(99) + u8(VU_NEED_REPLY) + u16(0) + u8(0),
         vu_req("GET_FEATURES", flags=VU_REPLY),
+    ])
+    # Live migration: a log (one page covers 128 MiB of guest addresses),
+    # LOG_ALL turned on with the ring running, the used ring logged, the log
+    # replaced, then hostile logs (past the fd, wrapping, no fd, two fds)
+    # and a log address that wraps.
+    log_addr = (u32(0) + u32(1) + u64(VU_UVA) + u64(VU_UVA + 0x200) + u64(VU_UVA + 0x100)
+                + u64(VU_GPA + 0x200))
+    seeds["migration_dirty_log"] = head + vu_realize().replace(
+        u64(VU_PF_ALL), u64(VU_PF_ALL | 1 << 1)) + b"".join([
+        vu_req("SET_FEATURES", u64(VU_RING_FEATURES)),
+        add_mem,
+        vu_req("SET_VRING_NUM", vu_state(0, 4)), vu_req("SET_VRING_BASE", vu_state(0, 0)),
+        vu_req("SET_VRING_ADDR", log_addr[:4] + u32(0) + log_addr[8:]),
+        vu_req("SET_VRING_KICK", u64(0), fds=[VU_FD_EVENTFD]),
+        vu_req("SET_VRING_CALL", u64(0), fds=[VU_FD_EVENTFD]),
+        vu_req("SET_VRING_ENABLE", vu_state(0, 1)),
+        vu_req("SET_STATUS", u64(0xF), flags=VU_NEED_REPLY),
+        vu_req("SET_LOG_BASE", u64(4096) + u64(0), fds=[(VU_FD_MEMFD, 1)]),
+        vu_req("SET_FEATURES", u64(VU_RING_FEATURES | 1 << 26), flags=VU_NEED_REPLY),
+        vu_req("SET_VRING_ADDR", log_addr, flags=VU_NEED_REPLY),
+        u8(6) + u8(0),  # the driver kicks ring 0
+        vu_req("SET_LOG_BASE", u64(4096) + u64(0), fds=[(VU_FD_MEMFD, 2)]),
+        vu_req("SET_LOG_FD", fds=[VU_FD_EVENTFD]),
+        vu_req("SET_LOG_BASE", u64(8192) + u64(4096), fds=[(VU_FD_MEMFD, 1)]),
+        vu_req("SET_LOG_BASE", u64((1 << 64) - 1) + u64(16), fds=[(VU_FD_MEMFD, 1)]),
+        vu_req("SET_LOG_BASE", u64(4096) + u64(0)),
+        vu_req("SET_LOG_BASE", u64(4096) + u64(0), fds=[(VU_FD_MEMFD, 1), VU_FD_EVENTFD]),
+        vu_req("SET_VRING_ADDR", log_addr[:-8] + u64((1 << 64) - 8), flags=VU_NEED_REPLY),
+        vu_req("SET_FEATURES", u64(VU_RING_FEATURES), flags=VU_NEED_REPLY),
+        vu_req("SET_STATUS", u64(0), flags=VU_NEED_REPLY),
+        vu_req("GET_VRING_BASE", vu_state(0, 0)),
     ])
     return seeds
 

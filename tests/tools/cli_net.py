@@ -29,7 +29,7 @@ results = []
 
 VERSION = 0x1
 NEED_REPLY = 0x8
-GET_FEATURES, SET_OWNER, SET_VRING_NUM = 1, 3, 8
+GET_FEATURES, SET_OWNER, SET_VRING_NUM, NET_SET_MTU = 1, 3, 8, 20
 GET_PROTOCOL_FEATURES, SET_PROTOCOL_FEATURES, GET_QUEUE_NUM = 15, 16, 17
 F_PROTOCOL_FEATURES = 1 << 30
 PF_MQ, PF_REPLY_ACK, PF_NET_MTU = 1 << 0, 1 << 3, 1 << 4
@@ -162,6 +162,13 @@ def front_end(sock):
         pairs = u64(request(s, GET_QUEUE_NUM, reply=True))
         check("get_queue_num_counts_pairs", pairs == 2, "GET_QUEUE_NUM said %d" % pairs)
         request(s, SET_OWNER)
+        # QEMU's host_mtu reaches the backend as NET_SET_MTU (REPLY_ACK: 0 is success).
+        ack = u64(request(s, NET_SET_MTU, struct.pack("<Q", 1400), flags=VERSION | NEED_REPLY,
+                          reply=True))
+        check("net_set_mtu_in_range_accepted", ack == 0, "ack %d" % ack)
+        ack = u64(request(s, NET_SET_MTU, struct.pack("<Q", 40), flags=VERSION | NEED_REPLY,
+                          reply=True))
+        check("net_set_mtu_below_68_refused", ack != 0, "ack %d" % ack)
         # Ring 4 is the rx ring of a third pair: --queues=2 has two.
         ack = u64(request(s, SET_VRING_NUM, struct.pack("<II", 4, 256), flags=VERSION | NEED_REPLY,
                           reply=True))

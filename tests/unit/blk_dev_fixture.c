@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "blk_dev_fixture.h"
+#include "drv_wait.h"
 
 int env_start_sized(struct env *e, struct uvirtio_blk_dev_config *cfg, uint64_t wanted,
 		    unsigned nq, const unsigned *sizes)
@@ -92,19 +93,7 @@ struct virtio_blk_outhdr *make_hdr(struct env *e, uint32_t type, uint64_t sector
 /* Wait for one used buffer on queue @qi. Return: 1, or what went wrong. */
 int wait_one(struct env *e, unsigned qi, void **token, uint32_t *len)
 {
-	struct uvirtio_drvq *q = uvirtio_driver_vq(&e->drv, qi);
-
-	for (;;) {
-		int ret = uvirtio_drvq_get(q, token, len);
-
-		if (ret)
-			return ret;
-		if (!uvirtio_drvq_enable_cb(q))
-			continue;
-		ret = uvirtio_driver_wait(&e->drv, qi, WAIT_MS);
-		if (ret <= 0)
-			return ret ? ret : -ETIMEDOUT;
-	}
+	return drv_wait_used(&e->drv, qi, token, len, WAIT_MS);
 }
 
 /* Make one request available on queue @qi and wait for it.

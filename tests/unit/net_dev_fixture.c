@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "net_dev_fixture.h"
+#include "drv_wait.h"
 
 const char *const net_transport_names[NT_COUNT] = { "loopback", "mmio", "pci" };
 
@@ -151,19 +152,7 @@ int poll_used(struct nenv *e, unsigned qi, void **token, uint32_t *len)
 
 int wait_used(struct nenv *e, unsigned qi, void **token, uint32_t *len)
 {
-	struct uvirtio_drvq *q = uvirtio_driver_vq(&e->drv, qi);
-
-	for (;;) {
-		int ret = uvirtio_drvq_get(q, token, len);
-
-		if (ret)
-			return ret;
-		if (!uvirtio_drvq_enable_cb(q))
-			continue;
-		ret = uvirtio_driver_wait(&e->drv, qi, WAIT_MS);
-		if (ret <= 0)
-			return ret ? ret : -ETIMEDOUT;
-	}
+	return drv_wait_used(&e->drv, qi, token, len, WAIT_MS);
 }
 
 long tx_wait(struct nenv *e, unsigned pair, const struct iovec *out, unsigned nout)

@@ -444,7 +444,79 @@ static void test_packed_accepts_queue_size_32768(void)
 	fix_fini(f);
 }
 
+/* Dirty logging (devq.h): a request popped before logging began and
+ * completed after a later one overwrote its descriptors with a used one
+ * still has its own pages marked (recorded at pop), up to its used
+ * length; the used descriptors' page is marked; nothing once logging is
+ * off again. */
+static uint8_t log_bits[(GA + GUEST_SIZE) / 4096 / 8];
+
+static bool page_marked(uint64_t gpa)
+{
+	uint64_t p = gpa / 4096;
+
+	return log_bits[p / 8] & (1u << (p % 8));
+}
+
+static unsigned marked_pages(void)
+{
+	unsigned n = 0;
+
+	for (size_t i = 0; i < sizeof(log_bits); i++)
+		n += (unsigned)__builtin_popcount(log_bits[i]);
+	return n;
+}
+
+static void test_packed_dirty_log_marks_recorded_ranges_after_out_of_order_completion(void)
+{
+	struct fix *f = &fx;
+	struct uvirtio_dirty_log log = { 0 };
+	struct uvirtio_dirty_log_area area = { .bits = log_bits, .size = sizeof(log_bits) };
+	uint64_t data = GA + DATA_OFF;
+	/* A: header (read), 8 KiB of data, a status byte on a page of its own. */
+	struct elem a[3] = { { data, 16, 0 }, { data + 0x1000, 0x2000, VRING_DESC_F_WRITE },
+			     { data + 0x5000, 1, VRING_DESC_F_WRITE } };
+	struct elem b[1] = { { data + 0x8000, 100, VRING_DESC_F_WRITE } };
+	uint16_t ha, hb;
+
+	CHECK_EQ(fix_init(f, 8, 0), 0);
+	memset(log_bits, 0, sizeof(log_bits));
+	uvirtio_devq_set_dirty_log(&f->q, &log, 0);
+	drv_add(f, a, 3, 1);
+	drv_add(f, b, 1, 2);
+	CHECK_EQ(uvirtio_devq_pop(&f->q, &f->req), 1);
+	ha = f->req.id;
+	CHECK_EQ(uvirtio_devq_pop(&f->q, &f->req), 1);
+	hb = f->req.id;
+	/* Logging begins with both in flight. */
+	CHECK(!uvirtio_dirty_log_switch(&log, &area));
+	/* B first: its used descriptor goes where A's first one was. */
+	CHECK_EQ(uvirtio_devq_push(&f->q, hb, 50), 0);
+	CHECK(page_marked(data + 0x8000));
+	CHECK(page_marked(GA + DESC_OFF));
+	CHECK_EQ(marked_pages(), 2);
+	memset(log_bits, 0, sizeof(log_bits));
+	/* A wrote 4097 bytes: the first data page and one byte of the next. */
+	CHECK_EQ(uvirtio_devq_push(&f->q, ha, 4097), 0);
+	CHECK(page_marked(data + 0x1000));
+	CHECK(page_marked(data + 0x2000));
+	CHECK(!page_marked(data + 0x5000));
+	CHECK(!page_marked(data)); /* the header is read, never written */
+	CHECK(page_marked(GA + DESC_OFF));
+	CHECK_EQ(marked_pages(), 3);
+	/* Off: nothing more. */
+	memset(log_bits, 0, sizeof(log_bits));
+	CHECK(uvirtio_dirty_log_switch(&log, NULL) == &area);
+	drv_add(f, b, 1, 3);
+	CHECK_EQ(uvirtio_devq_pop(&f->q, &f->req), 1);
+	CHECK_EQ(uvirtio_devq_push(&f->q, f->req.id, 100), 0);
+	CHECK_EQ(marked_pages(), 0);
+	uvirtio_devq_set_dirty_log(&f->q, NULL, 0);
+	fix_fini(f);
+}
+
 TEST_MAIN(T(test_packed_out_of_order_pushes_use_completion_order),
+	  T(test_packed_dirty_log_marks_recorded_ranges_after_out_of_order_completion),
 	  T(test_packed_push_refuses_handle_not_in_flight),
 	  T(test_packed_push_batch_publishes_every_entry),
 	  T(test_packed_stopped_queue_writes_no_guest_memory),

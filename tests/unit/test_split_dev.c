@@ -854,7 +854,93 @@ static void test_split_note_notification_records_avail_index(void)
 	CHECK(!uvirtio_devq_is_broken(&f.q));
 }
 
-TEST_MAIN(T(test_split_pops_readable_then_writable_chain),
+/* Dirty logging (devq.h): a chain popped before logging began (through an
+ * indirect table) has its writable pages marked at push, up to the used
+ * length, and the used ring where the owner said it is (log_guest_addr),
+ * not where the device found it; nothing once logging is off. */
+static uint8_t log_bits[(GA + sizeof(guest)) / 4096 / 8];
+
+static bool page_marked(uint64_t gpa)
+{
+	uint64_t p = gpa / 4096;
+
+	return log_bits[p / 8] & (1u << (p % 8));
+}
+
+static unsigned marked_pages(void)
+{
+	unsigned n = 0;
+
+	for (size_t i = 0; i < sizeof(log_bits); i++)
+		n += (unsigned)__builtin_popcount(log_bits[i]);
+	return n;
+}
+
+static void test_split_dirty_log_marks_written_pages_and_the_logged_used_ring(void)
+{
+	struct fix f;
+	struct uvirtio_dirty_log log = { 0 };
+	struct uvirtio_dirty_log_area area = { .bits = log_bits, .size = sizeof(log_bits) };
+	struct vring_desc *table = (struct vring_desc *)(guest + TABLE_OFF);
+	uint64_t data = GA + DATA_OFF, used_log = GA + 0x70000;
+
+	CHECK_EQ(fix_init(&f, 8, UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC)), 0);
+	memset(log_bits, 0, sizeof(log_bits));
+	uvirtio_devq_set_dirty_log(&f.q, &log, used_log);
+	set_desc(table, 0, data, 16, VRING_DESC_F_NEXT, 1);
+	set_desc(table, 1, data + 0x1000, 0x2000, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 2);
+	set_desc(table, 2, data + 0x5000, 1, VRING_DESC_F_WRITE, 0);
+	set_desc(f.desc, 0, GA + TABLE_OFF, 3 * 16, VRING_DESC_F_INDIRECT, 0);
+	set_desc(f.desc, 1, data + 0x8000, 100, VRING_DESC_F_WRITE, 0);
+	make_avail(&f, 0);
+	make_avail(&f, 1);
+	CHECK_EQ(uvirtio_devq_pop(&f.q, &f.req), 1);
+	CHECK_EQ(uvirtio_devq_pop(&f.q, &f.req), 1);
+	CHECK(!uvirtio_dirty_log_switch(&log, &area));
+	CHECK_EQ(uvirtio_devq_push(&f.q, 0, 4097), 0);
+	CHECK(page_marked(data + 0x1000));
+	CHECK(page_marked(data + 0x2000));
+	CHECK(!page_marked(data + 0x5000));
+	CHECK(!page_marked(data));
+	CHECK(page_marked(used_log));
+	CHECK(!page_marked(GA + USED_OFF));
+	CHECK_EQ(marked_pages(), 3);
+	memset(log_bits, 0, sizeof(log_bits));
+	CHECK(uvirtio_dirty_log_switch(&log, NULL) == &area);
+	CHECK_EQ(uvirtio_devq_push(&f.q, 1, 100), 0);
+	CHECK_EQ(marked_pages(), 0);
+	uvirtio_devq_reset(&f.q);
+}
+
+/* The used entry on another page than used->idx (a ring of 1024, entry
+ * 600): both pages are marked. */
+static void test_split_dirty_log_marks_the_used_entry_page_and_the_index_page(void)
+{
+	struct fix f;
+	struct uvirtio_dirty_log log = { 0 };
+	struct uvirtio_dirty_log_area area = { .bits = log_bits, .size = sizeof(log_bits) };
+	uint64_t used_log = GA + 0x70000;
+
+	CHECK_EQ(fix_init(&f, 1024, 0), 0);
+	memset(log_bits, 0, sizeof(log_bits));
+	uvirtio_devq_set_dirty_log(&f.q, &log, used_log);
+	CHECK_EQ(uvirtio_devq_set_indices(&f.q, 600, 600), 0);
+	f.avail->idx = 600;
+	set_desc(f.desc, 0, GA + DATA_OFF, 100, VRING_DESC_F_WRITE, 0);
+	make_avail(&f, 0);
+	CHECK_EQ(uvirtio_devq_pop(&f.q, &f.req), 1);
+	CHECK(!uvirtio_dirty_log_switch(&log, &area));
+	CHECK_EQ(uvirtio_devq_push(&f.q, 0, 100), 0);
+	CHECK(page_marked(used_log));        /* used->idx */
+	CHECK(page_marked(used_log + 4096)); /* used->ring[600] at byte 4804 */
+	CHECK(page_marked(GA + DATA_OFF));
+	CHECK_EQ(marked_pages(), 3);
+	uvirtio_dirty_log_switch(&log, NULL);
+	uvirtio_devq_reset(&f.q);
+}
+
+TEST_MAIN(T(test_split_dirty_log_marks_written_pages_and_the_logged_used_ring),
+	  T(test_split_dirty_log_marks_the_used_entry_page_and_the_index_page), T(test_split_pops_readable_then_writable_chain),
 	  T(test_split_has_avail_tells_what_pop_would_take), T(test_split_pops_indirect_chain),
 	  T(test_split_refuses_head_index_out_of_range),
 	  T(test_split_refuses_next_index_out_of_range),

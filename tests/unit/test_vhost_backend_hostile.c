@@ -138,7 +138,7 @@ static void test_vhost_refuses_ring_outside_memory_table(void)
 	/* An address that wraps. */
 	a.used_user_addr = ~0ull - 8;
 	CHECK_EQ(fe_ack(&f, VHOST_USER_SET_VRING_ADDR, &a, sizeof(a), NULL, 0), 1);
-	/* Logging was never offered. */
+	/* Logging before VHOST_F_LOG_ALL was set. */
 	a.used_user_addr = uva + 0x2000;
 	a.flags = VHOST_USER_VRING_F_LOG;
 	CHECK_EQ(fe_ack(&f, VHOST_USER_SET_VRING_ADDR, &a, sizeof(a), NULL, 0), 1);
@@ -351,7 +351,7 @@ static void test_vhost_unknown_request_ignored_or_refused_when_reply_needed(void
 
 	CHECK_EQ(hostile_start(&f), 0);
 	/* QEMU probes: no answer asked, none given, still connected. */
-	CHECK_EQ(fe_send(&f, VHOST_USER_SET_LOG_BASE, 0, &v, 8, &efd, 1), 0);
+	CHECK_EQ(fe_send(&f, VHOST_USER_GPU_SET_SOCKET, 0, &v, 8, &efd, 1), 0);
 	CHECK_EQ(fe_send(&f, 999, 0, NULL, 0, NULL, 0), 0);
 	CHECK_EQ(fe_ack(&f, 1000, &v, 8, NULL, 0), 1);
 	CHECK(get_u64(&f, VHOST_USER_GET_FEATURES) & F_PROTO);
@@ -440,11 +440,10 @@ static void test_vhost_refuses_features_and_protocol_features_not_offered(void)
 	CHECK_EQ(fe_start(&f, false), 0);
 	CHECK_EQ(fe_set_u64(&f, VHOST_USER_SET_FEATURES, NEED,
 			    RING_FEATURES | UVIRTIO_BIT(VIRTIO_F_RING_RESET)), 1);
-	CHECK_EQ(fe_set_u64(&f, VHOST_USER_SET_FEATURES, NEED, RING_FEATURES | UVIRTIO_BIT(VHOST_F_LOG_ALL)), 1);
 	/* Without VERSION_1 the device refuses at FEATURES_OK. */
 	CHECK_EQ(fe_set_u64(&f, VHOST_USER_SET_FEATURES, NEED, UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX)), 1);
 	CHECK_EQ(get_u64(&f, VHOST_USER_GET_STATUS), 0);
-	CHECK_EQ(fe_set_u64(&f, VHOST_USER_SET_PROTOCOL_FEATURES, NEED, UVIRTIO_BIT(1)), 1);
+	CHECK_EQ(fe_set_u64(&f, VHOST_USER_SET_PROTOCOL_FEATURES, NEED, UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_PAGEFAULT)), 1);
 	CHECK_EQ(fe_set_u64(&f, VHOST_USER_SET_PROTOCOL_FEATURES, NEED, PF_ALL), 0);
 	/* DRIVER_OK before any features. */
 	CHECK_EQ(fe_set_u64(&f, VHOST_USER_SET_STATUS, NEED, S_ALL), 1);
@@ -494,7 +493,103 @@ static void test_vhost_memory_table_change_while_ring_runs_restarts_it(void)
 	CHECK_EQ(fe_finish(&f), 0);
 }
 
+/* Dirty logging (vhost-user.rst "Migration"): SET_LOG_BASE and the LOG
+ * flag of SET_VRING_ADDR. The log covers guest memory (at GPA). */
+#define LOG_BYTES (((GPA + MEM_SIZE) / 4096 / 8 + 4095) / 4096 * 4096)
+
+static int log_memfd(size_t size)
+{
+	int fd = memfd_create("test-log", MFD_CLOEXEC);
+
+	if (fd >= 0 && ftruncate(fd, (off_t)size) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* SET_LOG_BASE's reply (QEMU waits for it, REPLY_ACK or not): 0 or 1. */
+static uint64_t set_log_base(struct fe *f, uint64_t size, uint64_t off, const int *fds,
+			     unsigned nfds)
+{
+	struct vhost_user_log l = { .mmap_size = size, .mmap_offset = off };
+	uint64_t v = ~0ull;
+
+	if (fe_u64(f, VHOST_USER_SET_LOG_BASE, 0, &l, sizeof(l), fds, nfds, &v))
+		return ~0ull;
+	return v;
+}
+
+static void test_vhost_refuses_log_base_that_overflows_or_exceeds_its_fd(void)
+{
+	int fd = log_memfd(LOG_BYTES), pipefd[2], two[2];
+	struct fe f;
+
+	CHECK(fd >= 0);
+	CHECK_EQ(pipe2(pipefd, O_CLOEXEC), 0);
+	CHECK_EQ(hostile_start(&f), 0);
+	CHECK_EQ(set_log_base(&f, 0, 0, &fd, 1), 1);
+	CHECK_EQ(set_log_base(&f, ~0ull, 16, &fd, 1), 1);          /* size + offset wraps */
+	CHECK_EQ(set_log_base(&f, 4096, ~0ull - 100, &fd, 1), 1);  /* so does this */
+	CHECK_EQ(set_log_base(&f, LOG_BYTES, 4096, &fd, 1), 1);    /* past the fd's end */
+	CHECK_EQ(set_log_base(&f, LOG_BYTES + 1, 0, &fd, 1), 1);
+	CHECK_EQ(set_log_base(&f, 4096, 0, pipefd, 1), 1);         /* not a file */
+	CHECK_EQ(set_log_base(&f, 4096, 0, NULL, 0), 1);           /* no fd */
+	two[0] = fd;
+	two[1] = pipefd[0];
+	CHECK_EQ(set_log_base(&f, 4096, 0, two, 2), 1);            /* two */
+	CHECK_EQ(log_lines(&f), 8);
+	/* Still connected, and a good one is taken; then replaced. */
+	CHECK_EQ(set_log_base(&f, LOG_BYTES, 0, &fd, 1), 0);
+	CHECK_EQ(set_log_base(&f, LOG_BYTES - 4096, 4096, &fd, 1), 0);
+	/* SET_LOG_FD: kept and closed with the connection. */
+	CHECK_EQ(fe_send(&f, VHOST_USER_SET_LOG_FD, 0, NULL, 0, &pipefd[1], 1), 0);
+	CHECK(get_u64(&f, VHOST_USER_GET_FEATURES) & UVIRTIO_BIT(VHOST_F_LOG_ALL));
+	CHECK(get_u64(&f, VHOST_USER_GET_PROTOCOL_FEATURES) & PF(LOG_SHMFD));
+	close(fd);
+	close(pipefd[0]);
+	close(pipefd[1]);
+	CHECK_EQ(fe_finish(&f), 0);
+}
+
+static void test_vhost_refuses_log_guest_addr_that_wraps_or_lies_outside_the_log(void)
+{
+	int fd = log_memfd(LOG_BYTES);
+	uint64_t uva;
+	struct vhost_user_vring_addr a;
+	struct fe f;
+
+	CHECK(fd >= 0);
+	CHECK_EQ(hostile_start(&f), 0);
+	uva = (uintptr_t)f.map;
+	CHECK_EQ(fe_state(&f, VHOST_USER_SET_VRING_NUM, NEED, 0, 64), 0);
+	a = (struct vhost_user_vring_addr){ .index = 0, .flags = VHOST_USER_VRING_F_LOG,
+					    .desc_user_addr = uva, .avail_user_addr = uva + 0x1000,
+					    .used_user_addr = uva + 0x2000, .log_guest_addr = GPA + 0x2000 };
+	/* Before VHOST_F_LOG_ALL. */
+	CHECK_EQ(fe_ack(&f, VHOST_USER_SET_VRING_ADDR, &a, sizeof(a), NULL, 0), 1);
+	CHECK_EQ(fe_set_u64(&f, VHOST_USER_SET_FEATURES, NEED,
+			    RING_FEATURES | F_PROTO | UVIRTIO_BIT(VHOST_F_LOG_ALL)), 0);
+	CHECK_EQ(set_log_base(&f, LOG_BYTES, 0, &fd, 1), 0);
+	a.log_guest_addr = ~0ull - 8; /* the used ring's 518 bytes wrap */
+	CHECK_EQ(fe_ack(&f, VHOST_USER_SET_VRING_ADDR, &a, sizeof(a), NULL, 0), 1);
+	a.log_guest_addr = (uint64_t)LOG_BYTES * 8 * 4096; /* the first page past the log */
+	CHECK_EQ(fe_ack(&f, VHOST_USER_SET_VRING_ADDR, &a, sizeof(a), NULL, 0), 1);
+	a.log_guest_addr = (uint64_t)LOG_BYTES * 8 * 4096 - 16; /* straddles its end */
+	CHECK_EQ(fe_ack(&f, VHOST_USER_SET_VRING_ADDR, &a, sizeof(a), NULL, 0), 1);
+	a.flags = 0x2; /* unknown flag */
+	a.log_guest_addr = GPA + 0x2000;
+	CHECK_EQ(fe_ack(&f, VHOST_USER_SET_VRING_ADDR, &a, sizeof(a), NULL, 0), 1);
+	CHECK_EQ(log_lines(&f), 5);
+	a.flags = VHOST_USER_VRING_F_LOG;
+	CHECK_EQ(fe_ack(&f, VHOST_USER_SET_VRING_ADDR, &a, sizeof(a), NULL, 0), 0);
+	close(fd);
+	CHECK_EQ(fe_finish(&f), 0);
+}
+
 TEST_MAIN(T(test_vhost_refuses_payload_size_wrong_for_request),
+	  T(test_vhost_refuses_log_base_that_overflows_or_exceeds_its_fd),
+	  T(test_vhost_refuses_log_guest_addr_that_wraps_or_lies_outside_the_log),
 	  T(test_vhost_disconnects_on_bad_message_without_need_reply),
 	  T(test_vhost_closes_fds_a_request_does_not_take),
 	  T(test_vhost_disconnects_on_more_than_eight_fds),
