@@ -39,6 +39,7 @@ import sys
 import threading
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run  # noqa: E402
 from run import Backend, Boot, Failure, QEMU, QSD  # noqa: E402
