@@ -197,7 +197,8 @@ def migrate_once(args, src, dst, uri, rnd):
         info = sq.cmd("query-migrate")
         state = info.get("status")
         sync = info.get("ram", {}).get("dirty-sync-count", 0)
-        max_sync = max(max_sync, sync)
+        if state != "completed":
+            max_sync = max(max_sync, sync)
         if args.verbose_qmp:
             print(f"migrate: {state} sync {sync} ram {info.get('ram', {}).get('remaining')}", flush=True)
         if state == "completed":
@@ -223,8 +224,12 @@ def migrate_once(args, src, dst, uri, rnd):
     if sync < args.sync_rounds:
         raise Failure(f"round {rnd}: completed with dirty-sync-count {sync} (seen {max_sync}), "
                       f"fewer than {args.sync_rounds} precopy rounds")
+    if args.active_sync and max_sync < args.sync_rounds:
+        raise Failure(f"round {rnd}: dirty-sync-count {max_sync} at most while active, "
+                      f"fewer than {args.sync_rounds}")
     took = time.monotonic() - start
-    print(f"migrate: round {rnd}: completed in {took:.1f} s, dirty-sync-count {sync}"
+    print(f"migrate: round {rnd}: completed in {took:.1f} s, dirty-sync-count {sync} "
+          f"({max_sync} seen while active)"
           f"{'' if raised else ' (converged before the raise)'}, "
           f"downtime {info.get('downtime')} ms, {info.get('ram', {}).get('transferred')} "
           f"bytes", flush=True)
@@ -271,7 +276,8 @@ def test_migrate(args, workdir, image):
     try:
         sb = backend()
         src = vm(sb)
-        wait_for("migload progress on the first QEMU", src.progress, args.timeout,
+        wait_for(f"migload progress past {args.warmup} writes on the first QEMU",
+                 lambda: (src.progress() or 0) >= args.warmup, args.timeout,
                  [(src.proc, "QEMU"), (sb.proc, sb.name)], src)
         print(f"migrate: load running ({src.progress()} writes)", flush=True)
         for rnd in range(1, args.rounds + 1):
@@ -350,6 +356,8 @@ def main():
     ap.add_argument("--image-mib", type=int, default=64)
     ap.add_argument("--blocks", type=int, default=4096,
                     help="4 KiB blocks migload writes (after block 0)")
+    ap.add_argument("--warmup", type=int, default=256,
+                    help="writes the load makes before the first migration")
     ap.add_argument("--rounds", type=int, default=5, help="migrations (ping-pong)")
     ap.add_argument("--sync-rounds", type=int, default=3,
                     help="dirty-sync-count before the bandwidth is raised (and required)")
@@ -358,6 +366,9 @@ def main():
     ap.add_argument("--downtime-ms", type=int, default=300,
                     help="downtime-limit until the raise (QEMU's default 300; with 1 ms "
                     "the switch comes ~1 ms after the device stops: see README.md)")
+    ap.add_argument("--active-sync", action="store_true",
+                    help="require --sync-rounds in a query-migrate while still active, not "
+                    "only at completion (whose final sync counts one)")
     ap.add_argument("--migrate-timeout", type=float, default=120.0,
                     help="seconds per migration")
     ap.add_argument("--corrupt-after", type=int, default=-1,
