@@ -1,6 +1,11 @@
 /* migload: the guest's write/verify load of the migration test (migrate.py).
  *
- *     migload DEVICE BLOCKS
+ *     migload DEVICE BLOCKS [DIRTY_MIB]
+ *
+ * With DIRTY_MIB, a child process writes one byte of every page of a
+ * DIRTY_MIB MiB buffer ten times a second for as long as the load runs: a
+ * dirty rate the host's low max-bandwidth cannot keep up with, so precopy
+ * goes on for several dirty-sync rounds until the host raises it.
  *
  * Writes 4 KiB blocks with O_DIRECT at pseudo-random block numbers in
  * [1, BLOCKS] of DEVICE, each with a deterministic content made of its block
@@ -22,7 +27,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define BS 4096
@@ -86,12 +93,28 @@ static void check_block(uint64_t block, uint64_t gen, const char *when)
 	}
 }
 
+static pid_t start_dirtier(size_t mib)
+{
+	pid_t pid = fork();
+	if (pid != 0)
+		return pid;
+	volatile unsigned char *mem = malloc(mib << 20);
+	if (!mem)
+		_exit(1);
+	for (unsigned char v = 1;; v++) {
+		for (size_t off = 0; off < mib << 20; off += 4096)
+			mem[off] = v;
+		usleep(100000);
+	}
+}
+
 int main(int argc, char **argv)
 {
-	if (argc != 3) {
-		fprintf(stderr, "usage: migload DEVICE BLOCKS\n");
+	if (argc != 3 && argc != 4) {
+		fprintf(stderr, "usage: migload DEVICE BLOCKS [DIRTY_MIB]\n");
 		return 2;
 	}
+	pid_t dirtier = argc == 4 && atoi(argv[3]) > 0 ? start_dirtier((size_t)atoi(argv[3])) : 0;
 	uint64_t nblocks = strtoull(argv[2], NULL, 0);
 	if (nblocks < 2) {
 		fprintf(stderr, "migload: BLOCKS must be at least 2\n");
@@ -138,6 +161,10 @@ int main(int argc, char **argv)
 		if (writes % PROGRESS == 0)
 			printf("migload: progress writes %" PRIu64 " errors %" PRIu64
 			       " mismatches %" PRIu64 "\n", writes, errors, mismatches);
+	}
+	if (dirtier > 0) {
+		kill(dirtier, SIGKILL);
+		waitpid(dirtier, NULL, 0);
 	}
 	printf("migload: stop mark seen after %" PRIu64 " writes; verifying\n", writes);
 	for (uint64_t b = 1; b <= nblocks; b++)

@@ -13,8 +13,9 @@ image and a fresh destination QEMU with the source's arguments plus
 (max-bandwidth --bandwidth-mib MiB/s, downtime-limit --downtime-ms), migrate,
 poll query-migrate; once ram.dirty-sync-count reaches
 --sync-rounds (3) it raises max-bandwidth and downtime-limit so that the
-migration converges under TCG; `completed` with dirty-sync-count at least
---sync-rounds, the destination `running`, then the source QEMU and its backend
+migration converges under TCG; dirty-sync-count must have reached
+--sync-rounds while still active (so the guest also dirties --dirty-mib MiB
+ten times a second, more than the low bandwidth carries), then `completed`, the destination `running`, then the source QEMU and its backend
 are stopped and the guest's load must make progress on the destination.
 After the last round the host writes the stop mark into block 0 of the image;
 the guest's migload (migload.c) verifies every block it wrote and prints
@@ -115,7 +116,7 @@ class Vm:
 
     def __init__(self, args, workdir, backend, index, incoming=None):
         self.index = index
-        self.boot = Boot(args, workdir, backend, "migrate", 1, 1, {"blocks": args.blocks}, index)
+        self.boot = Boot(args, workdir, backend, "migrate", 1, 1, {"blocks": args.blocks, "dirty": args.dirty_mib}, index)
         self.qmp_path = os.path.join(workdir, f"qmp{index}.sock")
         cmd = self.boot.cmd + ["-qmp", f"unix:{self.qmp_path},server=on,wait=off"]
         if incoming:
@@ -358,6 +359,8 @@ def main():
                     help="4 KiB blocks migload writes (after block 0)")
     ap.add_argument("--warmup", type=int, default=256,
                     help="writes the load makes before the first migration")
+    ap.add_argument("--dirty-mib", type=int, default=32,
+                    help="MiB of guest memory dirtied ten times a second during the load")
     ap.add_argument("--rounds", type=int, default=5, help="migrations (ping-pong)")
     ap.add_argument("--sync-rounds", type=int, default=3,
                     help="dirty-sync-count before the bandwidth is raised (and required)")
@@ -366,7 +369,7 @@ def main():
     ap.add_argument("--downtime-ms", type=int, default=300,
                     help="downtime-limit until the raise (QEMU's default 300; with 1 ms "
                     "the switch comes ~1 ms after the device stops: see README.md)")
-    ap.add_argument("--active-sync", action="store_true",
+    ap.add_argument("--active-sync", action=argparse.BooleanOptionalAction, default=True,
                     help="require --sync-rounds in a query-migrate while still active, not "
                     "only at completion (whose final sync counts one)")
     ap.add_argument("--migrate-timeout", type=float, default=120.0,
