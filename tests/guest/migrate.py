@@ -15,8 +15,8 @@ poll query-migrate; once ram.dirty-sync-count reaches
 --sync-rounds (3) it raises max-bandwidth and downtime-limit so that the
 migration converges under TCG; dirty-sync-count must have reached
 --sync-rounds while still active (so the guest also dirties --dirty-mib MiB
-ten times a second, more than the low bandwidth carries), then `completed`, the destination `running`, then the source QEMU and its backend
-are stopped and the guest's load must make progress on the destination.
+ten times a second, more than the low bandwidth carries), then `completed`,
+the destination `running`, then the source QEMU and its backend are stopped and the guest's load must make progress on the destination.
 After the last round the host writes the stop mark into block 0 of the image;
 the guest's migload (migload.c) verifies every block it wrote and prints
 `migload: result ... errors E mismatches M`: the host requires both 0 and
