@@ -285,7 +285,6 @@ static int pair_init(struct net_dev *net, unsigned i)
 
 	p->net = net;
 	p->index = i;
-	p->tap_fd = -1;
 	p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	p->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (p->wake_fd < 0 || p->stop_fd < 0)
@@ -360,6 +359,9 @@ int uvirtio_net_dev_init(struct uvirtio_net_dev *public_net, const struct uvirti
 	c->buf = malloc(2u * (4u + 6u * 256u) + 2u);
 	if (!net->pairs || !c->buf)
 		goto fail;
+	/* Before any pair is set up: the failure path closes every tap fd. */
+	for (unsigned i = 0; i < net->npairs; i++)
+		net->pairs[i].tap_fd = -1;
 	for (made = 0; made < net->npairs; made++) {
 		ret = pair_init(net, made);
 		if (ret) {
