@@ -70,6 +70,16 @@ def skip_reason(text):
     return m.group(1).strip() if m else text.strip()
 
 
+def why_failed(out):
+    """The line of a failed program's output that says why, for the summary:
+    the last one that says FAIL (the guest tests' verdict), else its last
+    line; CI shows the summary and not the logs."""
+    lines = [line.strip() for line in out.splitlines() if line.strip()]
+    said = [line for line in lines if re.search(r"\bFAIL\b", line)]
+    line = (said or lines or [""])[-1]
+    return f": {line[:300]}" if line else ""
+
+
 def count_testlog(t, stage, path):
     try:
         with open(path) as fh:
@@ -114,7 +124,8 @@ def count_testlog(t, stage, path):
         else:
             ok = e["result"] == "OK"
             if not ok:
-                t.failures.append(f"{label}: {e['result'].lower()} (exit {e.get('returncode')})")
+                t.failures.append(f"{label}: {e['result'].lower()} (exit {e.get('returncode')})"
+                                  + why_failed(out))
             t.add(stage, name, int(ok), int(not ok), 0)
 
 

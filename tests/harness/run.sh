@@ -96,6 +96,19 @@ skip_stage() {
 	stage_end
 }
 
+# A meson test log with one exitcode program that failed and said why.
+fail_stage() {
+	stage_begin asan "canned test log with a failed program"
+	cat >"$RESULTS/asan.testlog.json" <<-'EOF'
+		{"name": "guest_readonly", "result": "FAIL", "returncode": 1, "protocol": "exitcode", "stdout": "run: boot readonly: ...\nrun.py: FAIL: boot readonly: guest says FAIL: no swap write error\nrun: last 40 lines of the console:\n[   9.1] reboot: Power down\n"}
+	EOF
+	stage_end
+}
+
+expect_red "a failed program's summary line says why it failed (CI shows only the summary)" \
+	'asan: guest_readonly: fail \(exit 1\): run.py: FAIL: boot readonly: guest says FAIL: no swap write error$' \
+	fail_stage
+
 expect_red "a file that fails to compile under TSan alone" \
 	'stage tsan failed: build of .* failed: .*does not compile under ThreadSanitizer' \
 	tsan_stage tsan-only-error
