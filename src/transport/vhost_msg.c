@@ -11,6 +11,7 @@
 _Static_assert(sizeof(struct vhost_user_hdr) == VHOST_USER_HDR_SIZE, "header layout");
 _Static_assert(sizeof(struct vhost_user_vring_state) == 8, "vring state layout");
 _Static_assert(sizeof(struct vhost_user_vring_addr) == 40, "vring addr layout");
+_Static_assert(sizeof(struct vhost_user_inflight) == 24, "inflight layout");
 _Static_assert(sizeof(struct vhost_user_mem_region) == 32, "region layout");
 _Static_assert(sizeof(struct vhost_user_mem_table) == 8 + 8 * 32, "mem table layout");
 _Static_assert(sizeof(struct vhost_user_mem_reg) == 40, "mem reg layout");
@@ -241,6 +242,9 @@ static const struct request_shape shapes[VHOST_USER_REQUEST_MAX] = {
 	 * not. SET_LOG_FD has no payload (QEMU sends none; DPDK takes any). */
 	[VHOST_USER_SET_LOG_BASE] = { "SET_LOG_BASE", 16, 1, 1, true },
 	[VHOST_USER_SET_LOG_FD] = { "SET_LOG_FD", 0, 1, 1, false },
+	/* The reply to GET_INFLIGHT_FD carries the region's fd. */
+	[VHOST_USER_GET_INFLIGHT_FD] = { "GET_INFLIGHT_FD", 24, 0, 0, true },
+	[VHOST_USER_SET_INFLIGHT_FD] = { "SET_INFLIGHT_FD", 24, 1, 1, false },
 };
 
 /* Requests this module knows only by name: a backend treats them as unknown. */
@@ -254,8 +258,6 @@ static const char *const other_names[VHOST_USER_REQUEST_MAX] = {
 	[VHOST_USER_POSTCOPY_ADVISE] = "POSTCOPY_ADVISE",
 	[VHOST_USER_POSTCOPY_LISTEN] = "POSTCOPY_LISTEN",
 	[VHOST_USER_POSTCOPY_END] = "POSTCOPY_END",
-	[VHOST_USER_GET_INFLIGHT_FD] = "GET_INFLIGHT_FD",
-	[VHOST_USER_SET_INFLIGHT_FD] = "SET_INFLIGHT_FD",
 	[VHOST_USER_GPU_SET_SOCKET] = "GPU_SET_SOCKET",
 	[VHOST_USER_VRING_KICK] = "VRING_KICK",
 };

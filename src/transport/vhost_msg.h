@@ -82,8 +82,21 @@ struct vhost_user_log {
 	uint64_t mmap_offset;
 };
 
+/* GET_INFLIGHT_FD (asked: num_queues, queue_size; answered: mmap_size,
+ * mmap_offset, with the region's fd) and SET_INFLIGHT_FD (all four, with
+ * the fd). 24 bytes on the wire: QEMU and DPDK send the struct with its
+ * tail padding. */
+struct vhost_user_inflight {
+	uint64_t mmap_size;
+	uint64_t mmap_offset;
+	uint16_t num_queues;
+	uint16_t queue_size;
+	uint32_t padding;
+};
+
 union vhost_user_payload {
 	uint64_t u64;
+	struct vhost_user_inflight inflight;
 	struct vhost_user_log log;
 	struct vhost_user_vring_state state;
 	struct vhost_user_vring_addr addr;
