@@ -47,6 +47,46 @@
  * (seen before the next request): -EPROTO. Rings are checked by the driver core
  * (drvq.h), so a bad used ring breaks that queue and nothing else.
  *
+ * Inflight tracking: when the backend offers protocol feature
+ * INFLIGHT_SHMFD it is negotiated. At the first DRIVER_OK (and the first
+ * after a reset) the front-end sends GET_INFLIGHT_FD (num_queues: every
+ * queue the backend has; queue_size: max_queue_size) and keeps the fd it
+ * gets (not mapped: the layout is the backend's); at every DRIVER_OK (a
+ * resume's too) and every reconnect it hands it back with SET_INFLIGHT_FD
+ * (the same four values) before any SET_VRING_*. A reset closes it, as
+ * QEMU frees its region at a reset. A reply without an fd, with more than
+ * one, with an mmap_size below 16 bytes per descriptor of every queue
+ * asked for, or with an offset and size past the end of the fd is a broken
+ * protocol: -EPROTO, the connection given up, the fd closed.
+ *
+ * Reconnect (config.reconnect): once the connection is lost the watcher
+ * thread connects to socket_path again and replays, with the lock that
+ * orders requests held throughout (other requests wait): GET_FEATURES,
+ * the protocol features, GET_QUEUE_NUM, SET_OWNER, the memory table,
+ * SET_FEATURES as the driver set them, SET_STATUS without DRIVER_OK (with
+ * STATUS), the driver's config writes, the dirty log when logging; then,
+ * when the rings were running (DRIVER_OK, not suspended),
+ * SET_INFLIGHT_FD and for every ring that had been handed over
+ * SET_VRING_NUM, _BASE, _ADDR, _CALL, _KICK (the same eventfds as before,
+ * so queue threads notice nothing), _ENABLE and a kick, and SET_STATUS
+ * with DRIVER_OK. A split ring's base is the used index in guest memory
+ * (what QEMU sends after a backend crash). With INFLIGHT_SHMFD the
+ * descriptors stay in the ring and nothing is added again: the backend
+ * resubmits what its region marks in flight, so each request completes
+ * once. Without it only a ring with nothing in flight (avail index equal
+ * to used index) is restarted; one with requests in flight ends the
+ * reconnect with -EOPNOTSUPP (resubmitting them would need the driver to
+ * reset the ring and add them again, which is not done). A packed ring is
+ * not reconnected (-EOPNOTSUPP; nothing is sent for it): its positions
+ * live in the driver and the backend, not in a guest-memory index, and
+ * libvhost-user has no packed inflight region. The new backend must offer
+ * every feature negotiated, as many queues, and INFLIGHT_SHMFD when the
+ * old one had it: otherwise the reconnect ends at once. Meanwhile the
+ * status reads without DEVICE_NEEDS_RESET (the requests in flight
+ * complete after the reconnect), uvirtio_vhost_frontend_connected() is
+ * false and lifecycle requests fail -ENOTCONN; a stop_ring or reset made
+ * then treats the rings as stopped.
+ *
  * Thread rules: the transport operations other than notify and event_fd,
  * and every function here but uvirtio_vhost_frontend_transport() and the
  * getters, are lifecycle calls made from one thread. notify and event_fd
@@ -96,6 +136,18 @@ struct uvirtio_vhost_frontend_config {
 	 * as "vhost-user front-end: ...". */
 	char *error;
 	size_t error_size;
+	/* Reconnect when the connection to the backend is lost (it closed
+	 * it: EOF, EPIPE or ECONNRESET on a request, or the watcher thread
+	 * saw the hang-up), to the same @socket_path (required: -EINVAL with
+	 * @fd). The watcher thread tries every @reconnect_interval_ms (0:
+	 * 100) until @reconnect_timeout_ms (0: 10000; a bounded wait, there
+	 * is no "for ever") have passed, then gives up: DEVICE_NEEDS_RESET,
+	 * uvirtio_vhost_frontend_error() says why. A connection given up for
+	 * a broken protocol or a reply time-out is not reconnected. Negative
+	 * values: -EINVAL. See "Reconnect" below for what is replayed. */
+	bool reconnect;
+	int reconnect_interval_ms;
+	int reconnect_timeout_ms;
 };
 
 /**
@@ -104,12 +156,13 @@ struct uvirtio_vhost_frontend_config {
  * @cfg: socket, memory and limits; copied.
  *
  * Reads the backend's features, negotiates protocol features (of MQ,
- * REPLY_ACK, CONFIG, RESET_DEVICE, CONFIGURE_MEM_SLOTS and STATUS, those it
- * offers), reads its queue count (GET_QUEUE_NUM with MQ, otherwise 1),
+ * REPLY_ACK, CONFIG, RESET_DEVICE, CONFIGURE_MEM_SLOTS, STATUS, LOG_SHMFD
+ * and INFLIGHT_SHMFD, those it offers), reads its queue count (GET_QUEUE_NUM with MQ, otherwise 1),
  * sends SET_OWNER (QEMU's order), and shares guest memory.
  *
  * Return: 0; -EINVAL for a bad @cfg (no socket or both, a size that
- * overflows, max_queue_size not a power of two); -ENOENT or -ECONNREFUSED
+ * overflows, max_queue_size not a power of two, reconnect with @fd, a
+ * negative reconnect interval or wait); -ENOENT or -ECONNREFUSED
  * and other connect errors; -ENOMEM when memory cannot be made; -ENODEV
  * when the backend does not offer VIRTIO_F_VERSION_1; -EPROTO, -ENOTCONN,
  * -ETIMEDOUT as for any request (see above); or the backend's error
@@ -152,6 +205,13 @@ unsigned uvirtio_vhost_frontend_num_queues(const struct uvirtio_vhost_frontend *
  */
 UVIRTIO_API
 bool uvirtio_vhost_frontend_connected(const struct uvirtio_vhost_frontend *fe);
+
+/**
+ * uvirtio_vhost_frontend_reconnects() - how many times the front-end
+ * reconnected to a restarted backend (config.reconnect) since connect.
+ */
+UVIRTIO_API
+unsigned uvirtio_vhost_frontend_reconnects(const struct uvirtio_vhost_frontend *fe);
 
 /**
  * uvirtio_vhost_frontend_error() - one line saying why the connection was

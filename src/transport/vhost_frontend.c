@@ -48,6 +48,17 @@ static const struct uvirtio_transport_ops frontend_ops = {
 	.dma = vf_dma,
 };
 
+/* Recursive: see the lock's comment in vhost_frontend_priv.h. */
+static void init_lock(pthread_mutex_t *lock)
+{
+	pthread_mutexattr_t a;
+
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(lock, &a);
+	pthread_mutexattr_destroy(&a);
+}
+
 int uvirtio_vhost_frontend_connect(struct uvirtio_vhost_frontend **out,
 				   const struct uvirtio_vhost_frontend_config *cfg)
 {
@@ -57,7 +68,8 @@ int uvirtio_vhost_frontend_connect(struct uvirtio_vhost_frontend **out,
 
 	*out = NULL;
 	if (!!cfg->socket_path == (cfg->fd >= 0) || qsize > MAX_QUEUE_SIZE ||
-	    (qsize & (qsize - 1))) {
+	    (qsize & (qsize - 1)) || (cfg->reconnect && !cfg->socket_path) ||
+	    cfg->reconnect_interval_ms < 0 || cfg->reconnect_timeout_ms < 0) {
 		/* Given an fd, connect owns it whatever else is wrong. */
 		if (cfg->fd >= 0)
 			close(cfg->fd);
@@ -72,8 +84,22 @@ int uvirtio_vhost_frontend_connect(struct uvirtio_vhost_frontend **out,
 	fe->t.ops = &frontend_ops;
 	fe->t.name = "vhost-user";
 	fe->sock = fe->memfd = fe->config_fd = fe->watch_fd = fe->stop_fd = fe->log_fd = -1;
-	pthread_mutex_init(&fe->lock, NULL);
+	fe->inflight_fd = fe->timer_fd = -1;
+	init_lock(&fe->lock);
 	fe->max_queue_size = qsize;
+	fe->reconnect = cfg->reconnect;
+	fe->reconnect_interval_ms = cfg->reconnect_interval_ms ? cfg->reconnect_interval_ms
+							       : DEFAULT_RECONNECT_INTERVAL_MS;
+	fe->reconnect_timeout_ms = cfg->reconnect_timeout_ms ? cfg->reconnect_timeout_ms
+							     : DEFAULT_RECONNECT_TIMEOUT_MS;
+	fe->disabled_protocol_features = cfg->disable_protocol_features;
+	if (cfg->reconnect) {
+		fe->socket_path = strdup(cfg->socket_path);
+		if (!fe->socket_path) {
+			ret = -ENOMEM;
+			goto fail;
+		}
+	}
 	fe->reply_timeout_ms = cfg->reply_timeout_ms ? cfg->reply_timeout_ms
 						     : DEFAULT_REPLY_TIMEOUT_MS;
 	fe->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -148,6 +174,11 @@ bool uvirtio_vhost_frontend_connected(const struct uvirtio_vhost_frontend *fe)
 	return is_connected(fe);
 }
 
+unsigned uvirtio_vhost_frontend_reconnects(const struct uvirtio_vhost_frontend *fe)
+{
+	return __atomic_load_n(&fe->reconnects, __ATOMIC_ACQUIRE);
+}
+
 const char *uvirtio_vhost_frontend_error(const struct uvirtio_vhost_frontend *fe)
 {
 	/* A copy: a queue thread's request may write the line meanwhile. fe
@@ -193,7 +224,7 @@ int uvirtio_vhost_frontend_restart_ring(struct uvirtio_vhost_frontend *fe, unsig
 
 /* Replays the driver's config writes, one SET_CONFIG per run of written
  * bytes, as the driver made them. */
-static int replay_config(struct uvirtio_vhost_frontend *to, const struct uvirtio_vhost_frontend *fe)
+int vf_replay_config(struct uvirtio_vhost_frontend *to, const struct uvirtio_vhost_frontend *fe)
 {
 	for (unsigned off = 0; off < VHOST_USER_CONFIG_MAX;) {
 		struct vhost_user_config c = { .flags = VHOST_USER_CONFIG_WRITABLE };
@@ -267,7 +298,7 @@ static int move_set_up(struct uvirtio_vhost_frontend *to, struct uvirtio_vhost_f
 		if (ret)
 			return ret;
 	}
-	return replay_config(to, fe);
+	return vf_replay_config(to, fe);
 }
 
 int uvirtio_vhost_frontend_move(struct uvirtio_vhost_frontend *fe,
@@ -343,6 +374,15 @@ int uvirtio_vhost_frontend_move(struct uvirtio_vhost_frontend *fe,
 	fe->protocol_offered = to->protocol_offered;
 	fe->protocol = to->protocol;
 	fe->error[0] = 0;
+	/* A later reconnect goes to the backend the device moved to. */
+	if (fe->reconnect && cfg->socket_path) {
+		char *path = strdup(cfg->socket_path);
+
+		if (path) {
+			free(fe->socket_path);
+			fe->socket_path = path;
+		}
+	}
 	__atomic_store_n(&fe->peer_gone, false, __ATOMIC_RELAXED);
 	__atomic_store_n(&fe->connected, true, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&fe->lock);
@@ -449,6 +489,8 @@ void uvirtio_vhost_frontend_destroy(struct uvirtio_vhost_frontend *fe)
 	close_fd(&fe->config_fd);
 	close_fd(&fe->timer_fd);
 	vf_free_log(fe);
+	close_fd(&fe->inflight_fd);
+	free(fe->socket_path);
 	pthread_mutex_destroy(&fe->lock);
 	free(fe);
 }
