@@ -126,6 +126,45 @@ static uint16_t guest_u16(const struct uvirtio_vhost_frontend *fe, uint64_t gpa)
 	return le16toh(__atomic_load_n(p, __ATOMIC_ACQUIRE));
 }
 
+static uint32_t guest_u32(const struct uvirtio_vhost_frontend *fe, uint64_t gpa)
+{
+	const uint32_t *p = (const uint32_t *)((const char *)fe->map + (gpa - fe->mem_guest_addr));
+
+	return le32toh(__atomic_load_n(p, __ATOMIC_ACQUIRE));
+}
+
+/*
+ * Without INFLIGHT_SHMFD a restarted backend takes the ring up at the base
+ * it is given, here the used index, as QEMU does: it takes the available
+ * entries from @used to @avail again. Those are the requests in flight only
+ * when the old backend completed in the order they were made available.
+ * What guest memory still shows of that is checked: every used entry whose
+ * available entry is not yet overwritten (at most num - in flight of them)
+ * names the head made available at the same position. A backend that
+ * completed out of order there fails it, and the ring is not restarted (a
+ * head would be used twice, another never). Evidence, not proof: an
+ * out-of-order completion older than that window goes unseen.
+ */
+static bool completed_in_order(const struct uvirtio_vhost_frontend *fe, const struct vf_ring *r,
+			       uint16_t used, uint16_t avail)
+{
+	unsigned num = r->layout.num, inflight = (uint16_t)(avail - used);
+	unsigned window = inflight < num ? num - inflight : 0;
+
+	/* A young ring has fewer completions than that (no u16 wrap yet). */
+	if (window > used)
+		window = used;
+	for (unsigned k = 1; k <= window; k++) {
+		uint16_t j = (uint16_t)(used - k);
+		uint32_t id = guest_u32(fe, r->layout.used + 4 + 8ull * (j % num));
+		uint16_t head = guest_u16(fe, r->layout.avail + 4 + 2ull * (j % num));
+
+		if (id != head)
+			return false;
+	}
+	return true;
+}
+
 /* Where ring @index restarts on the new backend: for a split ring the used
  * index in guest memory, as QEMU sends it after a backend crash. With
  * INFLIGHT_SHMFD the backend resubmits what its region marks in flight
@@ -145,10 +184,10 @@ static int ring_base(struct uvirtio_vhost_frontend *fe, unsigned index, uint32_t
 	}
 	used = guest_u16(fe, r->layout.used + 2);
 	avail = guest_u16(fe, r->layout.avail + 2);
-	if (fe->inflight_fd < 0 && used != avail) {
+	if (fe->inflight_fd < 0 && used != avail && !completed_in_order(fe, r, used, avail)) {
 		*permanent = true;
 		return vf_set_error(fe, -EOPNOTSUPP,
-				    "reconnect: %u requests in flight on ring %u and no INFLIGHT_SHMFD to resubmit them",
+				    "reconnect: %u requests in flight on ring %u, completed out of order, and no INFLIGHT_SHMFD to resubmit them",
 				    (unsigned)(uint16_t)(avail - used), index);
 	}
 	*base = used;
