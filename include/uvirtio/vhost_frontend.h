@@ -73,13 +73,20 @@
  * (what QEMU sends after a backend crash). With INFLIGHT_SHMFD the
  * descriptors stay in the ring and nothing is added again: the backend
  * resubmits what its region marks in flight, so each request completes
- * once. Without it only a ring with nothing in flight (avail index equal
- * to used index) is restarted; one with requests in flight ends the
- * reconnect with -EOPNOTSUPP (resubmitting them would need the driver to
- * reset the ring and add them again, which is not done). A packed ring is
- * not reconnected (-EOPNOTSUPP; nothing is sent for it): its positions
- * live in the driver and the backend, not in a guest-memory index, and
- * libvhost-user has no packed inflight region. The new backend must offer
+ * once. Without it a split ring with nothing in flight (avail index equal
+ * to used index) restarts at that index; a ring with requests in flight,
+ * and any packed ring, is left stopped (nothing is sent for it) and
+ * uvirtio_vhost_frontend_ring_needs_resubmit() says so: the driver resets
+ * it (queue_reset, which needs VIRTIO_F_RING_RESET negotiated; the
+ * front-end offers it whatever the backend does) and enables a new ring
+ * (queue_enable: SET_VRING_* at base 0, packed 0x80008000) on which it
+ * adds again every request not completed (uvirtio_blk_drv_resubmit()). A
+ * driver without RING_RESET cannot: the reconnect then ends with
+ * -EOPNOTSUPP. A packed ring with INFLIGHT_SHMFD is refused too
+ * (-EOPNOTSUPP): its positions live in the driver and the backend, not in
+ * a guest-memory index, and libvhost-user has no packed inflight region
+ * (the region stays the backend's, so a ring reset there would have it
+ * resubmit stale entries). The new backend must offer
  * every feature negotiated, as many queues, and INFLIGHT_SHMFD when the
  * old one had it: otherwise the reconnect ends at once. Meanwhile the
  * status reads without DEVICE_NEEDS_RESET (the requests in flight
@@ -205,6 +212,18 @@ unsigned uvirtio_vhost_frontend_num_queues(const struct uvirtio_vhost_frontend *
  */
 UVIRTIO_API
 bool uvirtio_vhost_frontend_connected(const struct uvirtio_vhost_frontend *fe);
+
+/**
+ * uvirtio_vhost_frontend_ring_needs_resubmit() - whether a reconnect left
+ * ring @index stopped with requests the new backend never saw (no
+ * INFLIGHT_SHMFD, or a packed ring): the driver must reset the queue and
+ * add them again on a new ring (uvirtio_blk_drv_resubmit() for the blk
+ * driver). The ring's event fd is signalled when this becomes true; false
+ * again once the new ring is handed over, and for a bad @index.
+ */
+UVIRTIO_API
+bool uvirtio_vhost_frontend_ring_needs_resubmit(const struct uvirtio_vhost_frontend *fe,
+						unsigned index);
 
 /**
  * uvirtio_vhost_frontend_reconnects() - how many times the front-end

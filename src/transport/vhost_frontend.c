@@ -174,6 +174,12 @@ bool uvirtio_vhost_frontend_connected(const struct uvirtio_vhost_frontend *fe)
 	return is_connected(fe);
 }
 
+bool uvirtio_vhost_frontend_ring_needs_resubmit(const struct uvirtio_vhost_frontend *fe,
+						unsigned index)
+{
+	return index < fe->nrings && __atomic_load_n(&fe->rings[index].needs_resubmit, __ATOMIC_ACQUIRE);
+}
+
 unsigned uvirtio_vhost_frontend_reconnects(const struct uvirtio_vhost_frontend *fe)
 {
 	return __atomic_load_n(&fe->reconnects, __ATOMIC_ACQUIRE);

@@ -126,71 +126,45 @@ static uint16_t guest_u16(const struct uvirtio_vhost_frontend *fe, uint64_t gpa)
 	return le16toh(__atomic_load_n(p, __ATOMIC_ACQUIRE));
 }
 
-static uint32_t guest_u32(const struct uvirtio_vhost_frontend *fe, uint64_t gpa)
-{
-	const uint32_t *p = (const uint32_t *)((const char *)fe->map + (gpa - fe->mem_guest_addr));
-
-	return le32toh(__atomic_load_n(p, __ATOMIC_ACQUIRE));
-}
-
-/*
- * Without INFLIGHT_SHMFD a restarted backend takes the ring up at the base
- * it is given, here the used index, as QEMU does: it takes the available
- * entries from @used to @avail again. Those are the requests in flight only
- * when the old backend completed in the order they were made available.
- * What guest memory still shows of that is checked: every used entry whose
- * available entry is not yet overwritten (at most num - in flight of them)
- * names the head made available at the same position. A backend that
- * completed out of order there fails it, and the ring is not restarted (a
- * head would be used twice, another never). Evidence, not proof: an
- * out-of-order completion older than that window goes unseen.
- */
-static bool completed_in_order(const struct uvirtio_vhost_frontend *fe, const struct vf_ring *r,
-			       uint16_t used, uint16_t avail)
-{
-	unsigned num = r->layout.num, inflight = (uint16_t)(avail - used);
-	unsigned window = inflight < num ? num - inflight : 0;
-
-	/* A young ring has fewer completions than that (no u16 wrap yet). */
-	if (window > used)
-		window = used;
-	for (unsigned k = 1; k <= window; k++) {
-		uint16_t j = (uint16_t)(used - k);
-		uint32_t id = guest_u32(fe, r->layout.used + 4 + 8ull * (j % num));
-		uint16_t head = guest_u16(fe, r->layout.avail + 4 + 2ull * (j % num));
-
-		if (id != head)
-			return false;
-	}
-	return true;
-}
-
-/* Where ring @index restarts on the new backend: for a split ring the used
- * index in guest memory, as QEMU sends it after a backend crash. With
- * INFLIGHT_SHMFD the backend resubmits what its region marks in flight
- * (the descriptors stay where they are, none is added again); without it
- * only a ring with nothing in flight can be restarted. Packed rings are
- * refused (see the header). *@permanent: no later attempt can do better. */
+/* Where ring @index restarts on the new backend, or whether it waits for
+ * the driver to resubmit (*@resubmit). With INFLIGHT_SHMFD a split ring
+ * restarts at the used index in guest memory, as QEMU sends it after a
+ * backend crash, and the backend resubmits what its region marks in flight
+ * (the descriptors stay where they are, none is added again). Without it a
+ * ring with nothing in flight restarts at the used index (equal to the
+ * available one); one with requests in flight, or a packed ring, is left
+ * stopped for the driver to reset and fill again (it needs
+ * VIRTIO_F_RING_RESET: uvirtio_blk_drv_resubmit()). *@permanent: no later
+ * attempt can do better. */
 static int ring_base(struct uvirtio_vhost_frontend *fe, unsigned index, uint32_t *base,
-		     bool *permanent)
+		     bool *resubmit, bool *permanent)
 {
 	const struct vf_ring *r = &fe->rings[index];
+	bool packed = fe->driver_features & UVIRTIO_BIT(VIRTIO_F_RING_PACKED);
 	uint16_t used, avail;
 
-	if (fe->driver_features & UVIRTIO_BIT(VIRTIO_F_RING_PACKED)) {
+	*resubmit = false;
+	if (packed && fe->inflight_fd >= 0) {
 		*permanent = true;
 		return vf_set_error(fe, -EOPNOTSUPP,
-				    "reconnect: ring %u is packed: its positions cannot be recovered", index);
+				    "reconnect: ring %u is packed and INFLIGHT_SHMFD is in use: its positions cannot be recovered",
+				    index);
 	}
-	used = guest_u16(fe, r->layout.used + 2);
-	avail = guest_u16(fe, r->layout.avail + 2);
-	if (fe->inflight_fd < 0 && used != avail && !completed_in_order(fe, r, used, avail)) {
+	if (!packed) {
+		used = guest_u16(fe, r->layout.used + 2);
+		avail = guest_u16(fe, r->layout.avail + 2);
+		if (fe->inflight_fd >= 0 || used == avail) {
+			*base = used;
+			return 0;
+		}
+	}
+	if (!(fe->driver_features & UVIRTIO_BIT(VIRTIO_F_RING_RESET))) {
 		*permanent = true;
 		return vf_set_error(fe, -EOPNOTSUPP,
-				    "reconnect: %u requests in flight on ring %u, completed out of order, and no INFLIGHT_SHMFD to resubmit them",
-				    (unsigned)(uint16_t)(avail - used), index);
+				    "reconnect: ring %u %s, no INFLIGHT_SHMFD, and the driver did not negotiate VIRTIO_F_RING_RESET to resubmit",
+				    index, packed ? "is packed" : "has requests in flight");
 	}
-	*base = used;
+	*resubmit = true;
 	return 0;
 }
 
@@ -247,10 +221,13 @@ static int replay(struct uvirtio_vhost_frontend *fe, int sock, bool *permanent)
 	for (unsigned i = 0; !ret && running && i < nrings; i++) {
 		struct vf_ring *r = &fe->rings[i];
 		uint32_t base = 0;
+		bool resubmit;
 
 		if (!r->relaunch || !r->configured)
 			continue;
-		ret = ring_base(fe, i, &base, permanent);
+		ret = ring_base(fe, i, &base, &resubmit, permanent);
+		if (!ret && resubmit)
+			continue;
 		if (!ret)
 			ret = vf_start_ring(fe, i, base);
 		if (!ret) {
@@ -261,6 +238,21 @@ static int replay(struct uvirtio_vhost_frontend *fe, int sock, bool *permanent)
 	}
 	if (!ret && running && has_pf(fe, VHOST_USER_PROTOCOL_F_STATUS))
 		ret = vf_send_u64(fe, VHOST_USER_SET_STATUS, fe->status & ~VIRTIO_CONFIG_S_SUSPEND);
+	if (!ret) {
+		/* The rings left for the driver: stopped, their buffers with
+		 * nobody; the call fd wakes a queue thread waiting on them. */
+		for (unsigned i = 0; i < nrings; i++) {
+			struct vf_ring *r = &fe->rings[i];
+
+			if (!r->relaunch)
+				continue;
+			r->relaunch = false;
+			if (running && r->configured) {
+				__atomic_store_n(&r->needs_resubmit, true, __ATOMIC_RELEASE);
+				eventfd_signal(r->call_fd);
+			}
+		}
+	}
 	if (ret) {
 		/* A broken protocol or a time-out on the new connection: the
 		 * request gave the connection up for good (fe->dead). */

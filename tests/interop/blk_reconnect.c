@@ -12,7 +12,8 @@
  *
  * Lines for the test: "READY" (writes are in flight), "LOST n" (the
  * connection went with n requests in flight), "RECONNECTED k" (the k-th
- * reconnect), "FINAL_PASS p" (the image holds pass p), then "PASS" or
+ * reconnect), "RESUBMITTED n" (without INFLIGHT_SHMFD: the ring was reset
+ * and its n requests in flight added again), "FINAL_PASS p" (the image holds pass p), then "PASS" or
  * "FAIL why". Pattern: byte i of block b in pass p is
  * (i * 31 + b * 7 + p * 13 + (i >> 9)) & 0xff. Exit 0 on PASS, 1 on FAIL.
  */
@@ -41,6 +42,7 @@ struct slot {
 static struct uvirtio_blk_drv blk;
 static struct slot slots[MAX_DEPTH];
 static unsigned depth = 32, nblocks = 1024, kills = 1;
+static bool packed;
 static unsigned outstanding, completed, failures, doubles;
 static bool *block_busy;
 static unsigned *block_pass; /* last pass completed per block, +1 (0: none) */
@@ -112,7 +114,7 @@ int main(int argc, char **argv)
 	char err[200] = "";
 	struct uvirtio_vhost_frontend *fe;
 	unsigned long cursor = 0, end = 0;
-	unsigned seen = 0, lost_seen = 0;
+	unsigned seen = 0, lost_seen = 0, resubmits = 0;
 	bool was_connected = true, ready = false;
 	int64_t deadline;
 	int ret;
@@ -128,11 +130,13 @@ int main(int argc, char **argv)
 			depth = (unsigned)atoi(argv[i] + 8);
 		else if (!strncmp(argv[i], "--reconnect-timeout-ms=", 23))
 			timeout_ms = atoi(argv[i] + 23);
+		else if (!strcmp(argv[i], "--packed"))
+			packed = true;
 		else if (!strncmp(argv[i], "--run-timeout-ms=", 17))
 			run_ms = atoi(argv[i] + 17);
 		else {
 			fprintf(stderr, "usage: %s --socket-path=PATH [--kills=N] [--blocks=N] [--depth=N] "
-				"[--reconnect-timeout-ms=MS] [--run-timeout-ms=MS]\n", argv[0]);
+				"[--reconnect-timeout-ms=MS] [--run-timeout-ms=MS] [--packed]\n", argv[0]);
 			return 2;
 		}
 	}
@@ -161,7 +165,14 @@ int main(int argc, char **argv)
 	printf("# protocol features offered %#llx; INFLIGHT_SHMFD offered %d, in use %d\n", (unsigned long long)offered,
 	       !!(offered & (1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD)),
 	       !!(used & (1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD)));
-	ret = uvirtio_blk_drv_probe(&blk, uvirtio_vhost_frontend_transport(fe), NULL);
+	/* RING_RESET: without INFLIGHT_SHMFD a lost ring is reset and its
+	 * requests added again (uvirtio_blk_drv_resubmit()). */
+	struct uvirtio_blk_drv_opts opts = {
+		.features = UVIRTIO_BLK_DRV_FEATURES | UVIRTIO_BIT(VIRTIO_F_RING_RESET) |
+			    (packed ? UVIRTIO_BIT(VIRTIO_F_RING_PACKED) : 0),
+	};
+
+	ret = uvirtio_blk_drv_probe(&blk, uvirtio_vhost_frontend_transport(fe), &opts);
 	if (ret) {
 		printf("FAIL probe: %s: %s\n", strerror(-ret), uvirtio_vhost_frontend_error(fe));
 		uvirtio_vhost_frontend_destroy(fe);
@@ -195,6 +206,17 @@ int main(int argc, char **argv)
 		while (seen < r) {
 			seen++;
 			printf("RECONNECTED %u\n", seen);
+			fflush(stdout);
+		}
+		if (uvirtio_vhost_frontend_ring_needs_resubmit(fe, 0)) {
+			ret = uvirtio_blk_drv_resubmit(&blk, 0);
+			if (ret < 0) {
+				printf("FAIL resubmit: %s: %s\n", strerror(-ret),
+				       uvirtio_vhost_frontend_error(fe));
+				goto out;
+			}
+			resubmits++;
+			printf("RESUBMITTED %d\n", ret);
 			fflush(stdout);
 		}
 		if (!end && seen >= kills)
@@ -236,8 +258,8 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
-	printf("# %lu writes, %u completed, %u failed, %u completed twice, %u losses seen\n", cursor,
-	       completed, failures, doubles, lost_seen);
+	printf("# %lu writes, %u completed, %u failed, %u completed twice, %u losses seen, %u resubmits\n",
+	       cursor, completed, failures, doubles, lost_seen, resubmits);
 	printf("FINAL_PASS %lu\n", end / nblocks - 1);
 	if (failures || doubles || completed != cursor) {
 		printf("FAIL %u failed, %u completed twice, %lu submitted and %u completed\n", failures,
