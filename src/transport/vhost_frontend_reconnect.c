@@ -147,7 +147,7 @@ static int ring_base(struct uvirtio_vhost_frontend *fe, unsigned index, uint32_t
 	if (packed && fe->inflight_fd >= 0) {
 		*permanent = true;
 		return vf_set_error(fe, -EOPNOTSUPP,
-				    "reconnect: ring %u is packed and INFLIGHT_SHMFD is in use: its positions cannot be recovered",
+				    "ring %u is packed and INFLIGHT_SHMFD is in use: its positions cannot be recovered",
 				    index);
 	}
 	if (!packed) {
@@ -161,7 +161,7 @@ static int ring_base(struct uvirtio_vhost_frontend *fe, unsigned index, uint32_t
 	if (!(fe->driver_features & UVIRTIO_BIT(VIRTIO_F_RING_RESET))) {
 		*permanent = true;
 		return vf_set_error(fe, -EOPNOTSUPP,
-				    "reconnect: ring %u %s, no INFLIGHT_SHMFD, and the driver did not negotiate VIRTIO_F_RING_RESET to resubmit",
+				    "ring %u %s, no INFLIGHT_SHMFD, and the driver did not negotiate VIRTIO_F_RING_RESET to resubmit",
 				    index, packed ? "is packed" : "has requests in flight");
 	}
 	*resubmit = true;
@@ -188,7 +188,7 @@ static int replay(struct uvirtio_vhost_frontend *fe, int sock, bool *permanent)
 	ret = vf_negotiate(fe, fe->disabled_protocol_features);
 	if (!ret && fe->nrings < nrings) {
 		*permanent = true;
-		ret = vf_set_error(fe, -EINVAL, "reconnect: the backend has %u queues, the device had %u",
+		ret = vf_set_error(fe, -EINVAL, "the backend has %u queues, the device had %u",
 				   fe->nrings, nrings);
 	}
 	fe->nrings = nrings;
@@ -196,13 +196,13 @@ static int replay(struct uvirtio_vhost_frontend *fe, int sock, bool *permanent)
 		     had_protocol != protocol_features_negotiated(fe))) {
 		*permanent = true;
 		ret = vf_set_error(fe, -EINVAL,
-				   "reconnect: the backend does not offer features %#llx that were negotiated",
+				   "the backend does not offer features %#llx that were negotiated",
 				   (unsigned long long)(want & ~fe->backend_features));
 	}
 	if (!ret && had_inflight && !has_pf(fe, VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD)) {
 		*permanent = true;
 		ret = vf_set_error(fe, -EINVAL,
-				   "reconnect: the backend no longer offers INFLIGHT_SHMFD, which held the requests in flight");
+				   "the backend no longer offers INFLIGHT_SHMFD, which held the requests in flight");
 	}
 	if (!ret)
 		ret = vf_share_memory(fe);
@@ -315,7 +315,7 @@ int vf_reconnect(struct uvirtio_vhost_frontend *fe)
 				if (fe->watch_fd < 0) {
 					ret = -errno;
 					permanent = true;
-					vf_give_up(fe, ret, "reconnect: cannot watch the new connection");
+					vf_give_up(fe, ret, "cannot watch the new connection");
 				}
 			}
 			if (!ret) {
@@ -338,7 +338,7 @@ int vf_reconnect(struct uvirtio_vhost_frontend *fe)
 	pthread_mutex_lock(&fe->lock);
 	__atomic_store_n(&fe->dead, true, __ATOMIC_RELEASE);
 	if (permanent)
-		vf_set_error(fe, ret, "reconnect to %s failed: %s", fe->socket_path, last);
+		vf_set_error(fe, ret, "reconnect: %s", last);
 	else
 		vf_set_error(fe, ret, "reconnect: the backend did not come back in %d ms (%u attempts; last: %s)",
 			     fe->reconnect_timeout_ms, attempts, last);

@@ -179,8 +179,9 @@ def image_holds(img, nblocks, pass_no):
     return not bad, f"blocks differing from pass {pass_no}: {bad[:16]}" if bad else None
 
 
-def kills_case(args, kind, tmp):
+def kills_case(args, kind, tmp, packed=False):
     name = "uvirtio blk" if kind == "uvirtio" else "qemu-storage-daemon"
+    name += ", packed ring" if packed else ", split ring"
     sock = os.path.join(tmp, f"{kind}-{os.getpid()}.sock")
     img = os.path.join(tmp, f"{kind}.img")
     with open(img, "wb") as f:
@@ -195,7 +196,8 @@ def kills_case(args, kind, tmp):
             tap(False, f"{name}: serves on {sock}", log.read())
             return
         cl = Client(args, sock, f"--kills={args.kills}", f"--blocks={args.blocks}",
-                    f"--depth={args.depth}", "--reconnect-timeout-ms=30000")
+                    f"--depth={args.depth}", "--reconnect-timeout-ms=30000", "--run-timeout-ms=240000",
+                    *(["--packed"] if packed else []))
         problems = []
         if not cl.wait_line("READY", 60):
             problems.append("the client never had writes in flight")
@@ -294,6 +296,8 @@ def main():
                         skip="qemu-storage-daemon not installed")
                     continue
                 kills_case(args, kind, tmp)
+                if kind == "uvirtio":
+                    kills_case(args, kind, tmp, packed=True)
             if "qsd" in kinds and have_qsd:
                 never_back_case(args, tmp)
     except Interrupted as e:
