@@ -11,13 +11,16 @@
  *    process. A death before the mark leaves it unmarked and unconsumed in
  *    the ring: the next process pops it as new.
  *  - push: every request of the batch is marked completing (2) before the
- *    first used entry is written; the batch is published; the marks are
- *    cleared (0); then the area's used index moves to the published one.
- *    The next process tells whether a batch marked completing was published
- *    from the ring itself: split, used->idx in guest memory differs from the
- *    area's used index; packed, the descriptor at the area's used position
- *    is no longer the available one the device took there. Published: its
- *    marks are dropped; not published: they are requests in flight.
+ *    first used entry is written (packed: and the used position the batch
+ *    moves to is stored as the target); the batch is published; the marks
+ *    are cleared (0); then the area's used index (packed: the committed
+ *    position) moves to the published one. The next process tells whether
+ *    a batch was published from the ring itself: split, used->idx in guest
+ *    memory differs from the area's used index; packed, the target differs
+ *    from the committed position and the descriptor at the committed
+ *    position is no longer the available one the device took there.
+ *    Published: its marks are dropped (packed: the target is committed);
+ *    not published: they are requests in flight.
  * Stores to the area are ordered by the compiler only (atomic stores,
  * release where a later store depends on an earlier one): a process that
  * dies keeps every store it executed, and only its successor, started after
@@ -70,9 +73,10 @@ struct ifl_packed_hdr {
 	uint16_t desc_num;
 	uint16_t free_head;     /* unused: the free entries are rebuilt on resume */
 	uint16_t old_free_head; /* unused */
-	/* The used position once the marks it covers are cleared, with its
-	 * wrap counter in bit 15 (as VRING_BASE carries it): one store moves
-	 * both. The wrap counter fields and old_used_idx mirror it. */
+	/* Used positions with the wrap counter in bit 15 (as VRING_BASE
+	 * carries them), so that one store moves both: used_idx the target of
+	 * the batch being pushed, old_used_idx the committed one (every mark
+	 * consistent with it). The wrap counter fields mirror them. */
 	uint16_t used_idx;
 	uint16_t old_used_idx;
 	uint8_t used_wrap_counter;
