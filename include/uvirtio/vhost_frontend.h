@@ -82,11 +82,11 @@
  * (queue_enable: SET_VRING_* at base 0, packed 0x80008000) on which it
  * adds again every request not completed (uvirtio_blk_drv_resubmit()). A
  * driver without RING_RESET cannot: the reconnect then ends with
- * -EOPNOTSUPP. A packed ring with INFLIGHT_SHMFD is refused too
- * (-EOPNOTSUPP): its positions live in the driver and the backend, not in
- * a guest-memory index, and libvhost-user has no packed inflight region
- * (the region stays the backend's, so a ring reset there would have it
- * resubmit stale entries). The new backend must offer
+ * -EOPNOTSUPP. A packed ring with INFLIGHT_SHMFD restarts at the base of
+ * its last start, what QEMU 7.2 sends (its positions live in the driver
+ * and the region, not in a guest-memory index): the backend must resume
+ * from the region (uvirtio blk does, docs/inflight.md; libvhost-user has
+ * no packed inflight region). The new backend must offer
  * every feature negotiated, as many queues, and INFLIGHT_SHMFD when the
  * old one had it: otherwise the reconnect ends at once. Meanwhile the
  * status reads without DEVICE_NEEDS_RESET (the requests in flight

@@ -68,6 +68,7 @@ struct vf_ring {
 	bool suspended;  /* stopped by a suspend: resume restarts it at @base */
 	uint32_t base;   /* GET_VRING_BASE's answer at the suspend */
 	bool relaunch;   /* started when the connection was lost: a reconnect restarts it */
+	uint32_t started_at; /* the base of its last start (a packed ring's reconnect base) */
 	/* Atomic: a reconnect left it stopped for the driver to reset and
 	 * fill again (uvirtio_vhost_frontend_ring_needs_resubmit()); cleared
 	 * when queue_enable hands the new ring over. */

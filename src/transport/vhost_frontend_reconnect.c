@@ -129,8 +129,9 @@ static uint16_t guest_u16(const struct uvirtio_vhost_frontend *fe, uint64_t gpa)
 /* Where ring @index restarts on the new backend, or whether it waits for
  * the driver to resubmit (*@resubmit). With INFLIGHT_SHMFD a split ring
  * restarts at the used index in guest memory, as QEMU sends it after a
- * backend crash, and the backend resubmits what its region marks in flight
- * (the descriptors stay where they are, none is added again). Without it a
+ * backend crash, a packed one at the base of its last start (QEMU's stale
+ * base), and the backend resubmits what its region marks in flight (the
+ * descriptors stay where they are, none is added again). Without it a
  * ring with nothing in flight restarts at the used index (equal to the
  * available one); one with requests in flight, or a packed ring, is left
  * stopped for the driver to reset and fill again (it needs
@@ -145,10 +146,12 @@ static int ring_base(struct uvirtio_vhost_frontend *fe, unsigned index, uint32_t
 
 	*resubmit = false;
 	if (packed && fe->inflight_fd >= 0) {
-		*permanent = true;
-		return vf_set_error(fe, -EOPNOTSUPP,
-				    "ring %u is packed and INFLIGHT_SHMFD is in use: its positions cannot be recovered",
-				    index);
+		/* As QEMU 7.2 does: the base of the ring's last start. Its
+		 * positions are in the driver and the region, not in a guest
+		 * index; the backend resumes from the region (docs/inflight.md:
+		 * uvirtio's ignores this base). */
+		*base = r->started_at;
+		return 0;
 	}
 	if (!packed) {
 		used = guest_u16(fe, r->layout.used + 2);

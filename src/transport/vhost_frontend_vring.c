@@ -94,6 +94,7 @@ int vf_start_ring(struct uvirtio_vhost_frontend *fe, unsigned index, uint32_t ba
 	}
 	r->started = true;
 	r->stopped = false;
+	r->started_at = base;
 	return 0;
 }
 

@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "uvirtio/blk_drv.h"
+#include "uvirtio/driver.h"
 #include "uvirtio/vhost_frontend.h"
 #include "uvirtio/vhost_user.h"
 
@@ -42,7 +43,7 @@ struct slot {
 static struct uvirtio_blk_drv blk;
 static struct slot slots[MAX_DEPTH];
 static unsigned depth = 32, nblocks = 1024, kills = 1;
-static bool packed;
+static bool packed, no_inflight;
 static unsigned outstanding, completed, failures, doubles;
 static bool *block_busy;
 static unsigned *block_pass; /* last pass completed per block, +1 (0: none) */
@@ -132,11 +133,13 @@ int main(int argc, char **argv)
 			timeout_ms = atoi(argv[i] + 23);
 		else if (!strcmp(argv[i], "--packed"))
 			packed = true;
+		else if (!strcmp(argv[i], "--no-inflight"))
+			no_inflight = true;
 		else if (!strncmp(argv[i], "--run-timeout-ms=", 17))
 			run_ms = atoi(argv[i] + 17);
 		else {
 			fprintf(stderr, "usage: %s --socket-path=PATH [--kills=N] [--blocks=N] [--depth=N] "
-				"[--reconnect-timeout-ms=MS] [--run-timeout-ms=MS] [--packed]\n", argv[0]);
+				"[--reconnect-timeout-ms=MS] [--run-timeout-ms=MS] [--packed] [--no-inflight]\n", argv[0]);
 			return 2;
 		}
 	}
@@ -153,6 +156,8 @@ int main(int argc, char **argv)
 		.socket_path = path, .fd = -1, .mem_size = 32u << 20, .error = err,
 		.error_size = sizeof(err), .reconnect = true, .reconnect_interval_ms = 50,
 		.reconnect_timeout_ms = timeout_ms,
+		.disable_protocol_features =
+			no_inflight ? 1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD : 0,
 	};
 	ret = uvirtio_vhost_frontend_connect(&fe, &cfg);
 	if (ret) {
@@ -178,6 +183,8 @@ int main(int argc, char **argv)
 		uvirtio_vhost_frontend_destroy(fe);
 		return 1;
 	}
+	printf("# ring: %s\n", uvirtio_driver_has_feature(uvirtio_blk_drv_driver(&blk),
+						       VIRTIO_F_RING_PACKED) ? "packed" : "split");
 	if (uvirtio_blk_drv_capacity(&blk) < (uint64_t)nblocks * (BLOCK / 512)) {
 		printf("FAIL the disk is smaller than %u blocks\n", nblocks);
 		goto out;

@@ -9,13 +9,13 @@ the image file. The client must also have seen requests in flight when the
 connection went (a "LOST n" line with n > 0), or the kill proved nothing.
 
 Backends: qemu-storage-daemon (QEMU 7.2's offers no INFLIGHT_SHMFD:
-protocol features 0x8f2b) and `uvirtio blk` (none either until issue 17
-item 1 lands). Without INFLIGHT_SHMFD the front-end leaves a ring with
+protocol features 0x8f2b) and `uvirtio blk` (offers it). Without INFLIGHT_SHMFD the front-end leaves a ring with
 requests in flight stopped and the client has the blk driver reset it and
 add them again (uvirtio_blk_drv_resubmit()); with it the restarted backend
 resubmits from the region and nothing is added again. Either way the case
 must pass; its title says which path ran. `uvirtio blk` runs split and
-packed (qemu-storage-daemon has no packed ring).
+packed (qemu-storage-daemon has no packed ring), each with INFLIGHT_SHMFD and
+with it turned off in the front-end (the resubmit path).
 
 Then a backend that never comes back: the client's bounded wait ends, its
 requests fail, and it exits with the front-end's reason, in bounded time.
@@ -179,9 +179,10 @@ def image_holds(img, nblocks, pass_no):
     return not bad, f"blocks differing from pass {pass_no}: {bad[:16]}" if bad else None
 
 
-def kills_case(args, kind, tmp, packed=False):
+def kills_case(args, kind, tmp, packed=False, no_inflight=False):
     name = "uvirtio blk" if kind == "uvirtio" else "qemu-storage-daemon"
     name += ", packed ring" if packed else ", split ring"
+    name += ", INFLIGHT_SHMFD turned off" if no_inflight else ""
     sock = os.path.join(tmp, f"{kind}-{os.getpid()}.sock")
     img = os.path.join(tmp, f"{kind}.img")
     with open(img, "wb") as f:
@@ -197,7 +198,8 @@ def kills_case(args, kind, tmp, packed=False):
             return
         cl = Client(args, sock, f"--kills={args.kills}", f"--blocks={args.blocks}",
                     f"--depth={args.depth}", "--reconnect-timeout-ms=30000", "--run-timeout-ms=240000",
-                    *(["--packed"] if packed else []))
+                    *(["--packed"] if packed else []),
+                    *(["--no-inflight"] if no_inflight else []))
         problems = []
         if not cl.wait_line("READY", 60):
             problems.append("the client never had writes in flight")
@@ -218,6 +220,9 @@ def kills_case(args, kind, tmp, packed=False):
         final = [int(x.split()[1]) for x in out.splitlines() if x.startswith("FINAL_PASS ")]
         if rc != 0:
             problems.append(f"client exit {rc}")
+        want_ring = "# ring: packed" if packed else "# ring: split"
+        if want_ring not in out:
+            problems.append(f"the client did not say \"{want_ring}\"")
         if len(lost) < args.kills:
             problems.append(f"the client saw {len(lost)} losses of {args.kills}")
         if not any(n > 0 for n in lost):
@@ -298,6 +303,8 @@ def main():
                 kills_case(args, kind, tmp)
                 if kind == "uvirtio":
                     kills_case(args, kind, tmp, packed=True)
+                    kills_case(args, kind, tmp, no_inflight=True)
+                    kills_case(args, kind, tmp, packed=True, no_inflight=True)
             if "qsd" in kinds and have_qsd:
                 never_back_case(args, tmp)
     except Interrupted as e:
