@@ -54,7 +54,11 @@
  * gets (not mapped: the layout is the backend's); at every DRIVER_OK (a
  * resume's too) and every reconnect it hands it back with SET_INFLIGHT_FD
  * (the same four values) before any SET_VRING_*. A reset closes it, as
- * QEMU frees its region at a reset. A reply without an fd, with more than
+ * QEMU frees its region at a reset. Not used (nothing sent) when the
+ * driver negotiated both VIRTIO_F_RING_PACKED and VIRTIO_F_RING_RESET: a
+ * queue reset hands over a new packed ring, and a backend resuming packed
+ * rings from its region whatever the base (uvirtio blk's: QEMU's base is
+ * stale after a crash) would take it up at the old ring's position. A reply without an fd, with more than
  * one, with an mmap_size below 16 bytes per descriptor of every queue
  * asked for, or with an offset and size past the end of the fd is a broken
  * protocol: -EPROTO, the connection given up, the fd closed.

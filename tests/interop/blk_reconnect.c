@@ -170,10 +170,14 @@ int main(int argc, char **argv)
 	printf("# protocol features offered %#llx; INFLIGHT_SHMFD offered %d, in use %d\n", (unsigned long long)offered,
 	       !!(offered & (1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD)),
 	       !!(used & (1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD)));
-	/* RING_RESET: without INFLIGHT_SHMFD a lost ring is reset and its
-	 * requests added again (uvirtio_blk_drv_resubmit()). */
+	/* RING_RESET only without INFLIGHT_SHMFD: a lost ring is then reset
+	 * and its requests added again (uvirtio_blk_drv_resubmit()). With it
+	 * the backend resubmits, and a packed ring with RING_RESET would go
+	 * without it (see the front-end's header). */
+	bool inflight = used & (1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD);
 	struct uvirtio_blk_drv_opts opts = {
-		.features = UVIRTIO_BLK_DRV_FEATURES | UVIRTIO_BIT(VIRTIO_F_RING_RESET) |
+		.features = UVIRTIO_BLK_DRV_FEATURES |
+			    (inflight ? 0 : UVIRTIO_BIT(VIRTIO_F_RING_RESET)) |
 			    (packed ? UVIRTIO_BIT(VIRTIO_F_RING_PACKED) : 0),
 	};
 
