@@ -58,10 +58,11 @@
  * driver negotiated both VIRTIO_F_RING_PACKED and VIRTIO_F_RING_RESET: a
  * queue reset hands over a new packed ring, and a backend resuming packed
  * rings from its region whatever the base (uvirtio blk's: QEMU's base is
- * stale after a crash) would take it up at the old ring's position. A reply without an fd, with more than
- * one, with an mmap_size below 16 bytes per descriptor of every queue
- * asked for, or with an offset and size past the end of the fd is a broken
- * protocol: -EPROTO, the connection given up, the fd closed.
+ * stale after a crash) would take it up at the old ring's position. A
+ * reply without an fd, with more than one, with an mmap_size below 16
+ * bytes per descriptor of every queue asked for, or with an offset and
+ * size past the end of the fd is a broken protocol: -EPROTO, the
+ * connection given up, the fd closed.
  *
  * Reconnect (config.reconnect): once the connection is lost the watcher
  * thread connects to socket_path again and replays, with the lock that
@@ -90,9 +91,9 @@
  * its last start, what QEMU 7.2 sends (its positions live in the driver
  * and the region, not in a guest-memory index): the backend must resume
  * from the region (uvirtio blk does, docs/inflight.md; libvhost-user has
- * no packed inflight region). The new backend must offer
- * every feature negotiated, as many queues, and INFLIGHT_SHMFD when the
- * old one had it: otherwise the reconnect ends at once. Meanwhile the
+ * no packed inflight region). The new backend must offer every feature
+ * negotiated, as many queues, and INFLIGHT_SHMFD when the old one had it:
+ * otherwise the reconnect ends at once. Meanwhile the
  * status reads without DEVICE_NEEDS_RESET (the requests in flight
  * complete after the reconnect), uvirtio_vhost_frontend_connected() is
  * false and lifecycle requests fail -ENOTCONN; a stop_ring or reset made
@@ -155,7 +156,9 @@ struct uvirtio_vhost_frontend_config {
 	 * is no "for ever") have passed, then gives up: DEVICE_NEEDS_RESET,
 	 * uvirtio_vhost_frontend_error() says why. A connection given up for
 	 * a broken protocol or a reply time-out is not reconnected. Negative
-	 * values: -EINVAL. See "Reconnect" below for what is replayed. */
+	 * values: -EINVAL. @socket_path is copied (the front-end keeps it for
+	 * the reconnects; a move replaces it with the new backend's). See
+	 * "Reconnect" above for what is replayed. */
 	bool reconnect;
 	int reconnect_interval_ms;
 	int reconnect_timeout_ms;

@@ -333,7 +333,7 @@ int uvirtio_vhost_frontend_move(struct uvirtio_vhost_frontend *fe,
 			close(cfg->fd);
 		return -ENOMEM;
 	}
-	to->sock = to->config_fd = to->watch_fd = to->stop_fd = to->log_fd = -1;
+	to->sock = to->config_fd = to->watch_fd = to->stop_fd = to->log_fd = to->inflight_fd = -1;
 	pthread_mutex_init(&to->lock, NULL);
 	to->reply_timeout_ms = fe->reply_timeout_ms;
 	to->memfd = fe->memfd;

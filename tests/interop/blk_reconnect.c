@@ -13,9 +13,10 @@
  * Lines for the test: "READY" (writes are in flight), "LOST n" (the
  * connection went with n requests in flight), "RECONNECTED k" (the k-th
  * reconnect), "RESUBMITTED n" (without INFLIGHT_SHMFD: the ring was reset
- * and its n requests in flight added again), "FINAL_PASS p" (the image holds pass p), then "PASS" or
- * "FAIL why". Pattern: byte i of block b in pass p is
- * (i * 31 + b * 7 + p * 13 + (i >> 9)) & 0xff. Exit 0 on PASS, 1 on FAIL.
+ * and its n requests in flight added again), "FINAL_PASS p" (the image
+ * holds pass p), then "PASS" or "FAIL why". Pattern: byte i of block b
+ * in pass p is (i * 31 + b * 7 + p * 13 + (i >> 9)) & 0xff. Exit 0 on
+ * PASS, 1 on FAIL.
  */
 #include <errno.h>
 #include <poll.h>
@@ -167,7 +168,8 @@ int main(int argc, char **argv)
 	uint64_t offered;
 	uint64_t used = uvirtio_vhost_frontend_protocol_features(fe, &offered);
 
-	printf("# protocol features offered %#llx; INFLIGHT_SHMFD offered %d, in use %d\n", (unsigned long long)offered,
+	printf("# protocol features offered %#llx; INFLIGHT_SHMFD offered %d, in use %d\n",
+	       (unsigned long long)offered,
 	       !!(offered & (1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD)),
 	       !!(used & (1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD)));
 	/* RING_RESET only without INFLIGHT_SHMFD: a lost ring is then reset
