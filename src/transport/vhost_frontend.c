@@ -31,18 +31,89 @@ static struct uvirtio_dma *vf_dma(struct uvirtio_transport *t)
 	return &to_fe(t)->dma;
 }
 
+/* The lifecycle operations hold the lock throughout, so a reconnect (the
+ * watcher's replay, under the same lock) sees the device's state whole, and
+ * they wait for it to end. */
+static int locked_set_features(struct uvirtio_transport *t, uint64_t features)
+{
+	struct uvirtio_vhost_frontend *fe = to_fe(t);
+	int ret;
+
+	pthread_mutex_lock(&fe->lock);
+	ret = vf_set_features(t, features);
+	pthread_mutex_unlock(&fe->lock);
+	return ret;
+}
+
+static int locked_set_status(struct uvirtio_transport *t, uint8_t status)
+{
+	struct uvirtio_vhost_frontend *fe = to_fe(t);
+	int ret;
+
+	pthread_mutex_lock(&fe->lock);
+	ret = vf_set_status(t, status);
+	pthread_mutex_unlock(&fe->lock);
+	return ret;
+}
+
+static int locked_reset(struct uvirtio_transport *t)
+{
+	struct uvirtio_vhost_frontend *fe = to_fe(t);
+	int ret;
+
+	pthread_mutex_lock(&fe->lock);
+	ret = vf_reset(t);
+	pthread_mutex_unlock(&fe->lock);
+	return ret;
+}
+
+static int locked_set_config(struct uvirtio_transport *t, unsigned offset, const void *buf,
+			     unsigned len)
+{
+	struct uvirtio_vhost_frontend *fe = to_fe(t);
+	int ret;
+
+	pthread_mutex_lock(&fe->lock);
+	ret = vf_set_config(t, offset, buf, len);
+	pthread_mutex_unlock(&fe->lock);
+	return ret;
+}
+
+static int locked_queue_enable(struct uvirtio_transport *t, unsigned index,
+			       const struct uvirtio_queue_layout *layout)
+{
+	struct uvirtio_vhost_frontend *fe = to_fe(t);
+	int ret;
+
+	pthread_mutex_lock(&fe->lock);
+	ret = vf_queue_enable(t, index, layout);
+	pthread_mutex_unlock(&fe->lock);
+	return ret;
+}
+
+static int locked_queue_reset(struct uvirtio_transport *t, unsigned index)
+{
+	struct uvirtio_vhost_frontend *fe = to_fe(t);
+	int ret;
+
+	pthread_mutex_lock(&fe->lock);
+	ret = vf_queue_reset(t, index);
+	pthread_mutex_unlock(&fe->lock);
+	return ret;
+}
+
 static const struct uvirtio_transport_ops frontend_ops = {
 	.get_features = vf_get_features,
-	.set_features = vf_set_features,
+	.set_features = locked_set_features,
 	.get_status = vf_get_status,
-	.set_status = vf_set_status,
-	.reset = vf_reset,
+	.set_status = locked_set_status,
+	.reset = locked_reset,
 	.get_config = vf_get_config,
-	.set_config = vf_set_config,
+	.set_config = locked_set_config,
 	.config_generation = vf_config_generation,
 	.queue_max_size = vf_queue_max_size,
-	.queue_enable = vf_queue_enable,
-	.queue_reset = vf_queue_reset,
+	.queue_enable = locked_queue_enable,
+	.queue_reset = locked_queue_reset,
 	.notify = vf_notify,
 	.event_fd = vf_event_fd,
 	.dma = vf_dma,
@@ -202,14 +273,17 @@ int uvirtio_vhost_frontend_stop_ring(struct uvirtio_vhost_frontend *fe, unsigned
 {
 	int ret;
 
+	pthread_mutex_lock(&fe->lock);
 	if (index >= fe->nrings || !fe->rings[index].started)
-		return -EINVAL;
-	ret = vf_get_vring_base(fe, index, base);
-	if (ret)
-		return ret;
-	fe->rings[index].started = false;
-	fe->rings[index].stopped = true;
-	return 0;
+		ret = -EINVAL;
+	else
+		ret = vf_get_vring_base(fe, index, base);
+	if (!ret) {
+		fe->rings[index].started = false;
+		fe->rings[index].stopped = true;
+	}
+	pthread_mutex_unlock(&fe->lock);
+	return ret;
 }
 
 int uvirtio_vhost_frontend_restart_ring(struct uvirtio_vhost_frontend *fe, unsigned index,
@@ -217,15 +291,17 @@ int uvirtio_vhost_frontend_restart_ring(struct uvirtio_vhost_frontend *fe, unsig
 {
 	int ret;
 
+	pthread_mutex_lock(&fe->lock);
 	if (index >= fe->nrings || !fe->rings[index].stopped)
-		return -EINVAL;
-	ret = vf_start_ring(fe, index, base);
-	if (ret)
-		return ret;
+		ret = -EINVAL;
+	else
+		ret = vf_start_ring(fe, index, base);
 	/* Kicks sent while the ring was stopped went to a backend that was
 	 * not watching; one more covers every buffer added meanwhile. */
-	eventfd_signal(fe->rings[index].kick_fd);
-	return 0;
+	if (!ret)
+		eventfd_signal(fe->rings[index].kick_fd);
+	pthread_mutex_unlock(&fe->lock);
+	return ret;
 }
 
 /* Replays the driver's config writes, one SET_CONFIG per run of written
@@ -439,7 +515,7 @@ static int send_log_state(struct uvirtio_vhost_frontend *fe)
 	return ret;
 }
 
-int uvirtio_vhost_frontend_set_dirty_log(struct uvirtio_vhost_frontend *fe, bool on)
+static int set_dirty_log(struct uvirtio_vhost_frontend *fe, bool on)
 {
 	int ret;
 
@@ -457,11 +533,24 @@ int uvirtio_vhost_frontend_set_dirty_log(struct uvirtio_vhost_frontend *fe, bool
 	return ret;
 }
 
+int uvirtio_vhost_frontend_set_dirty_log(struct uvirtio_vhost_frontend *fe, bool on)
+{
+	int ret;
+
+	pthread_mutex_lock(&fe->lock);
+	ret = set_dirty_log(fe, on);
+	pthread_mutex_unlock(&fe->lock);
+	return ret;
+}
+
 int uvirtio_vhost_frontend_replace_dirty_log(struct uvirtio_vhost_frontend *fe)
 {
-	if (!fe->log_map)
-		return vf_report(fe, -EINVAL, "dirty log: none to replace");
-	return vf_make_log(fe);
+	int ret;
+
+	pthread_mutex_lock(&fe->lock);
+	ret = fe->log_map ? vf_make_log(fe) : vf_report(fe, -EINVAL, "dirty log: none to replace");
+	pthread_mutex_unlock(&fe->lock);
+	return ret;
 }
 
 uint8_t *uvirtio_vhost_frontend_dirty_log(struct uvirtio_vhost_frontend *fe, size_t *size)

@@ -63,9 +63,22 @@ static bool reconnect_pending(const struct uvirtio_vhost_frontend *fe)
 	return fe->reconnect && !__atomic_load_n(&fe->dead, __ATOMIC_ACQUIRE);
 }
 
+static int get_status(struct uvirtio_vhost_frontend *fe, uint8_t *status);
+
+/* Under the lock: a reconnect rewrites the protocol features. */
 int vf_get_status(struct uvirtio_transport *t, uint8_t *status)
 {
 	struct uvirtio_vhost_frontend *fe = to_fe(t);
+	int ret;
+
+	pthread_mutex_lock(&fe->lock);
+	ret = get_status(fe, status);
+	pthread_mutex_unlock(&fe->lock);
+	return ret;
+}
+
+static int get_status(struct uvirtio_vhost_frontend *fe, uint8_t *status)
+{
 	uint8_t local = __atomic_load_n(&fe->status, __ATOMIC_RELAXED);
 	bool suspended = __atomic_load_n(&fe->suspended, __ATOMIC_ACQUIRE);
 	uint64_t v;

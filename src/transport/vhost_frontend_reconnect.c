@@ -188,7 +188,8 @@ static int replay(struct uvirtio_vhost_frontend *fe, int sock, bool *permanent)
 	bool had_protocol = protocol_features_negotiated(fe);
 	bool had_inflight = fe->inflight_fd >= 0;
 	unsigned nrings = fe->nrings;
-	bool running = (fe->status & VIRTIO_CONFIG_S_DRIVER_OK) &&
+	uint8_t status = __atomic_load_n(&fe->status, __ATOMIC_RELAXED);
+	bool running = (status & VIRTIO_CONFIG_S_DRIVER_OK) &&
 		       !__atomic_load_n(&fe->suspended, __ATOMIC_RELAXED);
 	int ret;
 
@@ -219,9 +220,9 @@ static int replay(struct uvirtio_vhost_frontend *fe, int sock, bool *permanent)
 		ret = vf_share_memory(fe);
 	if (!ret && fe->sent_features)
 		ret = vf_send_u64(fe, VHOST_USER_SET_FEATURES, fe->sent_features);
-	if (!ret && fe->status && has_pf(fe, VHOST_USER_PROTOCOL_F_STATUS))
+	if (!ret && status && has_pf(fe, VHOST_USER_PROTOCOL_F_STATUS))
 		ret = vf_send_u64(fe, VHOST_USER_SET_STATUS,
-				  fe->status & ~(VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_SUSPEND));
+				  status & ~(VIRTIO_CONFIG_S_DRIVER_OK | VIRTIO_CONFIG_S_SUSPEND));
 	if (!ret)
 		ret = vf_replay_config(fe, fe);
 	if (!ret && fe->logging)
@@ -248,7 +249,7 @@ static int replay(struct uvirtio_vhost_frontend *fe, int sock, bool *permanent)
 		}
 	}
 	if (!ret && running && has_pf(fe, VHOST_USER_PROTOCOL_F_STATUS))
-		ret = vf_send_u64(fe, VHOST_USER_SET_STATUS, fe->status & ~VIRTIO_CONFIG_S_SUSPEND);
+		ret = vf_send_u64(fe, VHOST_USER_SET_STATUS, status & ~VIRTIO_CONFIG_S_SUSPEND);
 	if (!ret) {
 		/* The rings left for the driver: stopped, their buffers with
 		 * nobody; the call fd wakes a queue thread waiting on them. */
