@@ -8,7 +8,8 @@
  * memory and the memory table sent to the backend; vhost_frontend_vring.c:
  * ring start, stop, suspend, resume and the queue ops;
  * vhost_frontend_negotiate.c: features, protocol features, status, reset
- * and config.
+ * and config; vhost_frontend_reconnect.c: INFLIGHT_SHMFD and the reconnect
+ * the watcher runs.
  *
  * Unless a comment says otherwise, a function here returns 0 or a negative
  * errno with the reason in fe->error, and is called from a driver's
