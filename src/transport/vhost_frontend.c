@@ -193,8 +193,10 @@ int uvirtio_vhost_frontend_connect(struct uvirtio_vhost_frontend **out,
 	ret = vf_make_memory(fe, cfg);
 	if (!ret)
 		ret = vf_negotiate(fe, cfg->disable_protocol_features);
-	if (!ret)
+	if (!ret) {
+		fe->nrings = fe->backend_rings;
 		ret = vf_make_rings(fe);
+	}
 	if (!ret)
 		ret = vf_share_memory(fe);
 	if (!ret)
@@ -360,9 +362,9 @@ static int move_set_up(struct uvirtio_vhost_frontend *to, struct uvirtio_vhost_f
 		return vf_set_error(to, -EINVAL,
 				 "the new backend does not offer features %#llx that were negotiated",
 				 (unsigned long long)(want & ~to->backend_features));
-	if (to->nrings < fe->nrings)
+	if (to->backend_rings < fe->nrings)
 		return vf_set_error(to, -EINVAL, "the new backend has %u queues, the device had %u",
-				 to->nrings, fe->nrings);
+				 to->backend_rings, fe->nrings);
 	if (any_config_written(fe) && !has_pf(to, VHOST_USER_PROTOCOL_F_CONFIG))
 		return vf_set_error(to, -EINVAL,
 				 "the driver wrote config space and the new backend lacks the CONFIG protocol feature");

@@ -267,7 +267,7 @@ int vf_negotiate(struct uvirtio_vhost_frontend *fe, uint64_t disabled)
 	if (!(fe->backend_features & UVIRTIO_BIT(VIRTIO_F_VERSION_1)))
 		return vf_set_error(fe, -ENODEV, "the backend does not offer VIRTIO_F_VERSION_1 (features %#llx)",
 				 (unsigned long long)fe->backend_features);
-	fe->nrings = 1;
+	fe->backend_rings = 1;
 	if (protocol_features_negotiated(fe)) {
 		ret = vf_get_u64(fe, VHOST_USER_GET_PROTOCOL_FEATURES, &fe->protocol_offered);
 		if (ret)
@@ -285,7 +285,7 @@ int vf_negotiate(struct uvirtio_vhost_frontend *fe, uint64_t disabled)
 			if (v < 1 || v > MAX_RINGS)
 				return vf_give_up(fe, -EPROTO, "GET_QUEUE_NUM: %llu queues (1 to %u allowed)",
 					       (unsigned long long)v, MAX_RINGS);
-			fe->nrings = (unsigned)v;
+			fe->backend_rings = (unsigned)v;
 		}
 	}
 	return vf_transact(fe, VHOST_USER_SET_OWNER, NULL, 0, NULL, 0, NULL, 0);

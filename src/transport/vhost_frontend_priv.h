@@ -138,7 +138,10 @@ struct uvirtio_vhost_frontend {
 	bool config_written[VHOST_USER_CONFIG_MAX];
 
 	unsigned max_queue_size;
+	/* The rings the device has, fixed at connect (read by queue threads);
+	 * backend_rings: what the last negotiation found (GET_QUEUE_NUM). */
 	unsigned nrings;
+	unsigned backend_rings;
 	struct vf_ring *rings;
 	int config_fd; /* never signalled: no backend channel (see above) */
 

@@ -198,12 +198,11 @@ static int replay(struct uvirtio_vhost_frontend *fe, int sock, bool *permanent)
 	__atomic_store_n(&fe->peer_gone, false, __ATOMIC_RELEASE);
 
 	ret = vf_negotiate(fe, fe->disabled_protocol_features);
-	if (!ret && fe->nrings < nrings) {
+	if (!ret && fe->backend_rings < nrings) {
 		*permanent = true;
 		ret = vf_set_error(fe, -EINVAL, "the backend has %u queues, the device had %u",
-				   fe->nrings, nrings);
+				   fe->backend_rings, nrings);
 	}
-	fe->nrings = nrings;
 	if (!ret && ((want & ~fe->backend_features) ||
 		     had_protocol != protocol_features_negotiated(fe))) {
 		*permanent = true;
