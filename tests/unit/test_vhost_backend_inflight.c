@@ -485,15 +485,18 @@ static int get_refused(uint64_t pf, bool features, unsigned num_queues, unsigned
 {
 	struct vhost_user_inflight in = { .num_queues = (uint16_t)num_queues,
 					  .queue_size = (uint16_t)queue_size };
+	uint8_t payload[32] = { 0 }; /* room for a payload too long */
 	struct uvirtio_vhost_backend_stats st;
 	int fds = count_fds();
 	struct fe f;
 
+	memcpy(payload, &in, sizeof(in));
+	TRY(size <= sizeof(payload));
 	TRY(fe_start(&f, false) == 0);
 	TRY(qemu_realize(&f, pf, -1) == 0);
 	if (features)
 		TRY(fe_set_u64(&f, VHOST_USER_SET_FEATURES, NEED, RING_FEATURES | F_PROTO) == 0);
-	TRY(fe_send(&f, VHOST_USER_GET_INFLIGHT_FD, 0, &in, size, NULL, 0) == 0);
+	TRY(fe_send(&f, VHOST_USER_GET_INFLIGHT_FD, 0, payload, size, NULL, 0) == 0);
 	TRY(fe_disconnected(&f));
 	uvirtio_vhost_backend_get_stats(f.vb, &st);
 	TRY(st.disconnects_on_error == 1);
