@@ -64,7 +64,21 @@ struct packed_hdr {
 
 _Static_assert(sizeof(struct split_hdr) == 16, "split header");
 _Static_assert(sizeof(struct split_desc) == 16, "split state");
+struct packed_desc {
+	uint8_t inflight;
+	uint8_t padding;
+	uint16_t next;
+	uint16_t last;
+	uint16_t num;
+	uint64_t counter;
+	uint16_t id;
+	uint16_t flags;
+	uint32_t len;
+	uint64_t addr;
+};
+
 _Static_assert(sizeof(struct packed_hdr) == 32, "packed header");
+_Static_assert(sizeof(struct packed_desc) == 32, "packed entry");
 
 static size_t align64(size_t n)
 {
@@ -747,6 +761,95 @@ static void test_inflight_garbage_area_is_started_afresh_and_the_ring_runs(void)
 	CHECK_EQ(garbage_run(G_SIZE, "another queue size"), 0);
 }
 
+/* The same for a packed ring, whose entries are chains the area links. */
+
+enum pgarbage { PG_ALL, PG_STATES, PG_CHAIN_LONG, PG_CHAIN_LOOP, PG_USED_OUTSIDE };
+
+static int packed_garbage_run(enum pgarbage kind, const char *why)
+{
+	size_t part = packed_part(PACKED_NUM);
+	int fds = count_fds(), fd = area_memfd(part);
+	uint64_t seed = 0x2545f4914f6cdd1dull + kind;
+	uint64_t features = AREA_FEATURES | UVIRTIO_BIT(VIRTIO_F_RING_PACKED);
+	uint32_t base[1];
+	uint8_t *area;
+	struct packed_hdr *h;
+	struct packed_desc *d;
+	char line[300];
+	struct sink s;
+	struct fe f;
+
+	TRY(fd >= 0);
+	area = map_fd(fd, part);
+	TRY(area);
+	for (size_t i = 0; i < part; i++)
+		area[i] = (uint8_t)xorshift(&seed);
+	h = (struct packed_hdr *)area;
+	d = (struct packed_desc *)(h + 1);
+	if (kind != PG_ALL) {
+		h->version = 1;
+		h->desc_num = PACKED_NUM;
+		h->features = features;
+		h->used_idx = h->old_used_idx = 0x8000; /* position 0, wrap counter 1 */
+	}
+	if (kind == PG_CHAIN_LONG || kind == PG_CHAIN_LOOP || kind == PG_USED_OUTSIDE)
+		for (unsigned i = 0; i < PACKED_NUM; i++)
+			d[i].inflight = 0;
+	if (kind == PG_CHAIN_LONG) {
+		/* More descriptors than the ring has. */
+		d[0].inflight = 1;
+		d[0].num = 200;
+	}
+	if (kind == PG_CHAIN_LOOP) {
+		/* A chain of two that comes back to its first entry. */
+		d[3].inflight = 1;
+		d[3].num = 2;
+		d[3].flags = VRING_DESC_F_NEXT;
+		d[3].next = 3;
+		d[3].last = 3;
+	}
+	if (kind == PG_USED_OUTSIDE)
+		h->used_idx = h->old_used_idx = 0x8000 | PACKED_NUM;
+
+	TRY(fe_start(&f, true) == 0);
+	f.ring_features = PACKED_FEATURES;
+	f.ring_num = PACKED_NUM;
+	TRY(qemu_realize(&f, PF_ALL, -1) == 0);
+	TRY(fe_set_u64(&f, VHOST_USER_SET_FEATURES, NEED, PACKED_FEATURES | F_PROTO) == 0);
+	sink_start(&s, &f);
+	TRY(set_inflight(&f, part, 0, 1, PACKED_NUM, &fd, 1) == 0);
+	close(fd);
+	TRY(qemu_full_start(&f, PF_ALL, 1, 0x80008000u) == 0);
+	TRY(ring_io(&f, 0, 6, 0x5a) == 0);
+	TRY(qemu_stop(&f, PF_ALL, 1, base) == 0);
+	TRY(base[0] == 0x80068006u);
+	TRY(__atomic_load_n(&f.td.served, __ATOMIC_RELAXED) == 6);
+	TRY(!uvirtio_drvq_is_broken(&f.dq[0]));
+	TRY(sink_misfits(&s, line, sizeof(line)) == 1);
+	if (!strstr(line, why)) {
+		printf("# \"%s\" does not say \"%s\"\n", line, why);
+		return -1;
+	}
+	TRY(h->version == 1 && h->desc_num == PACKED_NUM && h->features == features);
+	TRY(h->used_idx == 0x8006 && h->old_used_idx == 0x8006);
+	for (unsigned i = 0; i < PACKED_NUM; i++)
+		TRY(d[i].inflight == 0);
+	TRY(fe_finish(&f) == 0);
+	pthread_mutex_destroy(&s.lock);
+	munmap(area, part);
+	TRY(count_fds() == fds);
+	return 0;
+}
+
+static void test_inflight_packed_garbage_area_is_started_afresh_and_the_ring_runs(void)
+{
+	CHECK_EQ(packed_garbage_run(PG_ALL, "version"), 0);
+	CHECK_EQ(packed_garbage_run(PG_STATES, "not 0, 1 or 2"), 0);
+	CHECK_EQ(packed_garbage_run(PG_CHAIN_LONG, "chain of entries is malformed"), 0);
+	CHECK_EQ(packed_garbage_run(PG_CHAIN_LOOP, "chain of entries is malformed"), 0);
+	CHECK_EQ(packed_garbage_run(PG_USED_OUTSIDE, "used position is outside the ring"), 0);
+}
+
 TEST_MAIN(T(test_inflight_get_gives_a_zeroed_area_of_the_size_set_takes_it_ring_runs_in_it),
 	  T(test_inflight_packed_parts_are_32_plus_32_per_entry_and_ring_runs_in_it),
 	  T(test_inflight_restart_resubmits_marked_requests_oldest_first_before_new_ones),
@@ -754,4 +857,5 @@ TEST_MAIN(T(test_inflight_get_gives_a_zeroed_area_of_the_size_set_takes_it_ring_
 	  T(test_inflight_set_refused_before_features_or_without_protocol_feature),
 	  T(test_inflight_set_refuses_shape_size_offset_fds_and_payload_size),
 	  T(test_inflight_area_not_replaced_while_a_ring_runs),
-	  T(test_inflight_garbage_area_is_started_afresh_and_the_ring_runs))
+	  T(test_inflight_garbage_area_is_started_afresh_and_the_ring_runs),
+	  T(test_inflight_packed_garbage_area_is_started_afresh_and_the_ring_runs))
