@@ -553,7 +553,8 @@ def vu_seeds():
 # desc_num, last_batch_head, used_idx), 16 bytes per head (inflight, 5 bytes
 # padding, next, counter), rounded up to 64 bytes.
 VU_PF_INFLIGHT = 1 << 12
-VU_AREA_FEATURES = (1 << 28) | (1 << 29)  # INDIRECT_DESC, EVENT_IDX: devq_inflight.c ring_features()
+# INDIRECT_DESC and EVENT_IDX, as devq_inflight.c ring_features() records them
+VU_AREA_FEATURES = (1 << 28) | (1 << 29)
 VU_AREA_AT = 0x2000  # where an area in the guest memfd lies (GPA VU_GPA + 0x2000)
 
 
