@@ -494,8 +494,8 @@ static void test_inflight_restart_resubmits_marked_requests_oldest_first_before_
 /* GET_INFLIGHT_FD has a reply of its own and no failure reply: a refused
  * one ends the connection (as GET_VRING_BASE does), and the memfd it would
  * have made is not left open. */
-static int get_refused(uint64_t pf, bool features, unsigned num_queues, unsigned queue_size,
-		       uint32_t size, const char *why)
+static int get_refused_fd(uint64_t pf, bool features, unsigned num_queues, unsigned queue_size,
+			  uint32_t size, int fd, const char *why)
 {
 	struct vhost_user_inflight in = { .num_queues = (uint16_t)num_queues,
 					  .queue_size = (uint16_t)queue_size };
@@ -510,7 +510,7 @@ static int get_refused(uint64_t pf, bool features, unsigned num_queues, unsigned
 	TRY(qemu_realize(&f, pf, -1) == 0);
 	if (features)
 		TRY(fe_set_u64(&f, VHOST_USER_SET_FEATURES, NEED, RING_FEATURES | F_PROTO) == 0);
-	TRY(fe_send(&f, VHOST_USER_GET_INFLIGHT_FD, 0, payload, size, NULL, 0) == 0);
+	TRY(fe_send(&f, VHOST_USER_GET_INFLIGHT_FD, 0, payload, size, &fd, fd >= 0) == 0);
 	TRY(fe_disconnected(&f));
 	uvirtio_vhost_backend_get_stats(f.vb, &st);
 	TRY(st.disconnects_on_error == 1);
@@ -519,6 +519,12 @@ static int get_refused(uint64_t pf, bool features, unsigned num_queues, unsigned
 	TRY(fe_finish(&f) == 0);
 	TRY(count_fds() == fds);
 	return 0;
+}
+
+static int get_refused(uint64_t pf, bool features, unsigned num_queues, unsigned queue_size,
+		       uint32_t size, const char *why)
+{
+	return get_refused_fd(pf, features, num_queues, queue_size, size, -1, why);
 }
 
 static void test_inflight_get_refused_before_features_without_protocol_feature_or_shape(void)
@@ -540,6 +546,16 @@ static void test_inflight_get_refused_before_features_without_protocol_feature_o
 	CHECK_EQ(get_refused(PF_ALL, true, 1, 64, 20, "malformed"), 0);
 	CHECK_EQ(get_refused(PF_ALL, true, 1, 64, 28, "malformed"), 0);
 	CHECK_EQ(get_refused(PF_ALL, true, 1, 64, 0, "malformed"), 0);
+	/* An fd attached to a request that takes none: closed, not kept. */
+	{
+		int efd = eventfd(0, EFD_CLOEXEC), fds;
+
+		CHECK(efd >= 0);
+		fds = count_fds();
+		CHECK_EQ(get_refused_fd(PF_ALL, true, 1, 64, sz, efd, "wrong number"), 0);
+		close(efd);
+		CHECK_EQ(count_fds(), fds - 1);
+	}
 }
 
 /* The same shape checks guard SET_INFLIGHT_FD, which has a failure reply. */
