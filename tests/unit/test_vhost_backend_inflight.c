@@ -686,6 +686,45 @@ static void test_inflight_area_not_replaced_while_a_ring_runs(void)
 	CHECK_EQ(count_fds(), fds);
 }
 
+/* The parts' size depends on the layout, and the layout on the features:
+ * an area handed over for a split ring, then the features changed to
+ * packed (allowed while no ring runs), must not have the backend write
+ * packed parts, twice as large, past the end of what it was given. The
+ * file is larger than the area, so the writes land in the file, where the
+ * canary past the area shows them. */
+static void test_inflight_area_never_written_past_its_size_when_features_change_layout(void)
+{
+	size_t part = split_part(64), file = 8192;
+	int fds = count_fds(), fd = area_memfd(file);
+	uint32_t base[1];
+	uint8_t *area;
+	size_t bad = 0;
+	struct fe f;
+
+	CHECK(fd >= 0);
+	area = map_fd(fd, file);
+	CHECK(area);
+	memset(area + part, 0xee, file - part);
+	CHECK_EQ(start_with(&f, true, PF_ALL), 0);
+	CHECK_EQ(set_inflight(&f, part, 0, 1, 64, &fd, 1), 0);
+	close(fd);
+	/* Packed now: 32 + 32 * 64 bytes a part, rounded to 2112. */
+	f.ring_features = PACKED_FEATURES;
+	f.ring_num = 64;
+	CHECK_EQ(qemu_full_start(&f, PF_ALL, 1, 0x80008000u), 0);
+	CHECK_EQ(ring_io(&f, 0, 10, 0x5a), 0);
+	CHECK_EQ(qemu_stop(&f, PF_ALL, 1, base), 0);
+	CHECK_EQ(base[0], 0x800a800au);
+	for (size_t i = part; i < file; i++)
+		bad += area[i] != 0xee;
+	CHECK_EQ(fe_finish(&f), 0);
+	munmap(area, file);
+	if (bad)
+		printf("# %zu bytes past the %zu-byte area written\n", bad, part);
+	CHECK_EQ(bad, 0);
+	CHECK_EQ(count_fds(), fds);
+}
+
 /* An area of garbage handed back after a "restart": taken (its shape is
  * right), and the ring starts afresh from it, saying why. */
 
@@ -874,4 +913,5 @@ TEST_MAIN(T(test_inflight_get_gives_a_zeroed_area_of_the_size_set_takes_it_ring_
 	  T(test_inflight_set_refuses_shape_size_offset_fds_and_payload_size),
 	  T(test_inflight_area_not_replaced_while_a_ring_runs),
 	  T(test_inflight_garbage_area_is_started_afresh_and_the_ring_runs),
-	  T(test_inflight_packed_garbage_area_is_started_afresh_and_the_ring_runs))
+	  T(test_inflight_packed_garbage_area_is_started_afresh_and_the_ring_runs),
+	  T(test_inflight_area_never_written_past_its_size_when_features_change_layout))
