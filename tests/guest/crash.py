@@ -37,7 +37,9 @@ the guest's G (the image holds what the guest last wrote, no more, no less).
 restarts it (the guest's I/O watchdog must report the stall), `readonly`
 restarts the backend with a read-only export (writes must fail), `corrupt`
 flips a byte of a written block in the image before the stop mark (the
-verify must find it).
+guest's verify must find it, unless the guest rewrote that block before it
+saw the mark), `host-corrupt` the same after the VM stopped (the host's
+check of the image must find it).
 
 Exit status: 0 pass, 1 fail, 77 skip (QEMU, kernel or busybox not installed;
 in CI a failure, as run.py's).
@@ -243,10 +245,10 @@ def corrupt_one(image, blocks):
                 f.write(bytes([data[100] ^ 0xFF]))
                 f.flush()
                 os.fsync(f.fileno())
-                print(f"crash: --break=corrupt: flipped a byte of block {b} in the image",
+                print(f"crash: --break: flipped a byte of block {b} in the image",
                       flush=True)
                 return
-    raise Failure("--break=corrupt: no written block to corrupt")
+    raise Failure("--break: no written block to corrupt")
 
 
 def is_socket(path):
@@ -404,6 +406,8 @@ def test_crash(args, workdir, image):
         guest = None
         backends[-1].check_alive("at the guest's power-off")
         backends[-1].stop()
+        if args.break_ == "host-corrupt":
+            corrupt_one(image, args.blocks)
         check_image(image, args.blocks, int(m.group(1), 16))
     finally:
         if guest is not None:
@@ -442,7 +446,7 @@ def main():
     ap.add_argument("--watchdog", type=int, default=30,
                     help="the guest's I/O watchdog: seconds without a completion")
     ap.add_argument("--break", dest="break_", default="none",
-                    choices=["none", "no-restart", "readonly", "corrupt"],
+                    choices=["none", "no-restart", "readonly", "corrupt", "host-corrupt"],
                     help="a red check (see above)")
     ap.add_argument("--backend-arg", action="append", default=[],
                     help="extra argument for `uvirtio blk`")
