@@ -29,6 +29,7 @@
 #define UVIRTIO_DEVQ_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
 
@@ -332,6 +333,55 @@ static inline void uvirtio_req_init(struct uvirtio_req *req, struct iovec *iov, 
 	req->out_len = req->in_len = 0;
 	req->id = 0;
 }
+
+/*
+ * Inflight tracking (vhost-user INFLIGHT_SHMFD; docs/inflight.md). A queue
+ * given an area of shared memory that outlives the process records there
+ * every request it pops and clears it when the request's used entry is
+ * published, in an order that leaves the area consistent whatever
+ * instruction the process dies at. A new process that attaches the same
+ * area resumes the ring from it: the requests still marked are popped
+ * again, oldest first, before any new one. The layout is the one DPDK and
+ * QEMU's libvhost-user use (per queue: a header, then one descriptor state
+ * per ring entry, 64-byte aligned). IN_ORDER queues are not tracked.
+ */
+
+/**
+ * uvirtio_devq_inflight_size() - the bytes of one queue's area for a ring
+ * of @num entries (1 .. 32768), split or @packed; 0 for a bad @num.
+ */
+UVIRTIO_API
+size_t uvirtio_devq_inflight_size(unsigned num, bool packed);
+
+/**
+ * uvirtio_devq_set_inflight() - give @q the area @area of @size bytes
+ * (NULL: track nothing). The area stays the caller's and must stay mapped
+ * while attached; kept by uvirtio_devq_reset() and setup, like the dirty
+ * log. Not while the queue's thread runs. Takes effect at the next
+ * uvirtio_devq_resume_inflight().
+ */
+UVIRTIO_API
+void uvirtio_devq_set_inflight(struct uvirtio_devq *q, void *area, size_t size);
+
+/**
+ * uvirtio_devq_resume_inflight() - after uvirtio_devq_setup() and
+ * uvirtio_devq_set_indices(), start tracking into the attached area. An area
+ * never used (all zeroes) is initialized and the ring starts where it was
+ * set. An area a previous process left is checked against the ring and
+ * taken as the truth: the indices come from it (split: from the used index
+ * in guest memory and the requests marked; packed: from the area alone,
+ * whatever base the front-end sent), and the requests it marks are popped
+ * again first, in the order they were first popped.
+ *
+ * Return: the number of requests to pop again (0 or more); 0 without an
+ * area; -EOPNOTSUPP for an IN_ORDER queue (not tracked); -EINVAL when the
+ * queue is not set up or the area is smaller than uvirtio_devq_inflight_size();
+ * -ENOMEM; -EBADMSG when the area's contents do not fit the ring (another
+ * ring's, or garbage): it is then initialized afresh, nothing is popped
+ * again, the ring starts where it was set, and one line says why.
+ */
+UVIRTIO_API
+int uvirtio_devq_resume_inflight(struct uvirtio_devq *q);
 
 /*
  * Dirty page logging (vhost-user live migration, docs/ARCHITECTURE.md

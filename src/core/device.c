@@ -437,6 +437,14 @@ static int queue_enable(struct device *dev, unsigned index,
 	ret = uvirtio_devq_setup(q, dev->mem, l->num, l->desc, l->avail, l->used, dev->features);
 	if (!ret && at)
 		ret = uvirtio_devq_set_indices(q, at[0], at[1]);
+	/* With an inflight area (vhost-user INFLIGHT_SHMFD) the ring resumes
+	 * from it; one that did not fit the ring was started afresh and said
+	 * so: the queue runs either way. */
+	if (!ret) {
+		ret = uvirtio_devq_resume_inflight(q);
+		if (ret > 0 || ret == -EBADMSG || ret == -EOPNOTSUPP)
+			ret = 0;
+	}
 	if (ret) {
 		/* Refused: the queue is disabled, whatever it was before. */
 		uvirtio_devq_reset(q);

@@ -86,11 +86,15 @@ void uvirtio_devq_reset(struct uvirtio_devq *public_q)
 	unsigned index = q->index;
 	struct uvirtio_dirty_log *log = __atomic_load_n(&q->log, __ATOMIC_RELAXED);
 	uint64_t log_used = __atomic_load_n(&q->log_used, __ATOMIC_RELAXED);
+	void *ifl_area = q->ifl_area;
+	size_t ifl_size = q->ifl_size;
 
 	/* One block holds slots, free_handles and order. */
 	free(q->slots);
+	ifl_free(q);
 	*q = (struct devq){ .on_broken = cb, .on_broken_opaque = cb_opaque, .index = index,
-			    .log = log, .log_used = log_used };
+			    .log = log, .log_used = log_used, .ifl_area = ifl_area,
+			    .ifl_size = ifl_size };
 }
 
 static int alloc_requests(struct devq *q)
@@ -163,6 +167,8 @@ bool uvirtio_devq_has_avail(const struct uvirtio_devq *public_q)
 {
 	const struct devq *q = devq_of_const(public_q);
 
+	if (q->ifl && ifl_replay_pending(q) && !q->broken)
+		return true;
 	return q->packed ? packed_dev_has_avail(q) : split_dev_has_avail(q);
 }
 
@@ -228,10 +234,15 @@ int uvirtio_devq_pop(struct uvirtio_devq *public_q, struct uvirtio_req *req)
 		return -EIO;
 	if (!q->ready)
 		return 0;
+	/* Inflight tracking: what a dead process held comes first. */
+	if (q->ifl && ifl_replay_pending(q))
+		return ifl_pop_replay(q, req);
 
 	if (!q->packed) {
 		ret = split_dev_peek(q, req, &p);
 		if (ret <= 0)
+			return ret;
+		if (q->ifl && (ret = ifl_popped(q, 0, p.buf_id, 1)) < 0)
 			return ret;
 		if (q->in_order) {
 			s = &q->slots[p.buf_id];
@@ -265,6 +276,8 @@ int uvirtio_devq_pop(struct uvirtio_devq *public_q, struct uvirtio_req *req)
 	if (q->in_order)
 		order_push(q, h);
 	req->id = h;
+	if (q->ifl && (ret = ifl_popped(q, h, p.buf_id, p.ndesc)) < 0)
+		return ret;
 	q->inflight_desc += p.ndesc;
 	packed_dev_consume(q, p.ndesc);
 	q->inflight++;
@@ -298,13 +311,25 @@ int uvirtio_devq_unpop(struct uvirtio_devq *public_q, uint16_t id)
 			q->slots[id].state = SLOT_FREE;
 			q->order_count--;
 		}
-		q->last_avail--;
 		q->inflight--;
+		/* A request popped again from the inflight area goes back there;
+		 * a new one back to the ring. */
+		if (!q->ifl || !ifl_unpopped(q, id))
+			q->last_avail--;
 		return 0;
 	}
 	if (id >= q->num || q->slots[id].state != SLOT_INFLIGHT)
 		return -EINVAL;
 	s = &q->slots[id];
+	if (q->ifl && s->replayed) {
+		if (!ifl_unpopped(q, id))
+			return -EINVAL;
+		q->inflight_desc -= s->ndesc;
+		q->inflight--;
+		s->state = SLOT_FREE;
+		q->free_handles[q->nfree++] = id;
+		return 0;
+	}
 	/* Only the request popped last ends where the next pop starts. */
 	end = (unsigned)packed_idx(s->pos) + s->ndesc;
 	wrap = packed_wrap(s->pos);
@@ -314,6 +339,8 @@ int uvirtio_devq_unpop(struct uvirtio_devq *public_q, uint16_t id)
 	}
 	if (packed_encode(end, wrap) != q->last_avail)
 		return -EINVAL;
+	if (q->ifl)
+		ifl_unpopped(q, id);
 	q->last_avail = s->pos;
 	q->inflight_desc -= s->ndesc;
 	q->inflight--;
@@ -423,9 +450,13 @@ static int push_batch(struct devq *q, const struct uvirtio_used *elems, unsigned
 				return -EINVAL;
 		if (log)
 			log_data(q, log, elems, n);
+		if (q->ifl)
+			ifl_completing(q, elems, n);
 		for (unsigned i = 0; i < n; i++)
 			split_dev_used_put(q, &w, (uint16_t)elems[i].id, elems[i].len, 1);
 		split_dev_used_end(q, &w);
+		if (q->ifl)
+			ifl_completed(q, elems, n);
 		q->inflight = q->inflight >= n ? q->inflight - n : 0;
 		return 0;
 	}
@@ -450,16 +481,22 @@ static int push_batch(struct devq *q, const struct uvirtio_used *elems, unsigned
 
 	if (q->in_order) {
 		flush_in_order(q, &w);
-	} else {
-		for (unsigned i = 0; i < n; i++) {
-			uint16_t h = (uint16_t)elems[i].id;
+		used_end(q, &w);
+		return 0;
+	}
+	/* Tracking (never IN_ORDER): slots keep their area entry while
+	 * released, until the next pop; ifl_completed() reads them. */
+	if (q->ifl)
+		ifl_completing(q, elems, n);
+	for (unsigned i = 0; i < n; i++) {
+		uint16_t h = (uint16_t)elems[i].id;
 
-			packed_dev_used_put(q, &w, q->slots[h].buf_id, elems[i].len,
-					     q->slots[h].ndesc);
-			release_slot(q, h);
-		}
+		packed_dev_used_put(q, &w, q->slots[h].buf_id, elems[i].len, q->slots[h].ndesc);
+		release_slot(q, h);
 	}
 	used_end(q, &w);
+	if (q->ifl)
+		ifl_completed(q, elems, n);
 	return 0;
 }
 

@@ -74,6 +74,11 @@ struct devq {
 	uint64_t desc_gpa;  /* packed: the descriptor ring's guest address */
 	uvirtio_devq_broken_fn on_broken;
 	void *on_broken_opaque;
+	/* Inflight tracking (devq_inflight.c): the area, kept by reset; the
+	 * state over it, from resume until reset (NULL: not tracking). */
+	void *ifl_area;
+	size_t ifl_size;
+	struct devq_ifl *ifl;
 };
 UVIRTIO_OPAQUE_FITS(struct devq, struct uvirtio_devq);
 
@@ -118,7 +123,9 @@ struct uvirtio_devq_slot {
 	uint16_t buf_id; /* packed: the driver's buffer id; split: the head */
 	uint16_t ndesc;  /* packed: ring descriptors the request took */
 	uint16_t pos;    /* packed: where its first descriptor is (encoded) */
+	uint16_t ifl_entry; /* packed, tracking: its chain's first entry in the area */
 	uint8_t state;
+	bool replayed;   /* packed: popped again from the inflight area */
 };
 
 /* What a layout's peek found, besides the request itself. */
@@ -138,6 +145,44 @@ struct used_writer {
 	/* Logging: the area to mark the entries in, or NULL. */
 	const struct uvirtio_dirty_log_area *log;
 };
+
+/*
+ * Inflight tracking (devq_inflight.c), called by devq.c only when q->ifl is
+ * set. Pop: ifl_replay_pending() first, then ifl_pop_replay(); a new
+ * request is marked by ifl_popped() before it is consumed; unpop by
+ * ifl_unpopped(). Push: ifl_completing() before the first used write,
+ * ifl_completed() after the publication.
+ */
+struct devq_ifl;
+bool ifl_replay_pending(const struct devq *q);
+int ifl_pop_replay(struct devq *q, struct uvirtio_req *req);
+/* Packed: the ring descriptors of the chain peek just read, in order. */
+struct pdesc_copy;
+struct pdesc_copy *ifl_chain(struct devq *q);
+int ifl_popped(struct devq *q, uint16_t handle, uint16_t head, uint16_t ndesc);
+/* Return: true when @id was popped again from the area (the unpop is done). */
+bool ifl_unpopped(struct devq *q, uint16_t id);
+void ifl_completing(struct devq *q, const struct uvirtio_used *elems, unsigned n);
+void ifl_completed(struct devq *q, const struct uvirtio_used *elems, unsigned n);
+void ifl_free(struct devq *q);
+
+/* Where a test's crash hook (ring_test.c) is called, in tracking only. */
+enum devq_crash_point {
+	DEVQ_CRASH_POP,        /* a request peeked, not marked yet */
+	DEVQ_CRASH_MARKED,     /* marked, not consumed yet */
+	DEVQ_CRASH_COMPLETING, /* a batch marked completing, no used entry written */
+	DEVQ_CRASH_PUBLISHED,  /* the batch's used entries published, marks not cleared */
+	DEVQ_CRASH_CLEARED,    /* marks cleared, the area's used index not moved */
+	DEVQ_CRASH_POINTS
+};
+extern void (*devq_crash_hook)(const struct devq *q, enum devq_crash_point at);
+
+/* Split: walk the chain at @head into req (split_dev.c). Packed: peek the
+ * chain at @at of @ring (q->pdesc, or a replayed chain laid out as a ring
+ * from 0 with wrap counter 1). */
+int split_dev_walk(struct devq *q, uint16_t head, struct uvirtio_req *req);
+int packed_dev_peek_in(struct devq *q, const struct vring_packed_desc *ring, uint16_t at,
+		       struct uvirtio_req *req, struct devq_popped *p);
 
 /* Marks @q broken for the rule @why names (kept as its reason, logged with
  * the queue's index) and calls its broken callback, once; always -EIO.

@@ -182,22 +182,31 @@ static int walk_indirect(struct devq *q, struct uvirtio_req *req, const struct p
 	return 0;
 }
 
-/* Finds the next available buffer and walks it into req without taking it.
- * Every descriptor field is read once (pdesc_read_once*) and checked before use. */
+/* Finds the next available buffer and walks it into req without taking it. */
 int packed_dev_peek(struct devq *q, struct uvirtio_req *req, struct devq_popped *p)
 {
-	uint16_t pos = packed_idx(q->last_avail);
-	bool wrap = packed_wrap(q->last_avail);
+	return packed_dev_peek_in(q, q->pdesc, q->last_avail, req, p);
+}
+
+/* Walks the buffer at @at of @ring into req. Every descriptor field is read
+ * once (pdesc_read_once*) and checked before use; while tracking, the
+ * copies read are kept for the inflight area (ifl_chain()). */
+int packed_dev_peek_in(struct devq *q, const struct vring_packed_desc *ring, uint16_t at,
+		       struct uvirtio_req *req, struct devq_popped *p)
+{
+	uint16_t pos = packed_idx(at);
+	bool wrap = packed_wrap(at);
 	unsigned ndesc = 0, n_iov = 0, n_out = 0;
 	uint64_t total = 0, out_len = 0;
 	bool seen_writable = false;
+	struct pdesc_copy *chain = q->ifl ? ifl_chain(q) : NULL;
 	uint16_t buf_id = 0;
 	uint16_t flags;
 
 	/* Acquire pairs with the driver's release store of the first
 	 * descriptor's flags: it writes the rest of the chain before, so every
 	 * descriptor of the chain is visible once this one is available. */
-	flags = ring_load16_acquire(&q->pdesc[pos].flags);
+	flags = ring_load16_acquire(&ring[pos].flags);
 	if (!pdesc_is_avail(flags, wrap))
 		return 0;
 
@@ -218,15 +227,17 @@ int packed_dev_peek(struct devq *q, struct uvirtio_req *req, struct devq_popped 
 		 * the checks below see other flags than the one that made it
 		 * available. */
 		if (ndesc == 0) {
-			d = pdesc_read_once_but_flags(&q->pdesc[pos], flags);
+			d = pdesc_read_once_but_flags(&ring[pos], flags);
 		} else {
-			d = pdesc_read_once(&q->pdesc[pos]);
+			d = pdesc_read_once(&ring[pos]);
 			/* spec: AVAIL and USED are set correctly in every
 			 * descriptor of a list, not just the first. */
 			if (!pdesc_is_avail(d.flags, wrap))
 				return devq_broken_at(q, "descriptor in a chain not marked available (bad AVAIL/USED flags)",
 						      "descriptor %u flags %#x", pos, d.flags);
 		}
+		if (chain)
+			chain[ndesc] = d;
 		ndesc++;
 		/* The buffer id is in the last descriptor of the list. */
 		buf_id = d.id;

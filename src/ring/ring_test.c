@@ -45,3 +45,17 @@ void drvq_test_set_avail_idx(struct uvirtio_drvq *q, uint16_t avail_idx)
 {
 	drvq_of(q)->avail_idx = avail_idx;
 }
+
+static void (*test_crash_hook)(const struct uvirtio_devq *q, int at);
+
+static void crash_hook(const struct devq *q, enum devq_crash_point at)
+{
+	test_crash_hook((const struct uvirtio_devq *)q, (int)at);
+}
+
+/* Inflight tracking: call @hook at each crash point (devq_priv.h); NULL: none. */
+void devq_test_set_crash_hook(void (*hook)(const struct uvirtio_devq *q, int at))
+{
+	test_crash_hook = hook;
+	devq_crash_hook = hook ? crash_hook : NULL;
+}

@@ -222,6 +222,11 @@ void split_dev_log_chain(struct devq *q, const struct uvirtio_dirty_log_area *a,
 	}
 }
 
+int split_dev_walk(struct devq *q, uint16_t head, struct uvirtio_req *req)
+{
+	return walk_chain(q, head, req);
+}
+
 /* Finds the next available chain and walks it into req, without taking it:
  * devq.c does its bookkeeping, then split_dev_consume(). */
 int split_dev_peek(struct devq *q, struct uvirtio_req *req, struct devq_popped *p)

@@ -171,6 +171,10 @@ static int dispatch(struct uvirtio_vhost_backend *vb, struct uvirtio_vhost_msg *
 		return vb_set_log_base(vb, m);
 	case VHOST_USER_SET_LOG_FD:
 		return vb_set_log_fd(vb, m);
+	case VHOST_USER_GET_INFLIGHT_FD:
+		return vb_get_inflight_fd(vb, m);
+	case VHOST_USER_SET_INFLIGHT_FD:
+		return vb_set_inflight_fd(vb, m);
 	}
 	return vb_fail(vb, -ENOSYS, "not handled");
 }
@@ -182,9 +186,16 @@ static int send_reply(struct uvirtio_vhost_backend *vb, uint32_t request)
 	vb->reply.hdr.request = request;
 	vb->reply.hdr.flags = VHOST_USER_VERSION | VHOST_USER_REPLY_MASK;
 	vb->reply.nfds = 0;
+	if (vb->reply_fd >= 0) {
+		vb->reply.fds[0] = vb->reply_fd;
+		vb->reply.nfds = 1;
+	}
+	ret = vb->conn_fd < 0 ? 0 : uvirtio_vhost_msg_send(vb->conn_fd, &vb->reply, vb->stop_fd);
+	/* The front-end has its own copy now (or none, if the send failed). */
+	vb_close_fd(&vb->reply_fd);
+	vb->reply.nfds = 0;
 	if (vb->conn_fd < 0)
 		return 0;
-	ret = uvirtio_vhost_msg_send(vb->conn_fd, &vb->reply, vb->stop_fd);
 	if (ret && ret != -ECANCELED)
 		vb_log(UVIRTIO_LOG_ERR, "%s: cannot send the reply: %s", uvirtio_vhost_msg_request_name(request),
 		     strerror(-ret));
@@ -274,6 +285,7 @@ void uvirtio_vhost_backend_end_connection(struct uvirtio_vhost_backend *vb)
 	for (unsigned i = 0; i < vb->nrings; i++)
 		vb_forget_ring(&vb->rings[i]);
 	vb_log_end(vb);
+	vb_inflight_end(vb);
 	pthread_mutex_lock(&vb->backend_lock);
 	backend_fd = vb->backend_fd;
 	vb->backend_fd = -1;
@@ -402,7 +414,7 @@ int uvirtio_vhost_backend_create(struct uvirtio_vhost_backend **out,
 		return -ENOMEM;
 	}
 	vb->cfg.socket_path = vb->path;
-	vb->listen_fd = vb->conn_fd = vb->backend_fd = vb->log_fd = -1;
+	vb->listen_fd = vb->conn_fd = vb->backend_fd = vb->log_fd = vb->reply_fd = -1;
 	vb->inherited_fd = cfg->fd;
 	uvirtio_mem_init(&vb->mem);
 	pthread_mutex_init(&vb->backend_lock, NULL);

@@ -12,8 +12,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "uvirtio/device.h"
@@ -23,7 +21,7 @@ static void unmap_log(struct vb_log_map *lm)
 {
 	if (!lm)
 		return;
-	munmap(lm->map, lm->map_len);
+	vb_unmap(&lm->m);
 	free(lm);
 }
 
@@ -38,44 +36,23 @@ void vb_log_update(struct uvirtio_vhost_backend *vb)
 
 int vb_set_log_base(struct uvirtio_vhost_backend *vb, struct uvirtio_vhost_msg *m)
 {
-	uint64_t size = m->payload.log.mmap_size, off = m->payload.log.mmap_offset, end;
-	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), delta;
-	int fd = m->fds[0];
 	struct vb_log_map *lm, *old;
-	struct stat st;
-	void *map;
+	int ret;
 
 	/* The fd is closed by handle_msg after this returns: a mapping does
 	 * not need it. */
 	if (!vb_has_pf(vb, VHOST_USER_PROTOCOL_F_LOG_SHMFD))
 		return vb_fail(vb, -EINVAL, "SET_LOG_BASE without LOG_SHMFD negotiated");
-	if (size == 0)
-		return vb_fail(vb, -EINVAL, "dirty log of size 0");
-	if (__builtin_add_overflow(off, size, &end))
-		return vb_fail(vb, -EINVAL, "dirty log wraps around (offset %#llx size %#llx)",
-			       (unsigned long long)off, (unsigned long long)size);
-	if (fstat(fd, &st) < 0)
-		return vb_fail(vb, -errno, "dirty log fd: fstat failed: %s", strerror(errno));
-	if (!S_ISREG(st.st_mode))
-		return vb_fail(vb, -EINVAL, "dirty log fd is not a mappable file");
-	/* Touching a page past the end of the file would SIGBUS this process. */
-	if (st.st_size < 0 || end > (uint64_t)st.st_size)
-		return vb_fail(vb, -EINVAL, "dirty log (offset %#llx size %#llx) is larger than its file (%lld bytes)",
-			       (unsigned long long)off, (unsigned long long)size, (long long)st.st_size);
-	delta = off % page;
-	if (size + delta > SIZE_MAX)
-		return vb_fail(vb, -EINVAL, "dirty log too large");
 	lm = calloc(1, sizeof(*lm));
 	if (!lm)
 		return vb_fail(vb, -ENOMEM, "out of memory");
-	map = mmap(NULL, (size_t)(size + delta), PROT_READ | PROT_WRITE, MAP_SHARED, fd,
-		   (off_t)(off - delta));
-	if (map == MAP_FAILED) {
+	ret = vb_map_fd(vb, m->fds[0], m->payload.log.mmap_offset, m->payload.log.mmap_size,
+			"dirty log", &lm->m);
+	if (ret) {
 		free(lm);
-		return vb_fail(vb, -errno, "dirty log: mmap failed: %s", strerror(errno));
+		return ret;
 	}
-	*lm = (struct vb_log_map){ .area = { .bits = (uint8_t *)map + delta, .size = size },
-				   .map = map, .map_len = (size_t)(size + delta) };
+	lm->area = (struct uvirtio_dirty_log_area){ .bits = lm->m.at, .size = lm->m.size };
 	old = vb->log_map;
 	vb->log_map = lm;
 	/* Switches the queues to the new log (when logging) and returns once

@@ -53,7 +53,8 @@ unsigned uvirtio_vhost_backend_mapped_regions(const struct uvirtio_vhost_backend
 	 UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_BACKEND_REQ) | UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_CONFIG) | \
 	 UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_RESET_DEVICE) |                               \
 	 UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) |                        \
-	 UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_STATUS) | UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_LOG_SHMFD))
+	 UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_STATUS) | UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_LOG_SHMFD) | \
+	 UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD))
 
 struct vb_ring {
 	unsigned num; /* 0: not set */
@@ -77,6 +78,15 @@ struct vb_ring {
 	pthread_mutex_t call_lock;
 	int call_fd;
 	bool resched; /* atomic: the device asked to be called again */
+};
+
+/* A file the front-end sent (or we made), mapped: @at is @size bytes at the
+ * offset asked, inside the page-aligned mapping. */
+struct vb_map {
+	void *map;
+	size_t map_len;
+	uint8_t *at;
+	uint64_t size;
 };
 
 /* One mapped region of guest memory. */
@@ -126,8 +136,14 @@ struct uvirtio_vhost_backend {
 	struct vb_log_map *log_map; /* SET_LOG_BASE, NULL before */
 	int log_fd;                 /* SET_LOG_FD, kept and closed */
 
+	/* Inflight tracking (GET/SET_INFLIGHT_FD): the area, num_queues parts
+	 * of a ring of queue_size entries each; map NULL before. */
+	struct vb_map inflight;
+	unsigned inflight_queues, inflight_queue_size;
+
 	char why[200]; /* the reason the current request failed */
 	struct uvirtio_vhost_msg in, reply;
+	int reply_fd; /* sent with the reply, then closed; -1: none */
 
 	/* Counters, atomic. */
 	uint64_t st_connections, st_messages, st_errors, st_disconnects_on_error;
@@ -184,8 +200,7 @@ int vb_vring(struct uvirtio_vhost_backend *vb, const struct uvirtio_vhost_msg *m
 /* vhost_backend_log.c */
 struct vb_log_map {
 	struct uvirtio_dirty_log_area area;
-	void *map;
-	size_t map_len;
+	struct vb_map m;
 };
 /* The active log follows LOG_ALL and the mapped log. */
 void vb_log_update(struct uvirtio_vhost_backend *vb);
@@ -195,6 +210,19 @@ int vb_set_log_fd(struct uvirtio_vhost_backend *vb, struct uvirtio_vhost_msg *m)
 void vb_log_end(struct uvirtio_vhost_backend *vb);
 /* Whether a logged used ring at [gpa, gpa + len) is a valid place. */
 int vb_log_check_addr(struct uvirtio_vhost_backend *vb, unsigned ring, uint64_t gpa, uint64_t len);
+
+/* vhost_backend_inflight.c */
+/* Map [off, off + size) of @fd, checked against the file's size; @what
+ * names it in the failure. */
+int vb_map_fd(struct uvirtio_vhost_backend *vb, int fd, uint64_t off, uint64_t size,
+	      const char *what, struct vb_map *out);
+void vb_unmap(struct vb_map *m);
+int vb_get_inflight_fd(struct uvirtio_vhost_backend *vb, const struct uvirtio_vhost_msg *m);
+int vb_set_inflight_fd(struct uvirtio_vhost_backend *vb, const struct uvirtio_vhost_msg *m);
+/* Before ring @ring of @num entries starts: its part of the area, or none. */
+void vb_inflight_attach(struct uvirtio_vhost_backend *vb, unsigned ring, unsigned num);
+/* No queue tracks any more; the area unmapped. Rings stopped. */
+void vb_inflight_end(struct uvirtio_vhost_backend *vb);
 
 /* vhost_backend_negotiate.c */
 /* GET_FEATURES: the device's features as a vhost-user backend offers them. */

@@ -106,6 +106,8 @@ static int ring_try_run(struct uvirtio_vhost_backend *vb, unsigned i)
 	used = packed ? (uint16_t)(base >> 16) : (uint16_t)base;
 	if (packed && !used && (base & 0x8000))
 		used = (uint16_t)base;
+	/* Inflight tracking: the ring resumes from its part of the area. */
+	vb_inflight_attach(vb, i, r->num);
 	ret = uvirtio_device_queue_enable_at(dev, i, &l, (uint16_t)base, used);
 	if (ret) {
 		uvirtio_device_set_kick_fd(dev, i, -1);
@@ -176,6 +178,8 @@ void vb_reset_device(struct uvirtio_vhost_backend *vb)
 	vb->features_set = false;
 	vb->fe_status = 0;
 	vb_log_update(vb);
+	/* QEMU drops its inflight area on a reset and sends one at the next start. */
+	vb_inflight_end(vb);
 }
 
 /* Request handlers. Each returns 0 or a negative errno with vb->why set;

@@ -30,7 +30,7 @@
 #define PF(f) UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_##f)
 #define PF_ALL                                                                        \
 	(PF(MQ) | PF(REPLY_ACK) | PF(BACKEND_REQ) | PF(CONFIG) | PF(RESET_DEVICE) | \
-	 PF(CONFIGURE_MEM_SLOTS) | PF(STATUS) | PF(LOG_SHMFD))
+	 PF(CONFIGURE_MEM_SLOTS) | PF(STATUS) | PF(LOG_SHMFD) | PF(INFLIGHT_SHMFD))
 #define RING_FEATURES                                                                         \
 	(UVIRTIO_BIT(VIRTIO_F_VERSION_1) | UVIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX) |             \
 	 UVIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC))
