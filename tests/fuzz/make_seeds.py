@@ -729,6 +729,30 @@ def net_seeds():
     }
 
 
+# --- fuzz_devq_inflight ---------------------------------------------------
+# flags (0x01 packed, 0x02 indirect), crash point (1-5, 0 never), crash at
+# its Nth time - 1, byte flips {u16 offset, u8 xor}, then steps: bits 0-1
+# 0 add, 1 pop, 2 push what is held, 3 take what is used; bits 2-7 how many - 1.
+
+def ifl_steps():
+    add = lambda n: 0 | (n - 1) << 2
+    pop = lambda n: 1 | (n - 1) << 2
+    return bytes([add(4), pop(3), 2, 3, add(4), pop(2), pop(2), 2, 3] * 6)
+
+
+def inflight_seeds():
+    seeds = {}
+    for flags, name in ((0, "split"), (1, "packed"), (2, "split-indirect"),
+                        (3, "packed-indirect")):
+        seeds[f"{name}-no-crash"] = bytes([flags, 0, 0, 0]) + ifl_steps()
+        for point in range(1, 6):
+            seeds[f"{name}-crash{point}"] = bytes([flags, point, 3, 0]) + ifl_steps()
+        # The version byte and a state byte flipped after the death.
+        seeds[f"{name}-crash2-spoiled"] = (bytes([flags, 2, 2, 2]) + struct.pack("<HB", 8, 0x40)
+                                           + struct.pack("<HB", 16 + 16 * 3, 0x03) + ifl_steps())
+    return seeds
+
+
 def main():
     for target, seeds in (("fuzz_devq_split", devq_seeds()),
                           ("fuzz_devq_packed", devq_packed_seeds()),
@@ -736,7 +760,8 @@ def main():
                           ("fuzz_memory", mem_seeds()),
                           ("fuzz_blk_req", blk_seeds()),
                           ("fuzz_vhost_msg", vu_seeds()),
-                          ("fuzz_net_hdr", net_seeds())):
+                          ("fuzz_net_hdr", net_seeds()),
+                          ("fuzz_devq_inflight", inflight_seeds())):
         d = os.path.join(CORPUS, target)
         os.makedirs(d, exist_ok=True)
         # Generated seeds are rewritten; regression-* files are inputs a
