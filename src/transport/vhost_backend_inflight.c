@@ -184,6 +184,15 @@ void vb_inflight_attach(struct uvirtio_vhost_backend *vb, unsigned ring, unsigne
 	uvirtio_devq_set_inflight(q, vb->inflight.at + ring * part, part);
 }
 
+void vb_inflight_ring_stopped(struct uvirtio_vhost_backend *vb, unsigned ring)
+{
+	size_t part = part_size(vb, vb->inflight_queue_size);
+
+	if (!vb->inflight.map || ring >= vb->inflight_queues || (uint64_t)(ring + 1) * part > vb->inflight.size)
+		return;
+	memset(vb->inflight.at + ring * part, 0, part);
+}
+
 void vb_inflight_end(struct uvirtio_vhost_backend *vb)
 {
 	if (vb->dev)

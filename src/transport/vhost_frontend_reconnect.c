@@ -82,14 +82,10 @@ int vf_inflight_start(struct uvirtio_vhost_frontend *fe)
 
 	if (!has_pf(fe, VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD))
 		return 0;
-	/* A packed ring that the driver may reset (RING_RESET) goes without:
-	 * a queue reset hands over a new ring at base 0x80008000, and a
-	 * backend that resumes a packed ring from its region whatever the
-	 * base (uvirtio blk's, as it must after a crash: QEMU's base is
-	 * stale) would take the new ring up at the old one's position. */
-	if ((fe->driver_features & UVIRTIO_BIT(VIRTIO_F_RING_PACKED)) &&
-	    (fe->driver_features & UVIRTIO_BIT(VIRTIO_F_RING_RESET)))
-		return 0;
+	/* A queue reset stops the ring with GET_VRING_BASE and hands over a
+	 * new one at its start: a backend must then start afresh, not resume
+	 * from the region (uvirtio's clears a ring's part at a clean stop;
+	 * docs/inflight.md). */
 	if (fe->inflight_fd < 0)
 		ret = get_inflight(fe);
 	if (!ret)
