@@ -6,6 +6,7 @@ check its verdict and what the host saw.
     python3 net.py --uvirtio=build/tools/uvirtio --test=net [--ring=packed]
     python3 net.py --uvirtio=build/tools/uvirtio --test=reflect
     python3 net.py --netdev=tap --test=net      # QEMU's own tap netdev, no uvirtio
+    python3 net.py --uvirtio=build/tools/uvirtio --test=crash [--kills=3] [--seed=N]
 
 Tests:
     net      `uvirtio net --backend=tap` on a multi-queue tap in a network
@@ -17,6 +18,15 @@ Tests:
     reflect  `uvirtio net --backend=reflect`: raw frames (AF_PACKET) come back
              with the MACs swapped, counted in the guest (sent == received),
              also after a rebind and on each queue count
+    crash    `uvirtio net --backend=tap` as for net, QEMU's chardev with
+             reconnect=1; during a --mib MiB upload and a download,
+             --kills SIGKILLs of the backend each (at seeded random byte
+             counts the peer reports, with progress between kills), each
+             followed after a random pause by a new backend on the same
+             socket and tap: it must take the stale socket file over and
+             attach the tap's queues, the TCP transfers must survive with
+             the same sha256 on both ends, and pings after the last restart
+             must all be answered
 
 Checked on the host as well as in the guest: every transfer the guest reports
 ("xfer NAME up|down BYTES SHA256") must be one the peer recorded, complete,
@@ -363,8 +373,14 @@ class NetBackend:
     """One incarnation of `uvirtio net --backend=tap` in the namespace, with
     its output in a log of its own (backend.log, backend-1.log, ...)."""
 
-    def __init__(self, args, workdir, netns, sock, index, tap):
+    def __init__(self, args, workdir, netns, sock, index, tap, qemu_sock=None, record=None):
+        """qemu_sock, record: UVIRTIO_GUEST_RECORD's proxy (run.py's
+        recorder) on qemu_sock, logging into record/backend-INDEX/; it is
+        killed with the backend, so that QEMU sees its connection end as it
+        would without the proxy (which only half-closes it when the backend
+        goes)."""
         self.index = index
+        self.recorder = None
         self.name = f"uvirtio net #{index}"
         self.errlog = os.path.join(workdir, "backend.log" if index == 0
                                    else f"backend-{index}.log")
@@ -375,6 +391,13 @@ class NetBackend:
         self.err = open(self.errlog, "wb")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.err,
                                      stderr=subprocess.STDOUT, preexec_fn=run.die_with_parent)
+        if record:
+            self.qemu_sock = qemu_sock
+            self.recorder = subprocess.Popen(
+                [sys.executable, os.path.join(HERE, "..", "fuzz", "record_vhost.py"),
+                 f"--listen={qemu_sock}", f"--backend={sock}",
+                 f"--out={os.path.join(record, f'backend-{index}')}"],
+                stdin=subprocess.DEVNULL, preexec_fn=run.die_with_parent)
 
     def log_text(self):
         with open(self.errlog, errors="replace") as f:
@@ -395,6 +418,10 @@ class NetBackend:
             comm = f.read().strip()
         if comm != "uvirtio":
             raise Failure(f"harness: process {self.proc.pid} is {comm!r}, not uvirtio")
+        while self.recorder and not listening_on(self.recorder.pid, self.qemu_sock):
+            if self.recorder.poll() is not None or time.monotonic() > deadline:
+                raise Failure("the recording proxy did not start")
+            time.sleep(0.05)
 
     def counters(self, timeout=5.0):
         """Its counters now (SIGUSR1 has it print them), as a dict."""
@@ -417,10 +444,15 @@ class NetBackend:
         self.proc.send_signal(signal.SIGKILL)
         rc = self.proc.wait()
         self.err.close()
+        if self.recorder:
+            self.recorder.kill()
+            self.recorder.wait()
         if rc != -signal.SIGKILL:
             raise Failure(f"{self.name} exited with status {rc} before the SIGKILL")
 
     def stop(self):
+        if self.recorder:
+            run.stop(self.recorder, "record_vhost.py")
         if self.err.closed:
             return
         alive = self.proc.poll() is None
@@ -641,7 +673,7 @@ class Killer(threading.Thread):
         if self.quit.wait(pause):
             raise Failure("stopped")
         nb = NetBackend(self.args, self.workdir, self.netns, self.sock, k,
-                        self.args.restart_tap or "tap0")
+                        self.args.restart_tap or "tap0", *self.args.record)
         self.backends.append(nb)
         nb.wait_serving()
         at, _ = self.peer.progress(name)
@@ -688,7 +720,6 @@ def test_crash(args, workdir):
     netns = Netns()
     peer = None
     killer = None
-    recorder = None
     first = None
     try:
         netns.create()
@@ -699,23 +730,13 @@ def test_crash(args, workdir):
         peer = Peer(netns, workdir, nettool, progress=PROGRESS_STEP)
         peer.wait_ready()
         sock = os.path.join(workdir, "vhost-user-net.sock")
-        first = NetBackend(args, workdir, netns, sock, 0, "tap0")
-        first.wait_serving()
-        qemu_sock = sock
-        # UVIRTIO_GUEST_RECORD=DIR: one proxy for the whole test (run.py's
-        # recorder), so that every reconnect is a new conn-N.jsonl in DIR.
+        # UVIRTIO_GUEST_RECORD=DIR: every backend behind a proxy of its own
+        # (DIR/backend-N/conn-M.jsonl), QEMU connected to the proxy's socket.
         record = os.environ.get("UVIRTIO_GUEST_RECORD")
-        if record:
-            qemu_sock = os.path.join(workdir, "record-proxy.sock")
-            recorder = subprocess.Popen(
-                [sys.executable, os.path.join(HERE, "..", "fuzz", "record_vhost.py"),
-                 f"--listen={qemu_sock}", f"--backend={sock}", f"--out={record}"],
-                stdin=subprocess.DEVNULL, preexec_fn=run.die_with_parent)
-            deadline = time.monotonic() + 20
-            while not os.path.exists(qemu_sock):
-                if time.monotonic() > deadline or recorder.poll() is not None:
-                    raise Failure("the recording proxy did not start")
-                time.sleep(0.05)
+        qemu_sock = os.path.join(workdir, "record-proxy.sock") if record else sock
+        args.record = (qemu_sock, record)
+        first = NetBackend(args, workdir, netns, sock, 0, "tap0", qemu_sock, record)
+        first.wait_serving()
         queues = "on" if args.queues > 1 else "off"
         devices = ["-chardev", f"socket,id=c0,path={qemu_sock},reconnect=1",
                    "-netdev", f"vhost-user,id=n0,chardev=c0,queues={args.queues}",
@@ -761,8 +782,6 @@ def test_crash(args, workdir):
             if failed:
                 raise failed
         finally:
-            if recorder:
-                run.stop(recorder, "record_vhost.py")
             if peer:
                 peer.stop()
             netns.delete()
