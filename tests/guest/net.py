@@ -562,9 +562,12 @@ class Killer(threading.Thread):
     socket and tap, and once traffic moves again check that it took over
     the socket file and attached the tap's queues."""
 
-    def __init__(self, args, workdir, netns, peer, sock, backend, rng, size):
+    def __init__(self, args, workdir, netns, peer, sock, backend, rng, size, record):
+        """record: (the socket QEMU connects to, UVIRTIO_GUEST_RECORD's
+        directory or None), for each new backend."""
         super().__init__(name="killer", daemon=True)
         self.args, self.workdir, self.netns, self.peer = args, workdir, netns, peer
+        self.record = record
         self.sock, self.rng, self.size = sock, rng, size
         self.backends = [backend]
         self.kills = 0
@@ -578,7 +581,8 @@ class Killer(threading.Thread):
             for name in CRASH_TRANSFERS:
                 self.transfer(name)
         except Failure as e:
-            self.error = e
+            if not self.quit.is_set():  # else: stopped, the main thread knows why
+                self.error = e
         except Exception as e:  # noqa: BLE001 - the harness's own error is a FAIL too
             self.error = Failure(f"harness error in the killer: {e!r}")
         if self.error and not self.quit.is_set():
@@ -630,8 +634,7 @@ class Killer(threading.Thread):
                 raise Failure(f"{name} ended ({got} bytes) before kill {self.kills + 1}: "
                               "a larger --mib gives the kills room")
             at = self.crash(name, got)
-            if self.args.no_restart:
-                continue
+            # (--no-restart: no backend, no progress: it fails here)
             got, ended = self.wait_progress(name, at + RESUMED, self.args.stall)
             self.check_restarted(name, got, ended)
             floor = got + RESUMED
@@ -673,7 +676,7 @@ class Killer(threading.Thread):
         if self.quit.wait(pause):
             raise Failure("stopped")
         nb = NetBackend(self.args, self.workdir, self.netns, self.sock, k,
-                        self.args.restart_tap or "tap0", *self.args.record)
+                        self.args.restart_tap or "tap0", *self.record)
         self.backends.append(nb)
         nb.wait_serving()
         at, _ = self.peer.progress(name)
@@ -734,7 +737,6 @@ def test_crash(args, workdir):
         # (DIR/backend-N/conn-M.jsonl), QEMU connected to the proxy's socket.
         record = os.environ.get("UVIRTIO_GUEST_RECORD")
         qemu_sock = os.path.join(workdir, "record-proxy.sock") if record else sock
-        args.record = (qemu_sock, record)
         first = NetBackend(args, workdir, netns, sock, 0, "tap0", qemu_sock, record)
         first.wait_serving()
         queues = "on" if args.queues > 1 else "off"
@@ -743,19 +745,22 @@ def test_crash(args, workdir):
                    "-device", f"virtio-net-pci,netdev=n0,mq={queues},"
                    f"vectors={args.vectors or 0},mac={MAC},"
                    f"packed={'on' if args.ring == 'packed' else 'off'}"]
-        killer = Killer(args, workdir, netns, peer, sock, first, rng, args.mib << 20)
+        killer = Killer(args, workdir, netns, peer, sock, first, rng, args.mib << 20,
+                        (qemu_sock, record))
         killer.start()
         params = {"addr": GUEST_ADDR, "peer": HOST_ADDR, "port": PORT, "mib": args.mib}
+        boot_error = None
         try:
             lines = boot(args, workdir, None, "netcrash", params, devices, [])
-        except Failure:
-            if killer.error:
-                print(f"net: FAIL: the killer: {killer.error}", flush=True)
-            raise
+        except Failure as e:
+            boot_error = e
         finally:
             killer.finish()
+        # The killer's failure first: it is the cause (it ended QEMU).
         if killer.error:
             raise killer.error
+        if boot_error:
+            raise boot_error
         want = 2 * args.kills
         if killer.kills != want:
             raise Failure(f"{killer.kills} kills, {want} planned")
