@@ -458,9 +458,10 @@ class NetBackend:
         alive = self.proc.poll() is None
         rc = run.stop(self.proc, self.name)
         self.err.close()
-        for line in run.tail(self.errlog, 200).splitlines():
-            if line.startswith("uvirtio net: counters"):
-                print(f"net: backend #{self.index} {line}", flush=True)
+        counters = [line for line in run.tail(self.errlog, 200).splitlines()
+                    if line.startswith("uvirtio net: counters")]
+        if counters:
+            print(f"net: backend #{self.index} at its end: {counters[-1]}", flush=True)
         if alive and rc not in (0, -signal.SIGTERM):
             raise Failure(f"{self.name} exited with status {rc} on SIGTERM")
 
