@@ -227,6 +227,25 @@ UVIRTIO_API
 int uvirtio_blk_drv_submit(struct uvirtio_blk_drv *b, unsigned queue, struct uvirtio_blk_drv_req *req);
 
 /**
+ * uvirtio_blk_drv_resubmit() - reset queue @queue and add every request
+ * still outstanding on it again, in the order they were submitted, on a
+ * new ring: for a transport that lost the device's copy of the ring (the
+ * vhost-user front-end after a reconnect without INFLIGHT_SHMFD, see
+ * uvirtio_vhost_frontend_ring_needs_resubmit()). Each request then
+ * completes once, from the new ring; a read reads again, a write writes
+ * the same data again. Requests a synchronous call gave up on are dropped.
+ * Needs VIRTIO_F_RING_RESET negotiated (ask for it in opts->features). The
+ * caller's thread must own @queue; it makes transport lifecycle calls
+ * (queue_reset, queue_enable), so no other lifecycle call may run at once.
+ *
+ * Return: the number of requests added again; -EINVAL for a bad queue;
+ * -EOPNOTSUPP without RING_RESET; -ENOMEM; or the transport's error (every
+ * outstanding request is then completed with -EIO: the queue is unusable).
+ */
+UVIRTIO_API
+int uvirtio_blk_drv_resubmit(struct uvirtio_blk_drv *b, unsigned queue);
+
+/**
  * uvirtio_blk_drv_poll() - complete up to @max requests the device has
  * finished on @queue, calling their callbacks on this thread (a callback
  * may submit again, but not poll). Also clears the queue's event fd.

@@ -47,6 +47,58 @@
  * (seen before the next request): -EPROTO. Rings are checked by the driver core
  * (drvq.h), so a bad used ring breaks that queue and nothing else.
  *
+ * Inflight tracking: when the backend offers protocol feature
+ * INFLIGHT_SHMFD it is negotiated. At the first DRIVER_OK (and the first
+ * after a reset) the front-end sends GET_INFLIGHT_FD (num_queues: every
+ * queue the backend has; queue_size: max_queue_size) and keeps the fd it
+ * gets (not mapped: the layout is the backend's); at every DRIVER_OK (a
+ * resume's too) and every reconnect it hands it back with SET_INFLIGHT_FD
+ * (the same four values) before any SET_VRING_*. A reset closes it, as
+ * QEMU frees its region at a reset. Not used (nothing sent) when the
+ * driver negotiated both VIRTIO_F_RING_PACKED and VIRTIO_F_RING_RESET: a
+ * queue reset hands over a new packed ring, and a backend resuming packed
+ * rings from its region whatever the base (uvirtio blk's: QEMU's base is
+ * stale after a crash) would take it up at the old ring's position. A
+ * reply without an fd, with more than one, with an mmap_size below 16
+ * bytes per descriptor of every queue asked for, or with an offset and
+ * size past the end of the fd is a broken protocol: -EPROTO, the
+ * connection given up, the fd closed.
+ *
+ * Reconnect (config.reconnect): once the connection is lost the watcher
+ * thread connects to socket_path again and replays, with the lock that
+ * orders requests held throughout (other requests wait): GET_FEATURES,
+ * the protocol features, GET_QUEUE_NUM, SET_OWNER, the memory table,
+ * SET_FEATURES as the driver set them, SET_STATUS without DRIVER_OK (with
+ * STATUS), the driver's config writes, the dirty log when logging; then,
+ * when the rings were running (DRIVER_OK, not suspended),
+ * SET_INFLIGHT_FD and for every ring that had been handed over
+ * SET_VRING_NUM, _BASE, _ADDR, _CALL, _KICK (the same eventfds as before,
+ * so queue threads notice nothing), _ENABLE and a kick, and SET_STATUS
+ * with DRIVER_OK. A split ring's base is the used index in guest memory
+ * (what QEMU sends after a backend crash). With INFLIGHT_SHMFD the
+ * descriptors stay in the ring and nothing is added again: the backend
+ * resubmits what its region marks in flight, so each request completes
+ * once. Without it a split ring with nothing in flight (avail index equal
+ * to used index) restarts at that index; a ring with requests in flight,
+ * and any packed ring, is left stopped (nothing is sent for it) and
+ * uvirtio_vhost_frontend_ring_needs_resubmit() says so: the driver resets
+ * it (queue_reset, which needs VIRTIO_F_RING_RESET negotiated; the
+ * front-end offers it whatever the backend does) and enables a new ring
+ * (queue_enable: SET_VRING_* at base 0, packed 0x80008000) on which it
+ * adds again every request not completed (uvirtio_blk_drv_resubmit()). A
+ * driver without RING_RESET cannot: the reconnect then ends with
+ * -EOPNOTSUPP. A packed ring with INFLIGHT_SHMFD restarts at the base of
+ * its last start, what QEMU 7.2 sends (its positions live in the driver
+ * and the region, not in a guest-memory index): the backend must resume
+ * from the region (uvirtio blk does, docs/inflight.md; libvhost-user has
+ * no packed inflight region). The new backend must offer every feature
+ * negotiated, as many queues, and INFLIGHT_SHMFD when the old one had it:
+ * otherwise the reconnect ends at once. Meanwhile the
+ * status reads without DEVICE_NEEDS_RESET (the requests in flight
+ * complete after the reconnect), uvirtio_vhost_frontend_connected() is
+ * false and lifecycle requests fail -ENOTCONN; a stop_ring or reset made
+ * then treats the rings as stopped.
+ *
  * Thread rules: the transport operations other than notify and event_fd,
  * and every function here but uvirtio_vhost_frontend_transport() and the
  * getters, are lifecycle calls made from one thread. notify and event_fd
@@ -96,6 +148,20 @@ struct uvirtio_vhost_frontend_config {
 	 * as "vhost-user front-end: ...". */
 	char *error;
 	size_t error_size;
+	/* Reconnect when the connection to the backend is lost (it closed
+	 * it: EOF, EPIPE or ECONNRESET on a request, or the watcher thread
+	 * saw the hang-up), to the same @socket_path (required: -EINVAL with
+	 * @fd). The watcher thread tries every @reconnect_interval_ms (0:
+	 * 100) until @reconnect_timeout_ms (0: 10000; a bounded wait, there
+	 * is no "for ever") have passed, then gives up: DEVICE_NEEDS_RESET,
+	 * uvirtio_vhost_frontend_error() says why. A connection given up for
+	 * a broken protocol or a reply time-out is not reconnected. Negative
+	 * values: -EINVAL. @socket_path is copied (the front-end keeps it for
+	 * the reconnects; a move replaces it with the new backend's). See
+	 * "Reconnect" above for what is replayed. */
+	bool reconnect;
+	int reconnect_interval_ms;
+	int reconnect_timeout_ms;
 };
 
 /**
@@ -104,12 +170,13 @@ struct uvirtio_vhost_frontend_config {
  * @cfg: socket, memory and limits; copied.
  *
  * Reads the backend's features, negotiates protocol features (of MQ,
- * REPLY_ACK, CONFIG, RESET_DEVICE, CONFIGURE_MEM_SLOTS and STATUS, those it
- * offers), reads its queue count (GET_QUEUE_NUM with MQ, otherwise 1),
+ * REPLY_ACK, CONFIG, RESET_DEVICE, CONFIGURE_MEM_SLOTS, STATUS, LOG_SHMFD
+ * and INFLIGHT_SHMFD, those it offers), reads its queue count (GET_QUEUE_NUM with MQ, otherwise 1),
  * sends SET_OWNER (QEMU's order), and shares guest memory.
  *
  * Return: 0; -EINVAL for a bad @cfg (no socket or both, a size that
- * overflows, max_queue_size not a power of two); -ENOENT or -ECONNREFUSED
+ * overflows, max_queue_size not a power of two, reconnect with @fd, a
+ * negative reconnect interval or wait); -ENOENT or -ECONNREFUSED
  * and other connect errors; -ENOMEM when memory cannot be made; -ENODEV
  * when the backend does not offer VIRTIO_F_VERSION_1; -EPROTO, -ENOTCONN,
  * -ETIMEDOUT as for any request (see above); or the backend's error
@@ -152,6 +219,25 @@ unsigned uvirtio_vhost_frontend_num_queues(const struct uvirtio_vhost_frontend *
  */
 UVIRTIO_API
 bool uvirtio_vhost_frontend_connected(const struct uvirtio_vhost_frontend *fe);
+
+/**
+ * uvirtio_vhost_frontend_ring_needs_resubmit() - whether a reconnect left
+ * ring @index stopped with requests the new backend never saw (no
+ * INFLIGHT_SHMFD, or a packed ring): the driver must reset the queue and
+ * add them again on a new ring (uvirtio_blk_drv_resubmit() for the blk
+ * driver). The ring's event fd is signalled when this becomes true; false
+ * again once the new ring is handed over, and for a bad @index.
+ */
+UVIRTIO_API
+bool uvirtio_vhost_frontend_ring_needs_resubmit(const struct uvirtio_vhost_frontend *fe,
+						unsigned index);
+
+/**
+ * uvirtio_vhost_frontend_reconnects() - how many times the front-end
+ * reconnected to a restarted backend (config.reconnect) since connect.
+ */
+UVIRTIO_API
+unsigned uvirtio_vhost_frontend_reconnects(const struct uvirtio_vhost_frontend *fe);
 
 /**
  * uvirtio_vhost_frontend_error() - one line saying why the connection was

@@ -235,7 +235,9 @@ int uvirtio_blk_drv_probe(struct uvirtio_blk_drv *public_b, struct uvirtio_trans
 	b->dead_fd = -1;
 	b->config_fd = -1;
 	/* RO is accepted whenever offered: the driver must know it may not write. */
-	wanted = (wanted & (UVIRTIO_BLK_DRV_FEATURES | UVIRTIO_BLK_DRV_RING_FEATURES)) |
+	/* RING_RESET only when asked for: uvirtio_blk_drv_resubmit() needs it. */
+	wanted = (wanted & (UVIRTIO_BLK_DRV_FEATURES | UVIRTIO_BLK_DRV_RING_FEATURES |
+			    UVIRTIO_BIT(VIRTIO_F_RING_RESET))) |
 		 UVIRTIO_BIT(VIRTIO_BLK_F_RO);
 	ret = uvirtio_driver_probe(&b->drv, t, wanted);
 	if (ret)

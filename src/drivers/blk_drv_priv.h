@@ -33,6 +33,7 @@ struct slot {
 	uint32_t in_len;                 /* writable bytes offered: what the device must report */
 	uint16_t next_free;
 	bool busy;                       /* with the device */
+	uint64_t seq;                    /* submission order, for a resubmit */
 };
 
 struct uvirtio_blk_drv_queue {
@@ -46,6 +47,7 @@ struct uvirtio_blk_drv_queue {
 	struct iovec *scratch;  /* the chain being added: seg_max + 2 entries */
 	int call_fd;            /* the transport's used-buffer fd */
 	int epoll_fd;           /* what event_fd gives out: call_fd, config fd, dead_fd */
+	uint64_t next_seq;      /* the next slot's seq */
 };
 
 struct blk_drv {

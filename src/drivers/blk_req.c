@@ -159,6 +159,10 @@ static struct uvirtio_blk_drv_queue *get_queue(struct blk_drv *b, unsigned queue
 	return queue < b->num_queues ? &b->queues[queue] : NULL;
 }
 
+static void build_chain(struct uvirtio_blk_drv_queue *q, struct slot *s,
+			const struct uvirtio_blk_drv_req *req, uint32_t data_len, unsigned *out,
+			unsigned *in);
+
 static int submit(struct blk_drv *b, unsigned queue, struct uvirtio_blk_drv_req *req)
 {
 	struct uvirtio_blk_drv_queue *q = get_queue(b, queue);
@@ -178,6 +182,32 @@ static int submit(struct blk_drv *b, unsigned queue, struct uvirtio_blk_drv_req 
 	s = slot_get(q);
 	if (!s)
 		return -EAGAIN;
+
+	build_chain(q, s, req, data_len, &n_out, &n_in);
+	v = q->scratch;
+	s->req = req;
+	req->uvirtio_private_do_not_touch = s;
+	req->result = 0;
+	ret = uvirtio_drvq_add(q->vq, v, n_out, v + n_out, n_in, s);
+	if (ret) {
+		req->uvirtio_private_do_not_touch = NULL;
+		slot_put(q, s);
+		/* No indirect table and no room for a direct chain: full for now. */
+		return ret == -ENOMEM ? -ENOSPC : ret;
+	}
+	s->busy = true;
+	s->seq = q->next_seq++;
+	return uvirtio_drvq_kick(q->vq);
+}
+
+/* Writes @req's header (and range) into slot @s and its chain into
+ * q->scratch: @n_out device-readable parts, then @n_in writable ones. */
+static void build_chain(struct uvirtio_blk_drv_queue *q, struct slot *s,
+			const struct uvirtio_blk_drv_req *req, uint32_t data_len, unsigned *out,
+			unsigned *in)
+{
+	struct iovec *v;
+	unsigned n_out, n_in;
 
 	/* Header and range are written here and read by the device only once
 	 * the buffer is made available (the ring's barrier orders them). */
@@ -221,19 +251,8 @@ static int submit(struct blk_drv *b, unsigned queue, struct uvirtio_blk_drv_req 
 	/* The device reports what it wrote: the data read, if any, and the
 	 * status byte, which is last in the chain. */
 	s->in_len = (req->type == VIRTIO_BLK_T_IN || req->type == VIRTIO_BLK_T_GET_ID ? data_len : 0) + 1;
-
-	s->req = req;
-	req->uvirtio_private_do_not_touch = s;
-	req->result = 0;
-	ret = uvirtio_drvq_add(q->vq, v, n_out, v + n_out, n_in, s);
-	if (ret) {
-		req->uvirtio_private_do_not_touch = NULL;
-		slot_put(q, s);
-		/* No indirect table and no room for a direct chain: full for now. */
-		return ret == -ENOMEM ? -ENOSPC : ret;
-	}
-	s->busy = true;
-	return uvirtio_drvq_kick(q->vq);
+	*out = n_out;
+	*in = n_in;
 }
 
 int uvirtio_blk_drv_submit(struct uvirtio_blk_drv *b, unsigned queue, struct uvirtio_blk_drv_req *req)
@@ -324,6 +343,96 @@ static int poll_queue(struct blk_drv *b, unsigned queue, unsigned max)
 		done += complete(q, token, len);
 	}
 	return (int)done;
+}
+
+struct collected {
+	struct slot **v;
+	unsigned n, max;
+};
+
+static void collect_slot(void *token, void *opaque)
+{
+	struct collected *c = opaque;
+
+	if (c->n < c->max)
+		c->v[c->n++] = token;
+}
+
+static int by_seq(const void *a, const void *b)
+{
+	const struct slot *x = *(struct slot *const *)a, *y = *(struct slot *const *)b;
+
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* A request that cannot be added again completes with @err. */
+static void fail_slot(struct uvirtio_blk_drv_queue *q, struct slot *s, int err)
+{
+	struct uvirtio_blk_drv_req *req = s->req;
+
+	slot_put(q, s);
+	if (!req)
+		return;
+	req->result = err;
+	req->uvirtio_private_do_not_touch = NULL;
+	if (req->callback)
+		req->callback(req);
+}
+
+static int resubmit(struct blk_drv *b, unsigned queue)
+{
+	struct uvirtio_blk_drv_queue *q = get_queue(b, queue);
+	struct collected c = { 0 };
+	unsigned added = 0;
+	int ret;
+
+	if (!q)
+		return -EINVAL;
+	if (!uvirtio_driver_has_feature(&b->drv, VIRTIO_F_RING_RESET))
+		return -EOPNOTSUPP;
+	c.max = q->nslots;
+	c.v = calloc(c.max, sizeof(*c.v));
+	if (!c.v)
+		return -ENOMEM;
+	/* Every buffer still in the ring comes back (the device lost it),
+	 * then a new ring: the old one's indexes mean nothing to the device. */
+	ret = uvirtio_driver_queue_reset(&b->drv, queue, collect_slot, &c);
+	if (!ret)
+		ret = uvirtio_driver_queue_enable(&b->drv, queue, 0);
+	qsort(c.v, c.n, sizeof(*c.v), by_seq);
+	for (unsigned i = 0; i < c.n; i++) {
+		struct slot *s = c.v[i];
+		uint32_t data_len;
+		unsigned n_out, n_in;
+		int r;
+
+		if (ret || !s->req) {
+			/* Orphaned by a synchronous call that gave up, or no ring. */
+			fail_slot(q, s, -EIO);
+			continue;
+		}
+		/* The old device may have written the status byte and data:
+		 * the request starts over. */
+		data_len = s->in_len - 1; /* what gave in_len at the submit */
+		build_chain(q, s, s->req, data_len, &n_out, &n_in);
+		r = uvirtio_drvq_add(q->vq, q->scratch, n_out, q->scratch + n_out, n_in, s);
+		if (r) {
+			fail_slot(q, s, -EIO);
+			continue;
+		}
+		added++;
+	}
+	free(c.v);
+	if (ret)
+		return ret;
+	if (added)
+		uvirtio_drvq_kick(q->vq);
+	return (int)added;
+}
+
+int uvirtio_blk_drv_resubmit(struct uvirtio_blk_drv *b, unsigned queue)
+{
+	return resubmit(blk_drv_of(b), queue);
 }
 
 int uvirtio_blk_drv_poll(struct uvirtio_blk_drv *b, unsigned queue, unsigned max)

@@ -167,11 +167,30 @@ void vb_inflight_attach(struct uvirtio_vhost_backend *vb, unsigned ring, unsigne
 		uvirtio_devq_set_inflight(q, NULL, 0);
 		return;
 	}
-	if (num > vb->inflight_queue_size)
+	if (num > vb->inflight_queue_size) {
 		vb_log(UVIRTIO_LOG_WARN, "ring %u: %u entries, more than the inflight area's %u: not tracked",
 		       ring, num, vb->inflight_queue_size);
-	uvirtio_devq_set_inflight(q, num > vb->inflight_queue_size ? NULL : vb->inflight.at + ring * part,
-				  part);
+		uvirtio_devq_set_inflight(q, NULL, 0);
+		return;
+	}
+	/* The area was checked for the layout of its day: features set since
+	 * (split to packed) may need larger parts than it has. */
+	if ((uint64_t)(ring + 1) * part > vb->inflight.size) {
+		vb_log(UVIRTIO_LOG_WARN, "ring %u: the inflight area (%llu bytes) is too small for this ring layout: not tracked",
+		       ring, (unsigned long long)vb->inflight.size);
+		uvirtio_devq_set_inflight(q, NULL, 0);
+		return;
+	}
+	uvirtio_devq_set_inflight(q, vb->inflight.at + ring * part, part);
+}
+
+void vb_inflight_ring_stopped(struct uvirtio_vhost_backend *vb, unsigned ring)
+{
+	size_t part = part_size(vb, vb->inflight_queue_size);
+
+	if (!vb->inflight.map || ring >= vb->inflight_queues || (uint64_t)(ring + 1) * part > vb->inflight.size)
+		return;
+	memset(vb->inflight.at + ring * part, 0, part);
 }
 
 void vb_inflight_end(struct uvirtio_vhost_backend *vb)

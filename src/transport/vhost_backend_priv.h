@@ -221,6 +221,9 @@ int vb_get_inflight_fd(struct uvirtio_vhost_backend *vb, const struct uvirtio_vh
 int vb_set_inflight_fd(struct uvirtio_vhost_backend *vb, const struct uvirtio_vhost_msg *m);
 /* Before ring @ring of @num entries starts: its part of the area, or none. */
 void vb_inflight_attach(struct uvirtio_vhost_backend *vb, unsigned ring, unsigned num);
+/* Ring @ring stopped with nothing in flight (GET_VRING_BASE): its part is
+ * zeroed, so the next start begins afresh at the base the front-end gives. */
+void vb_inflight_ring_stopped(struct uvirtio_vhost_backend *vb, unsigned ring);
 /* No queue tracks any more; the area unmapped. Rings stopped. */
 void vb_inflight_end(struct uvirtio_vhost_backend *vb);
 

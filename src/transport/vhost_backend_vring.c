@@ -49,6 +49,10 @@ static void ring_halt(struct uvirtio_vhost_backend *vb, unsigned i)
 	if (vb_ring_packed(vb))
 		r->base |= (uint32_t)uvirtio_devq_used_index(uvirtio_device_queue(vb->dev, i)) << 16;
 	r->base_set = true;
+	/* Nothing is in flight and the front-end has the base: the ring's
+	 * inflight part starts afresh at the next start, at the base given
+	 * then (after a queue reset, a new ring at 0). */
+	vb_inflight_ring_stopped(vb, i);
 	uvirtio_device_set_kick_fd(vb->dev, i, -1);
 	r->running = false;
 }

@@ -31,22 +31,104 @@ static struct uvirtio_dma *vf_dma(struct uvirtio_transport *t)
 	return &to_fe(t)->dma;
 }
 
+/* The lifecycle operations hold the lock throughout, so a reconnect (the
+ * watcher's replay, under the same lock) sees the device's state whole, and
+ * they wait for it to end. */
+static int locked_set_features(struct uvirtio_transport *t, uint64_t features)
+{
+	struct uvirtio_vhost_frontend *fe = to_fe(t);
+	int ret;
+
+	pthread_mutex_lock(&fe->lock);
+	ret = vf_set_features(t, features);
+	pthread_mutex_unlock(&fe->lock);
+	return ret;
+}
+
+static int locked_set_status(struct uvirtio_transport *t, uint8_t status)
+{
+	struct uvirtio_vhost_frontend *fe = to_fe(t);
+	int ret;
+
+	pthread_mutex_lock(&fe->lock);
+	ret = vf_set_status(t, status);
+	pthread_mutex_unlock(&fe->lock);
+	return ret;
+}
+
+static int locked_reset(struct uvirtio_transport *t)
+{
+	struct uvirtio_vhost_frontend *fe = to_fe(t);
+	int ret;
+
+	pthread_mutex_lock(&fe->lock);
+	ret = vf_reset(t);
+	pthread_mutex_unlock(&fe->lock);
+	return ret;
+}
+
+static int locked_set_config(struct uvirtio_transport *t, unsigned offset, const void *buf,
+			     unsigned len)
+{
+	struct uvirtio_vhost_frontend *fe = to_fe(t);
+	int ret;
+
+	pthread_mutex_lock(&fe->lock);
+	ret = vf_set_config(t, offset, buf, len);
+	pthread_mutex_unlock(&fe->lock);
+	return ret;
+}
+
+static int locked_queue_enable(struct uvirtio_transport *t, unsigned index,
+			       const struct uvirtio_queue_layout *layout)
+{
+	struct uvirtio_vhost_frontend *fe = to_fe(t);
+	int ret;
+
+	pthread_mutex_lock(&fe->lock);
+	ret = vf_queue_enable(t, index, layout);
+	pthread_mutex_unlock(&fe->lock);
+	return ret;
+}
+
+static int locked_queue_reset(struct uvirtio_transport *t, unsigned index)
+{
+	struct uvirtio_vhost_frontend *fe = to_fe(t);
+	int ret;
+
+	pthread_mutex_lock(&fe->lock);
+	ret = vf_queue_reset(t, index);
+	pthread_mutex_unlock(&fe->lock);
+	return ret;
+}
+
 static const struct uvirtio_transport_ops frontend_ops = {
 	.get_features = vf_get_features,
-	.set_features = vf_set_features,
+	.set_features = locked_set_features,
 	.get_status = vf_get_status,
-	.set_status = vf_set_status,
-	.reset = vf_reset,
+	.set_status = locked_set_status,
+	.reset = locked_reset,
 	.get_config = vf_get_config,
-	.set_config = vf_set_config,
+	.set_config = locked_set_config,
 	.config_generation = vf_config_generation,
 	.queue_max_size = vf_queue_max_size,
-	.queue_enable = vf_queue_enable,
-	.queue_reset = vf_queue_reset,
+	.queue_enable = locked_queue_enable,
+	.queue_reset = locked_queue_reset,
 	.notify = vf_notify,
 	.event_fd = vf_event_fd,
 	.dma = vf_dma,
 };
+
+/* Recursive: see the lock's comment in vhost_frontend_priv.h. */
+static void init_lock(pthread_mutex_t *lock)
+{
+	pthread_mutexattr_t a;
+
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(lock, &a);
+	pthread_mutexattr_destroy(&a);
+}
 
 int uvirtio_vhost_frontend_connect(struct uvirtio_vhost_frontend **out,
 				   const struct uvirtio_vhost_frontend_config *cfg)
@@ -57,7 +139,8 @@ int uvirtio_vhost_frontend_connect(struct uvirtio_vhost_frontend **out,
 
 	*out = NULL;
 	if (!!cfg->socket_path == (cfg->fd >= 0) || qsize > MAX_QUEUE_SIZE ||
-	    (qsize & (qsize - 1))) {
+	    (qsize & (qsize - 1)) || (cfg->reconnect && !cfg->socket_path) ||
+	    cfg->reconnect_interval_ms < 0 || cfg->reconnect_timeout_ms < 0) {
 		/* Given an fd, connect owns it whatever else is wrong. */
 		if (cfg->fd >= 0)
 			close(cfg->fd);
@@ -72,8 +155,22 @@ int uvirtio_vhost_frontend_connect(struct uvirtio_vhost_frontend **out,
 	fe->t.ops = &frontend_ops;
 	fe->t.name = "vhost-user";
 	fe->sock = fe->memfd = fe->config_fd = fe->watch_fd = fe->stop_fd = fe->log_fd = -1;
-	pthread_mutex_init(&fe->lock, NULL);
+	fe->inflight_fd = fe->timer_fd = -1;
+	init_lock(&fe->lock);
 	fe->max_queue_size = qsize;
+	fe->reconnect = cfg->reconnect;
+	fe->reconnect_interval_ms = cfg->reconnect_interval_ms ? cfg->reconnect_interval_ms
+							       : DEFAULT_RECONNECT_INTERVAL_MS;
+	fe->reconnect_timeout_ms = cfg->reconnect_timeout_ms ? cfg->reconnect_timeout_ms
+							     : DEFAULT_RECONNECT_TIMEOUT_MS;
+	fe->disabled_protocol_features = cfg->disable_protocol_features;
+	if (cfg->reconnect) {
+		fe->socket_path = strdup(cfg->socket_path);
+		if (!fe->socket_path) {
+			ret = -ENOMEM;
+			goto fail;
+		}
+	}
 	fe->reply_timeout_ms = cfg->reply_timeout_ms ? cfg->reply_timeout_ms
 						     : DEFAULT_REPLY_TIMEOUT_MS;
 	fe->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -96,8 +193,10 @@ int uvirtio_vhost_frontend_connect(struct uvirtio_vhost_frontend **out,
 	ret = vf_make_memory(fe, cfg);
 	if (!ret)
 		ret = vf_negotiate(fe, cfg->disable_protocol_features);
-	if (!ret)
+	if (!ret) {
+		fe->nrings = fe->backend_rings;
 		ret = vf_make_rings(fe);
+	}
 	if (!ret)
 		ret = vf_share_memory(fe);
 	if (!ret)
@@ -148,6 +247,17 @@ bool uvirtio_vhost_frontend_connected(const struct uvirtio_vhost_frontend *fe)
 	return is_connected(fe);
 }
 
+bool uvirtio_vhost_frontend_ring_needs_resubmit(const struct uvirtio_vhost_frontend *fe,
+						unsigned index)
+{
+	return index < fe->nrings && __atomic_load_n(&fe->rings[index].needs_resubmit, __ATOMIC_ACQUIRE);
+}
+
+unsigned uvirtio_vhost_frontend_reconnects(const struct uvirtio_vhost_frontend *fe)
+{
+	return __atomic_load_n(&fe->reconnects, __ATOMIC_ACQUIRE);
+}
+
 const char *uvirtio_vhost_frontend_error(const struct uvirtio_vhost_frontend *fe)
 {
 	/* A copy: a queue thread's request may write the line meanwhile. fe
@@ -165,14 +275,17 @@ int uvirtio_vhost_frontend_stop_ring(struct uvirtio_vhost_frontend *fe, unsigned
 {
 	int ret;
 
+	pthread_mutex_lock(&fe->lock);
 	if (index >= fe->nrings || !fe->rings[index].started)
-		return -EINVAL;
-	ret = vf_get_vring_base(fe, index, base);
-	if (ret)
-		return ret;
-	fe->rings[index].started = false;
-	fe->rings[index].stopped = true;
-	return 0;
+		ret = -EINVAL;
+	else
+		ret = vf_get_vring_base(fe, index, base);
+	if (!ret) {
+		fe->rings[index].started = false;
+		fe->rings[index].stopped = true;
+	}
+	pthread_mutex_unlock(&fe->lock);
+	return ret;
 }
 
 int uvirtio_vhost_frontend_restart_ring(struct uvirtio_vhost_frontend *fe, unsigned index,
@@ -180,20 +293,22 @@ int uvirtio_vhost_frontend_restart_ring(struct uvirtio_vhost_frontend *fe, unsig
 {
 	int ret;
 
+	pthread_mutex_lock(&fe->lock);
 	if (index >= fe->nrings || !fe->rings[index].stopped)
-		return -EINVAL;
-	ret = vf_start_ring(fe, index, base);
-	if (ret)
-		return ret;
+		ret = -EINVAL;
+	else
+		ret = vf_start_ring(fe, index, base);
 	/* Kicks sent while the ring was stopped went to a backend that was
 	 * not watching; one more covers every buffer added meanwhile. */
-	eventfd_signal(fe->rings[index].kick_fd);
-	return 0;
+	if (!ret)
+		eventfd_signal(fe->rings[index].kick_fd);
+	pthread_mutex_unlock(&fe->lock);
+	return ret;
 }
 
 /* Replays the driver's config writes, one SET_CONFIG per run of written
  * bytes, as the driver made them. */
-static int replay_config(struct uvirtio_vhost_frontend *to, const struct uvirtio_vhost_frontend *fe)
+int vf_replay_config(struct uvirtio_vhost_frontend *to, const struct uvirtio_vhost_frontend *fe)
 {
 	for (unsigned off = 0; off < VHOST_USER_CONFIG_MAX;) {
 		struct vhost_user_config c = { .flags = VHOST_USER_CONFIG_WRITABLE };
@@ -247,9 +362,9 @@ static int move_set_up(struct uvirtio_vhost_frontend *to, struct uvirtio_vhost_f
 		return vf_set_error(to, -EINVAL,
 				 "the new backend does not offer features %#llx that were negotiated",
 				 (unsigned long long)(want & ~to->backend_features));
-	if (to->nrings < fe->nrings)
+	if (to->backend_rings < fe->nrings)
 		return vf_set_error(to, -EINVAL, "the new backend has %u queues, the device had %u",
-				 to->nrings, fe->nrings);
+				 to->backend_rings, fe->nrings);
 	if (any_config_written(fe) && !has_pf(to, VHOST_USER_PROTOCOL_F_CONFIG))
 		return vf_set_error(to, -EINVAL,
 				 "the driver wrote config space and the new backend lacks the CONFIG protocol feature");
@@ -267,7 +382,7 @@ static int move_set_up(struct uvirtio_vhost_frontend *to, struct uvirtio_vhost_f
 		if (ret)
 			return ret;
 	}
-	return replay_config(to, fe);
+	return vf_replay_config(to, fe);
 }
 
 int uvirtio_vhost_frontend_move(struct uvirtio_vhost_frontend *fe,
@@ -296,7 +411,7 @@ int uvirtio_vhost_frontend_move(struct uvirtio_vhost_frontend *fe,
 			close(cfg->fd);
 		return -ENOMEM;
 	}
-	to->sock = to->config_fd = to->watch_fd = to->stop_fd = to->log_fd = -1;
+	to->sock = to->config_fd = to->watch_fd = to->stop_fd = to->log_fd = to->inflight_fd = -1;
 	pthread_mutex_init(&to->lock, NULL);
 	to->reply_timeout_ms = fe->reply_timeout_ms;
 	to->memfd = fe->memfd;
@@ -343,6 +458,15 @@ int uvirtio_vhost_frontend_move(struct uvirtio_vhost_frontend *fe,
 	fe->protocol_offered = to->protocol_offered;
 	fe->protocol = to->protocol;
 	fe->error[0] = 0;
+	/* A later reconnect goes to the backend the device moved to. */
+	if (fe->reconnect && cfg->socket_path) {
+		char *path = strdup(cfg->socket_path);
+
+		if (path) {
+			free(fe->socket_path);
+			fe->socket_path = path;
+		}
+	}
 	__atomic_store_n(&fe->peer_gone, false, __ATOMIC_RELAXED);
 	__atomic_store_n(&fe->connected, true, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&fe->lock);
@@ -393,7 +517,7 @@ static int send_log_state(struct uvirtio_vhost_frontend *fe)
 	return ret;
 }
 
-int uvirtio_vhost_frontend_set_dirty_log(struct uvirtio_vhost_frontend *fe, bool on)
+static int set_dirty_log(struct uvirtio_vhost_frontend *fe, bool on)
 {
 	int ret;
 
@@ -411,11 +535,24 @@ int uvirtio_vhost_frontend_set_dirty_log(struct uvirtio_vhost_frontend *fe, bool
 	return ret;
 }
 
+int uvirtio_vhost_frontend_set_dirty_log(struct uvirtio_vhost_frontend *fe, bool on)
+{
+	int ret;
+
+	pthread_mutex_lock(&fe->lock);
+	ret = set_dirty_log(fe, on);
+	pthread_mutex_unlock(&fe->lock);
+	return ret;
+}
+
 int uvirtio_vhost_frontend_replace_dirty_log(struct uvirtio_vhost_frontend *fe)
 {
-	if (!fe->log_map)
-		return vf_report(fe, -EINVAL, "dirty log: none to replace");
-	return vf_make_log(fe);
+	int ret;
+
+	pthread_mutex_lock(&fe->lock);
+	ret = fe->log_map ? vf_make_log(fe) : vf_report(fe, -EINVAL, "dirty log: none to replace");
+	pthread_mutex_unlock(&fe->lock);
+	return ret;
 }
 
 uint8_t *uvirtio_vhost_frontend_dirty_log(struct uvirtio_vhost_frontend *fe, size_t *size)
@@ -449,6 +586,8 @@ void uvirtio_vhost_frontend_destroy(struct uvirtio_vhost_frontend *fe)
 	close_fd(&fe->config_fd);
 	close_fd(&fe->timer_fd);
 	vf_free_log(fe);
+	close_fd(&fe->inflight_fd);
+	free(fe->socket_path);
 	pthread_mutex_destroy(&fe->lock);
 	free(fe);
 }

@@ -58,6 +58,10 @@ int vf_give_up(struct uvirtio_vhost_frontend *fe, int err, const char *fmt, ...)
 	vsnprintf(fe->error, sizeof(fe->error), fmt, ap);
 	va_end(ap);
 	uvirtio_log(UVIRTIO_LOG_DEBUG, "vhost-user front-end: %s", fe->error);
+	/* A lost connection may be reconnected (the watcher does); one the
+	 * backend broke the protocol on, or that timed out, is not. */
+	if (err != -ENOTCONN || !fe->reconnect)
+		__atomic_store_n(&fe->dead, true, __ATOMIC_RELEASE);
 	__atomic_store_n(&fe->connected, false, __ATOMIC_RELAXED);
 	/* shutdown, not just close: the watcher's dup must see the end too. */
 	if (fe->sock >= 0)
@@ -108,9 +112,9 @@ static int check_nothing_unasked(struct uvirtio_vhost_frontend *fe, const char *
  * Requests without a reply of their own get one when REPLY_ACK is in use,
  * and a non-zero ack is the backend's refusal.
  */
-int vf_transact_locked(struct uvirtio_vhost_frontend *fe, uint32_t req, const void *payload,
-			   uint32_t size, const int *fds, unsigned nfds, void *reply,
-			   uint32_t reply_size)
+int vf_transact_fd_locked(struct uvirtio_vhost_frontend *fe, uint32_t req, const void *payload,
+			  uint32_t size, const int *fds, unsigned nfds, void *reply,
+			  uint32_t reply_size, int *reply_fd)
 {
 	const char *name = uvirtio_vhost_msg_request_name(req);
 	struct uvirtio_vhost_msg m = { .hdr = { .request = req, .flags = VHOST_USER_VERSION,
@@ -170,31 +174,51 @@ int vf_transact_locked(struct uvirtio_vhost_frontend *fe, uint32_t req, const vo
 			       name);
 	if (ret)
 		return vf_give_up(fe, ret, "%s: cannot receive the reply: %s", name, strerror(-ret));
+	/* Every fd that came is closed below on every error: only a reply
+	 * that passes every check hands its one fd (GET_INFLIGHT_FD's) on. */
 	ret = uvirtio_vhost_msg_check_reply(&m, req);
+	if (!ret && m.nfds && !reply_fd)
+		ret = -EBADF; /* a caller that takes no fd */
 	if (ret == -EBADF) {
-		unsigned nfds = m.nfds;
+		unsigned n = m.nfds;
 
 		uvirtio_vhost_msg_close_fds(&m);
-		return vf_give_up(fe, -EPROTO, "%s: reply carries %u fds, expected none", name, nfds);
+		return vf_give_up(fe, -EPROTO, "%s: reply carries %u fds, expected %u", name, n,
+				  req == VHOST_USER_GET_INFLIGHT_FD ? 1u : 0u);
 	}
-	if (ret == -ENOMSG)
-		return vf_give_up(fe, -EPROTO, "%s: reply is for request %u (%s)", name, m.hdr.request,
-			       uvirtio_vhost_msg_request_name(m.hdr.request));
-	if (ret)
+	if (ret) {
+		uvirtio_vhost_msg_close_fds(&m);
+		if (ret == -ENOMSG)
+			return vf_give_up(fe, -EPROTO, "%s: reply is for request %u (%s)", name,
+					  m.hdr.request, uvirtio_vhost_msg_request_name(m.hdr.request));
 		return vf_give_up(fe, -EPROTO, "%s: reply flags %#x lack version 1 or the reply bit",
 			       name, m.hdr.flags);
+	}
 	/* libvhost-user answers a GET_CONFIG it cannot serve with an empty
 	 * payload: a refusal, not a broken stream. */
 	if (req == VHOST_USER_GET_CONFIG && m.hdr.size == 0)
 		return vf_set_error(fe, -EIO, "%s: the backend refused (empty reply)", name);
-	if (m.hdr.size != reply_size)
+	if (m.hdr.size != reply_size) {
+		uvirtio_vhost_msg_close_fds(&m);
 		return vf_give_up(fe, -EPROTO, "%s: reply of %u bytes, expected %u", name, m.hdr.size,
 			       reply_size);
+	}
 	memcpy(reply, m.payload.raw, reply_size);
+	if (reply_fd) {
+		*reply_fd = m.nfds ? m.fds[0] : -1;
+		m.nfds = 0;
+	}
 	if (want_ack && ack)
 		return vf_set_error(fe, -EIO, "%s: the backend refused (ack %#llx)", name,
 				 (unsigned long long)ack);
 	return 0;
+}
+
+int vf_transact_locked(struct uvirtio_vhost_frontend *fe, uint32_t req, const void *payload,
+		       uint32_t size, const int *fds, unsigned nfds, void *reply,
+		       uint32_t reply_size)
+{
+	return vf_transact_fd_locked(fe, req, payload, size, fds, nfds, reply, reply_size, NULL);
 }
 
 int vf_transact(struct uvirtio_vhost_frontend *fe, uint32_t req, const void *payload,
@@ -238,11 +262,12 @@ int vf_send_vring_fd(struct uvirtio_vhost_frontend *fe, uint32_t req, unsigned i
 static void *watcher_thread(void *arg)
 {
 	struct uvirtio_vhost_frontend *fe = arg;
-	/* POLLRDHUP, not POLLIN: a reply waiting to be read is not an end. */
-	struct pollfd p[2] = { { .fd = fe->watch_fd, .events = POLLRDHUP },
-			       { .fd = fe->stop_fd, .events = POLLIN } };
 
 	for (;;) {
+		/* POLLRDHUP, not POLLIN: a reply waiting to be read is not an
+		 * end. Set up each time: a reconnect replaces watch_fd. */
+		struct pollfd p[2] = { { .fd = fe->watch_fd, .events = POLLRDHUP },
+				       { .fd = fe->stop_fd, .events = POLLIN } };
 		int n = poll(p, 2, -1);
 
 		if (n < 0 && errno == EINTR)
@@ -250,6 +275,17 @@ static void *watcher_thread(void *arg)
 		if (n < 0 || p[1].revents)
 			return NULL;
 		if (p[0].revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) {
+			/* A lost connection (not one given up for a broken
+			 * protocol) is reconnected when the config asks. */
+			if (fe->reconnect && !__atomic_load_n(&fe->dead, __ATOMIC_ACQUIRE)) {
+				int ret = vf_reconnect(fe);
+
+				if (ret == 0)
+					continue;
+				if (ret == -ECANCELED)
+					return NULL;
+			}
+			__atomic_store_n(&fe->dead, true, __ATOMIC_RELEASE);
 			__atomic_store_n(&fe->peer_gone, true, __ATOMIC_RELEASE);
 			eventfd_signal(fe->config_fd);
 			return NULL;

@@ -55,9 +55,30 @@ int vf_set_features(struct uvirtio_transport *t, uint64_t features)
 	return ret;
 }
 
+/* A connection lost while reconnect is on is not a device that needs a
+ * reset until the reconnect gave up: the requests in flight complete
+ * after it. */
+static bool reconnect_pending(const struct uvirtio_vhost_frontend *fe)
+{
+	return fe->reconnect && !__atomic_load_n(&fe->dead, __ATOMIC_ACQUIRE);
+}
+
+static int get_status(struct uvirtio_vhost_frontend *fe, uint8_t *status);
+
+/* Under the lock: a reconnect rewrites the protocol features. */
 int vf_get_status(struct uvirtio_transport *t, uint8_t *status)
 {
 	struct uvirtio_vhost_frontend *fe = to_fe(t);
+	int ret;
+
+	pthread_mutex_lock(&fe->lock);
+	ret = get_status(fe, status);
+	pthread_mutex_unlock(&fe->lock);
+	return ret;
+}
+
+static int get_status(struct uvirtio_vhost_frontend *fe, uint8_t *status)
+{
 	uint8_t local = __atomic_load_n(&fe->status, __ATOMIC_RELAXED);
 	bool suspended = __atomic_load_n(&fe->suspended, __ATOMIC_ACQUIRE);
 	uint64_t v;
@@ -72,7 +93,7 @@ int vf_get_status(struct uvirtio_transport *t, uint8_t *status)
 	 * waiting for used buffers then fail their requests instead of
 	 * waiting for ever. */
 	if (!is_connected(fe)) {
-		*status = local | VIRTIO_CONFIG_S_NEEDS_RESET;
+		*status = local | (reconnect_pending(fe) ? 0 : VIRTIO_CONFIG_S_NEEDS_RESET);
 		return 0;
 	}
 	if (!has_pf(fe, VHOST_USER_PROTOCOL_F_STATUS)) {
@@ -81,7 +102,7 @@ int vf_get_status(struct uvirtio_transport *t, uint8_t *status)
 	}
 	ret = vf_get_u64(fe, VHOST_USER_GET_STATUS, &v);
 	if (ret == -ENOTCONN || ret == -EPROTO || ret == -ETIMEDOUT) {
-		*status = local | VIRTIO_CONFIG_S_NEEDS_RESET;
+		*status = local | (reconnect_pending(fe) ? 0 : VIRTIO_CONFIG_S_NEEDS_RESET);
 		return 0;
 	}
 	if (ret)
@@ -103,6 +124,9 @@ int vf_reset(struct uvirtio_transport *t)
 	 * a reset must guarantee. The status write tells a backend with STATUS
 	 * that the device itself starts over. */
 	ret = vf_stop_all_rings(fe);
+	/* As QEMU frees it at a reset: the next start asks for a new region,
+	 * so nothing of the old rings is resubmitted on the new ones. */
+	close_fd(&fe->inflight_fd);
 	if (has_pf(fe, VHOST_USER_PROTOCOL_F_STATUS))
 		ret2 = vf_send_u64(fe, VHOST_USER_SET_STATUS, 0);
 	else if (has_pf(fe, VHOST_USER_PROTOCOL_F_RESET_DEVICE))
@@ -155,7 +179,9 @@ int vf_set_status(struct uvirtio_transport *t, uint8_t status)
 	 * first so the status the backend sees means they are all there. On
 	 * a resume they go back where the suspend stopped them. */
 	if (driver_ok) {
-		ret = vf_resume_rings(fe);
+		ret = vf_inflight_start(fe);
+		if (!ret)
+			ret = vf_resume_rings(fe);
 		if (ret)
 			return ret;
 	}
@@ -241,7 +267,7 @@ int vf_negotiate(struct uvirtio_vhost_frontend *fe, uint64_t disabled)
 	if (!(fe->backend_features & UVIRTIO_BIT(VIRTIO_F_VERSION_1)))
 		return vf_set_error(fe, -ENODEV, "the backend does not offer VIRTIO_F_VERSION_1 (features %#llx)",
 				 (unsigned long long)fe->backend_features);
-	fe->nrings = 1;
+	fe->backend_rings = 1;
 	if (protocol_features_negotiated(fe)) {
 		ret = vf_get_u64(fe, VHOST_USER_GET_PROTOCOL_FEATURES, &fe->protocol_offered);
 		if (ret)
@@ -259,7 +285,7 @@ int vf_negotiate(struct uvirtio_vhost_frontend *fe, uint64_t disabled)
 			if (v < 1 || v > MAX_RINGS)
 				return vf_give_up(fe, -EPROTO, "GET_QUEUE_NUM: %llu queues (1 to %u allowed)",
 					       (unsigned long long)v, MAX_RINGS);
-			fe->nrings = (unsigned)v;
+			fe->backend_rings = (unsigned)v;
 		}
 	}
 	return vf_transact(fe, VHOST_USER_SET_OWNER, NULL, 0, NULL, 0, NULL, 0);

@@ -8,7 +8,8 @@
  * memory and the memory table sent to the backend; vhost_frontend_vring.c:
  * ring start, stop, suspend, resume and the queue ops;
  * vhost_frontend_negotiate.c: features, protocol features, status, reset
- * and config.
+ * and config; vhost_frontend_reconnect.c: INFLIGHT_SHMFD and the reconnect
+ * the watcher runs.
  *
  * Unless a comment says otherwise, a function here returns 0 or a negative
  * errno with the reason in fe->error, and is called from a driver's
@@ -32,6 +33,8 @@
 #define DEFAULT_QUEUE_SIZE 256u
 #define MAX_QUEUE_SIZE 32768u
 #define DEFAULT_REPLY_TIMEOUT_MS 10000
+#define DEFAULT_RECONNECT_INTERVAL_MS 100
+#define DEFAULT_RECONNECT_TIMEOUT_MS 10000
 #define HUGE_PAGE_SIZE (2u << 20)
 /* vhost-user rings are addressed by an 8-bit index in KICK/CALL/ERR. */
 #define MAX_RINGS (VHOST_USER_VRING_IDX_MASK + 1u)
@@ -43,7 +46,8 @@
 	 UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_CONFIG) |                                      \
 	 UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_RESET_DEVICE) |                                \
 	 UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) |                         \
-	 UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_STATUS) | UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_LOG_SHMFD))
+	 UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_STATUS) | UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_LOG_SHMFD) | \
+	 UVIRTIO_BIT(VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD))
 
 /* Transport features this front-end implements itself, whatever the
  * backend offers: a queue reset is GET_VRING_BASE on that ring, a suspend
@@ -64,13 +68,21 @@ struct vf_ring {
 	bool reset;      /* queue_reset: forgotten until queue_enable */
 	bool suspended;  /* stopped by a suspend: resume restarts it at @base */
 	uint32_t base;   /* GET_VRING_BASE's answer at the suspend */
+	bool relaunch;   /* started when the connection was lost: a reconnect restarts it */
+	uint32_t started_at; /* the base of its last start (a packed ring's reconnect base) */
+	/* Atomic: a reconnect left it stopped for the driver to reset and
+	 * fill again (uvirtio_vhost_frontend_ring_needs_resubmit()); cleared
+	 * when queue_enable hands the new ring over. */
+	bool needs_resubmit;
 };
 
 struct uvirtio_vhost_frontend {
 	struct uvirtio_transport t; /* first: the driver's handle */
 	/* One request and its reply at a time: queue threads ask for the
 	 * status (a driver looking for DEVICE_NEEDS_RESET) while the
-	 * lifecycle thread may be sending. */
+	 * lifecycle thread may be sending. Recursive: a reconnect (the
+	 * watcher) holds it across the whole replay, made of requests that
+	 * take it too. */
 	pthread_mutex_t lock;
 	int sock; /* written under @lock (give_up) */
 	/* The watcher: a thread that sees the backend hang up while no request
@@ -80,6 +92,25 @@ struct uvirtio_vhost_frontend {
 	int watch_fd;  /* a dup of sock that the watcher polls */
 	int stop_fd;   /* ends the watcher */
 	bool peer_gone; /* atomic: the watcher saw the hang-up */
+	/* Atomic: the connection is given up for good (a broken protocol, a
+	 * time-out, or a loss without reconnect or whose reconnect failed):
+	 * get_status reports NEEDS_RESET from then on. */
+	bool dead;
+
+	/* Reconnect (see the header): the socket to connect to again, the
+	 * config's interval and bounded wait, the protocol features not to
+	 * negotiate, and how many reconnects succeeded (atomic). */
+	char *socket_path;
+	bool reconnect;
+	int reconnect_interval_ms, reconnect_timeout_ms;
+	uint64_t disabled_protocol_features;
+	unsigned reconnects;
+
+	/* INFLIGHT_SHMFD: the region GET_INFLIGHT_FD gave (-1: none yet) and
+	 * the four values SET_INFLIGHT_FD hands back with it. Not mapped:
+	 * its layout is the backend's business. */
+	int inflight_fd;
+	struct vhost_user_inflight inflight;
 	int timer_fd; /* armed while a reply is awaited: the cancel fd of recv */
 	int reply_timeout_ms;
 	bool connected;
@@ -107,7 +138,10 @@ struct uvirtio_vhost_frontend {
 	bool config_written[VHOST_USER_CONFIG_MAX];
 
 	unsigned max_queue_size;
+	/* The rings the device has, fixed at connect (read by queue threads);
+	 * backend_rings: what the last negotiation found (GET_QUEUE_NUM). */
 	unsigned nrings;
+	unsigned backend_rings;
 	struct vf_ring *rings;
 	int config_fd; /* never signalled: no backend channel (see above) */
 
@@ -168,6 +202,12 @@ int vf_transact_locked(struct uvirtio_vhost_frontend *fe, uint32_t req, const vo
 		       uint32_t reply_size);
 int vf_transact(struct uvirtio_vhost_frontend *fe, uint32_t req, const void *payload,
 		uint32_t size, const int *fds, unsigned nfds, void *reply, uint32_t reply_size);
+/* vf_transact_locked for a reply that may carry one fd (GET_INFLIGHT_FD's),
+ * set in @reply_fd (the caller's to close) when it passed every check;
+ * every fd of a refused reply is closed. */
+int vf_transact_fd_locked(struct uvirtio_vhost_frontend *fe, uint32_t req, const void *payload,
+			  uint32_t size, const int *fds, unsigned nfds, void *reply,
+			  uint32_t reply_size, int *reply_fd);
 int vf_send_u64(struct uvirtio_vhost_frontend *fe, uint32_t req, uint64_t v);
 int vf_get_u64(struct uvirtio_vhost_frontend *fe, uint32_t req, uint64_t *v);
 int vf_send_state(struct uvirtio_vhost_frontend *fe, uint32_t req, unsigned index, uint32_t num);
@@ -211,6 +251,20 @@ int vf_make_log(struct uvirtio_vhost_frontend *fe);
 void vf_free_log(struct uvirtio_vhost_frontend *fe);
 /* SET_VRING_ADDR for ring @index, with the LOG flag when logging. */
 int vf_send_vring_addr(struct uvirtio_vhost_frontend *fe, unsigned index);
+
+/* vhost_frontend_reconnect.c */
+/* From the watcher, once it saw the connection end: connect to
+ * socket_path again until the bounded wait ends and replay the device's
+ * state (see the header). 0 when the backend is back (watch_fd is the new
+ * connection's); -ECANCELED when destroy stopped it; another negative
+ * errno when it gave up, the reason in fe->error. */
+int vf_reconnect(struct uvirtio_vhost_frontend *fe);
+/* At DRIVER_OK with INFLIGHT_SHMFD: GET_INFLIGHT_FD the first time (after
+ * a reset too), then SET_INFLIGHT_FD with the region, before any ring. */
+int vf_inflight_start(struct uvirtio_vhost_frontend *fe);
+int vf_set_inflight(struct uvirtio_vhost_frontend *fe);
+/* The driver's config writes again, one SET_CONFIG per run of bytes. */
+int vf_replay_config(struct uvirtio_vhost_frontend *to, const struct uvirtio_vhost_frontend *fe);
 
 /* vhost_frontend_negotiate.c */
 /* GET_FEATURES, the protocol features, GET_QUEUE_NUM, SET_OWNER. */

@@ -94,6 +94,7 @@ int vf_start_ring(struct uvirtio_vhost_frontend *fe, unsigned index, uint32_t ba
 	}
 	r->started = true;
 	r->stopped = false;
+	r->started_at = base;
 	return 0;
 }
 
@@ -109,6 +110,8 @@ int vf_stop_all_rings(struct uvirtio_vhost_frontend *fe)
 		if (r->started)
 			ret = vf_get_vring_base(fe, i, &base);
 		r->started = r->stopped = r->configured = r->reset = r->suspended = false;
+		r->relaunch = false;
+		__atomic_store_n(&r->needs_resubmit, false, __ATOMIC_RELEASE);
 		r->base = 0;
 		if (ret && !first)
 			first = ret;
@@ -190,8 +193,13 @@ int vf_queue_enable(struct uvirtio_transport *t, unsigned index,
 	/* Enabled while running (after DRIVER_OK; after a queue reset, with
 	 * any size): hand it over now. While suspended, resume does. */
 	if ((fe->status & VIRTIO_CONFIG_S_DRIVER_OK) &&
-	    !__atomic_load_n(&fe->suspended, __ATOMIC_RELAXED))
-		return vf_start_ring(fe, index, vf_start_base(fe));
+	    !__atomic_load_n(&fe->suspended, __ATOMIC_RELAXED)) {
+		int ret = vf_start_ring(fe, index, vf_start_base(fe));
+
+		if (!ret)
+			__atomic_store_n(&r->needs_resubmit, false, __ATOMIC_RELEASE);
+		return ret;
+	}
 	return 0;
 }
 

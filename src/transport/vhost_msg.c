@@ -327,8 +327,9 @@ int uvirtio_vhost_msg_check_request(const struct uvirtio_vhost_msg *m)
 
 int uvirtio_vhost_msg_check_reply(const struct uvirtio_vhost_msg *m, uint32_t request)
 {
-	/* No request this library sends gets fds back. */
-	if (m->nfds)
+	/* No request this library sends gets fds back, but for
+	 * GET_INFLIGHT_FD, whose reply carries exactly one: the region's. */
+	if (request == VHOST_USER_GET_INFLIGHT_FD ? m->nfds != 1 : m->nfds != 0)
 		return -EBADF;
 	if (m->hdr.request != request)
 		return -ENOMSG;

@@ -36,7 +36,7 @@
 #include "uvirtio/dma.h"
 #include "uvirtio/drvq.h"
 #include "uvirtio/virtio_spec.h"
-#include "../support/ring_internal.h"
+#include "../../src/ring/devq_priv.h"
 
 #define GA 0x100000000ull
 #define MEM_SIZE (256u << 10)
@@ -67,10 +67,10 @@ static jmp_buf died;
 static int crash_point;
 static unsigned crash_nth, crash_seen;
 
-static void crash_hook(const struct uvirtio_devq *dq, int at)
+static void crash_hook(const struct devq *dq, enum devq_crash_point at)
 {
 	(void)dq;
-	if (at == crash_point && ++crash_seen == crash_nth)
+	if ((int)at == crash_point && ++crash_seen == crash_nth)
 		longjmp(died, 1);
 }
 
@@ -230,15 +230,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&q, 0, sizeof(q));
 	device_start(packed ? 0x8000 : 0, packed ? 0x8000 : 0);
 
-	crash_point = point ? (point - 1) % DEVQ_TEST_CRASH_POINTS : -1;
+	crash_point = point ? (point - 1) % DEVQ_CRASH_POINTS : -1;
 	crash_nth = 1u + nth;
 	crash_seen = 0;
-	devq_test_set_crash_hook(crash_point >= 0 ? crash_hook : NULL);
+	devq_crash_hook = crash_point >= 0 ? crash_hook : NULL;
 	at = 0;
 	if (setjmp(died)) {
 		uint16_t used;
 
-		devq_test_set_crash_hook(NULL);
+		devq_crash_hook = NULL;
 		for (unsigned i = 0; i < nflips; i++) {
 			area[flip[i].off % area_size] ^= flip[i].x;
 			spoiled |= flip[i].x != 0;
@@ -251,7 +251,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	for (; at < nsteps; at++)
 		step(steps[at]);
-	devq_test_set_crash_hook(NULL);
+	devq_crash_hook = NULL;
 
 	/* Drain: every buffer added comes back, unless the area was spoiled
 	 * (then the ring may have broken, or requests may be lost). */

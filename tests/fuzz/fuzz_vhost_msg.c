@@ -102,6 +102,9 @@ static uint32_t exact_size(uint32_t req, unsigned n)
 	case VHOST_USER_ADD_MEM_REG:
 	case VHOST_USER_REM_MEM_REG:
 		return 40;
+	case VHOST_USER_GET_INFLIGHT_FD:
+	case VHOST_USER_SET_INFLIGHT_FD:
+		return sizeof(struct vhost_user_inflight);
 	case VHOST_USER_SET_MEM_TABLE:
 		return 8 + 32 * (n % 9);
 	case VHOST_USER_GET_CONFIG:

@@ -419,7 +419,7 @@ VU = {
     "SET_PROTOCOL_FEATURES": 16, "GET_QUEUE_NUM": 17, "SET_VRING_ENABLE": 18,
     "SET_BACKEND_REQ_FD": 21, "GET_CONFIG": 24, "RESET_DEVICE": 34, "GET_MAX_MEM_SLOTS": 36,
     "ADD_MEM_REG": 37, "REM_MEM_REG": 38, "SET_STATUS": 39, "GET_STATUS": 40,
-    "SET_LOG_BASE": 6, "SET_LOG_FD": 7,
+    "SET_LOG_BASE": 6, "SET_LOG_FD": 7, "GET_INFLIGHT_FD": 31, "SET_INFLIGHT_FD": 32,
 }
 VU_NEED_REPLY, VU_REPLY = 1, 2
 VU_FD_MEMFD, VU_FD_EVENTFD, VU_FD_GUEST, VU_FD_PIPE = 0, 1, 2, 3
@@ -542,6 +542,125 @@ def vu_seeds():
         vu_req("SET_STATUS", u64(0), flags=VU_NEED_REPLY),
         vu_req("GET_VRING_BASE", vu_state(0, 0)),
     ])
+    seeds.update(vu_inflight_seeds(region, add_mem))
+    return seeds
+
+
+# Inflight tracking (INFLIGHT_SHMFD, protocol feature bit 12): the payload
+# of GET_INFLIGHT_FD and SET_INFLIGHT_FD (vhost_msg.h struct
+# vhost_user_inflight, 24 bytes with its tail padding), and a split area as
+# vhost-user.rst lays it out: per queue a 16-byte header (features, version,
+# desc_num, last_batch_head, used_idx), 16 bytes per head (inflight, 5 bytes
+# padding, next, counter), rounded up to 64 bytes.
+VU_PF_INFLIGHT = 1 << 12
+# INDIRECT_DESC and EVENT_IDX, as devq_inflight.c ring_features() records them
+VU_AREA_FEATURES = (1 << 28) | (1 << 29)
+VU_AREA_AT = 0x2000  # where an area in the guest memfd lies (GPA VU_GPA + 0x2000)
+
+
+def vu_inflight(size=0, offset=0, queues=1, queue_size=4):
+    return u64(size) + u64(offset) + u16(queues) + u16(queue_size) + u32(0)
+
+
+def vu_split_area(num, used_idx=0, marked=(), version=1, features=VU_AREA_FEATURES):
+    """marked: (head, counter) pairs with inflight = 1."""
+    area = bytearray(u64(features) + u16(version) + u16(num) + u16(0) + u16(used_idx)
+                     + bytes(16 * num))
+    for head, counter in marked:
+        area[16 + 16 * head:32 + 16 * head] = u8(1) + bytes(5) + u16(0) + u64(counter)
+    return bytes(area) + bytes(-len(area) % 64)
+
+
+def vu_inflight_seeds(region, add_mem):
+    seeds = {}
+    realize = vu_realize().replace(u64(VU_PF_ALL), u64(VU_PF_ALL | VU_PF_INFLIGHT))
+    features = vu_req("SET_FEATURES", u64(VU_RING_FEATURES))
+    part = 128  # 16 + 16 * 4, rounded to 64
+    # QEMU 7.2 vhost_dev_prepare_inflight: features, GET_INFLIGHT_FD, then
+    # SET_INFLIGHT_FD with the file (here a fresh memfd of one page) before
+    # each start; the ring runs in it, is stopped and started again.
+    set_fresh = vu_req("SET_INFLIGHT_FD", vu_inflight(part, 0), flags=VU_NEED_REPLY,
+                       fds=[(VU_FD_MEMFD, 1)])
+    g = vu_guest()
+    seeds["inflight_get_set_start_restart"] = (u16(len(g)) + g + realize + features
+        + vu_req("GET_INFLIGHT_FD", vu_inflight(0, 0, 1, 4)) + set_fresh + vu_start(add_mem)
+        + features + set_fresh + vu_start(b""))
+    # A restart from the area a dead backend left, in the guest memfd so the
+    # input's bytes are the area: head 0 (made available by vu_guest())
+    # marked in flight, resubmitted at the start; then a packed-layout area
+    # and one of another size, both started afresh.
+    g = Guest(VU_GPA)
+    g.mem.extend(vu_guest())
+    g.put(VU_GPA + VU_AREA_AT, vu_split_area(4, marked=[(0, 7)]))
+    g.put(VU_GPA + VU_AREA_AT + part, vu_split_area(4, features=VU_AREA_FEATURES | 1 << 34))
+    g.put(VU_GPA + VU_AREA_AT + 2 * part, vu_split_area(8))
+    set_guest = lambda off: vu_req("SET_INFLIGHT_FD", vu_inflight(part, VU_AREA_AT + off),
+                                   flags=VU_NEED_REPLY, fds=[VU_FD_GUEST])
+    seeds["inflight_resume_from_dead_backend"] = (u16(len(g.mem)) + bytes(g.mem) + realize
+        + features + set_guest(0) + vu_start(add_mem)
+        + features + set_guest(part) + vu_start(b"")
+        + features + set_guest(2 * part) + vu_start(b""))
+    # An area of garbage (with a header that fits, and without), then a
+    # fitting area marking more requests than the driver made available.
+    g = Guest(VU_GPA)
+    g.mem.extend(vu_guest())
+    noise = bytes((i * 167 + 13) % 251 for i in range(part))
+    g.put(VU_GPA + VU_AREA_AT, noise)
+    g.put(VU_GPA + VU_AREA_AT + part, vu_split_area(4)[:16] + noise[16:])
+    g.put(VU_GPA + VU_AREA_AT + 2 * part, vu_split_area(4, marked=[(1, 1), (2, 2), (3, 3)]))
+    seeds["inflight_garbage_area"] = (u16(len(g.mem)) + bytes(g.mem) + realize
+        + features + set_guest(0) + vu_start(add_mem)
+        + features + set_guest(part) + vu_start(b"")
+        + features + set_guest(2 * part) + vu_start(b""))
+    # Hostile: before features, shapes the device does not have (one ring
+    # of up to 64), areas short of their parts, past their file, wrapping
+    # 2^64, fds that are no file, none or two, payloads of 20 and 28 bytes,
+    # SET_INFLIGHT_FD while the ring runs; and without INFLIGHT_SHMFD.
+    g = vu_guest()
+    bad = lambda payload, fds=((VU_FD_MEMFD, 1),): vu_req("SET_INFLIGHT_FD", payload,
+                                                          flags=VU_NEED_REPLY, fds=list(fds))
+    ring_start = vu_start(add_mem)
+    # The ring runs from SET_STATUS(0xF) on: the hostile requests go in
+    # before the kick and the stop that end vu_start().
+    tail = b"".join([u8(6) + u8(0), vu_req("SET_STATUS", u64(0), flags=VU_NEED_REPLY),
+                     vu_req("SET_VRING_ENABLE", vu_state(0, 0)),
+                     vu_req("GET_VRING_BASE", vu_state(0, 0))])
+    assert ring_start.endswith(tail)
+    running = len(ring_start) - len(tail)
+    seeds["inflight_hostile"] = u16(len(g)) + g + realize + b"".join([
+        vu_req("GET_INFLIGHT_FD", vu_inflight(0, 0, 1, 4)),
+        bad(vu_inflight(part, 0)),
+        features,
+        vu_req("GET_INFLIGHT_FD", vu_inflight(0, 0, 0, 4)),
+        vu_req("GET_INFLIGHT_FD", vu_inflight(0, 0, 2, 4)),
+        vu_req("GET_INFLIGHT_FD", vu_inflight(0, 0, 1, 0)),
+        vu_req("GET_INFLIGHT_FD", vu_inflight(0, 0, 1, 32769)),
+        vu_req("GET_INFLIGHT_FD", vu_inflight(0, 0, 1, 128)),
+        vu_req("GET_INFLIGHT_FD", vu_inflight(0, 0, 1, 4)[:20]),
+        bad(vu_inflight(part, 0, 2, 4)),
+        bad(vu_inflight(part, 0, 1, 0)),
+        bad(vu_inflight(part, 0, 1, 128)),
+        bad(vu_inflight(part - 1, 0)),
+        bad(vu_inflight(part, 4096 - 64)),
+        bad(vu_inflight(part, (1 << 64) - 100)),
+        bad(vu_inflight((1 << 64) - 1, 4096)),
+        bad(vu_inflight(part, 0), fds=[VU_FD_PIPE]),
+        bad(vu_inflight(part, 0), fds=[VU_FD_EVENTFD]),
+        bad(vu_inflight(part, 0), fds=[]),
+        bad(vu_inflight(part, 0), fds=[(VU_FD_MEMFD, 1), (VU_FD_MEMFD, 1)]),
+        bad(vu_inflight(part, 0)[:20]),
+        bad(vu_inflight(part, 0) + bytes(4)),
+        vu_req("GET_INFLIGHT_FD", vu_inflight(0, 0, 1, 4)),
+        ring_start[:running],
+        bad(vu_inflight(part, 0)),
+        vu_req("GET_INFLIGHT_FD", vu_inflight(0, 0, 1, 4)),
+        ring_start[running:],
+        u8(7),  # the front-end disconnects
+        vu_realize(),
+        features,
+        vu_req("GET_INFLIGHT_FD", vu_inflight(0, 0, 1, 4)),
+        bad(vu_inflight(part, 0)),
+    ])
     return seeds
 
 
@@ -610,6 +729,30 @@ def net_seeds():
     }
 
 
+# --- fuzz_devq_inflight ---------------------------------------------------
+# flags (0x01 packed, 0x02 indirect), crash point (1-5, 0 never), crash at
+# its Nth time - 1, byte flips {u16 offset, u8 xor}, then steps: bits 0-1
+# 0 add, 1 pop, 2 push what is held, 3 take what is used; bits 2-7 how many - 1.
+
+def ifl_steps():
+    add = lambda n: 0 | (n - 1) << 2
+    pop = lambda n: 1 | (n - 1) << 2
+    return bytes([add(4), pop(3), 2, 3, add(4), pop(2), pop(2), 2, 3] * 6)
+
+
+def inflight_seeds():
+    seeds = {}
+    for flags, name in ((0, "split"), (1, "packed"), (2, "split-indirect"),
+                        (3, "packed-indirect")):
+        seeds[f"{name}-no-crash"] = bytes([flags, 0, 0, 0]) + ifl_steps()
+        for point in range(1, 6):
+            seeds[f"{name}-crash{point}"] = bytes([flags, point, 3, 0]) + ifl_steps()
+        # The version byte and a state byte flipped after the death.
+        seeds[f"{name}-crash2-spoiled"] = (bytes([flags, 2, 2, 2]) + struct.pack("<HB", 8, 0x40)
+                                           + struct.pack("<HB", 16 + 16 * 3, 0x03) + ifl_steps())
+    return seeds
+
+
 def main():
     for target, seeds in (("fuzz_devq_split", devq_seeds()),
                           ("fuzz_devq_packed", devq_packed_seeds()),
@@ -617,7 +760,8 @@ def main():
                           ("fuzz_memory", mem_seeds()),
                           ("fuzz_blk_req", blk_seeds()),
                           ("fuzz_vhost_msg", vu_seeds()),
-                          ("fuzz_net_hdr", net_seeds())):
+                          ("fuzz_net_hdr", net_seeds()),
+                          ("fuzz_devq_inflight", inflight_seeds())):
         d = os.path.join(CORPUS, target)
         os.makedirs(d, exist_ok=True)
         # Generated seeds are rewritten; regression-* files are inputs a

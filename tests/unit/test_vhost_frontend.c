@@ -64,7 +64,7 @@ static void test_frontend_blk_io_verified_in_the_backend_image(void)
 	/* uvirtio blk offers all of these; the front-end takes them. */
 	CHECK_EQ(uvirtio_vhost_frontend_protocol_features(fe, NULL),
 		 PF(MQ) | PF(REPLY_ACK) | PF(CONFIG) | PF(RESET_DEVICE) | PF(CONFIGURE_MEM_SLOTS) |
-			 PF(STATUS) | PF(LOG_SHMFD));
+			 PF(STATUS) | PF(LOG_SHMFD) | PF(INFLIGHT_SHMFD));
 	CHECK_EQ(uvirtio_blk_drv_probe(&b, uvirtio_vhost_frontend_transport(fe), NULL), 0);
 	CHECK_EQ(uvirtio_blk_drv_capacity(&b), IMG_SECTORS);
 	CHECK_EQ(write_verify(&b, 0, 16, 65536, 1), 0);
@@ -192,7 +192,8 @@ static void test_frontend_older_protocol_paths_mem_table_no_ack_no_status(void)
 			    PF(REPLY_ACK) | PF(STATUS) | PF(CONFIGURE_MEM_SLOTS) | PF(MQ) |
 				    PF(RESET_DEVICE)),
 		 0);
-	CHECK_EQ(uvirtio_vhost_frontend_protocol_features(fe, NULL), PF(CONFIG) | PF(LOG_SHMFD));
+	CHECK_EQ(uvirtio_vhost_frontend_protocol_features(fe, NULL),
+		 PF(CONFIG) | PF(LOG_SHMFD) | PF(INFLIGHT_SHMFD));
 	CHECK_EQ(uvirtio_blk_drv_probe(&b, uvirtio_vhost_frontend_transport(fe), NULL), 0);
 	CHECK_EQ(write_verify(&b, 0, 32, 16384, 8), 0);
 	/* SET_LOG_BASE is answered without REPLY_ACK too (vhost-user.rst). */

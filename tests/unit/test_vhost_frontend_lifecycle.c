@@ -237,7 +237,7 @@ static void test_frontend_does_not_pass_ring_reset_to_backend_that_did_not_offer
 		struct uvirtio_vhost_frontend_config cfg = { .fd = -1, .mem_size = 4u << 20,
 							     .reply_timeout_ms = 200 };
 
-		f = (struct fake){ .mode = FAKE_HONEST, .kick_fd = -1, .call_fd = -1,
+		f = (struct fake){ .mode = FAKE_HONEST, .kick_fd = -1, .call_fd = -1, .inflight_fd = -1,
 				   .extra_features = both };
 		CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 		f.sock = sv[1];
@@ -552,7 +552,7 @@ static void test_frontend_move_refuses_backend_without_negotiated_features(void)
 	CHECK_EQ(raw_write_verify(&r, 0, 0, 0, 800), 0);
 	CHECK_EQ(uvirtio_driver_suspend(&r.drv, 10000), 0);
 	/* The fake offers FLUSH but not CONFIG_WCE, which was negotiated. */
-	f = (struct fake){ .mode = FAKE_HONEST, .kick_fd = -1, .call_fd = -1 };
+	f = (struct fake){ .mode = FAKE_HONEST, .kick_fd = -1, .call_fd = -1, .inflight_fd = -1 };
 	CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	f.sock = sv[1];
 	CHECK_EQ(pthread_create(&f.thread, NULL, fake_thread, &f), 0);
@@ -588,7 +588,7 @@ static void test_frontend_packed_ring_starts_at_both_wrap_counters_and_resumes_a
 							     .reply_timeout_ms = 2000, .error = err,
 							     .error_size = sizeof(err) };
 
-		f = (struct fake){ .mode = FAKE_HONEST, .kick_fd = -1, .call_fd = -1,
+		f = (struct fake){ .mode = FAKE_HONEST, .kick_fd = -1, .call_fd = -1, .inflight_fd = -1,
 				   .extra_features = PACKED };
 		CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 		f.sock = sv[1];

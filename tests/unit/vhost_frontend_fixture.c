@@ -161,6 +161,47 @@ static void fake_bad_used(struct fake *f)
 	eventfd_signal(f->call_fd);
 }
 
+/* GET_INFLIGHT_FD: a memfd of 16 + 16 * queue_size bytes per queue (the
+ * split layout's size), answered as the mode says. */
+static void fake_inflight_reply(struct fake *f, const struct uvirtio_vhost_msg *m)
+{
+	struct uvirtio_vhost_msg r = { .hdr = { VHOST_USER_GET_INFLIGHT_FD,
+						VHOST_USER_VERSION | VHOST_USER_REPLY_MASK,
+						sizeof(struct vhost_user_inflight) } };
+	struct vhost_user_inflight *in = &r.payload.inflight;
+	uint64_t size;
+	int fd = memfd_create("fake-inflight", MFD_CLOEXEC);
+
+	f->inflight_asked = m->payload.inflight;
+	*in = m->payload.inflight;
+	size = (uint64_t)in->num_queues * (16 + 16ull * in->queue_size);
+	in->mmap_size = f->mode == FAKE_INFLIGHT_SMALL ? 64 : size;
+	in->mmap_offset = 0;
+	if (fd >= 0 && ftruncate(fd, (off_t)(f->mode == FAKE_INFLIGHT_PAST_FD ? size / 2 : size)))
+		size = 0;
+	if (fd >= 0 && f->mode != FAKE_INFLIGHT_NO_FD)
+		r.fds[r.nfds++] = fd;
+	if (fd >= 0 && f->mode == FAKE_INFLIGHT_TWO_FDS)
+		r.fds[r.nfds++] = fd;
+	uvirtio_vhost_msg_send(f->sock, &r, -1);
+	if (fd >= 0)
+		close(fd);
+}
+
+void fake_init(struct fake *f, enum fake_mode mode, uint32_t at, uint64_t offer, int sock)
+{
+	*f = (struct fake){ .mode = mode, .at = at, .kick_fd = -1, .call_fd = -1, .offer = offer,
+			    .inflight_fd = -1, .sock = sock };
+}
+
+int fake_log_find(const struct fake *f, uint32_t req, unsigned from)
+{
+	for (unsigned i = from; i < f->nlog; i++)
+		if (f->log[i] == req)
+			return (int)i;
+	return -1;
+}
+
 void *fake_thread(void *arg)
 {
 	struct fake *f = arg;
@@ -181,6 +222,9 @@ void *fake_thread(void *arg)
 		uint32_t req = m.hdr.request;
 		uint64_t v = 0;
 		bool ack = m.hdr.flags & VHOST_USER_NEED_REPLY_MASK;
+
+		if (f->nlog < FAKE_LOG_MAX)
+			f->log[f->nlog++] = req;
 
 		if (f->at == req && f->mode == FAKE_CLOSE_AT) {
 			uvirtio_vhost_msg_close_fds(&m);
@@ -290,6 +334,16 @@ void *fake_thread(void *arg)
 		case VHOST_USER_SET_FEATURES:
 			__atomic_store_n(&f->features, m.payload.u64, __ATOMIC_RELEASE);
 			break;
+		case VHOST_USER_GET_INFLIGHT_FD:
+			fake_inflight_reply(f, &m);
+			break;
+		case VHOST_USER_SET_INFLIGHT_FD:
+			f->inflight_set = m.payload.inflight;
+			if (f->inflight_fd >= 0)
+				close(f->inflight_fd);
+			f->inflight_fd = m.nfds ? m.fds[0] : -1;
+			m.nfds = 0;
+			break;
 		default:
 			uvirtio_vhost_msg_close_fds(&m);
 		}
@@ -313,10 +367,9 @@ int fake_connect_offering(struct fake *f, enum fake_mode mode, uint32_t at, uint
 						     .reply_timeout_ms = 200, .error = err,
 						     .error_size = err_size };
 
-	*f = (struct fake){ .mode = mode, .at = at, .kick_fd = -1, .call_fd = -1, .offer = offer };
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
 		return -errno;
-	f->sock = sv[1];
+	fake_init(f, mode, at, offer, sv[1]);
 	if (pthread_create(&f->thread, NULL, fake_thread, f))
 		return -EAGAIN;
 	cfg.fd = sv[0];
@@ -339,6 +392,10 @@ void fake_finish(struct fake *f)
 		close(f->kick_fd);
 	if (f->call_fd >= 0)
 		close(f->call_fd);
+	if (f->inflight_fd >= 0)
+		close(f->inflight_fd);
+	f->kick_fd = f->call_fd = f->inflight_fd = -1;
+	f->map = NULL;
 }
 
 bool fake_ring0_running(struct fake *f)

@@ -45,7 +45,15 @@ enum fake_mode {
 	FAKE_REFUSE_AT,     /* ack @at with 1, a failure */
 	FAKE_BAD_BASE,      /* answer GET_VRING_BASE for another ring */
 	FAKE_EXTRA_ACK_AT,  /* ack @at twice, in one write */
+	/* GET_INFLIGHT_FD answered (honestly otherwise) ... */
+	FAKE_INFLIGHT_NO_FD,   /* without the region's fd */
+	FAKE_INFLIGHT_TWO_FDS, /* with two fds */
+	FAKE_INFLIGHT_SMALL,   /* with a region of 64 bytes */
+	FAKE_INFLIGHT_PAST_FD, /* with a size twice what the fd holds */
 };
+
+/* What a fake saw, in order (FAKE_LOG_MAX requests at most). */
+#define FAKE_LOG_MAX 256
 
 struct fake {
 	int sock;
@@ -73,6 +81,13 @@ struct fake {
 	unsigned ring0_bases;
 	/* The answer to GET_VRING_BASE for ring 0; 0: what was asked. */
 	uint32_t ring0_base_answer;
+	/* Every request received, in order (read after fake_finish()). */
+	uint32_t log[FAKE_LOG_MAX];
+	unsigned nlog;
+	/* INFLIGHT_SHMFD: what GET_INFLIGHT_FD asked and what the last
+	 * SET_INFLIGHT_FD carried, and its fd (kept; closed at finish). */
+	struct vhost_user_inflight inflight_asked, inflight_set;
+	int inflight_fd;
 };
 
 /* @img: an image to share with another server (a move's target); NULL:
@@ -98,6 +113,10 @@ int fake_connect_offering(struct fake *f, enum fake_mode mode, uint32_t at, uint
 int fake_connect(struct fake *f, enum fake_mode mode, uint32_t at,
 		 struct uvirtio_vhost_frontend **fe, char *err, size_t err_size);
 void fake_finish(struct fake *f);
+/* Sets @f up (a fresh struct fake) for fake_thread() on @sock. */
+void fake_init(struct fake *f, enum fake_mode mode, uint32_t at, uint64_t offer, int sock);
+/* Whether @f logged @req, and the position of its first entry at or after @from. */
+int fake_log_find(const struct fake *f, uint32_t req, unsigned from);
 /* The scripted backend itself, on f->sock, for a test that sets a fake up
  * by hand (a struct fake with its mode, fds at -1 and sock filled in). */
 void *fake_thread(void *arg);
