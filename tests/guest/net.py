@@ -6,6 +6,7 @@ check its verdict and what the host saw.
     python3 net.py --uvirtio=build/tools/uvirtio --test=net [--ring=packed]
     python3 net.py --uvirtio=build/tools/uvirtio --test=reflect
     python3 net.py --netdev=tap --test=net      # QEMU's own tap netdev, no uvirtio
+    python3 net.py --uvirtio=build/tools/uvirtio --test=crash [--kills=3] [--seed=N]
 
 Tests:
     net      `uvirtio net --backend=tap` on a multi-queue tap in a network
@@ -17,6 +18,15 @@ Tests:
     reflect  `uvirtio net --backend=reflect`: raw frames (AF_PACKET) come back
              with the MACs swapped, counted in the guest (sent == received),
              also after a rebind and on each queue count
+    crash    `uvirtio net --backend=tap` as for net, QEMU's chardev with
+             reconnect=1; during a --mib MiB upload and a download,
+             --kills SIGKILLs of the backend each (at seeded random byte
+             counts the peer reports, with progress between kills), each
+             followed after a random pause by a new backend on the same
+             socket and tap: it must take the stale socket file over and
+             attach the tap's queues, the TCP transfers must survive with
+             the same sha256 on both ends, and pings after the last restart
+             must all be answered
 
 Checked on the host as well as in the guest: every transfer the guest reports
 ("xfer NAME up|down BYTES SHA256") must be one the peer recorded, complete,
@@ -35,9 +45,13 @@ not installed; not root); with CI=true a missing tool fails instead.
 import argparse
 import json
 import os
+import random
 import re
+import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -94,7 +108,7 @@ class Netns:
 class Peer:
     """netpeer.py in the namespace; its JSON records go to peer.log."""
 
-    def __init__(self, netns, workdir, nettool=None, reflect=None):
+    def __init__(self, netns, workdir, nettool=None, reflect=None, progress=0):
         self.log = os.path.join(workdir, "peer.log")
         self.out = open(self.log, "w")
         self.err = open(os.path.join(workdir, "peer.err"), "w")
@@ -103,6 +117,8 @@ class Peer:
             cmd.append(f"--reflect={reflect}")
         else:
             cmd += [f"--addr={HOST_ADDR}", f"--port={PORT}", f"--nettool={nettool}"]
+            if progress:
+                cmd.append(f"--progress={progress}")
         print("net: peer: " + " ".join(cmd), flush=True)
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.out,
                                      stderr=self.err, preexec_fn=run.die_with_parent)
@@ -118,6 +134,24 @@ class Peer:
                     return
             time.sleep(0.05)
         raise Failure(f"the peer did not listen within {timeout:.0f} s")
+
+    def progress(self, name):
+        """(bytes, record) of connection `name` so far: its last progress
+        line, and its record once the connection ended (else None)."""
+        got, ended = 0, None
+        with open(self.log) as f:
+            for line in f:
+                words = line.split()
+                if len(words) == 4 and words[0] == "progress" and words[1] == name:
+                    got = max(got, int(words[3]))
+                elif line.startswith("{"):
+                    try:
+                        r = json.loads(line)
+                    except ValueError:
+                        continue  # a line still being written
+                    if r.get("name") == name:
+                        got, ended = max(got, r["bytes"]), r
+        return got, ended
 
     def records(self):
         out = []
@@ -328,7 +362,438 @@ def test_reflect(args, workdir):
             netns.delete()
 
 
-TESTS = {"net": test_net, "reflect": test_reflect}
+# --- crash: `uvirtio net` killed and restarted under the running guest -------
+
+PROGRESS_STEP = 256 << 10   # the peer's progress lines (netpeer.py --progress)
+RESUMED = 1 << 20           # progress after a restart before the next kill
+CRASH_TRANSFERS = ["crash-up", "crash-down"]
+
+
+class NetBackend:
+    """One incarnation of `uvirtio net --backend=tap` in the namespace, with
+    its output in a log of its own (backend.log, backend-1.log, ...)."""
+
+    def __init__(self, args, workdir, netns, sock, index, tap, qemu_sock=None, record=None):
+        """qemu_sock, record: UVIRTIO_GUEST_RECORD's proxy (run.py's
+        recorder) on qemu_sock, logging into record/backend-INDEX/; it is
+        killed with the backend, so that QEMU sees its connection end as it
+        would without the proxy (which only half-closes it when the backend
+        goes)."""
+        self.index = index
+        self.recorder = None
+        self.name = f"uvirtio net #{index}"
+        self.errlog = os.path.join(workdir, "backend.log" if index == 0
+                                   else f"backend-{index}.log")
+        cmd = netns.exec() + [args.uvirtio, "net", f"--socket-path={sock}", "--backend=tap",
+                              f"--queues={args.queues}", f"--mac={MAC}", f"--tap={tap}"]
+        cmd += args.backend_arg
+        print(f"net: backend #{index}: " + " ".join(cmd), flush=True)
+        self.err = open(self.errlog, "wb")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.err,
+                                     stderr=subprocess.STDOUT, preexec_fn=run.die_with_parent)
+        if record:
+            self.qemu_sock = qemu_sock
+            self.recorder = subprocess.Popen(
+                [sys.executable, os.path.join(HERE, "..", "fuzz", "record_vhost.py"),
+                 f"--listen={qemu_sock}", f"--backend={sock}",
+                 f"--out={os.path.join(record, f'backend-{index}')}"],
+                stdin=subprocess.DEVNULL, preexec_fn=run.die_with_parent)
+
+    def log_text(self):
+        with open(self.errlog, errors="replace") as f:
+            return f.read()
+
+    def wait_serving(self, timeout=30.0):
+        """Until it says it serves (after its listen()); `ip netns exec`
+        must have exec'd it, or the SIGKILL would hit `ip`."""
+        deadline = time.monotonic() + timeout
+        while "uvirtio net: serving" not in self.log_text():
+            if self.proc.poll() is not None:
+                raise Failure(f"{self.name} exited with status {self.proc.returncode} while "
+                              f"starting: {run.tail(self.errlog, 5).strip()}")
+            if time.monotonic() > deadline:
+                raise Failure(f"{self.name} did not start serving within {timeout:.0f} s")
+            time.sleep(0.05)
+        with open(f"/proc/{self.proc.pid}/comm") as f:
+            comm = f.read().strip()
+        if comm != "uvirtio":
+            raise Failure(f"harness: process {self.proc.pid} is {comm!r}, not uvirtio")
+        while self.recorder and not listening_on(self.recorder.pid, self.qemu_sock):
+            if self.recorder.poll() is not None or time.monotonic() > deadline:
+                raise Failure("the recording proxy did not start")
+            time.sleep(0.05)
+
+    def counters(self, timeout=5.0):
+        """Its counters now (SIGUSR1 has it print them), as a dict."""
+        before = self.log_text().count("uvirtio net: counters")
+        self.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            # Complete lines only: the last one may still be being written.
+            lines = [line for line in self.log_text().splitlines()
+                     if line.startswith("uvirtio net: counters")
+                     and re.search(r"rx_dropped=\d+$", line)]
+            if len(lines) > before:
+                return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", lines[-1])}
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise Failure(f"{self.name} printed no counters on SIGUSR1")
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        rc = self.proc.wait()
+        self.err.close()
+        if self.recorder:
+            self.recorder.kill()
+            self.recorder.wait()
+        if rc != -signal.SIGKILL:
+            raise Failure(f"{self.name} exited with status {rc} before the SIGKILL")
+
+    def stop(self):
+        if self.recorder:
+            run.stop(self.recorder, "record_vhost.py")
+        if self.err.closed:
+            return
+        alive = self.proc.poll() is None
+        rc = run.stop(self.proc, self.name)
+        self.err.close()
+        counters = [line for line in run.tail(self.errlog, 200).splitlines()
+                    if line.startswith("uvirtio net: counters")]
+        if counters:
+            print(f"net: backend #{self.index} at its end: {counters[-1]}", flush=True)
+        if alive and rc not in (0, -signal.SIGTERM):
+            raise Failure(f"{self.name} exited with status {rc} on SIGTERM")
+
+
+def listening_on(pid, path):
+    """Whether process `pid` holds a listening unix socket bound to `path`
+    (/proc/PID/net/unix is its network namespace's table)."""
+    try:
+        with open(f"/proc/{pid}/net/unix") as f:
+            table = f.read().splitlines()[1:]
+        fds = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+    except OSError:
+        return False
+    for row in table:
+        w = row.split()
+        # Num RefCount Protocol Flags Type St Inode Path; flag 0x10000: listening
+        if len(w) >= 8 and w[7] == path and int(w[3], 16) & 0x10000 \
+                and f"socket:[{w[6]}]" in fds:
+            return True
+    return False
+
+
+def refused(path):
+    """connect() to `path` is refused: nobody listens on the file."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+    return False
+
+
+def tap_queues(netns):
+    """The queues attached to tap0 in the namespace (its tx-N in sysfs;
+    tun counts only attached, enabled queues), or None without a tap0."""
+    r = subprocess.run(netns.exec() + ["ls", "/sys/class/net/tap0/queues"],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.DEVNULL, universal_newlines=True)
+    if r.returncode != 0:
+        return None
+    return sum(1 for w in r.stdout.split() if w.startswith("tx-"))
+
+
+def tap_fds(pid, tap="tap0"):
+    """How many of process `pid`'s fds are tun queues attached to `tap`
+    (tun's fdinfo names the interface of an attached queue only)."""
+    n = 0
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fdinfo"):
+            try:
+                with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                    if f"iff:\t{tap}\n" in f.read():
+                        n += 1
+            except OSError:
+                pass
+    except OSError:
+        pass
+    return n
+
+
+def kill_points(rng, size, kills):
+    """One byte count per kill, each at random in its own equal slot of
+    5%..90% of the transfer, so that there is progress between kills."""
+    lo, hi = 0.05 * size, 0.9 * size
+    slot = (hi - lo) / kills
+    return [int(lo + slot * (i + rng.random())) for i in range(kills)]
+
+
+def end_qemu():
+    """SIGTERM to this process's QEMU children: a failed crash test need not
+    wait for the guest's or the boot's time-out."""
+    me = str(os.getpid())
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        if stat[stat.rindex(")") + 2:].split()[1] == me and comm.startswith("qemu-system"):
+            print(f"net: ending QEMU (pid {pid})", flush=True)
+            try:
+                os.kill(int(pid), signal.SIGTERM)
+            except OSError:
+                pass
+
+
+class Killer(threading.Thread):
+    """During each crash transfer, --kills times: wait until the peer has
+    seen the transfer pass the next kill point (and move on since the last
+    restart), SIGKILL the backend, check what it left (the stale socket file,
+    tap0 with its queues detached), pause, start a new backend on the same
+    socket and tap, and once traffic moves again check that it took over
+    the socket file and attached the tap's queues."""
+
+    def __init__(self, args, workdir, netns, peer, sock, backend, rng, size, record):
+        """record: (the socket QEMU connects to, UVIRTIO_GUEST_RECORD's
+        directory or None), for each new backend."""
+        super().__init__(name="killer", daemon=True)
+        self.args, self.workdir, self.netns, self.peer = args, workdir, netns, peer
+        self.record = record
+        self.sock, self.rng, self.size = sock, rng, size
+        self.backends = [backend]
+        self.kills = 0
+        self.error = None
+        self.quit = threading.Event()     # the main thread: stop now
+        self.idle = threading.Event()     # this one: done, no more changes
+        self.release = threading.Event()  # the main thread: the backends are stopped
+
+    def run(self):
+        try:
+            for name in CRASH_TRANSFERS:
+                self.transfer(name)
+        except Failure as e:
+            if not self.quit.is_set():  # else: stopped, the main thread knows why
+                self.error = e
+        except Exception as e:  # noqa: BLE001 - the harness's own error is a FAIL too
+            self.error = Failure(f"harness error in the killer: {e!r}")
+        if self.error and not self.quit.is_set():
+            print(f"net: killer: {self.error}", flush=True)
+            end_qemu()
+        self.idle.set()
+        # The backends this thread started get SIGKILL when it ends
+        # (PR_SET_PDEATHSIG follows the thread that forked them): it lives on
+        # until the main thread has stopped them.
+        self.release.wait()
+
+    def finish(self):
+        """Stop it (the main thread): once it is idle, the backends can be
+        stopped; then it may end."""
+        self.quit.set()
+        self.idle.wait(60)
+
+    def wait_progress(self, name, target, limit):
+        """Until `name` has passed `target` bytes or ended; Failure after
+        `limit` s in which its byte count did not move."""
+        last, since = None, time.monotonic()
+        while True:
+            if self.quit.is_set():
+                raise Failure("stopped")
+            got, ended = self.peer.progress(name)
+            if ended and not ended["complete"]:
+                raise Failure(f"{name}: the peer gave the connection up: {ended}")
+            if got >= target or ended:
+                return got, ended
+            if got != last:
+                last, since = got, time.monotonic()
+            elif time.monotonic() - since > limit:
+                b = self.backends[-1]
+                raise Failure(f"{name}: no progress for {limit:.0f} s at {got} bytes "
+                              f"({b.name}: {'alive' if b.proc.poll() is None else 'exited'}, "
+                              f"its log: {run.tail(b.errlog, 3).strip() or '(empty)'})")
+            time.sleep(0.05)
+
+    def transfer(self, name):
+        points = kill_points(self.rng, self.size, self.args.kills)
+        print(f"net: {name}: kills planned at {', '.join(map(str, points))} bytes", flush=True)
+        floor = 0
+        # The first transfer starts once the guest booted: the boot's limit.
+        limit = self.args.timeout if name == CRASH_TRANSFERS[0] else self.args.stall
+        for point in points:
+            got, ended = self.wait_progress(name, max(point, floor), limit)
+            limit = self.args.stall
+            if ended:
+                raise Failure(f"{name} ended ({got} bytes) before kill {self.kills + 1}: "
+                              "a larger --mib gives the kills room")
+            at = self.crash(name, got)
+            # (--no-restart: no backend, no progress: it fails here)
+            got, ended = self.wait_progress(name, at + RESUMED, self.args.stall)
+            self.check_restarted(name, got, ended)
+            floor = got + RESUMED
+
+    def crash(self, name, got):
+        """Kill the backend at `got` bytes of `name`, check what it left,
+        start the next one; return the transfer's bytes at the restart."""
+        b = self.backends[-1]
+        before = b.counters()
+        if not listening_on(b.proc.pid, self.sock):
+            raise Failure(f"{b.name} does not listen on {self.sock}")
+        stale = os.lstat(self.sock)
+        b.kill()
+        self.kills += 1
+        k = self.kills
+        print(f"net: kill {k}: SIGKILL to {b.name} (pid {b.proc.pid}) at {got} bytes of "
+              f"{name}; it had moved tx_packets={before['tx_packets']} "
+              f"rx_packets={before['rx_packets']}", flush=True)
+        try:
+            st = os.lstat(self.sock)
+        except FileNotFoundError:
+            raise Failure(f"kill {k}: the socket file {self.sock} is gone: nothing stale to "
+                          "take over")
+        if (st.st_mode & 0o170000) != 0o140000 or \
+                (st.st_ino, st.st_ctime_ns) != (stale.st_ino, stale.st_ctime_ns):
+            raise Failure(f"kill {k}: {self.sock} is not the killed process's socket file")
+        if not refused(self.sock):
+            raise Failure(f"kill {k}: connect() to the killed process's socket file "
+                          "was not refused")
+        queues = tap_queues(self.netns)
+        if queues is None:
+            raise Failure(f"kill {k}: tap0 is gone from the namespace")
+        print(f"net: kill {k}: the stale socket file is left (connect() refused); "
+              f"tap0 still there ({queues} tx queue(s) in its sysfs: tun keeps one "
+              "with none attached)", flush=True)
+        if self.args.no_restart:
+            return got
+        pause = self.rng.uniform(0.1, 2.0)
+        if self.quit.wait(pause):
+            raise Failure("stopped")
+        nb = NetBackend(self.args, self.workdir, self.netns, self.sock, k,
+                        self.args.restart_tap or "tap0", *self.record)
+        self.backends.append(nb)
+        nb.wait_serving()
+        at, _ = self.peer.progress(name)
+        st = os.lstat(self.sock)
+        if (st.st_mode & 0o170000) != 0o140000 or st.st_ctime_ns == stale.st_ctime_ns \
+                or not listening_on(nb.proc.pid, self.sock):
+            raise Failure(f"restart {k}: {nb.name} serves, but does not listen on a new "
+                          f"socket file at {self.sock}")
+        print(f"net: restart {k}: {nb.name} (pid {nb.proc.pid}) took the stale socket file "
+              f"over after a pause of {pause:.2f} s: it listens on a new one at the same "
+              f"path; {name} at {at} bytes", flush=True)
+        return at
+
+    def check_restarted(self, name, got, ended):
+        """Traffic moved again through the newest backend: tap0 has all its
+        queues back and the new process counted frames both ways."""
+        b = self.backends[-1]
+        deadline = time.monotonic() + self.args.stall
+        while (queues := tap_queues(self.netns)) != self.args.queues:
+            if time.monotonic() > deadline:
+                raise Failure(f"restart {b.index}: tap0 has {queues} queue(s) attached, "
+                              f"not {self.args.queues}")
+            if self.quit.wait(0.1):
+                raise Failure("stopped")
+        fds = tap_fds(b.proc.pid)
+        if fds != self.args.queues:
+            raise Failure(f"restart {b.index}: {b.name} holds {fds} tun queue(s) attached "
+                          f"to tap0, not {self.args.queues}")
+        c = b.counters()
+        if c["tx_packets"] == 0 or c["rx_packets"] == 0:
+            raise Failure(f"restart {b.index}: {b.name} moved no frames: {c}")
+        print(f"net: restart {b.index}: {name} moved on to {got} bytes"
+              f"{' (ended)' if ended else ''}; tap0 has {queues} queues, {fds} of them "
+              f"attached by fds of {b.name}; "
+              f"{b.name} moved tx_packets={c['tx_packets']} rx_packets={c['rx_packets']}",
+              flush=True)
+
+
+def test_crash(args, workdir):
+    seed = args.seed if args.seed is not None else random.randrange(1 << 32)
+    print(f"net: crash: seed {seed} (--seed={seed} replays the kill points and pauses), "
+          f"{args.kills} kill(s) per transfer", flush=True)
+    rng = random.Random(seed)
+    netns = Netns()
+    peer = None
+    killer = None
+    first = None
+    try:
+        netns.create()
+        nettool = os.path.join(workdir, "nettool-host")
+        with open(nettool, "wb") as f:
+            f.write(initramfs.build_helper(workdir, "nettool"))
+        os.chmod(nettool, 0o755)
+        peer = Peer(netns, workdir, nettool, progress=PROGRESS_STEP)
+        peer.wait_ready()
+        sock = os.path.join(workdir, "vhost-user-net.sock")
+        # UVIRTIO_GUEST_RECORD=DIR: every backend behind a proxy of its own
+        # (DIR/backend-N/conn-M.jsonl), QEMU connected to the proxy's socket.
+        record = os.environ.get("UVIRTIO_GUEST_RECORD")
+        qemu_sock = os.path.join(workdir, "record-proxy.sock") if record else sock
+        first = NetBackend(args, workdir, netns, sock, 0, "tap0", qemu_sock, record)
+        first.wait_serving()
+        queues = "on" if args.queues > 1 else "off"
+        devices = ["-chardev", f"socket,id=c0,path={qemu_sock},reconnect=1",
+                   "-netdev", f"vhost-user,id=n0,chardev=c0,queues={args.queues}",
+                   "-device", f"virtio-net-pci,netdev=n0,mq={queues},"
+                   f"vectors={args.vectors or 0},mac={MAC},"
+                   f"packed={'on' if args.ring == 'packed' else 'off'}"]
+        killer = Killer(args, workdir, netns, peer, sock, first, rng, args.mib << 20,
+                        (qemu_sock, record))
+        killer.start()
+        params = {"addr": GUEST_ADDR, "peer": HOST_ADDR, "port": PORT, "mib": args.mib}
+        boot_error = None
+        try:
+            lines = boot(args, workdir, None, "netcrash", params, devices, [])
+        except Failure as e:
+            boot_error = e
+        finally:
+            killer.finish()
+        # The killer's failure first: it is the cause (it ended QEMU).
+        if killer.error:
+            raise killer.error
+        if boot_error:
+            raise boot_error
+        want = 2 * args.kills
+        if killer.kills != want:
+            raise Failure(f"{killer.kills} kills, {want} planned")
+        check_features(lines, args.ring, args.queues)
+        n = check_transfers(lines, peer.records(), CRASH_TRANSFERS)
+        print(f"net: {n} transfers survived {want} kills and restarts of uvirtio net; "
+              "20 pings after the last restart answered", flush=True)
+        last = killer.backends[-1]
+        if last.proc.poll() is not None:
+            raise Failure(f"{last.name} exited with status {last.proc.returncode}")
+    finally:
+        try:
+            if killer is not None:
+                killer.finish()
+            failed = None
+            for b in (killer.backends if killer else [first] if first else []):
+                try:
+                    b.stop()
+                except Failure as e:
+                    failed = failed or e
+            if killer is not None:
+                killer.release.set()
+                killer.join(10)
+            if failed:
+                raise failed
+        finally:
+            if peer:
+                peer.stop()
+            netns.delete()
+
+
+TESTS = {"net": test_net, "reflect": test_reflect, "crash": test_crash}
 
 
 def main():
@@ -348,11 +813,23 @@ def main():
                     "crashes with MSI-X on vhost-user-net, see README.md)")
     ap.add_argument("--backend-arg", action="append", default=[],
                     help="extra argument for `uvirtio net`")
+    ap.add_argument("--kills", type=int, default=3,
+                    help="crash: SIGKILLs of `uvirtio net` during each transfer (3)")
+    ap.add_argument("--seed", type=int, help="crash: the seed of the kill points and "
+                    "pauses (default: a random one, printed)")
+    ap.add_argument("--stall", type=float, default=120.0, help="crash: seconds without "
+                    "progress of a transfer that fail the test (120)")
+    ap.add_argument("--restart-tap", metavar="NAME", help="crash, negative control: "
+                    "restart the backend on another tap (the test must fail)")
+    ap.add_argument("--no-restart", action="store_true", help="crash, negative control: "
+                    "kill the backend and never start it again (the test must fail)")
     run.common_options(ap)
     ap.set_defaults(timeout=600.0)
     args = ap.parse_args()
 
-    if os.geteuid() != 0 and (args.test == "net" or args.netdev == "tap"):
+    if args.test == "crash" and (args.netdev != "uvirtio" or args.kills < 1):
+        ap.error("--test=crash kills `uvirtio net`: --netdev=uvirtio and --kills >= 1")
+    if os.geteuid() != 0 and (args.test in ("net", "crash") or args.netdev == "tap"):
         msg = "needs root (ip netns, tap)"
         if run.in_ci():
             print(f"net: FAIL: {msg}", flush=True)
@@ -364,8 +841,9 @@ def main():
         return rc
     print(f"net: netdev {args.netdev}", flush=True)
     name = args.test + ("_packed" if args.ring == "packed" else "")
+    logs = ["backend.log"] + [f"backend-{i}.log" for i in range(1, 2 * args.kills + 1)]
     return run.execute(args, name, lambda workdir: TESTS[args.test](args, workdir),
-                       ["backend.log", "peer.log", "peer.err"], prog="net")
+                       logs + ["peer.log", "peer.err"], prog="net")
 
 
 if __name__ == "__main__":

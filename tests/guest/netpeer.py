@@ -13,7 +13,10 @@ line from the guest:
                              and closes
 Every connection, finished or cut, is one JSON line on stdout:
     {"op": "PUT"|"GET", "name": ..., "bytes": N, "sha256": ..., "complete": bool}
-"ready" is printed once listening. It stops by itself after --max-connections
+"ready" is printed once listening. With --progress=BYTES it also prints
+    progress NAME PUT|GET BYTES
+each time a connection has received (PUT) or sent (GET) another BYTES bytes
+(net.py --test=crash times its kills by them). It stops by itself after --max-connections
 connections or --max-seconds, and on SIGTERM.
 
     python3 netpeer.py --reflect=tap0
@@ -35,12 +38,27 @@ import time
 
 CHUNK = 1 << 16
 lock = threading.Lock()
+progress_step = 0
 
 
 def record(**kw):
     with lock:
         sys.stdout.write(json.dumps(kw, sort_keys=True) + "\n")
         sys.stdout.flush()
+
+
+class Progress:
+    """The `progress NAME OP BYTES` lines of one connection (--progress)."""
+
+    def __init__(self, name, op):
+        self.name, self.op, self.next = name, op, progress_step
+
+    def at(self, n):
+        if progress_step and n >= self.next:
+            with lock:
+                sys.stdout.write(f"progress {self.name} {self.op} {n}\n")
+                sys.stdout.flush()
+            self.next = (n // progress_step + 1) * progress_step
 
 
 def read_line(conn):
@@ -59,6 +77,7 @@ def serve_put(conn, name):
     h = hashlib.sha256()
     n = 0
     complete = False
+    progress = Progress(name, "PUT")
     try:
         while True:
             data = conn.recv(CHUNK)
@@ -67,6 +86,7 @@ def serve_put(conn, name):
                 break
             h.update(data)
             n += len(data)
+            progress.at(n)
         conn.sendall(f"OK {h.hexdigest()} {n}\n".encode())
         conn.shutdown(socket.SHUT_WR)
     except OSError as e:
@@ -80,6 +100,7 @@ def serve_get(conn, name, nettool, seed, count):
     h = hashlib.sha256()
     n = 0
     gen = subprocess.Popen([nettool, "gen", str(seed), str(count)], stdout=subprocess.PIPE)
+    progress = Progress(name, "GET")
     try:
         while True:
             data = gen.stdout.read(CHUNK)
@@ -88,6 +109,7 @@ def serve_get(conn, name, nettool, seed, count):
             conn.sendall(data)
             h.update(data)
             n += len(data)
+            progress.at(n)
         conn.shutdown(socket.SHUT_WR)
         complete = n == count and gen.wait() == 0
         record(op="GET", name=name, bytes=n, sha256=h.hexdigest(), complete=complete)
@@ -143,9 +165,13 @@ def main():
     ap.add_argument("--reflect", metavar="IFACE", help="reflect raw frames on IFACE instead")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds of silence per "
                     "connection before it is given up")
+    ap.add_argument("--progress", type=int, default=0, metavar="BYTES",
+                    help="print a progress line every BYTES bytes of a connection (0: none)")
     ap.add_argument("--max-connections", type=int, default=64)
     ap.add_argument("--max-seconds", type=float, default=1800.0)
     args = ap.parse_args()
+    global progress_step
+    progress_step = max(0, args.progress)
 
     def on_term(_signum, _frame):
         sys.exit(0)
