@@ -47,7 +47,8 @@ from run import Backend, Boot, Failure, QEMU, QSD  # noqa: E402
 
 BS = 4096
 STOP_MARK = b"UVIRTIO-MIGRATE-STOP"
-PROGRESS = re.compile(r"migload: progress writes (\d+) errors (\d+) mismatches (\d+)")
+PROGRESS = re.compile(r"migload: progress writes (\d+) errors (\d+) mismatches (\d+)"
+                      r"(?: dirty-passes (\d+))?")
 GUEST_CRASH = re.compile(r"Oops:|Kernel panic|BUG:|is not a head|unexpected used")
 RESULT = re.compile(r"migload: result writes (\d+) reads (\d+) blocks (\d+) "
                     r"errors (\d+) mismatches (\d+)")
@@ -156,6 +157,15 @@ class Vm:
                 return line.strip()
         return None
 
+    def dirty_passes(self):
+        """The dirtier's pass count on the last progress line of this console."""
+        last = None
+        for line in list(self.lines):
+            m = PROGRESS.search(line)
+            if m and m.group(4) is not None:
+                last = int(m.group(4))
+        return last
+
     def progress(self):
         """The last `migload: progress` write count on this QEMU's console."""
         last = None
@@ -235,6 +245,8 @@ def migrate_once(args, src, dst, uri, rnd):
     sq.cmd("migrate", uri=f"unix:{uri}")
     raised = False
     max_sync = 0
+    rate = None
+    passes = src.dirty_passes()
     deadline = time.monotonic() + args.migrate_timeout
     while True:
         info = sq.cmd("query-migrate")
@@ -242,6 +254,7 @@ def migrate_once(args, src, dst, uri, rnd):
         sync = info.get("ram", {}).get("dirty-sync-count", 0)
         if state != "completed":
             max_sync = max(max_sync, sync)
+            rate = info.get("ram", {}).get("dirty-pages-rate", rate)
         if args.verbose_qmp:
             print(f"migrate: {state} sync {sync} ram {info.get('ram', {}).get('remaining')}", flush=True)
         if state == "completed":
@@ -275,7 +288,8 @@ def migrate_once(args, src, dst, uri, rnd):
           f"({max_sync} seen while active)"
           f"{'' if raised else ' (converged before the raise)'}, "
           f"downtime {info.get('downtime')} ms, {info.get('ram', {}).get('transferred')} "
-          f"bytes", flush=True)
+          f"bytes, dirty-pages-rate {rate} while active, the guest's dirtier "
+          f"{passes} -> {src.dirty_passes()} passes", flush=True)
     return info
 
 
