@@ -434,10 +434,11 @@ def main():
                     help="max-bandwidth (MiB/s) until then")
     # 1 ms, not QEMU's default 300: precopy converges as soon as a dirty sync
     # finds less than max-bandwidth x downtime-limit dirty (32 KiB at 1 ms,
-    # 9.6 MiB at 300 ms). At 300 ms a vCPU starved by the host for a moment
-    # (2 shared cores, TCG) dirtied less than that between two syncs in 2 of
-    # 15 runs, and the migration completed before it was raised, with
-    # dirty-sync-count 2 while active (README.md, "Live migration").
+    # 9.6 MiB at 300 ms). At 300 ms, 2 runs in 15 completed before the raise
+    # with dirty-sync-count 2 while active, the guest's dirtier still making
+    # its passes (why a sync then found so little dirty is not known: the host
+    # starving the vCPU between two close syncs is a guess); at 1 ms a sync
+    # must find less than 8 dirty pages (README.md, "Live migration").
     ap.add_argument("--downtime-ms", type=int, default=1,
                     help="downtime-limit until the raise (QEMU's default is 300)")
     ap.add_argument("--active-sync", action=argparse.BooleanOptionalAction, default=True,
