@@ -22,6 +22,11 @@ the guest's migload (migload.c) verifies every block it wrote and prints
 `migload: result ... errors E mismatches M`: the host requires both 0 and
 the guest's PASS verdict.
 
+--disk=virtio-blk (QEMU's own virtio-blk-pci on the image, no backend
+process) and --mem=ram (no shared memfd) are the controls without vhost-user;
+the guest has 512 MiB less 8 KiB of RAM (--ram-kib) to work around QEMU 7.2's
+TCG migration losing guest writes, --ram-kib=524288 brings it back (README.md).
+
 --corrupt-after=N (the red check): after round N the host flips a byte in
 every block of the image the guest has written; the verify must then fail.
 --rounds=0 runs the load and its verify without any migration (the harness's
