@@ -54,7 +54,7 @@ BS = 4096
 STOP_MARK = b"UVIRTIO-MIGRATE-STOP"
 PROGRESS = re.compile(r"migload: progress writes (\d+) errors (\d+) mismatches (\d+)"
                       r"(?: dirty-passes (\d+))?")
-GUEST_CRASH = re.compile(r"Oops:|Kernel panic|BUG:|is not a head|unexpected used")
+GUEST_CRASH = re.compile(r"Oops:|Kernel panic|BUG:|kernel BUG at|is not a head|unexpected used")
 RESULT = re.compile(r"migload: result writes (\d+) reads (\d+) blocks (\d+) "
                     r"errors (\d+) mismatches (\d+)")
 
@@ -320,6 +320,7 @@ def corrupt_image(image, blocks):
 def test_migrate(args, workdir, image):
     run.make_image(image, args.image_mib)
     procs = []  # every backend and QEMU still running, stopped in finally
+    vms = []  # every QEMU started, for its console
     n = 0
 
     def backend():
@@ -340,6 +341,7 @@ def test_migrate(args, workdir, image):
     def vm(b, incoming=None):
         v = Vm(args, workdir, b, n, incoming)
         procs.append(v)
+        vms.append(v)
         v.connect()
         return v
 
@@ -411,6 +413,16 @@ def test_migrate(args, workdir, image):
             raise Failure(f"the last QEMU exited with status {src.proc.returncode}")
         if sb:
             sb.check_alive("at the guest's power-off")
+    except Failure as e:
+        # A guest that panicked right after a switch-over takes its QEMU
+        # with it (panic=-1, -no-reboot) before a console is looked at: the
+        # failure says so, not only "QMP ... Broken pipe".
+        time.sleep(0.5)  # the console reader's last lines
+        for v in vms:
+            crash = v.crashed()
+            if crash and crash not in str(e):
+                raise Failure(f"{e}; the guest crashed on QEMU {v.index}: {crash}")
+        raise
     finally:
         for p in reversed(procs):
             try:
