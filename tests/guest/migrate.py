@@ -451,7 +451,7 @@ def main():
                     help="max-bandwidth (MiB/s) until then")
     # 1 ms, not QEMU's default 300: precopy converges as soon as a dirty sync
     # finds less than max-bandwidth x downtime-limit dirty (32 KiB at 1 ms,
-    # 9.6 MiB at 300 ms). At 300 ms, 2 runs in 15 completed before the raise
+    # 9.6 MiB at 300 ms). At 300 ms, 2 runs in 10 completed before the raise
     # with dirty-sync-count 2 while active, the guest's dirtier still making
     # its passes (why a sync then found so little dirty is not known: the host
     # starving the vCPU between two close syncs is a guess); at 1 ms a sync
