@@ -6,7 +6,8 @@
  * With DIRTY_MIB, a child process writes one byte of every page of a
  * DIRTY_MIB MiB buffer ten times a second for as long as the load runs: a
  * dirty rate the host's low max-bandwidth cannot keep up with, so precopy
- * goes on for several dirty-sync rounds until the host raises it.
+ * goes on for several dirty-sync rounds until the host raises it. The passes
+ * it has made are on every progress line (`dirty-passes N`).
  *
  * Writes 4 KiB blocks with O_DIRECT at pseudo-random block numbers in
  * [1, BLOCKS] of DEVICE, each with a deterministic content made of its block
@@ -39,6 +40,7 @@
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -123,6 +125,10 @@ static void check_block(struct worker *w, uint64_t block, uint64_t gen, const ch
 	}
 }
 
+/* Passes the dirtier has made over its buffer, in a shared page so that the
+ * progress line shows whether it runs (0 without a dirtier). */
+static volatile uint64_t *dirty_passes;
+
 /* How many blocks thread t owns: 1 + t, 1 + t + THREADS, ... up to BLOCKS. */
 static uint64_t blocks_of(unsigned t)
 {
@@ -165,9 +171,10 @@ static void *work(void *arg)
 		if (gen % PROGRESS == 0) {
 			pthread_mutex_lock(&out_lock);
 			printf("migload: progress writes %" PRIu64 " errors %" PRIu64
-			       " mismatches %" PRIu64 "\n", gen,
+			       " mismatches %" PRIu64 " dirty-passes %" PRIu64 "\n", gen,
 			       __atomic_load_n(&total_errors, __ATOMIC_RELAXED),
-			       __atomic_load_n(&total_mismatches, __ATOMIC_RELAXED));
+			       __atomic_load_n(&total_mismatches, __ATOMIC_RELAXED),
+			       dirty_passes ? *dirty_passes : 0);
 			pthread_mutex_unlock(&out_lock);
 		}
 	}
@@ -176,6 +183,11 @@ static void *work(void *arg)
 
 static pid_t start_dirtier(size_t mib)
 {
+	dirty_passes = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (dirty_passes == MAP_FAILED) {
+		perror("migload: mmap");
+		exit(2);
+	}
 	pid_t pid = fork();
 	if (pid != 0)
 		return pid;
@@ -185,6 +197,7 @@ static pid_t start_dirtier(size_t mib)
 	for (unsigned char v = 1;; v++) {
 		for (size_t off = 0; off < mib << 20; off += 4096)
 			mem[off] = v;
+		__atomic_add_fetch(dirty_passes, 1, __ATOMIC_RELAXED);
 		usleep(100000);
 	}
 }
