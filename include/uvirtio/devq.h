@@ -376,6 +376,7 @@ void uvirtio_devq_set_inflight(struct uvirtio_devq *q, void *area, size_t size);
  * Return: the number of requests to pop again (0 or more); 0 without an
  * area; -EOPNOTSUPP for an IN_ORDER queue (not tracked); -EINVAL when the
  * queue is not set up or the area is smaller than uvirtio_devq_inflight_size();
+ * -EINVAL too for an area not 8-byte aligned (its counters are atomic);
  * -ENOMEM; -EBADMSG when the area's contents do not fit the ring (another
  * ring's, or garbage): it is then initialized afresh, nothing is popped
  * again, the ring starts where it was set, and one line says why.

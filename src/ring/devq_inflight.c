@@ -468,6 +468,10 @@ int uvirtio_devq_resume_inflight(struct uvirtio_devq *public_q)
 		return -EOPNOTSUPP;
 	if (q->ifl_size < uvirtio_devq_inflight_size(q->num, q->packed))
 		return -EINVAL;
+	/* The header's counters are read and written atomically, which needs
+	 * them aligned; a peer chooses the offset of a shared area. */
+	if ((uintptr_t)q->ifl_area % 8)
+		return -EINVAL;
 	ret = ifl_alloc(q);
 	if (ret)
 		return ret;

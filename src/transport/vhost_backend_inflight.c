@@ -152,6 +152,12 @@ int vb_set_inflight_fd(struct uvirtio_vhost_backend *vb, const struct uvirtio_vh
 		return vb_fail(vb, -EINVAL, "area of %llu bytes; %u queues of %u need %llu",
 			       (unsigned long long)in->mmap_size, in->num_queues, in->queue_size,
 			       (unsigned long long)need);
+	/* QEMU and DPDK send offset 0; the parts' atomic counters need at
+	 * least 8-byte alignment, which a page-aligned map keeps only for an
+	 * offset that is aligned too. */
+	if (in->mmap_offset % 64)
+		return vb_fail(vb, -EINVAL, "area offset %#llx is not 64-byte aligned",
+			       (unsigned long long)in->mmap_offset);
 	ret = vb_map_fd(vb, m->fds[0], in->mmap_offset, in->mmap_size, "inflight area", &map);
 	if (ret)
 		return ret;

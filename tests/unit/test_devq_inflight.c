@@ -445,12 +445,25 @@ static void test_sizes_and_refusals(void)
 	/* No area: nothing tracked, nothing to resume. */
 	CHECK_EQ(pair_init(&p, &layouts[0]), 0);
 	CHECK_EQ(uvirtio_devq_resume_inflight(&p.dq), 0);
-	/* Too small an area; a queue not set up. */
+	/* A queue set up, but too small an area, or one large enough but
+	 * misaligned (its atomic counters could not be used). */
+	CHECK_EQ(device_start(&p, 0, 0), 0);
 	uvirtio_devq_set_inflight(&p.dq, p.area, p.area_size - 1);
 	CHECK_EQ(uvirtio_devq_resume_inflight(&p.dq), -EINVAL);
-	uvirtio_devq_set_inflight(&p.dq, NULL, 0);
-	CHECK_EQ(device_start(&p, 0, 0), 0);
+	{
+		char *big = calloc(1, p.area_size + 64);
+
+		CHECK(big != NULL);
+		uvirtio_devq_set_inflight(&p.dq, big + 4, p.area_size);
+		CHECK_EQ(uvirtio_devq_resume_inflight(&p.dq), -EINVAL);
+		uvirtio_devq_set_inflight(&p.dq, big + 64, p.area_size);
+		CHECK_EQ(uvirtio_devq_resume_inflight(&p.dq), 0);
+		uvirtio_devq_set_inflight(&p.dq, NULL, 0);
+		free(big);
+	}
+	/* A queue not set up. */
 	uvirtio_devq_reset(&p.dq);
+	uvirtio_devq_set_inflight(&p.dq, p.area, p.area_size);
 	CHECK_EQ(uvirtio_devq_resume_inflight(&p.dq), -EINVAL);
 	pair_fini(&p);
 	/* IN_ORDER: not tracked, the queue works on. */

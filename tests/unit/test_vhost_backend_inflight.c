@@ -633,11 +633,16 @@ static void test_inflight_set_refuses_shape_size_offset_fds_and_payload_size(voi
 	CHECK_EQ(set_inflight(&f, 2 * file, 0, 1, 64, &fd, 1), 1);
 	CHECK(last_line_has(&f, "larger than its file"));
 	/* offset + size wraps past 2^64. */
-	CHECK_EQ(set_inflight(&f, part, ~0ull - 100, 1, 64, &fd, 1), 1);
+	CHECK_EQ(set_inflight(&f, part, ~0ull - 127, 1, 64, &fd, 1), 1);
 	CHECK(last_line_has(&f, "wraps"));
 	CHECK_EQ(set_inflight(&f, ~0ull, 4096, 1, 64, &fd, 1), 1);
 	CHECK(last_line_has(&f, "wraps"));
-	refused += 6;
+	/* An offset that would leave the parts' atomic counters misaligned. */
+	CHECK_EQ(set_inflight(&f, file - 100, 100, 1, 64, &fd, 1), 1);
+	CHECK(last_line_has(&f, "not 64-byte aligned"));
+	CHECK_EQ(set_inflight(&f, part, 8, 1, 64, &fd, 1), 1);
+	CHECK(last_line_has(&f, "not 64-byte aligned"));
+	refused += 8;
 	/* Not a mappable file. */
 	CHECK_EQ(set_inflight(&f, part, 0, 1, 64, &pipefd[0], 1), 1);
 	CHECK(last_line_has(&f, "not a mappable file"));
@@ -665,7 +670,7 @@ static void test_inflight_set_refuses_shape_size_offset_fds_and_payload_size(voi
 	CHECK_EQ(log_lines(&f), refused);
 	/* Still connected, and a good one is taken; at an offset too. */
 	CHECK_EQ(set_inflight(&f, part, 0, 1, 64, &fd, 1), 0);
-	CHECK_EQ(set_inflight(&f, file - 100, 100, 1, 64, &fd, 1), 0);
+	CHECK_EQ(set_inflight(&f, file - 64, 64, 1, 64, &fd, 1), 0);
 	CHECK_EQ(log_lines(&f), refused);
 	/* Without NEED_REPLY a refusal cannot be told: the connection ends. */
 	in.num_queues = 2;
