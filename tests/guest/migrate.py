@@ -120,19 +120,11 @@ class Vm:
     """One QEMU process of the guest: run.py's Boot command line with QMP
     (and -incoming for a destination), its console read in a thread."""
 
-    def __init__(self, args, workdir, backend, index, incoming=None):
+    def __init__(self, args, workdir, backend, index, incoming=None, boot=None):
+        """boot: another guest's Boot (net.py's migration), by default the
+        migload guest on `backend`'s disk (or on --disk=virtio-blk)."""
         self.index = index
-        devices = None
-        if args.disk == "virtio-blk":
-            # The control without vhost-user: QEMU's own block layer on the
-            # same image, no backend process.
-            devices = ["-drive", f"file={args.image_path},if=none,id=d0,format=raw,"
-                       "cache=none,file.locking=off",
-                       "-device", "virtio-blk-pci,drive=d0,"
-                       f"packed={'on' if args.ring == 'packed' else 'off'}"]
-        self.boot = Boot(args, workdir, backend, "migrate", 1, args.smp,
-                         {"blocks": args.blocks, "dirty": args.dirty_mib}, index,
-                         devices=devices)
+        self.boot = boot or self.migload_boot(args, workdir, backend, index)
         self.qmp_path = os.path.join(workdir, f"qmp{index}.sock")
         cmd = vm_cmd(args, self.boot.cmd) + ["-qmp", f"unix:{self.qmp_path},server=on,wait=off"]
         if incoming:
@@ -148,6 +140,19 @@ class Vm:
                                        args=(self.proc, self.logf, self.lines), daemon=True)
         self.reader.start()
         self.qmp = None
+
+    @staticmethod
+    def migload_boot(args, workdir, backend, index):
+        devices = None
+        if args.disk == "virtio-blk":
+            # The control without vhost-user: QEMU's own block layer on the
+            # same image, no backend process.
+            devices = ["-drive", f"file={args.image_path},if=none,id=d0,format=raw,"
+                       "cache=none,file.locking=off",
+                       "-device", "virtio-blk-pci,drive=d0,"
+                       f"packed={'on' if args.ring == 'packed' else 'off'}"]
+        return Boot(args, workdir, backend, "migrate", 1, args.smp,
+                    {"blocks": args.blocks, "dirty": args.dirty_mib}, index, devices=devices)
 
     def connect(self):
         self.qmp = Qmp(self.qmp_path, self.proc)
@@ -296,8 +301,10 @@ def migrate_once(args, src, dst, uri, rnd):
           f"({max_sync} seen while active)"
           f"{'' if raised else ' (converged before the raise)'}, "
           f"downtime {info.get('downtime')} ms, {info.get('ram', {}).get('transferred')} "
-          f"bytes, dirty-pages-rate {rate} while active, the guest's dirtier "
-          f"{passes} -> {src.dirty_passes()} passes", flush=True)
+          f"bytes, dirty-pages-rate {rate} while active"
+          # (net.py's guest has no dirtier)
+          + (f", the guest's dirtier {passes} -> {src.dirty_passes()} passes"
+             if passes is not None else ""), flush=True)
     return info
 
 

@@ -7,6 +7,7 @@ check its verdict and what the host saw.
     python3 net.py --uvirtio=build/tools/uvirtio --test=reflect
     python3 net.py --netdev=tap --test=net      # QEMU's own tap netdev, no uvirtio
     python3 net.py --uvirtio=build/tools/uvirtio --test=crash [--kills=3] [--seed=N]
+    python3 net.py --uvirtio=build/tools/uvirtio --test=migrate [--rounds=5] [--ring=packed]
 
 Tests:
     net      `uvirtio net --backend=tap` on a multi-queue tap in a network
@@ -27,6 +28,14 @@ Tests:
              attach the tap's queues, the TCP transfers must survive with
              the same sha256 on both ends, and pings after the last restart
              must all be answered
+    migrate  `uvirtio net --backend=tap` as for crash, without reconnect:
+             --rounds (5) TCP transfers of --mib (192) MiB, uploads and
+             downloads in turn, each with a live migration of the guest to
+             a new QEMU with a new backend process on the same tap at a
+             seeded random 2-20% of it (migrate.py's precopy settings); at
+             each switch the transfer still runs, the source's backend has
+             detached its tap queues and the destination's attached its own,
+             and the transfer goes on through the destination
 
 Checked on the host as well as in the guest: every transfer the guest reports
 ("xfer NAME up|down BYTES SHA256") must be one the peer recorded, complete,
@@ -294,16 +303,22 @@ def boot(args, workdir, backend, scenario, params, devices, prefix):
         print(f"net: boot {scenario} took {b.took or 0:.1f} s", flush=True)
 
 
+def host_nettool(workdir):
+    """nettool built for the host (netpeer.py's stream generator)."""
+    nettool = os.path.join(workdir, "nettool-host")
+    with open(nettool, "wb") as f:
+        f.write(initramfs.build_helper(workdir, "nettool"))
+    os.chmod(nettool, 0o755)
+    return nettool
+
+
 def test_net(args, workdir):
     netns = Netns()
     peer = None
     backend = None
     try:
         netns.create()
-        nettool = os.path.join(workdir, "nettool-host")
-        with open(nettool, "wb") as f:
-            f.write(initramfs.build_helper(workdir, "nettool"))
-        os.chmod(nettool, 0o755)
+        nettool = host_nettool(workdir)
         peer = Peer(netns, workdir, nettool)
         peer.wait_ready()
         if args.netdev == "uvirtio":
@@ -510,8 +525,9 @@ def tap_queues(netns):
 
 
 def tap_fds(pid, tap="tap0"):
-    """How many of process `pid`'s fds are tun queues attached to `tap`
-    (tun's fdinfo names the interface of an attached queue only)."""
+    """How many of process `pid`'s fds are tun queues of `tap`, attached or
+    detached (tun's fdinfo names the interface of both: only the count of
+    queues in sysfs, tap_queues, tells attached ones)."""
     n = 0
     try:
         for fd in os.listdir(f"/proc/{pid}/fdinfo"):
@@ -524,6 +540,36 @@ def tap_fds(pid, tap="tap0"):
     except OSError:
         pass
     return n
+
+
+def wait_transfer(peer, name, target, limit, check, why):
+    """Until transfer `name` has passed `target` bytes by the peer's count
+    or ended; (bytes, record or None). Failure after `limit` s in which its
+    byte count did not move (with why() in the message), or when the peer
+    gave it up; check() is called on every poll and may raise."""
+    last, since = None, time.monotonic()
+    while True:
+        check()
+        got, ended = peer.progress(name)
+        if ended and not ended["complete"]:
+            raise Failure(f"{name}: the peer gave the connection up: {ended}")
+        if got >= target or ended:
+            return got, ended
+        if got != last:
+            last, since = got, time.monotonic()
+        elif time.monotonic() - since > limit:
+            raise Failure(f"{name}: no progress for {limit:.0f} s at {got} bytes ({why()})")
+        time.sleep(0.05)
+
+
+def vhost_user_net(args, sock, reconnect=False):
+    """QEMU's arguments for the guest's virtio-net-pci on a vhost-user
+    backend at `sock` (INTx unless --vectors: see net_devices)."""
+    return ["-chardev", f"socket,id=c0,path={sock}{',reconnect=1' if reconnect else ''}",
+            "-netdev", f"vhost-user,id=n0,chardev=c0,queues={args.queues}",
+            "-device", f"virtio-net-pci,netdev=n0,mq={'on' if args.queues > 1 else 'off'},"
+            f"vectors={args.vectors or 0},mac={MAC},"
+            f"packed={'on' if args.ring == 'packed' else 'off'}"]
 
 
 def kill_points(rng, size, kills):
@@ -602,25 +648,16 @@ class Killer(threading.Thread):
         self.idle.wait(60)
 
     def wait_progress(self, name, target, limit):
-        """Until `name` has passed `target` bytes or ended; Failure after
-        `limit` s in which its byte count did not move."""
-        last, since = None, time.monotonic()
-        while True:
+        """Until `name` has passed `target` bytes or ended (wait_transfer)."""
+        def check():
             if self.quit.is_set():
                 raise Failure("stopped")
-            got, ended = self.peer.progress(name)
-            if ended and not ended["complete"]:
-                raise Failure(f"{name}: the peer gave the connection up: {ended}")
-            if got >= target or ended:
-                return got, ended
-            if got != last:
-                last, since = got, time.monotonic()
-            elif time.monotonic() - since > limit:
-                b = self.backends[-1]
-                raise Failure(f"{name}: no progress for {limit:.0f} s at {got} bytes "
-                              f"({b.name}: {'alive' if b.proc.poll() is None else 'exited'}, "
-                              f"its log: {run.tail(b.errlog, 3).strip() or '(empty)'})")
-            time.sleep(0.05)
+
+        def why():
+            b = self.backends[-1]
+            return (f"{b.name}: {'alive' if b.proc.poll() is None else 'exited'}, "
+                    f"its log: {run.tail(b.errlog, 3).strip() or '(empty)'}")
+        return wait_transfer(self.peer, name, target, limit, check, why)
 
     def transfer(self, name):
         points = kill_points(self.rng, self.size, self.args.kills)
@@ -704,14 +741,14 @@ class Killer(threading.Thread):
                 raise Failure("stopped")
         fds = tap_fds(b.proc.pid)
         if fds != self.args.queues:
-            raise Failure(f"restart {b.index}: {b.name} holds {fds} tun queue(s) attached "
-                          f"to tap0, not {self.args.queues}")
+            raise Failure(f"restart {b.index}: {b.name} holds {fds} tun queue(s) of "
+                          f"tap0, not {self.args.queues}")
         c = b.counters()
         if c["tx_packets"] == 0 or c["rx_packets"] == 0:
             raise Failure(f"restart {b.index}: {b.name} moved no frames: {c}")
         print(f"net: restart {b.index}: {name} moved on to {got} bytes"
               f"{' (ended)' if ended else ''}; tap0 has {queues} queues, {fds} of them "
-              f"attached by fds of {b.name}; "
+              f"and {b.name} is the only process with tun queues of it; "
               f"{b.name} moved tx_packets={c['tx_packets']} rx_packets={c['rx_packets']}",
               flush=True)
 
@@ -727,10 +764,7 @@ def test_crash(args, workdir):
     first = None
     try:
         netns.create()
-        nettool = os.path.join(workdir, "nettool-host")
-        with open(nettool, "wb") as f:
-            f.write(initramfs.build_helper(workdir, "nettool"))
-        os.chmod(nettool, 0o755)
+        nettool = host_nettool(workdir)
         peer = Peer(netns, workdir, nettool, progress=PROGRESS_STEP)
         peer.wait_ready()
         sock = os.path.join(workdir, "vhost-user-net.sock")
@@ -740,12 +774,7 @@ def test_crash(args, workdir):
         qemu_sock = os.path.join(workdir, "record-proxy.sock") if record else sock
         first = NetBackend(args, workdir, netns, sock, 0, "tap0", qemu_sock, record)
         first.wait_serving()
-        queues = "on" if args.queues > 1 else "off"
-        devices = ["-chardev", f"socket,id=c0,path={qemu_sock},reconnect=1",
-                   "-netdev", f"vhost-user,id=n0,chardev=c0,queues={args.queues}",
-                   "-device", f"virtio-net-pci,netdev=n0,mq={queues},"
-                   f"vectors={args.vectors or 0},mac={MAC},"
-                   f"packed={'on' if args.ring == 'packed' else 'off'}"]
+        devices = vhost_user_net(args, qemu_sock, reconnect=True)
         killer = Killer(args, workdir, netns, peer, sock, first, rng, args.mib << 20,
                         (qemu_sock, record))
         killer.start()
@@ -793,7 +822,169 @@ def test_crash(args, workdir):
             netns.delete()
 
 
-TESTS = {"net": test_net, "reflect": test_reflect, "crash": test_crash}
+# --- migrate: the running guest moved between two QEMUs, each with its own
+# `uvirtio net` on the same multi-queue tap ----------------------------------
+
+def migrate_transfers(rounds):
+    """The netmigrate guest's transfers: one per migration, up and down in turn."""
+    return [f"mig{i}-{'up' if i % 2 else 'down'}" for i in range(1, rounds + 1)]
+
+
+def test_migrate(args, workdir):
+    """--rounds ping-pong live migrations (migrate.py's migrate_once: low
+    bandwidth until --sync-rounds dirty syncs, then raised), one during each
+    of the guest's --mib MiB transfers, uploads and downloads in turn,
+    started at a seeded random 2-20% of it. Each round: a new `uvirtio net`
+    on a socket of its own and on tap0, a new QEMU -incoming on it; at the
+    switch the transfer must still be running; then the source's backend
+    must have detached its tap queues (QEMU stopped its rings) and the
+    destination's attached its own, the transfer must move on through the
+    destination, and the source QEMU and its backend are stopped."""
+    import migrate
+    seed = args.seed if args.seed is not None else random.randrange(1 << 32)
+    rng = random.Random(seed)
+    size = args.mib << 20
+    plan = [(name, int(size * rng.uniform(0.02, 0.2))) for name in migrate_transfers(args.rounds)]
+    print(f"net: migrate: seed {seed} (--seed={seed} replays the points), {args.rounds} "
+          f"migrations at " + ", ".join(f"{n} {p}" for n, p in plan), flush=True)
+    netns = Netns()
+    peer = None
+    procs = []  # backends and QEMUs still running, stopped in finally
+    vms = []
+    params = {"addr": GUEST_ADDR, "peer": HOST_ADDR, "port": PORT, "mib": args.mib,
+              "rounds": args.rounds}
+
+    def backend(n):
+        b = NetBackend(args, workdir, netns, os.path.join(workdir, f"vhost-user-net{n}.sock"),
+                       n, "tap0")
+        procs.append(b)
+        b.wait_serving()
+        return b
+
+    def vm(n, b, incoming=None):
+        boot = run.Boot(args, workdir, None, "netmigrate", args.queues, 2, params, n,
+                        devices=vhost_user_net(args, os.path.join(
+                            workdir, f"vhost-user-net{n}.sock")))
+        v = migrate.Vm(args, workdir, None, n, incoming, boot=boot)
+        procs.append(v)
+        vms.append(v)
+        v.connect()
+        return v
+
+    def guest_check(v, b):
+        def check():
+            crash = v.crashed()
+            if crash:
+                raise Failure(f"the guest crashed on QEMU {v.index}: {crash}")
+            for p, what in ((v.proc, f"QEMU {v.index}"), (b.proc, b.name)):
+                if p.poll() is not None:
+                    raise Failure(f"{what} exited with status {p.returncode}")
+        return check
+
+    def why(b):
+        return lambda: f"{b.name}'s log: {run.tail(b.errlog, 3).strip() or '(empty)'}"
+
+    try:
+        netns.create()
+        peer = Peer(netns, workdir, host_nettool(workdir), progress=PROGRESS_STEP)
+        peer.wait_ready()
+        sb = backend(0)
+        src = vm(0, sb)
+        for rnd, (name, point) in enumerate(plan, 1):
+            # A transfer starts once the guest booted (the first) or made the
+            # stream's sha256 (192 MiB through sha256sum under TCG): the
+            # boot's limit for its first byte, --stall once it runs.
+            wait_transfer(peer, name, 1, args.timeout, guest_check(src, sb), why(sb))
+            got, ended = wait_transfer(peer, name, point, args.stall, guest_check(src, sb),
+                                       why(sb))
+            if ended:
+                raise Failure(f"{name} ended ({got} bytes) before migration {rnd}: a larger "
+                              "--mib gives the migrations room")
+            db = backend(rnd)
+            uri = os.path.join(workdir, f"migrate{rnd}.sock")
+            dst = vm(rnd, db, incoming=uri)
+            print(f"net: migration {rnd}: QEMU {src.index} -> {rnd} at {got} bytes of {name}",
+                  flush=True)
+            migrate.migrate_once(args, src, dst, uri, rnd)
+            status = dst.qmp.cmd("query-status")["status"]
+            if status != "running":
+                raise Failure(f"round {rnd}: destination is {status} after the migration")
+            at, ended = peer.progress(name)
+            if ended:
+                raise Failure(f"round {rnd}: {name} ended ({at} bytes) before the switch-over "
+                              "was seen: a larger --mib gives the migration room")
+            # Both backends hold args.queues tun queues of tap0 now; the
+            # source's must have been detached when QEMU stopped its rings,
+            # else the kernel would spread frames over queues nobody reads.
+            queues = tap_queues(netns)
+            if queues != args.queues or tap_fds(sb.proc.pid) != args.queues:
+                raise Failure(f"round {rnd}: tap0 has {queues} queue(s) attached after the "
+                              f"switch, {args.queues} expected: the stopped source's "
+                              f"{sb.name} did not detach its {tap_fds(sb.proc.pid)}")
+            src.qmp.cmd("quit")
+            src.stop()
+            procs.remove(src)
+            sb.stop()
+            procs.remove(sb)
+            got, ended = wait_transfer(peer, name, at + RESUMED, args.stall,
+                                       guest_check(dst, db), why(db))
+            queues, fds = tap_queues(netns), tap_fds(db.proc.pid)
+            if queues != args.queues or fds != args.queues:
+                raise Failure(f"round {rnd}: tap0 has {queues} queue(s) attached, {db.name} "
+                              f"(the only one left) {fds}; {args.queues} expected")
+            c = db.counters()
+            if c["tx_packets"] == 0 or c["rx_packets"] == 0:
+                raise Failure(f"round {rnd}: {db.name} moved no frames: {c}")
+            print(f"net: migration {rnd}: {name} moved on to {got} bytes"
+                  f"{' (ended)' if ended else ''} through QEMU {rnd}; the source's backend had "
+                  f"detached its tap queues, {db.name} attached its {fds}; it moved "
+                  f"tx_packets={c['tx_packets']} rx_packets={c['rx_packets']}", flush=True)
+            src, sb = dst, db
+        try:
+            src.proc.wait(args.timeout)
+        except subprocess.TimeoutExpired:
+            raise Failure(f"the guest did not power off within {args.timeout:.0f} s of "
+                          "the last migration")
+        src.reader.join(5)
+        verdicts = [m for m in (run.VERDICT.search(x) for x in src.lines) if m]
+        if len(verdicts) != 1 or verdicts[0].group(2) != "netmigrate":
+            raise Failure(f"{len(verdicts)} netmigrate verdict lines on the last console")
+        if verdicts[0].group(1) != "PASS":
+            raise Failure(f"guest says FAIL: {verdicts[0].group(3)}")
+        if src.proc.returncode != 0:
+            raise Failure(f"the last QEMU exited with status {src.proc.returncode}")
+        if sb.proc.poll() is not None:
+            raise Failure(f"{sb.name} exited with status {sb.proc.returncode} before the "
+                          "guest's power-off")
+        lines = [x for v in vms for x in v.lines]
+        check_features(lines, args.ring, args.queues)
+        n = check_transfers(lines, peer.records(), migrate_transfers(args.rounds))
+        print(f"net: {n} transfers survived {args.rounds} live migrations; 20 pings after the "
+              "last one answered", flush=True)
+    except Failure as e:
+        time.sleep(0.5)  # the console readers' last lines
+        for v in vms:
+            crash = v.crashed()
+            if crash and crash not in str(e):
+                raise Failure(f"{e}; the guest crashed on QEMU {v.index}: {crash}")
+        raise
+    finally:
+        try:
+            failed = None
+            for p in reversed(procs):
+                try:
+                    p.stop()
+                except Failure as e:
+                    failed = failed or e
+            if failed:
+                raise failed
+        finally:
+            if peer:
+                peer.stop()
+            netns.delete()
+
+
+TESTS = {"net": test_net, "reflect": test_reflect, "crash": test_crash, "migrate": test_migrate}
 
 
 def main():
@@ -804,7 +995,8 @@ def main():
     ap.add_argument("--netdev", default="uvirtio", choices=["uvirtio", "tap"],
                     help="the device's backend: `uvirtio net` over vhost-user, or QEMU's tap")
     ap.add_argument("--uvirtio", help="the uvirtio executable (--netdev=uvirtio)")
-    ap.add_argument("--mib", type=int, default=64, help="MiB of the big transfer each way")
+    ap.add_argument("--mib", type=int, help="MiB of the big transfer each way (64; "
+                    "migrate: of each transfer, 192)")
     ap.add_argument("--frames", type=int, default=2000, help="raw frames of `reflect`")
     ap.add_argument("--queues", type=int, default=2, help="queue pairs of the device and "
                     "the backend (2; the guest has 2 vCPUs)")
@@ -815,21 +1007,41 @@ def main():
                     help="extra argument for `uvirtio net`")
     ap.add_argument("--kills", type=int, default=3,
                     help="crash: SIGKILLs of `uvirtio net` during each transfer (3)")
-    ap.add_argument("--seed", type=int, help="crash: the seed of the kill points and "
-                    "pauses (default: a random one, printed)")
-    ap.add_argument("--stall", type=float, default=120.0, help="crash: seconds without "
-                    "progress of a transfer that fail the test (120)")
+    ap.add_argument("--seed", type=int, help="crash, migrate: the seed of the kill or "
+                    "migration points and pauses (default: a random one, printed)")
+    ap.add_argument("--stall", type=float, default=120.0, help="crash, migrate: seconds "
+                    "without progress of a transfer that fail the test (120)")
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="migrate: live migrations (ping-pong), half during the upload")
+    ap.add_argument("--sync-rounds", type=int, default=3, help="migrate: dirty-sync-count "
+                    "while active before the bandwidth is raised (and required)")
+    ap.add_argument("--bandwidth-mib", type=int, default=32,
+                    help="migrate: max-bandwidth (MiB/s) until then")
+    ap.add_argument("--downtime-ms", type=int, default=1,
+                    help="migrate: downtime-limit until the raise (migrate.py says why 1)")
+    ap.add_argument("--migrate-timeout", type=float, default=120.0,
+                    help="migrate: seconds per migration")
+    ap.add_argument("--ram-kib", type=int, default=512 * 1024 - 8,
+                    help="migrate: guest RAM in KiB; not a multiple of 256 KiB, for "
+                    "QEMU 7.2's TCG dirty tracking (migrate.py)")
     ap.add_argument("--restart-tap", metavar="NAME", help="crash, negative control: "
                     "restart the backend on another tap (the test must fail)")
     ap.add_argument("--no-restart", action="store_true", help="crash, negative control: "
                     "kill the backend and never start it again (the test must fail)")
     run.common_options(ap)
-    ap.set_defaults(timeout=600.0)
+    # migrate.py's settings that net's migration does not vary.
+    ap.set_defaults(timeout=600.0, cpu="max", mem="memfd-shared", active_sync=True,
+                    verbose_qmp=False)
     args = ap.parse_args()
+    if args.mib is None:
+        args.mib = 192 if args.test == "migrate" else 64
 
     if args.test == "crash" and (args.netdev != "uvirtio" or args.kills < 1):
         ap.error("--test=crash kills `uvirtio net`: --netdev=uvirtio and --kills >= 1")
-    if os.geteuid() != 0 and (args.test in ("net", "crash") or args.netdev == "tap"):
+    if args.test == "migrate" and (args.netdev != "uvirtio" or args.rounds < 1):
+        ap.error("--test=migrate moves the guest between `uvirtio net` processes: "
+                 "--netdev=uvirtio and --rounds >= 1")
+    if os.geteuid() != 0 and (args.test in ("net", "crash", "migrate") or args.netdev == "tap"):
         msg = "needs root (ip netns, tap)"
         if run.in_ci():
             print(f"net: FAIL: {msg}", flush=True)
@@ -841,7 +1053,8 @@ def main():
         return rc
     print(f"net: netdev {args.netdev}", flush=True)
     name = args.test + ("_packed" if args.ring == "packed" else "")
-    logs = ["backend.log"] + [f"backend-{i}.log" for i in range(1, 2 * args.kills + 1)]
+    logs = ["backend.log"] + [f"backend-{i}.log"
+                              for i in range(1, max(2 * args.kills, args.rounds) + 1)]
     return run.execute(args, name, lambda workdir: TESTS[args.test](args, workdir),
                        logs + ["peer.log", "peer.err"], prog="net")
 
