@@ -308,6 +308,19 @@ def migrate_once(args, src, dst, uri, rnd):
     return info
 
 
+def with_guest_crash(e, vms):
+    """Failure `e`, naming the oops or panic on a console of `vms` if there
+    is one: a guest that panicked right after a switch-over takes its QEMU
+    with it (panic=-1, -no-reboot) before a console is looked at, and the
+    failure should say so, not only "QMP ... Broken pipe"."""
+    time.sleep(0.5)  # the console readers' last lines
+    for v in vms:
+        crash = v.crashed()
+        if crash and crash not in str(e):
+            return Failure(f"{e}; the guest crashed on QEMU {v.index}: {crash}")
+    return e
+
+
 def corrupt_image(image, blocks):
     """Flip a byte in every block of [1, blocks] the guest wrote (non-zero)."""
     n = 0
@@ -421,15 +434,7 @@ def test_migrate(args, workdir, image):
         if sb:
             sb.check_alive("at the guest's power-off")
     except Failure as e:
-        # A guest that panicked right after a switch-over takes its QEMU
-        # with it (panic=-1, -no-reboot) before a console is looked at: the
-        # failure says so, not only "QMP ... Broken pipe".
-        time.sleep(0.5)  # the console reader's last lines
-        for v in vms:
-            crash = v.crashed()
-            if crash and crash not in str(e):
-                raise Failure(f"{e}; the guest crashed on QEMU {v.index}: {crash}")
-        raise
+        raise with_guest_crash(e, vms)
     finally:
         for p in reversed(procs):
             try:

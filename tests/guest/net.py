@@ -524,6 +524,31 @@ def tap_queues(netns):
     return sum(1 for w in r.stdout.split() if w.startswith("tx-"))
 
 
+def stop_all(procs):
+    """Stop every one of `procs` (backends, QEMUs); the first Failure of a
+    stop, or None, for the caller to raise once all are stopped."""
+    failed = None
+    for p in procs:
+        try:
+            p.stop()
+        except Failure as e:
+            failed = failed or e
+    return failed
+
+
+def serving_backend(b, queues, when):
+    """The checks on the one backend left on tap0 after traffic moved
+    through it: it holds `queues` tun queues of tap0 (all attached, given
+    tap_queues), and its counters show frames both ways; what it moved."""
+    fds = tap_fds(b.proc.pid)
+    if fds != queues:
+        raise Failure(f"{when}: {b.name} holds {fds} tun queue(s) of tap0, not {queues}")
+    c = b.counters()
+    if c["tx_packets"] == 0 or c["rx_packets"] == 0:
+        raise Failure(f"{when}: {b.name} moved no frames: {c}")
+    return f"{b.name} moved tx_packets={c['tx_packets']} rx_packets={c['rx_packets']}"
+
+
 def tap_fds(pid, tap="tap0"):
     """How many of process `pid`'s fds are tun queues of `tap`, attached or
     detached (tun's fdinfo names the interface of both: only the count of
@@ -739,18 +764,10 @@ class Killer(threading.Thread):
                               f"not {self.args.queues}")
             if self.quit.wait(0.1):
                 raise Failure("stopped")
-        fds = tap_fds(b.proc.pid)
-        if fds != self.args.queues:
-            raise Failure(f"restart {b.index}: {b.name} holds {fds} tun queue(s) of "
-                          f"tap0, not {self.args.queues}")
-        c = b.counters()
-        if c["tx_packets"] == 0 or c["rx_packets"] == 0:
-            raise Failure(f"restart {b.index}: {b.name} moved no frames: {c}")
+        moved = serving_backend(b, self.args.queues, f"restart {b.index}")
         print(f"net: restart {b.index}: {name} moved on to {got} bytes"
-              f"{' (ended)' if ended else ''}; tap0 has {queues} queues, {fds} of them "
-              f"and {b.name} is the only process with tun queues of it; "
-              f"{b.name} moved tx_packets={c['tx_packets']} rx_packets={c['rx_packets']}",
-              flush=True)
+              f"{' (ended)' if ended else ''}; tap0 has {queues} queues attached, all "
+              f"{b.name}'s; {moved}", flush=True)
 
 
 def test_crash(args, workdir):
@@ -805,12 +822,7 @@ def test_crash(args, workdir):
         try:
             if killer is not None:
                 killer.finish()
-            failed = None
-            for b in (killer.backends if killer else [first] if first else []):
-                try:
-                    b.stop()
-                except Failure as e:
-                    failed = failed or e
+            failed = stop_all(killer.backends if killer else [first] if first else [])
             if killer is not None:
                 killer.release.set()
                 killer.join(10)
@@ -928,17 +940,15 @@ def test_migrate(args, workdir):
             procs.remove(sb)
             got, ended = wait_transfer(peer, name, at + RESUMED, args.stall,
                                        guest_check(dst, db), why(db))
-            queues, fds = tap_queues(netns), tap_fds(db.proc.pid)
-            if queues != args.queues or fds != args.queues:
-                raise Failure(f"round {rnd}: tap0 has {queues} queue(s) attached, {db.name} "
-                              f"(the only one left) {fds}; {args.queues} expected")
-            c = db.counters()
-            if c["tx_packets"] == 0 or c["rx_packets"] == 0:
-                raise Failure(f"round {rnd}: {db.name} moved no frames: {c}")
+            queues = tap_queues(netns)
+            if queues != args.queues:
+                raise Failure(f"round {rnd}: tap0 has {queues} queue(s) attached, "
+                              f"{args.queues} expected")
+            moved = serving_backend(db, args.queues, f"round {rnd}")
             print(f"net: migration {rnd}: {name} moved on to {got} bytes"
                   f"{' (ended)' if ended else ''} through QEMU {rnd}; the source's backend had "
-                  f"detached its tap queues, {db.name} attached its {fds}; it moved "
-                  f"tx_packets={c['tx_packets']} rx_packets={c['rx_packets']}", flush=True)
+                  f"detached its tap queues, {db.name} attached its {queues}; {moved}",
+                  flush=True)
             src, sb = dst, db
         try:
             src.proc.wait(args.timeout)
@@ -962,20 +972,10 @@ def test_migrate(args, workdir):
         print(f"net: {n} transfers survived {args.rounds} live migrations; 20 pings after the "
               "last one answered", flush=True)
     except Failure as e:
-        time.sleep(0.5)  # the console readers' last lines
-        for v in vms:
-            crash = v.crashed()
-            if crash and crash not in str(e):
-                raise Failure(f"{e}; the guest crashed on QEMU {v.index}: {crash}")
-        raise
+        raise migrate.with_guest_crash(e, vms)
     finally:
         try:
-            failed = None
-            for p in reversed(procs):
-                try:
-                    p.stop()
-                except Failure as e:
-                    failed = failed or e
+            failed = stop_all(reversed(procs))
             if failed:
                 raise failed
         finally:
