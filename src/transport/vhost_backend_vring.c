@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../core/eventfd.h"
 #include "vhost_backend_priv.h"
 
 /* Rings. */
@@ -253,6 +254,18 @@ int vb_vring_fd(struct uvirtio_vhost_backend *vb, struct uvirtio_vhost_msg *m)
 		return ring_try_run(vb, i);
 	case VHOST_USER_SET_VRING_CALL:
 		set_call_fd(r, fd);
+		/* One call on every new fd, spurious or not (libvhost-user does
+		 * the same). A used entry can be published without its call
+		 * ever reaching the driver: QEMU swaps the call fd to mask an
+		 * MSI-X vector and back to unmask it, and looks for a call on
+		 * the masked fd before this message is read, so a call made on
+		 * it in between is lost; a backend killed between its used
+		 * index store and its call leaves entries nobody will signal
+		 * (the next process has nothing of its own to complete). The
+		 * driver then waits for ever with its requests done. A driver
+		 * that finds nothing new in the used ring ignores a call. */
+		if (fd >= 0)
+			eventfd_signal(fd);
 		return 0;
 	default:
 		vb_close_fd(&r->err_fd);

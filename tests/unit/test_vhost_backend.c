@@ -141,6 +141,31 @@ static void test_vhost_call_fd_swapped_while_queue_thread_signals(void)
 	CHECK_EQ(fe_finish(&f), 0);
 }
 
+/* A call made on the masked fd while QEMU swaps it back, or skipped by a
+ * backend killed after its used index store, would leave the driver
+ * waiting for completions that are already in the used ring: every new
+ * call fd gets one call at once. */
+static void test_vhost_new_call_fd_gets_one_call_at_once(void)
+{
+	int fresh = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	uint64_t v = 0, count = 0;
+	uint32_t base[1];
+	struct fe f;
+
+	CHECK(fresh >= 0);
+	CHECK_EQ(fe_start(&f, true), 0);
+	CHECK_EQ(qemu_realize(&f, PF_ALL, -1), 0);
+	CHECK_EQ(qemu_full_start(&f, PF_ALL, 1, 0), 0);
+	CHECK_EQ(fe_u64(&f, VHOST_USER_SET_VRING_CALL, NEED, &v, 8, &fresh, 1, &v), 0);
+	CHECK_EQ(v, 0);
+	CHECK_EQ(read(fresh, &count, sizeof(count)), (ssize_t)sizeof(count));
+	CHECK_EQ(count, 1);
+	close(f.call[0]);
+	f.call[0] = fresh;
+	CHECK_EQ(qemu_stop(&f, PF_ALL, 1, base), 0);
+	CHECK_EQ(fe_finish(&f), 0);
+}
+
 static void test_vhost_config_change_goes_to_the_backend_channel(void)
 {
 	int chan[2];
@@ -308,6 +333,7 @@ TEST_MAIN(T(test_vhost_qemu_realize_start_io_reset_restart_with_rng),
 	  T(test_vhost_without_status_or_reply_ack_a_ring_start_is_driver_ok),
 	  T(test_vhost_queue_threads_serve_and_stop_keeping_position),
 	  T(test_vhost_call_fd_swapped_while_queue_thread_signals),
+	  T(test_vhost_new_call_fd_gets_one_call_at_once),
 	  T(test_vhost_config_change_goes_to_the_backend_channel),
 	  T(test_vhost_reset_device_forgets_ring_state),
 	  T(test_vhost_packed_ring_base_in_qemu_encoding_wraps_and_restarts_there),
