@@ -49,6 +49,9 @@ static void usage(FILE *f)
 		"  --poll               pair threads busy-poll instead of sleeping\n"
 		"  --poll-us=N          when a pair runs dry, keep looking N microseconds\n"
 		"                       before sleeping (default %d; 0: sleep at once)\n"
+		"  --state-file=PATH    keep the packed rings' inflight state in PATH, so that\n"
+		"                       a backend restarted with the same PATH resumes them\n"
+		"                       (QEMU restarts packed vhost-user-net rings at 0)\n"
 		"  --print-capabilities print the backend's capabilities as JSON and exit\n"
 		"\n"
 		"SIGUSR1 prints the counters (one line, \"uvirtio net: counters ...\"), as does\n"
@@ -135,7 +138,7 @@ static const char *backend_name(enum uvirtio_net_backend b)
 int net_main(int argc, char **argv)
 {
 	enum { O_FIRST = VHOST_CLI_END - 1, O_BACKEND, O_TAP, O_QUEUES, O_FRAME, O_MAC, O_MTU,
-	       O_POLL, O_POLL_US, O_CAPS, O_HELP };
+	       O_POLL, O_POLL_US, O_STATE, O_CAPS, O_HELP };
 	static const struct option opts[] = {
 		VHOST_CLI_OPTIONS,
 		{ "backend", required_argument, NULL, O_BACKEND },
@@ -146,6 +149,7 @@ int net_main(int argc, char **argv)
 		{ "mtu", required_argument, NULL, O_MTU },
 		{ "poll", no_argument, NULL, O_POLL },
 		{ "poll-us", required_argument, NULL, O_POLL_US },
+		{ "state-file", required_argument, NULL, O_STATE },
 		{ "print-capabilities", no_argument, NULL, O_CAPS },
 		{ "help", no_argument, NULL, O_HELP },
 		{ 0 },
@@ -154,6 +158,7 @@ int net_main(int argc, char **argv)
 	struct uvirtio_vhost_backend_config vc = { .fd = -1 };
 	struct uvirtio_vhost_backend *vb = NULL;
 	struct uvirtio_net_dev net;
+	const char *state_file = NULL;
 	sigset_t usr1;
 	pthread_t counter;
 	uint8_t mac[6];
@@ -218,6 +223,11 @@ int net_main(int argc, char **argv)
 				return bad_value("--poll-us", optarg, "microseconds, 0 to 1000000");
 			nc.poll_us = v ? (int)v : -1;
 			break;
+		case O_STATE:
+			if (!optarg[0])
+				return bad_value("--state-file", optarg, "a file path");
+			state_file = optarg;
+			break;
 		case O_CAPS:
 			/* docs/interop/vhost-user.json has no net capabilities;
 			 * these name what this backend offers. */
@@ -261,6 +271,12 @@ int net_main(int argc, char **argv)
 	if (ret) {
 		fprintf(stderr, "uvirtio net: cannot use socket '%s': %s\n",
 			vhost_cli_where(&vc), strerror(-ret));
+		return 1;
+	}
+	ret = uvirtio_vhost_backend_set_state_file(vb, state_file);
+	if (ret) {
+		fprintf(stderr, "uvirtio net: --state-file: %s\n", strerror(-ret));
+		uvirtio_vhost_backend_destroy(vb);
 		return 1;
 	}
 	ret = uvirtio_net_dev_init(&net, &nc, uvirtio_vhost_backend_mem(vb));

@@ -95,6 +95,25 @@ UVIRTIO_API
 int uvirtio_vhost_backend_attach(struct uvirtio_vhost_backend *vb, struct uvirtio_device *dev);
 
 /**
+ * uvirtio_vhost_backend_set_state_file() - keep the packed rings' inflight
+ * state in the file at @path when the front-end hands over no inflight area
+ * of its own (QEMU's vhost-user-net: it acks INFLIGHT_SHMFD but never asks,
+ * and after a backend's death it restarts every packed ring at the base of
+ * its first start). A backend started again on the same file resumes the
+ * rings from it, as from a front-end's area (docs/inflight.md). The file is
+ * created (mode 0600) or reused at the first packed ring's start; the state
+ * in it is taken only when it was written for the same guest memory (the
+ * memory file's device, inode and change time, the regions' addresses and
+ * sizes), else it is cleared. An area from SET_INFLIGHT_FD replaces it.
+ * Split rings do without it (QEMU restarts them at the used index). @path is
+ * copied; NULL turns it off. Not while run() runs.
+ *
+ * Return: 0; -EBUSY while run() runs; -ENOMEM.
+ */
+UVIRTIO_API
+int uvirtio_vhost_backend_set_state_file(struct uvirtio_vhost_backend *vb, const char *path);
+
+/**
  * uvirtio_vhost_backend_listen() - bind and listen now (server mode), so a
  * command can report a bad path before it runs. A stale socket file that
  * nobody accepts connections on is replaced. With an inherited fd this

@@ -654,6 +654,19 @@ void uvirtio_vhost_backend_get_stats(const struct uvirtio_vhost_backend *vb,
 	out->connected = __atomic_load_n(&vb->st_connected, __ATOMIC_RELAXED);
 }
 
+int uvirtio_vhost_backend_set_state_file(struct uvirtio_vhost_backend *vb, const char *path)
+{
+	char *copy = NULL;
+
+	if (__atomic_load_n(&vb->serving, __ATOMIC_ACQUIRE))
+		return -EBUSY;
+	if (path && !(copy = strdup(path)))
+		return -ENOMEM;
+	free(vb->state_path);
+	vb->state_path = copy;
+	return 0;
+}
+
 void uvirtio_vhost_backend_destroy(struct uvirtio_vhost_backend *vb)
 {
 	if (!vb)
@@ -668,5 +681,6 @@ void uvirtio_vhost_backend_destroy(struct uvirtio_vhost_backend *vb)
 	vb_close_fd(&vb->resched_fd);
 	pthread_mutex_destroy(&vb->backend_lock);
 	free(vb->path);
+	free(vb->state_path);
 	free(vb);
 }

@@ -6,9 +6,12 @@
  * this process or one before it died), and every ring that starts is given
  * its part, from which the ring layer resumes (devq.h,
  * uvirtio_devq_resume_inflight()). The front-end keeps the file across our
- * death: that is what makes it outlive us.
+ * death: that is what makes it outlive us. A front-end that hands over none
+ * (QEMU's vhost-user-net) can be made up for by a state file of ours, kept
+ * on disk for the next process (uvirtio_vhost_backend_set_state_file()).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -164,12 +167,93 @@ int vb_set_inflight_fd(struct uvirtio_vhost_backend *vb, const struct uvirtio_vh
 	return take_area(vb, &map, in->num_queues, in->queue_size);
 }
 
+/* The state file (uvirtio_vhost_backend_set_state_file()): this header, then
+ * the parts at STATE_PARTS, laid out as a front-end's area. */
+#define STATE_MAGIC "uvirtio-state-1"
+#define STATE_PARTS 4096u
+
+struct vb_state_hdr {
+	char magic[16];
+	uint64_t identity; /* vb_mem_identity() of the guest it was written for */
+	uint32_t nrings, queue_size;
+	/* Each ring's descriptor address when its part was last attached: a
+	 * guest that rebooted while no backend ran has its rings elsewhere. */
+	uint64_t ring_desc[];
+};
+
+#define STATE_RINGS_MAX ((STATE_PARTS - sizeof(struct vb_state_hdr)) / sizeof(uint64_t))
+
+/* At the first packed ring's start without an area from the front-end: the
+ * state file's parts become the area, cleared unless they were written for
+ * this very guest memory and ring shape. Failures only cost the tracking. */
+static void open_state_area(struct uvirtio_vhost_backend *vb, unsigned queue_size)
+{
+	size_t size = STATE_PARTS + part_size(vb, queue_size) * vb->nrings;
+	uint64_t id = vb_mem_identity(vb);
+	struct vb_state_hdr *h;
+	struct stat st;
+	void *map;
+	int fd;
+
+	if (vb->nrings > STATE_RINGS_MAX) {
+		vb_log(UVIRTIO_LOG_WARN, "state file %s: %u rings are more than it holds: not tracked",
+		       vb->state_path, vb->nrings);
+		return;
+	}
+	fd = open(vb->state_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    ((uint64_t)st.st_size != size && (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)size) < 0))) {
+		vb_log(UVIRTIO_LOG_WARN, "state file %s: %s: packed rings are not tracked", vb->state_path,
+		       fd >= 0 && S_ISREG(st.st_mode) ? strerror(errno) : fd < 0 ? strerror(errno) : "not a regular file");
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (map == MAP_FAILED) {
+		vb_log(UVIRTIO_LOG_WARN, "state file %s: mmap failed: %s: packed rings are not tracked",
+		       vb->state_path, strerror(errno));
+		return;
+	}
+	h = map;
+	if (memcmp(h->magic, STATE_MAGIC, sizeof(h->magic)) || h->identity != id ||
+	    h->nrings != vb->nrings || h->queue_size != queue_size) {
+		/* Another guest's, another shape, or new: nothing to resume.
+		 * The magic goes last, so a death here leaves no valid file. */
+		vb_log(UVIRTIO_LOG_INFO, "state file %s: %s: the rings start afresh in it", vb->state_path,
+		       memcmp(h->magic, STATE_MAGIC, sizeof(h->magic)) ? "new"
+		       : h->identity != id ? "written for another guest's memory"
+					   : "written for another number or size of rings");
+		memset(h->magic, 0, sizeof(h->magic));
+		memset((uint8_t *)map + sizeof(h->magic), 0, size - sizeof(h->magic));
+		h->identity = id;
+		h->nrings = vb->nrings;
+		h->queue_size = queue_size;
+		__atomic_thread_fence(__ATOMIC_RELEASE);
+		memcpy(h->magic, STATE_MAGIC, sizeof(h->magic));
+	} else {
+		vb_log(UVIRTIO_LOG_INFO, "state file %s: written for this guest: its rings resume from it",
+		       vb->state_path);
+	}
+	vb->inflight = (struct vb_map){ .map = map, .map_len = size,
+					.at = (uint8_t *)map + STATE_PARTS, .size = size - STATE_PARTS };
+	vb->inflight_queues = vb->nrings;
+	vb->inflight_queue_size = queue_size;
+	vb->inflight_is_state = true;
+}
+
 void vb_inflight_attach(struct uvirtio_vhost_backend *vb, unsigned ring, unsigned num)
 {
 	struct uvirtio_devq *q = uvirtio_device_queue(vb->dev, ring);
-	size_t part = part_size(vb, vb->inflight_queue_size);
+	size_t part;
 
-	if (!vb->inflight.map || ring >= vb->inflight_queues) {
+	if (!vb->inflight.map && vb->state_path && vb_ring_packed(vb))
+		open_state_area(vb, num);
+	part = part_size(vb, vb->inflight_queue_size);
+	/* The state file is for packed rings only (features changed since). */
+	if (!vb->inflight.map || ring >= vb->inflight_queues ||
+	    (vb->inflight_is_state && !vb_ring_packed(vb))) {
 		uvirtio_devq_set_inflight(q, NULL, 0);
 		return;
 	}
@@ -187,14 +271,26 @@ void vb_inflight_attach(struct uvirtio_vhost_backend *vb, unsigned ring, unsigne
 		uvirtio_devq_set_inflight(q, NULL, 0);
 		return;
 	}
+	if (vb->inflight_is_state) {
+		struct vb_state_hdr *h = vb->inflight.map;
+
+		if (h->ring_desc[ring] != vb->rings[ring].desc_uva) {
+			memset(vb->inflight.at + ring * part, 0, part);
+			__atomic_thread_fence(__ATOMIC_RELEASE);
+			h->ring_desc[ring] = vb->rings[ring].desc_uva;
+		}
+	}
 	uvirtio_devq_set_inflight(q, vb->inflight.at + ring * part, part);
 }
 
-void vb_inflight_ring_stopped(struct uvirtio_vhost_backend *vb, unsigned ring)
+void vb_inflight_ring_stopped(struct uvirtio_vhost_backend *vb, unsigned ring, bool based)
 {
 	size_t part = part_size(vb, vb->inflight_queue_size);
 
-	if (!vb->inflight.map || ring >= vb->inflight_queues || (uint64_t)(ring + 1) * part > vb->inflight.size)
+	/* A state file outlives the connection: a ring halted because the
+	 * front-end went (or this process stops) keeps its position there
+	 * for the next process, as QEMU will restart a packed ring at 0. */
+	if ((vb->inflight_is_state && !based) || !vb->inflight.map || ring >= vb->inflight_queues || (uint64_t)(ring + 1) * part > vb->inflight.size)
 		return;
 	memset(vb->inflight.at + ring * part, 0, part);
 }
@@ -206,4 +302,5 @@ void vb_inflight_end(struct uvirtio_vhost_backend *vb)
 			uvirtio_devq_set_inflight(uvirtio_device_queue(vb->dev, i), NULL, 0);
 	vb_unmap(&vb->inflight);
 	vb->inflight_queues = vb->inflight_queue_size = 0;
+	vb->inflight_is_state = false;
 }

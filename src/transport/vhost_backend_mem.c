@@ -74,9 +74,31 @@ static int map_region(struct uvirtio_vhost_backend *vb, const struct vhost_user_
 	if (map == MAP_FAILED)
 		return vb_fail(vb, -errno, "memory region: mmap failed: %s", strerror(errno));
 	*out = (struct region){ .gpa = gpa, .size = size, .uva = uva, .mmap_offset = off,
+				.file_dev = (uint64_t)st.st_dev, .file_ino = (uint64_t)st.st_ino,
 				.map = map, .map_len = (size_t)(size + delta),
 				.host = (char *)map + delta, .refs = 1 };
 	return 0;
+}
+
+/* FNV-1a over each region's file and place, in table order (QEMU sends the
+ * same table to a restarted backend). The same guest keeps its memory file
+ * for its whole life; another guest has another file. (Not its change
+ * time: the guest's stores through the mapping move it.) */
+uint64_t vb_mem_identity(const struct uvirtio_vhost_backend *vb)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (unsigned i = 0; i < vb->nregions; i++) {
+		const struct region *r = &vb->regions[i];
+		uint64_t v[] = { r->file_dev, r->file_ino, r->gpa, r->size, r->mmap_offset };
+
+		for (unsigned k = 0; k < sizeof(v) / sizeof(v[0]); k++)
+			for (unsigned b = 0; b < 8; b++) {
+				h ^= (v[k] >> (8 * b)) & 0xff;
+				h *= 0x100000001b3ull;
+			}
+	}
+	return h;
 }
 
 static void unmap_region(struct region *r)

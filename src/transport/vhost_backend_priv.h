@@ -92,6 +92,8 @@ struct vb_map {
 /* One mapped region of guest memory. */
 struct region {
 	uint64_t gpa, size, uva, mmap_offset;
+	/* The file's identity, for the state file (vb_mem_identity()). */
+	uint64_t file_dev, file_ino;
 	void *map;      /* the whole mapping, page-aligned */
 	size_t map_len;
 	void *host;     /* where gpa is */
@@ -140,6 +142,10 @@ struct uvirtio_vhost_backend {
 	 * of a ring of queue_size entries each; map NULL before. */
 	struct vb_map inflight;
 	unsigned inflight_queues, inflight_queue_size;
+	/* uvirtio_vhost_backend_set_state_file(): where the area is kept when
+	 * the front-end hands over none; NULL: nowhere. */
+	char *state_path;
+	bool inflight_is_state; /* the area is state_path's */
 
 	char why[200]; /* the reason the current request failed */
 	struct uvirtio_vhost_msg in, reply;
@@ -211,6 +217,9 @@ void vb_log_end(struct uvirtio_vhost_backend *vb);
 /* Whether a logged used ring at [gpa, gpa + len) is a valid place. */
 int vb_log_check_addr(struct uvirtio_vhost_backend *vb, unsigned ring, uint64_t gpa, uint64_t len);
 
+/* vhost_backend_mem.c: a digest of the guest memory's files and layout. */
+uint64_t vb_mem_identity(const struct uvirtio_vhost_backend *vb);
+
 /* vhost_backend_inflight.c */
 /* Map [off, off + size) of @fd, checked against the file's size; @what
  * names it in the failure. */
@@ -221,9 +230,11 @@ int vb_get_inflight_fd(struct uvirtio_vhost_backend *vb, const struct uvirtio_vh
 int vb_set_inflight_fd(struct uvirtio_vhost_backend *vb, const struct uvirtio_vhost_msg *m);
 /* Before ring @ring of @num entries starts: its part of the area, or none. */
 void vb_inflight_attach(struct uvirtio_vhost_backend *vb, unsigned ring, unsigned num);
-/* Ring @ring stopped with nothing in flight (GET_VRING_BASE): its part is
- * zeroed, so the next start begins afresh at the base the front-end gives. */
-void vb_inflight_ring_stopped(struct uvirtio_vhost_backend *vb, unsigned ring);
+/* Ring @ring stopped with nothing in flight; @based: the front-end asked
+ * for its base (GET_VRING_BASE). Its part is zeroed, so the next start
+ * begins afresh at the base the front-end gives; a state file's only when
+ * @based. */
+void vb_inflight_ring_stopped(struct uvirtio_vhost_backend *vb, unsigned ring, bool based);
 /* No queue tracks any more; the area unmapped. Rings stopped. */
 void vb_inflight_end(struct uvirtio_vhost_backend *vb);
 

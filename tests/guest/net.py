@@ -388,12 +388,14 @@ class NetBackend:
     """One incarnation of `uvirtio net --backend=tap` in the namespace, with
     its output in a log of its own (backend.log, backend-1.log, ...)."""
 
-    def __init__(self, args, workdir, netns, sock, index, tap, qemu_sock=None, record=None):
+    def __init__(self, args, workdir, netns, sock, index, tap, qemu_sock=None, record=None,
+                 state=None):
         """qemu_sock, record: UVIRTIO_GUEST_RECORD's proxy (run.py's
         recorder) on qemu_sock, logging into record/backend-INDEX/; it is
         killed with the backend, so that QEMU sees its connection end as it
         would without the proxy (which only half-closes it when the backend
-        goes)."""
+        goes). state: its --state-file (every incarnation of the crash test
+        has the same one: packed rings resume from it)."""
         self.index = index
         self.recorder = None
         self.name = f"uvirtio net #{index}"
@@ -401,6 +403,8 @@ class NetBackend:
                                    else f"backend-{index}.log")
         cmd = netns.exec() + [args.uvirtio, "net", f"--socket-path={sock}", "--backend=tap",
                               f"--queues={args.queues}", f"--mac={MAC}", f"--tap={tap}"]
+        if state:
+            cmd.append(f"--state-file={state}")
         cmd += args.backend_arg
         print(f"net: backend #{index}: " + " ".join(cmd), flush=True)
         self.err = open(self.errlog, "wb")
@@ -636,7 +640,7 @@ class Killer(threading.Thread):
 
     def __init__(self, args, workdir, netns, peer, sock, backend, rng, size, record):
         """record: (the socket QEMU connects to, UVIRTIO_GUEST_RECORD's
-        directory or None), for each new backend."""
+        directory or None, the --state-file or None), for each new backend."""
         super().__init__(name="killer", daemon=True)
         self.args, self.workdir, self.netns, self.peer = args, workdir, netns, peer
         self.record = record
@@ -789,11 +793,12 @@ def test_crash(args, workdir):
         # (DIR/backend-N/conn-M.jsonl), QEMU connected to the proxy's socket.
         record = os.environ.get("UVIRTIO_GUEST_RECORD")
         qemu_sock = os.path.join(workdir, "record-proxy.sock") if record else sock
-        first = NetBackend(args, workdir, netns, sock, 0, "tap0", qemu_sock, record)
+        state = None if args.no_state_file else os.path.join(workdir, "net.state")
+        first = NetBackend(args, workdir, netns, sock, 0, "tap0", qemu_sock, record, state)
         first.wait_serving()
         devices = vhost_user_net(args, qemu_sock, reconnect=True)
         killer = Killer(args, workdir, netns, peer, sock, first, rng, args.mib << 20,
-                        (qemu_sock, record))
+                        (qemu_sock, record, state))
         killer.start()
         params = {"addr": GUEST_ADDR, "peer": HOST_ADDR, "port": PORT, "mib": args.mib}
         boot_error = None
@@ -1028,6 +1033,8 @@ def main():
                     "restart the backend on another tap (the test must fail)")
     ap.add_argument("--no-restart", action="store_true", help="crash, negative control: "
                     "kill the backend and never start it again (the test must fail)")
+    ap.add_argument("--no-state-file", action="store_true", help="crash: no --state-file "
+                    "for the backends (packed rings then fail with QEMU 7.2, README.md)")
     run.common_options(ap)
     # migrate.py's settings that net's migration does not vary.
     ap.set_defaults(timeout=600.0, cpu="max", mem="memfd-shared", active_sync=True,

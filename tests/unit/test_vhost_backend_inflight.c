@@ -508,6 +508,51 @@ static void test_inflight_restart_resubmits_marked_requests_oldest_first_before_
 	CHECK_EQ(count_fds(), fds);
 }
 
+/* 2b. The state file (uvirtio_vhost_backend_set_state_file()): QEMU's
+ * vhost-user-net hands a backend no area, and after the backend's death
+ * restarts every packed ring at the base of its first start. */
+/* A packed ring started at QEMU 7.2's first base, with the state file. */
+static int start_packed_with_state(struct fe *f, const char *path)
+{
+	TRY(fe_start_state(f, true, path) == 0);
+	f->ring_features = PACKED_FEATURES;
+	f->ring_num = PACKED_NUM;
+	TRY(qemu_realize(f, PF_ALL, -1) == 0);
+	return qemu_full_start(f, PF_ALL, 1, 0x80008000u);
+}
+
+static void test_state_file_packed_ring_resumes_where_it_was_not_at_the_stale_base(void)
+{
+	char path[] = "/tmp/uvirtio-test-state-XXXXXX";
+	int fds, tmp = mkstemp(path);
+	struct fe f;
+
+	CHECK(tmp >= 0);
+	close(tmp);
+	fds = count_fds();
+	CHECK_EQ(start_packed_with_state(&f, path), 0);
+	CHECK_EQ(ring_io(&f, 0, 10, 0x5a), 0);
+	/* Gone without telling anyone where the ring is (no GET_VRING_BASE):
+	 * the device is reset and the area let go, as for a new process. */
+	CHECK_EQ(fe_send(&f, VHOST_USER_RESET_OWNER, 0, NULL, 0, NULL, 0), 0);
+	/* QEMU 7.2 starts it again at its first start's base; the driver goes
+	 * on at descriptor 10 of its ring (a lap of 13 ends within these). */
+	CHECK_EQ(qemu_full_start(&f, PF_ALL, 1, 0x80008000u), 0);
+	CHECK_EQ(ring_io(&f, 0, 5, 0x5a), 0);
+	CHECK(!uvirtio_drvq_is_broken(&f.dq[0]));
+	CHECK_EQ(__atomic_load_n(&f.td.served, __ATOMIC_RELAXED), 10 + 5);
+	CHECK_EQ(fe_finish(&f), 0);
+	CHECK_EQ(count_fds(), fds);
+	/* Another guest (another memory file) on the same state file: its
+	 * rings start afresh, at the base it gives. */
+	CHECK_EQ(start_packed_with_state(&f, path), 0);
+	CHECK_EQ(ring_io(&f, 0, 3, 0x5a), 0);
+	CHECK(!uvirtio_drvq_is_broken(&f.dq[0]));
+	CHECK_EQ(fe_finish(&f), 0);
+	CHECK_EQ(count_fds(), fds);
+	unlink(path);
+}
+
 /* 3. A hostile front-end. */
 
 /* GET_INFLIGHT_FD has a reply of its own and no failure reply: a refused
@@ -933,6 +978,7 @@ static void test_inflight_packed_garbage_area_is_started_afresh_and_the_ring_run
 TEST_MAIN(T(test_inflight_get_gives_a_zeroed_area_of_the_size_set_takes_it_ring_runs_in_it),
 	  T(test_inflight_packed_parts_are_32_plus_32_per_entry_and_ring_runs_in_it),
 	  T(test_inflight_restart_resubmits_marked_requests_oldest_first_before_new_ones),
+	  T(test_state_file_packed_ring_resumes_where_it_was_not_at_the_stale_base),
 	  T(test_inflight_get_refused_before_features_without_protocol_feature_or_shape),
 	  T(test_inflight_set_refused_before_features_or_without_protocol_feature),
 	  T(test_inflight_set_refuses_shape_size_offset_fds_and_payload_size),

@@ -203,6 +203,11 @@ int fe_device(struct fe *f, bool threaded)
  * on a thread of its own. */
 int fe_start(struct fe *f, bool threaded)
 {
+	return fe_start_state(f, threaded, NULL);
+}
+
+int fe_start_state(struct fe *f, bool threaded, const char *state_path)
+{
 	int sv[2];
 	struct uvirtio_vhost_backend_config cfg = { 0 };
 
@@ -211,6 +216,7 @@ int fe_start(struct fe *f, bool threaded)
 	f->sock = sv[0];
 	cfg.fd = sv[1];
 	TRY(uvirtio_vhost_backend_create(&f->vb, &cfg) == 0);
+	TRY(uvirtio_vhost_backend_set_state_file(f->vb, state_path) == 0);
 	TRY(fe_device(f, threaded) == 0);
 	TRY(fe_memory(f) == 0);
 	TRY(pthread_create(&f->thread, NULL, run_thread, f) == 0);

@@ -120,6 +120,9 @@ int fe_device(struct fe *f, bool threaded);
  * on a thread of its own. */
 int fe_start(struct fe *f, bool threaded);
 
+/* fe_start() with uvirtio_vhost_backend_set_state_file(@state_path). */
+int fe_start_state(struct fe *f, bool threaded, const char *state_path);
+
 /* Close our end (the backend sees the front-end go), join, free. */
 int fe_finish(struct fe *f);
 
