@@ -283,14 +283,11 @@ void vb_inflight_attach(struct uvirtio_vhost_backend *vb, unsigned ring, unsigne
 	uvirtio_devq_set_inflight(q, vb->inflight.at + ring * part, part);
 }
 
-void vb_inflight_ring_stopped(struct uvirtio_vhost_backend *vb, unsigned ring, bool based)
+void vb_inflight_ring_stopped(struct uvirtio_vhost_backend *vb, unsigned ring)
 {
 	size_t part = part_size(vb, vb->inflight_queue_size);
 
-	/* A state file outlives the connection: a ring halted because the
-	 * front-end went (or this process stops) keeps its position there
-	 * for the next process, as QEMU will restart a packed ring at 0. */
-	if ((vb->inflight_is_state && !based) || !vb->inflight.map || ring >= vb->inflight_queues || (uint64_t)(ring + 1) * part > vb->inflight.size)
+	if (!vb->inflight.map || ring >= vb->inflight_queues || (uint64_t)(ring + 1) * part > vb->inflight.size)
 		return;
 	memset(vb->inflight.at + ring * part, 0, part);
 }

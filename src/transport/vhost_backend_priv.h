@@ -230,11 +230,13 @@ int vb_get_inflight_fd(struct uvirtio_vhost_backend *vb, const struct uvirtio_vh
 int vb_set_inflight_fd(struct uvirtio_vhost_backend *vb, const struct uvirtio_vhost_msg *m);
 /* Before ring @ring of @num entries starts: its part of the area, or none. */
 void vb_inflight_attach(struct uvirtio_vhost_backend *vb, unsigned ring, unsigned num);
-/* Ring @ring stopped with nothing in flight; @based: the front-end asked
- * for its base (GET_VRING_BASE). Its part is zeroed, so the next start
- * begins afresh at the base the front-end gives; a state file's only when
- * @based. */
-void vb_inflight_ring_stopped(struct uvirtio_vhost_backend *vb, unsigned ring, bool based);
+/* GET_VRING_BASE: ring @ring stopped with nothing in flight and the
+ * front-end has its base, so its part is zeroed and the next start begins
+ * afresh at the base the front-end gives. Only then: a ring halted for any
+ * other reason (the connection ends, this process stops) keeps its position
+ * in the area for the next process, since QEMU, which never learnt it,
+ * restarts a packed ring at the base of its first start. */
+void vb_inflight_ring_stopped(struct uvirtio_vhost_backend *vb, unsigned ring);
 /* No queue tracks any more; the area unmapped. Rings stopped. */
 void vb_inflight_end(struct uvirtio_vhost_backend *vb);
 

@@ -50,11 +50,6 @@ static void ring_halt(struct uvirtio_vhost_backend *vb, unsigned i)
 	if (vb_ring_packed(vb))
 		r->base |= (uint32_t)uvirtio_devq_used_index(uvirtio_device_queue(vb->dev, i)) << 16;
 	r->base_set = true;
-	/* Nothing is in flight and the front-end has the base: the ring's
-	 * inflight part starts afresh at the next start, at the base given
-	 * then (after a queue reset, a new ring at 0). A state file of ours
-	 * keeps its position unless the front-end asked for the base. */
-	vb_inflight_ring_stopped(vb, i, false);
 	uvirtio_device_set_kick_fd(vb->dev, i, -1);
 	r->running = false;
 }
@@ -300,7 +295,10 @@ int vb_vring(struct uvirtio_vhost_backend *vb, const struct uvirtio_vhost_msg *m
 		return ring_try_run(vb, i);
 	case VHOST_USER_GET_VRING_BASE:
 		ring_halt(vb, i);
-		vb_inflight_ring_stopped(vb, i, true);
+		/* Nothing is in flight and the front-end gets the base: the
+		 * ring's inflight part starts afresh at the next start, at the
+		 * base given then (after a queue reset, a new ring at 0). */
+		vb_inflight_ring_stopped(vb, i);
 		r->started = false;
 		vb_close_fd(&r->kick_fd);
 		vb->reply.payload.state = (struct vhost_user_vring_state){

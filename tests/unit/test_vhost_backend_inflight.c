@@ -508,6 +508,36 @@ static void test_inflight_restart_resubmits_marked_requests_oldest_first_before_
 	CHECK_EQ(count_fds(), fds);
 }
 
+/* A backend that stops without GET_VRING_BASE (its connection ends, it is
+ * stopped for an upgrade) leaves the position in the front-end's area:
+ * QEMU 7.2 never learnt it and restarts a packed ring at its first base. */
+static void test_inflight_packed_ring_halted_without_base_resumes_from_the_area(void)
+{
+	int fds = count_fds(), fd = -1;
+	struct vhost_user_inflight rep;
+	struct fe f;
+
+	CHECK_EQ(fe_start(&f, true), 0);
+	f.ring_features = PACKED_FEATURES;
+	f.ring_num = PACKED_NUM;
+	CHECK_EQ(qemu_realize(&f, PF_ALL, -1), 0);
+	CHECK_EQ(fe_set_u64(&f, VHOST_USER_SET_FEATURES, NEED, PACKED_FEATURES | F_PROTO), 0);
+	CHECK_EQ(get_inflight(&f, 1, 16, &rep, &fd), 0);
+	CHECK_EQ(set_inflight(&f, rep.mmap_size, 0, 1, 16, &fd, 1), 0);
+	CHECK_EQ(qemu_full_start(&f, PF_ALL, 1, 0x80008000u), 0);
+	CHECK_EQ(ring_io(&f, 0, 10, 0x5a), 0);
+	CHECK_EQ(fe_send(&f, VHOST_USER_RESET_OWNER, 0, NULL, 0, NULL, 0), 0);
+	CHECK_EQ(fe_set_u64(&f, VHOST_USER_SET_FEATURES, NEED, PACKED_FEATURES | F_PROTO), 0);
+	CHECK_EQ(set_inflight(&f, rep.mmap_size, 0, 1, 16, &fd, 1), 0);
+	CHECK_EQ(qemu_full_start(&f, PF_ALL, 1, 0x80008000u), 0);
+	CHECK_EQ(ring_io(&f, 0, 5, 0x5a), 0);
+	CHECK(!uvirtio_drvq_is_broken(&f.dq[0]));
+	CHECK_EQ(__atomic_load_n(&f.td.served, __ATOMIC_RELAXED), 10 + 5);
+	close(fd);
+	CHECK_EQ(fe_finish(&f), 0);
+	CHECK_EQ(count_fds(), fds);
+}
+
 /* 2b. The state file (uvirtio_vhost_backend_set_state_file()): QEMU's
  * vhost-user-net hands a backend no area, and after the backend's death
  * restarts every packed ring at the base of its first start. */
@@ -978,6 +1008,7 @@ static void test_inflight_packed_garbage_area_is_started_afresh_and_the_ring_run
 TEST_MAIN(T(test_inflight_get_gives_a_zeroed_area_of_the_size_set_takes_it_ring_runs_in_it),
 	  T(test_inflight_packed_parts_are_32_plus_32_per_entry_and_ring_runs_in_it),
 	  T(test_inflight_restart_resubmits_marked_requests_oldest_first_before_new_ones),
+	  T(test_inflight_packed_ring_halted_without_base_resumes_from_the_area),
 	  T(test_state_file_packed_ring_resumes_where_it_was_not_at_the_stale_base),
 	  T(test_inflight_get_refused_before_features_without_protocol_feature_or_shape),
 	  T(test_inflight_set_refused_before_features_or_without_protocol_feature),
