@@ -103,8 +103,9 @@ int uvirtio_vhost_backend_attach(struct uvirtio_vhost_backend *vb, struct uvirti
  * rings from it, as from a front-end's area (docs/inflight.md). The file is
  * created (mode 0600) or reused at the first packed ring's start; the state
  * in it is taken only when it was written for the same guest memory (the
- * memory file's device, inode and change time, the regions' addresses and
- * sizes), else it is cleared. An area from SET_INFLIGHT_FD replaces it.
+ * memory files' device and inode, the regions' addresses, sizes and
+ * offsets) and, ring by ring, the same descriptor address, else it is
+ * cleared. An area from SET_INFLIGHT_FD replaces it.
  * Split rings do without it (QEMU restarts them at the used index). @path is
  * copied; NULL turns it off. Not while run() runs.
  *

@@ -191,9 +191,9 @@ static void open_state_area(struct uvirtio_vhost_backend *vb, unsigned queue_siz
 	size_t size = STATE_PARTS + part_size(vb, queue_size) * vb->nrings;
 	uint64_t id = vb_mem_identity(vb);
 	struct vb_state_hdr *h;
+	struct vb_map map;
 	struct stat st;
-	void *map;
-	int fd;
+	int fd, ret;
 
 	if (vb->nrings > STATE_RINGS_MAX) {
 		vb_log(UVIRTIO_LOG_WARN, "state file %s: %u rings are more than it holds: not tracked",
@@ -201,22 +201,26 @@ static void open_state_area(struct uvirtio_vhost_backend *vb, unsigned queue_siz
 		return;
 	}
 	fd = open(vb->state_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	if (fd < 0) {
+		vb_log(UVIRTIO_LOG_WARN, "state file %s: %s: packed rings are not tracked", vb->state_path,
+		       strerror(errno));
+		return;
+	}
+	/* A file of another size is another shape's: cleared to the new one. */
+	if (fstat(fd, &st) < 0 ||
 	    ((uint64_t)st.st_size != size && (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)size) < 0))) {
 		vb_log(UVIRTIO_LOG_WARN, "state file %s: %s: packed rings are not tracked", vb->state_path,
-		       fd >= 0 && S_ISREG(st.st_mode) ? strerror(errno) : fd < 0 ? strerror(errno) : "not a regular file");
-		if (fd >= 0)
-			close(fd);
+		       strerror(errno));
+		close(fd);
 		return;
 	}
-	map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ret = vb_map_fd(vb, fd, 0, size, "state file", &map);
 	close(fd);
-	if (map == MAP_FAILED) {
-		vb_log(UVIRTIO_LOG_WARN, "state file %s: mmap failed: %s: packed rings are not tracked",
-		       vb->state_path, strerror(errno));
+	if (ret) {
+		vb_log(UVIRTIO_LOG_WARN, "%s: packed rings are not tracked", vb->why);
 		return;
 	}
-	h = map;
+	h = (struct vb_state_hdr *)map.at;
 	if (memcmp(h->magic, STATE_MAGIC, sizeof(h->magic)) || h->identity != id ||
 	    h->nrings != vb->nrings || h->queue_size != queue_size) {
 		/* Another guest's, another shape, or new: nothing to resume.
@@ -226,7 +230,7 @@ static void open_state_area(struct uvirtio_vhost_backend *vb, unsigned queue_siz
 		       : h->identity != id ? "written for another guest's memory"
 					   : "written for another number or size of rings");
 		memset(h->magic, 0, sizeof(h->magic));
-		memset((uint8_t *)map + sizeof(h->magic), 0, size - sizeof(h->magic));
+		memset(map.at + sizeof(h->magic), 0, size - sizeof(h->magic));
 		h->identity = id;
 		h->nrings = vb->nrings;
 		h->queue_size = queue_size;
@@ -236,8 +240,9 @@ static void open_state_area(struct uvirtio_vhost_backend *vb, unsigned queue_siz
 		vb_log(UVIRTIO_LOG_INFO, "state file %s: written for this guest: its rings resume from it",
 		       vb->state_path);
 	}
-	vb->inflight = (struct vb_map){ .map = map, .map_len = size,
-					.at = (uint8_t *)map + STATE_PARTS, .size = size - STATE_PARTS };
+	map.at += STATE_PARTS;
+	map.size -= STATE_PARTS;
+	vb->inflight = map;
 	vb->inflight_queues = vb->nrings;
 	vb->inflight_queue_size = queue_size;
 	vb->inflight_is_state = true;

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../core/crc32.h"
 #include "vhost_backend_priv.h"
 
 /* Guest memory. */
@@ -80,25 +81,21 @@ static int map_region(struct uvirtio_vhost_backend *vb, const struct vhost_user_
 	return 0;
 }
 
-/* FNV-1a over each region's file and place, in table order (QEMU sends the
+/* A CRC of each region's file and place, in table order (QEMU sends the
  * same table to a restarted backend). The same guest keeps its memory file
  * for its whole life; another guest has another file. (Not its change
  * time: the guest's stores through the mapping move it.) */
 uint64_t vb_mem_identity(const struct uvirtio_vhost_backend *vb)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
+	uint64_t v[UVIRTIO_MEM_MAX_REGIONS][5];
 
 	for (unsigned i = 0; i < vb->nregions; i++) {
 		const struct region *r = &vb->regions[i];
-		uint64_t v[] = { r->file_dev, r->file_ino, r->gpa, r->size, r->mmap_offset };
 
-		for (unsigned k = 0; k < sizeof(v) / sizeof(v[0]); k++)
-			for (unsigned b = 0; b < 8; b++) {
-				h ^= (v[k] >> (8 * b)) & 0xff;
-				h *= 0x100000001b3ull;
-			}
+		memcpy(v[i], (uint64_t[5]){ r->file_dev, r->file_ino, r->gpa, r->size, r->mmap_offset },
+		       sizeof(v[i]));
 	}
-	return h;
+	return crc32_ieee((const uint8_t *)v, vb->nregions * sizeof(v[0]));
 }
 
 static void unmap_region(struct region *r)

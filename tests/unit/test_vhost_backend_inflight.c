@@ -357,6 +357,16 @@ static void test_inflight_get_gives_a_zeroed_area_of_the_size_set_takes_it_ring_
 	CHECK_EQ(count_fds(), fds);
 }
 
+/* A backend on packed rings of PACKED_NUM, realized as QEMU does it; with
+ * a state file at @state_path unless NULL. */
+static int realize_packed(struct fe *f, const char *state_path)
+{
+	TRY(fe_start_state(f, true, state_path) == 0);
+	f->ring_features = PACKED_FEATURES;
+	f->ring_num = PACKED_NUM;
+	return qemu_realize(f, PF_ALL, -1);
+}
+
 static void test_inflight_packed_parts_are_32_plus_32_per_entry_and_ring_runs_in_it(void)
 {
 	int fds = count_fds(), fd = -1;
@@ -366,10 +376,7 @@ static void test_inflight_packed_parts_are_32_plus_32_per_entry_and_ring_runs_in
 	struct packed_hdr *h0;
 	struct fe f;
 
-	CHECK_EQ(fe_start(&f, true), 0);
-	f.ring_features = PACKED_FEATURES;
-	f.ring_num = PACKED_NUM;
-	CHECK_EQ(qemu_realize(&f, PF_ALL, -1), 0);
+	CHECK_EQ(realize_packed(&f, NULL), 0);
 	CHECK_EQ(fe_set_u64(&f, VHOST_USER_SET_FEATURES, NEED, PACKED_FEATURES | F_PROTO), 0);
 	/* Parts for rings of up to 16: 32 + 32 * 16 = 544, rounded to 576. */
 	CHECK_EQ(get_inflight(&f, 2, 16, &rep, &fd), 0);
@@ -517,10 +524,7 @@ static void test_inflight_packed_ring_halted_without_base_resumes_from_the_area(
 	struct vhost_user_inflight rep;
 	struct fe f;
 
-	CHECK_EQ(fe_start(&f, true), 0);
-	f.ring_features = PACKED_FEATURES;
-	f.ring_num = PACKED_NUM;
-	CHECK_EQ(qemu_realize(&f, PF_ALL, -1), 0);
+	CHECK_EQ(realize_packed(&f, NULL), 0);
 	CHECK_EQ(fe_set_u64(&f, VHOST_USER_SET_FEATURES, NEED, PACKED_FEATURES | F_PROTO), 0);
 	CHECK_EQ(get_inflight(&f, 1, 16, &rep, &fd), 0);
 	CHECK_EQ(set_inflight(&f, rep.mmap_size, 0, 1, 16, &fd, 1), 0);
@@ -544,10 +548,7 @@ static void test_inflight_packed_ring_halted_without_base_resumes_from_the_area(
 /* A packed ring started at QEMU 7.2's first base, with the state file. */
 static int start_packed_with_state(struct fe *f, const char *path)
 {
-	TRY(fe_start_state(f, true, path) == 0);
-	f->ring_features = PACKED_FEATURES;
-	f->ring_num = PACKED_NUM;
-	TRY(qemu_realize(f, PF_ALL, -1) == 0);
+	TRY(realize_packed(f, path) == 0);
 	return qemu_full_start(f, PF_ALL, 1, 0x80008000u);
 }
 
